@@ -1,0 +1,42 @@
+// The cache key contract (DESIGN §3): sha256 over the provider, the model and the request JSON
+// canonicalised per RFC 8785 with volatile fields removed.
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llm_caching {
+
+enum class Provider { openai, anthropic, gemini };
+
+/// "openai", "anthropic", "gemini".
+std::string_view to_string(Provider p) noexcept;
+/// Accepts "openai", "anthropic", "gemini" (and "google-gla", "google" for gemini); throws
+/// ConfigurationError naming the accepted values otherwise.
+Provider parse_provider(std::string_view name);
+
+struct KeyDerivation {
+  std::string hex;                   ///< lowercase sha256 hex of `material`
+  std::string material;              ///< exactly the bytes that were hashed
+  std::string canonical_request;     ///< the RFC 8785 form of the request after removals
+  std::vector<std::string> dropped;  ///< JSON pointers of removed or renumbered fields
+};
+
+/// Derives the key of a native request.
+/// `model` is the model id as sent (for Gemini it comes from the URL, not the body).
+/// `scope` partitions the cache (the gateway passes a hash of the caller's API key; empty = shared).
+KeyDerivation derive_key(Provider provider, std::string_view model,
+                         const boost::json::value& request, std::string_view scope = {});
+
+/// `llm-caching:v1:<namespace>:<hex>`; an empty namespace becomes "default".
+std::string storage_key(std::string_view namespace_, std::string_view hex);
+
+/// RFC 8785 (JSON Canonicalization Scheme) serialisation: object members sorted by UTF-16 code
+/// units, numbers in ECMAScript form, minimal string escaping. Integers beyond 2^53 are written
+/// exactly rather than rounded through a double, so distinct large seeds never share a key.
+std::string canonical_json(const boost::json::value& v);
+
+}  // namespace llm_caching

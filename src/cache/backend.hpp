@@ -1,0 +1,47 @@
+// A shared cache tier (L2): bytes in, bytes out, with a TTL. Encoded entries (core/entry.hpp) are
+// what the exchange stores; a backend never looks inside them.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace llm_caching::cache {
+
+namespace asio = boost::asio;
+
+struct BackendStats {
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;  ///< stored value bytes (approximate for remote backends)
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t writes = 0;
+  std::uint64_t evictions = 0;  ///< removed to stay under the size bound
+  std::uint64_t expired = 0;    ///< removed or skipped because their TTL passed
+  std::uint64_t errors = 0;     ///< I/O failures seen
+};
+
+/// All operations throw CacheError on an I/O failure (the tiering decides to degrade or not).
+/// Implementations must be safe to call from several threads at once.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  /// nullopt when absent or expired.
+  virtual asio::awaitable<std::optional<std::string>> get(std::string key) = 0;
+  /// ttl of zero means no expiry.
+  virtual asio::awaitable<void> put(std::string key, std::string value,
+                                    std::chrono::milliseconds ttl) = 0;
+  virtual asio::awaitable<bool> erase(std::string key) = 0;
+  /// Removes every key starting with `prefix`; returns how many.
+  virtual asio::awaitable<std::uint64_t> clear(std::string prefix) = 0;
+  /// Removes expired entries now; returns how many.
+  virtual asio::awaitable<std::uint64_t> prune() = 0;
+  virtual asio::awaitable<BackendStats> stats() = 0;
+  /// The URL it was opened with, password masked. Safe to log.
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace llm_caching::cache

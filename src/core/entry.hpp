@@ -1,0 +1,55 @@
+// The cache entry contract (DESIGN §4): a versioned, checksummed envelope; zstd above a small size.
+// Decoding never runs code and never trusts lengths it has not checked.
+#pragma once
+
+#include "llm_caching/usage.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace llm_caching::core {
+
+inline constexpr int kEntryFormatVersion = 1;
+
+struct CacheEntry {
+  std::string provider;  ///< "openai" | "anthropic" | "gemini"
+  std::string model;     ///< model id as sent
+  std::int64_t created_at_ms = 0;  ///< unix epoch milliseconds
+  std::int64_t ttl_ms = 0;         ///< 0 = no expiry
+  /// The native response body exactly as received (JSON text), so a hit replays it byte for byte.
+  std::string response;
+  /// For streamed originals: the SSE body exactly as received; empty otherwise.
+  std::string stream;
+  Usage usage;
+  std::int64_t cost_nano_usd = 0;  ///< cost of the original call
+
+  bool expired_at(std::int64_t now_ms) const noexcept {
+    return ttl_ms > 0 && now_ms >= created_at_ms + ttl_ms;
+  }
+  friend bool operator==(const CacheEntry&, const CacheEntry&) = default;
+};
+
+enum class DecodeError {
+  truncated,        ///< shorter than its header or than the length it declares
+  bad_magic,        ///< not an llm-caching entry
+  unknown_version,  ///< written by a newer (or unknown) format
+  bad_checksum,     ///< bytes changed after writing
+  bad_compression,  ///< zstd frame invalid
+  bad_payload,      ///< JSON missing fields or of the wrong types
+};
+std::string_view to_string(DecodeError e) noexcept;
+
+struct EncodeOptions {
+  /// Payloads at least this large are zstd-compressed.
+  std::size_t compress_threshold = 1024;
+  int zstd_level = 3;
+};
+
+std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts = {});
+/// Never throws for bad input, never reads out of bounds.
+std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes);
+
+}  // namespace llm_caching::core
