@@ -1,2 +1,46 @@
-#include <cstdio>
-int main() { std::puts("llm-caching " LLMC_VERSION); return 0; }
+// llm-caching: the command line. Sub-commands live in cache_commands.cpp, ask_command.cpp, ...
+#include "cli/commands.hpp"
+
+#include "llm_caching/errors.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace llm_caching;
+  CLI::App app{"llm-caching: a cache for LLM calls, with cost tracking and rate-limit handling"};
+  app.set_version_flag("--version", "llm-caching " LLMC_VERSION);
+  app.require_subcommand(1);
+  cli::GlobalOptions global;
+  app.add_option("--cache-url", global.cache_url,
+                 "Cache URL: sqlite:///abs/path.db | memory:// (default: $LLM_CACHE_REDIS_URL, "
+                 "else the embedded file under $XDG_CACHE_HOME/llm-caching/)");
+  app.add_flag("--json", global.json, "Machine-readable JSON output");
+  app.footer(
+      "Examples:\n"
+      "  llm-caching cache stats\n"
+      "  llm-caching cache key --provider openai --explain request.json\n"
+      "  llm-caching cache clear --namespace tests\n"
+      "Run 'llm-caching <command> --help' for the options and an example of each command.");
+  cli::add_cache_commands(app, global);
+
+  spdlog::set_level(spdlog::level::warn);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const CacheMissError& e) {
+    std::cerr << "llm-caching: " << e.what() << '\n';
+    return 3;
+  } catch (const ConfigurationError& e) {
+    std::cerr << "llm-caching: configuration error: " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "llm-caching: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

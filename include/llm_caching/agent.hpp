@@ -1,0 +1,144 @@
+// The library API: cached_agent_run (awaitable) and cached_agent_run_sync, after the seed's
+// `cached_agent_run(agent, prompt, task_name, ...)`.
+#pragma once
+
+#include "llm_caching/cache_mode.hpp"
+#include "llm_caching/costs.hpp"
+#include "llm_caching/expense.hpp"
+#include "llm_caching/history.hpp"
+#include "llm_caching/messages.hpp"
+#include "llm_caching/model.hpp"
+#include "llm_caching/usage.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llm_caching {
+
+/// What to call: pydantic_ai's Agent, reduced to what decides the request.
+struct Agent {
+  /// "provider:model": openai:gpt-4o-mini, anthropic:claude-3-5-haiku-latest,
+  /// google-gla:gemini-2.0-flash (also gemini:...).
+  std::string model;
+  std::string system_prompt;
+  ModelSettings settings;
+  /// Overrides the provider's base URL (else OPENAI_BASE_URL / ANTHROPIC_BASE_URL /
+  /// GEMINI_BASE_URL, else the provider's public endpoint).
+  std::string base_url;
+  /// Overrides the API key (else OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY).
+  std::string api_key;
+};
+
+/// The seed's message_converter: history items in, provider-neutral messages out.
+using MessageConverter = std::function<std::vector<ModelMessage>(const std::vector<HistoryItem>&)>;
+
+struct RunOptions {
+  std::vector<HistoryItem> transcript_history;
+  MessageConverter message_converter;  ///< empty: default_message_converter
+  ExpenseRecorder expense_recorder;
+  /// Cache URL (sqlite:///path, memory://, redis://...); empty: LLM_CACHE_REDIS_URL, else the
+  /// embedded SQLite file. Opened once per process and shared.
+  std::string redis_url;
+  std::map<std::string, ModelCosts, std::less<>> custom_costs;
+  std::chrono::milliseconds max_wait{std::chrono::seconds(10)};
+  std::chrono::milliseconds initial_wait{std::chrono::seconds(1)};
+  std::chrono::milliseconds ttl{std::chrono::hours(24 * 15)};
+  CacheMode mode = CacheMode::use;
+  std::string namespace_;
+  /// Raise CacheError when the cache backend fails, instead of calling the provider as on a miss.
+  bool strict_cache = false;
+  /// Replaces the provider transport (tests, custom clients). Empty: HTTPS to the provider.
+  std::shared_ptr<Model> model_client;
+};
+
+struct RunResult {
+  std::string output;                         ///< the answer's text
+  std::optional<boost::json::value> output_json;  ///< set for structured (typed) output
+  std::vector<ModelMessage> messages;         ///< the conversation, the answer last
+  Usage usage;
+  std::string model;                          ///< as the Agent named it
+  std::string finish_reason;
+  double cost = 0.0;                          ///< dollars billed by this run (0 on a hit)
+  std::int64_t cost_nano_usd = 0;
+  bool cache_hit = false;
+  bool coalesced = false;  ///< answered by another caller's in-flight call for the same key
+  double avoided_cost = 0.0;                  ///< on a hit: what the original call cost
+  std::int64_t avoided_cost_nano_usd = 0;
+  std::string cache_key;                      ///< storage key: llm-caching:v1:<ns>:<hex>
+};
+
+template <class T>
+struct TypedRunResult : RunResult {
+  T data{};
+};
+
+/// The seed's default conversion: {"role","content"} objects keep their role (default "user"),
+/// anything else becomes a user message with its text (structs as JSON).
+std::vector<ModelMessage> default_message_converter(const std::vector<HistoryItem>& items);
+
+/// Runs one prompt through the cache. Arguments are copied before the first suspension.
+/// Throws ConfigurationError, RateLimitError, CacheError (CacheMissError), ProviderError.
+boost::asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
+                                                   std::string_view task_name,
+                                                   RunOptions options = {});
+/// The same on its own io_context; safe to call from several threads at once.
+RunResult cached_agent_run_sync(const Agent& agent, std::string_view prompt,
+                                std::string_view task_name, RunOptions options = {});
+
+namespace detail {
+/// What typed output adds to a run: the schema sent and a validator that throws ProviderError.
+struct StructuredOutput {
+  boost::json::object schema;
+  std::string name;
+  std::function<void(const boost::json::value&)> validate;
+};
+boost::asio::awaitable<RunResult> run_structured(const Agent& agent, std::string_view prompt,
+                                                 std::string_view task_name, RunOptions options,
+                                                 StructuredOutput output);
+RunResult run_structured_sync(const Agent& agent, std::string_view prompt,
+                              std::string_view task_name, RunOptions options,
+                              StructuredOutput output);
+template <class T>
+StructuredOutput structured_output_for() {
+  return {json_schema_for<T>(), std::string(type_name_for<T>()),
+          [](const boost::json::value& v) { (void)from_json_checked<T>(v); }};
+}
+
+template <class T>
+TypedRunResult<T> make_typed(RunResult r) {
+  TypedRunResult<T> typed;
+  static_cast<RunResult&>(typed) = std::move(r);
+  typed.data = from_json_checked<T>(*typed.output_json);
+  return typed;
+}
+}  // namespace detail
+
+/// Typed output: T is a struct described with BOOST_DESCRIBE_STRUCT. Its JSON Schema is sent as
+/// the structured-output request (and is part of the key); a reply that does not fit T is a
+/// ProviderError naming the field, and is not cached.
+template <class T>
+boost::asio::awaitable<TypedRunResult<T>> cached_agent_run(const Agent& agent,
+                                                           std::string_view prompt,
+                                                           std::string_view task_name,
+                                                           RunOptions options = {}) {
+  co_return detail::make_typed<T>(co_await detail::run_structured(
+      agent, prompt, task_name, std::move(options), detail::structured_output_for<T>()));
+}
+
+template <class T>
+TypedRunResult<T> cached_agent_run_sync(const Agent& agent, std::string_view prompt,
+                                        std::string_view task_name, RunOptions options = {}) {
+  return detail::make_typed<T>(detail::run_structured_sync(
+      agent, prompt, task_name, std::move(options), detail::structured_output_for<T>()));
+}
+
+}  // namespace llm_caching

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what is missing, builds Release, runs every test.
+# Usage: scripts/test.sh [--asan]   (--asan: the Debug build with AddressSanitizer + UBSan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset=release
+[[ "${1:-}" == "--asan" ]] && preset=debug-asan
+
+scripts/install-deps.sh
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j "$(nproc)"
+ctest --preset "$preset"

@@ -1,0 +1,213 @@
+#include "llm_caching/agent.hpp"
+
+#include "agent/run.hpp"
+#include "cache/tiered_cache.hpp"
+#include "exchange/exchange.hpp"
+#include "llm_caching/errors.hpp"
+#include "providers/codec.hpp"
+#include "providers/http_model.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+namespace llm_caching {
+
+namespace agent {
+
+ModelSpec parse_model_spec(std::string_view spec) {
+  const auto colon = spec.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == spec.size()) {
+    throw ConfigurationError("model '" + std::string(spec) +
+                             "' must be written provider:model, e.g. openai:gpt-4o-mini, "
+                             "anthropic:claude-3-5-haiku-latest, google-gla:gemini-2.0-flash");
+  }
+  return {parse_provider(spec.substr(0, colon)), std::string(spec.substr(colon + 1))};
+}
+
+}  // namespace agent
+
+namespace {
+
+namespace asio = boost::asio;
+
+/// One exchange per cache: its single-flight table must be shared by every call on that cache.
+std::shared_ptr<exchange::Exchange> shared_exchange(const RunOptions& options) {
+  static std::mutex mutex;
+  static std::map<const cache::TieredCache*, std::shared_ptr<exchange::Exchange>> exchanges;
+  CacheOptions cache_options;
+  cache_options.url = options.redis_url;
+  cache_options.strict = options.strict_cache;
+  std::shared_ptr<cache::TieredCache> tiers = cache::shared_tiered_cache(cache_options);
+  std::lock_guard lock(mutex);
+  auto& slot = exchanges[tiers.get()];
+  if (!slot) slot = std::make_shared<exchange::Exchange>(tiers);
+  return slot;
+}
+
+std::string text_of(const boost::json::value& v) {
+  if (const auto* s = v.if_string()) return std::string(*s);
+  return boost::json::serialize(v);
+}
+
+providers::ChatRequest build_chat(const Agent& agent, const agent::ModelSpec& spec,
+                                  std::string_view prompt, const RunOptions& options,
+                                  const detail::StructuredOutput* output) {
+  providers::ChatRequest chat;
+  chat.model = spec.model;
+  chat.system_prompt = agent.system_prompt;
+  chat.settings = agent.settings;
+  chat.messages = options.message_converter
+                      ? options.message_converter(options.transcript_history)
+                      : default_message_converter(options.transcript_history);
+  chat.messages.push_back({"user", std::string(prompt)});
+  if (output) {
+    chat.output_schema = output->schema;
+    chat.output_schema_name = output->name;
+  }
+  return chat;
+}
+
+asio::awaitable<void> record_expense(const RunOptions& options, const Expense& expense) {
+  if (!options.expense_recorder) co_return;
+  try {
+    co_await options.expense_recorder(expense);
+  } catch (const std::exception& e) {
+    // The answer is already paid for and cached: a failing recorder must not lose it.
+    spdlog::error("expense recorder failed for task '{}' ({}): {}", expense.task_name,
+                  expense.model, e.what());
+  } catch (...) {
+    spdlog::error("expense recorder failed for task '{}' ({})", expense.task_name, expense.model);
+  }
+}
+
+asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in,
+                               std::string_view task_in, RunOptions options,
+                               std::optional<detail::StructuredOutput> output) {
+  // Own copies first: callers may pass temporaries that die after the first suspension.
+  const Agent agent = agent_in;
+  const std::string prompt(prompt_in);
+  const std::string task_name(task_in);
+  const auto started = std::chrono::steady_clock::now();
+
+  const agent::ModelSpec spec = agent::parse_model_spec(agent.model);
+  const CostTable overrides(options.custom_costs);
+  std::shared_ptr<Model> model = options.model_client;
+  if (!model) model = providers::make_http_model(spec.provider, agent.base_url, agent.api_key);
+
+  providers::ChatRequest chat = build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
+  exchange::ExchangeRequest request;
+  request.native.provider = spec.provider;
+  request.native.model = spec.model;
+  request.native.body = providers::build_request(spec.provider, chat);
+  request.namespace_ = options.namespace_;
+  request.mode = options.mode;
+  request.ttl = options.ttl;
+  request.retry.initial_wait = options.initial_wait;
+  request.retry.max_wait = options.max_wait;
+  request.overrides = options.custom_costs.empty() ? nullptr : &overrides;
+  if (output) {
+    request.validate = [&output, provider = spec.provider](const core::CacheEntry& entry) {
+      const auto parsed = providers::parse_response(provider, entry.response, true);
+      output->validate(*parsed.output_json);
+    };
+  }
+
+  auto exchange = shared_exchange(options);
+  const exchange::ExchangeResult exchanged = co_await exchange->run(*model, std::move(request));
+
+  const providers::ChatResponse parsed =
+      providers::parse_response(spec.provider, exchanged.entry->response, output.has_value());
+  RunResult result;
+  result.output = parsed.text;
+  result.output_json = parsed.output_json;
+  result.finish_reason = parsed.finish_reason;
+  result.messages = std::move(chat.messages);
+  result.messages.push_back({"assistant", parsed.output_json ? boost::json::serialize(*parsed.output_json) : parsed.text});
+  result.usage = exchanged.entry->usage;
+  if (exchanged.cache_hit || exchanged.coalesced) result.usage.requests = 0;
+  result.model = agent.model;
+  result.cost_nano_usd = exchanged.cost_nano_usd;
+  result.cost = nano_usd_to_dollars(result.cost_nano_usd);
+  result.cache_hit = exchanged.cache_hit;
+  result.coalesced = exchanged.coalesced;
+  result.avoided_cost_nano_usd = exchanged.avoided_nano_usd;
+  result.avoided_cost = nano_usd_to_dollars(result.avoided_cost_nano_usd);
+  result.cache_key = exchanged.storage_key;
+
+  Expense expense{result.model,
+                  task_name,
+                  result.usage,
+                  result.cost,
+                  result.avoided_cost,
+                  result.cost_nano_usd,
+                  result.avoided_cost_nano_usd,
+                  result.cache_hit || result.coalesced,
+                  result.cache_key,
+                  std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started)};
+  co_await record_expense(options, expense);
+  co_return result;
+}
+
+template <class Awaitable>
+RunResult run_on_own_context(Awaitable awaitable) {
+  asio::io_context context(1);
+  auto future = asio::co_spawn(context, std::move(awaitable), asio::use_future);
+  context.run();
+  return future.get();
+}
+
+}  // namespace
+
+std::vector<ModelMessage> default_message_converter(const std::vector<HistoryItem>& items) {
+  std::vector<ModelMessage> out;
+  out.reserve(items.size());
+  for (const HistoryItem& item : items) {
+    const boost::json::value& v = item.value();
+    if (const auto* obj = v.if_object()) {
+      const auto* role = obj->if_contains("role");
+      const auto* content = obj->if_contains("content");
+      out.push_back({role && role->is_string() ? std::string(role->get_string()) : "user",
+                     content ? text_of(*content) : std::string()});
+    } else {
+      out.push_back({"user", text_of(v)});
+    }
+  }
+  return out;
+}
+
+asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
+                                            std::string_view task_name, RunOptions options) {
+  co_return co_await run(agent, prompt, task_name, std::move(options), std::nullopt);
+}
+
+RunResult cached_agent_run_sync(const Agent& agent, std::string_view prompt,
+                                std::string_view task_name, RunOptions options) {
+  return run_on_own_context(run(agent, prompt, task_name, std::move(options), std::nullopt));
+}
+
+namespace detail {
+
+asio::awaitable<RunResult> run_structured(const Agent& agent, std::string_view prompt,
+                                          std::string_view task_name, RunOptions options,
+                                          StructuredOutput output) {
+  co_return co_await run(agent, prompt, task_name, std::move(options), std::move(output));
+}
+
+RunResult run_structured_sync(const Agent& agent, std::string_view prompt,
+                              std::string_view task_name, RunOptions options,
+                              StructuredOutput output) {
+  return run_on_own_context(
+      run(agent, prompt, task_name, std::move(options), std::move(output)));
+}
+
+}  // namespace detail
+
+}  // namespace llm_caching

@@ -1,0 +1,229 @@
+// llm-caching cache stats | get | rm | clear | prune | key
+#include "cli/commands.hpp"
+#include "cli/sync.hpp"
+
+#include "cache/tiered_cache.hpp"
+#include "core/entry.hpp"
+#include "llm_caching/cache_key.hpp"
+#include "llm_caching/cache_options.hpp"
+#include "llm_caching/costs.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+
+namespace llm_caching::cli {
+
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kKeyPrefix = "llm-caching:v1:";
+
+std::shared_ptr<cache::TieredCache> open_cache(const GlobalOptions& global) {
+  CacheOptions options;
+  options.url = global.cache_url;
+  options.strict = true;  // at a terminal, a failing backend is an error, not a silent miss
+  return cache::shared_tiered_cache(options);
+}
+
+std::string read_input(const std::string& path) {
+  if (path == "-") {
+    return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigurationError("cannot read '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// A full storage key, or a bare 64-hex digest completed with --namespace.
+std::string resolve_key(const std::string& key, const std::string& ns) {
+  if (key.starts_with(kKeyPrefix)) return key;
+  if (key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    return storage_key(ns, key);
+  }
+  throw ConfigurationError("'" + key +
+                           "' is neither a storage key (llm-caching:v1:<namespace>:<hex>) nor a "
+                           "64-character lowercase hex digest");
+}
+
+std::string format_time_ms(std::int64_t ms) {
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
+  json::object out;
+  out["key"] = key;
+  out["provider"] = e.provider;
+  out["model"] = e.model;
+  out["created_at"] = format_time_ms(e.created_at_ms);
+  out["expires_at"] = e.ttl_ms > 0 ? json::value(format_time_ms(e.created_at_ms + e.ttl_ms))
+                                   : json::value(nullptr);
+  out["usage"] = {{"input_tokens", e.usage.input_tokens},
+                  {"output_tokens", e.usage.output_tokens},
+                  {"cache_write_tokens", e.usage.cache_write_tokens},
+                  {"cache_read_tokens", e.usage.cache_read_tokens}};
+  out["cost_usd"] = nano_usd_to_dollars(e.cost_nano_usd);
+  out["cost_nano_usd"] = e.cost_nano_usd;
+  out["streamed"] = !e.stream.empty();
+  boost::system::error_code ec;
+  json::value response = json::parse(e.response, ec);
+  out["response"] = ec ? json::value(e.response) : std::move(response);
+  return out;
+}
+
+void print_stats(const cache::TieredStats& s, const std::string& where, bool as_json) {
+  if (as_json) {
+    json::object o{{"backend", where},
+                   {"entries", s.l2.entries},
+                   {"bytes", s.l2.bytes},
+                   {"l1_entries", s.l1_entries},
+                   {"l1_bytes", s.l1_bytes},
+                   {"evictions", s.l2.evictions},
+                   {"expired", s.l2.expired},
+                   {"corrupt", s.corrupt},
+                   {"backend_errors", s.backend_errors}};
+    std::cout << json::serialize(o) << '\n';
+    return;
+  }
+  fmt::print("backend:   {}\n", where);
+  fmt::print("entries:   {}\n", s.l2.entries);
+  fmt::print("bytes:     {}\n", s.l2.bytes);
+  fmt::print("evictions: {}\n", s.l2.evictions);
+  fmt::print("expired:   {}\n", s.l2.expired);
+}
+
+void add_key_command(CLI::App& cache_cmd) {
+  struct KeyArgs {
+    std::string provider, model, ns, scope, file;
+    bool explain = false;
+  };
+  auto args = std::make_shared<KeyArgs>();
+  CLI::App* key = cache_cmd.add_subcommand(
+      "key", "Print the cache key of a native request (the answer to \"why did this miss?\")");
+  key->add_option("--provider", args->provider, "openai | anthropic | gemini")->required();
+  key->add_option("--model", args->model,
+                  "Model id as sent (default: the request's \"model\"; required for gemini, "
+                  "whose model is in the URL)");
+  key->add_option("--namespace", args->ns, "Namespace part of the storage key");
+  key->add_option("--scope", args->scope, "Tenant scope (the gateway's hash of the caller's key)");
+  key->add_flag("--explain", args->explain,
+                "Also print the canonical material and which fields were dropped");
+  key->add_option("FILE", args->file, "Request JSON file, or - for standard input")->required();
+  key->footer(
+      "Example:\n  echo '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":"
+      "\"Hi\"}],\"stream\":true}' | llm-caching cache key --provider openai --explain -");
+  key->callback([args] {
+    const Provider provider = parse_provider(args->provider);
+    const std::string text = read_input(args->file);
+    boost::system::error_code ec;
+    json::value request = json::parse(text, ec);
+    if (ec) {
+      throw ConfigurationError(fmt::format("'{}' is not valid JSON: {}", args->file, ec.message()));
+    }
+    std::string model = args->model;
+    if (model.empty() && request.is_object()) {
+      if (const auto* m = request.as_object().if_contains("model"); m && m->is_string()) {
+        model = std::string(m->get_string());
+      }
+    }
+    if (model.empty()) {
+      throw ConfigurationError("no model: pass --model (the request has no \"model\" string)");
+    }
+    const KeyDerivation d = derive_key(provider, model, request, args->scope);
+    std::cout << storage_key(args->ns, d.hex) << '\n';
+    if (args->explain) {
+      std::cout << "provider: " << to_string(provider) << "\nmodel:    " << model
+                << "\nscope:    " << (args->scope.empty() ? "(shared)" : args->scope)
+                << "\nsha256:   " << d.hex << "\ndropped:  ";
+      if (d.dropped.empty()) std::cout << "(nothing)";
+      for (std::size_t i = 0; i < d.dropped.size(); ++i) {
+        std::cout << (i ? ", " : "") << d.dropped[i];
+      }
+      std::cout << "\ncanonical request:\n" << d.canonical_request << '\n';
+    }
+  });
+}
+
+}  // namespace
+
+void add_cache_commands(CLI::App& app, GlobalOptions& global) {
+  CLI::App* cache_cmd = app.add_subcommand("cache", "Inspect and maintain the cache");
+  cache_cmd->require_subcommand(1);
+  cache_cmd->footer(
+      "Examples:\n"
+      "  llm-caching cache stats\n"
+      "  llm-caching --cache-url sqlite:///tmp/llm.db cache stats --json\n"
+      "  llm-caching cache get llm-caching:v1:default:<hex>\n"
+      "  llm-caching cache rm <hex> --namespace tests\n"
+      "  llm-caching cache clear --namespace tests\n"
+      "  llm-caching cache prune\n"
+      "  llm-caching cache key --provider openai --explain request.json");
+
+  CLI::App* stats = cache_cmd->add_subcommand("stats", "Entries, bytes and counters of the cache");
+  stats->footer("Example:\n  llm-caching cache stats --json");
+  stats->callback([&global] {
+    auto tiers = open_cache(global);
+    print_stats(run_sync(tiers->stats()), tiers->describe(), global.json);
+  });
+
+  auto key_arg = std::make_shared<std::string>();
+  auto ns_arg = std::make_shared<std::string>();
+  CLI::App* get = cache_cmd->add_subcommand("get", "Print one entry as JSON");
+  get->add_option("KEY", *key_arg, "Storage key, or its 64-hex digest")->required();
+  get->add_option("--namespace", *ns_arg, "Namespace when KEY is a bare digest");
+  get->footer("Example:\n  llm-caching cache get llm-caching:v1:default:3f2a...");
+  get->callback([&global, key_arg, ns_arg] {
+    const std::string key = resolve_key(*key_arg, *ns_arg);
+    auto entry = run_sync(open_cache(global)->get(key, std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch()).count()));
+    if (!entry) throw CacheMissError("no entry for " + key);
+    std::cout << json::serialize(entry_to_json(key, *entry)) << '\n';
+  });
+
+  CLI::App* rm = cache_cmd->add_subcommand("rm", "Delete one entry");
+  rm->add_option("KEY", *key_arg, "Storage key, or its 64-hex digest")->required();
+  rm->add_option("--namespace", *ns_arg, "Namespace when KEY is a bare digest");
+  rm->footer("Example:\n  llm-caching cache rm llm-caching:v1:default:3f2a...");
+  rm->callback([&global, key_arg, ns_arg] {
+    const std::string key = resolve_key(*key_arg, *ns_arg);
+    if (!run_sync(open_cache(global)->erase(key))) throw CacheMissError("no entry for " + key);
+    std::cout << "removed " << key << '\n';
+  });
+
+  auto clear_ns = std::make_shared<std::string>();
+  CLI::App* clear = cache_cmd->add_subcommand("clear", "Delete every entry (or one namespace's)");
+  clear->add_option("--namespace", *clear_ns, "Only this namespace");
+  clear->footer("Example:\n  llm-caching cache clear --namespace tests");
+  clear->callback([&global, clear_ns] {
+    std::string prefix(kKeyPrefix);
+    if (!clear_ns->empty()) prefix = storage_key(*clear_ns, "");
+    const auto removed = run_sync(open_cache(global)->clear(prefix));
+    std::cout << "removed " << removed << " entries\n";
+  });
+
+  CLI::App* prune = cache_cmd->add_subcommand("prune", "Delete expired entries now");
+  prune->footer("Example:\n  llm-caching cache prune");
+  prune->callback([&global] {
+    const auto removed = run_sync(open_cache(global)->prune());
+    std::cout << "removed " << removed << " expired entries\n";
+  });
+
+  add_key_command(*cache_cmd);
+}
+
+}  // namespace llm_caching::cli

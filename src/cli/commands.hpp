@@ -1,0 +1,18 @@
+// Sub-command registration for the llm-caching CLI. Each adds its sub-commands to the app and
+// sets the callback that runs them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace llm_caching::cli {
+
+struct GlobalOptions {
+  std::string cache_url;  ///< --cache-url, else LLM_CACHE_REDIS_URL, else the embedded file
+  bool json = false;      ///< --json: machine-readable output
+};
+
+void add_cache_commands(CLI::App& app, GlobalOptions& global);
+
+}  // namespace llm_caching::cli

@@ -1,0 +1,81 @@
+// The one path every call takes (DESIGN §2): key -> tiers -> single-flight -> provider call with
+// retry -> cost -> store. The only part that knows both the cache and the providers.
+#pragma once
+
+#include "cache/tiered_cache.hpp"
+#include "core/entry.hpp"
+#include "core/retry.hpp"
+#include "llm_caching/cache_mode.hpp"
+#include "llm_caching/costs.hpp"
+#include "llm_caching/model.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace llm_caching::exchange {
+
+namespace asio = boost::asio;
+
+struct ExchangeRequest {
+  NativeRequest native;
+  std::string namespace_;
+  std::string scope;  ///< tenant partition (gateway: hash of the caller's key); empty = shared
+  CacheMode mode = CacheMode::use;
+  std::chrono::milliseconds ttl{std::chrono::hours(24 * 15)};
+  core::RetryOptions retry;
+  /// Prices: `overrides` first (per-call custom costs), then `costs` (null: the defaults). The
+  /// model must be in one of them; that is checked before any I/O.
+  const CostTable* costs = nullptr;
+  const CostTable* overrides = nullptr;
+  /// Extra check of a successful answer before it is stored (typed output); throws to refuse it,
+  /// and then nothing is cached.
+  std::function<void(const core::CacheEntry&)> validate;
+  /// Deterministic jitter for tests.
+  std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
+};
+
+struct ExchangeResult {
+  std::shared_ptr<const core::CacheEntry> entry;
+  std::string storage_key;
+  bool cache_hit = false;
+  bool coalesced = false;
+  std::int64_t cost_nano_usd = 0;     ///< billed by this call (0 on a hit or when coalesced)
+  std::int64_t avoided_nano_usd = 0;  ///< the original cost, on a hit or when coalesced
+  int attempts = 0;                   ///< provider attempts made by this call
+};
+
+/// Milliseconds since the epoch; injectable for tests.
+using Clock = std::function<std::int64_t()>;
+std::int64_t system_now_ms();
+
+class Exchange {
+ public:
+  explicit Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock = system_now_ms);
+  ~Exchange();
+
+  /// Throws ConfigurationError (no price), CacheMissError (replay_only miss), CacheError
+  /// (strict backend failure), RateLimitError, ProviderError.
+  asio::awaitable<ExchangeResult> run(Model& model, ExchangeRequest request);
+
+  cache::TieredCache& cache() noexcept { return *cache_; }
+
+ private:
+  struct Flight;
+  asio::awaitable<ExchangeResult> lead(Model& model, const ExchangeRequest& request,
+                                       const std::string& key, const ModelCosts& price);
+  asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
+      Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts);
+
+  std::shared_ptr<cache::TieredCache> cache_;
+  Clock clock_;
+  std::mutex flights_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+};
+
+}  // namespace llm_caching::exchange

@@ -1,0 +1,376 @@
+// The library API over the exchange, with a scripted model (no sockets).
+#include "llm_caching/agent.hpp"
+#include "llm_caching/errors.hpp"
+
+#include "support/scripted_model.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/describe.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace llm_caching {
+namespace {
+
+using testing::ScriptedModel;
+using namespace std::chrono_literals;
+
+// Each test gets its own namespace in one shared in-memory cache.
+std::string unique_namespace() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::string(info->test_suite_name()) + "." + info->name();
+}
+
+struct AgentRunTest : ::testing::Test {
+  std::shared_ptr<ScriptedModel> model = std::make_shared<ScriptedModel>();
+  Agent agent{.model = "openai:my-custom-model", .system_prompt = "Be brief."};
+
+  RunOptions options() {
+    RunOptions o;
+    o.redis_url = "memory://";
+    o.namespace_ = unique_namespace();
+    o.model_client = model;
+    // The seed README's custom costs: $1 / $2 / $0.5 / $0.1 per million tokens.
+    o.custom_costs["my-custom-model"] = ModelCosts{1.0, 2.0, 0.5, 0.1};
+    o.initial_wait = 1ms;
+    o.max_wait = 200ms;
+    return o;
+  }
+};
+
+// ScriptedModel usage: 1000 prompt tokens of which 400 cached, 200 completion tokens.
+// input 600 x 1000 + output 200 x 2000 + cache read 400 x 100 = 1,040,000 nano-USD.
+constexpr std::int64_t kCallNano = 1'040'000;
+
+TEST_F(AgentRunTest, MissThenHitCallsTheModelOnce) {
+  RunResult first = cached_agent_run_sync(agent, "Hello", "chat", options());
+  EXPECT_FALSE(first.cache_hit);
+  EXPECT_EQ(first.output, ScriptedModel::answer_text("Hello"));
+  EXPECT_EQ(first.cost_nano_usd, kCallNano);
+  EXPECT_DOUBLE_EQ(first.cost, 0.00104);
+  EXPECT_EQ(first.usage.input_tokens, 600);
+  EXPECT_EQ(first.usage.cache_read_tokens, 400);
+  EXPECT_EQ(first.usage.output_tokens, 200);
+  EXPECT_EQ(first.usage.requests, 1);
+
+  RunResult second = cached_agent_run_sync(agent, "Hello", "chat", options());
+  EXPECT_TRUE(second.cache_hit);
+  EXPECT_EQ(second.output, first.output);
+  EXPECT_EQ(second.cost_nano_usd, 0);
+  EXPECT_EQ(second.avoided_cost_nano_usd, kCallNano);
+  EXPECT_EQ(second.usage.requests, 0);
+  EXPECT_EQ(second.cache_key, first.cache_key);
+  EXPECT_TRUE(second.cache_key.starts_with("llm-caching:v1:" + unique_namespace() + ":"));
+  EXPECT_EQ(model->calls(), 1);
+}
+
+TEST_F(AgentRunTest, MessagesHoldTheConversationWithTheAnswerLast) {
+  RunOptions o = options();
+  o.transcript_history = {boost::json::object{{"role", "assistant"}, {"content", "Earlier."}},
+                          std::string("plain text turn")};
+  RunResult r = cached_agent_run_sync(agent, "Now?", "chat", o);
+  ASSERT_EQ(r.messages.size(), 4u);
+  EXPECT_EQ(r.messages[0], (ModelMessage{"assistant", "Earlier."}));
+  EXPECT_EQ(r.messages[1], (ModelMessage{"user", "plain text turn"}));
+  EXPECT_EQ(r.messages[2], (ModelMessage{"user", "Now?"}));
+  EXPECT_EQ(r.messages[3], (ModelMessage{"assistant", ScriptedModel::answer_text("Now?")}));
+}
+
+TEST_F(AgentRunTest, RefreshCallsAgainAndStores) {
+  cached_agent_run_sync(agent, "Hi", "t", options());
+  RunOptions refresh = options();
+  refresh.mode = CacheMode::refresh;
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", refresh).cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+  EXPECT_TRUE(cached_agent_run_sync(agent, "Hi", "t", options()).cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+}
+
+TEST_F(AgentRunTest, BypassNeitherReadsNorWrites) {
+  RunOptions bypass = options();
+  bypass.mode = CacheMode::bypass;
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", bypass).cache_hit);
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", bypass).cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", options()).cache_hit);  // nothing stored
+  EXPECT_EQ(model->calls(), 3);
+}
+
+TEST_F(AgentRunTest, ReadOnlyReadsButNeverWrites) {
+  RunOptions read_only = options();
+  read_only.mode = CacheMode::read_only;
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", read_only).cache_hit);
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", read_only).cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+  cached_agent_run_sync(agent, "Hi", "t", options());
+  EXPECT_TRUE(cached_agent_run_sync(agent, "Hi", "t", read_only).cache_hit);
+  EXPECT_EQ(model->calls(), 3);
+}
+
+TEST_F(AgentRunTest, ReplayOnlyMissRaisesWithoutCallingTheModel) {
+  RunOptions replay = options();
+  replay.mode = CacheMode::replay_only;
+  try {
+    cached_agent_run_sync(agent, "Hi", "t", replay);
+    FAIL() << "expected CacheMissError";
+  } catch (const CacheMissError& e) {
+    EXPECT_NE(std::string(e.what()).find("replay_only"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(model->calls(), 0);
+  cached_agent_run_sync(agent, "Hi", "t", options());
+  EXPECT_TRUE(cached_agent_run_sync(agent, "Hi", "t", replay).cache_hit);
+}
+
+TEST_F(AgentRunTest, ExpiredEntryIsAMiss) {
+  RunOptions short_ttl = options();
+  short_ttl.ttl = 20ms;
+  cached_agent_run_sync(agent, "Hi", "t", short_ttl);
+  std::this_thread::sleep_for(60ms);
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", short_ttl).cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+}
+
+TEST_F(AgentRunTest, SettingsAndSystemPromptArePartOfTheKey) {
+  RunResult a = cached_agent_run_sync(agent, "Hi", "t", options());
+  Agent warmer = agent;
+  warmer.settings.temperature = 0.7;
+  RunResult b = cached_agent_run_sync(warmer, "Hi", "t", options());
+  Agent other_system = agent;
+  other_system.system_prompt = "Be verbose.";
+  RunResult c = cached_agent_run_sync(other_system, "Hi", "t", options());
+  EXPECT_NE(a.cache_key, b.cache_key);
+  EXPECT_NE(a.cache_key, c.cache_key);
+  EXPECT_EQ(model->calls(), 3);
+}
+
+TEST_F(AgentRunTest, RecorderGetsCostOnMissAndZeroOnHit) {
+  struct Call {
+    std::string model, task;
+    double cost;
+  };
+  std::vector<Call> calls;
+  RunOptions o = options();
+  o.expense_recorder = [&calls](std::string model, std::string task,
+                                double cost) -> boost::asio::awaitable<void> {
+    calls.push_back({model, task, cost});
+    co_return;
+  };
+  cached_agent_run_sync(agent, "Hi", "summarise", o);
+  cached_agent_run_sync(agent, "Hi", "summarise", o);
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].model, "openai:my-custom-model");
+  EXPECT_EQ(calls[0].task, "summarise");
+  EXPECT_DOUBLE_EQ(calls[0].cost, 0.00104);
+  EXPECT_DOUBLE_EQ(calls[1].cost, 0.0);
+}
+
+TEST_F(AgentRunTest, ExpenseRecordOverloadSeesHitAndAvoidedCost) {
+  std::vector<Expense> seen;
+  RunOptions o = options();
+  o.expense_recorder = [&seen](const Expense& e) { seen.push_back(e); };  // a plain callback
+  RunResult miss = cached_agent_run_sync(agent, "Hi", "t", o);
+  cached_agent_run_sync(agent, "Hi", "t", o);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_FALSE(seen[0].cache_hit);
+  EXPECT_EQ(seen[0].cost_nano_usd, kCallNano);
+  EXPECT_EQ(seen[0].cache_key, miss.cache_key);
+  EXPECT_EQ(seen[0].usage.requests, 1);
+  EXPECT_TRUE(seen[1].cache_hit);
+  EXPECT_EQ(seen[1].cost_nano_usd, 0);
+  EXPECT_EQ(seen[1].avoided_cost_nano_usd, kCallNano);
+}
+
+TEST_F(AgentRunTest, ThrowingRecorderDoesNotLoseTheResult) {
+  RunOptions o = options();
+  o.expense_recorder = [](std::string, std::string, double) {
+    throw std::runtime_error("ledger is down");
+  };
+  RunResult r = cached_agent_run_sync(agent, "Hi", "t", o);
+  EXPECT_EQ(r.output, ScriptedModel::answer_text("Hi"));
+  EXPECT_TRUE(cached_agent_run_sync(agent, "Hi", "t", options()).cache_hit);
+}
+
+TEST_F(AgentRunTest, RateLimitedTwiceThenSucceeds) {
+  model->script({429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})", false,
+                 5ms});
+  model->script({429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})", false,
+                 5ms});
+  RunResult r = cached_agent_run_sync(agent, "Hi", "t", options());
+  EXPECT_EQ(r.output, ScriptedModel::answer_text("Hi"));
+  EXPECT_EQ(model->calls(), 3);
+}
+
+TEST_F(AgentRunTest, RateLimitBeyondMaxWaitRaisesWithAttemptsAndWaited) {
+  for (int i = 0; i < 10; ++i) {
+    model->script({429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})",
+                   false, 40ms});
+  }
+  RunOptions o = options();
+  o.max_wait = 100ms;
+  try {
+    cached_agent_run_sync(agent, "Hi", "t", o);
+    FAIL() << "expected RateLimitError";
+  } catch (const RateLimitError& e) {
+    EXPECT_EQ(e.attempts(), 3);  // waits of 40 + 40 ms fit in 100 ms, a third would not
+    EXPECT_EQ(e.waited(), 80ms);
+    EXPECT_EQ(e.last_retry_after(), 40ms);
+  }
+  EXPECT_EQ(model->calls(), 3);
+}
+
+TEST_F(AgentRunTest, ClientErrorIsAProviderErrorAndNotRetried) {
+  model->script({400, R"({"error":{"message":"bad temperature","type":"invalid_request_error"}})"});
+  try {
+    cached_agent_run_sync(agent, "Hi", "t", options());
+    FAIL() << "expected ProviderError";
+  } catch (const ProviderError& e) {
+    EXPECT_EQ(e.http_status(), 400);
+    EXPECT_EQ(e.error_type(), "invalid_request_error");
+    EXPECT_NE(std::string(e.what()).find("bad temperature"), std::string::npos);
+  }
+  EXPECT_EQ(model->calls(), 1);
+}
+
+TEST_F(AgentRunTest, GarbageAnswerIsAProviderErrorAndIsNotCached) {
+  model->script({200, "this is not json"});
+  EXPECT_THROW(cached_agent_run_sync(agent, "Hi", "t", options()), ProviderError);
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", options()).cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+}
+
+TEST_F(AgentRunTest, UnpricedModelIsAConfigurationErrorBeforeAnyCall) {
+  Agent unknown{.model = "openai:no-such-model-2031"};
+  try {
+    cached_agent_run_sync(unknown, "Hi", "t", options());
+    FAIL() << "expected ConfigurationError";
+  } catch (const ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-model-2031"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(model->calls(), 0);
+}
+
+TEST_F(AgentRunTest, MalformedModelSpecNamesTheForm) {
+  Agent bad{.model = "gpt-4o-mini"};
+  try {
+    cached_agent_run_sync(bad, "Hi", "t", options());
+    FAIL();
+  } catch (const ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("provider:model"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(AgentRunTest, HundredConcurrentRunsShareOneCallAndOneAnswer) {
+  model->set_delay(30ms);
+  boost::asio::io_context context;
+  std::vector<std::future<RunResult>> results;
+  const RunOptions o = options();
+  for (int i = 0; i < 100; ++i) {
+    results.push_back(boost::asio::co_spawn(context, cached_agent_run(agent, "Same", "t", o),
+                                            boost::asio::use_future));
+  }
+  context.run();
+  int billed = 0;
+  for (auto& f : results) {
+    RunResult r = f.get();
+    EXPECT_EQ(r.output, ScriptedModel::answer_text("Same"));
+    if (r.cost_nano_usd > 0) ++billed;
+  }
+  EXPECT_EQ(model->calls(), 1);
+  EXPECT_EQ(billed, 1);  // the others were coalesced and billed 0
+}
+
+TEST_F(AgentRunTest, SyncApiFromEightThreads) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        const std::string prompt = "p" + std::to_string(i % 5);
+        RunResult r = cached_agent_run_sync(agent, prompt, "t", options());
+        if (r.output == ScriptedModel::answer_text(prompt)) ++ok;
+      }
+      (void)t;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 160);
+  EXPECT_GE(model->calls(), 5);
+  EXPECT_LE(model->calls(), 8 * 5);  // never more than one call per prompt per thread
+}
+
+// Typed output, as the seed's pydantic models.
+enum class Mood { happy, sad };
+BOOST_DESCRIBE_ENUM(Mood, happy, sad)
+struct UserProfile {
+  std::string name;
+  int age = 0;
+  std::vector<std::string> interests;
+  Mood mood = Mood::happy;
+};
+BOOST_DESCRIBE_STRUCT(UserProfile, (), (name, age, interests, mood))
+
+TEST_F(AgentRunTest, TypedOutputRoundTrip) {
+  model->set_structured_answer(
+      R"({"name":"John Doe","age":30,"interests":["AI","C++"],"mood":"sad"})");
+  auto r = cached_agent_run_sync<UserProfile>(agent, "Make a profile", "profile", options());
+  EXPECT_EQ(r.data.name, "John Doe");
+  EXPECT_EQ(r.data.age, 30);
+  EXPECT_EQ(r.data.interests, (std::vector<std::string>{"AI", "C++"}));
+  EXPECT_EQ(r.data.mood, Mood::sad);
+  auto again = cached_agent_run_sync<UserProfile>(agent, "Make a profile", "profile", options());
+  EXPECT_TRUE(again.cache_hit);
+  EXPECT_EQ(again.data.name, "John Doe");
+  EXPECT_EQ(model->calls(), 1);
+  // The schema is part of the key: the same prompt as plain text is another entry.
+  EXPECT_NE(cached_agent_run_sync(agent, "Make a profile", "profile", options()).cache_key,
+            r.cache_key);
+}
+
+TEST_F(AgentRunTest, TypedOutputThatDoesNotFitIsAnErrorAndNotCached) {
+  model->set_structured_answer(R"({"name":"John","age":"thirty","interests":[],"mood":"happy"})");
+  try {
+    cached_agent_run_sync<UserProfile>(agent, "Make a profile", "profile", options());
+    FAIL() << "expected ProviderError";
+  } catch (const ProviderError& e) {
+    EXPECT_NE(std::string(e.what()).find("age"), std::string::npos) << e.what();
+  }
+  model->set_structured_answer(R"({"name":"John","age":31,"interests":[],"mood":"happy"})");
+  auto r = cached_agent_run_sync<UserProfile>(agent, "Make a profile", "profile", options());
+  EXPECT_FALSE(r.cache_hit);
+  EXPECT_EQ(r.data.age, 31);
+  EXPECT_EQ(model->calls(), 2);
+}
+
+TEST_F(AgentRunTest, DescribedStructInHistoryIsSentAsJson) {
+  UserProfile profile{"John Doe", 30, {"AI", "Python", "Machine Learning"}, Mood::happy};
+  RunOptions o = options();
+  o.transcript_history = {profile};
+  RunResult r = cached_agent_run_sync(agent, "Analyze this profile", "profile_analysis", o);
+  ASSERT_GE(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0].role, "user");
+  EXPECT_EQ(r.messages[0].content,
+            R"({"name":"John Doe","age":30,"interests":["AI","Python","Machine Learning"],"mood":"happy"})");
+}
+
+TEST_F(AgentRunTest, CustomMessageConverterIsUsed) {
+  RunOptions o = options();
+  o.transcript_history = {std::string("a"), std::string("b")};
+  o.message_converter = [](const std::vector<HistoryItem>& items) {
+    std::vector<ModelMessage> out;
+    for (const auto& item : items) {
+      out.push_back({"assistant", "converted " + std::string(item.value().as_string())});
+    }
+    return out;
+  };
+  RunResult r = cached_agent_run_sync(agent, "Q", "t", o);
+  EXPECT_EQ(r.messages[0], (ModelMessage{"assistant", "converted a"}));
+  EXPECT_EQ(r.messages[1], (ModelMessage{"assistant", "converted b"}));
+}
+
+}  // namespace
+}  // namespace llm_caching
