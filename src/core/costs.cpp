@@ -59,20 +59,25 @@ bool is_valid_rate(double rate) {
   return rate >= 0.0 && rate <= kMaxRatePerMillion;
 }
 
-void check_rate(std::string_view model, std::string_view field, double rate) {
+// `subject` says whose price it is, e.g. "price for model 'gpt-4o'".
+void check_rate(std::string_view subject, std::string_view field, double rate) {
   if (!is_valid_rate(rate)) {
     throw ConfigurationError(
-        fmt::format("price for model '{}': {} must be between 0 and {} USD "
-                    "per million tokens, got {}",
-                    printable(model), field, kMaxRatePerMillion, rate));
+        fmt::format("{}: {} must be between 0 and {} USD per million tokens, got {}", subject,
+                    field, kMaxRatePerMillion, rate));
   }
 }
 
+std::string model_subject(std::string_view model) {
+  return fmt::format("price for model '{}'", printable(model));
+}
+
 void validate_costs(std::string_view model, const ModelCosts& costs) {
-  check_rate(model, "input", costs.cost_per_million_input_tokens);
-  check_rate(model, "output", costs.cost_per_million_output_tokens);
-  check_rate(model, "cache_write", costs.cost_per_million_caching_input_tokens);
-  check_rate(model, "cache_read", costs.cost_per_million_caching_hit_tokens);
+  const std::string subject = model_subject(model);
+  check_rate(subject, "input", costs.cost_per_million_input_tokens);
+  check_rate(subject, "output", costs.cost_per_million_output_tokens);
+  check_rate(subject, "cache_write", costs.cost_per_million_caching_input_tokens);
+  check_rate(subject, "cache_read", costs.cost_per_million_caching_hit_tokens);
   const std::array<std::pair<const char*, const std::optional<double>*>, 4> tier_rates{{
       {"input_above", &costs.cost_per_million_input_tokens_above},
       {"output_above", &costs.cost_per_million_output_tokens_above},
@@ -82,7 +87,7 @@ void validate_costs(std::string_view model, const ModelCosts& costs) {
   bool any_tier_rate = false;
   for (const auto& [field, rate] : tier_rates) {
     if (rate->has_value()) {
-      check_rate(model, field, **rate);
+      check_rate(subject, field, **rate);
       any_tier_rate = true;
     }
   }
@@ -213,7 +218,7 @@ double rate_value(std::string_view model, std::string_view field, const json::va
         fmt::format("price for model '{}': {} must be a number", printable(model), field));
   }
   const double rate = value.to_number<double>();
-  check_rate(model, field, rate);
+  check_rate(model_subject(model), field, rate);
   return rate;
 }
 
@@ -524,23 +529,27 @@ struct PicoRates {  // pico-USD per token
   std::int64_t input, output, cache_write, cache_read;
 };
 
-std::int64_t pico_per_token(double usd_per_million) {
-  check_rate("(cost_nano_usd)", "rate", usd_per_million);
+std::int64_t pico_per_token(std::string_view field, double usd_per_million) {
+  check_rate("cost_nano_usd", field, usd_per_million);
   return std::llround(usd_per_million * 1e6);
 }
 
 PicoRates applicable_rates(const ModelCosts& costs, Int128 total_input_tokens) {
   const bool above =
       costs.tier_threshold_tokens && total_input_tokens > *costs.tier_threshold_tokens;
-  const auto pick = [above](double base, const std::optional<double>& tier) {
-    return pico_per_token(above && tier ? *tier : base);
+  const auto pick = [above](std::string_view field, double base,
+                            const std::optional<double>& tier) {
+    return above && tier ? pico_per_token(std::string(field) + "_above", *tier)
+                         : pico_per_token(field, base);
   };
-  return {pick(costs.cost_per_million_input_tokens, costs.cost_per_million_input_tokens_above),
-          pick(costs.cost_per_million_output_tokens, costs.cost_per_million_output_tokens_above),
-          pick(costs.cost_per_million_caching_input_tokens,
-               costs.cost_per_million_caching_input_tokens_above),
-          pick(costs.cost_per_million_caching_hit_tokens,
-               costs.cost_per_million_caching_hit_tokens_above)};
+  return {
+      pick("input", costs.cost_per_million_input_tokens, costs.cost_per_million_input_tokens_above),
+      pick("output", costs.cost_per_million_output_tokens,
+           costs.cost_per_million_output_tokens_above),
+      pick("cache_write", costs.cost_per_million_caching_input_tokens,
+           costs.cost_per_million_caching_input_tokens_above),
+      pick("cache_read", costs.cost_per_million_caching_hit_tokens,
+           costs.cost_per_million_caching_hit_tokens_above)};
 }
 
 void check_token_count(std::string_view field, std::int64_t tokens) {
