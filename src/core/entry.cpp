@@ -57,7 +57,8 @@ ZSTD_DCtx* thread_decompressor() noexcept {
 }
 
 std::string serialize_payload(const CacheEntry& e) {
-  json::monotonic_resource arena;
+  unsigned char first_block[4096];  // the tree is scratch; most entries fit without a heap block
+  json::monotonic_resource arena(first_block, sizeof first_block);
   json::object usage(&arena);
   usage.reserve(5);
   usage.emplace("input_tokens", e.usage.input_tokens);
@@ -149,8 +150,10 @@ bool read_usage(const json::object& root, Usage& usage) noexcept {
 
 std::variant<CacheEntry, DecodeError> read_payload(std::string_view text) noexcept {
   try {
-    // Entries are short-lived scratch trees: an arena makes parsing one allocation-light.
-    json::monotonic_resource arena;
+    // The tree is scratch (its strings are copied out), so it lives in an arena that starts on
+    // the stack: a typical entry parses without touching the heap.
+    unsigned char first_block[4096];
+    json::monotonic_resource arena(first_block, sizeof first_block);
     boost::system::error_code ec;
     json::parse_options options;
     options.allow_invalid_utf8 = true;  // responses are stored byte for byte, whatever they hold
