@@ -37,7 +37,6 @@
 #include <utility>
 #include <vector>
 
-#include <boost/describe/enum_from_string.hpp>
 #include <boost/describe/enum_to_string.hpp>
 #include <boost/describe/enumerators.hpp>
 #include <boost/describe/members.hpp>
@@ -304,6 +303,7 @@ boost::json::object struct_schema(schema_stack& stack) {
 // structs already being checked, so recursive types terminate.
 template <class T, class Seen>
 constexpr bool strict_compatible() {
+  check_output_type<T>();
   if constexpr (output_optional<T> || output_vector<T>) {
     return strict_compatible<typename T::value_type, Seen>();
   } else if constexpr (output_string_map<T>) {
@@ -375,9 +375,17 @@ F read_number(const boost::json::value& json, read_context& context) {
 template <class E>
 E read_enum(const boost::json::value& json, read_context& context) {
   if (!json.is_string()) fail_kind(context, "string", json);
-  const boost::json::string& name = json.get_string();
+  const std::string_view name(json.get_string().data(), json.get_string().size());
+  // Compared as string_view, not C strings: "red\u0000x" must not match red.
   E out{};
-  if (boost::describe::enum_from_string(name.c_str(), out)) return out;
+  bool found = false;
+  boost::mp11::mp_for_each<boost::describe::describe_enumerators<E>>([&](auto enumerator) {
+    if (!found && name == enumerator.name) {
+      out = enumerator.value;
+      found = true;
+    }
+  });
+  if (found) return out;
   std::string allowed;
   boost::mp11::mp_for_each<boost::describe::describe_enumerators<E>>([&](auto enumerator) {
     if (!allowed.empty()) allowed += ", ";
@@ -385,7 +393,7 @@ E read_enum(const boost::json::value& json, read_context& context) {
     allowed += enumerator.name;
     allowed += '"';
   });
-  fail_enum_name(context, allowed, std::string_view(name.data(), name.size()));
+  fail_enum_name(context, allowed, name);
 }
 
 template <class T>

@@ -414,6 +414,9 @@ TEST(TypedOutputValidation, EnumByName) {
   EXPECT_EQ(order_error(order_json(R"({"color":"Red"})")),
             "model output does not match Order: $.color: expected one of \"red\", \"green\", "
             "\"blue\", got \"Red\"");
+  EXPECT_EQ(order_error(order_json(R"({"color":"red\u0000x"})")),
+            "model output does not match Order: $.color: expected one of \"red\", \"green\", "
+            "\"blue\", got \"red\\u0000x\"");
   EXPECT_EQ(order_error(order_json(R"({"color":1})")),
             "model output does not match Order: $.color: expected string, got number");
 }
