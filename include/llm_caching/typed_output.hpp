@@ -199,7 +199,7 @@ struct read_context {
   json_path path;
 };
 
-/// Throws ProviderError(“model output does not match <type>: <path>: <detail>”, 200,
+/// Throws ProviderError("model output does not match <type>: <path>: <detail>", 200,
 /// "output_validation", excerpt of the root JSON).
 [[noreturn]] void fail_output(const read_context& context, std::string_view detail);
 /// "expected <expected>, got <kind of got>".
