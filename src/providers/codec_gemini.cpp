@@ -57,14 +57,23 @@ class SchemaConverter {
     }
   }
 
-  json::object convert(const json::object& node, int depth) const {
+  json::object convert(const json::object& node, int depth) {
     if (depth > kMaxSchemaDepth) {
-      throw ConfigurationError(
-          "output schema nests too deeply or has a recursive $ref; Gemini's responseSchema "
-          "cannot express recursion");
+      throw ConfigurationError("output schema nests deeper than " +
+                               std::to_string(kMaxSchemaDepth) +
+                               " levels, more than Gemini's responseSchema accepts");
     }
     json::object out;
-    if (auto ref = find_string(node, "$ref"); !ref.empty()) out = convert(resolve(ref), depth + 1);
+    if (auto ref = find_string(node, "$ref"); !ref.empty()) {
+      // A $ref already being expanded would expand forever: Gemini's subset has no $ref.
+      if (contains(active_refs_, ref)) {
+        throw ConfigurationError("output schema $ref '" + excerpt(ref, 80) +
+                                 "' is recursive; Gemini's responseSchema cannot express that");
+      }
+      active_refs_.emplace_back(ref);
+      out = convert(resolve(ref), depth + 1);
+      active_refs_.pop_back();
+    }
     if (const json::array* all_of = find_array(node, "allOf");
         all_of && all_of->size() == 1 && all_of->front().is_object()) {
       out = convert(all_of->front().get_object(), depth + 1);  // pydantic's {"allOf":[{$ref}]}
@@ -138,7 +147,7 @@ class SchemaConverter {
     }
   }
 
-  void convert_any_of(const json::array& options, json::object& out, int depth) const {
+  void convert_any_of(const json::array& options, json::object& out, int depth) {
     json::array converted;
     bool nullable = false;
     for (const json::value& option : options) {
@@ -158,6 +167,7 @@ class SchemaConverter {
   }
 
   std::map<std::string, const json::object*> defs_;
+  std::vector<std::string> active_refs_;
 };
 
 bool is_plain_text_part(const json::object& part) {
