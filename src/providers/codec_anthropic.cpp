@@ -194,8 +194,9 @@ std::string response_to_sse(const json::object& response) {
   const json::array* content = find_array(response, "content");
   if (!content) throw_invalid(kProvider, "no content", json::serialize(response));
   std::string out;
-  auto emit = [&out](std::string_view type, json::object event) {
-    event.emplace("type", type);
+  auto emit = [&out](std::string_view type, const json::object& fields) {
+    json::object event{{"type", type}};  // first, as the API sends it
+    for (const auto& field : fields) event[field.key()] = field.value();
     append_sse_event(out, json::serialize(event), type);
   };
   json::object start = response;
@@ -250,9 +251,7 @@ std::string sse_to_response(std::string_view sse_body) {
       continue;
     }
     if (type == "ping" || type.empty()) continue;
-    if (!message)
-      throw_invalid(kProvider, type.empty() ? "event" : std::string(type) + " before message_start",
-                    event.data);
+    if (!message) throw_invalid(kProvider, std::string(type) + " before message_start", event.data);
     const std::int64_t index = find_count(e, "index");
     if (type == "content_block_start") {
       const json::object* block = find_object(e, "content_block");
