@@ -11,6 +11,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -49,6 +51,18 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
 // and the weight is injective, so this is a strict total order even for invalid UTF-8.
 unsigned utf16_order_weight(unsigned char b) noexcept {
   return (b == 0xEE || b == 0xEF) ? b + 0x100u : b;
+}
+
+// True when none of the 8 bytes in `word` needs attention (escape or UTF-8 validation): all are
+// ASCII, none is a control character, '"' or a backslash. Bit tricks from "Bit Twiddling Hacks"
+// (haszero/hasless); false positives only cost a slower byte-wise step, never a wrong result.
+bool is_plain_ascii_word(std::uint64_t word) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101u;
+  constexpr std::uint64_t highs = 0x8080808080808080u;
+  const auto has_zero_byte = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
+  const std::uint64_t control = (word - ones * 0x20) & ~word & highs;
+  return ((word & highs) | control | has_zero_byte(word ^ (ones * '"')) |
+          has_zero_byte(word ^ (ones * '\\'))) == 0;
 }
 
 void append_integer(std::string& out, auto n) {
@@ -179,6 +193,14 @@ void append_canonical_string(std::string& out, std::string_view s) {
   std::size_t run_start = 0;
   std::size_t i = 0;
   while (i < s.size()) {
+    std::uint64_t word;
+    if (i + sizeof word <= s.size()) {
+      std::memcpy(&word, s.data() + i, sizeof word);
+      if (is_plain_ascii_word(word)) {
+        i += sizeof word;
+        continue;
+      }
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       const std::size_t length = utf8_sequence_length(s, i);
@@ -357,6 +379,7 @@ boost::json::value parse_json_exact(std::string_view text) {
 
 std::string canonical_json(const boost::json::value& v) {
   std::string out;
+  out.reserve(256);
   detail::append_canonical_json(out, v);
   return out;
 }

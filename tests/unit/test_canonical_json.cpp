@@ -180,6 +180,22 @@ TEST(CanonicalJsonStrings, EscapesOnlyWhatRfc8785Requires) {
   EXPECT_EQ(canonical_of_text(R"("\ud83d\ude00")"), "\"\xf0\x9f\x98\x80\"");
 }
 
+TEST(CanonicalJsonStrings, SpecialCharactersAreFoundAtEveryPositionOfLongStrings) {
+  // Long ASCII runs are scanned 8 bytes at a time; what needs attention must never be skipped.
+  const std::string padding(24, 'x');
+  for (std::size_t at = 0; at <= padding.size(); ++at) {
+    const std::string head = padding.substr(0, at);
+    const std::string tail = padding.substr(at);
+    EXPECT_EQ(canonical_json(json::value(head + "\"" + tail)), "\"" + head + "\\\"" + tail + "\"");
+    EXPECT_EQ(canonical_json(json::value(head + "\\" + tail)), "\"" + head + "\\\\" + tail + "\"");
+    EXPECT_EQ(canonical_json(json::value(head + "\x01" + tail)),
+              "\"" + head + "\\u0001" + tail + "\"");
+    EXPECT_EQ(canonical_json(json::value(head + "\xc3\xa9" + tail)),
+              "\"" + head + "\xc3\xa9" + tail + "\"");
+    EXPECT_THROW(canonical_json(json::value(head + "\xc3" + tail)), ConfigurationError) << at;
+  }
+}
+
 TEST(CanonicalJsonStrings, InvalidUtf8IsAConfigurationErrorNotACrash) {
   // Boost.JSON's parser rejects these; values built in code can still hold them.
   for (const char* bad : {"\xff", "ok\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
