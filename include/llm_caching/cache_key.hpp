@@ -2,6 +2,7 @@
 // canonicalised per RFC 8785 with volatile fields removed.
 #pragma once
 
+#include <boost/json/error.hpp>
 #include <boost/json/value.hpp>
 
 #include <string>
@@ -27,7 +28,8 @@ struct KeyDerivation {
 
 /// Derives the key of a native request.
 /// `model` is the model id as sent (for Gemini it comes from the URL, not the body).
-/// `scope` partitions the cache (the gateway passes a hash of the caller's API key; empty = shared).
+/// `scope` partitions the cache (the gateway passes a hash of the caller's API key; empty =
+/// shared).
 KeyDerivation derive_key(Provider provider, std::string_view model,
                          const boost::json::value& request, std::string_view scope = {});
 
@@ -38,5 +40,13 @@ std::string storage_key(std::string_view namespace_, std::string_view hex);
 /// units, numbers in ECMAScript form, minimal string escaping. Integers beyond 2^53 are written
 /// exactly rather than rounded through a double, so distinct large seeds never share a key.
 std::string canonical_json(const boost::json::value& v);
+
+/// Parses JSON text like boost::json::parse, but with correctly rounded doubles. Boost.JSON 1.81
+/// rounds about one in seven 17-digit numbers to the wrong neighbouring double, so a request
+/// parsed with it keys differently from the same request built in code or sent by Python.
+/// Parse request bodies that keys are derived from with this. Throws ConfigurationError for text
+/// that is not valid JSON; the error_code overload reports that instead and returns null.
+boost::json::value parse_json_exact(std::string_view text);
+boost::json::value parse_json_exact(std::string_view text, boost::json::error_code& ec);
 
 }  // namespace llm_caching
