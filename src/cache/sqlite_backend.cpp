@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -141,6 +142,15 @@ struct SqliteBackend::Connection {
           "preparing a statement");
     return stmt;
   }
+  /// A one-off query yielding one integer (schema checks; not on any hot path).
+  std::int64_t query_int(const char* sql) const {
+    sqlite3_stmt* stmt = prepare(sql);
+    const int rc = sqlite3_step(stmt);
+    const std::int64_t value = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW) fail("reading the schema", rc);
+    return value;
+  }
   /// Steps a statement; true while it yields rows.
   bool step(sqlite3_stmt* stmt, std::string_view what) const {
     const int rc = sqlite3_step(stmt);
@@ -184,6 +194,7 @@ struct SqliteBackend::Connection {
   }
 
   void open(std::chrono::milliseconds busy_timeout);
+  void enable_wal(std::chrono::milliseconds busy_timeout);
   void ensure_schema();
   void prepare_statements();
   std::pair<std::uint64_t, std::uint64_t> totals();  // bytes, entries
@@ -196,26 +207,35 @@ void SqliteBackend::Connection::open(std::chrono::milliseconds busy_timeout) {
   check(rc, "opening");
   sqlite3_extended_result_codes(db, 1);
   check(sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count())), "setting busy_timeout");
-  exec("PRAGMA journal_mode=WAL", "switching to WAL");
+  enable_wal(busy_timeout);
   exec("PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL");
   ensure_schema();
   prepare_statements();
 }
 
+/// Switching a fresh file to WAL needs an exclusive lock, and SQLite reports SQLITE_BUSY at once
+/// (without its busy handler) when another process is creating the same file: retry until the
+/// busy timeout is spent. Once the file is in WAL mode this is a no-op.
+void SqliteBackend::Connection::enable_wal(std::chrono::milliseconds busy_timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + busy_timeout;
+  while (true) {
+    const int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    const int primary = rc & 0xff;
+    if (rc == SQLITE_OK) return;
+    if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
+        std::chrono::steady_clock::now() >= deadline) {
+      fail("switching to WAL", rc);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 void SqliteBackend::Connection::ensure_schema() {
   exec("BEGIN IMMEDIATE", "BEGIN IMMEDIATE");
   try {
-    auto count_tables = [&](const char* sql) {
-      sqlite3_stmt* stmt = prepare(sql);
-      StatementUse use(stmt);
-      step(stmt, "reading the schema");
-      const std::int64_t n = sqlite3_column_int64(stmt, 0);
-      sqlite3_finalize(stmt);
-      return n;
-    };
-    if (count_tables("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'") ==
+    if (query_int("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'") ==
         0) {
-      if (count_tables("SELECT count(*) FROM sqlite_schema") != 0) {
+      if (query_int("SELECT count(*) FROM sqlite_schema") != 0) {
         throw CacheError(fmt::format(
             "the file {} is a SQLite database of another program, not an llm-caching cache; "
             "choose another path",
@@ -226,13 +246,8 @@ void SqliteBackend::Connection::ensure_schema() {
           "INSERT INTO meta(name, value) VALUES ('schema_version', {})", kSqliteSchemaVersion);
       exec(version.c_str(), "writing the schema version");
     } else {
-      sqlite3_stmt* stmt = prepare("SELECT value FROM meta WHERE name='schema_version'");
-      std::int64_t version = 0;
-      {
-        StatementUse use(stmt);
-        if (step(stmt, "reading the schema version")) version = sqlite3_column_int64(stmt, 0);
-      }
-      sqlite3_finalize(stmt);
+      const std::int64_t version =
+          query_int("SELECT coalesce(max(value), 0) FROM meta WHERE name='schema_version'");
       if (version != kSqliteSchemaVersion) {
         throw CacheError(fmt::format(
             "the cache file {} has schema version {}, this build reads version {} (written by a "
