@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace llm_caching {
 
@@ -45,6 +46,10 @@ class CostTable {
   /// Reads LiteLLM's model_prices_and_context_window.json format; throws ConfigurationError
   /// naming the file and the problem.
   static CostTable from_litellm_json(std::string_view json_text);
+  /// Same, and appends to `skipped_models` the keys of entries that were not usable prices
+  /// (no per-token input/output cost, such as image models, or malformed values).
+  static CostTable from_litellm_json(std::string_view json_text,
+                                     std::vector<std::string>& skipped_models);
   static CostTable from_litellm_file(const std::string& path);
   /// Reads this project's own format (data/model_costs.json).
   static CostTable from_json(std::string_view json_text);
@@ -65,9 +70,12 @@ class CostTable {
   std::map<std::string, ModelCosts, std::less<>> entries_;
 };
 
-/// Cost of one call in nano-USD, rounded half up per component.
+/// Cost of one call in nano-USD. Components are summed exactly in pico-USD (each rate rounded to
+/// a whole pico-USD per token), then rounded half up once. Throws ConfigurationError on negative
+/// token counts, invalid rates, or a cost beyond int64 nano-USD.
 std::int64_t cost_nano_usd(const ModelCosts& costs, const Usage& usage);
 double nano_usd_to_dollars(std::int64_t nano) noexcept;
+/// Rounds to the nearest nano-USD; NaN gives 0, out-of-range values saturate.
 std::int64_t dollars_to_nano_usd(double dollars) noexcept;
 
 }  // namespace llm_caching

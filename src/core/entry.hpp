@@ -5,6 +5,7 @@
 #include "llm_caching/usage.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -13,6 +14,12 @@
 namespace llm_caching::core {
 
 inline constexpr int kEntryFormatVersion = 1;
+/// Envelope header: magic "LLMC", version u8, flags u8 (bit0 = zstd), 2 reserved zero bytes,
+/// stored payload length u32 LE, CRC-32C of the stored payload u32 LE.
+inline constexpr std::size_t kEntryHeaderSize = 16;
+/// Largest JSON payload an entry may hold (before compression). decode_entry refuses zstd frames
+/// that claim more, so a hostile frame cannot make it allocate without bound.
+inline constexpr std::size_t kMaxEntryPayloadBytes = std::size_t{64} << 20;
 
 struct CacheEntry {
   std::string provider;  ///< "openai" | "anthropic" | "gemini"
@@ -48,8 +55,10 @@ struct EncodeOptions {
   int zstd_level = 3;
 };
 
+/// Throws std::length_error if the JSON payload would exceed kMaxEntryPayloadBytes.
 std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts = {});
-/// Never throws for bad input, never reads out of bounds.
+/// Never throws for bad input, never reads out of bounds. The payload is read strictly: a missing,
+/// extra or mistyped field is bad_payload; a payload "v" other than 1 is unknown_version.
 std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes);
 
 }  // namespace llm_caching::core

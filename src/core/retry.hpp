@@ -33,6 +33,10 @@ class RetryPolicy {
 
   /// Called after a failed attempt that may be retried. Returns the wait before the next attempt,
   /// or give_up when that wait would push the total past max_wait.
+  /// A computed wait is uniform in [1 ms, backoff] ("full jitter", with a 1 ms floor so every
+  /// retry spends budget); backoff starts at initial_wait and doubles per retry up to
+  /// max_single_wait. A hint replaces the computed wait (no jitter, at least 1 ms). Once it has
+  /// given up, the policy keeps giving up.
   RetryDecision next(const RetryHint& hint = {});
 
   int attempts() const noexcept { return attempts_; }
@@ -48,15 +52,21 @@ class RetryPolicy {
   std::chrono::milliseconds waited_{0};
   std::chrono::milliseconds backoff_;
   std::optional<std::chrono::milliseconds> last_retry_after_;
+  bool given_up_ = false;  ///< once the budget is spent, every later next() gives up too
 };
 
 /// Parses an HTTP Retry-After value: delta-seconds ("120", "1.5") or an HTTP-date
 /// ("Wed, 21 Oct 2026 07:28:00 GMT", relative to `now`). nullopt if unparseable; never negative.
+/// Also accepts the obsolete RFC 850 ("Wednesday, 21-Oct-26 07:28:00 GMT") and asctime
+/// ("Wed Oct 21 07:28:00 2026") date forms. Fractions round up to the next millisecond; a date
+/// in the past gives 0; negative values and values above one day give nullopt.
 std::optional<std::chrono::milliseconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now);
-/// Parses `retry-after-ms` ("1500").
+/// Parses `retry-after-ms` ("1500"; a decimal rounds up). Same bounds as parse_retry_after.
 std::optional<std::chrono::milliseconds> parse_retry_after_ms(std::string_view value);
 /// Parses Go-style durations as in OpenAI's x-ratelimit-reset-* ("6m0s", "1.5s", "20ms", "1h2m").
+/// Units h, m, s, ms, us/µs, ns; sub-millisecond remainders round up; "0" alone is valid.
+/// Negative or overflowing durations give nullopt.
 std::optional<std::chrono::milliseconds> parse_go_duration(std::string_view value);
 
 }  // namespace llm_caching::core

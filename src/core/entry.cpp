@@ -1,0 +1,247 @@
+#include "core/entry.hpp"
+
+#include "core/checksum.hpp"
+
+#include <zstd.h>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <array>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+
+namespace llm_caching::core {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::array<char, 4> kMagic{'L', 'L', 'M', 'C'};
+constexpr unsigned char kFlagZstd = 0x01;
+constexpr std::size_t kVersionOffset = 4;
+constexpr std::size_t kFlagsOffset = 5;
+constexpr std::size_t kReservedOffset = 6;
+constexpr std::size_t kLengthOffset = 8;
+constexpr std::size_t kChecksumOffset = 12;
+
+void store_le32(char* out, std::uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
+}
+
+std::uint32_t load_le32(const char* in) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<unsigned char>(in[i])} << (8 * i);
+  return v;
+}
+
+// zstd contexts are reused per thread: creating one per call costs more than compressing a
+// typical 2 KB response.
+struct ZstdDeleter {
+  void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
+  void operator()(ZSTD_DCtx* d) const noexcept { ZSTD_freeDCtx(d); }
+};
+
+ZSTD_CCtx* thread_compressor() {
+  thread_local std::unique_ptr<ZSTD_CCtx, ZstdDeleter> ctx{ZSTD_createCCtx()};
+  if (!ctx) throw std::bad_alloc();
+  return ctx.get();
+}
+
+ZSTD_DCtx* thread_decompressor() noexcept {
+  thread_local std::unique_ptr<ZSTD_DCtx, ZstdDeleter> ctx{ZSTD_createDCtx()};
+  return ctx.get();
+}
+
+std::string serialize_payload(const CacheEntry& e) {
+  unsigned char first_block[4096];  // the tree is scratch; most entries fit without a heap block
+  json::monotonic_resource arena(first_block, sizeof first_block);
+  json::object usage(&arena);
+  usage.reserve(5);
+  usage.emplace("input_tokens", e.usage.input_tokens);
+  usage.emplace("output_tokens", e.usage.output_tokens);
+  usage.emplace("cache_write_tokens", e.usage.cache_write_tokens);
+  usage.emplace("cache_read_tokens", e.usage.cache_read_tokens);
+  usage.emplace("requests", e.usage.requests);
+
+  json::object root(&arena);
+  root.reserve(9);
+  root.emplace("v", kEntryFormatVersion);
+  root.emplace("provider", e.provider);
+  root.emplace("model", e.model);
+  root.emplace("created_at_ms", e.created_at_ms);
+  root.emplace("ttl_ms", e.ttl_ms);
+  root.emplace("usage", std::move(usage));
+  root.emplace("cost_nano_usd", e.cost_nano_usd);
+  root.emplace("response", e.response);
+  if (!e.stream.empty()) root.emplace("stream", e.stream);
+  return json::serialize(root);
+}
+
+void write_header(char* out, unsigned char flags, std::size_t stored_size,
+                  std::string_view stored) noexcept {
+  std::memcpy(out, kMagic.data(), kMagic.size());
+  out[kVersionOffset] = static_cast<char>(kEntryFormatVersion);
+  out[kFlagsOffset] = static_cast<char>(flags);
+  out[kReservedOffset] = 0;
+  out[kReservedOffset + 1] = 0;
+  store_le32(out + kLengthOffset, static_cast<std::uint32_t>(stored_size));
+  store_le32(out + kChecksumOffset, crc32c(stored));
+}
+
+// ---- decoding: every reader returns nullopt instead of throwing ----
+
+std::optional<std::string> decompress(std::string_view frame) noexcept {
+  const unsigned long long claimed = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (claimed == ZSTD_CONTENTSIZE_UNKNOWN || claimed == ZSTD_CONTENTSIZE_ERROR ||
+      claimed > kMaxEntryPayloadBytes) {
+    return std::nullopt;
+  }
+  ZSTD_DCtx* dctx = thread_decompressor();
+  if (dctx == nullptr) return std::nullopt;
+  try {
+    std::string out(static_cast<std::size_t>(claimed), '\0');
+    // Capacity equals the claimed size, so a frame that lies about its size (or trailing frames)
+    // fails with dstSize_tooSmall rather than writing past the buffer.
+    const std::size_t got =
+        ZSTD_decompressDCtx(dctx, out.data(), out.size(), frame.data(), frame.size());
+    if (ZSTD_isError(got) || got != out.size()) return std::nullopt;
+    return out;
+  } catch (const std::bad_alloc&) {
+    return std::nullopt;
+  }
+}
+
+const json::value* find(const json::object& obj, std::string_view key) noexcept {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &it->value();
+}
+
+bool read_int(const json::object& obj, std::string_view key, std::int64_t& out) noexcept {
+  const json::value* v = find(obj, key);
+  // The parser stores every integer that fits in int64 as int64; uint64 and double mean
+  // out of range or not an integer.
+  if (v == nullptr || !v->is_int64()) return false;
+  out = v->get_int64();
+  return true;
+}
+
+bool read_string(const json::object& obj, std::string_view key, std::string& out) {
+  const json::value* v = find(obj, key);
+  if (v == nullptr || !v->is_string()) return false;
+  const json::string& s = v->get_string();
+  out.assign(s.data(), s.size());
+  return true;
+}
+
+bool read_usage(const json::object& root, Usage& usage) noexcept {
+  const json::value* v = find(root, "usage");
+  if (v == nullptr || !v->is_object()) return false;
+  const json::object& obj = v->get_object();
+  return obj.size() == 5 && read_int(obj, "input_tokens", usage.input_tokens) &&
+         read_int(obj, "output_tokens", usage.output_tokens) &&
+         read_int(obj, "cache_write_tokens", usage.cache_write_tokens) &&
+         read_int(obj, "cache_read_tokens", usage.cache_read_tokens) &&
+         read_int(obj, "requests", usage.requests);
+}
+
+std::variant<CacheEntry, DecodeError> read_payload(std::string_view text) noexcept {
+  try {
+    // The tree is scratch (its strings are copied out), so it lives in an arena that starts on
+    // the stack: a typical entry parses without touching the heap.
+    unsigned char first_block[4096];
+    json::monotonic_resource arena(first_block, sizeof first_block);
+    boost::system::error_code ec;
+    json::parse_options options;
+    options.allow_invalid_utf8 = true;  // responses are stored byte for byte, whatever they hold
+    json::value root = json::parse(text, ec, &arena, options);
+    if (ec || !root.is_object()) return DecodeError::bad_payload;
+    const json::object& obj = root.get_object();
+
+    std::int64_t version = 0;
+    if (!read_int(obj, "v", version)) return DecodeError::bad_payload;
+    if (version != kEntryFormatVersion) return DecodeError::unknown_version;
+
+    CacheEntry e;
+    const bool has_stream = find(obj, "stream") != nullptr;
+    const bool ok =
+        obj.size() == (has_stream ? 9u : 8u) && read_string(obj, "provider", e.provider) &&
+        read_string(obj, "model", e.model) && read_int(obj, "created_at_ms", e.created_at_ms) &&
+        read_int(obj, "ttl_ms", e.ttl_ms) && read_usage(obj, e.usage) &&
+        read_int(obj, "cost_nano_usd", e.cost_nano_usd) &&
+        read_string(obj, "response", e.response) &&
+        (!has_stream || read_string(obj, "stream", e.stream));
+    if (!ok) return DecodeError::bad_payload;
+    return e;
+  } catch (const std::exception&) {  // allocation failure only: the parse itself reports via ec
+    return DecodeError::bad_payload;
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(DecodeError e) noexcept {
+  switch (e) {
+    case DecodeError::truncated:
+      return "truncated";
+    case DecodeError::bad_magic:
+      return "bad_magic";
+    case DecodeError::unknown_version:
+      return "unknown_version";
+    case DecodeError::bad_checksum:
+      return "bad_checksum";
+    case DecodeError::bad_compression:
+      return "bad_compression";
+    case DecodeError::bad_payload:
+      return "bad_payload";
+  }
+  return "unknown";
+}
+
+std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts) {
+  const std::string payload = serialize_payload(entry);
+  if (payload.size() > kMaxEntryPayloadBytes) {
+    throw std::length_error("cache entry payload exceeds the 64 MiB limit");
+  }
+  std::string out;
+  if (payload.size() < opts.compress_threshold) {
+    out.resize(kEntryHeaderSize);
+    out += payload;
+    write_header(out.data(), 0, payload.size(), payload);
+    return out;
+  }
+  out.resize(kEntryHeaderSize + ZSTD_compressBound(payload.size()));
+  const std::size_t stored = ZSTD_compressCCtx(thread_compressor(), out.data() + kEntryHeaderSize,
+                                               out.size() - kEntryHeaderSize, payload.data(),
+                                               payload.size(), opts.zstd_level);
+  if (ZSTD_isError(stored)) throw std::runtime_error("zstd compression of a cache entry failed");
+  out.resize(kEntryHeaderSize + stored);
+  write_header(out.data(), kFlagZstd, stored,
+               std::string_view(out).substr(kEntryHeaderSize, stored));
+  return out;
+}
+
+std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes) {
+  if (bytes.size() < kEntryHeaderSize) return DecodeError::truncated;
+  if (std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) return DecodeError::bad_magic;
+  const auto flags = static_cast<unsigned char>(bytes[kFlagsOffset]);
+  // Unknown flag bits or non-zero reserved bytes mean a writer newer than this reader.
+  if (static_cast<unsigned char>(bytes[kVersionOffset]) != kEntryFormatVersion ||
+      (flags & ~kFlagZstd) != 0 || bytes[kReservedOffset] != 0 || bytes[kReservedOffset + 1] != 0) {
+    return DecodeError::unknown_version;
+  }
+  const std::string_view stored = bytes.substr(kEntryHeaderSize);
+  if (load_le32(bytes.data() + kLengthOffset) != stored.size()) return DecodeError::truncated;
+  if (load_le32(bytes.data() + kChecksumOffset) != crc32c(stored)) {
+    return DecodeError::bad_checksum;
+  }
+  if ((flags & kFlagZstd) == 0) return read_payload(stored);
+  const std::optional<std::string> payload = decompress(stored);
+  if (!payload) return DecodeError::bad_compression;
+  return read_payload(*payload);
+}
+
+}  // namespace llm_caching::core
