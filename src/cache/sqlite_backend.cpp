@@ -209,6 +209,9 @@ void SqliteBackend::Connection::open(std::chrono::milliseconds busy_timeout) {
   check(sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count())), "setting busy_timeout");
   enable_wal(busy_timeout);
   exec("PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL");
+  // Reads through a memory map skip a pread() and a copy per page: on a file far larger than
+  // SQLite's page cache this is most of the cost of a hit. Writes still go through the WAL.
+  exec("PRAGMA mmap_size=1073741824", "setting mmap_size");
   ensure_schema();
   prepare_statements();
 }
