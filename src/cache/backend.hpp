@@ -6,12 +6,22 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
 namespace llm_caching::cache {
 
 namespace asio = boost::asio;
+
+/// Unix epoch milliseconds. Backends take one so tests can move time instead of sleeping.
+using NowMs = std::function<std::int64_t()>;
+
+inline std::int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 struct BackendStats {
   std::uint64_t entries = 0;

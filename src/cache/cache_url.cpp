@@ -1,0 +1,289 @@
+#include "cache/cache_url.hpp"
+
+#include "llm_caching/errors.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <utility>
+#include <vector>
+
+namespace llm_caching::cache {
+namespace {
+
+constexpr std::string_view kAcceptedForms =
+    "accepted forms: \"\" (the embedded default SQLite file), "
+    "sqlite:///absolute/path/cache.db[?max_bytes=1GiB&busy_timeout_ms=5000], "
+    "memory://[?max_bytes=64MiB] (redis://, rediss://, redis+sentinel://, redis+cluster:// are "
+    "recognised but not available in this build yet)";
+
+constexpr std::array<std::string_view, 4> kRedisSchemes = {"redis", "rediss", "redis+sentinel",
+                                                           "redis+cluster"};
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+const char* env_or_null(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+[[noreturn]] void fail(std::string_view problem, std::string_view url) {
+  throw ConfigurationError(
+      fmt::format("invalid cache URL '{}': {}", mask_url_password(url), problem));
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view text, std::string_view url) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    const int hi = i + 2 < text.size() ? hex_digit(text[i + 1]) : -1;
+    const int lo = hi >= 0 ? hex_digit(text[i + 2]) : -1;
+    if (lo < 0) fail("a '%' must be followed by two hex digits", url);
+    const char decoded = static_cast<char>(hi * 16 + lo);
+    if (decoded == '\0') fail("%00 is not allowed", url);
+    out.push_back(decoded);
+    i += 2;
+  }
+  return out;
+}
+
+/// Query parameters in order of appearance; a repeated or value-less parameter is an error.
+std::map<std::string, std::string> parse_query(std::string_view query, std::string_view url) {
+  std::map<std::string, std::string> params;
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (item.empty()) continue;
+    const std::size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq + 1 == item.size()) {
+      fail(fmt::format("query parameter '{}' needs a value (name=value)", item.substr(0, eq)), url);
+    }
+    std::string name(item.substr(0, eq));
+    if (!params.emplace(name, percent_decode(item.substr(eq + 1), url)).second) {
+      fail(fmt::format("query parameter '{}' is given twice", name), url);
+    }
+  }
+  return params;
+}
+
+void reject_unknown_params(const std::map<std::string, std::string>& params,
+                           std::initializer_list<std::string_view> known, std::string_view url) {
+  std::vector<std::string> unknown;
+  for (const auto& [name, value] : params) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) unknown.push_back(name);
+  }
+  if (unknown.empty()) return;
+  fail(fmt::format("unknown query parameter{} {}; accepted here: {}", unknown.size() > 1 ? "s" : "",
+                   fmt::join(unknown, ", "), fmt::join(known, ", ")),
+       url);
+}
+
+std::uint64_t parse_unsigned(std::string_view digits, std::string_view what) {
+  if (digits.empty() || digits.size() > 19 ||
+      !std::all_of(digits.begin(), digits.end(),
+                   [](unsigned char c) { return std::isdigit(c) != 0; })) {
+    throw ConfigurationError(
+        fmt::format("{}: '{}' is not a non-negative whole number", what, digits));
+  }
+  std::uint64_t value = 0;
+  for (char c : digits) value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  return value;
+}
+
+SqliteOptions parse_sqlite(std::string_view rest, std::string_view query, std::string_view url) {
+  if (rest.empty()) fail("a SQLite URL needs a file: sqlite:///absolute/path/cache.db", url);
+  if (rest.front() != '/') {
+    fail(fmt::format("the SQLite path must be absolute; write sqlite:///absolute/path/cache.db "
+                     "(three slashes), e.g. sqlite:///{}",
+                     rest),
+         url);
+  }
+  SqliteOptions options;
+  options.path = percent_decode(rest, url);
+  if (rest.back() == '/') fail("the SQLite path names a directory, not a file", url);
+  const auto params = parse_query(query, url);
+  reject_unknown_params(params, {"max_bytes", "busy_timeout_ms"}, url);
+  if (auto it = params.find("max_bytes"); it != params.end()) {
+    options.max_bytes = parse_byte_size(it->second, "cache URL parameter max_bytes");
+  }
+  if (auto it = params.find("busy_timeout_ms"); it != params.end()) {
+    const std::uint64_t ms = parse_unsigned(it->second, "cache URL parameter busy_timeout_ms");
+    if (ms > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
+      fail("busy_timeout_ms is too large", url);
+    }
+    options.busy_timeout = std::chrono::milliseconds(ms);
+  }
+  return options;
+}
+
+MemoryOptions parse_memory(std::string_view rest, std::string_view query, std::string_view url) {
+  if (!rest.empty()) fail("memory:// takes no host or path, only ?max_bytes=", url);
+  MemoryOptions options;
+  const auto params = parse_query(query, url);
+  reject_unknown_params(params, {"max_bytes"}, url);
+  if (auto it = params.find("max_bytes"); it != params.end()) {
+    options.max_bytes = parse_byte_size(it->second, "cache URL parameter max_bytes");
+  }
+  return options;
+}
+
+/// Masks the values of `password=` query parameters (a later TLS/Redis form may carry one).
+bool is_scheme(std::string_view s) {
+  return !s.empty() && std::isalpha(static_cast<unsigned char>(s.front())) &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '+' || c == '-' || c == '.';
+         });
+}
+
+std::string mask_query_passwords(std::string_view query) {
+  std::string out;
+  while (true) {
+    const std::size_t amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    const std::size_t eq = item.find('=');
+    if (eq != std::string_view::npos &&
+        to_lower(item.substr(0, eq)).find("pass") != std::string::npos) {
+      out.append(item.substr(0, eq + 1)).append("***");
+    } else {
+      out.append(item);
+    }
+    if (amp == std::string_view::npos) return out;
+    out.push_back('&');
+    query = query.substr(amp + 1);
+  }
+}
+
+}  // namespace
+
+std::string mask_url_password(std::string_view url) {
+  // Everything after "scheme://" (or the whole string when there is no "://": a URL missing its
+  // scheme may still carry "user:pass@host").
+  const std::size_t sep = url.find("://");
+  const bool has_scheme = sep != std::string_view::npos && is_scheme(url.substr(0, sep));
+  const std::size_t start = has_scheme ? sep + 3 : 0;
+  std::string out(url.substr(0, start));
+  std::string_view rest = url.substr(start);
+
+  // The user-info ends at the LAST '@': passwords with an unencoded '@' or '/' are still masked
+  // whole. A rest starting with '/' has an empty authority (sqlite:///path@x) and no user-info.
+  const std::size_t at = rest.rfind('@');
+  if (at != std::string_view::npos && !rest.starts_with('/')) {
+    const std::string_view userinfo = rest.substr(0, at);
+    const std::size_t colon = userinfo.find(':');
+    if (colon != std::string_view::npos) {
+      out.append(userinfo.substr(0, colon + 1)).append("***");
+      rest = rest.substr(at);
+    }
+  }
+  const std::size_t q = rest.find('?');
+  if (q == std::string_view::npos) return out.append(rest);
+  out.append(rest.substr(0, q + 1));
+  return out.append(mask_query_passwords(rest.substr(q + 1)));
+}
+
+std::uint64_t parse_byte_size(std::string_view text, std::string_view what) {
+  std::size_t digits_end = 0;
+  while (digits_end < text.size() && std::isdigit(static_cast<unsigned char>(text[digits_end]))) {
+    ++digits_end;
+  }
+  const std::string unit = to_lower(text.substr(digits_end));
+  static constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
+      {"", 1},
+      {"b", 1},
+      {"kb", 1000},
+      {"mb", 1000 * 1000},
+      {"gb", 1000000000},
+      {"tb", 1000ull * 1000000000},
+      {"kib", 1024},
+      {"mib", kMiB},
+      {"gib", kGiB},
+      {"tib", 1024 * kGiB}};
+  const auto found = std::find_if(std::begin(kUnits), std::end(kUnits),
+                                  [&](const auto& u) { return u.first == unit; });
+  if (digits_end == 0 || found == std::end(kUnits)) {
+    throw ConfigurationError(fmt::format(
+        "{}: '{}' is not a size; write bytes or a number with KB, MB, GB, TB, KiB, MiB, GiB or "
+        "TiB, e.g. 64MiB",
+        what, text));
+  }
+  const std::uint64_t number = parse_unsigned(text.substr(0, digits_end), what);
+  if (number == 0) throw ConfigurationError(fmt::format("{}: must be greater than 0", what));
+  if (number > std::numeric_limits<std::uint64_t>::max() / found->second) {
+    throw ConfigurationError(fmt::format("{}: '{}' is too large", what, text));
+  }
+  return number * found->second;
+}
+
+std::filesystem::path default_cache_file() {
+  // XDG says a relative XDG_CACHE_HOME is invalid and must be ignored.
+  if (const char* xdg = env_or_null("XDG_CACHE_HOME"); xdg != nullptr && xdg[0] == '/') {
+    return std::filesystem::path(xdg) / "llm-caching" / "cache.db";
+  }
+  if (const char* home = env_or_null("HOME"); home != nullptr && home[0] == '/') {
+    return std::filesystem::path(home) / ".cache" / "llm-caching" / "cache.db";
+  }
+  throw ConfigurationError(
+      "cannot place the default cache file: neither XDG_CACHE_HOME nor HOME is set to an absolute "
+      "path; set one of them, or pass a cache URL such as sqlite:///absolute/path/cache.db");
+}
+
+std::string resolve_cache_url(const CacheOptions& options) {
+  if (!options.url.empty()) return options.url;
+  if (const char* env = env_or_null("LLM_CACHE_REDIS_URL")) return env;
+  return {};
+}
+
+BackendConfig parse_cache_url(std::string_view url) {
+  if (url.empty()) return SqliteOptions{.path = default_cache_file()};
+  const std::size_t sep = url.find("://");
+  if (sep == std::string_view::npos || !is_scheme(url.substr(0, sep))) fail(kAcceptedForms, url);
+  const std::string scheme = to_lower(url.substr(0, sep));
+  if (std::find(kRedisSchemes.begin(), kRedisSchemes.end(), scheme) != kRedisSchemes.end()) {
+    throw ConfigurationError(fmt::format(
+        "Redis backends are not available in this build yet (url {}); use sqlite:///path or "
+        "memory://",
+        mask_url_password(url)));
+  }
+  std::string_view rest = url.substr(sep + 3);
+  if (rest.find('#') != std::string_view::npos) fail("a fragment ('#') is not allowed", url);
+  const std::size_t q = rest.find('?');
+  const std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
+  rest = rest.substr(0, q);
+  if (scheme == "sqlite") return parse_sqlite(rest, query, url);
+  if (scheme == "memory") return parse_memory(rest, query, url);
+  fail(fmt::format("unknown scheme; {}", kAcceptedForms), url);
+}
+
+std::string backend_identity(const BackendConfig& config) {
+  if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
+    return fmt::format("sqlite:{}?max_bytes={}&busy_timeout_ms={}",
+                       sqlite->path.lexically_normal().string(), sqlite->max_bytes,
+                       sqlite->busy_timeout.count());
+  }
+  const auto& memory = std::get<MemoryOptions>(config);
+  return fmt::format("memory:?max_bytes={}", memory.max_bytes);
+}
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,39 @@
+// Cache URL parsing (DESIGN §5): one string selects and tunes the shared backend.
+#pragma once
+
+#include "llm_caching/cache_options.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace llm_caching::cache {
+
+/// Which backend a URL selects, with its options. Redis forms are recognised by
+/// parse_cache_url but rejected until the Redis backend lands (it will add an alternative here).
+using BackendConfig = std::variant<SqliteOptions, MemoryOptions>;
+
+/// Parses a cache URL; "" means the embedded default SQLite file. Throws ConfigurationError for
+/// anything else than the accepted forms; messages never contain a password.
+BackendConfig parse_cache_url(std::string_view url);
+
+/// options.url, else $LLM_CACHE_REDIS_URL (empty counts as unset), else "" (embedded default).
+std::string resolve_cache_url(const CacheOptions& options);
+
+/// The embedded default file: $XDG_CACHE_HOME/llm-caching/cache.db, else
+/// $HOME/.cache/llm-caching/cache.db. Throws ConfigurationError when neither is set.
+std::filesystem::path default_cache_file();
+
+/// `url` with the password of its user-info replaced by `***` (and any `password=` query value).
+/// Errs on the side of masking too much for malformed URLs. Safe to log.
+std::string mask_url_password(std::string_view url);
+
+/// "64MiB", "1GiB", "500MB", "4096" -> bytes. Throws ConfigurationError naming `what`.
+std::uint64_t parse_byte_size(std::string_view text, std::string_view what);
+
+/// A stable name for the store a config selects (absolute path for SQLite), so that two URLs
+/// naming the same store share one opened backend in the process registry.
+std::string backend_identity(const BackendConfig& config);
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,88 @@
+#include "cache/memory_backend.hpp"
+
+#include <fmt/format.h>
+
+namespace llm_caching::cache {
+
+MemoryBackend::MemoryBackend(MemoryOptions options, NowMs now_ms)
+    : options_(options), now_ms_(std::move(now_ms)), entries_(options.max_bytes) {}
+
+std::optional<std::string> MemoryBackend::get_now(std::string_view key) {
+  const std::int64_t now = now_ms_();
+  std::optional<std::string> value(std::in_place);
+  std::lock_guard lock(mutex_);
+  switch (entries_.find(key, now, *value)) {
+    case LruMap<std::string>::Lookup::hit:
+      ++counters_.hits;
+      return value;
+    case LruMap<std::string>::Lookup::expired:
+      ++counters_.expired;
+      break;
+    case LruMap<std::string>::Lookup::miss:
+      break;
+  }
+  ++counters_.misses;
+  return std::nullopt;
+}
+
+void MemoryBackend::put_now(std::string key, std::string value, std::chrono::milliseconds ttl) {
+  if (ttl.count() < 0) return;
+  const std::int64_t expires_at = ttl.count() == 0 ? 0 : now_ms_() + ttl.count();
+  const std::uint64_t value_bytes = value.size();
+  std::lock_guard lock(mutex_);
+  counters_.evictions += entries_.put(std::move(key), std::move(value), value_bytes, expires_at);
+  ++counters_.writes;
+}
+
+bool MemoryBackend::erase_now(std::string_view key) {
+  std::lock_guard lock(mutex_);
+  return entries_.erase(key);
+}
+
+std::uint64_t MemoryBackend::clear_now(std::string_view prefix) {
+  std::lock_guard lock(mutex_);
+  return entries_.erase_prefix(prefix);
+}
+
+std::uint64_t MemoryBackend::prune_now() {
+  const std::int64_t now = now_ms_();
+  std::lock_guard lock(mutex_);
+  const std::uint64_t removed = entries_.erase_expired(now);
+  counters_.expired += removed;
+  return removed;
+}
+
+BackendStats MemoryBackend::stats_now() const {
+  std::lock_guard lock(mutex_);
+  BackendStats stats = counters_;
+  stats.entries = entries_.entries();
+  stats.bytes = entries_.bytes();
+  return stats;
+}
+
+asio::awaitable<std::optional<std::string>> MemoryBackend::get(std::string key) {
+  co_return get_now(key);
+}
+asio::awaitable<void> MemoryBackend::put(std::string key, std::string value,
+                                         std::chrono::milliseconds ttl) {
+  put_now(std::move(key), std::move(value), ttl);
+  co_return;
+}
+asio::awaitable<bool> MemoryBackend::erase(std::string key) {
+  co_return erase_now(key);
+}
+asio::awaitable<std::uint64_t> MemoryBackend::clear(std::string prefix) {
+  co_return clear_now(prefix);
+}
+asio::awaitable<std::uint64_t> MemoryBackend::prune() {
+  co_return prune_now();
+}
+asio::awaitable<BackendStats> MemoryBackend::stats() {
+  co_return stats_now();
+}
+
+std::string MemoryBackend::describe() const {
+  return fmt::format("memory://?max_bytes={}", options_.max_bytes);
+}
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,42 @@
+// In-process L2 (`memory://`): an LRU bounded in bytes, with TTL checked on read.
+#pragma once
+
+#include "cache/backend.hpp"
+#include "cache/lru_map.hpp"
+#include "llm_caching/cache_options.hpp"
+
+#include <mutex>
+
+namespace llm_caching::cache {
+
+class MemoryBackend final : public Backend {
+ public:
+  explicit MemoryBackend(MemoryOptions options, NowMs now_ms = system_now_ms);
+
+  asio::awaitable<std::optional<std::string>> get(std::string key) override;
+  /// A negative ttl stores nothing (the entry would be expired already).
+  asio::awaitable<void> put(std::string key, std::string value,
+                            std::chrono::milliseconds ttl) override;
+  asio::awaitable<bool> erase(std::string key) override;
+  asio::awaitable<std::uint64_t> clear(std::string prefix) override;
+  asio::awaitable<std::uint64_t> prune() override;
+  asio::awaitable<BackendStats> stats() override;
+  std::string describe() const override;
+
+  // The same operations without a coroutine frame (everything here is synchronous anyway).
+  std::optional<std::string> get_now(std::string_view key);
+  void put_now(std::string key, std::string value, std::chrono::milliseconds ttl);
+  bool erase_now(std::string_view key);
+  std::uint64_t clear_now(std::string_view prefix);
+  std::uint64_t prune_now();
+  BackendStats stats_now() const;
+
+ private:
+  MemoryOptions options_;
+  NowMs now_ms_;
+  mutable std::mutex mutex_;
+  LruMap<std::string> entries_;  // guarded by mutex_
+  BackendStats counters_;        // guarded by mutex_; entries/bytes filled in by stats_now()
+};
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,489 @@
+#include "cache/sqlite_backend.hpp"
+
+#include "llm_caching/errors.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace llm_caching::cache {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE entries(
+  key TEXT PRIMARY KEY,
+  value BLOB NOT NULL,
+  expires_at INTEGER NOT NULL DEFAULT 0, -- unix ms, 0 = never
+  size INTEGER NOT NULL,                 -- bytes of key + value
+  last_access INTEGER NOT NULL           -- unix ms, refreshed at most once a minute
+);
+CREATE INDEX entries_by_last_access ON entries(last_access);
+CREATE INDEX entries_by_expiry ON entries(expires_at) WHERE expires_at > 0;
+-- Totals kept by triggers, so every process sees the same numbers without scanning the table.
+CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
+  UPDATE meta SET value = value + NEW.size WHERE name = 'total_bytes';
+  UPDATE meta SET value = value + 1 WHERE name = 'entry_count';
+END;
+CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
+  UPDATE meta SET value = value - OLD.size WHERE name = 'total_bytes';
+  UPDATE meta SET value = value - 1 WHERE name = 'entry_count';
+END;
+CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
+  UPDATE meta SET value = value + NEW.size - OLD.size WHERE name = 'total_bytes';
+END;
+INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0);
+)sql";
+
+std::string corrupt_hint(const fs::path& path) {
+  return fmt::format(
+      "the cache file {} is not a usable SQLite database (corrupt, or not SQLite at all); run "
+      "`llm-caching cache clear` or delete the file (with its -wal and -shm files)",
+      path.string());
+}
+
+bool is_corruption(int rc) {
+  const int primary = rc & 0xff;
+  return primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT;
+}
+
+void create_private_directories(const fs::path& dir) {
+  if (dir.empty() || dir == dir.root_path()) return;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) return;
+  create_private_directories(dir.parent_path());
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw CacheError(fmt::format("cannot create the cache directory {}: {}", dir.string(),
+                                 std::strerror(errno)));
+  }
+}
+
+/// Creates the file with mode 0600 before SQLite sees it (SQLite would use 0644); SQLite gives
+/// its -wal and -shm files the mode of the database file.
+void create_private_file(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw CacheError(
+        fmt::format("cannot create the cache file {}: {}", path.string(), std::strerror(errno)));
+  }
+  ::close(fd);
+}
+
+/// Resets a statement when a use of it ends, so that no read transaction stays open (it would
+/// pin an old snapshot and block WAL checkpoints).
+class StatementUse {
+ public:
+  explicit StatementUse(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~StatementUse() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  StatementUse(const StatementUse&) = delete;
+  StatementUse& operator=(const StatementUse&) = delete;
+  sqlite3_stmt* operator*() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+}  // namespace
+
+struct SqliteBackend::Connection {
+  fs::path path;
+  sqlite3* db = nullptr;
+  sqlite3_stmt* select_entry = nullptr;
+  sqlite3_stmt* touch_entry = nullptr;
+  sqlite3_stmt* upsert_entry = nullptr;
+  sqlite3_stmt* delete_entry = nullptr;
+  sqlite3_stmt* delete_range = nullptr;
+  sqlite3_stmt* delete_from = nullptr;
+  sqlite3_stmt* delete_expired = nullptr;
+  sqlite3_stmt* select_totals = nullptr;
+  sqlite3_stmt* select_oldest = nullptr;
+  sqlite3_stmt* begin_immediate = nullptr;
+  sqlite3_stmt* commit = nullptr;
+  sqlite3_stmt* rollback = nullptr;
+
+  explicit Connection(fs::path file) : path(std::move(file)) {}
+  ~Connection() {
+    for (sqlite3_stmt* stmt :
+         {select_entry, touch_entry, upsert_entry, delete_entry, delete_range, delete_from,
+          delete_expired, select_totals, select_oldest, begin_immediate, commit, rollback}) {
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close_v2(db);
+  }
+
+  [[noreturn]] void fail(std::string_view what, int rc) const {
+    if (is_corruption(rc)) throw CacheError(corrupt_hint(path));
+    throw CacheError(fmt::format("SQLite cache {}: {} failed: {}", path.string(), what,
+                                 db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+  }
+  void check(int rc, std::string_view what) const {
+    if (rc != SQLITE_OK) fail(what, rc);
+  }
+  void exec(const char* sql, std::string_view what) const {
+    check(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), what);
+  }
+  sqlite3_stmt* prepare(const char* sql) const {
+    sqlite3_stmt* stmt = nullptr;
+    check(sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr),
+          "preparing a statement");
+    return stmt;
+  }
+  /// A one-off query yielding one integer (schema checks; not on any hot path).
+  std::int64_t query_int(const char* sql) const {
+    sqlite3_stmt* stmt = prepare(sql);
+    const int rc = sqlite3_step(stmt);
+    const std::int64_t value = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW) fail("reading the schema", rc);
+    return value;
+  }
+  /// Steps a statement; true while it yields rows.
+  bool step(sqlite3_stmt* stmt, std::string_view what) const {
+    const int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) fail(what, rc);
+    return false;
+  }
+  void run(sqlite3_stmt* stmt, std::string_view what) const {
+    StatementUse use(stmt);
+    step(stmt, what);
+  }
+  void bind_text(sqlite3_stmt* stmt, int index, std::string_view text) const {
+    check(sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8),
+          "binding a key");
+  }
+  void bind_int(sqlite3_stmt* stmt, int index, std::int64_t value) const {
+    check(sqlite3_bind_int64(stmt, index, value), "binding a number");
+  }
+  std::uint64_t changes() const { return static_cast<std::uint64_t>(sqlite3_changes64(db)); }
+
+  /// Runs `body` inside BEGIN IMMEDIATE ... COMMIT (the write lock is taken up front, so the
+  /// busy timeout applies instead of a deadlock-avoiding SQLITE_BUSY on lock upgrade).
+  template <class Body>
+  auto write_transaction(Body&& body) {
+    run(begin_immediate, "BEGIN IMMEDIATE");
+    try {
+      if constexpr (std::is_void_v<decltype(body())>) {
+        body();
+        run(commit, "COMMIT");
+      } else {
+        auto result = body();
+        run(commit, "COMMIT");
+        return result;
+      }
+    } catch (...) {
+      sqlite3_reset(rollback);
+      sqlite3_step(rollback);
+      sqlite3_reset(rollback);
+      throw;
+    }
+  }
+
+  void open(std::chrono::milliseconds busy_timeout);
+  void enable_wal(std::chrono::milliseconds busy_timeout);
+  void ensure_schema();
+  void prepare_statements();
+  std::pair<std::uint64_t, std::uint64_t> totals();  // bytes, entries
+};
+
+void SqliteBackend::Connection::open(std::chrono::milliseconds busy_timeout) {
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  check(rc, "opening");
+  sqlite3_extended_result_codes(db, 1);
+  check(sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count())), "setting busy_timeout");
+  enable_wal(busy_timeout);
+  exec("PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL");
+  // Reads through a memory map skip a pread() and a copy per page: on a file far larger than
+  // SQLite's page cache this is most of the cost of a hit. Writes still go through the WAL.
+  exec("PRAGMA mmap_size=1073741824", "setting mmap_size");
+  ensure_schema();
+  prepare_statements();
+}
+
+/// Switching a fresh file to WAL needs an exclusive lock, and SQLite reports SQLITE_BUSY at once
+/// (without its busy handler) when another process is creating the same file: retry until the
+/// busy timeout is spent. Once the file is in WAL mode this is a no-op.
+void SqliteBackend::Connection::enable_wal(std::chrono::milliseconds busy_timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + busy_timeout;
+  while (true) {
+    const int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    const int primary = rc & 0xff;
+    if (rc == SQLITE_OK) return;
+    if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
+        std::chrono::steady_clock::now() >= deadline) {
+      fail("switching to WAL", rc);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void SqliteBackend::Connection::ensure_schema() {
+  exec("BEGIN IMMEDIATE", "BEGIN IMMEDIATE");
+  try {
+    if (query_int("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'") == 0) {
+      if (query_int("SELECT count(*) FROM sqlite_schema") != 0) {
+        throw CacheError(fmt::format(
+            "the file {} is a SQLite database of another program, not an llm-caching cache; "
+            "choose another path",
+            path.string()));
+      }
+      exec(kSchema, "creating the schema");
+      const std::string version = fmt::format(
+          "INSERT INTO meta(name, value) VALUES ('schema_version', {})", kSqliteSchemaVersion);
+      exec(version.c_str(), "writing the schema version");
+    } else {
+      const std::int64_t version =
+          query_int("SELECT coalesce(max(value), 0) FROM meta WHERE name='schema_version'");
+      if (version != kSqliteSchemaVersion) {
+        throw CacheError(fmt::format(
+            "the cache file {} has schema version {}, this build reads version {} (written by a "
+            "newer llm-caching?); use a matching version, or another path",
+            path.string(), version, kSqliteSchemaVersion));
+      }
+    }
+    exec("COMMIT", "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void SqliteBackend::Connection::prepare_statements() {
+  select_entry = prepare("SELECT value, expires_at, last_access FROM entries WHERE key = ?1");
+  touch_entry = prepare("UPDATE entries SET last_access = ?2 WHERE key = ?1");
+  upsert_entry = prepare(
+      "INSERT INTO entries(key, value, expires_at, size, last_access) VALUES (?1, ?2, ?3, ?4, ?5) "
+      "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, "
+      "size = excluded.size, last_access = excluded.last_access");
+  delete_entry = prepare("DELETE FROM entries WHERE key = ?1");
+  delete_range = prepare("DELETE FROM entries WHERE key >= ?1 AND key < ?2");
+  delete_from = prepare("DELETE FROM entries WHERE key >= ?1");
+  delete_expired = prepare("DELETE FROM entries WHERE expires_at > 0 AND expires_at <= ?1");
+  select_totals = prepare(
+      "SELECT (SELECT value FROM meta WHERE name = 'total_bytes'), "
+      "(SELECT value FROM meta WHERE name = 'entry_count')");
+  select_oldest = prepare("SELECT key, size FROM entries ORDER BY last_access LIMIT ?1");
+  begin_immediate = prepare("BEGIN IMMEDIATE");
+  commit = prepare("COMMIT");
+  rollback = prepare("ROLLBACK");
+}
+
+std::pair<std::uint64_t, std::uint64_t> SqliteBackend::Connection::totals() {
+  StatementUse use(select_totals);
+  step(select_totals, "reading totals");
+  return {static_cast<std::uint64_t>(sqlite3_column_int64(select_totals, 0)),
+          static_cast<std::uint64_t>(sqlite3_column_int64(select_totals, 1))};
+}
+
+SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
+    : options_(std::move(options)), now_ms_(std::move(now_ms)) {
+  if (!options_.path.is_absolute()) {
+    throw CacheError(
+        fmt::format("the SQLite cache path must be absolute, got '{}'", options_.path.string()));
+  }
+  create_private_directories(options_.path.parent_path());
+  create_private_file(options_.path);
+  auto db = std::make_unique<Connection>(options_.path);
+  db->open(options_.busy_timeout);
+  db_ = std::move(db);
+}
+
+SqliteBackend::~SqliteBackend() = default;
+
+template <class Op>
+auto SqliteBackend::guarded(Op&& op) {
+  std::lock_guard lock(mutex_);
+  try {
+    return op(*db_);
+  } catch (...) {
+    ++counters_.errors;
+    throw;
+  }
+}
+
+std::optional<std::string> SqliteBackend::get_now(std::string_view key) {
+  const std::int64_t now = now_ms_();
+  return guarded([&](Connection& db) -> std::optional<std::string> {
+    std::int64_t last_access = 0;
+    std::optional<std::string> value;
+    {
+      StatementUse use(db.select_entry);
+      db.bind_text(db.select_entry, 1, key);
+      if (db.step(db.select_entry, "reading an entry")) {
+        const std::int64_t expires_at = sqlite3_column_int64(db.select_entry, 1);
+        if (expires_at != 0 && now >= expires_at) {
+          ++counters_.expired;  // left for prune or eviction: reads stay read-only
+        } else {
+          const auto* data = static_cast<const char*>(sqlite3_column_blob(db.select_entry, 0));
+          const int size = sqlite3_column_bytes(db.select_entry, 0);
+          value.emplace(data != nullptr ? data : "", static_cast<std::size_t>(size));
+          last_access = sqlite3_column_int64(db.select_entry, 2);
+        }
+      }
+    }
+    if (!value) {
+      ++counters_.misses;
+      return value;
+    }
+    ++counters_.hits;
+    if (now - last_access >= kLastAccessGranularityMs) {
+      StatementUse use(db.touch_entry);
+      db.bind_text(db.touch_entry, 1, key);
+      db.bind_int(db.touch_entry, 2, now);
+      // Best effort and without waiting: a busy file must not slow a hit or turn it into an
+      // error; the next hit a minute later tries again.
+      sqlite3_busy_timeout(db.db, 0);
+      sqlite3_step(db.touch_entry);
+      sqlite3_busy_timeout(db.db, static_cast<int>(options_.busy_timeout.count()));
+    }
+    return value;
+  });
+}
+
+void SqliteBackend::put_now(std::string_view key, std::string_view value,
+                            std::chrono::milliseconds ttl) {
+  if (ttl.count() < 0) return;
+  const std::int64_t now = now_ms_();
+  guarded([&](Connection& db) {
+    {
+      StatementUse use(db.upsert_entry);
+      db.bind_text(db.upsert_entry, 1, key);
+      // A null data pointer would bind SQL NULL, not an empty blob.
+      const char* data = value.data() != nullptr ? value.data() : "";
+      db.check(sqlite3_bind_blob64(db.upsert_entry, 2, data, value.size(), SQLITE_STATIC),
+               "binding a value");
+      db.bind_int(db.upsert_entry, 3, ttl.count() == 0 ? 0 : now + ttl.count());
+      db.bind_int(db.upsert_entry, 4, static_cast<std::int64_t>(key.size() + value.size()));
+      db.bind_int(db.upsert_entry, 5, now);
+      db.step(db.upsert_entry, "writing an entry");
+    }
+    ++counters_.writes;
+    if (db.totals().first > options_.max_bytes) evict_if_over_bound(now);
+  });
+}
+
+/// Under the lock. Drops expired entries first, then least recently accessed ones, until the
+/// file holds at most 90% of max_bytes.
+void SqliteBackend::evict_if_over_bound(std::int64_t now) {
+  Connection& db = *db_;
+  const std::uint64_t target = options_.max_bytes / 10 * 9;
+  db.write_transaction([&] {
+    {
+      StatementUse use(db.delete_expired);
+      db.bind_int(db.delete_expired, 1, now);
+      db.step(db.delete_expired, "pruning expired entries");
+      counters_.expired += db.changes();
+    }
+    std::uint64_t total = db.totals().first;
+    std::vector<std::string> victims;
+    while (total > target) {
+      victims.clear();
+      {
+        StatementUse use(db.select_oldest);
+        db.bind_int(db.select_oldest, 1, 256);
+        while (total > target && db.step(db.select_oldest, "choosing entries to evict")) {
+          const auto* key = reinterpret_cast<const char*>(sqlite3_column_text(db.select_oldest, 0));
+          victims.emplace_back(key, sqlite3_column_bytes(db.select_oldest, 0));
+          total -= std::min<std::uint64_t>(total, sqlite3_column_int64(db.select_oldest, 1));
+        }
+      }
+      if (victims.empty()) break;  // totals disagree with the rows; nothing left to evict
+      for (const std::string& key : victims) {
+        StatementUse use(db.delete_entry);
+        db.bind_text(db.delete_entry, 1, key);
+        db.step(db.delete_entry, "evicting an entry");
+        counters_.evictions += db.changes();
+      }
+      total = db.totals().first;
+    }
+  });
+}
+
+bool SqliteBackend::erase_now(std::string_view key) {
+  return guarded([&](Connection& db) {
+    StatementUse use(db.delete_entry);
+    db.bind_text(db.delete_entry, 1, key);
+    db.step(db.delete_entry, "erasing an entry");
+    return db.changes() > 0;
+  });
+}
+
+std::uint64_t SqliteBackend::clear_now(std::string_view prefix) {
+  // Range [prefix, successor(prefix)) in byte order: uses the primary key index, unlike LIKE,
+  // and treats '%' and '_' in keys as plain characters.
+  std::string successor(prefix);
+  while (!successor.empty() && static_cast<unsigned char>(successor.back()) == 0xff) {
+    successor.pop_back();
+  }
+  if (!successor.empty()) successor.back() = static_cast<char>(successor.back() + 1);
+  return guarded([&](Connection& db) {
+    sqlite3_stmt* stmt = successor.empty() ? db.delete_from : db.delete_range;
+    StatementUse use(stmt);
+    db.bind_text(stmt, 1, prefix);
+    if (!successor.empty()) db.bind_text(stmt, 2, successor);
+    db.step(stmt, "clearing entries");
+    return db.changes();
+  });
+}
+
+std::uint64_t SqliteBackend::prune_now() {
+  const std::int64_t now = now_ms_();
+  return guarded([&](Connection& db) {
+    StatementUse use(db.delete_expired);
+    db.bind_int(db.delete_expired, 1, now);
+    db.step(db.delete_expired, "pruning expired entries");
+    const std::uint64_t removed = db.changes();
+    counters_.expired += removed;
+    return removed;
+  });
+}
+
+BackendStats SqliteBackend::stats_now() {
+  return guarded([&](Connection& db) {
+    BackendStats stats = counters_;
+    std::tie(stats.bytes, stats.entries) = db.totals();
+    return stats;
+  });
+}
+
+asio::awaitable<std::optional<std::string>> SqliteBackend::get(std::string key) {
+  co_return get_now(key);
+}
+asio::awaitable<void> SqliteBackend::put(std::string key, std::string value,
+                                         std::chrono::milliseconds ttl) {
+  put_now(key, value, ttl);
+  co_return;
+}
+asio::awaitable<bool> SqliteBackend::erase(std::string key) {
+  co_return erase_now(key);
+}
+asio::awaitable<std::uint64_t> SqliteBackend::clear(std::string prefix) {
+  co_return clear_now(prefix);
+}
+asio::awaitable<std::uint64_t> SqliteBackend::prune() {
+  co_return prune_now();
+}
+asio::awaitable<BackendStats> SqliteBackend::stats() {
+  co_return stats_now();
+}
+
+std::string SqliteBackend::describe() const {
+  return "sqlite://" + options_.path.string();
+}
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,66 @@
+// SQLite L2 (`sqlite:///abs/path.db`, and the embedded default): one file shared by every process
+// that opens it. WAL, busy timeout, TTL, and a size bound enforced by LRU eviction.
+#pragma once
+
+#include "cache/backend.hpp"
+#include "llm_caching/cache_options.hpp"
+
+#include <memory>
+#include <mutex>
+#include <string_view>
+
+namespace llm_caching::cache {
+
+/// Schema version this build writes and reads (meta table row 'schema_version').
+inline constexpr std::int64_t kSqliteSchemaVersion = 1;
+
+/// Reads refresh an entry's last_access (its LRU position) at most this often, so that most hits
+/// stay read-only and never wait for another process's write lock.
+inline constexpr std::int64_t kLastAccessGranularityMs = 60'000;
+
+class SqliteBackend final : public Backend {
+ public:
+  /// Creates missing parent directories (0700) and the file (0600). Throws CacheError naming the
+  /// file when it cannot be opened, is not a SQLite database, is corrupt, belongs to another
+  /// program, or has a newer schema.
+  explicit SqliteBackend(SqliteOptions options, NowMs now_ms = system_now_ms);
+  ~SqliteBackend() override;
+  SqliteBackend(const SqliteBackend&) = delete;
+  SqliteBackend& operator=(const SqliteBackend&) = delete;
+
+  asio::awaitable<std::optional<std::string>> get(std::string key) override;
+  /// A negative ttl stores nothing (the entry would be expired already).
+  asio::awaitable<void> put(std::string key, std::string value,
+                            std::chrono::milliseconds ttl) override;
+  asio::awaitable<bool> erase(std::string key) override;
+  asio::awaitable<std::uint64_t> clear(std::string prefix) override;
+  asio::awaitable<std::uint64_t> prune() override;
+  asio::awaitable<BackendStats> stats() override;
+  std::string describe() const override;
+
+  // The same operations without a coroutine frame; SQLite calls block (local file, short locks).
+  std::optional<std::string> get_now(std::string_view key);
+  void put_now(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
+  bool erase_now(std::string_view key);
+  std::uint64_t clear_now(std::string_view prefix);
+  std::uint64_t prune_now();
+  BackendStats stats_now();
+
+  const SqliteOptions& options() const noexcept { return options_; }
+
+ private:
+  struct Connection;
+
+  /// Runs `op` under the connection mutex; counts and rethrows failures.
+  template <class Op>
+  auto guarded(Op&& op);
+  void evict_if_over_bound(std::int64_t now);
+
+  SqliteOptions options_;
+  NowMs now_ms_;
+  std::mutex mutex_;
+  std::unique_ptr<Connection> db_;  // guarded by mutex_
+  BackendStats counters_;           // guarded by mutex_
+};
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,287 @@
+#include "cache/tiered_cache.hpp"
+
+#include "cache/memory_backend.hpp"
+#include "cache/sqlite_backend.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <stdexcept>
+#include <tuple>
+
+namespace llm_caching::cache {
+namespace {
+
+constexpr std::int64_t kFailureLogIntervalMs = 30'000;
+
+std::int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t expires_at_ms(const core::CacheEntry& entry) {
+  return entry.ttl_ms > 0 ? entry.created_at_ms + entry.ttl_ms : 0;
+}
+
+/// Stands in for a backend that failed to open (non-strict mode): every call fails the same way,
+/// so the tiering counts and throttles it like any other outage.
+class UnavailableBackend final : public Backend {
+ public:
+  UnavailableBackend(std::string description, std::string reason)
+      : description_(std::move(description)), reason_(std::move(reason)) {}
+  asio::awaitable<std::optional<std::string>> get(std::string) override {
+    fail();
+    co_return std::nullopt;
+  }
+  asio::awaitable<void> put(std::string, std::string, std::chrono::milliseconds) override {
+    fail();
+    co_return;
+  }
+  asio::awaitable<bool> erase(std::string) override {
+    fail();
+    co_return false;
+  }
+  asio::awaitable<std::uint64_t> clear(std::string) override {
+    fail();
+    co_return 0;
+  }
+  asio::awaitable<std::uint64_t> prune() override {
+    fail();
+    co_return 0;
+  }
+  asio::awaitable<BackendStats> stats() override {
+    fail();
+    co_return BackendStats{};
+  }
+  std::string describe() const override { return description_; }
+
+ private:
+  [[noreturn]] void fail() const { throw CacheError(reason_); }
+  std::string description_;
+  std::string reason_;
+};
+
+}  // namespace
+
+TieredCache::TieredCache(std::shared_ptr<Backend> l2, std::uint64_t l1_max_bytes, bool strict)
+    : l2_(std::move(l2)), strict_(strict), l1_enabled_(l1_max_bytes > 0), l1_(l1_max_bytes) {}
+
+TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t now_ms) {
+  if (!l1_enabled_) return nullptr;
+  EntryPtr entry;
+  std::lock_guard lock(l1_mutex_);
+  if (l1_.find(key, now_ms, entry) == LruMap<EntryPtr>::Lookup::hit) {
+    ++l1_hits_;
+    return entry;
+  }
+  ++l1_misses_;
+  return nullptr;
+}
+
+void TieredCache::l1_store(const std::string& key, EntryPtr entry, std::uint64_t encoded_bytes) {
+  if (!l1_enabled_) return;
+  const std::int64_t expires_at = expires_at_ms(*entry);
+  std::lock_guard lock(l1_mutex_);
+  l1_evictions_ += l1_.put(key, std::move(entry), encoded_bytes, expires_at);
+}
+
+void TieredCache::absorb_backend_failure(std::string_view operation) {
+  std::string reason;
+  try {
+    throw;
+  } catch (const CacheError& e) {
+    if (strict_) throw;
+    reason = e.what();
+  } catch (const std::exception& e) {
+    if (strict_) {
+      throw CacheError(fmt::format("cache backend {} failed during {}: {}", l2_->describe(),
+                                   operation, e.what()));
+    }
+    reason = e.what();
+  }
+  ++backend_errors_;
+  const std::int64_t now = steady_now_ms();
+  std::int64_t last = last_failure_log_ms_.load();
+  if (now - last >= kFailureLogIntervalMs &&
+      last_failure_log_ms_.compare_exchange_strong(last, now)) {
+    spdlog::warn(
+        "cache backend {} failed during {}: {}; continuing without it (calls go to the provider "
+        "as on a miss; further failures in the next 30 s are only counted)",
+        l2_->describe(), operation, reason);
+  }
+}
+
+asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& storage_key,
+                                                        std::int64_t now_ms) {
+  if (EntryPtr hit = l1_find(storage_key, now_ms)) co_return hit;
+
+  std::optional<std::string> bytes;
+  try {
+    bytes = co_await l2_->get(storage_key);
+  } catch (...) {
+    absorb_backend_failure("get");
+  }
+  if (!bytes) co_return nullptr;
+
+  auto decoded = core::decode_entry(*bytes);
+  if (const auto* error = std::get_if<core::DecodeError>(&decoded)) {
+    ++corrupt_;
+    // The key only: the bytes may hold anything.
+    spdlog::warn("cache entry {} is unreadable ({}); treating it as a miss and deleting it",
+                 storage_key, core::to_string(*error));
+    try {
+      co_await l2_->erase(storage_key);
+    } catch (...) {
+      absorb_backend_failure("erase");
+    }
+    co_return nullptr;
+  }
+  auto entry =
+      std::make_shared<const core::CacheEntry>(std::get<core::CacheEntry>(std::move(decoded)));
+  if (entry->expired_at(now_ms)) co_return nullptr;
+  l1_store(storage_key, entry, bytes->size());
+  co_return entry;
+}
+
+asio::awaitable<void> TieredCache::put(const std::string& storage_key, EntryPtr entry,
+                                       std::chrono::milliseconds ttl) {
+  std::string encoded;
+  try {
+    encoded = core::encode_entry(*entry);
+  } catch (const std::length_error& e) {
+    // Too large to cache: the answer still reaches the caller, it is just not stored.
+    if (strict_) {
+      throw CacheError(
+          fmt::format("cache entry {} is too large to store: {}", storage_key, e.what()));
+    }
+    spdlog::warn("cache entry {} is too large to store ({}); not caching it", storage_key,
+                 e.what());
+    co_return;
+  }
+  l1_store(storage_key, std::move(entry), encoded.size());
+  try {
+    co_await l2_->put(storage_key, std::move(encoded), ttl);
+  } catch (...) {
+    absorb_backend_failure("put");
+  }
+}
+
+asio::awaitable<bool> TieredCache::erase(const std::string& storage_key) {
+  bool erased = false;
+  if (l1_enabled_) {
+    std::lock_guard lock(l1_mutex_);
+    erased = l1_.erase(storage_key);
+  }
+  try {
+    erased = co_await l2_->erase(storage_key) || erased;
+  } catch (...) {
+    absorb_backend_failure("erase");
+  }
+  co_return erased;
+}
+
+asio::awaitable<std::uint64_t> TieredCache::clear(const std::string& prefix) {
+  if (l1_enabled_) {
+    std::lock_guard lock(l1_mutex_);
+    l1_.erase_prefix(prefix);
+  }
+  std::uint64_t removed = 0;
+  try {
+    removed = co_await l2_->clear(prefix);
+  } catch (...) {
+    absorb_backend_failure("clear");
+  }
+  co_return removed;
+}
+
+asio::awaitable<std::uint64_t> TieredCache::prune(std::int64_t now_ms) {
+  if (l1_enabled_) {
+    std::lock_guard lock(l1_mutex_);
+    l1_.erase_expired(now_ms);
+  }
+  std::uint64_t removed = 0;
+  try {
+    removed = co_await l2_->prune();
+  } catch (...) {
+    absorb_backend_failure("prune");
+  }
+  co_return removed;
+}
+
+asio::awaitable<TieredStats> TieredCache::stats() {
+  TieredStats stats;
+  {
+    std::lock_guard lock(l1_mutex_);
+    stats.l1_entries = l1_.entries();
+    stats.l1_bytes = l1_.bytes();
+    stats.l1_hits = l1_hits_;
+    stats.l1_misses = l1_misses_;
+    stats.l1_evictions = l1_evictions_;
+  }
+  try {
+    stats.l2 = co_await l2_->stats();
+  } catch (...) {
+    absorb_backend_failure("stats");
+  }
+  stats.corrupt = corrupt_.load();
+  stats.backend_errors = backend_errors_.load();
+  co_return stats;
+}
+
+std::shared_ptr<Backend> open_backend(const BackendConfig& config) {
+  if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
+    return std::make_shared<SqliteBackend>(*sqlite);
+  }
+  return std::make_shared<MemoryBackend>(std::get<MemoryOptions>(config));
+}
+
+std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options) {
+  const BackendConfig config = parse_cache_url(resolve_cache_url(options));
+  const std::string identity = backend_identity(config);
+
+  struct Registered {
+    std::shared_ptr<TieredCache> cache;
+    std::int64_t retry_open_at_ms = 0;  ///< non-zero: a degraded stand-in; reopen after this
+  };
+  // Held for the life of the process: a per-call options object must not mean a connection (and
+  // a cold L1) per call.
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<Backend>> backends;
+  static std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches;
+
+  std::lock_guard lock(mutex);
+  const auto cache_key = std::make_tuple(identity, options.l1_max_bytes, options.strict);
+  const std::int64_t now = steady_now_ms();
+  if (auto it = caches.find(cache_key); it != caches.end()) {
+    if (it->second.retry_open_at_ms == 0 || now < it->second.retry_open_at_ms) {
+      return it->second.cache;
+    }
+  }
+  Registered registered;
+  if (auto& backend = backends[identity]; backend) {
+    registered.cache = std::make_shared<TieredCache>(backend, options.l1_max_bytes, options.strict);
+  } else {
+    try {
+      backend = open_backend(config);
+      registered.cache =
+          std::make_shared<TieredCache>(backend, options.l1_max_bytes, options.strict);
+    } catch (const CacheError& e) {
+      backends.erase(identity);
+      if (options.strict) throw;
+      const std::string description =
+          std::holds_alternative<SqliteOptions>(config)
+              ? "sqlite://" + std::get<SqliteOptions>(config).path.string()
+              : std::string("memory://");
+      registered.cache = std::make_shared<TieredCache>(
+          std::make_shared<UnavailableBackend>(description, e.what()), options.l1_max_bytes, false);
+      registered.retry_open_at_ms = now + kFailureLogIntervalMs;
+    }
+  }
+  caches[cache_key] = registered;
+  return registered.cache;
+}
+
+}  // namespace llm_caching::cache

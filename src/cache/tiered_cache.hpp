@@ -1,0 +1,86 @@
+// The cache tiers of DESIGN §2/§5: an in-process L1 of decoded entries in front of a shared L2
+// backend that stores encoded bytes. Applies the failure policy (degrade, or strict -> CacheError)
+// so callers see hits, misses, and nothing else.
+#pragma once
+
+#include "cache/backend.hpp"
+#include "cache/cache_url.hpp"
+#include "cache/lru_map.hpp"
+#include "core/entry.hpp"
+#include "llm_caching/cache_options.hpp"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+namespace llm_caching::cache {
+
+struct TieredStats {
+  std::uint64_t l1_entries = 0;
+  std::uint64_t l1_bytes = 0;  ///< encoded size of the entries held, plus per-entry overhead
+  std::uint64_t l1_hits = 0;
+  std::uint64_t l1_misses = 0;
+  std::uint64_t l1_evictions = 0;
+  BackendStats l2;                   ///< zeros when the backend could not report
+  std::uint64_t corrupt = 0;         ///< L2 entries that failed to decode (deleted, served as miss)
+  std::uint64_t backend_errors = 0;  ///< L2 failures absorbed as misses (non-strict mode)
+};
+
+class TieredCache {
+ public:
+  using EntryPtr = std::shared_ptr<const core::CacheEntry>;
+
+  /// l1_max_bytes 0 disables the L1. strict: L2 failures raise CacheError instead of degrading.
+  TieredCache(std::shared_ptr<Backend> l2, std::uint64_t l1_max_bytes, bool strict);
+
+  /// The entry, or nullptr on a miss (absent, expired at now_ms, corrupt, or L2 down when not
+  /// strict). L1 hits complete without suspending.
+  asio::awaitable<EntryPtr> get(const std::string& storage_key, std::int64_t now_ms);
+  /// Writes L1 and L2. ttl 0 = no expiry (the entry's own ttl_ms is what reads check).
+  asio::awaitable<void> put(const std::string& storage_key, EntryPtr entry,
+                            std::chrono::milliseconds ttl);
+  asio::awaitable<bool> erase(const std::string& storage_key);
+  /// Removes every key starting with prefix from both tiers; returns how many the L2 removed.
+  asio::awaitable<std::uint64_t> clear(const std::string& prefix);
+  /// Drops entries expired at now_ms from the L1 and lets the L2 prune; returns the L2's count.
+  asio::awaitable<std::uint64_t> prune(std::int64_t now_ms);
+  asio::awaitable<TieredStats> stats();
+
+  bool strict() const noexcept { return strict_; }
+  const std::shared_ptr<Backend>& backend() const noexcept { return l2_; }
+  /// The backend's description (password masked). Safe to log.
+  std::string describe() const { return l2_->describe(); }
+
+ private:
+  EntryPtr l1_find(const std::string& key, std::int64_t now_ms);
+  void l1_store(const std::string& key, EntryPtr entry, std::uint64_t encoded_bytes);
+  /// Call from a catch block: rethrows as CacheError when strict, else logs (at most once per
+  /// 30 s) and counts.
+  void absorb_backend_failure(std::string_view operation);
+
+  std::shared_ptr<Backend> l2_;
+  const bool strict_;
+  const bool l1_enabled_;
+
+  std::mutex l1_mutex_;
+  LruMap<EntryPtr> l1_;        // guarded by l1_mutex_
+  std::uint64_t l1_hits_ = 0;  // guarded by l1_mutex_
+  std::uint64_t l1_misses_ = 0;
+  std::uint64_t l1_evictions_ = 0;
+
+  std::atomic<std::uint64_t> corrupt_{0};
+  std::atomic<std::uint64_t> backend_errors_{0};
+  std::atomic<std::int64_t> last_failure_log_ms_{INT64_MIN / 2};
+};
+
+/// Opens a new backend for a parsed URL. Throws CacheError when it cannot be opened.
+std::shared_ptr<Backend> open_backend(const BackendConfig& config);
+
+/// The process-wide cache for these options: the same store (same resolved URL, or another
+/// spelling of the same file) is opened once and shared by every caller and thread; the L1 is
+/// shared by callers with the same l1_max_bytes and strict. Throws ConfigurationError for a bad
+/// URL. A backend that fails to open raises CacheError when strict; otherwise the returned cache
+/// degrades (every operation is a counted miss) and opening is retried on the next call.
+std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options);
+
+}  // namespace llm_caching::cache

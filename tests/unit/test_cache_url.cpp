@@ -1,0 +1,257 @@
+// Cache URL parsing, environment resolution and password masking (DESIGN §5).
+#include "cache/cache_url.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+namespace llm_caching::cache {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+/// Sets (or unsets, with nullopt) an environment variable for one test, restoring it after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      ::setenv(name, value->c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+std::string config_error(std::string_view url) {
+  try {
+    parse_cache_url(url);
+  } catch (const ConfigurationError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigurationError for '" << url << "'";
+  return {};
+}
+
+TEST(CacheUrl, SqliteAbsolutePathWithDefaults) {
+  const auto config = parse_cache_url("sqlite:///var/cache/app/cache.db");
+  const auto& sqlite = std::get<SqliteOptions>(config);
+  EXPECT_EQ(sqlite.path, "/var/cache/app/cache.db");
+  EXPECT_EQ(sqlite.max_bytes, kGiB);
+  EXPECT_EQ(sqlite.busy_timeout, std::chrono::milliseconds(5000));
+}
+
+TEST(CacheUrl, SqliteQueryParameters) {
+  const auto config = parse_cache_url("sqlite:///tmp/c.db?max_bytes=64MiB&busy_timeout_ms=250");
+  const auto& sqlite = std::get<SqliteOptions>(config);
+  EXPECT_EQ(sqlite.path, "/tmp/c.db");
+  EXPECT_EQ(sqlite.max_bytes, 64 * kMiB);
+  EXPECT_EQ(sqlite.busy_timeout, std::chrono::milliseconds(250));
+}
+
+TEST(CacheUrl, SqlitePathIsPercentDecoded) {
+  const auto config = parse_cache_url("sqlite:///tmp/my%20cache.db");
+  EXPECT_EQ(std::get<SqliteOptions>(config).path, "/tmp/my cache.db");
+  EXPECT_THAT(config_error("sqlite:///tmp/bad%zz.db"), HasSubstr("two hex digits"));
+  EXPECT_THAT(config_error("sqlite:///tmp/nul%00.db"), HasSubstr("%00"));
+}
+
+TEST(CacheUrl, SqliteSchemeIsCaseInsensitive) {
+  EXPECT_EQ(std::get<SqliteOptions>(parse_cache_url("SQLite:///tmp/x.db")).path, "/tmp/x.db");
+}
+
+TEST(CacheUrl, SqliteRelativePathIsRejectedWithTheRightForm) {
+  const std::string message = config_error("sqlite://relative/cache.db");
+  EXPECT_THAT(message, HasSubstr("absolute"));
+  EXPECT_THAT(message, HasSubstr("sqlite:///"));
+}
+
+TEST(CacheUrl, SqliteWithoutPathOrWithDirectoryIsRejected) {
+  EXPECT_THAT(config_error("sqlite://"), HasSubstr("needs a file"));
+  EXPECT_THAT(config_error("sqlite:///tmp/dir/"), HasSubstr("directory"));
+}
+
+TEST(CacheUrl, MemoryWithAndWithoutSize) {
+  EXPECT_EQ(std::get<MemoryOptions>(parse_cache_url("memory://")).max_bytes, 64 * kMiB);
+  EXPECT_EQ(std::get<MemoryOptions>(parse_cache_url("memory://?max_bytes=500MB")).max_bytes,
+            500'000'000u);
+  EXPECT_EQ(std::get<MemoryOptions>(parse_cache_url("memory://?max_bytes=4096")).max_bytes, 4096u);
+}
+
+TEST(CacheUrl, MemoryTakesNoHostOrPath) {
+  EXPECT_THAT(config_error("memory://somewhere"), HasSubstr("no host or path"));
+}
+
+TEST(CacheUrl, UnknownQueryParametersAreNamed) {
+  const std::string message = config_error("sqlite:///tmp/c.db?max_bytes=1GiB&colour=red&size=2");
+  EXPECT_THAT(message, HasSubstr("colour"));
+  EXPECT_THAT(message, HasSubstr("size"));
+  EXPECT_THAT(message, HasSubstr("max_bytes, busy_timeout_ms"));
+  // busy_timeout_ms belongs to SQLite only.
+  EXPECT_THAT(config_error("memory://?busy_timeout_ms=5"), HasSubstr("busy_timeout_ms"));
+}
+
+TEST(CacheUrl, MalformedQueryParameters) {
+  EXPECT_THAT(config_error("memory://?max_bytes"), HasSubstr("needs a value"));
+  EXPECT_THAT(config_error("memory://?max_bytes=1&max_bytes=2"), HasSubstr("twice"));
+  EXPECT_THAT(config_error("memory://?max_bytes=lots"), HasSubstr("not a size"));
+  EXPECT_THAT(config_error("memory://?max_bytes=0"), HasSubstr("greater than 0"));
+  EXPECT_THAT(config_error("memory://?max_bytes=99999999999TiB"), HasSubstr("too large"));
+  EXPECT_THAT(config_error("sqlite:///tmp/c.db?busy_timeout_ms=-1"), HasSubstr("whole number"));
+  EXPECT_THAT(config_error("sqlite:///tmp/c.db?busy_timeout_ms=99999999999"),
+              HasSubstr("too large"));
+  EXPECT_THAT(config_error("memory://#frag"), HasSubstr("fragment"));
+}
+
+TEST(CacheUrl, ByteSizeSuffixes) {
+  EXPECT_EQ(parse_byte_size("123", "x"), 123u);
+  EXPECT_EQ(parse_byte_size("123B", "x"), 123u);
+  EXPECT_EQ(parse_byte_size("2KB", "x"), 2000u);
+  EXPECT_EQ(parse_byte_size("2KiB", "x"), 2048u);
+  EXPECT_EQ(parse_byte_size("64MiB", "x"), 64 * kMiB);
+  EXPECT_EQ(parse_byte_size("500MB", "x"), 500'000'000u);
+  EXPECT_EQ(parse_byte_size("1GiB", "x"), kGiB);
+  EXPECT_EQ(parse_byte_size("1gib", "x"), kGiB);
+  EXPECT_EQ(parse_byte_size("3GB", "x"), 3'000'000'000u);
+  EXPECT_EQ(parse_byte_size("1TiB", "x"), 1024 * kGiB);
+  EXPECT_THROW(parse_byte_size("MiB", "x"), ConfigurationError);
+  EXPECT_THROW(parse_byte_size("1.5GiB", "x"), ConfigurationError);
+  EXPECT_THROW(parse_byte_size("1 GiB", "x"), ConfigurationError);
+  EXPECT_THROW(parse_byte_size("", "x"), ConfigurationError);
+}
+
+TEST(CacheUrl, UnknownSchemeOrGarbageListsAcceptedForms) {
+  for (const char* url :
+       {"postgres://db/cache", "not a url", "/abs/path.db", "://x", "sqlite:/tmp/one-slash.db"}) {
+    const std::string message = config_error(url);
+    EXPECT_THAT(message, AllOf(HasSubstr("sqlite:///"), HasSubstr("memory://"))) << url;
+  }
+}
+
+TEST(CacheUrl, RedisFormsAreNotAvailableYetAndMaskThePassword) {
+  for (const char* url : {"redis://user:hunter2@cache.local:6379/0", "rediss://:hunter2@h:6380",
+                          "redis+sentinel://u:hunter2@h1:26379,h2:26379/mymaster/0",
+                          "redis+cluster://:hunter2@h1:7000,h2:7001"}) {
+    const std::string message = config_error(url);
+    EXPECT_THAT(message, HasSubstr("Redis backends are not available in this build yet")) << url;
+    EXPECT_THAT(message, HasSubstr(":***@")) << url;
+    EXPECT_THAT(message, Not(HasSubstr("hunter2"))) << url;
+  }
+  EXPECT_THAT(config_error("redis://user:hunter2@cache.local:6379/0"),
+              HasSubstr("redis://user:***@cache.local:6379/0"));
+}
+
+TEST(CacheUrl, ErrorsForOtherSchemesNeverShowThePassword) {
+  EXPECT_THAT(config_error("postgres://admin:hunter2@db/cache"), Not(HasSubstr("hunter2")));
+  EXPECT_THAT(config_error("admin:hunter2@db"), Not(HasSubstr("hunter2")));
+  EXPECT_THAT(config_error("memory://?max_bytes=1&password=hunter2"), Not(HasSubstr("hunter2")));
+}
+
+TEST(MaskUrlPassword, UserAndPassword) {
+  EXPECT_EQ(mask_url_password("redis://user:secret@host:6379/0"), "redis://user:***@host:6379/0");
+}
+
+TEST(MaskUrlPassword, PasswordWithoutUser) {
+  EXPECT_EQ(mask_url_password("redis://:secret@host:6379"), "redis://:***@host:6379");
+}
+
+TEST(MaskUrlPassword, NoPasswordIsUnchanged) {
+  EXPECT_EQ(mask_url_password("redis://host:6379/0"), "redis://host:6379/0");
+  EXPECT_EQ(mask_url_password("redis://user@host:6379/0"), "redis://user@host:6379/0");
+  EXPECT_EQ(mask_url_password("sqlite:///tmp/a:b@c.db"), "sqlite:///tmp/a:b@c.db");
+  EXPECT_EQ(mask_url_password(""), "");
+}
+
+TEST(MaskUrlPassword, PercentEncodedPasswordIsMaskedWhole) {
+  EXPECT_EQ(mask_url_password("rediss://me:p%40ss%3Aw%2Frd@host:6380"),
+            "rediss://me:***@host:6380");
+}
+
+TEST(MaskUrlPassword, UnencodedSpecialCharactersInPasswordAreMaskedWhole) {
+  EXPECT_EQ(mask_url_password("redis://me:p@ss/w:rd@host:6379/0"), "redis://me:***@host:6379/0");
+}
+
+TEST(MaskUrlPassword, SentinelHostListAndQueryPassword) {
+  EXPECT_EQ(mask_url_password("redis+sentinel://u:pw@h1:26379,h2:26379/m/0"),
+            "redis+sentinel://u:***@h1:26379,h2:26379/m/0");
+  EXPECT_EQ(mask_url_password("rediss://h:6380?ca=/x.pem&password=pw"),
+            "rediss://h:6380?ca=/x.pem&password=***");
+}
+
+TEST(MaskUrlPassword, MissingSchemeStillMasks) {
+  EXPECT_EQ(mask_url_password("user:secret@host"), "user:***@host");
+}
+
+TEST(ResolveCacheUrl, ExplicitUrlWins) {
+  ScopedEnv env("LLM_CACHE_REDIS_URL", "memory://");
+  EXPECT_EQ(resolve_cache_url(CacheOptions{.url = "sqlite:///tmp/x.db"}), "sqlite:///tmp/x.db");
+}
+
+TEST(ResolveCacheUrl, EnvironmentVariableWhenNoUrl) {
+  ScopedEnv env("LLM_CACHE_REDIS_URL", "memory://?max_bytes=1MiB");
+  EXPECT_EQ(resolve_cache_url(CacheOptions{}), "memory://?max_bytes=1MiB");
+}
+
+TEST(ResolveCacheUrl, EmptyOrUnsetEnvironmentMeansEmbeddedDefault) {
+  {
+    ScopedEnv env("LLM_CACHE_REDIS_URL", "");
+    EXPECT_EQ(resolve_cache_url(CacheOptions{}), "");
+  }
+  {
+    ScopedEnv env("LLM_CACHE_REDIS_URL", std::nullopt);
+    EXPECT_EQ(resolve_cache_url(CacheOptions{}), "");
+  }
+}
+
+TEST(DefaultCacheFile, XdgCacheHomeFirst) {
+  ScopedEnv xdg("XDG_CACHE_HOME", "/xdg/cache");
+  ScopedEnv home("HOME", "/home/someone");
+  EXPECT_EQ(std::get<SqliteOptions>(parse_cache_url("")).path, "/xdg/cache/llm-caching/cache.db");
+}
+
+TEST(DefaultCacheFile, HomeWhenXdgUnsetEmptyOrRelative) {
+  ScopedEnv home("HOME", "/home/someone");
+  for (std::optional<std::string> xdg :
+       {std::optional<std::string>{}, std::optional<std::string>{""},
+        std::optional<std::string>{"relative/dir"}}) {
+    ScopedEnv xdg_env("XDG_CACHE_HOME", xdg);
+    EXPECT_EQ(std::get<SqliteOptions>(parse_cache_url("")).path,
+              "/home/someone/.cache/llm-caching/cache.db");
+  }
+}
+
+TEST(DefaultCacheFile, NeitherSetNamesBothVariables) {
+  ScopedEnv xdg("XDG_CACHE_HOME", std::nullopt);
+  ScopedEnv home("HOME", std::nullopt);
+  const std::string message = config_error("");
+  EXPECT_THAT(message, AllOf(HasSubstr("XDG_CACHE_HOME"), HasSubstr("HOME")));
+}
+
+TEST(BackendIdentity, SamePathSpelledDifferentlyIsOneStore) {
+  EXPECT_EQ(backend_identity(parse_cache_url("sqlite:///tmp/a/../c.db")),
+            backend_identity(parse_cache_url("sqlite:///tmp/c.db")));
+  EXPECT_NE(backend_identity(parse_cache_url("sqlite:///tmp/c.db")),
+            backend_identity(parse_cache_url("sqlite:///tmp/d.db")));
+  EXPECT_NE(backend_identity(parse_cache_url("memory://")),
+            backend_identity(parse_cache_url("memory://?max_bytes=1MiB")));
+}
+
+}  // namespace
+}  // namespace llm_caching::cache

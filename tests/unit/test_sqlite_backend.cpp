@@ -1,0 +1,403 @@
+// SqliteBackend: persistence, TTL, size bound, prefix clear, several processes on one file, and
+// clear errors for files it must not use.
+#include "cache/run_blocking.hpp"
+#include "cache/sqlite_backend.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace llm_caching::cache {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+struct FakeClock {
+  std::shared_ptr<std::atomic<std::int64_t>> now =
+      std::make_shared<std::atomic<std::int64_t>>(1'700'000'000'000);
+  NowMs fn() const {
+    return [now = now] { return now->load(); };
+  }
+  void advance(std::int64_t ms) { *now += ms; }
+};
+
+class SqliteBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "llmc-sqlite-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    path_ = dir_ / "cache.db";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  SqliteOptions options(std::uint64_t max_bytes = kGiB) const {
+    return SqliteOptions{.path = path_, .max_bytes = max_bytes};
+  }
+  /// Runs SQL on the file directly, as another program (or an older/newer build) would.
+  void raw_sql(const char* sql) const {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &error);
+    EXPECT_EQ(rc, SQLITE_OK) << (error ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+  std::string open_error() const {
+    try {
+      SqliteBackend backend(options());
+    } catch (const CacheError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "opening " << path_ << " did not throw CacheError";
+    return {};
+  }
+
+  fs::path dir_;
+  fs::path path_;
+};
+
+TEST_F(SqliteBackendTest, PutThenGetAndMiss) {
+  SqliteBackend backend(options());
+  backend.put_now("k", "value", milliseconds(0));
+  EXPECT_EQ(backend.get_now("k"), "value");
+  EXPECT_EQ(backend.get_now("other"), std::nullopt);
+  const BackendStats stats = backend.stats_now();
+  EXPECT_EQ(stats.hits, 1u);
+  EXPECT_EQ(stats.misses, 1u);
+  EXPECT_EQ(stats.writes, 1u);
+  EXPECT_EQ(stats.entries, 1u);
+  EXPECT_EQ(stats.bytes, 1u + 5u);
+}
+
+TEST_F(SqliteBackendTest, BinaryValuesEmptyValuesAndHostileKeysRoundTrip) {
+  SqliteBackend backend(options());
+  const std::string binary("a\0b\xff\x00z", 6);
+  const std::string hostile = "k'); DROP TABLE entries; --";
+  backend.put_now(hostile, binary, milliseconds(0));
+  backend.put_now("empty", "", milliseconds(0));
+  backend.put_now("null-view", std::string_view{}, milliseconds(0));
+  EXPECT_EQ(backend.get_now(hostile), binary);
+  EXPECT_EQ(backend.get_now("empty"), "");
+  EXPECT_EQ(backend.get_now("null-view"), "");
+  EXPECT_EQ(backend.stats_now().entries, 3u);
+}
+
+TEST_F(SqliteBackendTest, ReplacingAnEntryKeepsTotalsRight) {
+  SqliteBackend backend(options());
+  backend.put_now("k", std::string(100, 'a'), milliseconds(0));
+  backend.put_now("k", std::string(10, 'b'), milliseconds(0));
+  EXPECT_EQ(backend.get_now("k"), std::string(10, 'b'));
+  EXPECT_EQ(backend.stats_now().entries, 1u);
+  EXPECT_EQ(backend.stats_now().bytes, 11u);
+}
+
+TEST_F(SqliteBackendTest, EntriesPersistAcrossReopen) {
+  {
+    SqliteBackend backend(options());
+    backend.put_now("persisted", "still here", milliseconds(0));
+  }
+  SqliteBackend reopened(options());
+  EXPECT_EQ(reopened.get_now("persisted"), "still here");
+  EXPECT_EQ(reopened.stats_now().entries, 1u);
+}
+
+TEST_F(SqliteBackendTest, CreatesPrivateDirectoriesAndFile) {
+  const fs::path nested = dir_ / "a" / "b" / "cache.db";
+  SqliteBackend backend(SqliteOptions{.path = nested});
+  backend.put_now("k", "v", milliseconds(0));
+  struct stat st {};
+  ASSERT_EQ(::stat(nested.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((dir_ / "a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat((dir_ / "a" / "b").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+TEST_F(SqliteBackendTest, ExpiredEntryIsAMissAndPruneRemovesIt) {
+  FakeClock clock;
+  SqliteBackend backend(options(), clock.fn());
+  backend.put_now("short", "v", milliseconds(100));
+  backend.put_now("forever", "v", milliseconds(0));
+  clock.advance(99);
+  EXPECT_TRUE(backend.get_now("short"));
+  clock.advance(1);
+  EXPECT_FALSE(backend.get_now("short"));
+  EXPECT_EQ(backend.stats_now().expired, 1u);
+  EXPECT_EQ(backend.prune_now(), 1u);
+  EXPECT_EQ(backend.stats_now().entries, 1u);
+  clock.advance(10LL * 365 * 24 * 3600 * 1000);
+  EXPECT_TRUE(backend.get_now("forever"));
+}
+
+TEST_F(SqliteBackendTest, ExpiryIsStoredInTheFile) {
+  FakeClock clock;
+  {
+    SqliteBackend writer(options(), clock.fn());
+    writer.put_now("k", "v", milliseconds(1000));
+  }
+  clock.advance(1000);
+  SqliteBackend reader(options(), clock.fn());
+  EXPECT_FALSE(reader.get_now("k"));
+}
+
+TEST_F(SqliteBackendTest, SizeBoundEvictsLeastRecentlyAccessedDownToNinetyPercent) {
+  FakeClock clock;
+  SqliteBackend backend(options(10'000), clock.fn());
+  const std::string value(998, 'v');  // 2-byte key + 998 = 1000 bytes per entry
+  for (int i = 0; i < 10; ++i) {
+    backend.put_now("k" + std::to_string(i), value, milliseconds(0));
+    clock.advance(kLastAccessGranularityMs);
+  }
+  EXPECT_EQ(backend.stats_now().evictions, 0u);  // exactly at the bound is fine
+  ASSERT_TRUE(backend.get_now("k0"));            // k0 becomes the most recently accessed
+  clock.advance(kLastAccessGranularityMs);
+  backend.put_now("kA", value, milliseconds(0));  // 11,000 > 10,000: evict down to 9,000
+
+  const BackendStats stats = backend.stats_now();
+  EXPECT_EQ(stats.evictions, 2u);
+  EXPECT_EQ(stats.bytes, 9000u);
+  EXPECT_TRUE(backend.get_now("k0"));
+  EXPECT_FALSE(backend.get_now("k1"));
+  EXPECT_FALSE(backend.get_now("k2"));
+  for (const char* key : {"k3", "k9", "kA"}) EXPECT_TRUE(backend.get_now(key)) << key;
+}
+
+TEST_F(SqliteBackendTest, EvictionDropsExpiredEntriesBeforeLiveOnes) {
+  FakeClock clock;
+  SqliteBackend backend(options(5'000), clock.fn());
+  const std::string value(998, 'v');
+  backend.put_now("e1", value, milliseconds(10));
+  backend.put_now("e2", value, milliseconds(10));
+  clock.advance(kLastAccessGranularityMs);
+  for (const char* key : {"l1", "l2", "l3", "l4"}) backend.put_now(key, value, milliseconds(0));
+  const BackendStats stats = backend.stats_now();
+  EXPECT_EQ(stats.expired, 2u);
+  EXPECT_EQ(stats.evictions, 0u);
+  for (const char* key : {"l1", "l2", "l3", "l4"}) EXPECT_TRUE(backend.get_now(key)) << key;
+}
+
+TEST_F(SqliteBackendTest, HitsRefreshLastAccessAtMostOncePerGranule) {
+  FakeClock clock;
+  SqliteBackend backend(options(), clock.fn());
+  const std::int64_t written_at = clock.fn()();
+  backend.put_now("k", "v", milliseconds(0));
+  auto last_access = [&] {
+    std::int64_t value = -1;
+    sqlite3* db = nullptr;
+    sqlite3_open(path_.c_str(), &db);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "SELECT last_access FROM entries WHERE key = 'k'", -1, &stmt, nullptr);
+    if (sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+  };
+  clock.advance(kLastAccessGranularityMs - 1);
+  ASSERT_TRUE(backend.get_now("k"));
+  EXPECT_EQ(last_access(), written_at);  // the read stayed read-only
+  clock.advance(1);
+  ASSERT_TRUE(backend.get_now("k"));
+  EXPECT_EQ(last_access(), written_at + kLastAccessGranularityMs);
+}
+
+TEST_F(SqliteBackendTest, HitWhileAnotherConnectionHoldsTheWriteLockStillHits) {
+  FakeClock clock;
+  SqliteBackend backend(options(), clock.fn());
+  backend.put_now("k", "v", milliseconds(0));
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  clock.advance(kLastAccessGranularityMs);  // this hit wants to refresh last_access
+  EXPECT_EQ(backend.get_now("k"), "v");
+  EXPECT_EQ(backend.stats_now().errors, 0u);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+}
+
+TEST_F(SqliteBackendTest, ClearByPrefixIsARangeNotAPattern) {
+  SqliteBackend backend(options());
+  for (const char* key : {"ns1:a", "ns1:b", "ns10:c", "ns2:d", "a%b", "abc", "a_c", "axc"}) {
+    backend.put_now(key, "v", milliseconds(0));
+  }
+  EXPECT_EQ(backend.clear_now("ns1:"), 2u);
+  EXPECT_TRUE(backend.get_now("ns10:c"));
+  EXPECT_EQ(backend.clear_now("a%"), 1u);  // LIKE 'a%%' would take abc, a_c and axc too
+  EXPECT_EQ(backend.clear_now("a_"), 1u);
+  EXPECT_TRUE(backend.get_now("abc"));
+  EXPECT_TRUE(backend.get_now("axc"));
+  EXPECT_EQ(backend.clear_now(""), 4u);
+  EXPECT_EQ(backend.stats_now().entries, 0u);
+  EXPECT_EQ(backend.stats_now().bytes, 0u);
+}
+
+TEST_F(SqliteBackendTest, ClearPrefixEndingInByteFF) {
+  SqliteBackend backend(options());
+  backend.put_now(
+      "p\xff"
+      "1",
+      "v", milliseconds(0));
+  backend.put_now("p\xff\xff", "v", milliseconds(0));
+  backend.put_now("q", "v", milliseconds(0));
+  EXPECT_EQ(backend.clear_now("p\xff"), 2u);
+  EXPECT_TRUE(backend.get_now("q"));
+}
+
+TEST_F(SqliteBackendTest, Erase) {
+  SqliteBackend backend(options());
+  backend.put_now("k", "v", milliseconds(0));
+  EXPECT_TRUE(backend.erase_now("k"));
+  EXPECT_FALSE(backend.erase_now("k"));
+  EXPECT_FALSE(backend.get_now("k"));
+}
+
+TEST_F(SqliteBackendTest, AwaitableInterfaceAndDescribe) {
+  SqliteBackend backend(options());
+  Backend& l2 = backend;
+  run_blocking(l2.put("k", "v", milliseconds(0)));
+  EXPECT_EQ(run_blocking(l2.get("k")), "v");
+  EXPECT_EQ(run_blocking(l2.clear("k")), 1u);
+  EXPECT_EQ(run_blocking(l2.prune()), 0u);
+  EXPECT_EQ(run_blocking(l2.stats()).entries, 0u);
+  EXPECT_EQ(l2.describe(), "sqlite://" + path_.string());
+}
+
+TEST_F(SqliteBackendTest, TwoInstancesOnOneFileSeeEachOthersWrites) {
+  SqliteBackend a(options());
+  SqliteBackend b(options());
+  a.put_now("from-a", "1", milliseconds(0));
+  b.put_now("from-b", "2", milliseconds(0));
+  EXPECT_EQ(b.get_now("from-a"), "1");
+  EXPECT_EQ(a.get_now("from-b"), "2");
+  EXPECT_TRUE(b.erase_now("from-a"));
+  EXPECT_FALSE(a.get_now("from-a"));
+  EXPECT_EQ(a.stats_now().entries, 1u);
+}
+
+TEST_F(SqliteBackendTest, ThreadsShareOneInstance) {
+  SqliteBackend backend(options());
+  std::vector<std::thread> threads;
+  std::atomic<int> lost{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string key = "t" + std::to_string(t) + ":" + std::to_string(i);
+        backend.put_now(key, key, milliseconds(0));
+        if (backend.get_now(key) != key) ++lost;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(lost.load(), 0);
+  EXPECT_EQ(backend.stats_now().entries, 800u);
+  EXPECT_EQ(backend.stats_now().errors, 0u);
+}
+
+/// Writes `count` keys tagged `who`, then waits until all `total` keys of every writer are
+/// visible. Returns 0 on success, else a code saying what went wrong.
+int write_then_read_all(const SqliteOptions& options, const std::string& who, int count,
+                        const std::vector<std::string>& writers) {
+  try {
+    SqliteBackend backend(options);
+    for (int i = 0; i < count; ++i) {
+      const std::string key = who + ":" + std::to_string(i);
+      backend.put_now(key, "value " + key, milliseconds(0));
+    }
+    // The other writer may still be running: poll (a hang guard, not a speed assertion).
+    for (int round = 0; round < 6000; ++round) {
+      int seen = 0;
+      for (const std::string& writer : writers) {
+        for (int i = 0; i < count; ++i) {
+          const std::string key = writer + ":" + std::to_string(i);
+          if (auto value = backend.get_now(key)) seen += *value == "value " + key ? 1 : 0;
+        }
+      }
+      if (seen == count * static_cast<int>(writers.size())) {
+        return backend.stats_now().errors == 0 ? 0 : 3;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", who.c_str(), e.what());
+    return 1;
+  }
+}
+
+TEST_F(SqliteBackendTest, TwoProcessesWriteAndReadOneFileConcurrently) {
+  const std::vector<std::string> writers = {"parent", "child"};
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(write_then_read_all(options(), "child", 500, writers));
+  const int parent_result = write_then_read_all(options(), "parent", 500, writers);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "child failed";
+  EXPECT_EQ(parent_result, 0);
+  SqliteBackend after(options());
+  EXPECT_EQ(after.stats_now().entries, 1000u);
+}
+
+TEST_F(SqliteBackendTest, NotASqliteFileNamesTheFileAndTheWayOut) {
+  std::ofstream(path_) << std::string(4096, 'x');
+  EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("llm-caching cache clear"),
+                                  HasSubstr("delete")));
+}
+
+TEST_F(SqliteBackendTest, CorruptedPagesAreReportedAsCacheError) {
+  {
+    SqliteBackend backend(options());
+    for (int i = 0; i < 200; ++i) {
+      backend.put_now("k" + std::to_string(i), std::string(500, 'v'), milliseconds(0));
+    }
+  }
+  raw_sql("PRAGMA wal_checkpoint(TRUNCATE)");
+  {
+    // Scribble over everything after the header page: b-tree pages become garbage.
+    std::fstream file(path_, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(4096);
+    const std::string junk(64 * 1024, '\x5a');
+    file.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  try {
+    SqliteBackend backend(options());
+    for (int i = 0; i < 200; ++i) backend.get_now("k" + std::to_string(i));
+    ADD_FAILURE() << "no CacheError on a corrupted file";
+  } catch (const CacheError& e) {
+    EXPECT_THAT(e.what(), AllOf(HasSubstr(path_.string()), HasSubstr("llm-caching cache clear")));
+  }
+}
+
+TEST_F(SqliteBackendTest, DatabaseOfAnotherProgramIsRefused) {
+  raw_sql("CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT)");
+  EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("another program")));
+}
+
+TEST_F(SqliteBackendTest, NewerSchemaIsRefused) {
+  { SqliteBackend backend(options()); }
+  raw_sql("UPDATE meta SET value = 2 WHERE name = 'schema_version'");
+  EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("schema version 2")));
+}
+
+TEST_F(SqliteBackendTest, RelativePathIsRefused) {
+  EXPECT_THROW(SqliteBackend(SqliteOptions{.path = "relative/cache.db"}), CacheError);
+}
+
+}  // namespace
+}  // namespace llm_caching::cache
