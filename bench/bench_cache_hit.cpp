@@ -7,10 +7,10 @@
 #include "cache/sqlite_backend.hpp"
 #include "cache/tiered_cache.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <cstdio>
 #include <filesystem>

@@ -30,8 +30,9 @@ struct MemoryOptions {
 struct CacheOptions {
   /// Backend URL. Empty: the `LLM_CACHE_REDIS_URL` environment variable if set and non-empty,
   /// else the embedded default SQLite file under `$XDG_CACHE_HOME/llm-caching/` (or
-  /// `~/.cache/llm-caching/`). Forms: `sqlite:///abs/path.db[?max_bytes=1GiB&busy_timeout_ms=5000]`,
-  /// `memory://[?max_bytes=64MiB]`. Redis URLs are recognised but not available in this build yet.
+  /// `~/.cache/llm-caching/`). Forms:
+  /// `sqlite:///abs/path.db[?max_bytes=1GiB&busy_timeout_ms=5000]`, `memory://[?max_bytes=64MiB]`.
+  /// Redis URLs are recognised but not available in this build yet.
   std::string url;
   /// In-process L1 of decoded entries in front of the backend; 0 disables it.
   std::uint64_t l1_max_bytes = 64 * kMiB;

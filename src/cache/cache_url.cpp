@@ -38,8 +38,8 @@ const char* env_or_null(const char* name) {
 }
 
 [[noreturn]] void fail(std::string_view problem, std::string_view url) {
-  throw ConfigurationError(fmt::format("invalid cache URL '{}': {}", mask_url_password(url),
-                                       problem));
+  throw ConfigurationError(
+      fmt::format("invalid cache URL '{}': {}", mask_url_password(url), problem));
 }
 
 int hex_digit(char c) {
@@ -163,8 +163,8 @@ std::string mask_query_passwords(std::string_view query) {
     const std::size_t amp = query.find('&');
     const std::string_view item = query.substr(0, amp);
     const std::size_t eq = item.find('=');
-    if (eq != std::string_view::npos && to_lower(item.substr(0, eq)).find("pass") !=
-                                            std::string::npos) {
+    if (eq != std::string_view::npos &&
+        to_lower(item.substr(0, eq)).find("pass") != std::string::npos) {
       out.append(item.substr(0, eq + 1)).append("***");
     } else {
       out.append(item);
@@ -210,11 +210,16 @@ std::uint64_t parse_byte_size(std::string_view text, std::string_view what) {
   }
   const std::string unit = to_lower(text.substr(digits_end));
   static constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
-      {"", 1},           {"b", 1},
-      {"kb", 1000},      {"mb", 1000 * 1000},
-      {"gb", 1000000000}, {"tb", 1000ull * 1000000000},
-      {"kib", 1024},     {"mib", kMiB},
-      {"gib", kGiB},     {"tib", 1024 * kGiB}};
+      {"", 1},
+      {"b", 1},
+      {"kb", 1000},
+      {"mb", 1000 * 1000},
+      {"gb", 1000000000},
+      {"tb", 1000ull * 1000000000},
+      {"kib", 1024},
+      {"mib", kMiB},
+      {"gib", kGiB},
+      {"tib", 1024 * kGiB}};
   const auto found = std::find_if(std::begin(kUnits), std::end(kUnits),
                                   [&](const auto& u) { return u.first == unit; });
   if (digits_end == 0 || found == std::end(kUnits)) {

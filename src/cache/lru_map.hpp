@@ -81,9 +81,8 @@ class LruMap {
   }
 
   std::uint64_t erase_prefix(std::string_view prefix) {
-    return erase_if([&](std::string_view key, const Value&, std::int64_t) {
-      return key.starts_with(prefix);
-    });
+    return erase_if(
+        [&](std::string_view key, const Value&, std::int64_t) { return key.starts_with(prefix); });
   }
 
   std::uint64_t erase_expired(std::int64_t now_ms) {

@@ -68,12 +68,18 @@ asio::awaitable<void> MemoryBackend::put(std::string key, std::string value,
   put_now(std::move(key), std::move(value), ttl);
   co_return;
 }
-asio::awaitable<bool> MemoryBackend::erase(std::string key) { co_return erase_now(key); }
+asio::awaitable<bool> MemoryBackend::erase(std::string key) {
+  co_return erase_now(key);
+}
 asio::awaitable<std::uint64_t> MemoryBackend::clear(std::string prefix) {
   co_return clear_now(prefix);
 }
-asio::awaitable<std::uint64_t> MemoryBackend::prune() { co_return prune_now(); }
-asio::awaitable<BackendStats> MemoryBackend::stats() { co_return stats_now(); }
+asio::awaitable<std::uint64_t> MemoryBackend::prune() {
+  co_return prune_now();
+}
+asio::awaitable<BackendStats> MemoryBackend::stats() {
+  co_return stats_now();
+}
 
 std::string MemoryBackend::describe() const {
   return fmt::format("memory://?max_bytes={}", options_.max_bytes);

@@ -74,8 +74,8 @@ void create_private_directories(const fs::path& dir) {
 void create_private_file(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    throw CacheError(fmt::format("cannot create the cache file {}: {}", path.string(),
-                                 std::strerror(errno)));
+    throw CacheError(
+        fmt::format("cannot create the cache file {}: {}", path.string(), std::strerror(errno)));
   }
   ::close(fd);
 }
@@ -117,9 +117,9 @@ struct SqliteBackend::Connection {
 
   explicit Connection(fs::path file) : path(std::move(file)) {}
   ~Connection() {
-    for (sqlite3_stmt* stmt : {select_entry, touch_entry, upsert_entry, delete_entry, delete_range,
-                               delete_from, delete_expired, select_totals, select_oldest,
-                               begin_immediate, commit, rollback}) {
+    for (sqlite3_stmt* stmt :
+         {select_entry, touch_entry, upsert_entry, delete_entry, delete_range, delete_from,
+          delete_expired, select_totals, select_oldest, begin_immediate, commit, rollback}) {
       sqlite3_finalize(stmt);
     }
     sqlite3_close_v2(db);
@@ -201,9 +201,8 @@ struct SqliteBackend::Connection {
 };
 
 void SqliteBackend::Connection::open(std::chrono::milliseconds busy_timeout) {
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   check(rc, "opening");
   sqlite3_extended_result_codes(db, 1);
   check(sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count())), "setting busy_timeout");
@@ -236,8 +235,7 @@ void SqliteBackend::Connection::enable_wal(std::chrono::milliseconds busy_timeou
 void SqliteBackend::Connection::ensure_schema() {
   exec("BEGIN IMMEDIATE", "BEGIN IMMEDIATE");
   try {
-    if (query_int("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'") ==
-        0) {
+    if (query_int("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'") == 0) {
       if (query_int("SELECT count(*) FROM sqlite_schema") != 0) {
         throw CacheError(fmt::format(
             "the file {} is a SQLite database of another program, not an llm-caching cache; "
@@ -295,8 +293,8 @@ std::pair<std::uint64_t, std::uint64_t> SqliteBackend::Connection::totals() {
 SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
     : options_(std::move(options)), now_ms_(std::move(now_ms)) {
   if (!options_.path.is_absolute()) {
-    throw CacheError(fmt::format("the SQLite cache path must be absolute, got '{}'",
-                                 options_.path.string()));
+    throw CacheError(
+        fmt::format("the SQLite cache path must be absolute, got '{}'", options_.path.string()));
   }
   create_private_directories(options_.path.parent_path());
   create_private_file(options_.path);
@@ -347,8 +345,11 @@ std::optional<std::string> SqliteBackend::get_now(std::string_view key) {
       StatementUse use(db.touch_entry);
       db.bind_text(db.touch_entry, 1, key);
       db.bind_int(db.touch_entry, 2, now);
-      // Best effort: a busy file must not turn a hit into an error.
+      // Best effort and without waiting: a busy file must not slow a hit or turn it into an
+      // error; the next hit a minute later tries again.
+      sqlite3_busy_timeout(db.db, 0);
       sqlite3_step(db.touch_entry);
+      sqlite3_busy_timeout(db.db, static_cast<int>(options_.busy_timeout.count()));
     }
     return value;
   });
@@ -362,7 +363,9 @@ void SqliteBackend::put_now(std::string_view key, std::string_view value,
     {
       StatementUse use(db.upsert_entry);
       db.bind_text(db.upsert_entry, 1, key);
-      db.check(sqlite3_bind_blob64(db.upsert_entry, 2, value.data(), value.size(), SQLITE_STATIC),
+      // A null data pointer would bind SQL NULL, not an empty blob.
+      const char* data = value.data() != nullptr ? value.data() : "";
+      db.check(sqlite3_bind_blob64(db.upsert_entry, 2, data, value.size(), SQLITE_STATIC),
                "binding a value");
       db.bind_int(db.upsert_entry, 3, ttl.count() == 0 ? 0 : now + ttl.count());
       db.bind_int(db.upsert_entry, 4, static_cast<std::int64_t>(key.size() + value.size()));
@@ -466,13 +469,21 @@ asio::awaitable<void> SqliteBackend::put(std::string key, std::string value,
   put_now(key, value, ttl);
   co_return;
 }
-asio::awaitable<bool> SqliteBackend::erase(std::string key) { co_return erase_now(key); }
+asio::awaitable<bool> SqliteBackend::erase(std::string key) {
+  co_return erase_now(key);
+}
 asio::awaitable<std::uint64_t> SqliteBackend::clear(std::string prefix) {
   co_return clear_now(prefix);
 }
-asio::awaitable<std::uint64_t> SqliteBackend::prune() { co_return prune_now(); }
-asio::awaitable<BackendStats> SqliteBackend::stats() { co_return stats_now(); }
+asio::awaitable<std::uint64_t> SqliteBackend::prune() {
+  co_return prune_now();
+}
+asio::awaitable<BackendStats> SqliteBackend::stats() {
+  co_return stats_now();
+}
 
-std::string SqliteBackend::describe() const { return "sqlite://" + options_.path.string(); }
+std::string SqliteBackend::describe() const {
+  return "sqlite://" + options_.path.string();
+}
 
 }  // namespace llm_caching::cache

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <stdexcept>
 #include <tuple>
 
 namespace llm_caching::cache {
@@ -138,7 +139,8 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& stora
     }
     co_return nullptr;
   }
-  auto entry = std::make_shared<const core::CacheEntry>(std::get<core::CacheEntry>(std::move(decoded)));
+  auto entry =
+      std::make_shared<const core::CacheEntry>(std::get<core::CacheEntry>(std::move(decoded)));
   if (entry->expired_at(now_ms)) co_return nullptr;
   l1_store(storage_key, entry, bytes->size());
   co_return entry;
@@ -146,7 +148,19 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& stora
 
 asio::awaitable<void> TieredCache::put(const std::string& storage_key, EntryPtr entry,
                                        std::chrono::milliseconds ttl) {
-  std::string encoded = core::encode_entry(*entry);
+  std::string encoded;
+  try {
+    encoded = core::encode_entry(*entry);
+  } catch (const std::length_error& e) {
+    // Too large to cache: the answer still reaches the caller, it is just not stored.
+    if (strict_) {
+      throw CacheError(
+          fmt::format("cache entry {} is too large to store: {}", storage_key, e.what()));
+    }
+    spdlog::warn("cache entry {} is too large to store ({}); not caching it", storage_key,
+                 e.what());
+    co_return;
+  }
   l1_store(storage_key, std::move(entry), encoded.size());
   try {
     co_await l2_->put(storage_key, std::move(encoded), ttl);
@@ -262,8 +276,7 @@ std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options) {
               ? "sqlite://" + std::get<SqliteOptions>(config).path.string()
               : std::string("memory://");
       registered.cache = std::make_shared<TieredCache>(
-          std::make_shared<UnavailableBackend>(description, e.what()), options.l1_max_bytes,
-          false);
+          std::make_shared<UnavailableBackend>(description, e.what()), options.l1_max_bytes, false);
       registered.retry_open_at_ms = now + kFailureLogIntervalMs;
     }
   }

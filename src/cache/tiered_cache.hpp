@@ -21,7 +21,7 @@ struct TieredStats {
   std::uint64_t l1_hits = 0;
   std::uint64_t l1_misses = 0;
   std::uint64_t l1_evictions = 0;
-  BackendStats l2;                  ///< zeros when the backend could not report
+  BackendStats l2;                   ///< zeros when the backend could not report
   std::uint64_t corrupt = 0;         ///< L2 entries that failed to decode (deleted, served as miss)
   std::uint64_t backend_errors = 0;  ///< L2 failures absorbed as misses (non-strict mode)
 };

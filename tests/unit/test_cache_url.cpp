@@ -138,8 +138,8 @@ TEST(CacheUrl, ByteSizeSuffixes) {
 }
 
 TEST(CacheUrl, UnknownSchemeOrGarbageListsAcceptedForms) {
-  for (const char* url : {"postgres://db/cache", "not a url", "/abs/path.db", "://x",
-                          "sqlite:/tmp/one-slash.db"}) {
+  for (const char* url :
+       {"postgres://db/cache", "not a url", "/abs/path.db", "://x", "sqlite:/tmp/one-slash.db"}) {
     const std::string message = config_error(url);
     EXPECT_THAT(message, AllOf(HasSubstr("sqlite:///"), HasSubstr("memory://"))) << url;
   }
@@ -180,7 +180,8 @@ TEST(MaskUrlPassword, NoPasswordIsUnchanged) {
 }
 
 TEST(MaskUrlPassword, PercentEncodedPasswordIsMaskedWhole) {
-  EXPECT_EQ(mask_url_password("rediss://me:p%40ss%3Aw%2Frd@host:6380"), "rediss://me:***@host:6380");
+  EXPECT_EQ(mask_url_password("rediss://me:p%40ss%3Aw%2Frd@host:6380"),
+            "rediss://me:***@host:6380");
 }
 
 TEST(MaskUrlPassword, UnencodedSpecialCharactersInPasswordAreMaskedWhole) {
@@ -227,8 +228,9 @@ TEST(DefaultCacheFile, XdgCacheHomeFirst) {
 
 TEST(DefaultCacheFile, HomeWhenXdgUnsetEmptyOrRelative) {
   ScopedEnv home("HOME", "/home/someone");
-  for (std::optional<std::string> xdg : {std::optional<std::string>{}, std::optional<std::string>{""},
-                                         std::optional<std::string>{"relative/dir"}}) {
+  for (std::optional<std::string> xdg :
+       {std::optional<std::string>{}, std::optional<std::string>{""},
+        std::optional<std::string>{"relative/dir"}}) {
     ScopedEnv xdg_env("XDG_CACHE_HOME", xdg);
     EXPECT_EQ(std::get<SqliteOptions>(parse_cache_url("")).path,
               "/home/someone/.cache/llm-caching/cache.db");

@@ -17,7 +17,8 @@ using std::chrono::milliseconds;
 
 /// A clock the test moves by hand.
 struct FakeClock {
-  std::shared_ptr<std::atomic<std::int64_t>> now = std::make_shared<std::atomic<std::int64_t>>(1000);
+  std::shared_ptr<std::atomic<std::int64_t>> now =
+      std::make_shared<std::atomic<std::int64_t>>(1000);
   NowMs fn() const {
     return [now = now] { return now->load(); };
   }

@@ -90,9 +90,11 @@ TEST_F(SqliteBackendTest, BinaryValuesEmptyValuesAndHostileKeysRoundTrip) {
   const std::string hostile = "k'); DROP TABLE entries; --";
   backend.put_now(hostile, binary, milliseconds(0));
   backend.put_now("empty", "", milliseconds(0));
+  backend.put_now("null-view", std::string_view{}, milliseconds(0));
   EXPECT_EQ(backend.get_now(hostile), binary);
   EXPECT_EQ(backend.get_now("empty"), "");
-  EXPECT_EQ(backend.stats_now().entries, 2u);
+  EXPECT_EQ(backend.get_now("null-view"), "");
+  EXPECT_EQ(backend.stats_now().entries, 3u);
 }
 
 TEST_F(SqliteBackendTest, ReplacingAnEntryKeepsTotalsRight) {
@@ -190,6 +192,44 @@ TEST_F(SqliteBackendTest, EvictionDropsExpiredEntriesBeforeLiveOnes) {
   for (const char* key : {"l1", "l2", "l3", "l4"}) EXPECT_TRUE(backend.get_now(key)) << key;
 }
 
+TEST_F(SqliteBackendTest, HitsRefreshLastAccessAtMostOncePerGranule) {
+  FakeClock clock;
+  SqliteBackend backend(options(), clock.fn());
+  const std::int64_t written_at = clock.fn()();
+  backend.put_now("k", "v", milliseconds(0));
+  auto last_access = [&] {
+    std::int64_t value = -1;
+    sqlite3* db = nullptr;
+    sqlite3_open(path_.c_str(), &db);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "SELECT last_access FROM entries WHERE key = 'k'", -1, &stmt, nullptr);
+    if (sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+  };
+  clock.advance(kLastAccessGranularityMs - 1);
+  ASSERT_TRUE(backend.get_now("k"));
+  EXPECT_EQ(last_access(), written_at);  // the read stayed read-only
+  clock.advance(1);
+  ASSERT_TRUE(backend.get_now("k"));
+  EXPECT_EQ(last_access(), written_at + kLastAccessGranularityMs);
+}
+
+TEST_F(SqliteBackendTest, HitWhileAnotherConnectionHoldsTheWriteLockStillHits) {
+  FakeClock clock;
+  SqliteBackend backend(options(), clock.fn());
+  backend.put_now("k", "v", milliseconds(0));
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  clock.advance(kLastAccessGranularityMs);  // this hit wants to refresh last_access
+  EXPECT_EQ(backend.get_now("k"), "v");
+  EXPECT_EQ(backend.stats_now().errors, 0u);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+}
+
 TEST_F(SqliteBackendTest, ClearByPrefixIsARangeNotAPattern) {
   SqliteBackend backend(options());
   for (const char* key : {"ns1:a", "ns1:b", "ns10:c", "ns2:d", "a%b", "abc", "a_c", "axc"}) {
@@ -208,7 +248,10 @@ TEST_F(SqliteBackendTest, ClearByPrefixIsARangeNotAPattern) {
 
 TEST_F(SqliteBackendTest, ClearPrefixEndingInByteFF) {
   SqliteBackend backend(options());
-  backend.put_now("p\xff" "1", "v", milliseconds(0));
+  backend.put_now(
+      "p\xff"
+      "1",
+      "v", milliseconds(0));
   backend.put_now("p\xff\xff", "v", milliseconds(0));
   backend.put_now("q", "v", milliseconds(0));
   EXPECT_EQ(backend.clear_now("p\xff"), 2u);

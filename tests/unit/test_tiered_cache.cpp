@@ -240,8 +240,8 @@ TEST(TieredCacheFailures, StrictModeRaisesCacheError) {
 }
 
 TEST(TieredCacheConcurrency, ThreadsSharingOneCacheSeeTheirOwnWrites) {
-  auto cache = std::make_shared<TieredCache>(
-      std::make_shared<MemoryBackend>(MemoryOptions{}), 256 * 1024, false);
+  auto cache = std::make_shared<TieredCache>(std::make_shared<MemoryBackend>(MemoryOptions{}),
+                                             256 * 1024, false);
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -303,8 +303,8 @@ TEST_F(RegistryTest, EnvironmentVariableSelectsTheBackend) {
 
 TEST_F(RegistryTest, EntriesWrittenThroughOneCallerAreSeenByAnother) {
   const std::string url = "memory://?max_bytes=12345678";
-  run_blocking(shared_tiered_cache(CacheOptions{.url = url})->put(kKey, make_entry(),
-                                                                   milliseconds(0)));
+  run_blocking(
+      shared_tiered_cache(CacheOptions{.url = url})->put(kKey, make_entry(), milliseconds(0)));
   EXPECT_NE(run_blocking(shared_tiered_cache(CacheOptions{.url = url})->get(kKey, kNow)), nullptr);
 }
 
