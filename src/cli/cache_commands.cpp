@@ -219,7 +219,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   CLI::App* prune = cache_cmd->add_subcommand("prune", "Delete expired entries now");
   prune->footer("Example:\n  llm-caching cache prune");
   prune->callback([&global] {
-    const auto removed = run_sync(open_cache(global)->prune());
+    const auto removed = run_sync(open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
     std::cout << "removed " << removed << " expired entries\n";
   });
 
