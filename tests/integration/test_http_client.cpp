@@ -90,6 +90,8 @@ class HttpClientTest : public ::testing::Test {
   llmc_test::ScopedEnv no_https_proxy_lower_{"https_proxy", std::nullopt};
   llmc_test::ScopedEnv no_http_proxy_{"HTTP_PROXY", std::nullopt};
   llmc_test::ScopedEnv no_http_proxy_lower_{"http_proxy", std::nullopt};
+  llmc_test::ScopedEnv no_no_proxy_{"NO_PROXY", std::nullopt};
+  llmc_test::ScopedEnv no_no_proxy_lower_{"no_proxy", std::nullopt};
   asio::io_context io_;
 };
 
