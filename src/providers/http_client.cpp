@@ -26,12 +26,18 @@ using detail::WireRequest;
 
 std::string_view to_string(TransportError::Kind kind) noexcept {
   switch (kind) {
-    case TransportError::Kind::connect: return "connect";
-    case TransportError::Kind::tls_verify: return "tls_verify";
-    case TransportError::Kind::timeout: return "timeout";
-    case TransportError::Kind::reset: return "reset";
-    case TransportError::Kind::protocol: return "protocol";
-    case TransportError::Kind::too_large: return "too_large";
+    case TransportError::Kind::connect:
+      return "connect";
+    case TransportError::Kind::tls_verify:
+      return "tls_verify";
+    case TransportError::Kind::timeout:
+      return "timeout";
+    case TransportError::Kind::reset:
+      return "reset";
+    case TransportError::Kind::protocol:
+      return "protocol";
+    case TransportError::Kind::too_large:
+      return "too_large";
   }
   return "unknown";
 }
@@ -261,8 +267,8 @@ asio::awaitable<HttpResponse> send_with_pool(std::shared_ptr<HttpClient::Impl> i
     } catch (const TransportError& error) {
       // The server may have closed an idle connection just as we reused it: nothing reached
       // the caller yet, so one more try on a fresh connection is safe and invisible.
-      const bool stale = reused && !connection->received_any() &&
-                         error.kind() == TransportError::Kind::reset;
+      const bool stale =
+          reused && !connection->received_any() && error.kind() == TransportError::Kind::reset;
       if (!stale) throw;
     }
   }
@@ -293,6 +299,8 @@ asio::awaitable<HttpResponse> HttpClient::send_streaming(
   return send_with_pool(impl_, std::move(request), std::move(on_body_chunk));
 }
 
-std::size_t HttpClient::connections_opened() const noexcept { return impl_->opened.load(); }
+std::size_t HttpClient::connections_opened() const noexcept {
+  return impl_->opened.load();
+}
 
 }  // namespace llm_caching::providers

@@ -78,7 +78,9 @@ std::string host_port(const std::string& host, std::uint16_t port) {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::string millis(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+std::string millis(std::chrono::milliseconds ms) {
+  return std::to_string(ms.count()) + " ms";
+}
 
 bool is_closed_early(const error_code& ec) {
   return ec == asio::error::eof || ec == http::error::end_of_stream ||
@@ -105,8 +107,8 @@ TransportError io_failure(const char* phase, const Connection::State& state, con
     return {Kind::protocol, "connection to " + where + " closed before the response was complete"};
   }
   if (is_closed_early(ec)) {
-    return {Kind::reset, std::string(phase) + " " + where + " failed: connection closed (" +
-                             ec.message() + ")"};
+    return {Kind::reset,
+            std::string(phase) + " " + where + " failed: connection closed (" + ec.message() + ")"};
   }
   if (ec.category() == http::make_error_code(http::error::bad_version).category()) {
     return {Kind::protocol, "malformed HTTP response from " + where + ": " + ec.message()};
@@ -129,8 +131,8 @@ asio::awaitable<tcp::resolver::results_type> resolve(asio::any_io_executor execu
                                                   asio::redirect_error(asio::use_awaitable, ec));
   timer.cancel();
   if (ec == asio::error::operation_aborted) {
-    throw TransportError(Kind::timeout, "resolving " + host + " timed out after " +
-                                            millis(options.connect_timeout));
+    throw TransportError(
+        Kind::timeout, "resolving " + host + " timed out after " + millis(options.connect_timeout));
   }
   if (ec) {
     throw TransportError(Kind::connect, "cannot resolve " + host + ": " + ec.message());
@@ -156,8 +158,8 @@ asio::awaitable<void> connect_through_proxy(beast::tcp_stream& stream, beast::fl
                                      asio::redirect_error(asio::use_awaitable, ec));
   }
   if (ec == beast::error::timeout) {
-    throw TransportError(Kind::timeout, "CONNECT through proxy " + proxy + " to " + authority +
-                                            " timed out");
+    throw TransportError(Kind::timeout,
+                         "CONNECT through proxy " + proxy + " to " + authority + " timed out");
   }
   if (ec) {
     throw TransportError(Kind::connect, "CONNECT through proxy " + proxy + " to " + authority +
@@ -165,8 +167,7 @@ asio::awaitable<void> connect_through_proxy(beast::tcp_stream& stream, beast::fl
   }
   if (parser.get().result_int() / 100 != 2) {
     throw TransportError(Kind::connect, "proxy " + proxy + " refused CONNECT to " + authority +
-                                            ": HTTP " +
-                                            std::to_string(parser.get().result_int()));
+                                            ": HTTP " + std::to_string(parser.get().result_int()));
   }
 }
 
@@ -190,10 +191,9 @@ asio::awaitable<void> handshake(beast::ssl_stream<beast::tcp_stream>& stream,
   if (!ec) co_return;
   const long verify_result = SSL_get_verify_result(ssl);
   if (options.verify_peer && verify_result != X509_V_OK) {
-    throw TransportError(Kind::tls_verify,
-                         "TLS handshake with " + plan.describe() +
-                             " failed: certificate verify failed (" +
-                             X509_verify_cert_error_string(verify_result) + ")");
+    throw TransportError(Kind::tls_verify, "TLS handshake with " + plan.describe() +
+                                               " failed: certificate verify failed (" +
+                                               X509_verify_cert_error_string(verify_result) + ")");
   }
   if (ec == beast::error::timeout) {
     throw TransportError(Kind::timeout, "TLS handshake with " + plan.describe() +
@@ -271,13 +271,19 @@ asio::awaitable<HttpResponse> exchange_on(Stream& stream, Connection::State& sta
 
 }  // namespace
 
-std::string ConnectPlan::describe() const { return host_port(host, port); }
+std::string ConnectPlan::describe() const {
+  return host_port(host, port);
+}
 
 Connection::Connection(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Connection::~Connection() = default;
 
-bool Connection::received_any() const noexcept { return state_->received_any; }
-bool Connection::reusable() const noexcept { return state_->reusable; }
+bool Connection::received_any() const noexcept {
+  return state_->received_any;
+}
+bool Connection::reusable() const noexcept {
+  return state_->reusable;
+}
 
 asio::awaitable<std::unique_ptr<Connection>> Connection::open(asio::any_io_executor executor,
                                                               std::shared_ptr<TlsContext> tls,
@@ -301,7 +307,8 @@ asio::awaitable<std::unique_ptr<Connection>> Connection::open(asio::any_io_execu
     throw TransportError(Kind::timeout, "connecting to " + dialed + " timed out after " +
                                             millis(options.connect_timeout));
   }
-  if (ec) throw TransportError(Kind::connect, "connecting to " + dialed + " failed: " + ec.message());
+  if (ec)
+    throw TransportError(Kind::connect, "connecting to " + dialed + " failed: " + ec.message());
   stream->socket().set_option(tcp::no_delay(true), ec);
 
   if (via_proxy && plan.tls) co_await connect_through_proxy(*stream, state->buffer, plan);

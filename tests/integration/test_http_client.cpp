@@ -41,8 +41,8 @@ HttpRequest chat_request(const std::string& base_url, const std::string& text,
   request.headers = {{"Authorization", std::string("Bearer ") + kSecret},
                      {"Content-Type", "application/json"}};
   if (!behavior.empty()) request.headers.emplace_back("x-fake-behavior", behavior);
-  request.body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":")" + text +
-                 R"("}]})";
+  request.body =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":")" + text + R"("}]})";
   return request;
 }
 
@@ -90,6 +90,8 @@ class HttpClientTest : public ::testing::Test {
   llmc_test::ScopedEnv no_https_proxy_lower_{"https_proxy", std::nullopt};
   llmc_test::ScopedEnv no_http_proxy_{"HTTP_PROXY", std::nullopt};
   llmc_test::ScopedEnv no_http_proxy_lower_{"http_proxy", std::nullopt};
+  llmc_test::ScopedEnv no_no_proxy_{"NO_PROXY", std::nullopt};
+  llmc_test::ScopedEnv no_no_proxy_lower_{"no_proxy", std::nullopt};
   asio::io_context io_;
 };
 
@@ -197,7 +199,8 @@ TEST_F(HttpClientTest, CertificateForAnotherHostIsRejected) {
   HttpClientOptions options;
   options.ca_file = other.ca_cert;  // trusted CA, wrong name
   HttpClient client(io_.get_executor(), options);
-  const auto error = transport_error_of([&] { send(client, chat_request(server.base_url(), "x")); });
+  const auto error =
+      transport_error_of([&] { send(client, chat_request(server.base_url(), "x")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::tls_verify);
   EXPECT_NE(std::string(error->what()).find("verif"), std::string::npos);
@@ -252,8 +255,8 @@ TEST_F(HttpClientTest, TruncatedBodyIsAProtocolError) {
 
 TEST_F(HttpClientTest, TruncatedBodyOverTlsIsAProtocolError) {
   HttpClient client(io_.get_executor(), trusting());
-  const auto error = transport_error_of(
-      [&] { send(client, chat_request(tls_->base_url(), "cut", "truncated")); });
+  const auto error =
+      transport_error_of([&] { send(client, chat_request(tls_->base_url(), "cut", "truncated")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::protocol);
 }
@@ -280,7 +283,8 @@ TEST_F(HttpClientTest, ResponseAboveTheLimitIsTooLarge) {
 TEST_F(HttpClientTest, StreamingDeliversSseChunksAndLeavesTheBodyEmpty) {
   HttpClient client(io_.get_executor());
   auto request = chat_request(plain_->base_url(), "stream me");
-  request.body = R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"s"}]})";
+  request.body =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"s"}]})";
   std::string streamed;
   const auto response = run_sync(
       io_, client.send_streaming(request, [&](std::string_view chunk) { streamed += chunk; }));
@@ -322,7 +326,8 @@ class TestProxy {
  private:
   asio::awaitable<void> accept_loop() {
     for (;;) {
-      auto client = std::make_shared<tcp::socket>(co_await acceptor_.async_accept(asio::use_awaitable));
+      auto client =
+          std::make_shared<tcp::socket>(co_await acceptor_.async_accept(asio::use_awaitable));
       asio::co_spawn(acceptor_.get_executor(), handle(client), asio::detached);
     }
   }

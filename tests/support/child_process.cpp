@@ -27,7 +27,9 @@ struct ChildProcess::State {
 
 namespace {
 
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+std::string errno_text(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
 
 /// Reads from `fd` until a full line containing `marker` arrives. Returns that line.
 std::string wait_for_marker(int fd, std::string_view marker, std::chrono::milliseconds timeout,
@@ -108,8 +110,12 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   return *this;
 }
 
-pid_t ChildProcess::pid() const { return state_->pid; }
-const std::string& ChildProcess::ready_line() const { return state_->ready_line; }
+pid_t ChildProcess::pid() const {
+  return state_->pid;
+}
+const std::string& ChildProcess::ready_line() const {
+  return state_->ready_line;
+}
 
 int ChildProcess::stop() {
   if (state_->exit_code) return *state_->exit_code;

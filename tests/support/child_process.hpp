@@ -17,7 +17,8 @@ class ChildProcess {
   /// its stdout until a line contains `ready_marker`. Throws std::runtime_error when the
   /// process cannot start, exits first, or stays silent for `ready_timeout`. Later stdout is
   /// drained in the background so the child never blocks on a full pipe; stderr is inherited.
-  explicit ChildProcess(std::vector<std::string> argv, std::string_view ready_marker = "listening on",
+  explicit ChildProcess(std::vector<std::string> argv,
+                        std::string_view ready_marker = "listening on",
                         std::chrono::milliseconds ready_timeout = std::chrono::seconds(10));
   /// Same as stop(); never throws.
   ~ChildProcess();

@@ -15,8 +15,8 @@ std::vector<std::string> command_line(const FakeProviderOptions& options) {
   std::vector<std::string> argv{kFakeProviderPath, "--listen",
                                 "127.0.0.1:" + std::to_string(options.port)};
   if (options.tls) {
-    argv.insert(argv.end(), {"--tls-cert", options.tls->server_cert, "--tls-key",
-                             options.tls->server_key});
+    argv.insert(argv.end(),
+                {"--tls-cert", options.tls->server_cert, "--tls-key", options.tls->server_key});
   }
   if (options.delay.count() > 0) {
     argv.insert(argv.end(), {"--delay-ms", std::to_string(options.delay.count())});
@@ -32,7 +32,9 @@ FakeProvider::FakeProvider(FakeProviderOptions options)
   port_ = static_cast<std::uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
 }
 
-std::string FakeProvider::host_port() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string FakeProvider::host_port() const {
+  return "127.0.0.1:" + std::to_string(port_);
+}
 
 std::string FakeProvider::base_url() const {
   return (options_.tls ? "https://" : "http://") + host_port();
@@ -55,7 +57,11 @@ boost::json::object FakeProvider::call(const char* method, const char* path) con
   return boost::json::parse(response.body).as_object();
 }
 
-boost::json::object FakeProvider::stats() const { return call("GET", "/_stats"); }
-void FakeProvider::reset() const { call("POST", "/_reset"); }
+boost::json::object FakeProvider::stats() const {
+  return call("GET", "/_stats");
+}
+void FakeProvider::reset() const {
+  call("POST", "/_reset");
+}
 
 }  // namespace llmc_test

@@ -1,7 +1,7 @@
 // Test helper: start llm-caching-fake-provider on a free loopback port for one test (suite).
 //   llmc_test::FakeProvider fake;                       // http://127.0.0.1:<port>
-//   llmc_test::FakeProvider tls_fake({.tls = &certs});  // https, certificate from make_test_certificates
-//   request.url = fake.base_url() + "/v1/chat/completions";
+//   llmc_test::FakeProvider tls_fake({.tls = &certs});  // https, certificate from
+//   make_test_certificates request.url = fake.base_url() + "/v1/chat/completions";
 #pragma once
 
 #include <boost/json/object.hpp>

@@ -96,8 +96,8 @@ TestCertificates make_test_certificates(std::vector<std::string> subject_alt_nam
              "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = llm-caching test server\n");
   write_file(dir.file("server_ext.cnf"),
              "[v3_server]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n"
-             "extendedKeyUsage = serverAuth\nsubjectAltName = " + alt_names +
-                 "\nauthorityKeyIdentifier = keyid\n");
+             "extendedKeyUsage = serverAuth\nsubjectAltName = " +
+                 alt_names + "\nauthorityKeyIdentifier = keyid\n");
   const std::string ec_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
   run_openssl(dir, "req -x509 -config ca.cnf " + ec_key + " -keyout ca.key -out ca.pem -days 2");
   run_openssl(dir, "req -new -config server.cnf " + ec_key + " -keyout server.key -out server.csr");

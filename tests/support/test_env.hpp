@@ -57,8 +57,8 @@ struct TestCertificates {
 /// Makes the certificates with the `openssl` CLI (EC P-256, valid 2 days). The server
 /// certificate's subjectAltName lists `subject_alt_names` ("IP:127.0.0.1", "DNS:localhost").
 /// Throws std::runtime_error with openssl's output when a command fails.
-TestCertificates make_test_certificates(
-    std::vector<std::string> subject_alt_names = {"IP:127.0.0.1", "DNS:localhost"});
+TestCertificates make_test_certificates(std::vector<std::string> subject_alt_names = {
+                                            "IP:127.0.0.1", "DNS:localhost"});
 
 /// Runs `io` until `task` completes and returns its result (or rethrows). Other work on `io`
 /// (a server or proxy coroutine in the test) runs meanwhile and stays pending afterwards.

@@ -147,7 +147,8 @@ Reply error_reply(Api api, int status, const std::string& message) {
                        : status == 429 ? "rate_limit_error"
                        : status == 529 ? "overloaded_error"
                                        : "api_error";
-    return json_reply(status, {{"type", "error"}, {"error", {{"type", type}, {"message", message}}}});
+    return json_reply(status,
+                      {{"type", "error"}, {"error", {{"type", type}, {"message", message}}}});
   }
   if (api == Api::gemini) {
     const char* state = status == 400   ? "INVALID_ARGUMENT"
@@ -156,17 +157,19 @@ Reply error_reply(Api api, int status, const std::string& message) {
                         : status == 429 ? "RESOURCE_EXHAUSTED"
                         : status == 503 ? "UNAVAILABLE"
                                         : "INTERNAL";
-    return json_reply(status, {{"error", {{"code", status}, {"message", message}, {"status", state}}}});
+    return json_reply(status,
+                      {{"error", {{"code", status}, {"message", message}, {"status", state}}}});
   }
-  const char* type = status == 429 ? "requests" : status >= 500 ? "server_error"
-                                                                : "invalid_request_error";
+  const char* type = status == 429   ? "requests"
+                     : status >= 500 ? "server_error"
+                                     : "invalid_request_error";
   json::value code = nullptr;
   if (status == 401) code = "invalid_api_key";
   if (status == 404) code = "unknown_url";
   if (status == 429) code = "rate_limit_exceeded";
-  return json_reply(status, {{"error",
-                              {{"message", message}, {"type", type}, {"param", nullptr},
-                               {"code", code}}}});
+  return json_reply(
+      status,
+      {{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}});
 }
 
 /// The request's view shared by the three formats.
@@ -191,7 +194,7 @@ struct Answer {
 };
 
 struct Tokens {
-  std::int64_t prompt = 0;      // everything sent, cached included
+  std::int64_t prompt = 0;  // everything sent, cached included
   std::int64_t completion = 0;
   std::int64_t cache_read = 0;
   std::int64_t cache_write = 0;
@@ -270,8 +273,8 @@ std::optional<std::pair<std::string, json::value>> forced_tool(const Call& call)
     if (choice->is_string() && choice->as_string() == "required") {
       return pick(body.if_contains("tools"), "", "parameters", true);
     }
-    if (const auto* name = choice->is_object() ? find_path(choice->as_object(), {"function", "name"})
-                                               : nullptr;
+    if (const auto* name =
+            choice->is_object() ? find_path(choice->as_object(), {"function", "name"}) : nullptr;
         name && name->is_string()) {
       return pick(body.if_contains("tools"), std::string(name->as_string()), "parameters", true);
     }
@@ -282,7 +285,8 @@ std::optional<std::pair<std::string, json::value>> forced_tool(const Call& call)
     if (!choice || !choice->is_object()) return std::nullopt;
     const auto* type = choice->as_object().if_contains("type");
     if (!type || !type->is_string()) return std::nullopt;
-    if (type->as_string() == "any") return pick(body.if_contains("tools"), "", "input_schema", false);
+    if (type->as_string() == "any")
+      return pick(body.if_contains("tools"), "", "input_schema", false);
     const auto* name = choice->as_object().if_contains("name");
     if (type->as_string() == "tool" && name && name->is_string()) {
       return pick(body.if_contains("tools"), std::string(name->as_string()), "input_schema", false);
@@ -317,8 +321,8 @@ const json::value* output_schema(const Call& call) {
     return find_path(call.body, {"response_format", "json_schema", "schema"});
   }
   if (call.api == Api::gemini) {
-    for (const char* key : {"responseSchema", "responseJsonSchema", "response_schema",
-                            "response_json_schema"}) {
+    for (const char* key :
+         {"responseSchema", "responseJsonSchema", "response_schema", "response_json_schema"}) {
       if (const auto* schema = find_path(call.body, {"generationConfig", key})) return schema;
     }
   }
@@ -339,8 +343,8 @@ Answer make_answer(const Call& call) {
     answer.text = json::serialize(sample_for_schema(*schema, wrong));
     return answer;
   }
-  answer.text = "echo: " + std::string(utf8_prefix(last_user_text(call), 200)) + " [" +
-                call.short_hash + "]";
+  answer.text =
+      "echo: " + std::string(utf8_prefix(last_user_text(call), 200)) + " [" + call.short_hash + "]";
   return answer;
 }
 
@@ -364,7 +368,9 @@ json::object openai_usage(const Tokens& t) {
           {"total_tokens", t.prompt + t.completion},
           {"prompt_tokens_details", {{"cached_tokens", t.cache_read}, {"audio_tokens", 0}}},
           {"completion_tokens_details",
-           {{"reasoning_tokens", 0}, {"audio_tokens", 0}, {"accepted_prediction_tokens", 0},
+           {{"reasoning_tokens", 0},
+            {"audio_tokens", 0},
+            {"accepted_prediction_tokens", 0},
             {"rejected_prediction_tokens", 0}}}};
 }
 
@@ -377,11 +383,12 @@ json::object openai_envelope(const Call& call, const char* object) {
 }
 
 json::value openai_tool_call(const Call& call, const Answer& answer, bool with_arguments) {
-  return {{"index", 0},
-          {"id", "call_fake" + call.short_hash},
-          {"type", "function"},
-          {"function", {{"name", answer.tool_name},
-                        {"arguments", with_arguments ? answer.tool_arguments : ""}}}};
+  return {
+      {"index", 0},
+      {"id", "call_fake" + call.short_hash},
+      {"type", "function"},
+      {"function",
+       {{"name", answer.tool_name}, {"arguments", with_arguments ? answer.tool_arguments : ""}}}};
 }
 
 std::string openai_body(const Call& call, const Answer& answer, const Tokens& tokens) {
@@ -406,13 +413,16 @@ std::vector<std::string> openai_events(const Call& call, const Answer& answer,
   std::vector<std::string> events;
   auto emit = [&](json::object delta, json::value finish) {
     json::object chunk = openai_envelope(call, "chat.completion.chunk");
-    chunk["choices"] = json::array{
-        {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish}}};
+    chunk["choices"] = json::array{{{"index", 0},
+                                    {"delta", std::move(delta)},
+                                    {"logprobs", nullptr},
+                                    {"finish_reason", finish}}};
     if (call.wants_usage_chunk) chunk["usage"] = nullptr;
     events.push_back("data: " + json::serialize(chunk) + "\n\n");
   };
   if (answer.tool) {
-    emit({{"role", "assistant"}, {"content", nullptr},
+    emit({{"role", "assistant"},
+          {"content", nullptr},
           {"tool_calls", json::array{openai_tool_call(call, answer, false)}}},
          nullptr);
     for (const auto& piece : pieces(answer.tool_arguments)) {
@@ -445,9 +455,14 @@ json::object anthropic_usage(const Tokens& t, bool streaming_start) {
 
 json::object anthropic_message(const Call& call, json::array content, json::value stop,
                                json::object usage) {
-  return {{"id", "msg_fake" + hex(call.hash)}, {"type", "message"},   {"role", "assistant"},
-          {"model", call.model},               {"content", content},   {"stop_reason", stop},
-          {"stop_sequence", nullptr},          {"usage", usage}};
+  return {{"id", "msg_fake" + hex(call.hash)},
+          {"type", "message"},
+          {"role", "assistant"},
+          {"model", call.model},
+          {"content", content},
+          {"stop_reason", stop},
+          {"stop_sequence", nullptr},
+          {"usage", usage}};
 }
 
 json::object anthropic_block(const Call& call, const Answer& answer, bool complete) {
@@ -473,7 +488,8 @@ std::vector<std::string> anthropic_events(const Call& call, const Answer& answer
   };
   emit("message_start",
        {{"message", anthropic_message(call, {}, nullptr, anthropic_usage(tokens, true))}});
-  emit("content_block_start", {{"index", 0}, {"content_block", anthropic_block(call, answer, false)}});
+  emit("content_block_start",
+       {{"index", 0}, {"content_block", anthropic_block(call, answer, false)}});
   emit("ping", {});
   for (const auto& piece : pieces(answer.tool ? answer.tool_arguments : answer.text)) {
     json::object delta = answer.tool
@@ -483,7 +499,8 @@ std::vector<std::string> anthropic_events(const Call& call, const Answer& answer
   }
   emit("content_block_stop", {{"index", 0}});
   emit("message_delta",
-       {{"delta", {{"stop_reason", answer.tool ? "tool_use" : "end_turn"}, {"stop_sequence", nullptr}}},
+       {{"delta",
+         {{"stop_reason", answer.tool ? "tool_use" : "end_turn"}, {"stop_sequence", nullptr}}},
         {"usage", {{"output_tokens", tokens.completion}}}});
   emit("message_stop", {});
   return events;
@@ -511,7 +528,8 @@ json::object gemini_chunk(const Call& call, json::object part, bool last, const 
 }
 
 json::object gemini_part(const Answer& answer, std::string_view text) {
-  if (answer.tool) return {{"functionCall", {{"name", answer.tool_name}, {"args", answer.tool_input}}}};
+  if (answer.tool)
+    return {{"functionCall", {{"name", answer.tool_name}, {"args", answer.tool_input}}}};
   return {{"text", text}};
 }
 
@@ -524,7 +542,8 @@ std::vector<json::object> gemini_chunks(const Call& call, const Answer& answer,
   }
   const auto parts = pieces(answer.text);
   for (std::size_t i = 0; i < parts.size(); ++i) {
-    chunks.push_back(gemini_chunk(call, gemini_part(answer, parts[i]), i + 1 == parts.size(), tokens));
+    chunks.push_back(
+        gemini_chunk(call, gemini_part(answer, parts[i]), i + 1 == parts.size(), tokens));
   }
   return chunks;
 }
@@ -583,7 +602,8 @@ Reply success_reply(const Call& call) {
   const Tokens tokens = count_tokens(call, answer);
   Reply reply;
   const std::string request_id = "req_fake" + call.short_hash;
-  reply.headers.emplace_back(call.api == Api::anthropic ? "request-id" : "x-request-id", request_id);
+  reply.headers.emplace_back(call.api == Api::anthropic ? "request-id" : "x-request-id",
+                             request_id);
   if (call.streaming) {
     reply.streaming = true;
     if (call.api == Api::openai) reply.events = openai_events(call, answer, tokens);
@@ -609,7 +629,8 @@ Reply success_reply(const Call& call) {
       reply.body = json::serialize(array);
     } else {
       Answer whole = answer;
-      reply.body = json::serialize(gemini_chunk(call, gemini_part(whole, answer.text), true, tokens));
+      reply.body =
+          json::serialize(gemini_chunk(call, gemini_part(whole, answer.text), true, tokens));
     }
   }
   return reply;
@@ -678,8 +699,10 @@ Reply Provider::handle(const Request& request) {
   }
   if (request.path == "/v1/models" && request.method == "GET") {
     json::array models;
-    for (const char* id : {"gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest", "gemini-2.0-flash"}) {
-      models.push_back({{"id", id}, {"object", "model"}, {"created", kCreated}, {"owned_by", "fake"}});
+    for (const char* id :
+         {"gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest", "gemini-2.0-flash"}) {
+      models.push_back(
+          {{"id", id}, {"object", "model"}, {"created", kCreated}, {"owned_by", "fake"}});
     }
     return json_reply(200, {{"object", "list"}, {"data", models}});
   }
@@ -751,9 +774,10 @@ Reply Provider::route(const Request& request) {
   Reply reply;
   if (failure == "drop") {
     reply.fault = Reply::Fault::drop;
-  } else if (auto limited = (failure == "429" || failure == "429ms" || failure == "gemini-exhausted")
-                                ? rate_limit_reply(call, bump_body_counter(call.hash))
-                                : std::nullopt) {
+  } else if (auto limited =
+                 (failure == "429" || failure == "429ms" || failure == "gemini-exhausted")
+                     ? rate_limit_reply(call, bump_body_counter(call.hash ^ fnv1a64(failure)))
+                     : std::nullopt) {
     reply = std::move(*limited);
   } else if (failure == "500") {
     reply = error_reply(call.api, 500, "The server had an error while processing your request.");

@@ -18,8 +18,8 @@ namespace llm_caching::fake {
 
 struct Request {
   std::string method;
-  std::string path;   // without the query
-  std::string query;  // after '?', raw
+  std::string path;                                          // without the query
+  std::string query;                                         // after '?', raw
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
 

@@ -102,8 +102,7 @@ json::value fitting(const json::value& node, const json::object& root, int depth
 
 json::value wrong_for(const json::value& node, const json::object& root) {
   const json::object empty;
-  const json::object& schema =
-      node.is_object() ? *resolve_ref(node.as_object(), root) : empty;
+  const json::object& schema = node.is_object() ? *resolve_ref(node.as_object(), root) : empty;
   const std::string type = type_of(schema);
   if (type == "string") return 42;
   if (type == "integer" || type == "number") return "not a number";

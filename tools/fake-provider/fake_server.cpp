@@ -109,7 +109,8 @@ asio::awaitable<void> serve(Stream& stream, Provider& provider, const Options& o
     parser.body_limit(64u << 20);
     error_code ec;
     beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
     beast::get_lowest_layer(stream).expires_never();
     const auto& message = parser.get();
@@ -149,7 +150,8 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ssl::context* tls, Pr
                                   const Options& options) {
   for (;;) {
     error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) continue;
     provider.on_connection();
