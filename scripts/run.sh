@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target llm-caching >/dev/null
-exec build/release/llm-caching "${@:-cache stats}"
+[[ $# -eq 0 ]] && set -- cache stats
+exec build/release/llm-caching "$@"

@@ -1,15 +1,13 @@
 #include "llm_caching/agent.hpp"
 
 #include "agent/run.hpp"
+#include "cache/run_blocking.hpp"
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
 #include "providers/http_model.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -156,14 +154,6 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   co_return result;
 }
 
-template <class Awaitable>
-RunResult run_on_own_context(Awaitable awaitable) {
-  asio::io_context context(1);
-  auto future = asio::co_spawn(context, std::move(awaitable), asio::use_future);
-  context.run();
-  return future.get();
-}
-
 }  // namespace
 
 std::vector<ModelMessage> default_message_converter(const std::vector<HistoryItem>& items) {
@@ -190,7 +180,7 @@ asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view
 
 RunResult cached_agent_run_sync(const Agent& agent, std::string_view prompt,
                                 std::string_view task_name, RunOptions options) {
-  return run_on_own_context(run(agent, prompt, task_name, std::move(options), std::nullopt));
+  return cache::run_blocking(run(agent, prompt, task_name, std::move(options), std::nullopt));
 }
 
 namespace detail {
@@ -204,7 +194,7 @@ asio::awaitable<RunResult> run_structured(const Agent& agent, std::string_view p
 RunResult run_structured_sync(const Agent& agent, std::string_view prompt,
                               std::string_view task_name, RunOptions options,
                               StructuredOutput output) {
-  return run_on_own_context(
+  return cache::run_blocking(
       run(agent, prompt, task_name, std::move(options), std::move(output)));
 }
 

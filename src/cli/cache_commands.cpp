@@ -1,6 +1,6 @@
 // llm-caching cache stats | get | rm | clear | prune | key
 #include "cli/commands.hpp"
-#include "cli/sync.hpp"
+#include "cache/run_blocking.hpp"
 
 #include "cache/tiered_cache.hpp"
 #include "core/entry.hpp"
@@ -178,7 +178,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   stats->footer("Example:\n  llm-caching cache stats --json");
   stats->callback([&global] {
     auto tiers = open_cache(global);
-    print_stats(run_sync(tiers->stats()), tiers->describe(), global.json);
+    print_stats(cache::run_blocking(tiers->stats()), tiers->describe(), global.json);
   });
 
   auto key_arg = std::make_shared<std::string>();
@@ -189,7 +189,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   get->footer("Example:\n  llm-caching cache get llm-caching:v1:default:3f2a...");
   get->callback([&global, key_arg, ns_arg] {
     const std::string key = resolve_key(*key_arg, *ns_arg);
-    auto entry = run_sync(open_cache(global)->get(key, std::chrono::duration_cast<std::chrono::milliseconds>(
+    auto entry = cache::run_blocking(open_cache(global)->get(key, std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::system_clock::now().time_since_epoch()).count()));
     if (!entry) throw CacheMissError("no entry for " + key);
     std::cout << json::serialize(entry_to_json(key, *entry)) << '\n';
@@ -201,7 +201,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   rm->footer("Example:\n  llm-caching cache rm llm-caching:v1:default:3f2a...");
   rm->callback([&global, key_arg, ns_arg] {
     const std::string key = resolve_key(*key_arg, *ns_arg);
-    if (!run_sync(open_cache(global)->erase(key))) throw CacheMissError("no entry for " + key);
+    if (!cache::run_blocking(open_cache(global)->erase(key))) throw CacheMissError("no entry for " + key);
     std::cout << "removed " << key << '\n';
   });
 
@@ -211,15 +211,19 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   clear->footer("Example:\n  llm-caching cache clear --namespace tests");
   clear->callback([&global, clear_ns] {
     std::string prefix(kKeyPrefix);
-    if (!clear_ns->empty()) prefix = storage_key(*clear_ns, "");
-    const auto removed = run_sync(open_cache(global)->clear(prefix));
+    if (!clear_ns->empty()) {
+      // storage_key validates the namespace; the prefix is the key without its digest.
+      prefix = storage_key(*clear_ns, std::string(64, '0'));
+      prefix.resize(prefix.size() - 64);
+    }
+    const auto removed = cache::run_blocking(open_cache(global)->clear(prefix));
     std::cout << "removed " << removed << " entries\n";
   });
 
   CLI::App* prune = cache_cmd->add_subcommand("prune", "Delete expired entries now");
   prune->footer("Example:\n  llm-caching cache prune");
   prune->callback([&global] {
-    const auto removed = run_sync(open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
+    const auto removed = cache::run_blocking(open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
     std::cout << "removed " << removed << " expired entries\n";
   });
 

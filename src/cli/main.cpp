@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   cli::add_cache_commands(app, global);
 
   spdlog::set_level(spdlog::level::warn);
+  if (argc <= 1) {
+    std::cerr << app.help();
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

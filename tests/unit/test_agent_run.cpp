@@ -2,6 +2,9 @@
 #include "llm_caching/agent.hpp"
 #include "llm_caching/errors.hpp"
 
+#include "cache/run_blocking.hpp"
+#include "cache/tiered_cache.hpp"
+#include "core/entry.hpp"
 #include "support/scripted_model.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -11,7 +14,10 @@
 #include <boost/describe.hpp>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 namespace llm_caching {
@@ -133,6 +139,31 @@ TEST_F(AgentRunTest, ExpiredEntryIsAMiss) {
   std::this_thread::sleep_for(60ms);
   EXPECT_FALSE(cached_agent_run_sync(agent, "Hi", "t", short_ttl).cache_hit);
   EXPECT_EQ(model->calls(), 2);
+}
+
+TEST_F(AgentRunTest, CorruptEntryIsAMissAndIsReplaced) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("llmc-corrupt-" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(path);
+  RunOptions o = options();
+  o.redis_url = "sqlite://" + path.string();
+  RunOptions bypass = o;
+  bypass.mode = CacheMode::bypass;
+  const std::string key = cached_agent_run_sync(agent, "Hi", "t", bypass).cache_key;
+
+  // Another writer leaves garbage under the key (in the shared file, not in our L1).
+  auto other = cache::open_backend(cache::parse_cache_url(o.redis_url));
+  cache::run_blocking(other->put(key, "not an entry", std::chrono::hours(1)));
+
+  RunResult r = cached_agent_run_sync(agent, "Hi", "t", o);
+  EXPECT_FALSE(r.cache_hit);
+  EXPECT_EQ(r.output, ScriptedModel::answer_text("Hi"));
+  EXPECT_EQ(model->calls(), 2);
+  // The good answer replaced the garbage.
+  const auto stored = cache::run_blocking(other->get(key));
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_TRUE(std::holds_alternative<core::CacheEntry>(core::decode_entry(*stored)));
+  std::filesystem::remove(path);
 }
 
 TEST_F(AgentRunTest, SettingsAndSystemPromptArePartOfTheKey) {
