@@ -36,16 +36,18 @@ namespace {
 namespace asio = boost::asio;
 
 /// One exchange per cache: its single-flight table must be shared by every call on that cache.
+/// Keyed by the resolved URL, so the hot path does not re-parse the URL on every call.
 std::shared_ptr<exchange::Exchange> shared_exchange(const RunOptions& options) {
   static std::mutex mutex;
-  static std::map<const cache::TieredCache*, std::shared_ptr<exchange::Exchange>> exchanges;
+  static std::map<std::string, std::shared_ptr<exchange::Exchange>, std::less<>> exchanges;
   CacheOptions cache_options;
   cache_options.url = options.redis_url;
   cache_options.strict = options.strict_cache;
-  std::shared_ptr<cache::TieredCache> tiers = cache::shared_tiered_cache(cache_options);
+  std::string id = cache::resolve_cache_url(cache_options);
+  id += options.strict_cache ? "|strict" : "|degrade";
   std::lock_guard lock(mutex);
-  auto& slot = exchanges[tiers.get()];
-  if (!slot) slot = std::make_shared<exchange::Exchange>(tiers);
+  auto& slot = exchanges[id];
+  if (!slot) slot = std::make_shared<exchange::Exchange>(cache::shared_tiered_cache(cache_options));
   return slot;
 }
 
