@@ -20,9 +20,9 @@
 // [readme:awaitable]
 boost::asio::awaitable<void> chat_in_a_coroutine(llm_caching::Agent agent) {
   using namespace llm_caching;
-  // Named, not defaulted: g++ 12 destroys a temporary RunOptions argument inside co_await wrongly.
-  RunOptions options;
-  RunResult r = co_await cached_agent_run(agent, "Hello", "chat", options);
+  // (With options: name them first. g++ 12 destroys a braced temporary such as
+  // `RunOptions{...}` written inside a co_await expression twice.)
+  RunResult r = co_await cached_agent_run(agent, "Hello", "chat");
   std::cout << "awaitable: " << (r.cache_hit ? "HIT" : "MISS") << ", $" << r.cost << " (avoided $"
             << r.avoided_cost << "): " << r.output << "\n";
 }

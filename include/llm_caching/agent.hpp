@@ -74,6 +74,7 @@ struct RunResult {
   double avoided_cost = 0.0;                  ///< on a hit: what the original call cost
   std::int64_t avoided_cost_nano_usd = 0;
   std::string cache_key;                      ///< storage key: llm-caching:v1:<ns>:<hex>
+  int attempts = 0;  ///< provider calls made by this run, retries included (0 on a hit)
 };
 
 template <class T>
@@ -87,9 +88,15 @@ std::vector<ModelMessage> default_message_converter(const std::vector<HistoryIte
 
 /// Runs one prompt through the cache. Arguments are copied before the first suspension.
 /// Throws ConfigurationError, RateLimitError, CacheError (CacheMissError), ProviderError.
+///
+/// g++ 12 destroys a braced temporary twice when it appears inside a co_await expression
+/// (`co_await cached_agent_run(a, p, t, RunOptions{...})` aborts): name the options first, or
+/// use the three-argument overload. That is also why there is no `= {}` default here.
 boost::asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
                                                    std::string_view task_name,
-                                                   RunOptions options = {});
+                                                   RunOptions options);
+boost::asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
+                                                   std::string_view task_name);
 /// The same on its own io_context; safe to call from several threads at once.
 RunResult cached_agent_run_sync(const Agent& agent, std::string_view prompt,
                                 std::string_view task_name, RunOptions options = {});
@@ -125,13 +132,29 @@ TypedRunResult<T> make_typed(RunResult r) {
 /// Typed output: T is a struct described with BOOST_DESCRIBE_STRUCT. Its JSON Schema is sent as
 /// the structured-output request (and is part of the key); a reply that does not fit T is a
 /// ProviderError naming the field, and is not cached.
+namespace detail {
+template <class T>
+boost::asio::awaitable<TypedRunResult<T>> run_typed(const Agent& agent, std::string_view prompt,
+                                                    std::string_view task_name,
+                                                    RunOptions options) {
+  co_return make_typed<T>(co_await run_structured(agent, prompt, task_name, std::move(options),
+                                                  structured_output_for<T>()));
+}
+}  // namespace detail
+
 template <class T>
 boost::asio::awaitable<TypedRunResult<T>> cached_agent_run(const Agent& agent,
                                                            std::string_view prompt,
                                                            std::string_view task_name,
-                                                           RunOptions options = {}) {
-  co_return detail::make_typed<T>(co_await detail::run_structured(
-      agent, prompt, task_name, std::move(options), detail::structured_output_for<T>()));
+                                                           RunOptions options) {
+  return detail::run_typed<T>(agent, prompt, task_name, std::move(options));
+}
+
+template <class T>
+boost::asio::awaitable<TypedRunResult<T>> cached_agent_run(const Agent& agent,
+                                                           std::string_view prompt,
+                                                           std::string_view task_name) {
+  return detail::run_typed<T>(agent, prompt, task_name, RunOptions());
 }
 
 template <class T>

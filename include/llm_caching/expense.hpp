@@ -25,6 +25,7 @@ struct Expense {
   bool cache_hit = false;
   std::string cache_key;
   std::chrono::microseconds latency{0};
+  int attempts = 0;  ///< provider calls made, retries included (0 on a hit)
 };
 
 /// Holds either recorder shape, awaitable or plain:

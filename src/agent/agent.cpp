@@ -140,6 +140,7 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   result.avoided_cost_nano_usd = exchanged.avoided_nano_usd;
   result.avoided_cost = nano_usd_to_dollars(result.avoided_cost_nano_usd);
   result.cache_key = exchanged.storage_key;
+  result.attempts = exchanged.attempts;
 
   Expense expense{result.model,
                   task_name,
@@ -151,7 +152,8 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
                   result.cache_hit || result.coalesced,
                   result.cache_key,
                   std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - started)};
+                      std::chrono::steady_clock::now() - started),
+                  result.attempts};
   co_await record_expense(options, expense);
   co_return result;
 }
@@ -175,9 +177,16 @@ std::vector<ModelMessage> default_message_converter(const std::vector<HistoryIte
   return out;
 }
 
+// Not a coroutine on purpose: g++ 12 destroys a prvalue argument of a coroutine called inside a
+// co_await expression twice. A plain function hands the already-materialised options over.
 asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
                                             std::string_view task_name, RunOptions options) {
-  co_return co_await run(agent, prompt, task_name, std::move(options), std::nullopt);
+  return run(agent, prompt, task_name, std::move(options), std::nullopt);
+}
+
+asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
+                                            std::string_view task_name) {
+  return run(agent, prompt, task_name, RunOptions(), std::nullopt);
 }
 
 RunResult cached_agent_run_sync(const Agent& agent, std::string_view prompt,
@@ -190,7 +199,7 @@ namespace detail {
 asio::awaitable<RunResult> run_structured(const Agent& agent, std::string_view prompt,
                                           std::string_view task_name, RunOptions options,
                                           StructuredOutput output) {
-  co_return co_await run(agent, prompt, task_name, std::move(options), std::move(output));
+  return run(agent, prompt, task_name, std::move(options), std::move(output));
 }
 
 RunResult run_structured_sync(const Agent& agent, std::string_view prompt,

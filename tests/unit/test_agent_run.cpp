@@ -6,6 +6,7 @@
 #include "cache/tiered_cache.hpp"
 #include "core/entry.hpp"
 #include "support/scripted_model.hpp"
+#include "support/test_env.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -234,6 +235,8 @@ TEST_F(AgentRunTest, RateLimitedTwiceThenSucceeds) {
   RunResult r = cached_agent_run_sync(agent, "Hi", "t", options());
   EXPECT_EQ(r.output, ScriptedModel::answer_text("Hi"));
   EXPECT_EQ(model->calls(), 3);
+  EXPECT_EQ(r.attempts, 3);
+  EXPECT_EQ(cached_agent_run_sync(agent, "Hi", "t", options()).attempts, 0);  // a hit
 }
 
 TEST_F(AgentRunTest, RateLimitBeyondMaxWaitRaisesWithAttemptsAndWaited) {
@@ -313,6 +316,47 @@ TEST_F(AgentRunTest, HundredConcurrentRunsShareOneCallAndOneAnswer) {
   }
   EXPECT_EQ(model->calls(), 1);
   EXPECT_EQ(billed, 1);  // the others were coalesced and billed 0
+}
+
+// g++ 12 destroys braced temporaries inside co_await twice; the API must not create one itself
+// (no `= {}` default) and must take options returned by value from a function.
+TEST_F(AgentRunTest, AwaitableApiTakesOptionsByValueInsideACoroutine) {
+  boost::asio::io_context context;
+  std::string output;
+  bool hit = false;
+  boost::asio::co_spawn(
+      context,
+      [&]() -> boost::asio::awaitable<void> {
+        RunResult miss = co_await cached_agent_run(agent, "Temp", "t", options());
+        RunResult again = co_await cached_agent_run(agent, std::string("Temp"), "t", options());
+        output = miss.output;
+        hit = again.cache_hit;
+      },
+      boost::asio::detached);
+  context.run();
+  EXPECT_EQ(output, ScriptedModel::answer_text("Temp"));
+  EXPECT_TRUE(hit);
+}
+
+TEST_F(AgentRunTest, AwaitableApiWithDefaultOptionsInsideACoroutine) {
+  // Default options: the embedded cache and HTTPS to OpenAI; with no key that is a
+  // ConfigurationError raised before any I/O, and the frame must unwind cleanly.
+  llmc_test::ScopedEnv key("OPENAI_API_KEY", std::nullopt);
+  llmc_test::ScopedEnv base("OPENAI_BASE_URL", std::nullopt);
+  boost::asio::io_context context;
+  std::string error;
+  boost::asio::co_spawn(
+      context,
+      [&]() -> boost::asio::awaitable<void> {
+        try {
+          co_await cached_agent_run(agent, "Hi", "t");
+        } catch (const ConfigurationError& e) {
+          error = e.what();
+        }
+      },
+      boost::asio::detached);
+  context.run();
+  EXPECT_NE(error.find("OPENAI_API_KEY"), std::string::npos) << error;
 }
 
 TEST_F(AgentRunTest, SyncApiFromEightThreads) {
