@@ -175,7 +175,15 @@ TEST_F(HostsTest, UnpricedModelOnAHostedServiceIsAConfigurationError) {
 }
 
 TEST_F(HostsTest, LocalServerNeedsNoKeyAndAnUnpricedModelCostsNothing) {
+  // Even an https:// local server needs no key; none is sent when none is set.
+  const auto endpoint =
+      providers::resolve_endpoint(*providers::find_host("vllm"), "https://gpu-box:8000/v1", "");
+  EXPECT_TRUE(endpoint.api_key.empty());
+  EXPECT_TRUE(providers::auth_headers(endpoint).empty());
+
+  // The fake insists on a key, as a vLLM started with --api-key does: OLLAMA_API_KEY is sent.
   env_.set("OLLAMA_BASE_URL", fake_->base_url() + "/v1");
+  env_.set("OLLAMA_API_KEY", kSecret);
   const Agent agent{.model = "ollama:llama3.2:1b"};
   const RunResult r = cached_agent_run_sync(agent, "hello ollama", "t", options());
   EXPECT_TRUE(r.output.starts_with("echo: hello ollama")) << r.output;
