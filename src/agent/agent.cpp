@@ -38,7 +38,7 @@ ModelSpec parse_model_spec(std::string_view spec) {
   const auto colon = spec.find(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == spec.size()) {
     throw ConfigurationError("model '" + std::string(spec) +
-                             "' must be written prefix:model, e.g. openai:gpt-4o-mini, "
+                             "' must be written provider:model, e.g. openai:gpt-4o-mini, "
                              "anthropic:claude-3-5-haiku-latest, google-gla:gemini-2.0-flash, "
                              "ollama:llama3.2 (prefixes: " +
                              accepted_prefixes() + ")");

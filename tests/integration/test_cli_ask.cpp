@@ -250,7 +250,7 @@ TEST_P(CliAskUsageTest, BadArgumentsAreConfigurationErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   r = ask({"--model", "gpt-4o-mini", "Hi"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("prefix:model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("provider:model"), std::string::npos) << r.err;
   r = ask({"--model", api().model, "--price", "cheap", "Hi"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_EQ(calls(*fake_), 0);
