@@ -142,7 +142,8 @@ class ProvidersTest : public ::testing::TestWithParam<Api> {
     return fake.stats().at("total").as_int64();
   }
   std::int64_t route_calls(const FakeProvider& fake) const {
-    const auto* n = fake.stats().at("routes").as_object().if_contains(api().route);
+    const json::object stats = fake.stats();
+    const auto* n = stats.at("routes").as_object().if_contains(api().route);
     return n ? n->as_int64() : 0;
   }
   /// The native response stored under `key`, as the provider sent it.
