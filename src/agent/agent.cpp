@@ -19,14 +19,35 @@ namespace llm_caching {
 
 namespace agent {
 
+namespace {
+
+std::string accepted_prefixes() {
+  std::string list;
+  for (const providers::ProviderHost& host : providers::known_hosts()) {
+    if (!list.empty()) list += ", ";
+    list += std::string(host.prefix) + ":";
+  }
+  return list;
+}
+
+}  // namespace
+
 ModelSpec parse_model_spec(std::string_view spec) {
   const auto colon = spec.find(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == spec.size()) {
     throw ConfigurationError("model '" + std::string(spec) +
                              "' must be written provider:model, e.g. openai:gpt-4o-mini, "
-                             "anthropic:claude-3-5-haiku-latest, google-gla:gemini-2.0-flash");
+                             "anthropic:claude-3-5-haiku-latest, google-gla:gemini-2.0-flash, "
+                             "ollama:llama3.2 (prefixes: " +
+                             accepted_prefixes() + ")");
   }
-  return {parse_provider(spec.substr(0, colon)), std::string(spec.substr(colon + 1))};
+  const std::string_view prefix = spec.substr(0, colon);
+  const providers::ProviderHost* host = providers::find_host(prefix);
+  if (!host) {
+    throw ConfigurationError("unknown model prefix '" + std::string(prefix) + "' in '" +
+                             std::string(spec) + "'; accepted: " + accepted_prefixes());
+  }
+  return {host->wire, std::string(spec.substr(colon + 1)), host};
 }
 
 }  // namespace agent
@@ -97,9 +118,20 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   const auto started = std::chrono::steady_clock::now();
 
   const agent::ModelSpec spec = agent::parse_model_spec(agent.model);
+  // A local server's model that has no price costs nothing, rather than being an error.
+  if (spec.host->local && !CostTable::defaults().find(spec.model) &&
+      !CostTable(options.custom_costs).find(spec.model)) {
+    options.custom_costs.emplace(spec.model, ModelCosts{});
+  }
   const CostTable overrides(options.custom_costs);
   std::shared_ptr<Model> model = options.model_client;
-  if (!model) model = providers::make_http_model(spec.provider, agent.base_url, agent.api_key);
+  if (!model) {
+    // replay_only never calls the provider, so it runs without keys (test suites in CI).
+    model = providers::make_http_model(*spec.host, agent.base_url, agent.api_key, {},
+                                       options.mode != CacheMode::replay_only);
+  }
+  // Different servers may answer the same model id differently: key by endpoint (DESIGN §3).
+  const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get());
 
   providers::ChatRequest chat = build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
   exchange::ExchangeRequest request;
@@ -107,6 +139,7 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   request.native.model = spec.model;
   request.native.body = providers::build_request(spec.provider, chat);
   request.namespace_ = options.namespace_;
+  if (http_model) request.scope = http_model->cache_scope();
   request.mode = options.mode;
   request.ttl = options.ttl;
   request.retry.initial_wait = options.initial_wait;

@@ -47,6 +47,29 @@ enum class Api { openai, anthropic, gemini };
 
 constexpr std::int64_t kCreated = 1700000000;
 
+/// Decodes %XX escapes in a path segment, as real servers do with the model in a Gemini URL
+/// (clients encode "+" as %2B). A malformed escape is kept as it is.
+std::string percent_decode(std::string_view text) {
+  const auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && digit(text[i + 1]) >= 0 &&
+        digit(text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(digit(text[i + 1]) * 16 + digit(text[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
 std::string hex(std::uint64_t value) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
@@ -724,7 +747,7 @@ Reply Provider::route(const Request& request) {
              request.path.rfind(':') > kGeminiPrefix.size()) {
     call.api = Api::gemini;
     const auto colon = request.path.rfind(':');
-    model = request.path.substr(kGeminiPrefix.size(), colon - kGeminiPrefix.size());
+    model = percent_decode(request.path.substr(kGeminiPrefix.size(), colon - kGeminiPrefix.size()));
     const std::string method = request.path.substr(colon + 1);
     if (method != "generateContent" && method != "streamGenerateContent") {
       return error_reply(Api::gemini, 404, "Unknown method " + method);
