@@ -23,6 +23,9 @@
 #include <openssl/x509_vfy.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -39,7 +42,8 @@ struct TlsContext {
   ssl::context context{ssl::context::tls_client};
 };
 
-std::shared_ptr<TlsContext> make_tls_context(const HttpClientOptions& options) {
+namespace {
+std::shared_ptr<TlsContext> build_tls_context(const HttpClientOptions& options) {
   auto tls = std::make_shared<TlsContext>();
   SSL_CTX_set_min_proto_version(tls->context.native_handle(), TLS1_2_VERSION);
   error_code ec;
@@ -53,6 +57,25 @@ std::shared_ptr<TlsContext> make_tls_context(const HttpClientOptions& options) {
   }
   tls->context.set_verify_mode(options.verify_peer ? ssl::verify_peer : ssl::verify_none);
   return tls;
+}
+}  // namespace
+
+// Loading the system CA store takes tens of milliseconds; a configured SSL_CTX is safe to share
+// between connections and threads, so each trust configuration is loaded once per process. The
+// default store's location follows SSL_CERT_FILE / SSL_CERT_DIR, so they are part of the key.
+std::shared_ptr<TlsContext> make_tls_context(const HttpClientOptions& options) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<TlsContext>> contexts;
+  const auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  const std::string id = options.ca_file + '\n' + (options.verify_peer ? "1" : "0") + '\n' +
+                         env("SSL_CERT_FILE") + '\n' + env("SSL_CERT_DIR");
+  std::lock_guard lock(mutex);
+  auto& slot = contexts[id];
+  if (!slot) slot = build_tls_context(options);
+  return slot;
 }
 
 struct Connection::State {
