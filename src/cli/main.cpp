@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
       "  llm-caching cache clear --namespace tests\n"
       "Run 'llm-caching <command> --help' for the options and an example of each command.");
   cli::add_cache_commands(app, global);
+  cli::add_serve_command(app, global);
 
   spdlog::set_level(spdlog::level::warn);
   try {
