@@ -22,6 +22,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <array>
 #include <optional>
 #include <thread>
 #include <unordered_set>
@@ -200,6 +201,20 @@ asio::awaitable<void> Server::Worker::serve(tcp::socket socket) {
   }
   error_code ignored;
   session.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  // Lingering close: read (and drop) what the client is still sending for a moment, so that
+  // closing with unread bytes does not reset the connection and destroy our last answer (a 413
+  // sent before the body was read) in the client's receive buffer.
+  if (!draining) {
+    std::array<char, 16384> scratch;
+    std::size_t drained = 0;
+    session.stream.expires_after(std::chrono::milliseconds(500));
+    while (drained < (std::size_t{4} << 20)) {
+      error_code ec;
+      drained += co_await session.stream.async_read_some(
+          asio::buffer(scratch), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+  }
   session.stream.close();
   sessions.erase(&session);
   if (draining && sessions.empty()) grace.cancel();
@@ -227,6 +242,12 @@ asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
     co_await http::async_read_header(session.stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     session.idle = false;
+    if (ec == http::error::body_limit) {  // a Content-Length above the limit: refused unread
+      co_await refuse(
+          session, std::string(parser.get().target()), 413,
+          "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+      co_return;
+    }
     if (ec == http::error::header_limit) {
       co_await refuse(session, "/", 431, "request headers too large");
       co_return;
