@@ -103,8 +103,18 @@ kill "$gateway_pid"
 start "$work/gateway2" "$cli" --cache-url "sqlite://$work/cache2.db" serve --listen 127.0.0.1:0 \
   --log-level warn --l1-mb 64 --upstream "openai=http://127.0.0.1:$fake_port/v1"
 per_thread=$(((100000 + threads - 1) / threads))
+# wrk runs for its whole duration even after its threads stop: stop it once the entries exist.
 env STOP_AFTER=$per_thread wrk -t"$threads" -c"$((threads * 8))" -d600s -s "$here/post_unique.lua" \
-  "http://127.0.0.1:$port/v1/chat/completions" >"$work/memory.wrk"
+  "http://127.0.0.1:$port/v1/chat/completions" >"$work/memory.wrk" &
+wrk_pid=$!
+while :; do
+  misses=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llmc_gateway_cache_misses_total\{provider="openai"\}/ {print $2}')
+  [[ ${misses:-0} -ge 100000 ]] && break
+  sleep 1
+done
+kill "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" 2>/dev/null || true
 entries=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llmc_gateway_cache_misses_total\{provider="openai"\}/ {print $2}')
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$last_pid/status")
-echo "memory entries=$entries rss_mb=$((rss_kb / 1024))"
+l1=$(curl -s "http://127.0.0.1:$port/metrics" >/dev/null; "$cli" --cache-url "sqlite://$work/cache2.db" cache stats 2>/dev/null | head -3 | tr '\n' ' ')
+echo "memory entries=$entries rss_mb=$((rss_kb / 1024)) ($l1)"

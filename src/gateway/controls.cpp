@@ -225,7 +225,15 @@ std::string caller_credential(Provider provider, const Headers& headers,
 
 std::string tenant_scope(std::string_view credential) {
   if (credential.empty()) return "anonymous";
-  return "key:" + sha256_hex(credential).substr(0, 32);
+  // Callers repeat their key on every request: remember the last one per thread. The cached
+  // key lives only in this thread's memory, like the request that carried it.
+  thread_local std::string last_credential;
+  thread_local std::string last_scope;
+  if (credential != last_credential) {
+    last_scope = "key:" + sha256_hex(credential).substr(0, 32);
+    last_credential = std::string(credential);
+  }
+  return last_scope;
 }
 
 namespace {

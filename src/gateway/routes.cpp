@@ -319,7 +319,7 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   // 2. The exchange request: the caller's body as the key material, scoped to the caller's key.
   const Upstream& target = config_.upstreams[provider];
   const std::string credential = caller_credential(provider, request.headers, route.query_key);
-  UpstreamModel model(upstream, target, upstream_headers(target, request.headers, credential));
+  UpstreamModel model(upstream, target, request.headers, credential);
   exchange::ExchangeRequest exchange_request;
   exchange_request.native = NativeRequest{provider, model_id, std::move(body), stream};
   exchange_request.namespace_ = controls.namespace_;
@@ -337,7 +337,7 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
 
   // 3. Run it; a streamed miss is relayed while it arrives.
   const bool relays = stream && (provider != Provider::gemini || route.gemini_sse);
-  Relay relay(co_await asio::this_coro::executor);
+  Relay relay(co_await asio::this_coro::executor);  // an idle timer: cheap, never armed on hits
   std::optional<exchange::ExchangeResult> result;
   std::exception_ptr failure;
   try {

@@ -144,7 +144,7 @@ boost::asio::awaitable<NativeResponse> UpstreamModel::send(const NativeRequest& 
   providers::HttpRequest http;
   http.method = "POST";
   http.url = upstream_url(upstream_, request.model, request.stream);
-  http.headers = headers_;
+  http.headers = upstream_headers(upstream_, caller_headers_, caller_credential_);
   http.body = boost::json::serialize(request.body);
 
   NativeResponse out;

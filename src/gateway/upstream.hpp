@@ -66,8 +66,14 @@ class UpstreamModel final : public exchange::StreamingModel {
     std::optional<std::chrono::milliseconds> retry_after;
   };
 
-  UpstreamModel(providers::HttpClient& client, const Upstream& upstream, Headers headers)
-      : client_(client), upstream_(upstream), headers_(std::move(headers)) {}
+  /// `caller_headers` and `caller_credential` must outlive the model; the upstream headers are
+  /// built only when a call is made (a hit never pays for them).
+  UpstreamModel(providers::HttpClient& client, const Upstream& upstream,
+                const Headers& caller_headers, std::string_view caller_credential)
+      : client_(client),
+        upstream_(upstream),
+        caller_headers_(caller_headers),
+        caller_credential_(caller_credential) {}
 
   boost::asio::awaitable<NativeResponse> call(const NativeRequest& request) override;
   boost::asio::awaitable<NativeResponse> call_streaming(const NativeRequest& request,
@@ -82,7 +88,8 @@ class UpstreamModel final : public exchange::StreamingModel {
 
   providers::HttpClient& client_;
   const Upstream& upstream_;
-  Headers headers_;
+  const Headers& caller_headers_;
+  std::string_view caller_credential_;
   std::optional<ErrorAnswer> last_error_;
   int calls_ = 0;
 };
