@@ -51,10 +51,10 @@ TEST(GatewayNode, OfficialOpenAiPackageGetsHitsForRepeatedCallsAndStreams) {
   llmc_test::FakeProvider fake;
   GatewayProcess gateway(fake);
   int exit_code = 0;
-  const std::string output = run("cd '" + project.string() + "' && GATEWAY_URL=" +
-                                     gateway.base_url() + " FAKE_URL=" + fake.base_url() +
-                                     " node openai_sdk_test.mjs",
-                                 exit_code);
+  const std::string output =
+      run("cd '" + project.string() + "' && GATEWAY_URL=" + gateway.base_url() +
+              " FAKE_URL=" + fake.base_url() + " node openai_sdk_test.mjs",
+          exit_code);
   EXPECT_EQ(exit_code, 0) << output;
   EXPECT_NE(output.find("openai-sdk: OK"), std::string::npos) << output;
 }
