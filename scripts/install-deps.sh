@@ -14,6 +14,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-sentinel redis-tools openssl curl
   nginx wrk hyperfine
+  # the gateway test with the official openai npm package
+  nodejs npm
 )
 
 missing=()

@@ -15,5 +15,6 @@ struct GlobalOptions {
 
 void add_cache_commands(CLI::App& app, GlobalOptions& global);
 void add_ask_command(CLI::App& app, GlobalOptions& global);
+void add_serve_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace llm_caching::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
       "Run 'llm-caching <command> --help' for the options and an example of each command.");
   cli::add_cache_commands(app, global);
   cli::add_ask_command(app, global);
+  cli::add_serve_command(app, global);
 
   spdlog::set_level(spdlog::level::warn);
   if (argc <= 1) {

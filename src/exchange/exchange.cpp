@@ -4,13 +4,13 @@
 #include "providers/codec.hpp"
 #include "providers/sse.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
-#include <fmt/format.h>
 
 #include <vector>
 
@@ -23,8 +23,12 @@ using Signal = asio::experimental::concurrent_channel<void(boost::system::error_
 bool reads_cache(CacheMode m) {
   return m == CacheMode::use || m == CacheMode::read_only || m == CacheMode::replay_only;
 }
-bool writes_cache(CacheMode m) { return m == CacheMode::use || m == CacheMode::refresh; }
-bool coalesces(CacheMode m) { return m == CacheMode::use || m == CacheMode::read_only; }
+bool writes_cache(CacheMode m) {
+  return m == CacheMode::use || m == CacheMode::refresh;
+}
+bool coalesces(CacheMode m) {
+  return m == CacheMode::use || m == CacheMode::read_only;
+}
 
 bool is_retryable_status(int status) {
   switch (status) {
@@ -50,9 +54,10 @@ std::string describe_call(const NativeRequest& r) {
                                          const providers::ProviderErrorInfo& info,
                                          std::string_view context) {
   if (resp.status == 0) {
-    throw ProviderError(fmt::format("{}: no response{}: {}", describe_call(request), context,
-                                    resp.transport_error),
-                        0, "transport", "");
+    const bool timed_out = resp.transport_error.starts_with(kTimeoutTransportPrefix);
+    throw ProviderError(
+        fmt::format("{}: no response{}: {}", describe_call(request), context, resp.transport_error),
+        0, timed_out ? "timeout" : "transport", "");
   }
   throw ProviderError(fmt::format("{}: HTTP {} {}{}: {}", describe_call(request), resp.status,
                                   info.type, context, info.message),
@@ -94,15 +99,19 @@ Exchange::~Exchange() = default;
 
 asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest request) {
   // Price first: an unpriced model is a configuration error before any I/O, never a silent $0.
-  const ModelCosts* override_price =
+  static const ModelCosts kUnpriced{};
+  const CostTable& table = request.costs ? *request.costs : CostTable::defaults();
+  const ModelCosts* found =
       request.overrides ? request.overrides->find(request.native.model) : nullptr;
-  const ModelCosts& price =
-      override_price ? *override_price
-                     : (request.costs ? *request.costs : CostTable::defaults()).at(request.native.model);
-  const KeyDerivation derived = derive_key(request.native.provider, request.native.model,
-                                           request.native.body, request.scope);
+  if (!found)
+    found =
+        request.allow_unpriced ? table.find(request.native.model) : &table.at(request.native.model);
+  const ModelCosts& price = found ? *found : kUnpriced;
+  const KeyDerivation derived =
+      derive_key(request.native.provider, request.native.model, request.native.body, request.scope);
   ExchangeResult result;
   result.storage_key = storage_key(request.namespace_, derived.hex);
+  result.priced = found != nullptr;
 
   if (reads_cache(request.mode)) {
     if (auto entry = co_await cache_->get(result.storage_key, clock_())) {
@@ -120,7 +129,9 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   }
 
   if (!coalesces(request.mode)) {
-    co_return co_await lead(model, request, result.storage_key, price);
+    ExchangeResult led = co_await lead(model, request, result.storage_key, price);
+    led.priced = result.priced;
+    co_return led;
   }
 
   std::shared_ptr<Flight> flight;
@@ -136,7 +147,9 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   if (leader) {
     std::exception_ptr error;
     try {
+      const bool priced = result.priced;
       result = co_await lead(model, request, result.storage_key, price);
+      result.priced = priced;
     } catch (...) {
       error = std::current_exception();
     }
@@ -175,7 +188,7 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
                                                const std::string& key, const ModelCosts& price) {
   ExchangeResult result;
   result.storage_key = key;
-  result.entry = co_await call_provider(model, request, price, result.attempts);
+  result.entry = co_await call_provider(model, request, price, result.attempts, result.relayed);
   result.cost_nano_usd = result.entry->cost_nano_usd;
   if (writes_cache(request.mode)) {
     co_await cache_->put(key, result.entry, request.ttl);
@@ -184,12 +197,33 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
 }
 
 asio::awaitable<std::shared_ptr<const core::CacheEntry>> Exchange::call_provider(
-    Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts) {
+    Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts,
+    bool& relayed) {
   const NativeRequest& native = request.native;
   core::RetryPolicy policy(request.retry, request.retry_seed);
+  auto* streaming =
+      native.stream && request.relay ? dynamic_cast<StreamingModel*>(&model) : nullptr;
+  std::size_t relayed_bytes = 0;
+  const ChunkSink counting_relay = [&](std::string_view chunk) {
+    relayed_bytes += chunk.size();
+    request.relay(chunk);
+  };
   for (;;) {
     ++attempts;
-    NativeResponse resp = co_await model.call(native);
+    // (Not a ?: with co_await in both arms: g++ 12 miscompiles that and frees a bad pointer.)
+    NativeResponse resp;
+    if (streaming) {
+      resp = co_await streaming->call_streaming(native, counting_relay);
+    } else {
+      resp = co_await model.call(native);
+    }
+    relayed = relayed_bytes > 0;
+    if (relayed && (resp.status < 200 || resp.status >= 300)) {
+      // Part of an answer already reached the caller: another attempt would append a second one.
+      const providers::ProviderErrorInfo info =
+          providers::parse_error_body(native.provider, resp.status, resp.body);
+      throw_provider_failure(native, resp, info, " in the middle of a relayed stream");
+    }
     if (resp.status >= 200 && resp.status < 300) {
       auto entry = std::make_shared<core::CacheEntry>();
       entry->provider = std::string(to_string(native.provider));
@@ -223,10 +257,10 @@ asio::awaitable<std::shared_ptr<const core::CacheEntry>> Exchange::call_provider
           fmt::format(" after {} attempts and {} ms of waiting (max_wait {} ms)", policy.attempts(),
                       policy.waited().count(), request.retry.max_wait.count());
       if (resp.status == 429 || resp.status == 529) {
-        throw RateLimitError(fmt::format("{}: rate limited (HTTP {} {}){}: {}",
-                                         describe_call(native), resp.status, info.type, context,
-                                         info.message),
-                             policy.attempts(), policy.waited(), policy.last_retry_after());
+        throw RateLimitError(
+            fmt::format("{}: rate limited (HTTP {} {}){}: {}", describe_call(native), resp.status,
+                        info.type, context, info.message),
+            policy.attempts(), policy.waited(), policy.last_retry_after());
       }
       throw_provider_failure(native, resp, info, context);
     }

@@ -16,11 +16,28 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace llm_caching::exchange {
 
 namespace asio = boost::asio;
+
+/// Receives the bytes of a streamed 2xx answer as they arrive from the provider.
+using ChunkSink = std::function<void(std::string_view chunk)>;
+
+/// A Model that can also hand a streamed answer over chunk by chunk (the gateway's upstream).
+/// call_streaming returns the whole body too (streamed = true), so the exchange can store it.
+/// Chunks are only delivered for a 2xx answer; an error body comes back whole in the response.
+class StreamingModel : public Model {
+ public:
+  virtual asio::awaitable<NativeResponse> call_streaming(const NativeRequest& request,
+                                                         ChunkSink on_chunk) = 0;
+};
+
+/// A NativeResponse::transport_error starting with this marks a timeout (gateway: 504) rather
+/// than an unreachable provider (502); ProviderError::error_type() is then "timeout".
+inline constexpr std::string_view kTimeoutTransportPrefix = "timeout: ";
 
 struct ExchangeRequest {
   NativeRequest native;
@@ -36,6 +53,12 @@ struct ExchangeRequest {
   /// Extra check of a successful answer before it is stored (typed output); throws to refuse it,
   /// and then nothing is cached.
   std::function<void(const core::CacheEntry&)> validate;
+  /// Gateway: a model missing from the price tables is costed 0 (result.priced = false) instead
+  /// of raising ConfigurationError.
+  bool allow_unpriced = false;
+  /// Set with native.stream and a StreamingModel: a miss is relayed here as it arrives, while it
+  /// is accumulated and stored whole (result.relayed). Once a byte is relayed there is no retry.
+  ChunkSink relay;
   /// Deterministic jitter for tests.
   std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
 };
@@ -48,6 +71,8 @@ struct ExchangeResult {
   std::int64_t cost_nano_usd = 0;     ///< billed by this call (0 on a hit or when coalesced)
   std::int64_t avoided_nano_usd = 0;  ///< the original cost, on a hit or when coalesced
   int attempts = 0;                   ///< provider attempts made by this call
+  bool priced = true;                 ///< false: unpriced model allowed, costed 0
+  bool relayed = false;               ///< the answer already went to request.relay
 };
 
 /// Milliseconds since the epoch; injectable for tests.
@@ -70,7 +95,8 @@ class Exchange {
   asio::awaitable<ExchangeResult> lead(Model& model, const ExchangeRequest& request,
                                        const std::string& key, const ModelCosts& price);
   asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
-      Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts);
+      Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts,
+      bool& relayed);
 
   std::shared_ptr<cache::TieredCache> cache_;
   Clock clock_;

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Gateway benchmarks (docs/PERFORMANCE.md):
+#   1. hits: wrk, one fixed POST, 64 connections, against the gateway and against nginx as a
+#      caching reverse proxy of the same POST (proxy_cache keyed on the body), same fake upstream;
+#   2. pass-through: distinct POSTs (all misses) paced to ~1,000 requests/s, straight to the fake
+#      provider and through the gateway; the p99 difference is the added latency;
+#   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
+# Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../../build/release}
+seconds=${2:-10}
+cli=$build/llm-caching
+fake=$build/tools/fake-provider/llm-caching-fake-provider
+work=$(mktemp -d /tmp/llmc-gateway-bench.XXXXXX)
+threads=$(nproc)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+unset HTTP_PROXY http_proxy HTTPS_PROXY https_proxy
+
+# Starts a server that prints "listening on HOST:PORT"; sets $port and appends to pids.
+start() {
+  local log=$1
+  shift
+  "$@" >"$log.out" 2>"$log.err" &
+  pids+=($!)
+  last_pid=$!
+  for _ in $(seq 100); do
+    if grep -q "listening on" "$log.out" 2>/dev/null; then
+      port=$(grep -o '[0-9]*$' "$log.out" | head -1)
+      return
+    fi
+    sleep 0.05
+  done
+  echo "bench: $* did not start" >&2
+  cat "$log.err" >&2
+  exit 1
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Prints "requests/s p50 p99" of a wrk --latency run.
+summarise() {
+  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99}'
+}
+
+wrk_run() {  # wrk_run LABEL CONNECTIONS SCRIPT URL [env...]
+  local label=$1 connections=$2 script=$3 url=$4
+  shift 4
+  local out
+  out=$(env "$@" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$script" "$url")
+  echo "$out" >"$work/$label.wrk"
+  echo "$label $(echo "$out" | summarise)"
+}
+
+echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)"
+echo "label requests/s p50 p99"
+
+start "$work/fake" "$fake" --listen 127.0.0.1:0
+fake_port=$port
+start "$work/gateway" "$cli" --cache-url "sqlite://$work/cache.db" serve --listen 127.0.0.1:0 \
+  --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1"
+gateway_port=$port
+gateway_pid=$last_pid
+
+nginx_port=$(free_port)
+mkdir -p "$work/nginx"
+user_line=""
+[[ $(id -u) -eq 0 ]] && user_line="user root;"
+sed -e "s|@DIR@|$work/nginx|g" -e "s|@FAKE_PORT@|$fake_port|g" -e "s|@NGINX_PORT@|$nginx_port|g" \
+  -e "s|@WORKERS@|$threads|g" -e "s|@USER_LINE@|$user_line|g" \
+  "$here/nginx.conf.template" >"$work/nginx/nginx.conf"
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx.err" &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break
+  sleep 0.05
+done
+
+# 1. Hits. One warm-up request each, then check both really serve from their cache.
+body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
+for url in "http://127.0.0.1:$gateway_port" "http://127.0.0.1:$nginx_port"; do
+  for _ in 1 2; do
+    curl -s -D - -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
+      --data-binary "$body" "$url/v1/chat/completions" | grep -iE '^(x-llm-cache|x-cache-status):' || true
+  done
+done
+wrk_run gateway-hit 64 "$here/post_hit.lua" "http://127.0.0.1:$gateway_port/v1/chat/completions"
+wrk_run nginx-hit 64 "$here/post_hit.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions"
+
+# 2. Pass-through overhead at ~1,000 requests/s: 10 connections, 10 ms apart each.
+wrk_run direct-miss 10 "$here/post_unique.lua" "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
+wrk_run gateway-miss 10 "$here/post_unique.lua" "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
+
+# 3. Memory: a fresh gateway, 100,000 distinct entries (misses), 64 MB L1, then its RSS.
+kill "$gateway_pid"
+start "$work/gateway2" "$cli" --cache-url "sqlite://$work/cache2.db" serve --listen 127.0.0.1:0 \
+  --log-level warn --l1-mb 64 --upstream "openai=http://127.0.0.1:$fake_port/v1"
+per_thread=$(((100000 + threads - 1) / threads))
+# wrk runs for its whole duration even after its threads stop: stop it once the entries exist.
+env STOP_AFTER=$per_thread wrk -t"$threads" -c"$((threads * 8))" -d600s -s "$here/post_unique.lua" \
+  "http://127.0.0.1:$port/v1/chat/completions" >"$work/memory.wrk" &
+wrk_pid=$!
+while :; do
+  misses=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llmc_gateway_cache_misses_total\{provider="openai"\}/ {print $2}')
+  [[ ${misses:-0} -ge 100000 ]] && break
+  sleep 1
+done
+kill "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" 2>/dev/null || true
+entries=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llmc_gateway_cache_misses_total\{provider="openai"\}/ {print $2}')
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$last_pid/status")
+l1=$(curl -s "http://127.0.0.1:$port/metrics" >/dev/null; "$cli" --cache-url "sqlite://$work/cache2.db" cache stats 2>/dev/null | head -3 | tr '\n' ' ')
+echo "memory entries=$entries rss_mb=$((rss_kb / 1024)) ($l1)"

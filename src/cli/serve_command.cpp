@@ -1,0 +1,178 @@
+// llm-caching serve: the caching gateway (docs/GATEWAY.md).
+#include "cli/commands.hpp"
+
+#include "cache/tiered_cache.hpp"
+#include "exchange/exchange.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/server.hpp"
+#include "llm_caching/cache_options.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <charconv>
+#include <csignal>
+#include <iostream>
+
+namespace llm_caching::cli {
+
+namespace {
+
+struct ServeFlags {
+  std::string listen = "127.0.0.1:8080";
+  std::vector<std::string> upstreams;
+  std::vector<std::string> upstream_key_envs;
+  bool share_across_keys = false;
+  bool reject_unpriced = false;
+  unsigned threads = 0;
+  std::uint64_t body_limit = 32 * kMiB;
+  std::uint64_t l1_mib = 64;
+  std::int64_t ttl_seconds = 15 * 24 * 3600;
+  std::int64_t max_wait_ms = 10000;
+  std::int64_t initial_wait_ms = 1000;
+  std::int64_t upstream_timeout_ms = 600000;
+  std::int64_t connect_timeout_ms = 10000;
+  std::int64_t request_timeout_ms = 60000;
+  std::int64_t shutdown_grace_ms = 30000;
+  std::string log_level = "info";
+};
+
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw ConfigurationError("--listen expects HOST:PORT");
+  std::string host = text.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const std::string digits = text.substr(colon + 1);
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (host.empty() || digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+      port > 65535) {
+    throw ConfigurationError("--listen expects HOST:PORT with a port from 0 to 65535");
+  }
+  return {host, static_cast<std::uint16_t>(port)};
+}
+
+void run_serve(const GlobalOptions& global, const ServeFlags& flags) {
+  // stdout carries only the "listening on" line, for scripts; logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("llm-caching-serve"));
+  spdlog::set_level(spdlog::level::from_str(flags.log_level));
+  auto [host, port] = parse_listen(flags.listen);
+
+  gateway::GatewayConfig config;
+  for (const auto& upstream : flags.upstreams) config.upstreams.set_base_url(upstream);
+  for (const auto& key_env : flags.upstream_key_envs) config.upstreams.set_key_from_env(key_env);
+  config.share_across_keys = flags.share_across_keys;
+  config.allow_unpriced = !flags.reject_unpriced;
+  config.default_ttl = std::chrono::seconds(flags.ttl_seconds);
+  config.retry.max_wait = std::chrono::milliseconds(flags.max_wait_ms);
+  config.retry.initial_wait = std::chrono::milliseconds(flags.initial_wait_ms);
+
+  CacheOptions cache_options;
+  cache_options.url = global.cache_url;
+  cache_options.l1_max_bytes = flags.l1_mib * kMiB;
+  auto cache = cache::shared_tiered_cache(cache_options);
+  auto exchange = std::make_shared<exchange::Exchange>(cache);
+  auto core = std::make_shared<gateway::Gateway>(std::move(config), exchange);
+
+  gateway::ServerOptions server_options;
+  server_options.host = host;
+  server_options.port = port;
+  server_options.threads = flags.threads;
+  server_options.body_limit = flags.body_limit;
+  server_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
+  server_options.shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms);
+  server_options.upstream.read_timeout = std::chrono::milliseconds(flags.upstream_timeout_ms);
+  server_options.upstream.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
+  server_options.upstream.max_idle_per_host = 256;
+
+  // Signals first: a SIGTERM that arrives while starting must drain, not kill.
+  boost::asio::io_context signal_io(1);
+  boost::asio::signal_set signals(signal_io, SIGINT, SIGTERM);
+  gateway::Server server(server_options, core);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    spdlog::info("gateway: shutting down; finishing requests in flight");
+    server.shutdown();
+  });
+  const std::uint16_t bound = server.start();
+  const bool v6 = host.find(':') != std::string::npos;
+  std::cout << "listening on " << (v6 ? "[" + host + "]" : host) << ":" << bound << std::endl;
+  spdlog::info("gateway: cache {}, upstreams openai={} anthropic={} gemini={}, tenants {}",
+               cache->describe(), core->config().upstreams[Provider::openai].base_url,
+               core->config().upstreams[Provider::anthropic].base_url,
+               core->config().upstreams[Provider::gemini].base_url,
+               flags.share_across_keys ? "share entries" : "partitioned by key");
+  signal_io.run();
+  server.wait();
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* serve = app.add_subcommand(
+      "serve", "Run the caching gateway: point an OpenAI, Anthropic or Gemini SDK at it");
+  serve->add_option("--listen", flags->listen, "HOST:PORT to listen on (port 0: any free port)")
+      ->capture_default_str();
+  serve->add_option(
+      "--upstream", flags->upstreams,
+      "provider=URL, e.g. openai=http://127.0.0.1:11434/v1 (default: "
+      "$OPENAI_BASE_URL, $ANTHROPIC_BASE_URL, $GEMINI_BASE_URL, else the public APIs)");
+  serve->add_option("--upstream-key-env", flags->upstream_key_envs,
+                    "provider=ENV_VAR: use this variable's key upstream instead of the caller's");
+  serve->add_flag("--share-cache-across-keys", flags->share_across_keys,
+                  "Let callers with different API keys share cache entries (default: partitioned)");
+  serve->add_flag("--reject-unpriced", flags->reject_unpriced,
+                  "Refuse models missing from the price table (default: serve them, costed $0)");
+  serve->add_option("--threads", flags->threads, "Worker threads (0: one per core)")
+      ->capture_default_str();
+  serve->add_option("--body-limit", flags->body_limit, "Largest request body in bytes (else 413)")
+      ->capture_default_str();
+  serve->add_option("--l1-mb", flags->l1_mib, "In-memory L1 size in MiB (0 disables it)")
+      ->capture_default_str();
+  serve->add_option("--ttl", flags->ttl_seconds, "Default entry lifetime in seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{10} * 366 * 24 * 3600));
+  serve
+      ->add_option("--max-wait-ms", flags->max_wait_ms,
+                   "Retry budget for upstream 429/5xx (per request: x-llm-max-wait-ms)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve->add_option("--initial-wait-ms", flags->initial_wait_ms, "First backoff wait")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--upstream-timeout-ms", flags->upstream_timeout_ms,
+                   "Longest upstream silence before 504")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--connect-timeout-ms", flags->connect_timeout_ms, "Upstream connect timeout")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--request-timeout-ms", flags->request_timeout_ms,
+                   "Longest wait for a complete request on a connection (keep-alive idle too)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--shutdown-grace-ms", flags->shutdown_grace_ms,
+                   "On SIGINT/SIGTERM, how long requests in flight may take to finish")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  serve->footer(
+      "Examples:\n"
+      "  llm-caching serve\n"
+      "  llm-caching serve --listen 0.0.0.0:8080 --upstream openai=http://127.0.0.1:11434/v1\n"
+      "  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python my_script.py");
+  serve->callback([&global, flags] { run_serve(global, *flags); });
+}
+
+}  // namespace llm_caching::cli

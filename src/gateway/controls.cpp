@@ -1,0 +1,328 @@
+#include "gateway/controls.hpp"
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+
+namespace llm_caching::gateway {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// Calls `f` with each comma-separated, trimmed, lowercased token of every header `name`.
+template <class F>
+void for_each_token(const Headers& headers, std::string_view name, F&& f) {
+  for (const auto& [key, value] : headers) {
+    if (key != name) continue;
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string_view token = trim(rest.substr(0, comma));
+      if (!token.empty()) f(lowercase(token));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  }
+}
+
+std::optional<std::int64_t> parse_whole(std::string_view text) {
+  text = trim(text);
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+bool valid_namespace(std::string_view ns) {
+  return !ns.empty() && ns.size() <= 64 && std::all_of(ns.begin(), ns.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+bool printable_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  // Fetched once: a per-call EVP_sha256() lookup costs more than hashing a key.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (sha256 == nullptr ||
+      EVP_Digest(data.data(), data.size(), digest.data(), &length, sha256, nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view find_header(const Headers& headers, std::string_view lowercase_name) {
+  for (const auto& [key, value] : headers) {
+    if (key == lowercase_name) return value;
+  }
+  return {};
+}
+
+CacheControls parse_cache_controls(const Headers& headers) {
+  bool skip_read = false;
+  bool skip_write = false;
+  bool only_if_cached = false;
+  for_each_token(headers, "x-llm-cache", [&](const std::string& token) {
+    if (token == "no-cache" || token == "refresh") {
+      skip_read = true;
+    } else if (token == "no-store") {
+      skip_write = true;
+    } else if (token == "only-if-cached") {
+      only_if_cached = true;
+    } else {
+      throw BadRequest("x-llm-cache: unknown value '" + token.substr(0, 40) +
+                       "' (expected no-cache, no-store, refresh or only-if-cached)");
+    }
+  });
+  for_each_token(headers, "cache-control", [&](const std::string& token) {
+    if (token == "no-cache") skip_read = true;
+    if (token == "no-store") skip_write = true;
+    if (token == "only-if-cached") only_if_cached = true;
+  });
+  if (only_if_cached && skip_read) {
+    throw BadRequest("x-llm-cache: only-if-cached contradicts no-cache/refresh");
+  }
+
+  CacheControls controls;
+  if (only_if_cached) {
+    controls.mode = CacheMode::replay_only;
+  } else if (skip_read) {
+    controls.mode = skip_write ? CacheMode::bypass : CacheMode::refresh;
+  } else if (skip_write) {
+    controls.mode = CacheMode::read_only;
+  }
+
+  if (const auto ttl = find_header(headers, "x-llm-cache-ttl"); !ttl.empty()) {
+    const auto seconds = parse_whole(ttl);
+    constexpr std::int64_t kTenYears = 10LL * 366 * 24 * 3600;
+    if (!seconds || *seconds == 0 || *seconds > kTenYears) {
+      throw BadRequest("x-llm-cache-ttl: expected a whole number of seconds from 1 to " +
+                       std::to_string(kTenYears));
+    }
+    controls.ttl = std::chrono::seconds(*seconds);
+  }
+  if (const auto ns = find_header(headers, "x-llm-cache-namespace"); !ns.empty()) {
+    if (!valid_namespace(ns)) {
+      throw BadRequest("x-llm-cache-namespace: expected 1 to 64 of A-Z a-z 0-9 . _ -");
+    }
+    controls.namespace_ = std::string(ns);
+  }
+  if (const auto task = find_header(headers, "x-llm-task"); !task.empty()) {
+    if (task.size() > 128 || !printable_ascii(task)) {
+      throw BadRequest("x-llm-task: expected at most 128 printable ASCII characters");
+    }
+    controls.task = std::string(task);
+  }
+  if (const auto wait = find_header(headers, "x-llm-max-wait-ms"); !wait.empty()) {
+    const auto ms = parse_whole(wait);
+    if (!ms || *ms > 3'600'000) {
+      throw BadRequest("x-llm-max-wait-ms: expected whole milliseconds from 0 to 3600000");
+    }
+    controls.max_wait = std::chrono::milliseconds(*ms);
+  }
+  return controls;
+}
+
+std::string_view cache_status(CacheMode mode, bool served_from_cache) noexcept {
+  if (served_from_cache) return "HIT";
+  return mode == CacheMode::refresh || mode == CacheMode::bypass ? "BYPASS" : "MISS";
+}
+
+Route match_route(std::string_view method, std::string_view target) {
+  Route route;
+  const auto parsed = boost::urls::parse_origin_form(target);
+  if (!parsed) return route;
+  const std::string path = parsed->path();  // percent-decoded
+  if (path.starts_with("/v1beta/")) route.provider = Provider::gemini;
+  if (path == "/v1/messages") route.provider = Provider::anthropic;
+
+  auto expect = [&](std::string_view wanted, RouteKind kind) {
+    route.kind = method == wanted ? kind : RouteKind::method_not_allowed;
+    return route;
+  };
+  if (path == "/v1/chat/completions" || path == "/chat/completions") {
+    return expect("POST", RouteKind::llm);
+  }
+  if (path == "/v1/messages") return expect("POST", RouteKind::llm);
+  if (path == "/v1/models" || path == "/models") return expect("GET", RouteKind::models);
+  if (path == "/healthz") return expect("GET", RouteKind::healthz);
+  if (path == "/metrics") return expect("GET", RouteKind::metrics);
+
+  constexpr std::string_view kGeminiPrefix = "/v1beta/models/";
+  if (path.starts_with(kGeminiPrefix)) {
+    const std::string_view rest = std::string_view(path).substr(kGeminiPrefix.size());
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return route;
+    const std::string_view action = rest.substr(colon + 1);
+    if (action != "generateContent" && action != "streamGenerateContent") return route;
+    route.model = std::string(rest.substr(0, colon));
+    route.gemini_stream = action == "streamGenerateContent";
+    for (const auto& param : parsed->params()) {
+      if (param.key == "alt") route.gemini_sse = param.value == "sse";
+      if (param.key == "key") route.query_key = param.value;
+    }
+    return expect("POST", RouteKind::llm);
+  }
+  return route;
+}
+
+std::string caller_credential(Provider provider, const Headers& headers,
+                              std::string_view query_key) {
+  auto bearer = [&]() -> std::string {
+    const std::string_view auth = find_header(headers, "authorization");
+    if (auth.size() > 7 && lowercase(auth.substr(0, 7)) == "bearer ") {
+      return std::string(trim(auth.substr(7)));
+    }
+    return std::string(trim(auth));
+  };
+  switch (provider) {
+    case Provider::openai:
+      return bearer();
+    case Provider::anthropic:
+      if (const auto key = find_header(headers, "x-api-key"); !key.empty()) return std::string(key);
+      return bearer();
+    case Provider::gemini:
+      if (const auto key = find_header(headers, "x-goog-api-key"); !key.empty()) {
+        return std::string(key);
+      }
+      if (!query_key.empty()) return std::string(query_key);
+      return bearer();
+  }
+  return {};
+}
+
+std::string tenant_scope(std::string_view credential) {
+  if (credential.empty()) return "anonymous";
+  // Callers repeat their key on every request: remember the last one per thread. The cached
+  // key lives only in this thread's memory, like the request that carried it.
+  thread_local std::string last_credential;
+  thread_local std::string last_scope;
+  if (credential != last_credential) {
+    last_scope = "key:" + sha256_hex(credential).substr(0, 32);
+    last_credential = std::string(credential);
+  }
+  return last_scope;
+}
+
+namespace {
+
+std::string_view openai_type(int status) {
+  switch (status) {
+    case 400:
+    case 404:
+    case 405:
+    case 413:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 429:
+      return "rate_limit_error";
+    case 504:
+      return "timeout";
+    default:
+      return status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+std::string_view anthropic_type(int status) {
+  switch (status) {
+    case 401:
+      return "authentication_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 504:
+      return "timeout_error";
+    default:
+      return status >= 500 ? "api_error" : "invalid_request_error";
+  }
+}
+
+std::string_view gemini_status(int status) {
+  switch (status) {
+    case 401:
+      return "UNAUTHENTICATED";
+    case 404:
+      return "NOT_FOUND";
+    case 429:
+      return "RESOURCE_EXHAUSTED";
+    case 502:
+    case 503:
+      return "UNAVAILABLE";
+    case 504:
+      return "DEADLINE_EXCEEDED";
+    default:
+      return status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT";
+  }
+}
+
+}  // namespace
+
+std::string error_body(Provider provider, int status, std::string_view message) {
+  namespace json = boost::json;
+  switch (provider) {
+    case Provider::openai:
+      return json::serialize(json::object{{"error", json::object{{"message", message},
+                                                                 {"type", openai_type(status)},
+                                                                 {"param", nullptr},
+                                                                 {"code", nullptr}}}});
+    case Provider::anthropic:
+      return json::serialize(json::object{
+          {"type", "error"},
+          {"error", json::object{{"type", anthropic_type(status)}, {"message", message}}}});
+    case Provider::gemini:
+      return json::serialize(
+          json::object{{"error", json::object{{"code", status},
+                                              {"message", message},
+                                              {"status", gemini_status(status)}}}});
+  }
+  return {};
+}
+
+std::string format_usd(std::int64_t nano_usd) {
+  const bool negative = nano_usd < 0;
+  const std::uint64_t magnitude =
+      negative ? 0 - static_cast<std::uint64_t>(nano_usd) : static_cast<std::uint64_t>(nano_usd);
+  std::string text = fmt::format("{}{}.{:09}", negative ? "-" : "", magnitude / 1'000'000'000,
+                                 magnitude % 1'000'000'000);
+  while (text.back() == '0') text.pop_back();
+  if (text.back() == '.') text.pop_back();
+  return text;
+}
+
+}  // namespace llm_caching::gateway

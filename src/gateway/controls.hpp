@@ -1,0 +1,83 @@
+// Per-request controls of the gateway, read from headers, and the other pure decisions the routes
+// make: which route a target is, whose key a request carries, how errors look in each provider's
+// format. No I/O; unit-tested without sockets.
+#pragma once
+
+#include "gateway/http_types.hpp"
+#include "llm_caching/cache_key.hpp"
+#include "llm_caching/cache_mode.hpp"
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace llm_caching::gateway {
+
+/// A request the gateway refuses before doing anything (answered 400 in the provider's format).
+class BadRequest : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct CacheControls {
+  CacheMode mode = CacheMode::use;
+  std::optional<std::chrono::milliseconds> ttl;       ///< x-llm-cache-ttl (seconds)
+  std::string namespace_;                             ///< x-llm-cache-namespace
+  std::string task;                                   ///< x-llm-task
+  std::optional<std::chrono::milliseconds> max_wait;  ///< x-llm-max-wait-ms: retry budget
+};
+
+/// Reads x-llm-cache (no-cache | no-store | refresh | only-if-cached, comma-separated),
+/// Cache-Control (no-cache, no-store, only-if-cached; other directives ignored), x-llm-cache-ttl
+/// (positive whole seconds), x-llm-cache-namespace ([A-Za-z0-9._-]{1,64}), x-llm-task (printable
+/// ASCII, at most 128 bytes) and x-llm-max-wait-ms (0..3600000). Mode: only-if-cached ->
+/// replay_only; no-cache/refresh with no-store -> bypass; no-cache/refresh -> refresh; no-store
+/// -> read_only; else use. Throws BadRequest naming the header for anything else.
+CacheControls parse_cache_controls(const Headers& headers);
+
+/// The x-llm-cache response value: "HIT" when served from the cache (or from a concurrent
+/// identical call), "MISS" when the cache was read and missed, "BYPASS" when it was not read.
+std::string_view cache_status(CacheMode mode, bool served_from_cache) noexcept;
+
+enum class RouteKind {
+  llm,     ///< a provider call: the exchange
+  models,  ///< GET /v1/models, passed through to the OpenAI upstream
+  healthz,
+  metrics,
+  not_found,
+  method_not_allowed,
+};
+
+struct Route {
+  RouteKind kind = RouteKind::not_found;
+  Provider provider = Provider::openai;  ///< for llm routes, and the error format of any route
+  std::string model;                     ///< Gemini: from the path (percent-decoded)
+  bool gemini_stream = false;            ///< :streamGenerateContent
+  bool gemini_sse = false;               ///< ...?alt=sse (else one JSON array of chunks)
+  std::string query_key;                 ///< Gemini ?key= (a secret: never log it)
+};
+
+/// Matches a request line. Paths are exact; a trailing query is ignored except Gemini's alt and
+/// key. Never throws: a target that does not parse is not_found.
+Route match_route(std::string_view method, std::string_view target);
+
+/// The caller's API key as the provider would read it (Authorization bearer token, x-api-key,
+/// x-goog-api-key or Gemini's ?key=), or "" when none. A secret: never log it.
+std::string caller_credential(Provider provider, const Headers& headers,
+                              std::string_view query_key);
+
+/// The cache partition for a caller: "key:" + 32 hex of SHA-256(credential), or "anonymous" for
+/// a caller without a key. One-way: the scope never reveals the key.
+std::string tenant_scope(std::string_view credential);
+
+/// A JSON error body in the provider's own format (OpenAI {"error": {...}}, Anthropic
+/// {"type": "error", "error": {...}}, Gemini {"error": {"code", "message", "status"}}), with the
+/// error type each provider uses for that HTTP status.
+std::string error_body(Provider provider, int status, std::string_view message);
+
+/// Dollars with 9 decimals, trailing zeros trimmed ("0.000125", "0").
+std::string format_usd(std::int64_t nano_usd);
+
+}  // namespace llm_caching::gateway

@@ -1,0 +1,62 @@
+// The gateway's core: thin routes over the exchange. The server (server.hpp) parses HTTP and
+// calls Gateway::handle for each request; everything here is independent of the HTTP library.
+#pragma once
+
+#include "exchange/exchange.hpp"
+#include "gateway/http_types.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/upstream.hpp"
+#include "providers/http_client.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace llm_caching::gateway {
+
+struct GatewayConfig {
+  Upstreams upstreams = Upstreams::from_environment();
+  /// Share cache entries across callers' keys. Default: partitioned by a hash of the key.
+  bool share_across_keys = false;
+  /// Serve models missing from the price table, costed 0 (counted and warned about once per
+  /// model). When false they are refused with 400 before any upstream call.
+  bool allow_unpriced = true;
+  std::chrono::milliseconds default_ttl{std::chrono::hours(24 * 15)};
+  core::RetryOptions retry{std::chrono::milliseconds(1000), std::chrono::milliseconds(10000),
+                           std::chrono::milliseconds(60000)};
+  /// Ask OpenAI streams for the final usage chunk (stream_options.include_usage) so streamed
+  /// misses are costed; the key ignores stream_options, so this changes no key.
+  bool openai_stream_usage = true;
+};
+
+class Gateway {
+ public:
+  Gateway(GatewayConfig config, std::shared_ptr<exchange::Exchange> exchange);
+
+  /// Answers one request on `out`. `upstream` is the calling worker thread's client. Never
+  /// throws for anything a client sends.
+  boost::asio::awaitable<void> handle(providers::HttpClient& upstream,
+                                      const IncomingRequest& request, ResponseStream& out);
+
+  Metrics& metrics() noexcept { return metrics_; }
+  const GatewayConfig& config() const noexcept { return config_; }
+
+ private:
+  struct Call;
+  boost::asio::awaitable<void> handle_llm(providers::HttpClient& upstream, Call& call,
+                                          ResponseStream& out);
+  boost::asio::awaitable<void> handle_models(providers::HttpClient& upstream, Call& call,
+                                             ResponseStream& out);
+  void warn_unpriced(const std::string& model);
+
+  GatewayConfig config_;
+  std::shared_ptr<exchange::Exchange> exchange_;
+  Metrics metrics_;
+  std::mutex unpriced_mutex_;
+  std::set<std::string, std::less<>> unpriced_warned_;  // guarded by unpriced_mutex_
+};
+
+}  // namespace llm_caching::gateway

@@ -1,0 +1,50 @@
+// Plain request/response types shared by the gateway's routes and its server. No Beast here: the
+// routes compile (and are unit-tested) without the HTTP library.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace llm_caching::gateway {
+
+/// Header names are lowercase (the server lowercases what it receives).
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// The first header with this lowercase name, or "" when absent.
+std::string_view find_header(const Headers& headers, std::string_view lowercase_name);
+
+struct IncomingRequest {
+  std::string method;  ///< "GET", "POST", ...
+  std::string target;  ///< origin-form: path and query
+  Headers headers;
+  std::string body;
+  std::string_view header(std::string_view lowercase_name) const {
+    return find_header(headers, lowercase_name);
+  }
+};
+
+struct OutgoingResponse {
+  int status = 200;
+  Headers headers;
+  std::string body;
+};
+
+/// Where a route writes its answer: one whole response, or a chunked one (SSE relay). Each call
+/// returns false when the client is gone; later calls then do nothing.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  virtual boost::asio::awaitable<bool> send(OutgoingResponse response) = 0;
+  virtual boost::asio::awaitable<bool> begin_chunked(int status, Headers headers) = 0;
+  virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
+  virtual boost::asio::awaitable<bool> end_chunked(Headers trailers) = 0;
+  /// The response cannot be completed (a relayed stream broke): close the connection without
+  /// the final chunk, so the client sees a truncated answer rather than a complete-looking one.
+  virtual void abort() = 0;
+};
+
+}  // namespace llm_caching::gateway

@@ -1,0 +1,180 @@
+#include "gateway/metrics.hpp"
+
+#include "gateway/controls.hpp"
+
+#include <fmt/format.h>
+
+namespace llm_caching::gateway {
+
+namespace {
+
+constexpr std::array<std::string_view, 5> kOutcomeNames = {"hit", "miss", "bypass", "error",
+                                                           "other"};
+constexpr std::array<Provider, 3> kProviderList = {Provider::openai, Provider::anthropic,
+                                                   Provider::gemini};
+
+constexpr auto relaxed = std::memory_order_relaxed;
+
+/// Prometheus label values escape backslash, double quote and newline.
+std::string escape_label(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
+void Metrics::record(const RequestRecord& r) {
+  const auto outcome = static_cast<std::size_t>(r.outcome);
+  const auto provider = static_cast<std::size_t>(r.provider);
+  if (r.llm) {
+    llm_requests_[provider][outcome].fetch_add(1, relaxed);
+    upstream_calls_[provider].fetch_add(static_cast<std::uint64_t>(r.upstream_calls), relaxed);
+    cost_nano_usd_[provider].fetch_add(r.cost_nano_usd, relaxed);
+    avoided_nano_usd_[provider].fetch_add(r.avoided_nano_usd, relaxed);
+    if (r.unpriced) unpriced_[provider].fetch_add(1, relaxed);
+  } else {
+    other_requests_[outcome].fetch_add(1, relaxed);
+  }
+  if (r.status >= 100 && r.status < 600) status_classes_[r.status / 100 - 1].fetch_add(1, relaxed);
+
+  Histogram& h = latency_[outcome];
+  const double seconds = std::chrono::duration<double>(r.latency).count();
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) {
+      h.buckets[i].fetch_add(1, relaxed);
+      break;
+    }
+  }
+  h.count.fetch_add(1, relaxed);
+  h.sum_ns.fetch_add(static_cast<std::uint64_t>(r.latency.count()), relaxed);
+
+  if (r.llm && !r.task.empty()) {
+    std::lock_guard lock(tasks_mutex_);
+    auto found = tasks_.find(r.task);
+    if (found == tasks_.end()) {
+      found = tasks_.size() < kMaxTasks ? tasks_.emplace(std::string(r.task), TaskCost{}).first
+                                        : tasks_.try_emplace("other").first;
+    }
+    found->second.cost_nano_usd += r.cost_nano_usd;
+    found->second.avoided_nano_usd += r.avoided_nano_usd;
+    ++found->second.requests;
+  }
+}
+
+std::string Metrics::render() const {
+  std::string out;
+  auto it = std::back_inserter(out);
+
+  header(out, "llmc_gateway_requests_total", "counter",
+         "Requests by route kind, provider and cache outcome.");
+  for (Provider p : kProviderList) {
+    for (std::size_t o = 0; o < kOutcomes; ++o) {
+      fmt::format_to(it, "llmc_gateway_requests_total{{provider=\"{}\",outcome=\"{}\"}} {}\n",
+                     to_string(p), kOutcomeNames[o],
+                     llm_requests_[static_cast<std::size_t>(p)][o].load(relaxed));
+    }
+  }
+  for (std::size_t o = 0; o < kOutcomes; ++o) {
+    fmt::format_to(it, "llmc_gateway_requests_total{{provider=\"none\",outcome=\"{}\"}} {}\n",
+                   kOutcomeNames[o], other_requests_[o].load(relaxed));
+  }
+
+  auto per_provider = [&](std::string_view name, std::string_view type, std::string_view help,
+                          auto value) {
+    header(out, name, type, help);
+    for (Provider p : kProviderList) {
+      fmt::format_to(it, "{}{{provider=\"{}\"}} {}\n", name, to_string(p),
+                     value(static_cast<std::size_t>(p)));
+    }
+  };
+  per_provider("llmc_gateway_cache_hits_total", "counter", "Answers served from the cache.",
+               [&](std::size_t p) {
+                 return llm_requests_[p][static_cast<std::size_t>(Outcome::hit)].load(relaxed);
+               });
+  per_provider("llmc_gateway_cache_misses_total", "counter",
+               "Provider calls made because the cache had no answer (or was bypassed).",
+               [&](std::size_t p) {
+                 return llm_requests_[p][static_cast<std::size_t>(Outcome::miss)].load(relaxed) +
+                        llm_requests_[p][static_cast<std::size_t>(Outcome::bypass)].load(relaxed);
+               });
+  per_provider("llmc_gateway_errors_total", "counter",
+               "Provider-route requests answered with an error.", [&](std::size_t p) {
+                 return llm_requests_[p][static_cast<std::size_t>(Outcome::error)].load(relaxed);
+               });
+  per_provider("llmc_gateway_upstream_calls_total", "counter",
+               "HTTP calls to the upstream provider, retries included.",
+               [&](std::size_t p) { return upstream_calls_[p].load(relaxed); });
+  per_provider("llmc_gateway_spent_usd_total", "counter", "Dollars billed by upstream calls.",
+               [&](std::size_t p) { return format_usd(cost_nano_usd_[p].load(relaxed)); });
+  per_provider("llmc_gateway_avoided_usd_total", "counter",
+               "Dollars not spent because the answer came from the cache.",
+               [&](std::size_t p) { return format_usd(avoided_nano_usd_[p].load(relaxed)); });
+  per_provider("llmc_gateway_unpriced_requests_total", "counter",
+               "Calls to a model missing from the price table (costed 0).",
+               [&](std::size_t p) { return unpriced_[p].load(relaxed); });
+
+  header(out, "llmc_gateway_responses_total", "counter", "Responses by HTTP status class.");
+  for (std::size_t c = 0; c < status_classes_.size(); ++c) {
+    fmt::format_to(it, "llmc_gateway_responses_total{{code=\"{}xx\"}} {}\n", c + 1,
+                   status_classes_[c].load(relaxed));
+  }
+
+  header(out, "llmc_gateway_request_duration_seconds", "histogram",
+         "Time from a complete request to the end of its response, by cache outcome.");
+  for (std::size_t o = 0; o < kOutcomes; ++o) {
+    const Histogram& h = latency_[o];
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < kBuckets.size(); ++b) {
+      cumulative += h.buckets[b].load(relaxed);
+      fmt::format_to(
+          it, "llmc_gateway_request_duration_seconds_bucket{{outcome=\"{}\",le=\"{}\"}} {}\n",
+          kOutcomeNames[o], kBuckets[b], cumulative);
+    }
+    const std::uint64_t count = h.count.load(relaxed);
+    fmt::format_to(it,
+                   "llmc_gateway_request_duration_seconds_bucket{{outcome=\"{}\",le=\"+Inf\"}} {}\n"
+                   "llmc_gateway_request_duration_seconds_sum{{outcome=\"{}\"}} {:.9f}\n"
+                   "llmc_gateway_request_duration_seconds_count{{outcome=\"{}\"}} {}\n",
+                   kOutcomeNames[o], count, kOutcomeNames[o],
+                   static_cast<double>(h.sum_ns.load(relaxed)) / 1e9, kOutcomeNames[o], count);
+  }
+
+  header(out, "llmc_gateway_connections_total", "counter", "Client connections accepted.");
+  fmt::format_to(it, "llmc_gateway_connections_total {}\n", connections_.load(relaxed));
+  header(out, "llmc_gateway_requests_in_flight", "gauge", "Requests being handled now.");
+  fmt::format_to(it, "llmc_gateway_requests_in_flight {}\n", in_flight_.load(relaxed));
+
+  header(out, "llmc_gateway_task_spent_usd_total", "counter", "Dollars billed, by x-llm-task.");
+  std::lock_guard lock(tasks_mutex_);
+  for (const auto& [task, cost] : tasks_) {
+    fmt::format_to(it, "llmc_gateway_task_spent_usd_total{{task=\"{}\"}} {}\n", escape_label(task),
+                   format_usd(cost.cost_nano_usd));
+  }
+  header(out, "llmc_gateway_task_avoided_usd_total", "counter",
+         "Dollars avoided by cache hits, by x-llm-task.");
+  for (const auto& [task, cost] : tasks_) {
+    fmt::format_to(it, "llmc_gateway_task_avoided_usd_total{{task=\"{}\"}} {}\n",
+                   escape_label(task), format_usd(cost.avoided_nano_usd));
+  }
+  header(out, "llmc_gateway_task_requests_total", "counter",
+         "Provider-route requests, by x-llm-task.");
+  for (const auto& [task, cost] : tasks_) {
+    fmt::format_to(it, "llmc_gateway_task_requests_total{{task=\"{}\"}} {}\n", escape_label(task),
+                   cost.requests);
+  }
+  return out;
+}
+
+}  // namespace llm_caching::gateway

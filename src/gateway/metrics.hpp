@@ -1,0 +1,79 @@
+// Gateway metrics in Prometheus text format: lock-free counters (relaxed atomics) that every
+// worker thread updates, rendered on GET /metrics.
+#pragma once
+
+#include "llm_caching/cache_key.hpp"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace llm_caching::gateway {
+
+/// What a request turned out to be, for the counters.
+enum class Outcome { hit, miss, bypass, error, other };
+
+struct RequestRecord {
+  bool llm = false;  ///< a provider route (the provider, cache and cost fields apply)
+  Provider provider = Provider::openai;
+  Outcome outcome = Outcome::other;
+  int status = 200;
+  std::chrono::nanoseconds latency{0};
+  int upstream_calls = 0;
+  std::int64_t cost_nano_usd = 0;
+  std::int64_t avoided_nano_usd = 0;
+  bool unpriced = false;
+  std::string_view task;  ///< x-llm-task, "" when not given
+};
+
+class Metrics {
+ public:
+  /// Upper bounds of the latency histogram buckets, in seconds.
+  static constexpr std::array<double, 14> kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
+  /// Distinct task names tracked; later ones are summed under task="other".
+  static constexpr std::size_t kMaxTasks = 200;
+
+  void record(const RequestRecord& record);
+  void connection_opened() { connections_.fetch_add(1, std::memory_order_relaxed); }
+  void request_started() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  void request_finished() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+
+  /// Prometheus text exposition format 0.0.4.
+  std::string render() const;
+
+ private:
+  static constexpr std::size_t kProviders = 3;
+  static constexpr std::size_t kOutcomes = 5;
+  using Counter = std::atomic<std::uint64_t>;
+  struct Histogram {
+    std::array<Counter, kBuckets.size()> buckets{};
+    Counter count{0};
+    Counter sum_ns{0};
+  };
+  struct TaskCost {
+    std::int64_t cost_nano_usd = 0;
+    std::int64_t avoided_nano_usd = 0;
+    std::uint64_t requests = 0;
+  };
+
+  std::array<std::array<Counter, kOutcomes>, kProviders> llm_requests_{};
+  std::array<Counter, kOutcomes> other_requests_{};
+  std::array<Counter, 5> status_classes_{};  // 1xx..5xx
+  std::array<Counter, kProviders> upstream_calls_{};
+  std::array<std::atomic<std::int64_t>, kProviders> cost_nano_usd_{};
+  std::array<std::atomic<std::int64_t>, kProviders> avoided_nano_usd_{};
+  std::array<Counter, kProviders> unpriced_{};
+  std::array<Histogram, kOutcomes> latency_{};
+  Counter connections_{0};
+  std::atomic<std::int64_t> in_flight_{0};
+
+  mutable std::mutex tasks_mutex_;
+  std::map<std::string, TaskCost, std::less<>> tasks_;  // guarded by tasks_mutex_
+};
+
+}  // namespace llm_caching::gateway

@@ -1,0 +1,416 @@
+// The routes: parse the native request, run the exchange, answer in the provider's own format.
+#include "gateway/controls.hpp"
+#include "gateway/gateway.hpp"
+
+#include "llm_caching/errors.hpp"
+#include "providers/codec.hpp"
+#include "providers/sse.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <deque>
+
+namespace llm_caching::gateway {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kEventStream = "text/event-stream";
+
+// (Responses are built in plain functions: g++ 12 rejects braced nested initializer lists as
+// arguments inside coroutines.)
+OutgoingResponse typed_response(int status, std::string_view content_type, std::string body) {
+  OutgoingResponse response{status, {}, std::move(body)};
+  response.headers.emplace_back("content-type", std::string(content_type));
+  return response;
+}
+
+OutgoingResponse error_response(Provider provider, int status, std::string_view message) {
+  return typed_response(status, kJson, error_body(provider, status, message));
+}
+
+Headers cost_trailers(const exchange::ExchangeResult& result) {
+  return {{"x-llm-cost-usd", format_usd(result.cost_nano_usd)},
+          {"x-llm-avoided-usd", format_usd(result.avoided_nano_usd)}};
+}
+
+Headers answer_headers(std::string_view content_type, std::string_view cache,
+                       const exchange::ExchangeResult& result) {
+  Headers headers = cost_trailers(result);
+  headers.emplace_back("content-type", std::string(content_type));
+  headers.emplace_back("x-llm-cache", std::string(cache));
+  headers.emplace_back("x-llm-cache-key", result.storage_key);
+  return headers;
+}
+
+/// Chunks of a streamed miss on their way to the client: the exchange pushes (synchronously,
+/// from the upstream read), the writer coroutine pops and writes. Both run on one thread.
+struct Relay {
+  explicit Relay(asio::any_io_executor executor)
+      : wake(std::move(executor), asio::steady_timer::time_point::max()) {}
+  void push(std::string_view chunk) {
+    chunks.emplace_back(chunk);
+    wake.cancel();
+  }
+  void close() {
+    closed = true;
+    wake.cancel();
+  }
+
+  std::deque<std::string> chunks;
+  bool closed = false;       ///< the exchange finished (answer complete, or failed)
+  bool head_sent = false;    ///< the client got the status line: no error status possible now
+  bool client_gone = false;  ///< a write failed; the rest is read, stored, and not sent
+  asio::steady_timer wake;
+};
+
+asio::awaitable<exchange::ExchangeResult> run_then_close(exchange::Exchange& exchange, Model& model,
+                                                         exchange::ExchangeRequest request,
+                                                         Relay& relay) {
+  struct CloseOnExit {
+    Relay& relay;
+    ~CloseOnExit() { relay.close(); }
+  } close_on_exit{relay};
+  co_return co_await exchange.run(model, std::move(request));
+}
+
+asio::awaitable<void> write_relay(Relay& relay, ResponseStream& out,
+                                  std::function<Headers()> make_head) {
+  for (;;) {
+    while (!relay.chunks.empty()) {
+      const std::string chunk = std::move(relay.chunks.front());
+      relay.chunks.pop_front();
+      if (relay.client_gone) continue;  // keep draining: the answer is still stored whole
+      if (!relay.head_sent) {
+        relay.head_sent = true;
+        if (!co_await out.begin_chunked(200, make_head())) {
+          relay.client_gone = true;
+          continue;
+        }
+      }
+      if (!co_await out.write_chunk(chunk)) relay.client_gone = true;
+    }
+    if (relay.closed) co_return;
+    relay.wake.expires_at(asio::steady_timer::time_point::max());
+    boost::system::error_code ignored;
+    co_await relay.wake.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+/// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
+std::string sse_to_json_array(std::string_view sse) {
+  providers::SseParser parser;
+  json::array chunks;
+  for (const auto& event : parser.feed(sse)) {
+    if (event.data.empty() || event.data == "[DONE]") continue;
+    chunks.push_back(parse_json_exact(event.data));
+  }
+  return json::serialize(chunks);
+}
+
+/// The answer to a request that failed in the exchange, in the provider's format. An upstream
+/// HTTP error this call saw itself is passed through unchanged.
+OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
+                                  const std::optional<UpstreamModel::ErrorAnswer>& upstream) {
+  auto pass_through = [&]() {
+    OutgoingResponse r{upstream->status, {}, upstream->body};
+    r.headers.emplace_back("content-type", upstream->content_type.empty() ? std::string(kJson)
+                                                                          : upstream->content_type);
+    if (upstream->retry_after) {
+      r.headers.emplace_back("retry-after",
+                             std::to_string((upstream->retry_after->count() + 999) / 1000));
+    }
+    return r;
+  };
+  try {
+    std::rethrow_exception(failure);
+  } catch (const CacheMissError&) {
+    return error_response(provider, 504,
+                          "no cached answer, and the request said only-if-cached, so the "
+                          "provider was not called");
+  } catch (const RateLimitError& e) {
+    if (upstream && upstream->status == 429) return pass_through();
+    OutgoingResponse r = error_response(provider, 429, e.what());
+    if (e.last_retry_after()) {
+      r.headers.emplace_back("retry-after",
+                             std::to_string((e.last_retry_after()->count() + 999) / 1000));
+    }
+    return r;
+  } catch (const ProviderError& e) {
+    const int status = e.http_status();
+    if (status == 0) {
+      return e.error_type() == "timeout"
+                 ? error_response(provider, 504, std::string("upstream timed out: ") + e.what())
+                 : error_response(provider, 502, std::string("upstream unreachable: ") + e.what());
+    }
+    if (status < 300) {
+      return error_response(
+          provider, 502, std::string("upstream answered with an unusable response: ") + e.what());
+    }
+    if (upstream && upstream->status == status) return pass_through();
+    return error_response(provider, status, e.what());
+  } catch (const ConfigurationError& e) {
+    return error_response(provider, 400, e.what());
+  } catch (const CacheError& e) {
+    return error_response(provider, 503, std::string("cache unavailable: ") + e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("gateway: unexpected failure: {}", e.what());
+    return error_response(provider, 500, "internal error in the gateway");
+  }
+}
+
+Outcome outcome_of(std::string_view cache_header) {
+  if (cache_header == "HIT") return Outcome::hit;
+  if (cache_header == "MISS") return Outcome::miss;
+  return Outcome::bypass;
+}
+
+}  // namespace
+
+struct Gateway::Call {
+  const IncomingRequest& request;
+  Route route;
+  RequestRecord record;
+};
+
+Gateway::Gateway(GatewayConfig config, std::shared_ptr<exchange::Exchange> exchange)
+    : config_(std::move(config)), exchange_(std::move(exchange)) {}
+
+void Gateway::warn_unpriced(const std::string& model) {
+  std::lock_guard lock(unpriced_mutex_);
+  if (unpriced_warned_.insert(model).second) {
+    spdlog::warn(
+        "gateway: no price for model '{}': its calls are costed $0 (add it with a cost "
+        "table, or run with --reject-unpriced to refuse such calls)",
+        model);
+  }
+}
+
+asio::awaitable<void> Gateway::handle(providers::HttpClient& upstream,
+                                      const IncomingRequest& request, ResponseStream& out) {
+  const auto started = std::chrono::steady_clock::now();
+  metrics_.request_started();
+  Call call{request, match_route(request.method, request.target), {}};
+  bool failed = false;
+  try {
+    switch (call.route.kind) {
+      case RouteKind::llm:
+        co_await handle_llm(upstream, call, out);
+        break;
+      case RouteKind::models:
+        co_await handle_models(upstream, call, out);
+        break;
+      case RouteKind::healthz:
+        co_await out.send(typed_response(200, kJson, R"({"status":"ok"})"));
+        break;
+      case RouteKind::metrics:
+        co_await out.send(typed_response(200, "text/plain; version=0.0.4", metrics_.render()));
+        break;
+      case RouteKind::method_not_allowed: {
+        call.record.status = 405;
+        auto response = error_response(
+            call.route.provider, 405,
+            "method " + request.method.substr(0, 16) + " is not allowed on this route");
+        co_await out.send(std::move(response));
+        break;
+      }
+      case RouteKind::not_found: {
+        call.record.status = 404;
+        // The path only: a query may carry a key.
+        std::string path = request.target.substr(0, request.target.find('?')).substr(0, 200);
+        co_await out.send(
+            error_response(call.route.provider, 404,
+                           "no such route: " + request.method.substr(0, 16) + " " + path));
+        break;
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("gateway: unexpected failure in a route: {}", e.what());
+    failed = true;
+  }
+  if (failed) {
+    call.record.status = 500;
+    call.record.outcome = Outcome::error;
+    co_await out.send(error_response(call.route.provider, 500, "internal error in the gateway"));
+  }
+  call.record.latency = std::chrono::steady_clock::now() - started;
+  if (call.record.status >= 400) call.record.outcome = Outcome::error;
+  metrics_.record(call.record);
+  metrics_.request_finished();
+}
+
+asio::awaitable<void> Gateway::handle_models(providers::HttpClient& upstream, Call& call,
+                                             ResponseStream& out) {
+  const Upstream& target = config_.upstreams[Provider::openai];
+  const std::string credential = caller_credential(Provider::openai, call.request.headers, {});
+  providers::HttpRequest http;
+  http.method = "GET";
+  http.url = target.base_url + "/models";
+  http.headers = upstream_headers(target, call.request.headers, credential);
+  OutgoingResponse response;
+  bool unreachable = false;
+  try {
+    providers::HttpResponse answer = co_await upstream.send(std::move(http));
+    response.status = answer.status;
+    response.body = std::move(answer.body);
+    const std::string type = answer.header("content-type");
+    response.headers.emplace_back("content-type", type.empty() ? std::string(kJson) : type);
+  } catch (const std::exception& e) {
+    response =
+        error_response(Provider::openai, 502, std::string("upstream unreachable: ") + e.what());
+    unreachable = true;
+  }
+  call.record.status = response.status;
+  if (unreachable) call.record.outcome = Outcome::error;
+  co_await out.send(std::move(response));
+}
+
+asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call& call,
+                                          ResponseStream& out) {
+  const IncomingRequest& request = call.request;
+  const Route& route = call.route;
+  const Provider provider = route.provider;
+  RequestRecord& record = call.record;
+  record.llm = true;
+  record.provider = provider;
+
+  // 1. Read the request: controls, JSON body, model, stream flag. Any problem is a 400.
+  std::optional<OutgoingResponse> refusal;
+  CacheControls controls;
+  json::object body;
+  std::string model_id = route.model;
+  bool stream = route.gemini_stream;
+  try {
+    controls = parse_cache_controls(request.headers);
+    json::error_code ec;
+    json::value parsed = parse_json_exact(request.body, ec);
+    if (ec || !parsed.is_object()) throw BadRequest("the request body is not a JSON object");
+    body = std::move(parsed.as_object());
+    if (provider != Provider::gemini) {
+      const json::value* model = body.if_contains("model");
+      if (!model || !model->is_string() || model->as_string().empty()) {
+        throw BadRequest("the request body has no \"model\" string");
+      }
+      model_id = std::string(model->as_string());
+      const json::value* wants_stream = body.if_contains("stream");
+      stream = wants_stream && wants_stream->is_bool() && wants_stream->as_bool();
+    }
+    if (model_id.empty()) throw BadRequest("no model in the request");
+  } catch (const BadRequest& e) {
+    refusal = error_response(provider, 400, e.what());
+  }
+  if (refusal) {
+    record.status = refusal->status;
+    co_await out.send(std::move(*refusal));
+    co_return;
+  }
+  record.task = request.header("x-llm-task");  // validated above; outlives the record
+
+  // 2. The exchange request: the caller's body as the key material, scoped to the caller's key.
+  const Upstream& target = config_.upstreams[provider];
+  const std::string credential = caller_credential(provider, request.headers, route.query_key);
+  UpstreamModel model(upstream, target, request.headers, credential);
+  exchange::ExchangeRequest exchange_request;
+  exchange_request.native = NativeRequest{provider, model_id, std::move(body), stream};
+  exchange_request.namespace_ = controls.namespace_;
+  exchange_request.scope = config_.share_across_keys ? std::string() : tenant_scope(credential);
+  exchange_request.mode = controls.mode;
+  exchange_request.ttl = controls.ttl.value_or(config_.default_ttl);
+  exchange_request.retry = config_.retry;
+  if (controls.max_wait) exchange_request.retry.max_wait = *controls.max_wait;
+  exchange_request.allow_unpriced = config_.allow_unpriced;
+  if (provider == Provider::openai && stream && config_.openai_stream_usage) {
+    json::value& options = exchange_request.native.body["stream_options"];
+    if (!options.is_object()) options = json::object{};
+    options.as_object()["include_usage"] = true;
+  }
+
+  // 3. Run it; a streamed miss is relayed while it arrives.
+  const bool relays = stream && (provider != Provider::gemini || route.gemini_sse);
+  Relay relay(co_await asio::this_coro::executor);  // an idle timer: cheap, never armed on hits
+  std::optional<exchange::ExchangeResult> result;
+  std::exception_ptr failure;
+  try {
+    if (relays) {
+      using namespace asio::experimental::awaitable_operators;
+      // The head is built on the first chunk only, so hits never pay for a second key.
+      auto make_head = [provider, model_id, key_body = exchange_request.native.body,
+                        scope = exchange_request.scope, ns = exchange_request.namespace_,
+                        mode = exchange_request.mode]() {
+        const KeyDerivation key = derive_key(provider, model_id, key_body, scope);
+        return Headers{{"content-type", std::string(kEventStream)},
+                       {"cache-control", "no-cache"},
+                       {"x-llm-cache", std::string(cache_status(mode, false))},
+                       {"x-llm-cache-key", storage_key(ns, key.hex)},
+                       {"trailer", "x-llm-cost-usd, x-llm-avoided-usd"}};
+      };
+      exchange_request.relay = [&relay](std::string_view chunk) { relay.push(chunk); };
+      result = co_await (run_then_close(*exchange_, model, std::move(exchange_request), relay) &&
+                         write_relay(relay, out, make_head));
+    } else {
+      result = co_await exchange_->run(model, std::move(exchange_request));
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  record.upstream_calls = model.calls();
+
+  // 4. Answer.
+  if (failure) {
+    record.outcome = Outcome::error;
+    if (relay.head_sent) {
+      record.status = 502;  // counted as an error; the client sees a truncated stream
+      out.abort();
+      co_return;
+    }
+    OutgoingResponse response = failure_response(provider, failure, model.last_error());
+    record.status = response.status;
+    co_await out.send(std::move(response));
+    co_return;
+  }
+
+  const bool from_cache = result->cache_hit || result->coalesced;
+  const std::string_view status = cache_status(controls.mode, from_cache);
+  record.outcome = outcome_of(status);
+  record.cost_nano_usd = result->cost_nano_usd;
+  record.avoided_nano_usd = result->avoided_nano_usd;
+  record.unpriced = !result->priced;
+  if (!result->priced) warn_unpriced(model_id);
+
+  if (result->relayed) {
+    if (relay.client_gone) {
+      out.abort();
+      co_return;
+    }
+    co_await out.end_chunked(cost_trailers(*result));
+    co_return;
+  }
+
+  const core::CacheEntry& entry = *result->entry;
+  OutgoingResponse response;
+  std::string_view content_type = kJson;
+  if (!stream) {
+    response.body = entry.response;
+  } else if (provider == Provider::gemini && !route.gemini_sse) {
+    response.body = sse_to_json_array(
+        entry.stream.empty() ? providers::response_to_sse(provider, entry.response) : entry.stream);
+  } else {
+    response.body =
+        entry.stream.empty() ? providers::response_to_sse(provider, entry.response) : entry.stream;
+    content_type = kEventStream;
+  }
+  response.headers = answer_headers(content_type, status, *result);
+  co_await out.send(std::move(response));
+}
+
+}  // namespace llm_caching::gateway

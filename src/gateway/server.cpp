@@ -1,0 +1,375 @@
+#include "gateway/server.hpp"
+
+#include "gateway/controls.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <array>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+
+namespace llm_caching::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t kHeaderLimit = 64 * 1024;
+
+struct Session {
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  beast::tcp_stream stream;
+  bool idle = true;  ///< waiting for a request: shutdown may close it at once
+};
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// ResponseStream over a Beast TCP stream.
+class BeastResponse final : public ResponseStream {
+ public:
+  BeastResponse(beast::tcp_stream& stream, bool request_keep_alive, const bool& draining,
+                std::chrono::milliseconds write_timeout)
+      : stream_(stream),
+        request_keep_alive_(request_keep_alive),
+        draining_(draining),
+        write_timeout_(write_timeout) {}
+
+  asio::awaitable<bool> send(OutgoingResponse response) override {
+    if (broken_) co_return false;
+    http::response<http::string_body> message{static_cast<http::status>(response.status), 11};
+    for (auto& [name, value] : response.headers) message.set(name, value);
+    message.body() = std::move(response.body);
+    message.keep_alive(keep_alive());
+    message.prepare_payload();
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    co_await http::async_write(stream_, message, asio::redirect_error(asio::use_awaitable, ec));
+    co_return finish_write(ec);
+  }
+
+  asio::awaitable<bool> begin_chunked(int status, Headers headers) override {
+    if (broken_) co_return false;
+    head_.emplace(static_cast<http::status>(status), 11);
+    for (auto& [name, value] : headers) head_->set(name, value);
+    head_->chunked(true);
+    head_->keep_alive(keep_alive());
+    serializer_.emplace(*head_);
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    co_await http::async_write_header(stream_, *serializer_,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+    co_return finish_write(ec);
+  }
+
+  asio::awaitable<bool> write_chunk(std::string_view data) override {
+    if (broken_ || data.empty()) co_return !broken_;
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    co_await asio::async_write(stream_, http::make_chunk(asio::buffer(data)),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    co_return finish_write(ec);
+  }
+
+  asio::awaitable<bool> end_chunked(Headers trailers) override {
+    if (broken_) co_return false;
+    http::fields fields;
+    for (auto& [name, value] : trailers) fields.set(name, value);
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    co_await asio::async_write(stream_, http::make_chunk_last(fields),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    co_return finish_write(ec);
+  }
+
+  void abort() override { broken_ = true; }
+
+  /// Whether the connection can carry another request.
+  bool reusable() const noexcept { return !broken_ && keep_alive_sent_; }
+
+ private:
+  bool keep_alive() {
+    keep_alive_sent_ = request_keep_alive_ && !draining_;
+    return keep_alive_sent_;
+  }
+  bool finish_write(const error_code& ec) {
+    stream_.expires_never();
+    if (ec) broken_ = true;
+    return !broken_;
+  }
+
+  beast::tcp_stream& stream_;
+  const bool request_keep_alive_;
+  const bool& draining_;
+  const std::chrono::milliseconds write_timeout_;
+  bool broken_ = false;
+  bool keep_alive_sent_ = true;
+  std::optional<http::response<http::empty_body>> head_;
+  std::optional<http::response_serializer<http::empty_body>> serializer_;
+};
+
+IncomingRequest to_incoming(http::request<http::string_body>&& message) {
+  IncomingRequest request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  request.headers.reserve(16);
+  for (const auto& field : message) {
+    request.headers.emplace_back(lowercase(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(message.body());
+  return request;
+}
+
+}  // namespace
+
+struct Server::Worker {
+  Worker(const ServerOptions& options, Gateway& gateway)
+      : options(options),
+        gateway(gateway),
+        grace(io),
+        client(io.get_executor(), options.upstream) {}
+
+  const ServerOptions& options;
+  Gateway& gateway;
+  asio::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer grace;
+  providers::HttpClient client;
+  std::unordered_set<Session*> sessions;
+  bool draining = false;
+  std::thread thread;
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> serve(tcp::socket socket);
+  asio::awaitable<void> serve_requests(Session& session);
+  asio::awaitable<void> refuse(Session& session, std::string_view target, int status,
+                               std::string_view message);
+  void begin_shutdown();
+};
+
+asio::awaitable<void> Server::Worker::accept_loop() {
+  for (;;) {
+    error_code ec;
+    tcp::socket socket =
+        co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (draining || ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Out of file descriptors and the like: back off instead of spinning.
+      asio::steady_timer pause(io, std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    gateway.metrics().connection_opened();
+    asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::Worker::serve(tcp::socket socket) {
+  Session session(std::move(socket));
+  sessions.insert(&session);
+  try {
+    co_await serve_requests(session);
+  } catch (const std::exception& e) {
+    spdlog::error("gateway: connection ended by an unexpected error: {}", e.what());
+  }
+  error_code ignored;
+  session.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  // Lingering close: read (and drop) what the client is still sending for a moment, so that
+  // closing with unread bytes does not reset the connection and destroy our last answer (a 413
+  // sent before the body was read) in the client's receive buffer.
+  if (!draining) {
+    std::array<char, 16384> scratch;
+    std::size_t drained = 0;
+    session.stream.expires_after(std::chrono::milliseconds(500));
+    while (drained < (std::size_t{4} << 20)) {
+      error_code ec;
+      drained += co_await session.stream.async_read_some(
+          asio::buffer(scratch), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+  }
+  session.stream.close();
+  sessions.erase(&session);
+  if (draining && sessions.empty()) grace.cancel();
+}
+
+asio::awaitable<void> Server::Worker::refuse(Session& session, std::string_view target, int status,
+                                             std::string_view message) {
+  const Route route = match_route("POST", target);
+  static const bool kNotDraining = false;
+  BeastResponse out(session.stream, false, kNotDraining, options.write_timeout);
+  OutgoingResponse response{status, {}, error_body(route.provider, status, message)};
+  response.headers.emplace_back("content-type", "application/json");
+  co_await out.send(std::move(response));
+}
+
+asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
+  beast::flat_buffer buffer;
+  while (!draining) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(options.body_limit);
+    error_code ec;
+    session.idle = true;
+    session.stream.expires_after(options.request_timeout);
+    co_await http::async_read_header(session.stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    session.idle = false;
+    if (ec == http::error::body_limit) {  // a Content-Length above the limit: refused unread
+      co_await refuse(
+          session, std::string(parser.get().target()), 413,
+          "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+      co_return;
+    }
+    if (ec == http::error::header_limit) {
+      co_await refuse(session, "/", 431, "request headers too large");
+      co_return;
+    }
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+          ec != asio::error::operation_aborted && ec != asio::error::eof &&
+          ec != asio::error::connection_reset) {
+        co_await refuse(session, "/", 400, "malformed HTTP request");
+      }
+      co_return;
+    }
+    const auto& head = parser.get();
+    const std::string target(head.target());
+    if (const auto length = parser.content_length(); length && *length > options.body_limit) {
+      co_await refuse(
+          session, target, 413,
+          "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+      co_return;
+    }
+    if (beast::iequals(head[http::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(session.stream, asio::buffer(kContinue),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+    }
+    co_await http::async_read(session.stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == http::error::body_limit) {
+      co_await refuse(
+          session, target, 413,
+          "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+      co_return;
+    }
+    if (ec) {
+      if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        co_await refuse(session, target, 400, "malformed HTTP request body");
+      }
+      co_return;
+    }
+    session.stream.expires_never();
+    const bool keep_alive = parser.get().keep_alive();
+    const IncomingRequest request = to_incoming(parser.release());
+    BeastResponse out(session.stream, keep_alive, draining, options.write_timeout);
+    co_await gateway.handle(client, request, out);
+    if (!out.reusable()) co_return;
+  }
+}
+
+void Server::Worker::begin_shutdown() {
+  if (draining) return;
+  draining = true;
+  error_code ignored;
+  if (acceptor) acceptor->close(ignored);
+  for (Session* session : sessions) {
+    if (session->idle) session->stream.socket().cancel(ignored);
+  }
+  if (sessions.empty()) return;
+  grace.expires_after(options.shutdown_grace);
+  grace.async_wait([this](error_code ec) {
+    if (ec) return;  // every connection finished in time
+    spdlog::warn("gateway: {} connection(s) still busy after the shutdown grace period; closing",
+                 sessions.size());
+    io.stop();
+  });
+}
+
+Server::Server(ServerOptions options, std::shared_ptr<Gateway> gateway)
+    : options_(std::move(options)), gateway_(std::move(gateway)) {}
+
+Server::~Server() {
+  shutdown();
+  wait();
+}
+
+std::uint16_t Server::start() {
+  unsigned threads = options_.threads ? options_.threads : std::thread::hardware_concurrency();
+  if (threads == 0) threads = 1;
+  const tcp::endpoint wanted(asio::ip::make_address(options_.host), options_.port);
+  std::uint16_t port = options_.port;
+  for (unsigned i = 0; i < threads; ++i) {
+    auto worker = std::make_unique<Worker>(options_, *gateway_);
+    tcp::acceptor& acceptor = worker->acceptor.emplace(worker->io);
+    const tcp::endpoint endpoint(wanted.address(), port);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    // Every worker listens on the same port; the kernel spreads connections across them.
+    acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    port = acceptor.local_endpoint().port();
+    workers_.push_back(std::move(worker));
+  }
+  port_ = port;
+  for (auto& worker : workers_) {
+    Worker& w = *worker;
+    asio::co_spawn(w.io, w.accept_loop(), asio::detached);
+    w.thread = std::thread([&w] {
+      try {
+        w.io.run();
+      } catch (const std::exception& e) {
+        spdlog::critical("gateway: worker stopped by an unexpected error: {}", e.what());
+      }
+    });
+  }
+  return port_;
+}
+
+void Server::shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    for (auto& worker : workers_) {
+      Worker& w = *worker;
+      asio::post(w.io, [&w] { w.begin_shutdown(); });
+    }
+  });
+}
+
+void Server::wait() {
+  for (auto& worker : workers_) {
+    if (worker->thread.joinable()) worker->thread.join();
+  }
+}
+
+}  // namespace llm_caching::gateway

@@ -1,0 +1,300 @@
+// `llm-caching serve` in front of the fake provider: every provider route, streaming relay and
+// replay, tenant isolation and the per-request header controls, driven by curl and raw HTTP.
+#include <gtest/gtest.h>
+
+#include "integration/gateway_harness.hpp"
+#include "providers/codec.hpp"
+
+namespace {
+
+using namespace gateway_test;
+using llm_caching::Provider;
+using llmc_test::FakeProvider;
+
+const std::string kAuthA = "Authorization: Bearer sk-tenant-a";
+
+std::string assistant_text(Provider provider, const std::string& complete_json) {
+  return llm_caching::providers::parse_response(provider, complete_json, false).text;
+}
+
+class Gateway : public ::testing::Test {
+ protected:
+  FakeProvider fake;
+  GatewayProcess gateway{fake};
+  std::string url(const std::string& path) const { return gateway.base_url() + path; }
+
+  CurlResult curl_openai(const std::string& body, const std::string& extra = {}) {
+    return curl("-H " + quoted(kAuthA) + " -H 'content-type: application/json' " + extra +
+                " --data-binary " + quoted(body) + " " + url("/v1/chat/completions"));
+  }
+};
+
+TEST_F(Gateway, CurlNonStreamingTwiceIsOneUpstreamCall) {
+  const std::string body = openai_body("curl twice");
+  const CurlResult first = curl_openai(body);
+  const CurlResult second = curl_openai(body);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.headers.at("x-llm-cache"), "MISS");
+  EXPECT_EQ(second.headers.at("x-llm-cache"), "HIT");
+  EXPECT_EQ(second.body, first.body);
+  EXPECT_EQ(assistant_text(Provider::openai, second.body).rfind("echo: curl twice", 0), 0u);
+  EXPECT_EQ(upstream_calls(fake), 1);
+  EXPECT_NE(first.headers.at("x-llm-cost-usd"), "0");
+  EXPECT_EQ(second.headers.at("x-llm-cost-usd"), "0");
+  EXPECT_EQ(second.headers.at("x-llm-avoided-usd"), first.headers.at("x-llm-cost-usd"));
+  EXPECT_EQ(second.headers.at("x-llm-cache-key"), first.headers.at("x-llm-cache-key"));
+  EXPECT_EQ(first.headers.at("x-llm-cache-key").rfind("llm-caching:v1:default:", 0), 0u);
+}
+
+TEST_F(Gateway, CurlStreamingTwiceReplaysTheSameEvents) {
+  const std::string body = openai_body("stream twice", true);
+  const CurlResult first = curl_openai(body, "-N");
+  const CurlResult second = curl_openai(body, "-N");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.headers.at("content-type"), "text/event-stream");
+  EXPECT_EQ(first.headers.at("x-llm-cache"), "MISS");
+  EXPECT_EQ(second.headers.at("x-llm-cache"), "HIT");
+  EXPECT_EQ(second.body, first.body);
+  EXPECT_NE(first.body.find("data: [DONE]"), std::string::npos);
+  const std::string assembled =
+      llm_caching::providers::sse_to_response(Provider::openai, first.body);
+  EXPECT_EQ(assistant_text(Provider::openai, assembled).rfind("echo: stream twice", 0), 0u);
+  EXPECT_EQ(upstream_calls(fake), 1);
+}
+
+TEST_F(Gateway, StreamEntryServesNonStreamingAndTheOtherWayRound) {
+  // Stream first, then the same request without streaming: a HIT with the same answer.
+  const HttpResponse streamed =
+      send(post(url("/v1/chat/completions"), openai_body("cross one", true),
+                {{"authorization", "Bearer k"}}));
+  const HttpResponse whole = send(
+      post(url("/v1/chat/completions"), openai_body("cross one"), {{"authorization", "Bearer k"}}));
+  ASSERT_EQ(streamed.status, 200);
+  EXPECT_EQ(whole.header("x-llm-cache"), "HIT");
+  EXPECT_EQ(whole.header("content-type"), "application/json");
+  EXPECT_EQ(assistant_text(Provider::openai, whole.body),
+            assistant_text(Provider::openai, llm_caching::providers::sse_to_response(
+                                                 Provider::openai, streamed.body)));
+
+  // Whole first, then streaming: a HIT replayed as SSE that assembles to the same answer.
+  const HttpResponse whole2 =
+      send(post(url("/v1/messages"), anthropic_body("cross two"), {{"x-api-key", "k"}}));
+  const HttpResponse streamed2 =
+      send(post(url("/v1/messages"), anthropic_body("cross two", true), {{"x-api-key", "k"}}));
+  ASSERT_EQ(whole2.status, 200) << whole2.body;
+  EXPECT_EQ(streamed2.header("x-llm-cache"), "HIT");
+  EXPECT_EQ(streamed2.header("content-type"), "text/event-stream");
+  EXPECT_EQ(assistant_text(Provider::anthropic, llm_caching::providers::sse_to_response(
+                                                    Provider::anthropic, streamed2.body)),
+            assistant_text(Provider::anthropic, whole2.body));
+  EXPECT_EQ(upstream_calls(fake), 2);
+}
+
+TEST_F(Gateway, AnthropicRouteBothModesTwice) {
+  for (const bool stream : {false, true}) {
+    const std::string body = anthropic_body(stream ? "anthropic stream" : "anthropic", stream);
+    const HttpResponse first = send(post(url("/v1/messages"), body, {{"x-api-key", "sk-ant"}}));
+    const HttpResponse second = send(post(url("/v1/messages"), body, {{"x-api-key", "sk-ant"}}));
+    ASSERT_EQ(first.status, 200) << first.body;
+    EXPECT_EQ(first.header("x-llm-cache"), "MISS");
+    EXPECT_EQ(second.header("x-llm-cache"), "HIT");
+    EXPECT_EQ(second.body, first.body);
+    if (stream) EXPECT_NE(first.body.find("event: message_stop"), std::string::npos);
+  }
+  EXPECT_EQ(upstream_calls(fake), 2);
+}
+
+TEST_F(Gateway, GeminiRoutesBothModesTwice) {
+  const std::string body = gemini_body("gemini route");
+  const std::string base = url("/v1beta/models/gemini-2.0-flash");
+  const HttpResponse first = send(post(base + ":generateContent", body, {{"x-goog-api-key", "g"}}));
+  const HttpResponse second =
+      send(post(base + ":generateContent", body, {{"x-goog-api-key", "g"}}));
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-llm-cache"), "MISS");
+  EXPECT_EQ(second.header("x-llm-cache"), "HIT");
+  EXPECT_EQ(second.body, first.body);
+
+  const std::string other = gemini_body("gemini stream route");
+  const HttpResponse s1 =
+      send(post(base + ":streamGenerateContent?alt=sse", other, {{"x-goog-api-key", "g"}}));
+  const HttpResponse s2 =
+      send(post(base + ":streamGenerateContent?alt=sse", other, {{"x-goog-api-key", "g"}}));
+  ASSERT_EQ(s1.status, 200) << s1.body;
+  EXPECT_EQ(s1.header("x-llm-cache"), "MISS");
+  EXPECT_EQ(s2.header("x-llm-cache"), "HIT");
+  EXPECT_EQ(s2.body, s1.body);
+  EXPECT_NE(s1.body.find("\r\n\r\n"), std::string::npos);  // Gemini's own event separator
+
+  // Without alt=sse Gemini answers one JSON array of the chunks, here from the same entry.
+  const HttpResponse array =
+      send(post(base + ":streamGenerateContent", other, {{"x-goog-api-key", "g"}}));
+  EXPECT_EQ(array.header("x-llm-cache"), "HIT");
+  const json::value chunks = json::parse(array.body);
+  ASSERT_TRUE(chunks.is_array());
+  EXPECT_GE(chunks.as_array().size(), 1u);
+  // The ?key= form is a caller key too.
+  const HttpResponse by_query = send(post(base + ":generateContent?key=g", body));
+  EXPECT_EQ(by_query.header("x-llm-cache"), "HIT");
+  EXPECT_EQ(upstream_calls(fake), 2);
+}
+
+TEST_F(Gateway, OneKeyNeverGetsAnAnswerAnotherKeyPaidFor) {
+  const std::string body = openai_body("tenant isolation");
+  auto as = [&](const std::string& key) {
+    return send(post(url("/v1/chat/completions"), body, {{"authorization", "Bearer " + key}}));
+  };
+  EXPECT_EQ(as("sk-alpha").header("x-llm-cache"), "MISS");
+  EXPECT_EQ(as("sk-beta").header("x-llm-cache"), "MISS");
+  EXPECT_EQ(as("sk-alpha").header("x-llm-cache"), "HIT");
+  EXPECT_EQ(as("sk-beta").header("x-llm-cache"), "HIT");
+  EXPECT_EQ(upstream_calls(fake), 2);
+}
+
+TEST(GatewaySharing, SharingAcrossKeysIsAnExplicitOption) {
+  FakeProvider fake;
+  GatewayProcess gateway(fake, {"--share-cache-across-keys"});
+  const std::string body = openai_body("shared");
+  auto as = [&](const std::string& key) {
+    return send(post(gateway.base_url() + "/v1/chat/completions", body,
+                     {{"authorization", "Bearer " + key}}));
+  };
+  EXPECT_EQ(as("sk-alpha").header("x-llm-cache"), "MISS");
+  EXPECT_EQ(as("sk-beta").header("x-llm-cache"), "HIT");
+  EXPECT_EQ(upstream_calls(fake), 1);
+}
+
+TEST_F(Gateway, NoCacheRefreshesAndNoStoreLeavesNothingBehind) {
+  const std::string body = openai_body("controls");
+  auto call = [&](std::vector<std::pair<std::string, std::string>> headers) {
+    headers.emplace_back("authorization", "Bearer k");
+    return send(post(url("/v1/chat/completions"), body, std::move(headers)));
+  };
+  EXPECT_EQ(call({{"x-llm-cache", "no-store"}}).header("x-llm-cache"), "MISS");
+  EXPECT_EQ(call({}).header("x-llm-cache"), "MISS");  // no-store stored nothing
+  EXPECT_EQ(call({}).header("x-llm-cache"), "HIT");
+  EXPECT_EQ(call({{"x-llm-cache", "no-cache"}}).header("x-llm-cache"), "BYPASS");
+  EXPECT_EQ(call({{"x-llm-cache", "refresh"}}).header("x-llm-cache"), "BYPASS");
+  EXPECT_EQ(call({{"cache-control", "no-cache"}}).header("x-llm-cache"), "BYPASS");
+  EXPECT_EQ(call({{"cache-control", "no-store"}}).header("x-llm-cache"), "HIT");
+  EXPECT_EQ(call({{"x-llm-cache", "no-cache, no-store"}}).header("x-llm-cache"), "BYPASS");
+  EXPECT_EQ(upstream_calls(fake), 6);
+}
+
+TEST_F(Gateway, OnlyIfCachedNeverCallsTheProvider) {
+  const std::vector<std::pair<std::string, std::string>> headers = {
+      {"authorization", "Bearer k"}, {"x-llm-cache", "only-if-cached"}};
+  const HttpResponse miss = send(post(url("/v1/chat/completions"), openai_body("cold"), headers));
+  EXPECT_EQ(miss.status, 504);
+  EXPECT_TRUE(json::parse(miss.body).as_object().contains("error"));
+  EXPECT_EQ(upstream_calls(fake), 0);
+
+  send(post(url("/v1/chat/completions"), openai_body("warm"), {{"authorization", "Bearer k"}}));
+  const HttpResponse hit = send(post(url("/v1/chat/completions"), openai_body("warm"), headers));
+  EXPECT_EQ(hit.status, 200);
+  EXPECT_EQ(hit.header("x-llm-cache"), "HIT");
+  EXPECT_EQ(upstream_calls(fake), 1);
+}
+
+TEST_F(Gateway, NamespaceSeparatesEntriesAndTtlIsStored) {
+  const std::string body = openai_body("namespaced");
+  const HttpResponse in_ns = send(post(url("/v1/chat/completions"), body,
+                                       {{"authorization", "Bearer k"},
+                                        {"x-llm-cache-namespace", "suite-1"},
+                                        {"x-llm-cache-ttl", "3600"}}));
+  EXPECT_EQ(in_ns.header("x-llm-cache-key").rfind("llm-caching:v1:suite-1:", 0), 0u);
+  const HttpResponse default_ns =
+      send(post(url("/v1/chat/completions"), body, {{"authorization", "Bearer k"}}));
+  EXPECT_EQ(default_ns.header("x-llm-cache"), "MISS");
+  EXPECT_EQ(upstream_calls(fake), 2);
+
+  // The entry's lifetime is the header's: read it back with the CLI from the same cache file.
+  const std::string command = std::string(kCliPath) + " --cache-url " +
+                              quoted(gateway.cache_url()) + " cache get " +
+                              quoted(in_ns.header("x-llm-cache-key"));
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  ASSERT_EQ(pclose(pipe), 0) << output;
+  const json::object entry = json::parse(output).as_object();
+  auto seconds = [](const json::value& iso) {
+    std::tm tm{};
+    strptime(std::string(iso.as_string()).c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return timegm(&tm);
+  };
+  EXPECT_EQ(seconds(entry.at("expires_at")) - seconds(entry.at("created_at")), 3600);
+}
+
+TEST_F(Gateway, BadControlHeadersAre400InTheProvidersFormat) {
+  const HttpResponse r = send(post(url("/v1/messages"), anthropic_body("x"),
+                                   {{"x-api-key", "k"}, {"x-llm-cache", "whenever"}}));
+  EXPECT_EQ(r.status, 400);
+  const json::object error = json::parse(r.body).as_object();
+  EXPECT_EQ(error.at("type"), "error");
+  EXPECT_NE(std::string(error.at("error").at("message").as_string()).find("x-llm-cache"),
+            std::string::npos);
+  EXPECT_EQ(upstream_calls(fake), 0);
+}
+
+TEST_F(Gateway, RetryBudgetIsPerRequest) {
+  // The fake answers 429 (retry-after-ms: 50) once for this body, then 200.
+  const std::string body = openai_body("retry budget");
+  const HttpResponse no_budget = send(post(
+      url("/v1/chat/completions"), body,
+      {{"authorization", "Bearer k"}, {"x-fake-behavior", "429ms-1"}, {"x-llm-max-wait-ms", "0"}}));
+  EXPECT_EQ(no_budget.status, 429);  // the provider's own 429, passed through
+  EXPECT_TRUE(json::parse(no_budget.body).at("error").as_object().contains("message"));
+  EXPECT_FALSE(no_budget.header("retry-after").empty());
+
+  const std::string body2 = openai_body("retry budget two");
+  const HttpResponse with_budget = send(post(url("/v1/chat/completions"), body2,
+                                             {{"authorization", "Bearer k"},
+                                              {"x-fake-behavior", "429ms-1"},
+                                              {"x-llm-max-wait-ms", "5000"}}));
+  EXPECT_EQ(with_budget.status, 200) << with_budget.body;
+  EXPECT_EQ(upstream_calls(fake), 3);
+}
+
+TEST_F(Gateway, HealthzAndMetricsReportWhatHappened) {
+  const std::string body = openai_body("metrics");
+  for (int i = 0; i < 2; ++i) {
+    send(post(url("/v1/chat/completions"), body,
+              {{"authorization", "Bearer k"}, {"x-llm-task", "nightly-eval"}}));
+  }
+  HttpRequest health;
+  health.method = "GET";
+  health.url = url("/healthz");
+  const HttpResponse h = send(health);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(json::parse(h.body).at("status"), "ok");
+
+  HttpRequest metrics;
+  metrics.method = "GET";
+  metrics.url = url("/metrics");
+  const HttpResponse m = send(metrics);
+  EXPECT_EQ(m.status, 200);
+  for (const char* line : {"llmc_gateway_cache_hits_total{provider=\"openai\"} 1",
+                           "llmc_gateway_cache_misses_total{provider=\"openai\"} 1",
+                           "llmc_gateway_upstream_calls_total{provider=\"openai\"} 1",
+                           "llmc_gateway_task_requests_total{task=\"nightly-eval\"} 2",
+                           "llmc_gateway_request_duration_seconds_count{outcome=\"hit\"} 1"}) {
+    EXPECT_NE(m.body.find(std::string("\n") + line + "\n"), std::string::npos) << line << "\n"
+                                                                               << m.body;
+  }
+  EXPECT_NE(m.body.find("llmc_gateway_avoided_usd_total{provider=\"openai\"} 0.0"),
+            std::string::npos);
+}
+
+TEST_F(Gateway, ModelsArePassedThrough) {
+  HttpRequest models;
+  models.method = "GET";
+  models.url = url("/v1/models");
+  models.headers.emplace_back("authorization", "Bearer k");
+  const HttpResponse r = send(models);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(json::parse(r.body).as_object().contains("data")) << r.body;
+}
+
+}  // namespace

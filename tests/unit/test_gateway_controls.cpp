@@ -1,0 +1,153 @@
+// Header controls, routes, caller credentials, tenant scopes and error bodies of the gateway:
+// pure functions, no sockets.
+#include "gateway/controls.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+
+namespace {
+
+using namespace llm_caching;
+using namespace llm_caching::gateway;
+using namespace std::chrono_literals;
+
+CacheMode mode_for(Headers headers) {
+  return parse_cache_controls(headers).mode;
+}
+
+TEST(GatewayControls, NoHeadersUseTheCache) {
+  const CacheControls c = parse_cache_controls({});
+  EXPECT_EQ(c.mode, CacheMode::use);
+  EXPECT_FALSE(c.ttl);
+  EXPECT_EQ(c.namespace_, "");
+  EXPECT_FALSE(c.max_wait);
+}
+
+TEST(GatewayControls, EachCacheValueMapsToAMode) {
+  EXPECT_EQ(mode_for({{"x-llm-cache", "no-cache"}}), CacheMode::refresh);
+  EXPECT_EQ(mode_for({{"x-llm-cache", "refresh"}}), CacheMode::refresh);
+  EXPECT_EQ(mode_for({{"x-llm-cache", "no-store"}}), CacheMode::read_only);
+  EXPECT_EQ(mode_for({{"x-llm-cache", "only-if-cached"}}), CacheMode::replay_only);
+  EXPECT_EQ(mode_for({{"x-llm-cache", "No-Cache, no-store"}}), CacheMode::bypass);
+}
+
+TEST(GatewayControls, CacheControlIsHonouredAndOtherDirectivesIgnored) {
+  EXPECT_EQ(mode_for({{"cache-control", "no-cache"}}), CacheMode::refresh);
+  EXPECT_EQ(mode_for({{"cache-control", "max-age=0, no-store"}}), CacheMode::read_only);
+  EXPECT_EQ(mode_for({{"cache-control", "no-store"}, {"x-llm-cache", "no-cache"}}),
+            CacheMode::bypass);
+  EXPECT_EQ(mode_for({{"cache-control", "max-age=60"}}), CacheMode::use);
+}
+
+TEST(GatewayControls, UnknownOrContradictoryValuesAreRefused) {
+  EXPECT_THROW(mode_for({{"x-llm-cache", "sometimes"}}), BadRequest);
+  EXPECT_THROW(mode_for({{"x-llm-cache", "only-if-cached, no-cache"}}), BadRequest);
+}
+
+TEST(GatewayControls, TtlNamespaceTaskAndRetryBudget) {
+  const CacheControls c = parse_cache_controls({{"x-llm-cache-ttl", "3600"},
+                                                {"x-llm-cache-namespace", "tests.v2_a-b"},
+                                                {"x-llm-task", "summarise docs"},
+                                                {"x-llm-max-wait-ms", "250"}});
+  EXPECT_EQ(c.ttl, std::chrono::milliseconds(3600s));
+  EXPECT_EQ(c.namespace_, "tests.v2_a-b");
+  EXPECT_EQ(c.task, "summarise docs");
+  EXPECT_EQ(c.max_wait, 250ms);
+}
+
+TEST(GatewayControls, BadValuesNameTheHeader) {
+  for (const auto& [name, value] : Headers{{"x-llm-cache-ttl", "0"},
+                                           {"x-llm-cache-ttl", "-5"},
+                                           {"x-llm-cache-ttl", "1h"},
+                                           {"x-llm-cache-namespace", "a:b"},
+                                           {"x-llm-cache-namespace", std::string(65, 'a')},
+                                           {"x-llm-task", "tab\there"},
+                                           {"x-llm-max-wait-ms", "3600001"},
+                                           {"x-llm-max-wait-ms", "soon"}}) {
+    try {
+      parse_cache_controls({{name, value}});
+      ADD_FAILURE() << name << ": " << value << " was accepted";
+    } catch (const BadRequest& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(GatewayControls, CacheStatusSaysWhatHappened) {
+  EXPECT_EQ(cache_status(CacheMode::use, true), "HIT");
+  EXPECT_EQ(cache_status(CacheMode::use, false), "MISS");
+  EXPECT_EQ(cache_status(CacheMode::read_only, false), "MISS");
+  EXPECT_EQ(cache_status(CacheMode::refresh, false), "BYPASS");
+  EXPECT_EQ(cache_status(CacheMode::bypass, false), "BYPASS");
+}
+
+TEST(GatewayRoutes, ProviderRoutes) {
+  Route r = match_route("POST", "/v1/chat/completions");
+  EXPECT_EQ(r.kind, RouteKind::llm);
+  EXPECT_EQ(r.provider, Provider::openai);
+  r = match_route("POST", "/v1/messages?beta=true");
+  EXPECT_EQ(r.kind, RouteKind::llm);
+  EXPECT_EQ(r.provider, Provider::anthropic);
+  r = match_route("POST", "/v1beta/models/gemini-2.0-flash:generateContent");
+  EXPECT_EQ(r.kind, RouteKind::llm);
+  EXPECT_EQ(r.provider, Provider::gemini);
+  EXPECT_EQ(r.model, "gemini-2.0-flash");
+  EXPECT_FALSE(r.gemini_stream);
+  r = match_route("POST", "/v1beta/models/gemini%2B1:streamGenerateContent?alt=sse&key=SECRET");
+  EXPECT_EQ(r.model, "gemini+1");
+  EXPECT_TRUE(r.gemini_stream);
+  EXPECT_TRUE(r.gemini_sse);
+  EXPECT_EQ(r.query_key, "SECRET");
+}
+
+TEST(GatewayRoutes, OtherRoutesAndMisses) {
+  EXPECT_EQ(match_route("GET", "/v1/models").kind, RouteKind::models);
+  EXPECT_EQ(match_route("GET", "/healthz").kind, RouteKind::healthz);
+  EXPECT_EQ(match_route("GET", "/metrics").kind, RouteKind::metrics);
+  EXPECT_EQ(match_route("GET", "/v1/chat/completions").kind, RouteKind::method_not_allowed);
+  EXPECT_EQ(match_route("POST", "/v2/whatever").kind, RouteKind::not_found);
+  EXPECT_EQ(match_route("POST", "/v1beta/models/x:deleteEverything").kind, RouteKind::not_found);
+  EXPECT_EQ(match_route("POST", "/v1beta/models/:generateContent").kind, RouteKind::not_found);
+  EXPECT_EQ(match_route("POST", "not a target").kind, RouteKind::not_found);
+  EXPECT_EQ(match_route("POST", "/v1beta/nothing").provider, Provider::gemini);
+}
+
+TEST(GatewayCredentials, EachProviderReadsItsOwnHeader) {
+  EXPECT_EQ(caller_credential(Provider::openai, {{"authorization", "Bearer sk-1"}}, ""), "sk-1");
+  EXPECT_EQ(caller_credential(Provider::anthropic, {{"x-api-key", "ak"}}, ""), "ak");
+  EXPECT_EQ(caller_credential(Provider::anthropic, {{"authorization", "bearer tok"}}, ""), "tok");
+  EXPECT_EQ(caller_credential(Provider::gemini, {{"x-goog-api-key", "g"}}, "q"), "g");
+  EXPECT_EQ(caller_credential(Provider::gemini, {}, "q"), "q");
+  EXPECT_EQ(caller_credential(Provider::openai, {}, ""), "");
+}
+
+TEST(GatewayCredentials, ScopesSeparateKeysWithoutRevealingThem) {
+  const std::string a = tenant_scope("sk-alpha");
+  const std::string b = tenant_scope("sk-beta");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, tenant_scope("sk-alpha"));
+  EXPECT_EQ(a.find("alpha"), std::string::npos);
+  EXPECT_EQ(a.size(), 4u + 32u);
+  EXPECT_EQ(tenant_scope(""), "anonymous");
+}
+
+TEST(GatewayErrors, BodiesUseEachProvidersShape) {
+  auto openai = boost::json::parse(error_body(Provider::openai, 413, "too big")).as_object();
+  EXPECT_EQ(openai.at("error").at("message"), "too big");
+  EXPECT_EQ(openai.at("error").at("type"), "invalid_request_error");
+  auto anthropic = boost::json::parse(error_body(Provider::anthropic, 404, "nope")).as_object();
+  EXPECT_EQ(anthropic.at("type"), "error");
+  EXPECT_EQ(anthropic.at("error").at("type"), "not_found_error");
+  auto gemini = boost::json::parse(error_body(Provider::gemini, 504, "slow")).as_object();
+  EXPECT_EQ(gemini.at("error").at("code"), 504);
+  EXPECT_EQ(gemini.at("error").at("status"), "DEADLINE_EXCEEDED");
+}
+
+TEST(GatewayErrors, DollarsAreExact) {
+  EXPECT_EQ(format_usd(0), "0");
+  EXPECT_EQ(format_usd(125'000), "0.000125");
+  EXPECT_EQ(format_usd(2'500'000'000), "2.5");
+  EXPECT_EQ(format_usd(-1), "-0.000000001");
+}
+
+}  // namespace
