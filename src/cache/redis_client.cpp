@@ -182,7 +182,7 @@ struct RedisClient::Impl : std::enable_shared_from_this<Impl> {
     std::erase_if(ready, [&](const auto& c) { return c.get() == &connection; });
     last_error = reason;
     if (ready.empty()) {
-      if (state == State::up) {
+      if (state == State::up && !stopping) {
         spdlog::info("Redis {}: {}; reconnecting", target(), reason);
         state = State::connecting;
       }
@@ -312,8 +312,11 @@ struct RedisClient::Impl : std::enable_shared_from_this<Impl> {
   }
 
   asio::awaitable<void> fill_pool() {
-    if (!master) {
-      master = sentinel_mode() ? co_await discover_master() : options.endpoints.front();
+    // if/else, not ?: around a co_await: g++ 12 miscompiles the latter.
+    if (!master && sentinel_mode()) {
+      master = co_await discover_master();
+    } else if (!master) {
+      master = options.endpoints.front();
     }
     while (ready.size() < options.pool_size && !stopping) {
       auto connection = co_await open_master(*master);

@@ -22,6 +22,14 @@ std::string format_peer(const RedisEndpoint& endpoint) {
              : fmt::format("{}:{}", endpoint.host, endpoint.port);
 }
 
+/// Boost's system_error::what() appends the source location; users need the reason only.
+std::string describe_error(const std::exception& e) {
+  if (const auto* system = dynamic_cast<const boost::system::system_error*>(&e)) {
+    return system->code().message();
+  }
+  return e.what();
+}
+
 bool is_ip_literal(const std::string& host) {
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
@@ -67,8 +75,9 @@ asio::awaitable<void> RedisConnection::write_all(const std::string& bytes) {
 
 asio::awaitable<std::size_t> RedisConnection::read_some() {
   auto buffer = asio::buffer(read_buffer_);
-  co_return tls_ ? co_await tls_->async_read_some(buffer, asio::use_awaitable)
-                 : co_await plain_.async_read_some(buffer, asio::use_awaitable);
+  // Not a ?: with a co_await in each branch: g++ 12 miscompiles that (it ran the TLS branch).
+  if (tls_) co_return co_await tls_->async_read_some(buffer, asio::use_awaitable);
+  co_return co_await plain_.async_read_some(buffer, asio::use_awaitable);
 }
 
 asio::awaitable<std::vector<RedisReply>> RedisConnection::open(const RedisEndpoint& endpoint,
@@ -114,7 +123,7 @@ asio::awaitable<std::vector<RedisReply>> RedisConnection::open(const RedisEndpoi
   } catch (const std::exception& e) {
     abort_io();
     const std::string reason = *expired ? fmt::format("no answer within {} ms", timeout.count())
-                                        : std::string(e.what());
+                                        : describe_error(e);
     throw CacheError(fmt::format("cannot {} Redis at {}: {}", step, peer_, reason));
   }
 }
@@ -141,7 +150,7 @@ asio::awaitable<void> RedisConnection::read_loop() {
       }
     }
   } catch (const std::exception& e) {
-    drop(fmt::format("connection to Redis at {} lost: {}", peer_, e.what()));
+    drop(fmt::format("connection to Redis at {} lost: {}", peer_, describe_error(e)));
   }
 }
 
