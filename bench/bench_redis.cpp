@@ -37,8 +37,9 @@ std::shared_ptr<const core::CacheEntry> entry_2kb() {
   entry->created_at_ms = kFixedNowMs;
   entry->response = R"({"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,)"
                     R"("message":{"role":"assistant","content":")" +
-                    content + R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":1117,)"
-                              R"("completion_tokens":226,"total_tokens":1343}})";
+                    content +
+                    R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":1117,)"
+                    R"("completion_tokens":226,"total_tokens":1343}})";
   entry->usage.input_tokens = 1117;
   entry->usage.output_tokens = 226;
   entry->cost_nano_usd = 3'140'000;
@@ -54,12 +55,14 @@ struct Fixture {
   std::unique_ptr<TieredCache> cache;  // L1 disabled: every hit goes to Redis
   Fixture() {
     const char* url = std::getenv("LLMC_BENCH_REDIS_URL");
-    if (url == nullptr) throw std::runtime_error("set LLMC_BENCH_REDIS_URL (run_redis_bench.sh does)");
-    backend = std::make_shared<cache::RedisBackend>(
-        std::get<RedisOptions>(cache::parse_cache_url(url)));
+    if (url == nullptr)
+      throw std::runtime_error("set LLMC_BENCH_REDIS_URL (run_redis_bench.sh does)");
+    backend =
+        std::make_shared<cache::RedisBackend>(std::get<RedisOptions>(cache::parse_cache_url(url)));
     cache = std::make_unique<TieredCache>(backend, 0, true);
     const auto entry = entry_2kb();
-    for (int i = 0; i < kKeys; ++i) cache::run_blocking(cache->put(key(i), entry, std::chrono::hours(1)));
+    for (int i = 0; i < kKeys; ++i)
+      cache::run_blocking(cache->put(key(i), entry, std::chrono::hours(1)));
   }
 };
 

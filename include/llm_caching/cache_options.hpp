@@ -37,9 +37,9 @@ struct RedisEndpoint {
 /// TLS for `rediss://` (redis-py's query parameter names in brackets).
 struct RedisTlsOptions {
   bool enabled = false;
-  std::string ca_file;    ///< [ssl_ca_certs] PEM bundle to trust; empty: the system trust store
-  std::string cert_file;  ///< [ssl_certfile] client certificate (PEM), for client authentication
-  std::string key_file;   ///< [ssl_keyfile] its private key (PEM)
+  std::string ca_file;      ///< [ssl_ca_certs] PEM bundle to trust; empty: the system trust store
+  std::string cert_file;    ///< [ssl_certfile] client certificate (PEM), for client authentication
+  std::string key_file;     ///< [ssl_keyfile] its private key (PEM)
   bool verify_peer = true;  ///< [ssl_cert_reqs=required|none] verify chain and host name
 };
 

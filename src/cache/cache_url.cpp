@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <array>
-#include <functional>
 #include <cctype>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <map>
 #include <utility>
@@ -172,7 +172,6 @@ std::string mask_query_passwords(std::string_view query) {
   }
 }
 
-
 // ---- Redis forms ----------------------------------------------------------------------------
 
 /// "2", "0.5", "1.25" (seconds, as redis-py takes them) -> milliseconds, 1 ms .. 1 h.
@@ -193,7 +192,8 @@ std::chrono::milliseconds parse_seconds(std::string_view text, std::string_view 
   for (std::size_t i = 0; i < fraction.size() && scale > 0; ++i, scale /= 10) {
     ms += static_cast<std::uint64_t>(fraction[i] - '0') * scale;
   }
-  if (ms < 1 || ms > 3'600'000) fail(fmt::format("{} must be between 0.001 and 3600 seconds", name), url);
+  if (ms < 1 || ms > 3'600'000)
+    fail(fmt::format("{} must be between 0.001 and 3600 seconds", name), url);
   return std::chrono::milliseconds(ms);
 }
 
@@ -209,8 +209,8 @@ RedisEndpoint parse_endpoint(std::string_view text, std::uint16_t default_port,
     endpoint.host = std::string(text.substr(1, close - 1));
     const std::string_view after = text.substr(close + 1);
     if (!after.empty() && !after.starts_with(':')) fail("expected ':port' after ']'", url);
-    if (endpoint.host.empty() || endpoint.host.find_first_not_of("0123456789abcdefABCDEF:.") !=
-                                     std::string::npos) {
+    if (endpoint.host.empty() ||
+        endpoint.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
       fail(fmt::format("'{}' is not an IPv6 address", text.substr(0, close + 1)), url);
     }
     port_text = after.empty() ? std::string_view{} : after.substr(1);
@@ -232,9 +232,8 @@ RedisEndpoint parse_endpoint(std::string_view text, std::uint16_t default_port,
   }
   if (!port_text.empty()) {
     const bool numeric =
-        port_text.size() <= 5 && std::all_of(port_text.begin(), port_text.end(), [](unsigned char c) {
-          return std::isdigit(c) != 0;
-        });
+        port_text.size() <= 5 && std::all_of(port_text.begin(), port_text.end(),
+                                             [](unsigned char c) { return std::isdigit(c) != 0; });
     const std::uint64_t port = numeric ? parse_unsigned(port_text, "port") : 0;
     if (port < 1 || port > 65535) {
       fail(fmt::format("port '{}' is not a number from 1 to 65535", port_text), url);
@@ -246,7 +245,8 @@ RedisEndpoint parse_endpoint(std::string_view text, std::uint16_t default_port,
 
 int parse_db(std::string_view text, std::string_view url) {
   if (text.empty() || text.size() > 5 ||
-      !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) {
+      !std::all_of(text.begin(), text.end(),
+                   [](unsigned char c) { return std::isdigit(c) != 0; })) {
     fail(fmt::format("the database must be a number such as /0, not '{}'", text), url);
   }
   return static_cast<int>(parse_unsigned(text, "db"));
@@ -266,16 +266,18 @@ void parse_userinfo(std::string_view userinfo, std::string& user, std::string& p
 
 void apply_redis_params(RedisOptions& options, const std::map<std::string, std::string>& params,
                         bool tls, bool sentinel, std::string_view url) {
-  std::vector<std::string_view> known = {"timeout",       "socket_timeout", "socket_connect_timeout",
-                                         "db",            "client_name",    "max_connections"};
-  if (tls) known.insert(known.end(), {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"});
+  std::vector<std::string_view> known = {"timeout", "socket_timeout", "socket_connect_timeout",
+                                         "db",      "client_name",    "max_connections"};
+  if (tls)
+    known.insert(known.end(), {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"});
   if (sentinel) known.insert(known.end(), {"sentinel_username", "sentinel_password"});
   for (const auto& [name, value] : params) {
     if (std::find(known.begin(), known.end(), name) != known.end()) continue;
     if (name.starts_with("ssl_") && !tls) {
       fail(fmt::format("'{}' needs a TLS URL: write rediss:// instead of redis://", name), url);
     }
-    fail(fmt::format("unknown query parameter '{}'; accepted here: {}", name, fmt::join(known, ", ")),
+    fail(fmt::format("unknown query parameter '{}'; accepted here: {}", name,
+                     fmt::join(known, ", ")),
          url);
   }
   const auto get = [&](std::string_view name) -> const std::string* {
@@ -285,7 +287,8 @@ void apply_redis_params(RedisOptions& options, const std::map<std::string, std::
   if (get("timeout") && get("socket_timeout")) {
     fail("give either timeout or socket_timeout (they are the same setting), not both", url);
   }
-  const std::string* command_timeout = get("socket_timeout") ? get("socket_timeout") : get("timeout");
+  const std::string* command_timeout =
+      get("socket_timeout") ? get("socket_timeout") : get("timeout");
   if (command_timeout) {
     options.command_timeout = parse_seconds(*command_timeout, "socket_timeout", url);
     options.connect_timeout = options.command_timeout;
@@ -295,7 +298,8 @@ void apply_redis_params(RedisOptions& options, const std::map<std::string, std::
   }
   if (const auto* v = get("db")) options.db = parse_db(*v, url);
   if (const auto* v = get("client_name")) {
-    if (v->find_first_of(" \r\n") != std::string::npos) fail("client_name may not contain spaces", url);
+    if (v->find_first_of(" \r\n") != std::string::npos)
+      fail("client_name may not contain spaces", url);
     options.client_name = *v;
   }
   if (const auto* v = get("max_connections")) {
@@ -350,7 +354,7 @@ RedisOptions parse_redis(std::string_view scheme, std::string_view rest, std::st
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
   if (hosts.empty()) fail("the host is missing, e.g. redis://localhost:6379/0", url);
   if (sentinel) {
-    for (std::string_view list = hosts; ;) {
+    for (std::string_view list = hosts;;) {
       const std::size_t comma = list.find(',');
       const std::string_view one = list.substr(0, comma);
       if (one.empty()) fail("the sentinel host list has an empty entry", url);
@@ -371,11 +375,13 @@ RedisOptions parse_redis(std::string_view scheme, std::string_view rest, std::st
     options.endpoints.push_back(parse_endpoint(hosts, 6379, url));
   }
   if (!path.empty()) {
-    if (path.find('/') != std::string_view::npos) fail("the path must be just the database number", url);
+    if (path.find('/') != std::string_view::npos)
+      fail("the path must be just the database number", url);
     options.db = parse_db(path, url);
   }
   const auto params = parse_query(query, url);
-  if (!path.empty() && params.count("db") != 0) fail("the database is given twice (path and ?db=)", url);
+  if (!path.empty() && params.count("db") != 0)
+    fail("the database is given twice (path and ?db=)", url);
   apply_redis_params(options, params, options.tls.enabled, sentinel, url);
   if (!options.sentinel_auth_set) {
     options.sentinel_username = options.username;

@@ -11,6 +11,8 @@
 #include "cache/redis_connection.hpp"
 #include "llm_caching/errors.hpp"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -18,8 +20,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <optional>
@@ -47,10 +47,10 @@ class HandlerCommand final : public PendingCommand {
 
   void complete(std::exception_ptr error, RedisReply reply) override {
     auto executor = work_.get_executor();
-    asio::post(executor, [handler = std::move(handler_), error,
-                          reply = std::move(reply)]() mutable {
-      std::move(handler)(error, std::move(reply));
-    });
+    asio::post(executor,
+               [handler = std::move(handler_), error, reply = std::move(reply)]() mutable {
+                 std::move(handler)(error, std::move(reply));
+               });
     work_.reset();
   }
 
@@ -203,7 +203,8 @@ struct RedisClient::Impl : std::enable_shared_from_this<Impl> {
               if (self) {
                 self->on_dropped(c, std::move(orphans), reason, retryable);
               } else {
-                for (auto& o : orphans) o->complete(std::make_exception_ptr(CacheError(reason)), {});
+                for (auto& o : orphans)
+                  o->complete(std::make_exception_ptr(CacheError(reason)), {});
               }
             }};
   }
@@ -244,8 +245,8 @@ struct RedisClient::Impl : std::enable_shared_from_this<Impl> {
       connection->drop("done", false);
       const std::string where = describe_endpoint(sentinel);
       if (auth && replies.front().is_error()) {
-        problems.push_back(fmt::format("sentinel {} refused the credentials: {}", where,
-                                       replies.front().text));
+        problems.push_back(
+            fmt::format("sentinel {} refused the credentials: {}", where, replies.front().text));
         continue;
       }
       const RedisReply& address = replies.back();

@@ -2,14 +2,14 @@
 
 #include "llm_caching/errors.hpp"
 
+#include <fmt/format.h>
+#include <openssl/ssl.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
-#include <openssl/ssl.h>
 
 namespace llm_caching::cache {
 namespace {
@@ -122,8 +122,8 @@ asio::awaitable<std::vector<RedisReply>> RedisConnection::open(const RedisEndpoi
     co_return replies;
   } catch (const std::exception& e) {
     abort_io();
-    const std::string reason = *expired ? fmt::format("no answer within {} ms", timeout.count())
-                                        : describe_error(e);
+    const std::string reason =
+        *expired ? fmt::format("no answer within {} ms", timeout.count()) : describe_error(e);
     throw CacheError(fmt::format("cannot {} Redis at {}: {}", step, peer_, reason));
   }
 }
@@ -211,7 +211,8 @@ void RedisConnection::drop(const std::string& reason, bool retryable) {
   if (started_ && events_.on_dropped) {
     events_.on_dropped(*this, std::move(orphans), reason, retryable);
   } else {
-    for (auto& command : orphans) command->complete(std::make_exception_ptr(CacheError(reason)), {});
+    for (auto& command : orphans)
+      command->complete(std::make_exception_ptr(CacheError(reason)), {});
   }
 }
 

@@ -29,7 +29,8 @@ RedisReply convert(const redisReply& raw) {
     case REDIS_REPLY_ARRAY:
       reply.kind = RedisReply::Kind::array;
       reply.elements.reserve(raw.elements);
-      for (std::size_t i = 0; i < raw.elements; ++i) reply.elements.push_back(convert(*raw.element[i]));
+      for (std::size_t i = 0; i < raw.elements; ++i)
+        reply.elements.push_back(convert(*raw.element[i]));
       break;
     default:
       reply.kind = RedisReply::Kind::nil;
@@ -62,8 +63,8 @@ void append_redis_command(std::string& out, const RedisCommand& args) {
     lengths.push_back(arg.size());
   }
   char* formatted = nullptr;
-  const int length =
-      redisFormatCommandArgv(&formatted, static_cast<int>(args.size()), argv.data(), lengths.data());
+  const int length = redisFormatCommandArgv(&formatted, static_cast<int>(args.size()), argv.data(),
+                                            lengths.data());
   if (length < 0 || formatted == nullptr) throw std::bad_alloc();
   out.append(formatted, static_cast<std::size_t>(length));
   redisFreeCommand(formatted);
@@ -93,7 +94,8 @@ std::optional<RedisReply> RedisReplyReader::next() {
                              as_reader(reader_.get())->errstr);
   }
   if (raw == nullptr) return std::nullopt;
-  std::unique_ptr<redisReply, void (*)(void*)> owned(static_cast<redisReply*>(raw), freeReplyObject);
+  std::unique_ptr<redisReply, void (*)(void*)> owned(static_cast<redisReply*>(raw),
+                                                     freeReplyObject);
   return convert(*owned);
 }
 

@@ -31,25 +31,26 @@ std::unique_ptr<asio::ssl::context> make_redis_tls_context(const RedisTlsOptions
     require_readable(tls.ca_file, "ssl_ca_certs");
     context->load_verify_file(tls.ca_file, ec);
     if (ec) {
-      throw ConfigurationError(fmt::format("Redis TLS: cannot load ssl_ca_certs '{}': {}",
-                                           tls.ca_file, ec.message()));
+      throw ConfigurationError(
+          fmt::format("Redis TLS: cannot load ssl_ca_certs '{}': {}", tls.ca_file, ec.message()));
     }
   } else {
     context->set_default_verify_paths(ec);
-    if (ec) throw ConfigurationError("Redis TLS: cannot load the system trust store: " + ec.message());
+    if (ec)
+      throw ConfigurationError("Redis TLS: cannot load the system trust store: " + ec.message());
   }
   if (!tls.cert_file.empty()) {
     require_readable(tls.cert_file, "ssl_certfile");
     require_readable(tls.key_file, "ssl_keyfile");
     context->use_certificate_chain_file(tls.cert_file, ec);
     if (ec) {
-      throw ConfigurationError(fmt::format("Redis TLS: cannot load ssl_certfile '{}': {}",
-                                           tls.cert_file, ec.message()));
+      throw ConfigurationError(
+          fmt::format("Redis TLS: cannot load ssl_certfile '{}': {}", tls.cert_file, ec.message()));
     }
     context->use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
     if (ec) {
-      throw ConfigurationError(fmt::format("Redis TLS: cannot load ssl_keyfile '{}': {}",
-                                           tls.key_file, ec.message()));
+      throw ConfigurationError(
+          fmt::format("Redis TLS: cannot load ssl_keyfile '{}': {}", tls.key_file, ec.message()));
     }
   }
   context->set_verify_mode(tls.verify_peer ? asio::ssl::verify_peer : asio::ssl::verify_none);

@@ -91,8 +91,8 @@ TEST(RedisBackend, ConcurrentCallersFromManyThreadsArePipelined) {
 }
 
 TEST(RedisBackend, AclUserWithPasswordAuthenticatesAsThatUser) {
-  RedisServer server(RedisServerOptions{.acl_users = {{"cacheuser", "s3cret-acl"}},
-                                        .requirepass = "default-pw"});
+  RedisServer server(
+      RedisServerOptions{.acl_users = {{"cacheuser", "s3cret-acl"}}, .requirepass = "default-pw"});
   const std::string url = "redis://cacheuser:s3cret-acl@127.0.0.1:" + std::to_string(server.port());
   RedisClient client(redis_options(url));
   RedisCommand whoami{"ACL", "WHOAMI"};
@@ -173,9 +173,9 @@ TEST(RedisTls, ClientCertificateAuthentication) {
   const ClientCertificate client = make_client_certificate(certs);
   RedisServer server(RedisServerOptions{
       .tls = RedisTls{certs.ca_cert, certs.server_cert, certs.server_key, true}});
-  RedisBackend with_cert(redis_options(tls_url(
-      server, "ssl_ca_certs=" + certs.ca_cert + "&ssl_certfile=" + client.cert +
-                  "&ssl_keyfile=" + client.key + "&ssl_cert_reqs=required")));
+  RedisBackend with_cert(redis_options(
+      tls_url(server, "ssl_ca_certs=" + certs.ca_cert + "&ssl_certfile=" + client.cert +
+                          "&ssl_keyfile=" + client.key + "&ssl_cert_reqs=required")));
   run_blocking(with_cert.put("llm-caching:v1:mtls:k", "v", 0ms));
   EXPECT_EQ(run_blocking(with_cert.get("llm-caching:v1:mtls:k")), "v");
 
@@ -186,8 +186,9 @@ TEST(RedisTls, ClientCertificateAuthentication) {
 TEST(RedisTls, UntrustedServerCertificateIsRefusedUnlessVerificationIsOff) {
   const TestCertificates server_certs = make_test_certificates();
   const TestCertificates other_ca = make_test_certificates();
-  RedisServer server(RedisServerOptions{.tls = RedisTls{server_certs.ca_cert, server_certs.server_cert,
-                                                        server_certs.server_key, false}});
+  RedisServer server(
+      RedisServerOptions{.tls = RedisTls{server_certs.ca_cert, server_certs.server_cert,
+                                         server_certs.server_key, false}});
   RedisBackend untrusted(redis_options(tls_url(server, "ssl_ca_certs=" + other_ca.ca_cert)));
   const std::string message = cache_error_of(untrusted);
   EXPECT_THAT(message, HasSubstr("TLS handshake"));

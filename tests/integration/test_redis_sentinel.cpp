@@ -52,7 +52,8 @@ TEST(RedisSentinel, FollowsAForcedFailoverWithoutRestartingTheClient) {
   TieredCache strict(backend, 0, true);  // strict: any failure below fails the test
 
   for (int i = 0; i < 20; ++i) {
-    run_blocking(backend->put("llm-caching:v1:s:before-" + std::to_string(i), "v" + std::to_string(i), 0ms));
+    run_blocking(
+        backend->put("llm-caching:v1:s:before-" + std::to_string(i), "v" + std::to_string(i), 0ms));
   }
   EXPECT_EQ(master.cli({"DBSIZE"}), "20");
   wait_until([&] { return replica.cli({"DBSIZE"}) == "20"; }, "the replica to sync");

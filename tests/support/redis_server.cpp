@@ -28,8 +28,8 @@ void write_file(const std::string& path, const std::string& text) {
 void require_program(const std::string& program, const std::string& debian_package) {
   const std::string check = "command -v " + quote(program) + " > /dev/null 2>&1";
   if (std::system(check.c_str()) != 0) {
-    throw std::runtime_error(program + " is not installed; the Redis tests need it: apt-get install " +
-                             debian_package);
+    throw std::runtime_error(
+        program + " is not installed; the Redis tests need it: apt-get install " + debian_package);
   }
 }
 
@@ -40,7 +40,8 @@ std::string run_command(const std::vector<std::string>& argv) {
   if (pipe == nullptr) throw std::runtime_error("popen failed: " + line);
   std::string output;
   std::array<char, 4096> buffer;
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
+    output.append(buffer.data(), n);
   const int status = ::pclose(pipe);
   while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
   if (status != 0) throw std::runtime_error(line + "failed: " + output);
@@ -115,8 +116,8 @@ RedisSentinel::RedisSentinel(std::string master_name, std::uint16_t master_port)
                  "sentinel failover-timeout " + master_name + " 5000\n" +
                  "sentinel parallel-syncs " + master_name + " 1\n");
   process_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{"redis-sentinel", dir_->file("sentinel.conf")},
-      "+monitor master", std::chrono::seconds(10));
+      std::vector<std::string>{"redis-sentinel", dir_->file("sentinel.conf")}, "+monitor master",
+      std::chrono::seconds(10));
 }
 
 RedisSentinel::~RedisSentinel() = default;

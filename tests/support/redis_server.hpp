@@ -27,9 +27,9 @@ struct RedisAclUser {
 };
 
 struct RedisServerOptions {
-  std::optional<RedisTls> tls;          ///< TLS only (the plain port is disabled)
-  std::vector<RedisAclUser> acl_users;  ///< extra users with full access
-  std::string requirepass;              ///< password of the default user
+  std::optional<RedisTls> tls;                   ///< TLS only (the plain port is disabled)
+  std::vector<RedisAclUser> acl_users;           ///< extra users with full access
+  std::string requirepass;                       ///< password of the default user
   std::optional<std::uint16_t> replica_of_port;  ///< replicate 127.0.0.1:<port>
   std::optional<std::uint16_t> port;             ///< default: a free port
 };

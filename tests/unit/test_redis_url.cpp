@@ -89,8 +89,8 @@ TEST(RedisUrl, PoolNameAndDbParameters) {
 }
 
 TEST(RedisUrl, TlsParameters) {
-  const RedisOptions o = parse(
-      "rediss://h:6380?ssl_ca_certs=/etc/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem");
+  const RedisOptions o =
+      parse("rediss://h:6380?ssl_ca_certs=/etc/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem");
   EXPECT_TRUE(o.tls.enabled);
   EXPECT_TRUE(o.tls.verify_peer);
   EXPECT_EQ(o.tls.ca_file, "/etc/ca.pem");
