@@ -3,9 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace llm_caching {
 
@@ -26,13 +28,56 @@ struct MemoryOptions {
   std::uint64_t max_bytes = 64 * kMiB;  ///< keys + values + a fixed per-entry overhead
 };
 
+/// A Redis (or Sentinel) address. IPv6 hosts are stored without brackets.
+struct RedisEndpoint {
+  std::string host;
+  std::uint16_t port = 6379;
+};
+
+/// TLS for `rediss://` (redis-py's query parameter names in brackets).
+struct RedisTlsOptions {
+  bool enabled = false;
+  std::string ca_file;      ///< [ssl_ca_certs] PEM bundle to trust; empty: the system trust store
+  std::string cert_file;    ///< [ssl_certfile] client certificate (PEM), for client authentication
+  std::string key_file;     ///< [ssl_keyfile] its private key (PEM)
+  bool verify_peer = true;  ///< [ssl_cert_reqs=required|none] verify chain and host name
+};
+
+/// A Redis server (`redis://`, `rediss://`) or a master found through Sentinel
+/// (`redis+sentinel://`). See docs/REDIS.md for every URL form and parameter.
+struct RedisOptions {
+  /// One endpoint for a direct connection; the sentinels (tried in order) in Sentinel mode.
+  std::vector<RedisEndpoint> endpoints;
+  /// Non-empty: Sentinel mode; the master's name as the sentinels know it.
+  std::string sentinel_master;
+  std::string username;  ///< ACL user; empty: the default user
+  std::string password;  ///< empty: no AUTH
+  /// Credentials for the sentinels; by default the same as the master's.
+  std::string sentinel_username;
+  std::string sentinel_password;
+  bool sentinel_auth_set = false;  ///< sentinel_username/password were given explicitly
+  int db = 0;
+  RedisTlsOptions tls;
+  /// TCP connect + TLS handshake + AUTH/SELECT, per connection attempt.
+  std::chrono::milliseconds connect_timeout{2000};
+  /// From a command's send to its reply; a late reply drops the connection.
+  std::chrono::milliseconds command_timeout{2000};
+  /// Pipelined connections kept open.
+  std::size_t pool_size = 4;
+  /// CLIENT SETNAME value (empty: not sent).
+  std::string client_name = "llm-caching";
+  /// The URL with its password masked, for logs and errors.
+  std::string masked_url;
+};
+
 /// What a caller passes to pick and tune the cache.
 struct CacheOptions {
   /// Backend URL. Empty: the `LLM_CACHE_REDIS_URL` environment variable if set and non-empty,
   /// else the embedded default SQLite file under `$XDG_CACHE_HOME/llm-caching/` (or
   /// `~/.cache/llm-caching/`). Forms:
-  /// `sqlite:///abs/path.db[?max_bytes=1GiB&busy_timeout_ms=5000]`, `memory://[?max_bytes=64MiB]`.
-  /// Redis URLs are recognised but not available in this build yet.
+  /// `sqlite:///abs/path.db[?max_bytes=1GiB&busy_timeout_ms=5000]`, `memory://[?max_bytes=64MiB]`,
+  /// `redis://[[user]:[password]@]host[:port][/db]`, `rediss://...` (TLS),
+  /// `redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]` (docs/REDIS.md).
   std::string url;
   /// In-process L1 of decoded entries in front of the backend; 0 disables it.
   std::uint64_t l1_max_bytes = 64 * kMiB;

@@ -10,9 +10,8 @@
 
 namespace llm_caching::cache {
 
-/// Which backend a URL selects, with its options. Redis forms are recognised by
-/// parse_cache_url but rejected until the Redis backend lands (it will add an alternative here).
-using BackendConfig = std::variant<SqliteOptions, MemoryOptions>;
+/// Which backend a URL selects, with its options. redis+cluster:// is recognised but rejected.
+using BackendConfig = std::variant<SqliteOptions, MemoryOptions, RedisOptions>;
 
 /// Parses a cache URL; "" means the embedded default SQLite file. Throws ConfigurationError for
 /// anything else than the accepted forms; messages never contain a password.

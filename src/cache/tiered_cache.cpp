@@ -1,6 +1,7 @@
 #include "cache/tiered_cache.hpp"
 
 #include "cache/memory_backend.hpp"
+#include "cache/redis_backend.hpp"
 #include "cache/sqlite_backend.hpp"
 #include "llm_caching/errors.hpp"
 
@@ -235,6 +236,9 @@ std::shared_ptr<Backend> open_backend(const BackendConfig& config) {
   if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
     return std::make_shared<SqliteBackend>(*sqlite);
   }
+  if (const auto* redis = std::get_if<RedisOptions>(&config)) {
+    return std::make_shared<RedisBackend>(*redis);
+  }
   return std::make_shared<MemoryBackend>(std::get<MemoryOptions>(config));
 }
 
@@ -274,7 +278,8 @@ std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options) {
       const std::string description =
           std::holds_alternative<SqliteOptions>(config)
               ? "sqlite://" + std::get<SqliteOptions>(config).path.string()
-              : std::string("memory://");
+          : std::holds_alternative<RedisOptions>(config) ? std::get<RedisOptions>(config).masked_url
+                                                         : std::string("memory://");
       registered.cache = std::make_shared<TieredCache>(
           std::make_shared<UnavailableBackend>(description, e.what()), options.l1_max_bytes, false);
       registered.retry_open_at_ms = now + kFailureLogIntervalMs;

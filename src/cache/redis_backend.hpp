@@ -1,0 +1,45 @@
+// Redis L2 (`redis://`, `rediss://`, `redis+sentinel://`): entries as plain string values with a
+// PX expiry, under the storage keys of DESIGN §3. Redis expires entries itself.
+#pragma once
+
+#include "cache/backend.hpp"
+#include "cache/redis_client.hpp"
+#include "llm_caching/cache_options.hpp"
+
+#include <atomic>
+
+namespace llm_caching::cache {
+
+class RedisBackend final : public Backend {
+ public:
+  /// Does not wait for Redis: connecting happens in the background, and the first calls wait
+  /// for that first attempt (up to the connect timeout). Throws ConfigurationError for TLS files
+  /// that cannot be loaded.
+  explicit RedisBackend(RedisOptions options);
+
+  asio::awaitable<std::optional<std::string>> get(std::string key) override;
+  /// A negative ttl stores nothing (the entry would be expired already).
+  asio::awaitable<void> put(std::string key, std::string value,
+                            std::chrono::milliseconds ttl) override;
+  asio::awaitable<bool> erase(std::string key) override;
+  /// SCAN MATCH prefix* + UNLINK, in batches.
+  asio::awaitable<std::uint64_t> clear(std::string prefix) override;
+  /// Redis expires keys itself: nothing to do, returns 0.
+  asio::awaitable<std::uint64_t> prune() override;
+  /// entries: DBSIZE of the selected database; bytes: the server's used_memory; expired and
+  /// evictions: the server's counters; hits/misses/writes/errors: this process's.
+  asio::awaitable<BackendStats> stats() override;
+  std::string describe() const override;
+
+ private:
+  /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).
+  asio::awaitable<RedisReply> run(RedisCommand command);
+
+  RedisClient client_;
+  std::atomic<std::uint64_t> hits_{0};
+  std::atomic<std::uint64_t> misses_{0};
+  std::atomic<std::uint64_t> writes_{0};
+  std::atomic<std::uint64_t> errors_{0};
+};
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,39 @@
+// A pooled, pipelined Redis client (RESP2) for one server or a Sentinel-managed master. Light
+// header: the sockets, TLS and the I/O thread live in redis_client.cpp / redis_connection.cpp.
+#pragma once
+
+#include "cache/redis_protocol.hpp"
+#include "llm_caching/cache_options.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <memory>
+#include <string>
+
+namespace llm_caching::cache {
+
+class RedisClient {
+ public:
+  /// Starts the I/O thread and the first connection attempt; does not wait for it. Throws
+  /// ConfigurationError when the TLS files cannot be loaded.
+  explicit RedisClient(RedisOptions options);
+  /// Fails whatever is still pending with CacheError and joins the I/O thread.
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  /// Sends one command and returns its reply (an error reply is a reply, not an exception).
+  /// Callable from any executor and thread; it resumes on the caller's executor. Throws
+  /// CacheError (naming host:port, never the password) when Redis cannot be reached, does not
+  /// answer within the command timeout, or is known to be down (then at once, without waiting,
+  /// until a background reconnect succeeds).
+  boost::asio::awaitable<RedisReply> command(RedisCommand args);
+
+  const RedisOptions& options() const noexcept;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace llm_caching::cache

@@ -1,0 +1,110 @@
+// One pipelined RESP connection (TCP or TLS) on the Redis client's private io_context. Internal
+// to the Redis client TUs: it pulls in Asio's socket and SSL headers, so nothing else includes it.
+// Every member function runs on the client's I/O thread; nothing here is locked.
+#pragma once
+
+#include "cache/redis_protocol.hpp"
+#include "llm_caching/cache_options.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace llm_caching::cache {
+
+namespace asio = boost::asio;
+
+/// A command on its way: the connection sends `args` and hands the reply (or failure) back.
+struct PendingCommand {
+  virtual ~PendingCommand() = default;
+  /// Delivers the outcome to whoever waits (on its own executor). Called exactly once.
+  virtual void complete(std::exception_ptr error, RedisReply reply) = 0;
+  RedisCommand args;
+  std::chrono::steady_clock::time_point deadline{};
+  int attempts = 0;  ///< resubmissions after a lost connection or READONLY
+};
+using PendingPtr = std::unique_ptr<PendingCommand>;
+
+struct RedisCredentials {
+  std::string username;
+  std::string password;
+};
+
+/// Builds the TLS context for `rediss://` (CA, client certificate, verification mode). Throws
+/// ConfigurationError naming the file that cannot be loaded.
+std::unique_ptr<asio::ssl::context> make_redis_tls_context(const RedisTlsOptions& tls);
+
+class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
+ public:
+  /// What the connection reports to its pool.
+  struct Events {
+    std::function<void(PendingPtr, RedisReply)> on_reply;
+    /// The connection is unusable; `orphans` are the commands sent but not answered.
+    /// `retryable`: lost (the command may be sent again elsewhere), not timed out.
+    std::function<void(RedisConnection&, std::deque<PendingPtr> orphans, const std::string& reason,
+                       bool retryable)>
+        on_dropped;
+  };
+
+  /// `tls` may be null (plain TCP); it must outlive the connection.
+  RedisConnection(asio::io_context& io, asio::ssl::context* tls, bool verify_peer);
+  ~RedisConnection();
+
+  /// Connects, does the TLS handshake, sends `setup` pipelined (AUTH, SELECT, ...) and returns
+  /// their replies, all within `timeout`. Throws CacheError naming host:port.
+  asio::awaitable<std::vector<RedisReply>> open(const RedisEndpoint& endpoint,
+                                                std::vector<RedisCommand> setup,
+                                                std::chrono::milliseconds timeout);
+  /// Switches to pipelined mode: commands are then sent with submit().
+  void start(Events events, std::chrono::milliseconds command_timeout);
+  void submit(PendingPtr command);
+  /// Closes the socket; in-flight commands go to on_dropped. Idempotent.
+  void drop(const std::string& reason, bool retryable = true);
+
+  bool usable() const noexcept { return started_ && !dropped_; }
+  std::size_t in_flight() const noexcept { return in_flight_.size(); }
+  const std::string& peer() const noexcept { return peer_; }
+
+ private:
+  asio::ip::tcp::socket& socket() noexcept;
+  void abort_io() noexcept;
+  asio::awaitable<void> write_all(const std::string& bytes);
+  asio::awaitable<std::size_t> read_some();
+  asio::awaitable<void> read_loop();
+  void flush();
+  void arm_watchdog();
+
+  asio::io_context& io_;
+  asio::ssl::context* tls_context_;
+  bool verify_peer_;
+  asio::ip::tcp::resolver resolver_;
+  asio::ip::tcp::socket plain_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+  asio::steady_timer watchdog_;
+  bool watchdog_armed_ = false;
+  std::string peer_;  ///< host:port, for messages
+
+  RedisReplyReader reader_;
+  std::vector<char> read_buffer_;
+  std::string outgoing_;  ///< formatted, not yet handed to the socket
+  std::string writing_;   ///< being written now
+  bool writing_in_progress_ = false;
+  std::deque<PendingPtr> in_flight_;  ///< sent or queued, awaiting replies in order
+  Events events_;
+  std::chrono::milliseconds command_timeout_{2000};
+  bool started_ = false;
+  bool dropped_ = false;
+};
+
+}  // namespace llm_caching::cache
