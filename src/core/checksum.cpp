@@ -39,7 +39,8 @@ inline std::uint32_t load_le32(const unsigned char* p) noexcept {
 
 }  // namespace
 
-std::uint32_t crc32c_extend(std::uint32_t crc, std::string_view data) noexcept {
+namespace detail {
+std::uint32_t crc32c_portable(std::uint32_t crc, std::string_view data) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   std::size_t n = data.size();
   crc = ~crc;
@@ -54,6 +55,44 @@ std::uint32_t crc32c_extend(std::uint32_t crc, std::string_view data) noexcept {
   }
   while (n-- > 0) crc = (crc >> 8) ^ kTables[0][(crc ^ *p++) & 0xFFu];
   return ~crc;
+}
+}  // namespace detail
+
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// SSE4.2 has a CRC-32C instruction: about ten times the table's speed, which matters because every
+// L2 hit checksums the whole entry. Chosen at run time; the table stays the portable fallback.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
+                                                             std::string_view data) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t n = data.size();
+  std::uint64_t c = ~crc;
+  while (n >= 8) {
+    std::uint64_t word;
+    __builtin_memcpy(&word, p, 8);  // x86 is little-endian, as the CRC's byte order wants
+    c = __builtin_ia32_crc32di(c, word);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+
+bool have_sse42() noexcept {
+  static const bool supported = __builtin_cpu_supports("sse4.2");
+  return supported;
+}
+#endif
+
+}  // namespace
+
+std::uint32_t crc32c_extend(std::uint32_t crc, std::string_view data) noexcept {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (have_sse42()) return crc32c_sse42(crc, data);
+#endif
+  return detail::crc32c_portable(crc, data);
 }
 
 std::uint32_t crc32c(std::string_view data) noexcept {

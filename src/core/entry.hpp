@@ -51,7 +51,7 @@ std::string_view to_string(DecodeError e) noexcept;
 
 struct EncodeOptions {
   /// Payloads at least this large are zstd-compressed.
-  std::size_t compress_threshold = 1024;
+  std::size_t compress_threshold = 8192;
   int zstd_level = 3;
 };
 

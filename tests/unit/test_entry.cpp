@@ -108,6 +108,19 @@ TEST(Crc32c, MatchesTheStandardCheckValue) {
   EXPECT_EQ(crc32c(""), 0u);
 }
 
+TEST(Crc32cTest, HardwareAndTableImplementationsAgree) {
+  std::mt19937_64 rng(42);
+  for (std::size_t len = 0; len < 300; ++len) {
+    std::string data(len, '\0');
+    for (char& c : data) c = static_cast<char>(rng());
+    for (std::size_t offset = 0; offset < std::min<std::size_t>(len, 9); ++offset) {
+      const std::string_view view = std::string_view(data).substr(offset);
+      ASSERT_EQ(crc32c(view), detail::crc32c_portable(0, view)) << len << "/" << offset;
+      ASSERT_EQ(crc32c_extend(0x12345678u, view), detail::crc32c_portable(0x12345678u, view));
+    }
+  }
+}
+
 TEST(Crc32c, MatchesIscsiTestVectors) {  // RFC 3720 appendix B.4
   EXPECT_EQ(crc32c(std::string(32, '\0')), 0x8A9136AAu);
   EXPECT_EQ(crc32c(std::string(32, '\xFF')), 0x62A8AB43u);
