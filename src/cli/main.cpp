@@ -16,11 +16,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cli::GlobalOptions global;
   app.add_option("--cache-url", global.cache_url,
-                 "Cache URL: sqlite:///abs/path.db | memory:// (default: $LLM_CACHE_REDIS_URL, "
-                 "else the embedded file under $XDG_CACHE_HOME/llm-caching/)");
+                 "Cache URL: sqlite:///abs/path.db | memory:// | redis://host:6379/0 | "
+                 "rediss://... | redis+sentinel://h1:26379,h2:26379/master/0 (default: "
+                 "$LLM_CACHE_REDIS_URL, else the embedded file under $XDG_CACHE_HOME/llm-caching/)");
   app.add_flag("--json", global.json, "Machine-readable JSON output");
   app.footer(
       "Examples:\n"
+      "  llm-caching serve                     # the gateway on 127.0.0.1:8080\n"
+      "  llm-caching ask --model openai:gpt-4o-mini -v \"Hello\"\n"
       "  llm-caching cache stats\n"
       "  llm-caching cache key --provider openai --explain request.json\n"
       "  llm-caching cache clear --namespace tests\n"
