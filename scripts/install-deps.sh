@@ -15,7 +15,7 @@ packages=(
   redis-server redis-sentinel redis-tools openssl curl
   nginx wrk hyperfine
   # the gateway test with the official openai npm package
-  nodejs npm
+  nodejs
 )
 
 missing=()
@@ -23,6 +23,10 @@ for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+
+# Some images ship a Node.js build whose nodejs package already contains npm; Debian's separate
+# npm package conflicts with it. Ask for npm only when there is no npm command at all.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if ((${#missing[@]} == 0)); then
   exit 0
