@@ -75,9 +75,9 @@ void BM_KeyAndMemoryTierHit(benchmark::State& state) {
   // A 1 KB OpenAI request, as the library builds it.
   boost::json::object request{
       {"model", "gpt-4o-mini"},
-      {"messages", boost::json::array{
-                       boost::json::object{{"role", "system"}, {"content", "Be careful."}},
-                       boost::json::object{{"role", "user"}, {"content", text_of_size(950)}}}},
+      {"messages",
+       boost::json::array{boost::json::object{{"role", "system"}, {"content", "Be careful."}},
+                          boost::json::object{{"role", "user"}, {"content", text_of_size(950)}}}},
       {"temperature", 0.2}};
   const boost::json::value request_value(request);
   auto tiers = std::make_shared<cache::TieredCache>(

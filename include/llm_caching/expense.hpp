@@ -15,10 +15,10 @@
 namespace llm_caching {
 
 struct Expense {
-  std::string model;      ///< "provider:model" as the Agent named it
+  std::string model;  ///< "provider:model" as the Agent named it
   std::string task_name;
-  Usage usage;            ///< tokens of the answer (on a hit: of the original call; requests 0)
-  double cost = 0.0;      ///< dollars billed by this run: 0 on a hit
+  Usage usage;                ///< tokens of the answer (on a hit: of the original call; requests 0)
+  double cost = 0.0;          ///< dollars billed by this run: 0 on a hit
   double avoided_cost = 0.0;  ///< dollars a hit saved (the original call's cost)
   std::int64_t cost_nano_usd = 0;
   std::int64_t avoided_cost_nano_usd = 0;
@@ -36,16 +36,16 @@ class ExpenseRecorder {
   ExpenseRecorder() = default;
 
   template <class F>
-    requires std::invocable<F&, std::string, std::string, double>
-  ExpenseRecorder(F f)  // NOLINT(google-explicit-constructor): assigned from lambdas, as in the seed
+  requires std::invocable<F&, std::string, std::string, double> ExpenseRecorder(
+      F f)  // NOLINT(google-explicit-constructor): assigned from lambdas, as in the seed
       : fn_(adapt([f = std::move(f)](const Expense& e) mutable {
           return f(e.model, e.task_name, e.cost);
         })) {}
 
   template <class F>
-    requires(std::invocable<F&, const Expense&> &&
-             !std::invocable<F&, std::string, std::string, double>)
-  ExpenseRecorder(F f)  // NOLINT(google-explicit-constructor)
+  requires(std::invocable<F&, const Expense&> &&
+           !std::invocable<F&, std::string, std::string, double>)
+      ExpenseRecorder(F f)  // NOLINT(google-explicit-constructor)
       : fn_(adapt(std::move(f))) {}
 
   explicit operator bool() const noexcept { return static_cast<bool>(fn_); }

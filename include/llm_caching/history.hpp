@@ -18,16 +18,16 @@ namespace llm_caching {
 
 class HistoryItem {
  public:
-  HistoryItem(boost::json::value v) : value_(std::move(v)) {}        // NOLINT: implicit on purpose
-  HistoryItem(boost::json::object o) : value_(std::move(o)) {}       // NOLINT
+  HistoryItem(boost::json::value v) : value_(std::move(v)) {}   // NOLINT: implicit on purpose
+  HistoryItem(boost::json::object o) : value_(std::move(o)) {}  // NOLINT
   HistoryItem(std::string text) : value_(boost::json::string(text)) {}  // NOLINT
   HistoryItem(const char* text) : value_(boost::json::string(text)) {}  // NOLINT
   HistoryItem(const ModelMessage& m)                                    // NOLINT
       : value_(boost::json::object{{"role", m.role}, {"content", m.content}}) {}
 
   template <class T>
-    requires boost::describe::has_describe_members<T>::value
-  HistoryItem(const T& described)  // NOLINT
+  requires boost::describe::has_describe_members<T>::value HistoryItem(
+      const T& described)  // NOLINT
       : value_(boost::json::string(to_json_string(described))) {}
 
   const boost::json::value& value() const noexcept { return value_; }

@@ -1,6 +1,6 @@
 // llm-caching cache stats | get | rm | clear | prune | key
-#include "cli/commands.hpp"
 #include "cache/run_blocking.hpp"
+#include "cli/commands.hpp"
 
 #include "cache/tiered_cache.hpp"
 #include "core/entry.hpp"
@@ -9,9 +9,9 @@
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <fmt/format.h>
 
 #include <fstream>
 #include <iostream>
@@ -71,8 +71,8 @@ json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
   out["provider"] = e.provider;
   out["model"] = e.model;
   out["created_at"] = format_time_ms(e.created_at_ms);
-  out["expires_at"] = e.ttl_ms > 0 ? json::value(format_time_ms(e.created_at_ms + e.ttl_ms))
-                                   : json::value(nullptr);
+  out["expires_at"] =
+      e.ttl_ms > 0 ? json::value(format_time_ms(e.created_at_ms + e.ttl_ms)) : json::value(nullptr);
   out["usage"] = {{"input_tokens", e.usage.input_tokens},
                   {"output_tokens", e.usage.output_tokens},
                   {"cache_write_tokens", e.usage.cache_write_tokens},
@@ -189,8 +189,10 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   get->footer("Example:\n  llm-caching cache get llm-caching:v1:default:3f2a...");
   get->callback([&global, key_arg, ns_arg] {
     const std::string key = resolve_key(*key_arg, *ns_arg);
-    auto entry = cache::run_blocking(open_cache(global)->get(key, std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch()).count()));
+    auto entry = cache::run_blocking(
+        open_cache(global)->get(key, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()));
     if (!entry) throw CacheMissError("no entry for " + key);
     std::cout << json::serialize(entry_to_json(key, *entry)) << '\n';
   });
@@ -201,7 +203,8 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   rm->footer("Example:\n  llm-caching cache rm llm-caching:v1:default:3f2a...");
   rm->callback([&global, key_arg, ns_arg] {
     const std::string key = resolve_key(*key_arg, *ns_arg);
-    if (!cache::run_blocking(open_cache(global)->erase(key))) throw CacheMissError("no entry for " + key);
+    if (!cache::run_blocking(open_cache(global)->erase(key)))
+      throw CacheMissError("no entry for " + key);
     std::cout << "removed " << key << '\n';
   });
 
@@ -223,7 +226,10 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   CLI::App* prune = cache_cmd->add_subcommand("prune", "Delete expired entries now");
   prune->footer("Example:\n  llm-caching cache prune");
   prune->callback([&global] {
-    const auto removed = cache::run_blocking(open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
+    const auto removed = cache::run_blocking(
+        open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count()));
     std::cout << "removed " << removed << " expired entries\n";
   });
 

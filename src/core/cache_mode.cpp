@@ -8,11 +8,16 @@ namespace llm_caching {
 
 std::string_view to_string(CacheMode mode) noexcept {
   switch (mode) {
-    case CacheMode::use: return "use";
-    case CacheMode::refresh: return "refresh";
-    case CacheMode::bypass: return "bypass";
-    case CacheMode::read_only: return "read_only";
-    case CacheMode::replay_only: return "replay_only";
+    case CacheMode::use:
+      return "use";
+    case CacheMode::refresh:
+      return "refresh";
+    case CacheMode::bypass:
+      return "bypass";
+    case CacheMode::read_only:
+      return "read_only";
+    case CacheMode::replay_only:
+      return "replay_only";
   }
   return "use";
 }

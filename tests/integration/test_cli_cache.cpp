@@ -6,8 +6,8 @@
 #include "support/scripted_model.hpp"
 #include "support/test_env.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 #include <sys/wait.h>
 
@@ -120,10 +120,12 @@ TEST(CliTest, KeyReadsAFileAndTakesNamespaceAndScope) {
   CliResult r = run_cli({"cache", "key", "--provider", "gemini", "--model", "gemini-2.0-flash",
                          "--namespace", "tests", "--scope", "tenant-a", path});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  const auto request = boost::json::parse(R"({"contents":[{"role":"user","parts":[{"text":"Hi"}]}]})");
+  const auto request =
+      boost::json::parse(R"({"contents":[{"role":"user","parts":[{"text":"Hi"}]}]})");
   EXPECT_EQ(r.output,
-            storage_key("tests", derive_key(Provider::gemini, "gemini-2.0-flash", request,
-                                            "tenant-a").hex) + "\n");
+            storage_key("tests",
+                        derive_key(Provider::gemini, "gemini-2.0-flash", request, "tenant-a").hex) +
+                "\n");
 }
 
 TEST(CliTest, KeyErrorsSayWhatToFix) {
