@@ -27,20 +27,24 @@ namespace {
 using testing::ScriptedModel;
 using namespace std::chrono_literals;
 
-// Each test gets its own namespace in one shared in-memory cache.
-std::string unique_namespace() {
+// Each test (and each repetition of it, with --gtest_repeat) gets its own namespace in one
+// shared in-memory cache.
+std::string fresh_namespace() {
+  static std::atomic<int> counter{0};
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return std::string(info->test_suite_name()) + "." + info->name();
+  return std::string(info->test_suite_name()) + "." + info->name() + "." +
+         std::to_string(++counter);
 }
 
 struct AgentRunTest : ::testing::Test {
+  const std::string namespace_ = fresh_namespace();
   std::shared_ptr<ScriptedModel> model = std::make_shared<ScriptedModel>();
   Agent agent{.model = "openai:my-custom-model", .system_prompt = "Be brief."};
 
   RunOptions options() {
     RunOptions o;
     o.redis_url = "memory://";
-    o.namespace_ = unique_namespace();
+    o.namespace_ = namespace_;
     o.model_client = model;
     // The seed README's custom costs: $1 / $2 / $0.5 / $0.1 per million tokens.
     o.custom_costs["my-custom-model"] = ModelCosts{1.0, 2.0, 0.5, 0.1};
@@ -72,7 +76,7 @@ TEST_F(AgentRunTest, MissThenHitCallsTheModelOnce) {
   EXPECT_EQ(second.avoided_cost_nano_usd, kCallNano);
   EXPECT_EQ(second.usage.requests, 0);
   EXPECT_EQ(second.cache_key, first.cache_key);
-  EXPECT_TRUE(second.cache_key.starts_with("llm-caching:v1:" + unique_namespace() + ":"));
+  EXPECT_TRUE(second.cache_key.starts_with("llm-caching:v1:" + namespace_ + ":"));
   EXPECT_EQ(model->calls(), 1);
 }
 
