@@ -125,23 +125,23 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   std::shared_ptr<const core::CacheEntry> stale_fallback;
   std::int64_t stale_for_ms = 0;
   if (reads_cache(request.mode)) {
-    cache::TieredCache::GraceLookup found;
+    cache::TieredCache::GraceLookup lookup;
     if (swr_ms > 0 || sie_ms > 0) {
-      found = co_await cache_->get(result.storage_key, clock_(), std::max(swr_ms, sie_ms));
+      lookup = co_await cache_->get(result.storage_key, clock_(), std::max(swr_ms, sie_ms));
     } else {
-      found.entry = co_await cache_->get(result.storage_key, clock_());
+      lookup.entry = co_await cache_->get(result.storage_key, clock_());
     }
-    if (found.entry && (!found.expired || (swr_ms > 0 && found.expired_for_ms <= swr_ms))) {
+    if (lookup.entry && (!lookup.expired || (swr_ms > 0 && lookup.expired_for_ms <= swr_ms))) {
       result.cache_hit = true;
-      result.stale = found.expired;
-      result.avoided_nano_usd = found.entry->cost_nano_usd;
-      result.entry = std::move(found.entry);
+      result.stale = lookup.expired;
+      result.avoided_nano_usd = lookup.entry->cost_nano_usd;
+      result.entry = std::move(lookup.entry);
       if (result.stale) start_refresh(request, result.storage_key, price, result.priced);
       co_return result;
     }
-    if (found.entry && sie_ms > 0 && found.expired_for_ms <= sie_ms) {
-      stale_fallback = std::move(found.entry);
-      stale_for_ms = found.expired_for_ms;
+    if (lookup.entry && sie_ms > 0 && lookup.expired_for_ms <= sie_ms) {
+      stale_fallback = std::move(lookup.entry);
+      stale_for_ms = lookup.expired_for_ms;
     }
     if (request.mode == CacheMode::replay_only) {
       throw CacheMissError(fmt::format(
@@ -152,13 +152,23 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   }
   if (!stale_fallback) co_return co_await fetch(model, request, std::move(result), price);
 
-  // stale-if-error: a provider that is down or rate limiting gets the expired answer served.
+  // stale-if-error: a provider that is down or rate limiting gets the expired answer served,
+  // unless part of a relayed answer already reached the caller (a second one cannot follow).
+  auto relayed_any = std::make_shared<bool>(false);
+  if (request.relay) {
+    request.relay = [inner = std::move(request.relay), relayed_any](std::string_view chunk) {
+      *relayed_any = true;
+      inner(chunk);
+    };
+  }
   std::string failure;
   try {
     co_return co_await fetch(model, request, result, price);
   } catch (const RateLimitError& e) {
+    if (*relayed_any) throw;
     failure = e.what();
   } catch (const ProviderError& e) {
+    if (*relayed_any) throw;
     if (e.http_status() != 0 && e.http_status() < 500) throw;  // the request itself is wrong
     failure = e.what();
   }
@@ -275,8 +285,12 @@ void Exchange::start_refresh(const ExchangeRequest& request, const std::string& 
   copy.relay = nullptr;  // the caller already has its (stale) answer
   copy.costs = nullptr;  // the price is resolved; these may point into the caller's frame
   copy.overrides = nullptr;
-  auto executor = request.refresh_executor ? request.refresh_executor
-                                           : asio::any_io_executor(background_.get_executor());
+  asio::any_io_executor executor = request.refresh_executor;
+  if (!executor) {
+    std::lock_guard lock(flights_mutex_);
+    if (!background_) background_ = std::make_unique<asio::thread_pool>(1);
+    executor = background_->get_executor();
+  }
   asio::co_spawn(executor,
                  background_refresh(request.refresh_model, std::move(copy), std::move(flight), key,
                                     price, priced),

@@ -139,8 +139,9 @@ class Exchange {
   Clock clock_;
   std::mutex flights_mutex_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
-  // Last: destroyed first, so abandoned refreshes still find the members above.
-  asio::thread_pool background_{1};
+  // Started on the first background refresh (guarded by flights_mutex_). Last: destroyed first,
+  // so abandoned refreshes still find the members above.
+  std::unique_ptr<asio::thread_pool> background_;
 };
 
 }  // namespace llm_caching::exchange
