@@ -56,25 +56,36 @@ struct RunOptions {
   std::string namespace_;
   /// Raise CacheError when the cache backend fails, instead of calling the provider as on a miss.
   bool strict_cache = false;
+  /// Single-flight: concurrent identical misses in this process share one provider call, the
+  /// others get its answer billed 0 (RunResult::coalesced). false: this call always makes its own.
+  bool coalesce = true;
+  /// Stale policies (0 = off; docs/SINGLE_FLIGHT.md). stale_while_revalidate: an answer expired by
+  /// at most this long is returned at once (RunResult::stale) while one background call refreshes
+  /// it. stale_if_error: an answer expired by at most this long is returned when the provider
+  /// fails (429 past max_wait, 5xx, unreachable); the failure is logged. Answers this call stores
+  /// are kept for ttl + the larger grace, so use the same settings for writers and readers.
+  std::chrono::milliseconds stale_while_revalidate{0};
+  std::chrono::milliseconds stale_if_error{0};
   /// Replaces the provider transport (tests, custom clients). Empty: HTTPS to the provider.
   std::shared_ptr<Model> model_client;
 };
 
 struct RunResult {
-  std::string output;                         ///< the answer's text
+  std::string output;                             ///< the answer's text
   std::optional<boost::json::value> output_json;  ///< set for structured (typed) output
-  std::vector<ModelMessage> messages;         ///< the conversation, the answer last
+  std::vector<ModelMessage> messages;             ///< the conversation, the answer last
   Usage usage;
-  std::string model;                          ///< as the Agent named it
+  std::string model;  ///< as the Agent named it
   std::string finish_reason;
-  double cost = 0.0;                          ///< dollars billed by this run (0 on a hit)
+  double cost = 0.0;  ///< dollars billed by this run (0 on a hit)
   std::int64_t cost_nano_usd = 0;
   bool cache_hit = false;
-  bool coalesced = false;  ///< answered by another caller's in-flight call for the same key
-  double avoided_cost = 0.0;                  ///< on a hit: what the original call cost
+  bool coalesced = false;     ///< answered by another caller's in-flight call for the same key
+  bool stale = false;         ///< an expired answer served under a stale policy (cache_hit too)
+  double avoided_cost = 0.0;  ///< on a hit: what the original call cost
   std::int64_t avoided_cost_nano_usd = 0;
-  std::string cache_key;                      ///< storage key: llm-caching:v1:<ns>:<hex>
-  int attempts = 0;  ///< provider calls made by this run, retries included (0 on a hit)
+  std::string cache_key;  ///< storage key: llm-caching:v1:<ns>:<hex>
+  int attempts = 0;       ///< provider calls made by this run, retries included (0 on a hit)
 };
 
 template <class T>
@@ -93,8 +104,7 @@ std::vector<ModelMessage> default_message_converter(const std::vector<HistoryIte
 /// (`co_await cached_agent_run(a, p, t, RunOptions{...})` aborts): name the options first, or
 /// use the three-argument overload. That is also why there is no `= {}` default here.
 boost::asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
-                                                   std::string_view task_name,
-                                                   RunOptions options);
+                                                   std::string_view task_name, RunOptions options);
 boost::asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
                                                    std::string_view task_name);
 /// The same on its own io_context; safe to call from several threads at once.

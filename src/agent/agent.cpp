@@ -8,8 +8,8 @@
 #include "providers/codec.hpp"
 #include "providers/http_model.hpp"
 
-#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json/serialize.hpp>
 
 #include <chrono>
 #include <map>
@@ -84,9 +84,8 @@ providers::ChatRequest build_chat(const Agent& agent, const agent::ModelSpec& sp
   chat.model = spec.model;
   chat.system_prompt = agent.system_prompt;
   chat.settings = agent.settings;
-  chat.messages = options.message_converter
-                      ? options.message_converter(options.transcript_history)
-                      : default_message_converter(options.transcript_history);
+  chat.messages = options.message_converter ? options.message_converter(options.transcript_history)
+                                            : default_message_converter(options.transcript_history);
   chat.messages.push_back({"user", std::string(prompt)});
   if (output) {
     chat.output_schema = output->schema;
@@ -133,7 +132,8 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   // Different servers may answer the same model id differently: key by endpoint (DESIGN §3).
   const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get());
 
-  providers::ChatRequest chat = build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
+  providers::ChatRequest chat =
+      build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
   exchange::ExchangeRequest request;
   request.native.provider = spec.provider;
   request.native.model = spec.model;
@@ -141,14 +141,20 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   request.namespace_ = options.namespace_;
   if (http_model) request.scope = http_model->cache_scope();
   request.mode = options.mode;
+  request.coalesce = options.coalesce;
+  request.stale_while_revalidate = options.stale_while_revalidate;
+  request.stale_if_error = options.stale_if_error;
+  request.refresh_model = model;
   request.ttl = options.ttl;
   request.retry.initial_wait = options.initial_wait;
   request.retry.max_wait = options.max_wait;
   request.overrides = options.custom_costs.empty() ? nullptr : &overrides;
   if (output) {
-    request.validate = [&output, provider = spec.provider](const core::CacheEntry& entry) {
+    // By value: a background refresh (stale-while-revalidate) outlives this frame.
+    request.validate = [validate = output->validate,
+                        provider = spec.provider](const core::CacheEntry& entry) {
       const auto parsed = providers::parse_response(provider, entry.response, true);
-      output->validate(*parsed.output_json);
+      validate(*parsed.output_json);
     };
   }
 
@@ -162,7 +168,9 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   result.output_json = parsed.output_json;
   result.finish_reason = parsed.finish_reason;
   result.messages = std::move(chat.messages);
-  result.messages.push_back({"assistant", parsed.output_json ? boost::json::serialize(*parsed.output_json) : parsed.text});
+  result.messages.push_back({"assistant", parsed.output_json
+                                              ? boost::json::serialize(*parsed.output_json)
+                                              : parsed.text});
   result.usage = exchanged.entry->usage;
   if (exchanged.cache_hit || exchanged.coalesced) result.usage.requests = 0;
   result.model = agent.model;
@@ -170,6 +178,7 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   result.cost = nano_usd_to_dollars(result.cost_nano_usd);
   result.cache_hit = exchanged.cache_hit;
   result.coalesced = exchanged.coalesced;
+  result.stale = exchanged.stale;
   result.avoided_cost_nano_usd = exchanged.avoided_nano_usd;
   result.avoided_cost = nano_usd_to_dollars(result.avoided_cost_nano_usd);
   result.cache_key = exchanged.storage_key;
@@ -238,8 +247,7 @@ asio::awaitable<RunResult> run_structured(const Agent& agent, std::string_view p
 RunResult run_structured_sync(const Agent& agent, std::string_view prompt,
                               std::string_view task_name, RunOptions options,
                               StructuredOutput output) {
-  return cache::run_blocking(
-      run(agent, prompt, task_name, std::move(options), std::move(output)));
+  return cache::run_blocking(run(agent, prompt, task_name, std::move(options), std::move(output)));
 }
 
 }  // namespace detail

@@ -11,6 +11,7 @@
 #include <map>
 #include <stdexcept>
 #include <tuple>
+#include <utility>
 
 namespace llm_caching::cache {
 namespace {
@@ -115,17 +116,15 @@ void TieredCache::absorb_backend_failure(std::string_view operation) {
   }
 }
 
-asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& storage_key,
-                                                        std::int64_t now_ms) {
-  if (EntryPtr hit = l1_find(storage_key, now_ms)) co_return hit;
-
+asio::awaitable<std::pair<TieredCache::EntryPtr, std::size_t>> TieredCache::l2_read(
+    const std::string& storage_key) {
   std::optional<std::string> bytes;
   try {
     bytes = co_await l2_->get(storage_key);
   } catch (...) {
     absorb_backend_failure("get");
   }
-  if (!bytes) co_return nullptr;
+  if (!bytes) co_return std::pair<EntryPtr, std::size_t>{};
 
   auto decoded = core::decode_entry(*bytes);
   if (const auto* error = std::get_if<core::DecodeError>(&decoded)) {
@@ -138,13 +137,46 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& stora
     } catch (...) {
       absorb_backend_failure("erase");
     }
-    co_return nullptr;
+    co_return std::pair<EntryPtr, std::size_t>{};
   }
   auto entry =
       std::make_shared<const core::CacheEntry>(std::get<core::CacheEntry>(std::move(decoded)));
-  if (entry->expired_at(now_ms)) co_return nullptr;
-  l1_store(storage_key, entry, bytes->size());
+  co_return std::pair<EntryPtr, std::size_t>{std::move(entry), bytes->size()};
+}
+
+asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& storage_key,
+                                                        std::int64_t now_ms) {
+  if (EntryPtr hit = l1_find(storage_key, now_ms)) co_return hit;
+  std::pair<EntryPtr, std::size_t> read = co_await l2_read(storage_key);
+  EntryPtr entry = std::move(read.first);
+  if (!entry || entry->expired_at(now_ms)) co_return nullptr;
+  l1_store(storage_key, entry, read.second);
   co_return entry;
+}
+
+asio::awaitable<TieredCache::GraceLookup> TieredCache::get(const std::string& storage_key,
+                                                           std::int64_t now_ms,
+                                                           std::int64_t grace_ms) {
+  GraceLookup lookup;
+  if (EntryPtr hit = l1_find(storage_key, now_ms)) {
+    lookup.entry = std::move(hit);
+    co_return lookup;
+  }
+  std::pair<EntryPtr, std::size_t> read = co_await l2_read(storage_key);
+  EntryPtr entry = std::move(read.first);
+  if (!entry) co_return lookup;
+  if (!entry->expired_at(now_ms)) {
+    l1_store(storage_key, entry, read.second);
+    lookup.entry = std::move(entry);
+    co_return lookup;
+  }
+  // Expired entries never go back into the L1: its reads must keep meaning "fresh".
+  const std::int64_t expired_for = now_ms - expires_at_ms(*entry);
+  if (expired_for > grace_ms) co_return lookup;
+  lookup.entry = std::move(entry);
+  lookup.expired = true;
+  lookup.expired_for_ms = expired_for;
+  co_return lookup;
 }
 
 asio::awaitable<void> TieredCache::put(const std::string& storage_key, EntryPtr entry,

@@ -30,12 +30,23 @@ class TieredCache {
  public:
   using EntryPtr = std::shared_ptr<const core::CacheEntry>;
 
+  /// A read that may return an entry past its TTL (stale policies, docs/SINGLE_FLIGHT.md).
+  struct GraceLookup {
+    EntryPtr entry;        ///< nullptr: a miss (absent, corrupt, or expired beyond the grace)
+    bool expired = false;  ///< the entry's TTL has passed, but by no more than the grace
+    std::int64_t expired_for_ms = 0;  ///< how long ago it expired (when expired)
+  };
+
   /// l1_max_bytes 0 disables the L1. strict: L2 failures raise CacheError instead of degrading.
   TieredCache(std::shared_ptr<Backend> l2, std::uint64_t l1_max_bytes, bool strict);
 
   /// The entry, or nullptr on a miss (absent, expired at now_ms, corrupt, or L2 down when not
   /// strict). L1 hits complete without suspending.
   asio::awaitable<EntryPtr> get(const std::string& storage_key, std::int64_t now_ms);
+  /// The same, but an entry expired at now_ms by at most grace_ms comes back marked expired. The
+  /// L2 only still has it if it was put with a ttl covering the grace (Exchange does so).
+  asio::awaitable<GraceLookup> get(const std::string& storage_key, std::int64_t now_ms,
+                                   std::int64_t grace_ms);
   /// Writes L1 and L2. ttl 0 = no expiry (the entry's own ttl_ms is what reads check).
   asio::awaitable<void> put(const std::string& storage_key, EntryPtr entry,
                             std::chrono::milliseconds ttl);
@@ -53,6 +64,8 @@ class TieredCache {
 
  private:
   EntryPtr l1_find(const std::string& key, std::int64_t now_ms);
+  /// The L2's entry decoded, whatever its TTL says, and its encoded size; nullptr on a miss.
+  asio::awaitable<std::pair<EntryPtr, std::size_t>> l2_read(const std::string& storage_key);
   void l1_store(const std::string& key, EntryPtr entry, std::uint64_t encoded_bytes);
   /// Call from a catch block: rethrows as CacheError when strict, else logs (at most once per
   /// 30 s) and counts.

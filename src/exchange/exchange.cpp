@@ -5,6 +5,9 @@
 #include "providers/sse.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <vector>
 
 namespace llm_caching::exchange {
@@ -73,17 +77,20 @@ std::int64_t system_now_ms() {
 
 /// One in-process call in flight for a key; callers that miss on the same key wait for it.
 struct Exchange::Flight {
+  using Outcome = FlightOutcome;
   std::mutex mutex;
   bool done = false;
+  Outcome outcome = Outcome::answered;
   std::shared_ptr<const core::CacheEntry> entry;
   std::exception_ptr error;
   std::vector<std::shared_ptr<Signal>> waiters;
 
-  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err) {
+  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover) {
     std::vector<std::shared_ptr<Signal>> to_wake;
     {
       std::lock_guard lock(mutex);
       done = true;
+      outcome = handover ? Outcome::handed_over : err ? Outcome::failed : Outcome::answered;
       entry = std::move(e);
       error = std::move(err);
       to_wake.swap(waiters);
@@ -113,12 +120,28 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   result.storage_key = storage_key(request.namespace_, derived.hex);
   result.priced = found != nullptr;
 
+  const std::int64_t swr_ms = request.refresh_model ? request.stale_while_revalidate.count() : 0;
+  const std::int64_t sie_ms = request.stale_if_error.count();
+  std::shared_ptr<const core::CacheEntry> stale_fallback;
+  std::int64_t stale_for_ms = 0;
   if (reads_cache(request.mode)) {
-    if (auto entry = co_await cache_->get(result.storage_key, clock_())) {
+    cache::TieredCache::GraceLookup lookup;
+    if (swr_ms > 0 || sie_ms > 0) {
+      lookup = co_await cache_->get(result.storage_key, clock_(), std::max(swr_ms, sie_ms));
+    } else {
+      lookup.entry = co_await cache_->get(result.storage_key, clock_());
+    }
+    if (lookup.entry && (!lookup.expired || (swr_ms > 0 && lookup.expired_for_ms <= swr_ms))) {
       result.cache_hit = true;
-      result.avoided_nano_usd = entry->cost_nano_usd;
-      result.entry = std::move(entry);
+      result.stale = lookup.expired;
+      result.avoided_nano_usd = lookup.entry->cost_nano_usd;
+      result.entry = std::move(lookup.entry);
+      if (result.stale) start_refresh(request, result.storage_key, price, result.priced);
       co_return result;
+    }
+    if (lookup.entry && sie_ms > 0 && lookup.expired_for_ms <= sie_ms) {
+      stale_fallback = std::move(lookup.entry);
+      stale_for_ms = lookup.expired_for_ms;
     }
     if (request.mode == CacheMode::replay_only) {
       throw CacheMissError(fmt::format(
@@ -127,61 +150,175 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
           describe_call(request.native), result.storage_key));
     }
   }
+  if (!stale_fallback) co_return co_await fetch(model, request, std::move(result), price);
 
-  if (!coalesces(request.mode)) {
+  // stale-if-error: a provider that is down or rate limiting gets the expired answer served,
+  // unless part of a relayed answer already reached the caller (a second one cannot follow).
+  auto relayed_any = std::make_shared<bool>(false);
+  if (request.relay) {
+    request.relay = [inner = std::move(request.relay), relayed_any](std::string_view chunk) {
+      *relayed_any = true;
+      inner(chunk);
+    };
+  }
+  std::string failure;
+  try {
+    co_return co_await fetch(model, request, result, price);
+  } catch (const RateLimitError& e) {
+    if (*relayed_any) throw;
+    failure = e.what();
+  } catch (const ProviderError& e) {
+    if (*relayed_any) throw;
+    if (e.http_status() != 0 && e.http_status() < 500) throw;  // the request itself is wrong
+    failure = e.what();
+  }
+  spdlog::warn(
+      "provider call for {} failed ({}); serving the entry that expired {} ms ago "
+      "(stale-if-error)",
+      result.storage_key, failure, stale_for_ms);
+  result.cache_hit = true;
+  result.stale = true;
+  result.avoided_nano_usd = stale_fallback->cost_nano_usd;
+  result.entry = std::move(stale_fallback);
+  co_return result;
+}
+
+asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequest& request,
+                                                ExchangeResult result, const ModelCosts& price) {
+  if (!coalesces(request.mode) || !request.coalesce) {
     ExchangeResult led = co_await lead(model, request, result.storage_key, price);
     led.priced = result.priced;
     co_return led;
   }
 
-  std::shared_ptr<Flight> flight;
-  bool leader = false;
-  {
-    std::lock_guard lock(flights_mutex_);
-    auto [it, inserted] = flights_.try_emplace(result.storage_key);
-    if (inserted) it->second = std::make_shared<Flight>();
-    flight = it->second;
-    leader = inserted;
-  }
-
-  if (leader) {
-    std::exception_ptr error;
-    try {
-      const bool priced = result.priced;
-      result = co_await lead(model, request, result.storage_key, price);
-      result.priced = priced;
-    } catch (...) {
-      error = std::current_exception();
-    }
+  // Join the key's flight or lead a new one. A waiter whose leader was cancelled goes round
+  // again: the first to come back leads, the others join it (docs/SINGLE_FLIGHT.md).
+  for (;;) {
+    std::shared_ptr<Flight> flight;
+    bool leader = false;
     {
       std::lock_guard lock(flights_mutex_);
-      flights_.erase(result.storage_key);
+      auto [it, inserted] = flights_.try_emplace(result.storage_key);
+      if (inserted) it->second = std::make_shared<Flight>();
+      flight = it->second;
+      leader = inserted;
     }
-    flight->finish(result.entry, error);
-    if (error) std::rethrow_exception(error);
+    if (leader) {
+      const bool priced = result.priced;
+      co_return co_await lead_flight(model, request, flight, result.storage_key, price, priced);
+    }
+    if (co_await wait_for(*flight) == FlightOutcome::handed_over) continue;
+    std::lock_guard lock(flight->mutex);
+    if (flight->error) std::rethrow_exception(flight->error);
+    result.coalesced = true;
+    result.entry = flight->entry;
+    result.avoided_nano_usd = flight->entry->cost_nano_usd;
     co_return result;
   }
+}
 
-  // A waiter: wake when the leader finishes, then share its answer (billed 0) or its error.
-  auto signal = std::make_shared<Signal>(co_await asio::this_coro::executor, 1);
-  bool wait = false;
-  {
-    std::lock_guard lock(flight->mutex);
-    if (!flight->done) {
-      flight->waiters.push_back(signal);
-      wait = true;
+namespace {
+bool is_cancellation(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const boost::system::system_error& e) {
+    return e.code() == asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+}  // namespace
+
+/// Finishes a flight however its leader ends: answered, failed, or cancelled (an exception, or
+/// the coroutine frame destroyed while suspended). A cancelled leader hands the flight over.
+struct Exchange::FlightGuard {
+  Exchange& exchange;
+  std::shared_ptr<Flight> flight;
+  const std::string& key;
+  bool finished = false;
+
+  void finish(std::shared_ptr<const core::CacheEntry> entry, std::exception_ptr error) {
+    {
+      std::lock_guard lock(exchange.flights_mutex_);
+      auto it = exchange.flights_.find(key);
+      if (it != exchange.flights_.end() && it->second == flight) exchange.flights_.erase(it);
     }
+    const bool handover = error && is_cancellation(error);
+    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover);
+    finished = true;
   }
-  if (wait) {
-    boost::system::error_code ec;
-    co_await signal->async_receive(asio::redirect_error(asio::use_awaitable, ec));
+  ~FlightGuard() {
+    if (!finished)
+      finish(nullptr,
+             std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)));
   }
-  std::lock_guard lock(flight->mutex);
-  if (flight->error) std::rethrow_exception(flight->error);
-  result.coalesced = true;
-  result.entry = flight->entry;
-  result.avoided_nano_usd = flight->entry->cost_nano_usd;
+};
+
+asio::awaitable<ExchangeResult> Exchange::lead_flight(Model& model, const ExchangeRequest& request,
+                                                      std::shared_ptr<Flight> flight,
+                                                      const std::string& key,
+                                                      const ModelCosts& price, bool priced) {
+  FlightGuard guard{*this, std::move(flight), key};
+  ExchangeResult result;
+  std::exception_ptr error;
+  try {
+    result = co_await lead(model, request, key, price);
+    result.priced = priced;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  guard.finish(result.entry, error);
+  if (error) std::rethrow_exception(error);
   co_return result;
+}
+
+void Exchange::start_refresh(const ExchangeRequest& request, const std::string& key,
+                             const ModelCosts& price, bool priced) {
+  std::shared_ptr<Flight> flight;
+  {
+    std::lock_guard lock(flights_mutex_);
+    auto [it, inserted] = flights_.try_emplace(key);
+    if (!inserted) return;  // a call for this key is already out: it refreshes the entry
+    it->second = flight = std::make_shared<Flight>();
+  }
+  ExchangeRequest copy = request;
+  copy.relay = nullptr;  // the caller already has its (stale) answer
+  copy.costs = nullptr;  // the price is resolved; these may point into the caller's frame
+  copy.overrides = nullptr;
+  asio::any_io_executor executor = request.refresh_executor;
+  if (!executor) {
+    std::lock_guard lock(flights_mutex_);
+    if (!background_) background_ = std::make_unique<asio::thread_pool>(1);
+    executor = background_->get_executor();
+  }
+  asio::co_spawn(executor,
+                 background_refresh(request.refresh_model, std::move(copy), std::move(flight), key,
+                                    price, priced),
+                 asio::detached);
+}
+
+asio::awaitable<void> Exchange::background_refresh(std::shared_ptr<Model> model,
+                                                   ExchangeRequest request,
+                                                   std::shared_ptr<Flight> flight, std::string key,
+                                                   ModelCosts price, bool priced) {
+  try {
+    co_await lead_flight(*model, request, std::move(flight), key, price, priced);
+  } catch (const std::exception& e) {
+    spdlog::warn("stale-while-revalidate: refreshing {} failed: {}", key, e.what());
+  }
+}
+
+asio::awaitable<FlightOutcome> Exchange::wait_for(Flight& flight) {
+  auto signal = std::make_shared<Signal>(co_await asio::this_coro::executor, 1);
+  {
+    std::lock_guard lock(flight.mutex);
+    if (flight.done) co_return flight.outcome;
+    flight.waiters.push_back(signal);
+  }
+  // Cancelling this wait ends this caller only (operation_aborted); the leader's call goes on.
+  co_await signal->async_receive(asio::use_awaitable);
+  std::lock_guard lock(flight.mutex);
+  co_return flight.outcome;
 }
 
 asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeRequest& request,
@@ -191,7 +328,10 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
   result.entry = co_await call_provider(model, request, price, result.attempts, result.relayed);
   result.cost_nano_usd = result.entry->cost_nano_usd;
   if (writes_cache(request.mode)) {
-    co_await cache_->put(key, result.entry, request.ttl);
+    // The L2 keeps the entry past its TTL for the stale policies' grace; reads check the TTL.
+    const auto grace = std::max(request.stale_while_revalidate, request.stale_if_error);
+    const auto retention = request.ttl.count() > 0 ? request.ttl + grace : request.ttl;
+    co_await cache_->put(key, result.entry, retention);
   }
   co_return result;
 }

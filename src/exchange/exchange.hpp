@@ -9,7 +9,9 @@
 #include "llm_caching/costs.hpp"
 #include "llm_caching/model.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -59,6 +61,20 @@ struct ExchangeRequest {
   /// Set with native.stream and a StreamingModel: a miss is relayed here as it arrives, while it
   /// is accumulated and stored whole (result.relayed). Once a byte is relayed there is no retry.
   ChunkSink relay;
+  /// Single-flight (docs/SINGLE_FLIGHT.md): concurrent identical misses share one provider call.
+  /// false: this call neither waits for nor leads a shared flight.
+  bool coalesce = true;
+  /// Stale policies (docs/SINGLE_FLIGHT.md), 0 = off. stale_while_revalidate: an entry expired
+  /// by at most this long is served at once (result.stale) while one background call refreshes
+  /// it with refresh_model (required: without it the policy is ignored). stale_if_error: an entry
+  /// expired by at most this long is served when the provider fails (429 past max_wait, 5xx, no
+  /// response). Entries this call stores are kept by the L2 for ttl + the larger grace.
+  std::chrono::milliseconds stale_while_revalidate{0};
+  std::chrono::milliseconds stale_if_error{0};
+  /// Owns the model for a background refresh (the caller's Model& may be gone by then).
+  std::shared_ptr<Model> refresh_model;
+  /// Where the background refresh runs; empty: the Exchange's own background thread.
+  asio::any_io_executor refresh_executor;
   /// Deterministic jitter for tests.
   std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
 };
@@ -68,12 +84,17 @@ struct ExchangeResult {
   std::string storage_key;
   bool cache_hit = false;
   bool coalesced = false;
+  bool stale = false;  ///< an expired entry served under a stale policy (cache_hit is also set)
   std::int64_t cost_nano_usd = 0;     ///< billed by this call (0 on a hit or when coalesced)
   std::int64_t avoided_nano_usd = 0;  ///< the original cost, on a hit or when coalesced
   int attempts = 0;                   ///< provider attempts made by this call
   bool priced = true;                 ///< false: unpriced model allowed, costed 0
   bool relayed = false;               ///< the answer already went to request.relay
 };
+
+/// How an in-process flight ended for its waiters: its answer, its error, or handed over (the
+/// leader was cancelled: a waiter leads a new flight).
+enum class FlightOutcome { answered, failed, handed_over };
 
 /// Milliseconds since the epoch; injectable for tests.
 using Clock = std::function<std::int64_t()>;
@@ -92,6 +113,22 @@ class Exchange {
 
  private:
   struct Flight;
+  struct FlightGuard;
+  /// Single-flight and the provider call, after the cache missed.
+  asio::awaitable<ExchangeResult> fetch(Model& model, const ExchangeRequest& request,
+                                        ExchangeResult result, const ModelCosts& price);
+  /// Starts one background refresh of key unless a flight for it is already out.
+  void start_refresh(const ExchangeRequest& request, const std::string& key,
+                     const ModelCosts& price, bool priced);
+  asio::awaitable<void> background_refresh(std::shared_ptr<Model> model, ExchangeRequest request,
+                                           std::shared_ptr<Flight> flight, std::string key,
+                                           ModelCosts price, bool priced);
+  asio::awaitable<ExchangeResult> lead_flight(Model& model, const ExchangeRequest& request,
+                                              std::shared_ptr<Flight> flight,
+                                              const std::string& key, const ModelCosts& price,
+                                              bool priced);
+  /// Waits for a flight's end (its Flight::Outcome); throws operation_aborted if cancelled.
+  asio::awaitable<FlightOutcome> wait_for(Flight& flight);
   asio::awaitable<ExchangeResult> lead(Model& model, const ExchangeRequest& request,
                                        const std::string& key, const ModelCosts& price);
   asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
@@ -102,6 +139,9 @@ class Exchange {
   Clock clock_;
   std::mutex flights_mutex_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+  // Started on the first background refresh (guarded by flights_mutex_). Last: destroyed first,
+  // so abandoned refreshes still find the members above.
+  std::unique_ptr<asio::thread_pool> background_;
 };
 
 }  // namespace llm_caching::exchange

@@ -106,7 +106,20 @@ CacheControls parse_cache_controls(const Headers& headers) {
                        "' (expected no-cache, no-store, refresh or only-if-cached)");
     }
   });
+  std::chrono::milliseconds stale_while_revalidate{0};
+  std::chrono::milliseconds stale_if_error{0};
   for_each_token(headers, "cache-control", [&](const std::string& token) {
+    for (auto [name, target] :
+         {std::pair{std::string_view("stale-while-revalidate="), &stale_while_revalidate},
+          std::pair{std::string_view("stale-if-error="), &stale_if_error}}) {
+      if (!token.starts_with(name)) continue;
+      const auto seconds = parse_whole(std::string_view(token).substr(name.size()));
+      if (!seconds || *seconds > 366LL * 24 * 3600) {
+        throw BadRequest("Cache-Control: " + std::string(name) +
+                         " expects whole seconds from 0 to 31622400");
+      }
+      *target = std::chrono::seconds(*seconds);
+    }
     if (token == "no-cache") skip_read = true;
     if (token == "no-store") skip_write = true;
     if (token == "only-if-cached") only_if_cached = true;
@@ -116,6 +129,8 @@ CacheControls parse_cache_controls(const Headers& headers) {
   }
 
   CacheControls controls;
+  controls.stale_while_revalidate = stale_while_revalidate;
+  controls.stale_if_error = stale_if_error;
   if (only_if_cached) {
     controls.mode = CacheMode::replay_only;
   } else if (skip_read) {
@@ -152,12 +167,25 @@ CacheControls parse_cache_controls(const Headers& headers) {
     }
     controls.max_wait = std::chrono::milliseconds(*ms);
   }
+  if (const auto coalesce = find_header(headers, "x-llm-cache-coalesce"); !coalesce.empty()) {
+    const std::string value = lowercase(coalesce);
+    if (value != "on" && value != "off") {
+      throw BadRequest("x-llm-cache-coalesce: expected on or off");
+    }
+    controls.coalesce = value == "on";
+  }
   return controls;
 }
 
 std::string_view cache_status(CacheMode mode, bool served_from_cache) noexcept {
   if (served_from_cache) return "HIT";
   return mode == CacheMode::refresh || mode == CacheMode::bypass ? "BYPASS" : "MISS";
+}
+
+std::string_view cache_status(CacheMode mode, bool cache_hit, bool coalesced, bool stale) noexcept {
+  if (stale) return "STALE";
+  if (coalesced) return "COALESCED";
+  return cache_status(mode, cache_hit);
 }
 
 Route match_route(std::string_view method, std::string_view target) {

@@ -27,19 +27,30 @@ struct CacheControls {
   std::string namespace_;                             ///< x-llm-cache-namespace
   std::string task;                                   ///< x-llm-task
   std::optional<std::chrono::milliseconds> max_wait;  ///< x-llm-max-wait-ms: retry budget
+  bool coalesce = true;                               ///< x-llm-cache-coalesce: on | off
+  /// Cache-Control: stale-while-revalidate=<s>, stale-if-error=<s> (0 = off)
+  std::chrono::milliseconds stale_while_revalidate{0};
+  std::chrono::milliseconds stale_if_error{0};
 };
 
 /// Reads x-llm-cache (no-cache | no-store | refresh | only-if-cached, comma-separated),
-/// Cache-Control (no-cache, no-store, only-if-cached; other directives ignored), x-llm-cache-ttl
+/// Cache-Control (no-cache, no-store, only-if-cached, stale-while-revalidate=<s>,
+/// stale-if-error=<s>; other directives ignored), x-llm-cache-ttl
 /// (positive whole seconds), x-llm-cache-namespace ([A-Za-z0-9._-]{1,64}), x-llm-task (printable
-/// ASCII, at most 128 bytes) and x-llm-max-wait-ms (0..3600000). Mode: only-if-cached ->
-/// replay_only; no-cache/refresh with no-store -> bypass; no-cache/refresh -> refresh; no-store
+/// ASCII, at most 128 bytes), x-llm-max-wait-ms (0..3600000) and x-llm-cache-coalesce (on | off).
+/// Mode: only-if-cached -> replay_only; no-cache/refresh with no-store -> bypass; no-cache/refresh
+/// -> refresh; no-store
 /// -> read_only; else use. Throws BadRequest naming the header for anything else.
 CacheControls parse_cache_controls(const Headers& headers);
 
 /// The x-llm-cache response value: "HIT" when served from the cache (or from a concurrent
 /// identical call), "MISS" when the cache was read and missed, "BYPASS" when it was not read.
 std::string_view cache_status(CacheMode mode, bool served_from_cache) noexcept;
+
+/// The same, telling apart an answer shared from a concurrent identical call ("COALESCED") and
+/// an expired entry served under a stale policy ("STALE").
+std::string_view cache_status(CacheMode mode, bool cache_hit, bool coalesced,
+                              bool stale = false) noexcept;
 
 enum class RouteKind {
   llm,     ///< a provider call: the exchange

@@ -169,8 +169,29 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
   }
 }
 
+/// Owns what an UpstreamModel borrows from its request, for a background refresh
+/// (stale-while-revalidate) that outlives the request.
+class OwnedUpstreamModel final : public Model {
+ public:
+  OwnedUpstreamModel(providers::HttpClient& client, const Upstream& upstream, Headers headers,
+                     std::string credential)
+      : headers_(std::move(headers)),
+        credential_(std::move(credential)),
+        model_(client, upstream, headers_, credential_) {}
+  asio::awaitable<NativeResponse> call(const NativeRequest& request) override {
+    return model_.call(request);
+  }
+
+ private:
+  Headers headers_;
+  std::string credential_;
+  UpstreamModel model_;
+};
+
 Outcome outcome_of(std::string_view cache_header) {
-  if (cache_header == "HIT") return Outcome::hit;
+  if (cache_header == "HIT" || cache_header == "COALESCED" || cache_header == "STALE") {
+    return Outcome::hit;
+  }
   if (cache_header == "MISS") return Outcome::miss;
   return Outcome::bypass;
 }
@@ -329,6 +350,16 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   exchange_request.retry = config_.retry;
   if (controls.max_wait) exchange_request.retry.max_wait = *controls.max_wait;
   exchange_request.allow_unpriced = config_.allow_unpriced;
+  exchange_request.coalesce = controls.coalesce;
+  exchange_request.stale_if_error = controls.stale_if_error;
+  exchange_request.stale_while_revalidate = controls.stale_while_revalidate;
+  if (controls.stale_while_revalidate.count() > 0) {
+    // The refresh runs after this request is answered: it needs its own copies, on this thread
+    // (the HttpClient is the worker thread's).
+    exchange_request.refresh_model =
+        std::make_shared<OwnedUpstreamModel>(upstream, target, request.headers, credential);
+    exchange_request.refresh_executor = co_await asio::this_coro::executor;
+  }
   if (provider == Provider::openai && stream && config_.openai_stream_usage) {
     json::value& options = exchange_request.native.body["stream_options"];
     if (!options.is_object()) options = json::object{};
@@ -379,8 +410,8 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
     co_return;
   }
 
-  const bool from_cache = result->cache_hit || result->coalesced;
-  const std::string_view status = cache_status(controls.mode, from_cache);
+  const std::string_view status =
+      cache_status(controls.mode, result->cache_hit, result->coalesced, result->stale);
   record.outcome = outcome_of(status);
   record.cost_nano_usd = result->cost_nano_usd;
   record.avoided_nano_usd = result->avoided_nano_usd;

@@ -8,12 +8,15 @@
 #include "support/scripted_model.hpp"
 #include "support/test_env.hpp"
 
+#include <gtest/gtest.h>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/describe.hpp>
-#include <gtest/gtest.h>
 
 #include <unistd.h>
 
@@ -232,10 +235,10 @@ TEST_F(AgentRunTest, ThrowingRecorderDoesNotLoseTheResult) {
 }
 
 TEST_F(AgentRunTest, RateLimitedTwiceThenSucceeds) {
-  model->script({429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})", false,
-                 5ms});
-  model->script({429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})", false,
-                 5ms});
+  model->script(
+      {429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})", false, 5ms});
+  model->script(
+      {429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})", false, 5ms});
   RunResult r = cached_agent_run_sync(agent, "Hi", "t", options());
   EXPECT_EQ(r.output, ScriptedModel::answer_text("Hi"));
   EXPECT_EQ(model->calls(), 3);
@@ -245,8 +248,8 @@ TEST_F(AgentRunTest, RateLimitedTwiceThenSucceeds) {
 
 TEST_F(AgentRunTest, RateLimitBeyondMaxWaitRaisesWithAttemptsAndWaited) {
   for (int i = 0; i < 10; ++i) {
-    model->script({429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})",
-                   false, 40ms});
+    model->script(
+        {429, R"({"error":{"message":"slow down","type":"rate_limit_exceeded"}})", false, 40ms});
   }
   RunOptions o = options();
   o.max_wait = 100ms;
@@ -313,13 +316,214 @@ TEST_F(AgentRunTest, HundredConcurrentRunsShareOneCallAndOneAnswer) {
   }
   context.run();
   int billed = 0;
+  int coalesced = 0;
   for (auto& f : results) {
     RunResult r = f.get();
     EXPECT_EQ(r.output, ScriptedModel::answer_text("Same"));
     if (r.cost_nano_usd > 0) ++billed;
+    if (r.coalesced) ++coalesced;
   }
   EXPECT_EQ(model->calls(), 1);
   EXPECT_EQ(billed, 1);  // the others were coalesced and billed 0
+  EXPECT_EQ(coalesced, 99);
+}
+
+// Runs `count` identical calls concurrently on one io_context and returns their futures.
+std::vector<std::future<RunResult>> spawn_same(boost::asio::io_context& context, const Agent& agent,
+                                               const RunOptions& o, int count) {
+  std::vector<std::future<RunResult>> results;
+  for (int i = 0; i < count; ++i) {
+    results.push_back(boost::asio::co_spawn(context, cached_agent_run(agent, "Same", "t", o),
+                                            boost::asio::use_future));
+  }
+  return results;
+}
+
+TEST_F(AgentRunTest, CoalesceOffMakesEveryConcurrentCallItsOwn) {
+  model->set_delay(30ms);
+  boost::asio::io_context context;
+  RunOptions o = options();
+  o.coalesce = false;
+  auto results = spawn_same(context, agent, o, 5);
+  context.run();
+  for (auto& f : results) {
+    const RunResult r = f.get();
+    EXPECT_FALSE(r.coalesced);
+    EXPECT_EQ(r.cost_nano_usd, kCallNano);
+  }
+  EXPECT_EQ(model->calls(), 5);
+}
+
+// The leader's retry loop is the flight's budget: once it gives up, every waiter gets its error
+// rather than a new round of calls against a provider that just refused.
+TEST_F(AgentRunTest, LeaderFailureReachesEveryWaiterWithOneCall) {
+  model->set_delay(30ms);
+  model->script(
+      NativeResponse{400, R"({"error":{"message":"bad prompt","type":"invalid_request_error"}})"});
+  boost::asio::io_context context;
+  auto results = spawn_same(context, agent, options(), 10);
+  context.run();
+  for (auto& f : results) EXPECT_THROW(f.get(), ProviderError);
+  EXPECT_EQ(model->calls(), 1);
+  // Nothing was cached: the next call asks again and succeeds.
+  EXPECT_FALSE(cached_agent_run_sync(agent, "Same", "t", options()).cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+}
+
+// Spawns a run that the returned signal can cancel.
+std::future<RunResult> spawn_cancellable(boost::asio::io_context& context, const Agent& agent,
+                                         const RunOptions& o,
+                                         boost::asio::cancellation_signal& signal) {
+  return boost::asio::co_spawn(
+      context, cached_agent_run(agent, "Same", "t", o),
+      boost::asio::bind_cancellation_slot(signal.slot(), boost::asio::use_future));
+}
+
+// Emits terminal cancellation on `signal` once the others are under way (the model answers
+// after 300 ms, the cancel comes after 50 ms).
+void cancel_soon(boost::asio::io_context& context, boost::asio::cancellation_signal& signal) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(context, 50ms);
+  timer->async_wait([timer, &signal](boost::system::error_code) {
+    signal.emit(boost::asio::cancellation_type::terminal);
+  });
+}
+
+TEST_F(AgentRunTest, CancellingAWaiterNeverCancelsTheLeadersCall) {
+  model->set_delay(300ms);
+  boost::asio::io_context context;
+  const RunOptions o = options();
+  auto leader = boost::asio::co_spawn(context, cached_agent_run(agent, "Same", "t", o),
+                                      boost::asio::use_future);
+  boost::asio::cancellation_signal waiter_signal;
+  auto waiter = spawn_cancellable(context, agent, o, waiter_signal);
+  auto other = boost::asio::co_spawn(context, cached_agent_run(agent, "Same", "t", o),
+                                     boost::asio::use_future);
+  cancel_soon(context, waiter_signal);
+  context.run();
+  EXPECT_THROW(waiter.get(), boost::system::system_error);
+  const RunResult led = leader.get();
+  EXPECT_EQ(led.output, ScriptedModel::answer_text("Same"));
+  EXPECT_EQ(led.cost_nano_usd, kCallNano);
+  EXPECT_TRUE(other.get().coalesced);
+  EXPECT_EQ(model->calls(), 1);
+}
+
+TEST_F(AgentRunTest, CancellingTheLeaderHandsTheCallToAWaiter) {
+  model->set_delay(300ms);
+  boost::asio::io_context context;
+  const RunOptions o = options();
+  boost::asio::cancellation_signal leader_signal;
+  auto leader = spawn_cancellable(context, agent, o, leader_signal);
+  auto waiters = spawn_same(context, agent, o, 3);
+  cancel_soon(context, leader_signal);
+  context.run();
+  EXPECT_THROW(leader.get(), boost::system::system_error);
+  int billed = 0;
+  int coalesced = 0;
+  for (auto& f : waiters) {
+    const RunResult r = f.get();
+    EXPECT_EQ(r.output, ScriptedModel::answer_text("Same"));
+    if (r.cost_nano_usd > 0) ++billed;
+    if (r.coalesced) ++coalesced;
+  }
+  EXPECT_EQ(billed, 1);  // one waiter took the call over, the other two shared its answer
+  EXPECT_EQ(coalesced, 2);
+  EXPECT_EQ(model->calls(), 2);
+}
+
+// Stale policies, with a 50 ms TTL: the test sleeps past it (no timing is asserted).
+struct StalePolicyTest : AgentRunTest {
+  RunOptions short_lived() {
+    RunOptions o = options();
+    o.ttl = 50ms;
+    return o;
+  }
+  static void outlive_ttl() { std::this_thread::sleep_for(120ms); }
+};
+
+TEST_F(StalePolicyTest, StaleWhileRevalidateServesAtOnceAndRefreshesOnce) {
+  RunOptions o = short_lived();
+  o.stale_while_revalidate = 60s;
+  ASSERT_FALSE(cached_agent_run_sync(agent, "Swr", "t", o).cache_hit);
+  outlive_ttl();
+  model->set_delay(300ms);  // the refresh is still out while the stale reads below happen
+  for (int i = 0; i < 5; ++i) {
+    const RunResult stale = cached_agent_run_sync(agent, "Swr", "t", o);
+    EXPECT_TRUE(stale.stale);
+    EXPECT_TRUE(stale.cache_hit);
+    EXPECT_EQ(stale.cost_nano_usd, 0);
+    EXPECT_EQ(stale.output, ScriptedModel::answer_text("Swr"));
+  }
+  // Wait (bounded) for the background refresh to land; then reads are fresh hits again.
+  RunResult fresh;
+  for (int i = 0; i < 500; ++i) {
+    fresh = cached_agent_run_sync(agent, "Swr", "t", o);
+    if (!fresh.stale) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(fresh.stale);
+  EXPECT_TRUE(fresh.cache_hit);
+  EXPECT_EQ(model->calls(), 2);  // the first call and one refresh, whatever the stale reads
+}
+
+TEST_F(StalePolicyTest, WithoutAPolicyAnExpiredEntryIsAMiss) {
+  const RunOptions o = short_lived();
+  cached_agent_run_sync(agent, "Plain", "t", o);
+  outlive_ttl();
+  const RunResult again = cached_agent_run_sync(agent, "Plain", "t", o);
+  EXPECT_FALSE(again.stale);
+  EXPECT_FALSE(again.cache_hit);
+  EXPECT_EQ(model->calls(), 2);
+}
+
+TEST_F(StalePolicyTest, StaleIfErrorServesTheExpiredAnswerWhenTheProviderFails) {
+  RunOptions o = short_lived();
+  o.stale_if_error = 60s;
+  o.max_wait = 0ms;  // one attempt, then the failure
+  cached_agent_run_sync(agent, "Sie", "t", o);
+  outlive_ttl();
+  model->script(NativeResponse{503, R"({"error":{"message":"down","type":"server_error"}})"});
+  const RunResult stale = cached_agent_run_sync(agent, "Sie", "t", o);
+  EXPECT_TRUE(stale.stale);
+  EXPECT_TRUE(stale.cache_hit);
+  EXPECT_EQ(stale.cost_nano_usd, 0);
+  EXPECT_EQ(stale.output, ScriptedModel::answer_text("Sie"));
+  EXPECT_EQ(model->calls(), 2);
+  // The provider is back: the next call replaces the expired entry.
+  const RunResult renewed = cached_agent_run_sync(agent, "Sie", "t", o);
+  EXPECT_FALSE(renewed.stale);
+  EXPECT_FALSE(renewed.cache_hit);
+  EXPECT_EQ(model->calls(), 3);
+}
+
+TEST_F(StalePolicyTest, StaleIfErrorServesThroughRateLimitsToo) {
+  RunOptions o = short_lived();
+  o.stale_if_error = 60s;
+  o.max_wait = 0ms;
+  cached_agent_run_sync(agent, "Sie429", "t", o);
+  outlive_ttl();
+  model->script(NativeResponse{429, R"({"error":{"message":"slow down","type":"rate_limit"}})"});
+  EXPECT_TRUE(cached_agent_run_sync(agent, "Sie429", "t", o).stale);
+}
+
+TEST_F(StalePolicyTest, StaleIfErrorNeverHidesARequestError) {
+  RunOptions o = short_lived();
+  o.stale_if_error = 60s;
+  cached_agent_run_sync(agent, "Sie400", "t", o);
+  outlive_ttl();
+  model->script(
+      NativeResponse{400, R"({"error":{"message":"bad","type":"invalid_request_error"}})"});
+  EXPECT_THROW(cached_agent_run_sync(agent, "Sie400", "t", o), ProviderError);
+}
+
+TEST_F(StalePolicyTest, StaleIfErrorEndsWithTheGraceWindow) {
+  RunOptions o = short_lived();
+  o.stale_if_error = 20ms;  // expired 120 ms ago: past the grace
+  o.max_wait = 0ms;
+  cached_agent_run_sync(agent, "SieOld", "t", o);
+  outlive_ttl();
+  model->script(NativeResponse{503, R"({"error":{"message":"down","type":"server_error"}})"});
+  EXPECT_THROW(cached_agent_run_sync(agent, "SieOld", "t", o), ProviderError);
 }
 
 // g++ 12 destroys braced temporaries inside co_await twice; the API must not create one itself
@@ -432,8 +636,9 @@ TEST_F(AgentRunTest, DescribedStructInHistoryIsSentAsJson) {
   RunResult r = cached_agent_run_sync(agent, "Analyze this profile", "profile_analysis", o);
   ASSERT_GE(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[0].role, "user");
-  EXPECT_EQ(r.messages[0].content,
-            R"({"name":"John Doe","age":30,"interests":["AI","Python","Machine Learning"],"mood":"happy"})");
+  EXPECT_EQ(
+      r.messages[0].content,
+      R"({"name":"John Doe","age":30,"interests":["AI","Python","Machine Learning"],"mood":"happy"})");
 }
 
 TEST_F(AgentRunTest, CustomMessageConverterIsUsed) {

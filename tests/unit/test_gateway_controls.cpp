@@ -63,7 +63,8 @@ TEST(GatewayControls, BadValuesNameTheHeader) {
                                            {"x-llm-cache-namespace", std::string(65, 'a')},
                                            {"x-llm-task", "tab\there"},
                                            {"x-llm-max-wait-ms", "3600001"},
-                                           {"x-llm-max-wait-ms", "soon"}}) {
+                                           {"x-llm-max-wait-ms", "soon"},
+                                           {"x-llm-cache-coalesce", "maybe"}}) {
     try {
       parse_cache_controls({{name, value}});
       ADD_FAILURE() << name << ": " << value << " was accepted";
@@ -79,6 +80,37 @@ TEST(GatewayControls, CacheStatusSaysWhatHappened) {
   EXPECT_EQ(cache_status(CacheMode::read_only, false), "MISS");
   EXPECT_EQ(cache_status(CacheMode::refresh, false), "BYPASS");
   EXPECT_EQ(cache_status(CacheMode::bypass, false), "BYPASS");
+  EXPECT_EQ(cache_status(CacheMode::use, false, true), "COALESCED");
+  EXPECT_EQ(cache_status(CacheMode::use, true, false, true), "STALE");
+  EXPECT_EQ(cache_status(CacheMode::use, true, false), "HIT");
+}
+
+TEST(GatewayControls, CoalesceCanBeSwitchedOffPerRequest) {
+  EXPECT_TRUE(parse_cache_controls({}).coalesce);
+  EXPECT_FALSE(parse_cache_controls({{"x-llm-cache-coalesce", "off"}}).coalesce);
+  EXPECT_FALSE(parse_cache_controls({{"x-llm-cache-coalesce", "OFF"}}).coalesce);
+  EXPECT_TRUE(parse_cache_controls({{"x-llm-cache-coalesce", "on"}}).coalesce);
+}
+
+TEST(GatewayControls, StalePoliciesComeFromCacheControl) {
+  using std::chrono::seconds;
+  const CacheControls none = parse_cache_controls({{"cache-control", "max-age=5"}});
+  EXPECT_EQ(none.stale_while_revalidate, seconds(0));
+  EXPECT_EQ(none.stale_if_error, seconds(0));
+  const CacheControls both =
+      parse_cache_controls({{"cache-control", "stale-while-revalidate=60, Stale-If-Error=300"}});
+  EXPECT_EQ(both.stale_while_revalidate, seconds(60));
+  EXPECT_EQ(both.stale_if_error, seconds(300));
+  EXPECT_EQ(both.mode, CacheMode::use);
+  for (const char* bad :
+       {"stale-if-error=soon", "stale-while-revalidate=-1", "stale-if-error=99999999999"}) {
+    try {
+      parse_cache_controls({{"cache-control", bad}});
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const BadRequest& e) {
+      EXPECT_NE(std::string(e.what()).find("stale-"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(GatewayRoutes, ProviderRoutes) {

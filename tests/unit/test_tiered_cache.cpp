@@ -201,6 +201,24 @@ TEST_F(TieredCacheTest, EraseAndClearReachBothTiers) {
   EXPECT_EQ(stats().l2.entries, 0u);
 }
 
+TEST_F(TieredCacheTest, GraceReadReturnsAnExpiredEntryMarkedUntilTheGraceEnds) {
+  const EntryPtr entry = make_entry("{}", /*ttl_ms=*/1000);
+  run_blocking(cache_.put(kKey, entry, milliseconds(0)));
+  const auto fresh = run_blocking(cache_.get(kKey, kNow + 999, 500));
+  ASSERT_NE(fresh.entry, nullptr);
+  EXPECT_FALSE(fresh.expired);
+
+  const auto stale = run_blocking(cache_.get(kKey, kNow + 1200, 500));
+  ASSERT_NE(stale.entry, nullptr);
+  EXPECT_EQ(*stale.entry, *entry);
+  EXPECT_TRUE(stale.expired);
+  EXPECT_EQ(stale.expired_for_ms, 200);
+  EXPECT_EQ(get(kKey, kNow + 1200), nullptr);  // the plain read still says miss
+
+  EXPECT_NE(run_blocking(cache_.get(kKey, kNow + 1500, 500)).entry, nullptr);
+  EXPECT_EQ(run_blocking(cache_.get(kKey, kNow + 1501, 500)).entry, nullptr);  // past the grace
+}
+
 TEST_F(TieredCacheTest, PruneDropsExpiredFromL1) {
   run_blocking(cache_.put("short", make_entry("{}", 10), milliseconds(10)));
   run_blocking(cache_.put("long", make_entry("{}", 0), milliseconds(0)));
