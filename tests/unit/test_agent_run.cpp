@@ -151,7 +151,7 @@ TEST_F(AgentRunTest, ExpiredEntryIsAMiss) {
 
 TEST_F(AgentRunTest, CorruptEntryIsAMissAndIsReplaced) {
   const auto path = std::filesystem::temp_directory_path() /
-                    ("llmc-corrupt-" + std::to_string(::getpid()) + ".db");
+                    ("llmc-corrupt-" + std::to_string(::getpid()) + "-" + namespace_ + ".db");
   std::filesystem::remove(path);
   RunOptions o = options();
   o.redis_url = "sqlite://" + path.string();
