@@ -15,9 +15,9 @@ namespace llm_caching {
 
 struct NativeRequest {
   Provider provider = Provider::openai;
-  std::string model;          ///< model id as sent (no "provider:" prefix)
-  boost::json::object body;   ///< the provider's native request body
-  bool stream = false;        ///< the caller wants a stream (gateway); the cache key ignores it
+  std::string model;         ///< model id as sent (no "provider:" prefix)
+  boost::json::object body;  ///< the provider's native request body
+  bool stream = false;       ///< the caller wants a stream (gateway); the cache key ignores it
 };
 
 struct NativeResponse {

@@ -3,8 +3,8 @@
 
 #include "llm_caching/errors.hpp"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdlib>
 #include <iostream>
@@ -15,10 +15,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "llm-caching " LLMC_VERSION);
   app.require_subcommand(1);
   cli::GlobalOptions global;
-  app.add_option("--cache-url", global.cache_url,
-                 "Cache URL: sqlite:///abs/path.db | memory:// | redis://host:6379/0 | "
-                 "rediss://... | redis+sentinel://h1:26379,h2:26379/master/0 (default: "
-                 "$LLM_CACHE_REDIS_URL, else the embedded file under $XDG_CACHE_HOME/llm-caching/)");
+  app.add_option(
+      "--cache-url", global.cache_url,
+      "Cache URL: sqlite:///abs/path.db | memory:// | redis://host:6379/0 | "
+      "rediss://... | redis+sentinel://h1:26379,h2:26379/master/0 (default: "
+      "$LLM_CACHE_REDIS_URL, else the embedded file under $XDG_CACHE_HOME/llm-caching/)");
   app.add_flag("--json", global.json, "Machine-readable JSON output");
   app.footer(
       "Examples:\n"

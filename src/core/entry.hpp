@@ -22,8 +22,8 @@ inline constexpr std::size_t kEntryHeaderSize = 16;
 inline constexpr std::size_t kMaxEntryPayloadBytes = std::size_t{64} << 20;
 
 struct CacheEntry {
-  std::string provider;  ///< "openai" | "anthropic" | "gemini"
-  std::string model;     ///< model id as sent
+  std::string provider;            ///< "openai" | "anthropic" | "gemini"
+  std::string model;               ///< model id as sent
   std::int64_t created_at_ms = 0;  ///< unix epoch milliseconds
   std::int64_t ttl_ms = 0;         ///< 0 = no expiry
   /// The native response body exactly as received (JSON text), so a hit replays it byte for byte.

@@ -7,8 +7,7 @@
 
 int main() {
   using namespace llm_caching;
-  const boost::json::value request =
-      parse_json_exact(R"({"model":"gpt-4o-mini","messages":[]})");
+  const boost::json::value request = parse_json_exact(R"({"model":"gpt-4o-mini","messages":[]})");
   std::cout << storage_key("", derive_key(Provider::openai, "gpt-4o-mini", request).hex) << "\n";
   try {
     Agent agent{.model = "openai:gpt-4o-mini"};

@@ -70,11 +70,11 @@ class ScriptedModel : public Model {
              {"index", 0},
              {"message", boost::json::object{{"role", "assistant"}, {"content", content}}},
              {"finish_reason", "stop"}}}},
-        {"usage", boost::json::object{{"prompt_tokens", 1000},
-                                      {"completion_tokens", 200},
-                                      {"total_tokens", 1200},
-                                      {"prompt_tokens_details",
-                                       boost::json::object{{"cached_tokens", 400}}}}}};
+        {"usage", boost::json::object{
+                      {"prompt_tokens", 1000},
+                      {"completion_tokens", 200},
+                      {"total_tokens", 1200},
+                      {"prompt_tokens_details", boost::json::object{{"cached_tokens", 400}}}}}};
     return boost::json::serialize(response);
   }
 
