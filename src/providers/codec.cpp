@@ -49,18 +49,6 @@ std::string redact_keys(std::string_view text) {
 
 }  // namespace
 
-// Not llm_caching::to_string: the codecs must not depend on the key code being linked in.
-std::string_view provider_name(Provider provider) noexcept {
-  switch (provider) {
-    case Provider::openai:
-      return "openai";
-    case Provider::anthropic:
-      return "anthropic";
-    case Provider::gemini:
-      return "gemini";
-  }
-  return "unknown";
-}
 
 std::string excerpt(std::string_view body, std::size_t max_bytes) {
   std::string text = redact_keys(body);
@@ -74,13 +62,13 @@ std::string excerpt(std::string_view body, std::size_t max_bytes) {
 
 void throw_invalid(Provider provider, std::string_view problem, std::string_view body,
                    std::string error_type) {
-  std::string what = std::string(provider_name(provider)) + " response: " + std::string(problem);
+  std::string what = std::string(to_string(provider)) + " response: " + std::string(problem);
   throw ProviderError(what, 200, std::move(error_type), excerpt(body));
 }
 
 void throw_error_object(Provider provider, std::string_view body) {
   const ProviderErrorInfo info = parse_error_body(provider, 200, body);
-  throw ProviderError(std::string(provider_name(provider)) + " returned an error: " + info.message,
+  throw ProviderError(std::string(to_string(provider)) + " returned an error: " + info.message,
                       200, info.type, excerpt(body));
 }
 
@@ -144,7 +132,7 @@ void check_schema_name(std::string_view name) {
 
 void throw_bad_role(Provider provider, std::string_view role) {
   throw ConfigurationError("message role '" + excerpt(role, 40) + "' is not supported for " +
-                           std::string(provider_name(provider)) +
+                           std::string(to_string(provider)) +
                            "; use \"system\", \"user\" or \"assistant\"");
 }
 
