@@ -124,6 +124,11 @@ Usage extract_usage(const json::object& response) {
   if (const json::object* details = find_object(*counts, "prompt_tokens_details")) {
     cached = std::min(find_count(*details, "cached_tokens"), prompt);
   }
+  if (cached == 0) {
+    // DeepSeek reports its prompt cache as prompt_cache_hit_tokens (+ _miss_tokens), both
+    // included in prompt_tokens, like OpenAI's cached_tokens.
+    cached = std::min(find_count(*counts, "prompt_cache_hit_tokens"), prompt);
+  }
   usage.input_tokens = prompt - cached;  // prompt_tokens includes the cached ones
   usage.cache_read_tokens = cached;
   usage.output_tokens = find_count(*counts, "completion_tokens");  // reasoning included

@@ -120,6 +120,17 @@ TEST(CodecOpenAI, ReasoningTokensStayInOutput) {
                       .requests = 1}));
 }
 
+TEST(CodecOpenAI, DeepSeekPromptCacheHitsAreCacheReads) {
+  // DeepSeek's OpenAI-compatible usage: prompt_tokens = cache hits + cache misses.
+  const json::object response{{"usage", json::object{{"prompt_tokens", 1000},
+                                                     {"prompt_cache_hit_tokens", 640},
+                                                     {"prompt_cache_miss_tokens", 360},
+                                                     {"completion_tokens", 50}}}};
+  EXPECT_EQ(extract_usage(Provider::openai, response),
+            (Usage{.input_tokens = 360, .output_tokens = 50, .cache_read_tokens = 640,
+                   .requests = 1}));
+}
+
 TEST(CodecOpenAI, ExtractUsageWithoutUsageIsZeroWithOneRequest) {
   EXPECT_EQ(extract_usage(Provider::openai, json::object{{"id", "x"}}), (Usage{.requests = 1}));
 }
