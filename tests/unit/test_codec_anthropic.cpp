@@ -1,5 +1,6 @@
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
+#include "support/codec_fixtures.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -13,22 +14,9 @@ using namespace llm_caching::providers;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(LLMC_TEST_DATA_DIR) + "/providers/" + name, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "missing fixture " << name;
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using llmc_test::fixture;
 
-template <class F>
-ProviderError provider_error(F&& f) {
-  try {
-    f();
-  } catch (const ProviderError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no ProviderError";
-  return ProviderError("none", 0, "", "");
-}
+using llmc_test::provider_error;
 
 }  // namespace
 
