@@ -234,6 +234,27 @@ TEST_F(HttpClientTest, ClosedPortFailsWithConnectErrorThatHidesHeaders) {
   EXPECT_EQ(std::string(error->what()).find(kSecret), std::string::npos);
 }
 
+TEST_F(HttpClientTest, ServerThatNeverHandshakesHitsTheConnectTimeout) {
+  // A TCP server that accepts and then says nothing: the TLS handshake never completes, and the
+  // connect timeout (which covers connect, proxy CONNECT and the handshake) must end the wait.
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto held = std::make_shared<std::optional<tcp::socket>>();
+  acceptor.async_accept([held](boost::system::error_code ec, tcp::socket socket) {
+    if (!ec) held->emplace(std::move(socket));
+  });
+  HttpClientOptions options = trusting();
+  options.connect_timeout = 300ms;
+  HttpClient client(io_.get_executor(), options);
+  const std::string base = "https://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  const auto error = transport_error_of([&] { send(client, chat_request(base, "x")); });
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::timeout) << error->what();
+  EXPECT_NE(std::string(error->what()).find("timed out after 300 ms"), std::string::npos)
+      << error->what();
+  EXPECT_EQ(std::string(error->what()).find(kSecret), std::string::npos);
+  EXPECT_TRUE(held->has_value());  // the server did accept; only the handshake hung
+}
+
 TEST_F(HttpClientTest, SlowServerHitsTheReadTimeout) {
   HttpClientOptions options;
   options.read_timeout = 200ms;
