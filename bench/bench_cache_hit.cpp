@@ -128,8 +128,8 @@ fs::path bench_database(std::uint64_t entries) {
   sqlite3_exec(db, "PRAGMA synchronous=OFF; BEGIN", nullptr, nullptr, nullptr);
   sqlite3_stmt* insert = nullptr;
   sqlite3_prepare_v2(db,
-                     "INSERT INTO entries(key, value, expires_at, size, last_access) "
-                     "VALUES (?1, ?2, 0, ?3, ?4)",
+                     "INSERT INTO entries(key, value, expires_at, size, last_access, id) "
+                     "VALUES (?1, ?2, 0, ?3, ?4, ?5)",
                      -1, &insert, nullptr);
   for (std::uint64_t i = 0; i < entries; ++i) {
     const std::string key = storage_key(i);
@@ -137,6 +137,7 @@ fs::path bench_database(std::uint64_t entries) {
     sqlite3_bind_blob(insert, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
     sqlite3_bind_int64(insert, 3, static_cast<std::int64_t>(key.size() + value.size()));
     sqlite3_bind_int64(insert, 4, kFixedNowMs);
+    sqlite3_bind_int64(insert, 5, cache::sqlite_entry_id(key));
     if (sqlite3_step(insert) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
     sqlite3_reset(insert);
   }

@@ -22,8 +22,12 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Looked up by id, a 63-bit hash of the key: one descent of the rowid B-tree instead of a key-index
+-- descent plus a rowid descent (it halves the read at 1M entries). The key is still stored and
+-- compared, so a hash collision is a miss, never another key's answer.
 CREATE TABLE entries(
-  key TEXT PRIMARY KEY,
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
   value BLOB NOT NULL,
   expires_at INTEGER NOT NULL DEFAULT 0, -- unix ms, 0 = never
   size INTEGER NOT NULL,                 -- bytes of key + value
@@ -45,6 +49,26 @@ CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
 END;
 INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0);
 )sql";
+
+}  // namespace
+
+std::int64_t sqlite_entry_id(std::string_view key) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return static_cast<std::int64_t>(h & 0x7fffffffffffffffULL);
+}
+
+namespace {
+
+/// Whether column `column` of the current row holds exactly `key` (ids can collide; keys not).
+bool stored_key_is(sqlite3_stmt* statement, int column, std::string_view key) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, column));
+  const int size = sqlite3_column_bytes(statement, column);
+  return text != nullptr && std::string_view(text, static_cast<std::size_t>(size)) == key;
+}
 
 std::string corrupt_hint(const fs::path& path) {
   return fmt::format(
@@ -251,9 +275,11 @@ void SqliteBackend::Connection::ensure_schema() {
           query_int("SELECT coalesce(max(value), 0) FROM meta WHERE name='schema_version'");
       if (version != kSqliteSchemaVersion) {
         throw CacheError(fmt::format(
-            "the cache file {} has schema version {}, this build reads version {} (written by a "
-            "newer llm-caching?); use a matching version, or another path",
-            path.string(), version, kSqliteSchemaVersion));
+            "the cache file {} has schema version {}, this build reads version {} ({}); use a "
+            "matching version, or another path (the file is only a cache: deleting it is safe)",
+            path.string(), version, kSqliteSchemaVersion,
+            version > kSqliteSchemaVersion ? "written by a newer llm-caching"
+                                           : "written by an older llm-caching"));
       }
     }
     exec("COMMIT", "COMMIT");
@@ -264,12 +290,14 @@ void SqliteBackend::Connection::ensure_schema() {
 }
 
 void SqliteBackend::Connection::prepare_statements() {
-  select_entry = prepare("SELECT value, expires_at, last_access FROM entries WHERE key = ?1");
+  select_entry =
+      prepare("SELECT value, expires_at, last_access, key FROM entries WHERE id = ?1");
   touch_entry = prepare("UPDATE entries SET last_access = ?2 WHERE key = ?1");
   upsert_entry = prepare(
-      "INSERT INTO entries(key, value, expires_at, size, last_access) VALUES (?1, ?2, ?3, ?4, ?5) "
-      "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, "
-      "size = excluded.size, last_access = excluded.last_access");
+      "INSERT INTO entries(id, key, value, expires_at, size, last_access) "
+      "VALUES (?6, ?1, ?2, ?3, ?4, ?5) "
+      "ON CONFLICT(id) DO UPDATE SET key = excluded.key, value = excluded.value, "
+      "expires_at = excluded.expires_at, size = excluded.size, last_access = excluded.last_access");
   delete_entry = prepare("DELETE FROM entries WHERE key = ?1");
   delete_range = prepare("DELETE FROM entries WHERE key >= ?1 AND key < ?2");
   delete_from = prepare("DELETE FROM entries WHERE key >= ?1");
@@ -323,8 +351,8 @@ std::optional<std::string> SqliteBackend::get_now(std::string_view key) {
     std::optional<std::string> value;
     {
       StatementUse use(db.select_entry);
-      db.bind_text(db.select_entry, 1, key);
-      if (db.step(db.select_entry, "reading an entry")) {
+      db.bind_int(db.select_entry, 1, sqlite_entry_id(key));
+      if (db.step(db.select_entry, "reading an entry") && stored_key_is(db.select_entry, 3, key)) {
         const std::int64_t expires_at = sqlite3_column_int64(db.select_entry, 1);
         if (expires_at != 0 && now >= expires_at) {
           ++counters_.expired;  // left for prune or eviction: reads stay read-only
@@ -370,6 +398,7 @@ void SqliteBackend::put_now(std::string_view key, std::string_view value,
       db.bind_int(db.upsert_entry, 3, ttl.count() == 0 ? 0 : now + ttl.count());
       db.bind_int(db.upsert_entry, 4, static_cast<std::int64_t>(key.size() + value.size()));
       db.bind_int(db.upsert_entry, 5, now);
+      db.bind_int(db.upsert_entry, 6, sqlite_entry_id(key));
       db.step(db.upsert_entry, "writing an entry");
     }
     ++counters_.writes;

@@ -12,7 +12,11 @@
 namespace llm_caching::cache {
 
 /// Schema version this build writes and reads (meta table row 'schema_version').
-inline constexpr std::int64_t kSqliteSchemaVersion = 1;
+inline constexpr std::int64_t kSqliteSchemaVersion = 2;
+
+/// The row id an entry is stored under: FNV-1a 64 of its key, kept positive. The key itself is
+/// stored and compared too, so a collision is a miss, never another key's entry.
+std::int64_t sqlite_entry_id(std::string_view key) noexcept;
 
 /// Reads refresh an entry's last_access (its LRU position) at most this often, so that most hits
 /// stay read-only and never wait for another process's write lock.

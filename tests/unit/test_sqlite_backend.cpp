@@ -389,10 +389,29 @@ TEST_F(SqliteBackendTest, DatabaseOfAnotherProgramIsRefused) {
   EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("another program")));
 }
 
+TEST_F(SqliteBackendTest, RowWhoseStoredKeyDiffersIsAMissNotAnotherKeysAnswer) {
+  // Rows are found by a 63-bit hash of the key; the stored key is compared, so even a hash
+  // collision can never serve another key's entry.
+  {
+    SqliteBackend backend(options());
+    backend.put_now("llm-caching:v1:a:key-one", "answer one", milliseconds(0));
+  }
+  raw_sql("UPDATE entries SET key = 'llm-caching:v1:b:key-two'");  // as a colliding key would
+  SqliteBackend backend(options());
+  EXPECT_EQ(backend.get_now("llm-caching:v1:a:key-one"), std::nullopt);
+}
+
+TEST_F(SqliteBackendTest, OlderSchemaIsRefusedWithAHint) {
+  { SqliteBackend backend(options()); }
+  raw_sql("UPDATE meta SET value = 1 WHERE name = 'schema_version'");
+  EXPECT_THAT(open_error(), AllOf(HasSubstr("schema version 1"), HasSubstr("older"),
+                                  HasSubstr("deleting it is safe")));
+}
+
 TEST_F(SqliteBackendTest, NewerSchemaIsRefused) {
   { SqliteBackend backend(options()); }
-  raw_sql("UPDATE meta SET value = 2 WHERE name = 'schema_version'");
-  EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("schema version 2")));
+  raw_sql("UPDATE meta SET value = 3 WHERE name = 'schema_version'");
+  EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("schema version 3")));
 }
 
 TEST_F(SqliteBackendTest, RelativePathIsRefused) {
