@@ -290,8 +290,7 @@ void SqliteBackend::Connection::ensure_schema() {
 }
 
 void SqliteBackend::Connection::prepare_statements() {
-  select_entry =
-      prepare("SELECT value, expires_at, last_access, key FROM entries WHERE id = ?1");
+  select_entry = prepare("SELECT value, expires_at, last_access, key FROM entries WHERE id = ?1");
   touch_entry = prepare("UPDATE entries SET last_access = ?2 WHERE key = ?1");
   upsert_entry = prepare(
       "INSERT INTO entries(id, key, value, expires_at, size, last_access) "

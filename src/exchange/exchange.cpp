@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -95,7 +96,15 @@ struct Exchange::Flight {
       error = std::move(err);
       to_wake.swap(waiters);
     }
-    for (auto& w : to_wake) w->try_send(boost::system::error_code{});
+    // Each waiter's channel lives on the waiter's executor, which may belong to an io_context
+    // that ends as soon as the waiter resumes (cached_agent_run_sync). So the wake-up, and the
+    // last reference to the channel, are handed to that executor: this thread keeps nothing of
+    // it, and the channel is destroyed where its context is still alive.
+    for (auto& w : to_wake) {
+      auto executor = w->get_executor();
+      asio::post(executor,
+                 [signal = std::move(w)] { signal->try_send(boost::system::error_code{}); });
+    }
   }
 };
 
