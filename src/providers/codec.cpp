@@ -49,7 +49,6 @@ std::string redact_keys(std::string_view text) {
 
 }  // namespace
 
-
 std::string excerpt(std::string_view body, std::size_t max_bytes) {
   std::string text = redact_keys(body);
   if (text.size() <= max_bytes) return text;
@@ -68,8 +67,8 @@ void throw_invalid(Provider provider, std::string_view problem, std::string_view
 
 void throw_error_object(Provider provider, std::string_view body) {
   const ProviderErrorInfo info = parse_error_body(provider, 200, body);
-  throw ProviderError(std::string(to_string(provider)) + " returned an error: " + info.message,
-                      200, info.type, excerpt(body));
+  throw ProviderError(std::string(to_string(provider)) + " returned an error: " + info.message, 200,
+                      info.type, excerpt(body));
 }
 
 std::optional<json::value> try_parse(std::string_view text) {

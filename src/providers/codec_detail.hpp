@@ -15,7 +15,6 @@
 
 namespace llm_caching::providers::detail {
 
-
 /// At most `max_bytes` of `body` (cut on a UTF-8 boundary), with API-key-like tokens redacted.
 std::string excerpt(std::string_view body, std::size_t max_bytes = 200);
 

@@ -66,19 +66,9 @@ const Api kGemini{"gemini", "gemini:gemini-2.0-flash", "GEMINI_API_KEY", "GEMINI
 
 class CliAskTest : public ::testing::TestWithParam<Api> {
  protected:
-  static void SetUpTestSuite() {
-    certs_ = new llmc_test::TestCertificates(llmc_test::make_test_certificates());
-    fake_ = new FakeProvider();
-    tls_fake_ = new FakeProvider({.tls = certs_});
-  }
-  static void TearDownTestSuite() {
-    delete tls_fake_;
-    delete fake_;
-    delete certs_;
-  }
+  static llmc_test::FakeProviderPair& fakes() { return llmc_test::shared_fake_providers(); }
   void SetUp() override {
-    fake_->reset();
-    tls_fake_->reset();
+    fakes().reset();
     for (const char* name :
          {"OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
           "GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_BASE_URL", "LLM_CACHING_CA_FILE",
@@ -87,7 +77,7 @@ class CliAskTest : public ::testing::TestWithParam<Api> {
       set_env(name, std::nullopt);
     }
     set_env(api().key_var, kSecret);
-    point_at(*fake_);
+    point_at(fakes().plain);
   }
 
   const Api& api() const { return GetParam(); }
@@ -117,9 +107,6 @@ class CliAskTest : public ::testing::TestWithParam<Api> {
 
   llmc_test::TempDir dir_;
   std::vector<std::unique_ptr<ScopedEnv>> env_;
-  static inline llmc_test::TestCertificates* certs_ = nullptr;
-  static inline FakeProvider* fake_ = nullptr;
-  static inline FakeProvider* tls_fake_ = nullptr;
 };
 
 TEST_P(CliAskTest, PrintsTheAnswerThenAnswersFromTheCache) {
@@ -138,7 +125,7 @@ TEST_P(CliAskTest, PrintsTheAnswerThenAnswersFromTheCache) {
   EXPECT_EQ(second.out, first.out);
   EXPECT_TRUE(second.err.starts_with("HIT ")) << second.err;
   EXPECT_NE(second.err.find("saved $"), std::string::npos) << second.err;
-  EXPECT_EQ(calls(*fake_), 1);
+  EXPECT_EQ(calls(fakes().plain), 1);
 }
 
 TEST_P(CliAskTest, JsonPrintsTheWholeRunResult) {
@@ -164,27 +151,27 @@ TEST_P(CliAskTest, JsonPrintsTheWholeRunResult) {
                                "--temperature", "0.3", "--max-tokens", "64", "--seed", "7", "Hi"});
   ASSERT_EQ(other.exit_code, 0) << other.err;
   EXPECT_NE(json::parse(other.out).at("cache_key"), result.at("cache_key"));
-  EXPECT_EQ(calls(*fake_), 2);
+  EXPECT_EQ(calls(fakes().plain), 2);
 }
 
 TEST_P(CliAskTest, MissingKeyExitsTwoNamingTheVariable) {
-  point_at(*tls_fake_);  // https: a key is required
+  point_at(fakes().tls);  // https: a key is required
   set_env(api().key_var, std::nullopt);
-  const CliResult r = ask({"--model", api().model, "--ca-file", certs_->ca_cert, "Hi"});
+  const CliResult r = ask({"--model", api().model, "--ca-file", fakes().certs.ca_cert, "Hi"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find(api().key_var), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
-  EXPECT_EQ(calls(*tls_fake_), 0);
+  EXPECT_EQ(calls(fakes().tls), 0);
 }
 
 TEST_P(CliAskTest, CaFileIsTrustedAndWithoutItVerificationFails) {
-  point_at(*tls_fake_);
+  point_at(fakes().tls);
   const CliResult untrusted = ask({"--model", api().model, "Hi over TLS"});
   EXPECT_EQ(untrusted.exit_code, 5) << untrusted.err;
   EXPECT_NE(untrusted.err.find("certificate verify failed"), std::string::npos) << untrusted.err;
 
   const CliResult trusted =
-      ask({"--model", api().model, "--ca-file", certs_->ca_cert, "Hi over TLS"});
+      ask({"--model", api().model, "--ca-file", fakes().certs.ca_cert, "Hi over TLS"});
   EXPECT_EQ(trusted.exit_code, 0) << trusted.err;
   EXPECT_TRUE(trusted.out.starts_with("echo: Hi over TLS")) << trusted.out;
 }
@@ -197,7 +184,7 @@ TEST_P(CliAskTest, RateLimitBeyondMaxWaitExitsFour) {
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find("rate limited"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("attempts 3"), std::string::npos) << r.err;
-  EXPECT_EQ(calls(*fake_), 3);
+  EXPECT_EQ(calls(fakes().plain), 3);
 }
 
 TEST_P(CliAskTest, GarbageAnswerExitsFiveAndIsNotCached) {
@@ -207,17 +194,17 @@ TEST_P(CliAskTest, GarbageAnswerExitsFiveAndIsNotCached) {
     EXPECT_EQ(r.exit_code, 5) << r.err;
     EXPECT_NE(r.err.find("provider error"), std::string::npos) << r.err;
   }
-  EXPECT_EQ(calls(*fake_), 2);
+  EXPECT_EQ(calls(fakes().plain), 2);
 }
 
 TEST_P(CliAskTest, CacheModes) {
   const CliResult miss = ask({"--model", api().model, "--mode", "replay_only", "Hi modes"});
   EXPECT_EQ(miss.exit_code, 3) << miss.err;
-  EXPECT_EQ(calls(*fake_), 0);
+  EXPECT_EQ(calls(fakes().plain), 0);
 
   ASSERT_EQ(ask({"--model", api().model, "--mode", "bypass", "Hi modes"}).exit_code, 0);
   ASSERT_EQ(ask({"--model", api().model, "--mode", "bypass", "Hi modes"}).exit_code, 0);
-  EXPECT_EQ(calls(*fake_), 2);  // bypass neither reads nor writes
+  EXPECT_EQ(calls(fakes().plain), 2);  // bypass neither reads nor writes
 
   ASSERT_EQ(ask({"--model", api().model, "Hi modes"}).exit_code, 0);
   // replay_only needs no key: test suites replay without secrets.
@@ -225,7 +212,7 @@ TEST_P(CliAskTest, CacheModes) {
   const CliResult replay = ask({"--model", api().model, "--mode", "replay_only", "-v", "Hi modes"});
   EXPECT_EQ(replay.exit_code, 0) << replay.err;
   EXPECT_TRUE(replay.err.starts_with("HIT ")) << replay.err;
-  EXPECT_EQ(calls(*fake_), 3);
+  EXPECT_EQ(calls(fakes().plain), 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Wire, CliAskTest, ::testing::Values(kOpenAi, kAnthropic, kGemini),
@@ -253,12 +240,12 @@ TEST_P(CliAskUsageTest, BadArgumentsAreConfigurationErrors) {
   EXPECT_NE(r.err.find("provider:model"), std::string::npos) << r.err;
   r = ask({"--model", api().model, "--price", "cheap", "Hi"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_EQ(calls(*fake_), 0);
+  EXPECT_EQ(calls(fakes().plain), 0);
 }
 
 TEST_P(CliAskUsageTest, TtlAndLocalHostWithoutKey) {
   // ollama: a local OpenAI-compatible server; an unpriced model costs 0.
-  set_env("OLLAMA_BASE_URL", fake_->base_url() + "/v1");
+  set_env("OLLAMA_BASE_URL", fakes().plain.base_url() + "/v1");
   set_env("OLLAMA_API_KEY", "local");  // the fake insists on a key; Ollama itself needs none
   const CliResult r = ask({"--model", "ollama:llama3.2:1b", "--ttl", "1h30m", "--json", "Hi"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -63,28 +63,16 @@ std::optional<TransportError> transport_error_of(const std::function<void()>& se
 
 class HttpClientTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    certs_ = new llmc_test::TestCertificates(llmc_test::make_test_certificates());
-    plain_ = new FakeProvider();
-    tls_ = new FakeProvider({.tls = certs_});
-  }
-  static void TearDownTestSuite() {
-    delete tls_;
-    delete plain_;
-    delete certs_;
-  }
+  static llmc_test::FakeProviderPair& fakes() { return llmc_test::shared_fake_providers(); }
   HttpResponse send(HttpClient& client, HttpRequest request) {
     return run_sync(io_, client.send(std::move(request)));
   }
   HttpClientOptions trusting() const {
     HttpClientOptions options;
-    options.ca_file = certs_->ca_cert;
+    options.ca_file = fakes().certs.ca_cert;
     return options;
   }
 
-  static inline llmc_test::TestCertificates* certs_ = nullptr;
-  static inline FakeProvider* plain_ = nullptr;
-  static inline FakeProvider* tls_ = nullptr;
   // No proxy from the developer's environment may redirect these loopback calls.
   llmc_test::ScopedEnv no_https_proxy_{"HTTPS_PROXY", std::nullopt};
   llmc_test::ScopedEnv no_https_proxy_lower_{"https_proxy", std::nullopt};
@@ -99,41 +87,42 @@ TEST_F(HttpClientTest, GetAndPostOverPlainHttp) {
   HttpClient client(io_.get_executor());
   HttpRequest list;
   list.method = "GET";
-  list.url = plain_->base_url() + "/v1/models";
+  list.url = fakes().plain.base_url() + "/v1/models";
   const auto models = send(client, list);
   EXPECT_EQ(models.status, 200);
   EXPECT_EQ(json::parse(models.body).at("object"), "list");
   EXPECT_EQ(models.header("content-type"), "application/json");
 
-  const auto answer = send(client, chat_request(plain_->base_url(), "hello over http"));
+  const auto answer = send(client, chat_request(fakes().plain.base_url(), "hello over http"));
   EXPECT_EQ(answer.status, 200);
   EXPECT_NE(content_of(answer).find("echo: hello over http"), std::string::npos);
 }
 
 TEST_F(HttpClientTest, HttpsWorksWhenTheTestCaIsTrusted) {
   HttpClient client(io_.get_executor(), trusting());
-  const auto answer = send(client, chat_request(tls_->base_url(), "hello over https"));
+  const auto answer = send(client, chat_request(fakes().tls.base_url(), "hello over https"));
   EXPECT_EQ(answer.status, 200);
   EXPECT_NE(content_of(answer).find("echo: hello over https"), std::string::npos);
 }
 
 TEST_F(HttpClientTest, HeaderLookupIsCaseInsensitiveAndEmptyWhenAbsent) {
   HttpClient client(io_.get_executor());
-  const auto answer = send(client, chat_request(plain_->base_url(), "headers"));
+  const auto answer = send(client, chat_request(fakes().plain.base_url(), "headers"));
   EXPECT_EQ(answer.header("CONTENT-TYPE"), "application/json");
   EXPECT_EQ(answer.header("x-not-there"), "");
 }
 
 TEST_F(HttpClientTest, SequentialRequestsReuseOneConnection) {
   HttpClient client(io_.get_executor(), trusting());
-  plain_->reset();
+  fakes().plain.reset();
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(send(client, chat_request(plain_->base_url(), "again " + std::to_string(i))).status,
-              200);
+    EXPECT_EQ(
+        send(client, chat_request(fakes().plain.base_url(), "again " + std::to_string(i))).status,
+        200);
   }
   HttpRequest stats;
   stats.method = "GET";
-  stats.url = plain_->base_url() + "/_stats";
+  stats.url = fakes().plain.base_url() + "/_stats";
   const auto server_view = json::parse(send(client, stats).body);
   EXPECT_EQ(server_view.at("connections").as_int64(), 1);  // the server saw one connection
   EXPECT_EQ(server_view.at("total").as_int64(), 5);
@@ -142,7 +131,7 @@ TEST_F(HttpClientTest, SequentialRequestsReuseOneConnection) {
 
 TEST_F(HttpClientTest, TlsConnectionsArePooledToo) {
   HttpClient client(io_.get_executor(), trusting());
-  for (int i = 0; i < 3; ++i) send(client, chat_request(tls_->base_url(), "tls again"));
+  for (int i = 0; i < 3; ++i) send(client, chat_request(fakes().tls.base_url(), "tls again"));
   EXPECT_EQ(client.connections_opened(), 1u);
 }
 
@@ -150,7 +139,7 @@ TEST_F(HttpClientTest, ConcurrentRequestsEachGetAConnectionAndAllSucceed) {
   HttpClient client(io_.get_executor());
   int done = 0;
   for (int i = 0; i < 4; ++i) {
-    asio::co_spawn(io_, client.send(chat_request(plain_->base_url(), "parallel")),
+    asio::co_spawn(io_, client.send(chat_request(fakes().plain.base_url(), "parallel")),
                    [&](std::exception_ptr error, HttpResponse response) {
                      EXPECT_FALSE(error);
                      EXPECT_EQ(response.status, 200);
@@ -160,7 +149,7 @@ TEST_F(HttpClientTest, ConcurrentRequestsEachGetAConnectionAndAllSucceed) {
   io_.run();
   EXPECT_EQ(done, 4);
   EXPECT_EQ(client.connections_opened(), 4u);
-  send(client, chat_request(plain_->base_url(), "after"));  // served by a pooled connection
+  send(client, chat_request(fakes().plain.base_url(), "after"));  // served by a pooled connection
   EXPECT_EQ(client.connections_opened(), 4u);
 }
 
@@ -179,18 +168,19 @@ TEST_F(HttpClientTest, StalePooledConnectionIsRetriedOnAFreshOne) {
 
 TEST_F(HttpClientTest, UntrustedCertificateFailsVerificationAndNamesTheHost) {
   HttpClient client(io_.get_executor());  // system store only: the test CA is unknown
-  const auto error = transport_error_of([&] { send(client, chat_request(tls_->base_url(), "x")); });
+  const auto error =
+      transport_error_of([&] { send(client, chat_request(fakes().tls.base_url(), "x")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::tls_verify);
   EXPECT_NE(std::string(error->what()).find("certificate verify failed"), std::string::npos);
-  EXPECT_NE(std::string(error->what()).find(tls_->host_port()), std::string::npos);
+  EXPECT_NE(std::string(error->what()).find(fakes().tls.host_port()), std::string::npos);
 }
 
 TEST_F(HttpClientTest, VerificationCanBeSwitchedOff) {
   HttpClientOptions options;
   options.verify_peer = false;
   HttpClient client(io_.get_executor(), options);
-  EXPECT_EQ(send(client, chat_request(tls_->base_url(), "unverified")).status, 200);
+  EXPECT_EQ(send(client, chat_request(fakes().tls.base_url(), "unverified")).status, 200);
 }
 
 TEST_F(HttpClientTest, CertificateForAnotherHostIsRejected) {
@@ -260,50 +250,50 @@ TEST_F(HttpClientTest, SlowServerHitsTheReadTimeout) {
   options.read_timeout = 200ms;
   HttpClient client(io_.get_executor(), options);
   const auto error = transport_error_of(
-      [&] { send(client, chat_request(plain_->base_url(), "slow", "delay-2000")); });
+      [&] { send(client, chat_request(fakes().plain.base_url(), "slow", "delay-2000")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::timeout);
-  EXPECT_NE(std::string(error->what()).find(plain_->host_port()), std::string::npos);
+  EXPECT_NE(std::string(error->what()).find(fakes().plain.host_port()), std::string::npos);
 }
 
 TEST_F(HttpClientTest, TruncatedBodyIsAProtocolError) {
   HttpClient client(io_.get_executor());
   const auto error = transport_error_of(
-      [&] { send(client, chat_request(plain_->base_url(), "cut", "truncated")); });
+      [&] { send(client, chat_request(fakes().plain.base_url(), "cut", "truncated")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::protocol);
 }
 
 TEST_F(HttpClientTest, TruncatedBodyOverTlsIsAProtocolError) {
   HttpClient client(io_.get_executor(), trusting());
-  const auto error =
-      transport_error_of([&] { send(client, chat_request(tls_->base_url(), "cut", "truncated")); });
+  const auto error = transport_error_of(
+      [&] { send(client, chat_request(fakes().tls.base_url(), "cut", "truncated")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::protocol);
 }
 
 TEST_F(HttpClientTest, DroppedConnectionIsAResetError) {
   HttpClient client(io_.get_executor());
-  const auto error =
-      transport_error_of([&] { send(client, chat_request(plain_->base_url(), "bye", "drop")); });
+  const auto error = transport_error_of(
+      [&] { send(client, chat_request(fakes().plain.base_url(), "bye", "drop")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::reset);
-  EXPECT_NE(std::string(error->what()).find(plain_->host_port()), std::string::npos);
+  EXPECT_NE(std::string(error->what()).find(fakes().plain.host_port()), std::string::npos);
 }
 
 TEST_F(HttpClientTest, ResponseAboveTheLimitIsTooLarge) {
   HttpClientOptions options;
   options.max_response_bytes = 64;
   HttpClient client(io_.get_executor(), options);
-  const auto error =
-      transport_error_of([&] { send(client, chat_request(plain_->base_url(), "big answer")); });
+  const auto error = transport_error_of(
+      [&] { send(client, chat_request(fakes().plain.base_url(), "big answer")); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::too_large);
 }
 
 TEST_F(HttpClientTest, StreamingDeliversSseChunksAndLeavesTheBodyEmpty) {
   HttpClient client(io_.get_executor());
-  auto request = chat_request(plain_->base_url(), "stream me");
+  auto request = chat_request(fakes().plain.base_url(), "stream me");
   request.body =
       R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"s"}]})";
   std::string streamed;
@@ -314,13 +304,13 @@ TEST_F(HttpClientTest, StreamingDeliversSseChunksAndLeavesTheBodyEmpty) {
   EXPECT_TRUE(response.body.empty());
   EXPECT_EQ(streamed.rfind("data: {", 0), 0u);
   EXPECT_TRUE(streamed.ends_with("data: [DONE]\n\n"));
-  send(client, chat_request(plain_->base_url(), "after the stream"));
+  send(client, chat_request(fakes().plain.base_url(), "after the stream"));
   EXPECT_EQ(client.connections_opened(), 1u);  // the chunked stream ended cleanly
 }
 
 TEST_F(HttpClientTest, StreamingErrorBodyIsReturnedWhole) {
   HttpClient client(io_.get_executor());
-  auto request = chat_request(plain_->base_url(), "no key");
+  auto request = chat_request(fakes().plain.base_url(), "no key");
   request.headers.clear();  // no Authorization: 401
   bool called = false;
   const auto response =
@@ -397,11 +387,11 @@ TEST_F(HttpClientTest, HttpsGoesThroughTheProxyWithConnect) {
   TestProxy proxy(io_);
   llmc_test::ScopedEnv via_proxy("HTTPS_PROXY", proxy.url());
   HttpClient client(io_.get_executor(), trusting());
-  const auto answer = send(client, chat_request(tls_->base_url(), "through the tunnel"));
+  const auto answer = send(client, chat_request(fakes().tls.base_url(), "through the tunnel"));
   EXPECT_EQ(answer.status, 200);
   EXPECT_NE(content_of(answer).find("through the tunnel"), std::string::npos);
   ASSERT_EQ(proxy.request_lines.size(), 1u);
-  EXPECT_EQ(proxy.request_lines[0], "CONNECT " + tls_->host_port() + " HTTP/1.1");
+  EXPECT_EQ(proxy.request_lines[0], "CONNECT " + fakes().tls.host_port() + " HTTP/1.1");
   EXPECT_EQ(proxy.heads[0].find(kSecret), std::string::npos);  // the key stays inside TLS
 }
 
@@ -411,11 +401,12 @@ TEST_F(HttpClientTest, PlainHttpGoesThroughTheProxyWithAbsoluteUri) {
   HttpClient client(io_.get_executor());
   HttpRequest list;
   list.method = "GET";
-  list.url = plain_->base_url() + "/v1/models?limit=2";
+  list.url = fakes().plain.base_url() + "/v1/models?limit=2";
   const auto models = send(client, list);
   EXPECT_EQ(models.status, 200);
   ASSERT_EQ(proxy.request_lines.size(), 1u);
-  EXPECT_EQ(proxy.request_lines[0], "GET " + plain_->base_url() + "/v1/models?limit=2 HTTP/1.1");
+  EXPECT_EQ(proxy.request_lines[0],
+            "GET " + fakes().plain.base_url() + "/v1/models?limit=2 HTTP/1.1");
   EXPECT_NE(proxy.heads[0].find("Proxy-Authorization: Basic dXNlcjpwdw=="), std::string::npos);
 }
 
@@ -425,14 +416,14 @@ TEST_F(HttpClientTest, NoProxyBypassesTheProxy) {
   {
     HttpClient client(io_.get_executor(), trusting());
     const auto error =
-        transport_error_of([&] { send(client, chat_request(tls_->base_url(), "via dead")); });
+        transport_error_of([&] { send(client, chat_request(fakes().tls.base_url(), "via dead")); });
     ASSERT_TRUE(error);
     EXPECT_EQ(error->kind(), Kind::connect);
     EXPECT_NE(std::string(error->what()).find("proxy"), std::string::npos);
   }
   llmc_test::ScopedEnv bypass("NO_PROXY", "example.com, 127.0.0.1");
   HttpClient client(io_.get_executor(), trusting());
-  EXPECT_EQ(send(client, chat_request(tls_->base_url(), "direct")).status, 200);
+  EXPECT_EQ(send(client, chat_request(fakes().tls.base_url(), "direct")).status, 200);
 }
 
 }  // namespace

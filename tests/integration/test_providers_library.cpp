@@ -99,21 +99,11 @@ struct CleanEnvironment {
 
 class ProvidersTest : public ::testing::TestWithParam<Api> {
  protected:
-  static void SetUpTestSuite() {
-    certs_ = new llmc_test::TestCertificates(llmc_test::make_test_certificates());
-    fake_ = new FakeProvider();
-    tls_fake_ = new FakeProvider({.tls = certs_});
-  }
-  static void TearDownTestSuite() {
-    delete tls_fake_;
-    delete fake_;
-    delete certs_;
-  }
+  static llmc_test::FakeProviderPair& fakes() { return llmc_test::shared_fake_providers(); }
 
   void SetUp() override {
-    fake_->reset();
-    tls_fake_->reset();
-    point_at(*fake_);
+    fakes().reset();
+    point_at(fakes().plain);
     env_.set(api().key_var, kSecret);
   }
 
@@ -156,9 +146,6 @@ class ProvidersTest : public ::testing::TestWithParam<Api> {
   }
 
   CleanEnvironment env_;
-  static inline llmc_test::TestCertificates* certs_ = nullptr;
-  static inline FakeProvider* fake_ = nullptr;
-  static inline FakeProvider* tls_fake_ = nullptr;
 };
 
 TEST_P(ProvidersTest, MissThenHitMakesExactlyOneUpstreamCall) {
@@ -175,8 +162,8 @@ TEST_P(ProvidersTest, MissThenHitMakesExactlyOneUpstreamCall) {
   EXPECT_EQ(second.avoided_cost_nano_usd, first.cost_nano_usd);
   EXPECT_EQ(second.cache_key, first.cache_key);
 
-  EXPECT_EQ(total_calls(*fake_), 1);
-  EXPECT_EQ(route_calls(*fake_), 1);
+  EXPECT_EQ(total_calls(fakes().plain), 1);
+  EXPECT_EQ(route_calls(fakes().plain), 1);
 }
 
 TEST_P(ProvidersTest, CostFromUsageWithProviderCacheTokensMatchesAHandComputation) {
@@ -245,7 +232,7 @@ TEST_P(ProvidersTest, RateLimitedTwiceThenSucceedsWithinMaxWait) {
       cached_agent_run_sync(agent(suffix), "busy?", "t", options_for_suffix(suffix));
   EXPECT_FALSE(r.cache_hit);
   EXPECT_TRUE(r.output.starts_with("echo: busy?")) << r.output;
-  EXPECT_EQ(total_calls(*fake_), 3);
+  EXPECT_EQ(total_calls(fakes().plain), 3);
 }
 
 TEST_P(ProvidersTest, RateLimitedBeyondMaxWaitRaisesWithAttemptsAndWaited) {
@@ -259,7 +246,7 @@ TEST_P(ProvidersTest, RateLimitedBeyondMaxWaitRaisesWithAttemptsAndWaited) {
     EXPECT_EQ(e.attempts(), 3) << e.what();
     EXPECT_EQ(e.waited(), 100ms) << e.what();
     EXPECT_EQ(e.last_retry_after(), std::optional(50ms));
-    EXPECT_EQ(total_calls(*fake_), 3);
+    EXPECT_EQ(total_calls(fakes().plain), 3);
   }
 }
 
@@ -280,13 +267,13 @@ TEST_P(ProvidersTest, OverloadIsRetriedUntilMaxWait) {
     EXPECT_EQ(e.http_status(), 503);
     EXPECT_NE(std::string(e.what()).find("attempts"), std::string::npos) << e.what();
   }
-  const std::int64_t calls = total_calls(*fake_);
+  const std::int64_t calls = total_calls(fakes().plain);
   EXPECT_GT(calls, 1);
   if (attempts) EXPECT_EQ(calls, attempts);
 }
 
 TEST_P(ProvidersTest, TlsWorksWithTheTestCaTrustedAndFailsVerificationWithout) {
-  point_at(*tls_fake_);
+  point_at(fakes().tls);
   try {
     cached_agent_run_sync(agent(), "over TLS", "t", options());
     FAIL() << "expected a verification failure";
@@ -294,17 +281,17 @@ TEST_P(ProvidersTest, TlsWorksWithTheTestCaTrustedAndFailsVerificationWithout) {
     EXPECT_EQ(e.error_type(), "tls_verify");
     EXPECT_NE(std::string(e.what()).find("verify failed"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(total_calls(*tls_fake_), 0);
+  EXPECT_EQ(total_calls(fakes().tls), 0);
 
-  env_.set("LLM_CACHING_CA_FILE", certs_->ca_cert);
+  env_.set("LLM_CACHING_CA_FILE", fakes().certs.ca_cert);
   const RunResult r = cached_agent_run_sync(agent(), "over TLS", "t", options());
   EXPECT_TRUE(r.output.starts_with("echo: over TLS")) << r.output;
-  EXPECT_EQ(total_calls(*tls_fake_), 1);
+  EXPECT_EQ(total_calls(fakes().tls), 1);
 }
 
 TEST_P(ProvidersTest, MissingKeyIsAConfigurationErrorNamingTheVariableAndSendsNothing) {
-  point_at(*tls_fake_);  // https: a key is required
-  env_.set("LLM_CACHING_CA_FILE", certs_->ca_cert);
+  point_at(fakes().tls);  // https: a key is required
+  env_.set("LLM_CACHING_CA_FILE", fakes().certs.ca_cert);
   env_.set(api().key_var, "");
   try {
     cached_agent_run_sync(agent(), "no key", "t", options());
@@ -312,7 +299,7 @@ TEST_P(ProvidersTest, MissingKeyIsAConfigurationErrorNamingTheVariableAndSendsNo
   } catch (const ConfigurationError& e) {
     EXPECT_NE(std::string(e.what()).find(api().key_var), std::string::npos) << e.what();
   }
-  EXPECT_EQ(total_calls(*tls_fake_), 0);
+  EXPECT_EQ(total_calls(fakes().tls), 0);
 }
 
 TEST_P(ProvidersTest, GarbageBodyIsAProviderErrorAndNothingIsCached) {
@@ -325,7 +312,7 @@ TEST_P(ProvidersTest, GarbageBodyIsAProviderErrorAndNothingIsCached) {
       EXPECT_EQ(e.error_type(), "invalid_response") << e.what();
     }
   }
-  EXPECT_EQ(total_calls(*fake_), 2);  // the second call was not answered from the cache
+  EXPECT_EQ(total_calls(fakes().plain), 2);  // the second call was not answered from the cache
 }
 
 TEST_P(ProvidersTest, TruncatedBodyIsAProviderErrorAndNothingIsCached) {
@@ -340,10 +327,10 @@ TEST_P(ProvidersTest, TruncatedBodyIsAProviderErrorAndNothingIsCached) {
     } catch (const ProviderError& e) {
       EXPECT_EQ(e.http_status(), 0) << e.what();
     }
-    if (i == 0) after_first = total_calls(*fake_);
+    if (i == 0) after_first = total_calls(fakes().plain);
   }
   EXPECT_GE(after_first, 1);
-  EXPECT_GT(total_calls(*fake_), after_first);
+  EXPECT_GT(total_calls(fakes().plain), after_first);
 }
 
 TEST_P(ProvidersTest, TypedOutputGoesThroughTheProvidersStructuredOutputMechanism) {
@@ -372,7 +359,7 @@ TEST_P(ProvidersTest, TypedOutputGoesThroughTheProvidersStructuredOutputMechanis
   const auto again = cached_agent_run_sync<City>(agent(), "Describe a city", "t", options());
   EXPECT_TRUE(again.cache_hit);
   EXPECT_EQ(again.data.name, "x");
-  EXPECT_EQ(total_calls(*fake_), 1);
+  EXPECT_EQ(total_calls(fakes().plain), 1);
 }
 
 TEST_P(ProvidersTest, TypedOutputOfTheWrongShapeIsAProviderErrorAndNotCached) {
@@ -386,7 +373,7 @@ TEST_P(ProvidersTest, TypedOutputOfTheWrongShapeIsAProviderErrorAndNotCached) {
       EXPECT_EQ(e.error_type(), "output_validation") << e.what();
     }
   }
-  EXPECT_EQ(total_calls(*fake_), 2);
+  EXPECT_EQ(total_calls(fakes().plain), 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Wire, ProvidersTest, ::testing::Values(kOpenAi, kAnthropic, kGemini),
@@ -401,7 +388,7 @@ TEST_P(GeminiRateLimitTest, ResourceExhaustedIsRetriedAfterTheRetryDelay) {
   o.max_wait = 3s;  // the fake's retryDelay is 1s
   const RunResult r = cached_agent_run_sync(agent(suffix), "exhausted?", "t", o);
   EXPECT_TRUE(r.output.starts_with("echo: exhausted?")) << r.output;
-  EXPECT_EQ(total_calls(*fake_), 2);
+  EXPECT_EQ(total_calls(fakes().plain), 2);
 
   // With less time than the retry delay, it gives up at once and says why.
   const std::string again = "+gemini-exhausted-5";

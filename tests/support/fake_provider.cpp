@@ -64,4 +64,9 @@ void FakeProvider::reset() const {
   call("POST", "/_reset");
 }
 
+FakeProviderPair& shared_fake_providers() {
+  static FakeProviderPair pair;
+  return pair;
+}
+
 }  // namespace llmc_test

@@ -52,4 +52,19 @@ class FakeProvider {
   std::uint16_t port_ = 0;
 };
 
+/// A plain-http and an https fake provider whose certificate a test CA signed: what the suites
+/// that exercise both transports share. Started on first use, stopped at process exit.
+struct FakeProviderPair {
+  TestCertificates certs = make_test_certificates();
+  FakeProvider plain;
+  FakeProvider tls{{.tls = &certs}};
+
+  /// Zeroes both providers' counters.
+  void reset() const {
+    plain.reset();
+    tls.reset();
+  }
+};
+FakeProviderPair& shared_fake_providers();
+
 }  // namespace llmc_test

@@ -123,9 +123,9 @@ TEST(CodecOpenAI, DeepSeekPromptCacheHitsAreCacheReads) {
                                                      {"prompt_cache_hit_tokens", 640},
                                                      {"prompt_cache_miss_tokens", 360},
                                                      {"completion_tokens", 50}}}};
-  EXPECT_EQ(extract_usage(Provider::openai, response),
-            (Usage{.input_tokens = 360, .output_tokens = 50, .cache_read_tokens = 640,
-                   .requests = 1}));
+  EXPECT_EQ(
+      extract_usage(Provider::openai, response),
+      (Usage{.input_tokens = 360, .output_tokens = 50, .cache_read_tokens = 640, .requests = 1}));
 }
 
 TEST(CodecOpenAI, ExtractUsageWithoutUsageIsZeroWithOneRequest) {
