@@ -131,7 +131,9 @@ struct Exchange::Flight {
   std::exception_ptr error;
   std::vector<std::shared_ptr<Signal>> waiters;
 
-  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover) {
+  /// leader_executor: where the finishing leader runs (empty when unknown).
+  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover,
+              const asio::any_io_executor& leader_executor = {}) {
     std::vector<std::shared_ptr<Signal>> to_wake;
     {
       std::lock_guard lock(mutex);
@@ -145,8 +147,16 @@ struct Exchange::Flight {
     // that ends as soon as the waiter resumes (cached_agent_run_sync). So the wake-up, and the
     // last reference to the channel, are handed to that executor: this thread keeps nothing of
     // it, and the channel is destroyed where its context is still alive.
+    // A waiter on the leader's own executor is woken directly (one hop less on the burst's
+    // critical path): that context is running this very call, so it outlives the channel
+    // reference dropped here.
     for (auto& w : to_wake) {
       auto executor = w->get_executor();
+      if (leader_executor && executor == leader_executor) {
+        w->try_send(boost::system::error_code{});
+        w.reset();
+        continue;
+      }
       asio::post(executor,
                  [signal = std::move(w)] { signal->try_send(boost::system::error_code{}); });
     }
@@ -357,6 +367,7 @@ struct Exchange::FlightGuard {
   Exchange& exchange;
   std::shared_ptr<Flight> flight;
   const std::string& key;
+  asio::any_io_executor leader_executor;  ///< set while the leader's coroutine runs
   bool finished = false;
 
   void finish(std::shared_ptr<const core::CacheEntry> entry, std::exception_ptr error) {
@@ -366,7 +377,8 @@ struct Exchange::FlightGuard {
       if (it != exchange.flights_.end() && it->second == flight) exchange.flights_.erase(it);
     }
     const bool handover = error && is_cancellation(error);
-    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover);
+    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover,
+                   leader_executor);
     finished = true;
   }
   ~FlightGuard() {
@@ -389,6 +401,7 @@ asio::awaitable<ExchangeResult> Exchange::lead_flight(Model& model, const Exchan
   } catch (...) {
     error = std::current_exception();
   }
+  guard.leader_executor = co_await asio::this_coro::executor;
   guard.finish(result.entry, error);
   if (error) std::rethrow_exception(error);
   co_return result;
