@@ -3,6 +3,9 @@
 // requests; a lock holder killed with SIGKILL is replaced after its lock expires.
 #include <gtest/gtest.h>
 
+#include "cache/cache_url.hpp"
+#include "cache/redis_backend.hpp"
+#include "cache/run_blocking.hpp"
 #include "integration/gateway_harness.hpp"
 #include "support/redis_server.hpp"
 
@@ -78,6 +81,44 @@ BurstOutcome burst(const std::vector<std::unique_ptr<SharedCacheGateway>>& gatew
   return outcome;
 }
 
+/// Polls `done` every 20 ms, at most `tries` times; true once it held.
+template <class Condition>
+bool eventually(Condition done, int tries = 500) {
+  for (int i = 0; i < tries; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+TEST(RedisLocks, OneHolderCompareAndDeleteAndExpiry) {
+  using llm_caching::cache::run_blocking;
+  llmc_test::RedisServer redis;
+  const auto options =
+      std::get<llm_caching::RedisOptions>(llm_caching::cache::parse_cache_url(redis.url()));
+  llm_caching::cache::RedisBackend first(options);
+  llm_caching::cache::RedisBackend second(options);  // another pool, as another process has
+
+  EXPECT_TRUE(run_blocking(first.try_lock("llm-caching:lock:k", "token-1", 60'000ms)));
+  EXPECT_FALSE(run_blocking(second.try_lock("llm-caching:lock:k", "token-2", 60'000ms)));
+  EXPECT_EQ(redis.cli({"GET", "llm-caching:lock:k"}), "token-1");
+  // A wrong token never deletes the lock; the holder's does.
+  run_blocking(second.unlock("llm-caching:lock:k", "token-2"));
+  EXPECT_EQ(redis.cli({"GET", "llm-caching:lock:k"}), "token-1");
+  run_blocking(first.unlock("llm-caching:lock:k", "token-1"));
+  EXPECT_EQ(redis.cli({"EXISTS", "llm-caching:lock:k"}), "0");
+
+  // Redis expires a dead holder's lock; the late holder cannot delete its successor's.
+  EXPECT_TRUE(run_blocking(first.try_lock("llm-caching:lock:k", "late", 100ms)));
+  const std::string pttl = redis.cli({"PTTL", "llm-caching:lock:k"});
+  EXPECT_GT(std::stoll(pttl), 0);
+  EXPECT_LE(std::stoll(pttl), 100);
+  EXPECT_TRUE(eventually([&] { return redis.cli({"EXISTS", "llm-caching:lock:k"}) == "0"; }));
+  EXPECT_TRUE(run_blocking(second.try_lock("llm-caching:lock:k", "successor", 60'000ms)));
+  run_blocking(first.unlock("llm-caching:lock:k", "late"));
+  EXPECT_EQ(redis.cli({"GET", "llm-caching:lock:k"}), "successor");
+}
+
 TEST(CrossProcessFlight, FourGatewaysSharingRedisMakeOneUpstreamCallForAHundredRequests) {
   llmc_test::RedisServer redis;
   // The upstream answers after a second, so the burst arrives while the one call is out.
@@ -107,16 +148,6 @@ TEST(CrossProcessFlight, TwoGatewaysSharingOneSqliteFileMakeOneUpstreamCall) {
   EXPECT_EQ(outcome.bodies.size(), 1u);
   EXPECT_EQ(outcome.misses, 1);
   EXPECT_EQ(upstream_calls(fake), 1);
-}
-
-/// Polls `done` every 20 ms, at most `tries` times; true once it held.
-template <class Condition>
-bool eventually(Condition done, int tries = 500) {
-  for (int i = 0; i < tries; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
 }
 
 TEST(CrossProcessFlight, AHolderKilledMidCallIsReplacedAfterItsLockExpires) {
