@@ -16,7 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <array>
@@ -49,9 +49,9 @@ constexpr std::chrono::milliseconds kLastPoll{50};
 /// 128 random bits as 32 hex digits: who holds a cross-process lock.
 std::string new_lock_token() {
   std::array<unsigned char, 16> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-    // Uniqueness is all a token needs; the OS generator stands in if OpenSSL's is unusable.
-    std::random_device device;
+  // The kernel's generator: no per-thread state to leak or to share with a forked child.
+  if (::getrandom(bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+    std::random_device device;  // uniqueness is all a token needs
     for (auto& b : bytes) b = static_cast<unsigned char>(device());
   }
   static constexpr char kHex[] = "0123456789abcdef";
