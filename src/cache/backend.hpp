@@ -52,6 +52,24 @@ class Backend {
   virtual asio::awaitable<BackendStats> stats() = 0;
   /// The URL it was opened with, password masked. Safe to log.
   virtual std::string describe() const = 0;
+
+  // Cross-process single-flight (docs/SINGLE_FLIGHT.md): a lock per key, owned by a token.
+  // The defaults suit a backend that no other process can see: every attempt succeeds, and the
+  // in-process flight is the only coordination needed.
+
+  /// Takes `lock_key` for `token` unless another token holds it and its ttl has not passed.
+  /// true: this token holds it now. Throws CacheError on an I/O failure.
+  virtual asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
+                                         std::chrono::milliseconds ttl) {
+    (void)lock_key, (void)token, (void)ttl;
+    co_return true;
+  }
+  /// Releases `lock_key` only if `token` still holds it (compare-and-delete): a holder whose
+  /// lock expired never deletes its successor's. Throws CacheError on an I/O failure.
+  virtual asio::awaitable<void> unlock(std::string lock_key, std::string token) {
+    (void)lock_key, (void)token;
+    co_return;
+  }
 };
 
 }  // namespace llm_caching::cache

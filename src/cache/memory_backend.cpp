@@ -60,6 +60,33 @@ BackendStats MemoryBackend::stats_now() const {
   return stats;
 }
 
+bool MemoryBackend::try_lock_now(const std::string& lock_key, std::string_view token,
+                                 std::chrono::milliseconds ttl) {
+  const std::int64_t now = now_ms_();
+  std::lock_guard lock(mutex_);
+  const auto [it, inserted] = locks_.try_emplace(lock_key);
+  if (!inserted && it->second.expires_at > now) return false;
+  it->second.token = std::string(token);
+  it->second.expires_at = now + ttl.count();
+  return true;
+}
+
+void MemoryBackend::unlock_now(const std::string& lock_key, std::string_view token) {
+  std::lock_guard lock(mutex_);
+  if (auto it = locks_.find(lock_key); it != locks_.end() && it->second.token == token) {
+    locks_.erase(it);
+  }
+}
+
+asio::awaitable<bool> MemoryBackend::try_lock(std::string lock_key, std::string token,
+                                              std::chrono::milliseconds ttl) {
+  co_return try_lock_now(lock_key, token, ttl);
+}
+asio::awaitable<void> MemoryBackend::unlock(std::string lock_key, std::string token) {
+  unlock_now(lock_key, token);
+  co_return;
+}
+
 asio::awaitable<std::optional<std::string>> MemoryBackend::get(std::string key) {
   co_return get_now(key);
 }

@@ -6,6 +6,7 @@
 #include "llm_caching/cache_options.hpp"
 
 #include <mutex>
+#include <unordered_map>
 
 namespace llm_caching::cache {
 
@@ -22,6 +23,10 @@ class MemoryBackend final : public Backend {
   asio::awaitable<std::uint64_t> prune() override;
   asio::awaitable<BackendStats> stats() override;
   std::string describe() const override;
+  /// Locks live in this process only (so does the store): they order this process's callers.
+  asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
+                                 std::chrono::milliseconds ttl) override;
+  asio::awaitable<void> unlock(std::string lock_key, std::string token) override;
 
   // The same operations without a coroutine frame (everything here is synchronous anyway).
   std::optional<std::string> get_now(std::string_view key);
@@ -30,6 +35,9 @@ class MemoryBackend final : public Backend {
   std::uint64_t clear_now(std::string_view prefix);
   std::uint64_t prune_now();
   BackendStats stats_now() const;
+  bool try_lock_now(const std::string& lock_key, std::string_view token,
+                    std::chrono::milliseconds ttl);
+  void unlock_now(const std::string& lock_key, std::string_view token);
 
  private:
   MemoryOptions options_;
@@ -37,6 +45,11 @@ class MemoryBackend final : public Backend {
   mutable std::mutex mutex_;
   LruMap<std::string> entries_;  // guarded by mutex_
   BackendStats counters_;        // guarded by mutex_; entries/bytes filled in by stats_now()
+  struct Lock {
+    std::string token;
+    std::int64_t expires_at = 0;
+  };
+  std::unordered_map<std::string, Lock> locks_;  // guarded by mutex_
 };
 
 }  // namespace llm_caching::cache

@@ -4,12 +4,18 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace llm_caching::cache {
 namespace {
 
 constexpr std::size_t kScanBatch = 1000;
+
+/// Deletes KEYS[1] only while it holds ARGV[1]; atomic on the server.
+constexpr const char* kCompareAndDelete =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end";
 
 /// `prefix` as a literal inside a SCAN MATCH glob.
 std::string glob_escape(std::string_view prefix) {
@@ -123,6 +129,24 @@ asio::awaitable<BackendStats> RedisBackend::stats() {
   stats.writes = writes_.load();
   stats.errors = errors_.load();
   co_return stats;
+}
+
+asio::awaitable<bool> RedisBackend::try_lock(std::string lock_key, std::string token,
+                                             std::chrono::milliseconds ttl) {
+  // At least 1 ms: PX 0 is an error reply.
+  RedisCommand command{"SET",
+                       std::move(lock_key),
+                       std::move(token),
+                       "NX",
+                       "PX",
+                       std::to_string(std::max<std::int64_t>(ttl.count(), 1))};
+  const RedisReply reply = co_await run(std::move(command));
+  co_return reply.kind == RedisReply::Kind::status;  // "OK"; nil when another token holds it
+}
+
+asio::awaitable<void> RedisBackend::unlock(std::string lock_key, std::string token) {
+  RedisCommand command{"EVAL", kCompareAndDelete, "1", std::move(lock_key), std::move(token)};
+  co_await run(std::move(command));
 }
 
 }  // namespace llm_caching::cache

@@ -30,6 +30,11 @@ class RedisBackend final : public Backend {
   /// evictions: the server's counters; hits/misses/writes/errors: this process's.
   asio::awaitable<BackendStats> stats() override;
   std::string describe() const override;
+  /// SET lock_key token NX PX ttl: Redis expires a dead holder's lock by itself.
+  asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
+                                 std::chrono::milliseconds ttl) override;
+  /// EVAL of a compare-and-delete script: deletes lock_key only while it still holds token.
+  asio::awaitable<void> unlock(std::string lock_key, std::string token) override;
 
  private:
   /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -48,6 +49,17 @@ CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
   UPDATE meta SET value = value + NEW.size - OLD.size WHERE name = 'total_bytes';
 END;
 INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0);
+)sql";
+
+// Cross-process single-flight locks (docs/SINGLE_FLIGHT.md). Added to schema version 2 without a
+// version bump: created when missing, so files written before it keep working, and a build that
+// does not know it simply ignores it.
+constexpr const char* kLocksTable = R"sql(
+CREATE TABLE IF NOT EXISTS locks(
+  key TEXT PRIMARY KEY,
+  token TEXT NOT NULL,
+  expires_at INTEGER NOT NULL -- unix ms
+) WITHOUT ROWID;
 )sql";
 
 }  // namespace
@@ -135,6 +147,9 @@ struct SqliteBackend::Connection {
   sqlite3_stmt* delete_expired = nullptr;
   sqlite3_stmt* select_totals = nullptr;
   sqlite3_stmt* select_oldest = nullptr;
+  sqlite3_stmt* acquire_lock = nullptr;
+  sqlite3_stmt* release_lock = nullptr;
+  sqlite3_stmt* delete_expired_locks = nullptr;
   sqlite3_stmt* begin_immediate = nullptr;
   sqlite3_stmt* commit = nullptr;
   sqlite3_stmt* rollback = nullptr;
@@ -143,7 +158,8 @@ struct SqliteBackend::Connection {
   ~Connection() {
     for (sqlite3_stmt* stmt :
          {select_entry, touch_entry, upsert_entry, delete_entry, delete_range, delete_from,
-          delete_expired, select_totals, select_oldest, begin_immediate, commit, rollback}) {
+          delete_expired, select_totals, select_oldest, acquire_lock, release_lock,
+          delete_expired_locks, begin_immediate, commit, rollback}) {
       sqlite3_finalize(stmt);
     }
     sqlite3_close_v2(db);
@@ -282,6 +298,7 @@ void SqliteBackend::Connection::ensure_schema() {
                                            : "written by an older llm-caching"));
       }
     }
+    exec(kLocksTable, "creating the locks table");
     exec("COMMIT", "COMMIT");
   } catch (...) {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -305,6 +322,13 @@ void SqliteBackend::Connection::prepare_statements() {
       "SELECT (SELECT value FROM meta WHERE name = 'total_bytes'), "
       "(SELECT value FROM meta WHERE name = 'entry_count')");
   select_oldest = prepare("SELECT key, size FROM entries ORDER BY last_access LIMIT ?1");
+  // Inserts the lock, or takes over one whose holder's ttl has passed; changes() says which.
+  acquire_lock = prepare(
+      "INSERT INTO locks(key, token, expires_at) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT(key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at "
+      "WHERE locks.expires_at <= ?4");
+  release_lock = prepare("DELETE FROM locks WHERE key = ?1 AND token = ?2");
+  delete_expired_locks = prepare("DELETE FROM locks WHERE expires_at <= ?1");
   begin_immediate = prepare("BEGIN IMMEDIATE");
   commit = prepare("COMMIT");
   rollback = prepare("ROLLBACK");
@@ -477,7 +501,37 @@ std::uint64_t SqliteBackend::prune_now() {
     db.step(db.delete_expired, "pruning expired entries");
     const std::uint64_t removed = db.changes();
     counters_.expired += removed;
+    StatementUse locks(db.delete_expired_locks);  // left behind by killed holders
+    db.bind_int(db.delete_expired_locks, 1, now);
+    db.step(db.delete_expired_locks, "pruning expired locks");
     return removed;
+  });
+}
+
+bool SqliteBackend::try_lock_now(std::string_view lock_key, std::string_view token,
+                                 std::chrono::milliseconds ttl) {
+  const std::int64_t now = now_ms_();
+  return guarded([&](Connection& db) {
+    // BEGIN IMMEDIATE: the write lock is taken before the row is read, so two processes never
+    // both see the lock free, and a busy file waits (busy timeout) instead of failing at once.
+    return db.write_transaction([&] {
+      StatementUse use(db.acquire_lock);
+      db.bind_text(db.acquire_lock, 1, lock_key);
+      db.bind_text(db.acquire_lock, 2, token);
+      db.bind_int(db.acquire_lock, 3, now + std::max<std::int64_t>(ttl.count(), 1));
+      db.bind_int(db.acquire_lock, 4, now);
+      db.step(db.acquire_lock, "taking a lock");
+      return db.changes() == 1;
+    });
+  });
+}
+
+void SqliteBackend::unlock_now(std::string_view lock_key, std::string_view token) {
+  guarded([&](Connection& db) {
+    StatementUse use(db.release_lock);
+    db.bind_text(db.release_lock, 1, lock_key);
+    db.bind_text(db.release_lock, 2, token);
+    db.step(db.release_lock, "releasing a lock");
   });
 }
 
@@ -508,6 +562,14 @@ asio::awaitable<std::uint64_t> SqliteBackend::prune() {
 }
 asio::awaitable<BackendStats> SqliteBackend::stats() {
   co_return stats_now();
+}
+asio::awaitable<bool> SqliteBackend::try_lock(std::string lock_key, std::string token,
+                                              std::chrono::milliseconds ttl) {
+  co_return try_lock_now(lock_key, token, ttl);
+}
+asio::awaitable<void> SqliteBackend::unlock(std::string lock_key, std::string token) {
+  unlock_now(lock_key, token);
+  co_return;
 }
 
 std::string SqliteBackend::describe() const {

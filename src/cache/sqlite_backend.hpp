@@ -41,6 +41,10 @@ class SqliteBackend final : public Backend {
   asio::awaitable<std::uint64_t> prune() override;
   asio::awaitable<BackendStats> stats() override;
   std::string describe() const override;
+  /// A row of the `locks` table, taken inside BEGIN IMMEDIATE when absent or expired.
+  asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
+                                 std::chrono::milliseconds ttl) override;
+  asio::awaitable<void> unlock(std::string lock_key, std::string token) override;
 
   // The same operations without a coroutine frame; SQLite calls block (local file, short locks).
   std::optional<std::string> get_now(std::string_view key);
@@ -49,6 +53,9 @@ class SqliteBackend final : public Backend {
   std::uint64_t clear_now(std::string_view prefix);
   std::uint64_t prune_now();
   BackendStats stats_now();
+  bool try_lock_now(std::string_view lock_key, std::string_view token,
+                    std::chrono::milliseconds ttl);
+  void unlock_now(std::string_view lock_key, std::string_view token);
 
   const SqliteOptions& options() const noexcept { return options_; }
 

@@ -181,6 +181,11 @@ asio::awaitable<TieredCache::GraceLookup> TieredCache::get(const std::string& st
 
 asio::awaitable<void> TieredCache::put(const std::string& storage_key, EntryPtr entry,
                                        std::chrono::milliseconds ttl) {
+  std::optional<std::string> encoded = put_l1(storage_key, std::move(entry));
+  if (encoded) co_await put_l2(storage_key, std::move(*encoded), ttl);
+}
+
+std::optional<std::string> TieredCache::put_l1(const std::string& storage_key, EntryPtr entry) {
   std::string encoded;
   try {
     encoded = core::encode_entry(*entry);
@@ -192,13 +197,52 @@ asio::awaitable<void> TieredCache::put(const std::string& storage_key, EntryPtr 
     }
     spdlog::warn("cache entry {} is too large to store ({}); not caching it", storage_key,
                  e.what());
-    co_return;
+    return std::nullopt;
   }
   l1_store(storage_key, std::move(entry), encoded.size());
+  return encoded;
+}
+
+asio::awaitable<void> TieredCache::put_l2(const std::string& storage_key, std::string encoded,
+                                          std::chrono::milliseconds ttl) {
   try {
     co_await l2_->put(storage_key, std::move(encoded), ttl);
   } catch (...) {
     absorb_backend_failure("put");
+  }
+}
+
+asio::awaitable<TieredCache::EntryPtr> TieredCache::get_l2(const std::string& storage_key,
+                                                           std::int64_t now_ms) {
+  std::pair<EntryPtr, std::size_t> read = co_await l2_read(storage_key);
+  EntryPtr entry = std::move(read.first);
+  if (!entry || entry->expired_at(now_ms)) co_return nullptr;
+  l1_store(storage_key, entry, read.second);
+  co_return entry;
+}
+
+std::string TieredCache::lock_key(const std::string& storage_key) {
+  return "llm-caching:lock:" + storage_key;
+}
+
+asio::awaitable<TieredCache::LockOutcome> TieredCache::try_lock(const std::string& storage_key,
+                                                                const std::string& token,
+                                                                std::chrono::milliseconds ttl) {
+  try {
+    const bool taken = co_await l2_->try_lock(lock_key(storage_key), token, ttl);
+    co_return taken ? LockOutcome::acquired : LockOutcome::held_elsewhere;
+  } catch (...) {
+    absorb_backend_failure("lock");
+  }
+  co_return LockOutcome::unavailable;
+}
+
+asio::awaitable<void> TieredCache::unlock(const std::string& storage_key,
+                                          const std::string& token) {
+  try {
+    co_await l2_->unlock(lock_key(storage_key), token);
+  } catch (...) {
+    absorb_backend_failure("unlock");
   }
 }
 

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 namespace llm_caching::cache {
 
@@ -50,6 +51,31 @@ class TieredCache {
   /// Writes L1 and L2. ttl 0 = no expiry (the entry's own ttl_ms is what reads check).
   asio::awaitable<void> put(const std::string& storage_key, EntryPtr entry,
                             std::chrono::milliseconds ttl);
+
+  // The two halves of put, for a write-behind (docs/SINGLE_FLIGHT.md): the L1 now, the L2 later.
+
+  /// Encodes the entry and stores it in the L1; returns the encoded bytes for put_l2, or nullopt
+  /// when the entry is too large to cache (logged; CacheError when strict).
+  std::optional<std::string> put_l1(const std::string& storage_key, EntryPtr entry);
+  /// Stores encoded bytes in the L2 only (the failure policy applies).
+  asio::awaitable<void> put_l2(const std::string& storage_key, std::string encoded,
+                               std::chrono::milliseconds ttl);
+  /// Reads the L2 only, bypassing the L1 (a waiter polling for another process's answer). A
+  /// fresh entry is also stored in the L1; nullptr on a miss, expired entry, or failure.
+  asio::awaitable<EntryPtr> get_l2(const std::string& storage_key, std::int64_t now_ms);
+
+  /// Cross-process single-flight lock of a storage key (the L2 holds it under lock_key()).
+  enum class LockOutcome {
+    acquired,        ///< this token holds it
+    held_elsewhere,  ///< another token holds it and its ttl has not passed
+    unavailable,     ///< the L2 failed (counted and logged; CacheError instead when strict)
+  };
+  asio::awaitable<LockOutcome> try_lock(const std::string& storage_key, const std::string& token,
+                                        std::chrono::milliseconds ttl);
+  /// Compare-and-delete; failures are absorbed like any L2 failure (the lock expires anyway).
+  asio::awaitable<void> unlock(const std::string& storage_key, const std::string& token);
+  /// "llm-caching:lock:" + storage_key.
+  static std::string lock_key(const std::string& storage_key);
   asio::awaitable<bool> erase(const std::string& storage_key);
   /// Removes every key starting with prefix from both tiers; returns how many the L2 removed.
   asio::awaitable<std::uint64_t> clear(const std::string& prefix);

@@ -16,7 +16,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <random>
+#include <utility>
 #include <vector>
 
 namespace llm_caching::exchange {
@@ -33,6 +40,44 @@ bool writes_cache(CacheMode m) {
 }
 bool coalesces(CacheMode m) {
   return m == CacheMode::use || m == CacheMode::read_only;
+}
+
+// A waiter polls the L2 for another process's answer with these waits, doubling in between.
+constexpr std::chrono::milliseconds kFirstPoll{5};
+constexpr std::chrono::milliseconds kLastPoll{50};
+
+/// 128 random bits as 32 hex digits: who holds a cross-process lock.
+std::string new_lock_token() {
+  std::array<unsigned char, 16> bytes{};
+  // The kernel's generator: no per-thread state to leak or to share with a forked child.
+  if (::getrandom(bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+    std::random_device device;  // uniqueness is all a token needs
+    for (auto& b : bytes) b = static_cast<unsigned char>(device());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  token.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 0xf]);
+  }
+  return token;
+}
+
+/// A millisecond setting from the environment, or nullopt when unset.
+std::optional<std::chrono::milliseconds> env_milliseconds(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return std::nullopt;
+  const std::string_view value(text);
+  std::int64_t ms = -1;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+  constexpr std::int64_t kMax = 24 * 3600 * 1000;
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || ms < 0 ||
+      ms > kMax) {
+    throw ConfigurationError(fmt::format(
+        "{} must be a whole number of milliseconds from 0 to {}, got '{}'", name, kMax, value));
+  }
+  return std::chrono::milliseconds(ms);
 }
 
 bool is_retryable_status(int status) {
@@ -86,7 +131,9 @@ struct Exchange::Flight {
   std::exception_ptr error;
   std::vector<std::shared_ptr<Signal>> waiters;
 
-  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover) {
+  /// leader_executor: where the finishing leader runs (empty when unknown).
+  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover,
+              const asio::any_io_executor& leader_executor = {}) {
     std::vector<std::shared_ptr<Signal>> to_wake;
     {
       std::lock_guard lock(mutex);
@@ -100,18 +147,94 @@ struct Exchange::Flight {
     // that ends as soon as the waiter resumes (cached_agent_run_sync). So the wake-up, and the
     // last reference to the channel, are handed to that executor: this thread keeps nothing of
     // it, and the channel is destroyed where its context is still alive.
+    // A waiter on the leader's own executor is woken directly (one hop less on the burst's
+    // critical path): that context is running this very call, so it outlives the channel
+    // reference dropped here.
     for (auto& w : to_wake) {
       auto executor = w->get_executor();
+      if (leader_executor && executor == leader_executor) {
+        w->try_send(boost::system::error_code{});
+        w.reset();
+        continue;
+      }
       asio::post(executor,
                  [signal = std::move(w)] { signal->try_send(boost::system::error_code{}); });
     }
   }
 };
 
-Exchange::Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock)
-    : cache_(std::move(cache)), clock_(std::move(clock)) {}
+ExchangeOptions ExchangeOptions::from_environment() {
+  ExchangeOptions options;
+  if (auto ttl = env_milliseconds("LLM_CACHE_LOCK_TTL_MS")) {
+    options.lock_ttl = *ttl;
+    options.lock_wait = 2 * *ttl;
+  }
+  if (auto wait = env_milliseconds("LLM_CACHE_LOCK_WAIT_MS")) options.lock_wait = *wait;
+  return options;
+}
 
-Exchange::~Exchange() = default;
+Exchange::Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock, ExchangeOptions options)
+    : cache_(std::move(cache)), clock_(std::move(clock)), options_(options) {}
+
+Exchange::~Exchange() {
+  std::unique_lock lock(pending_mutex_);
+  pending_done_.wait(lock, [this] { return pending_ == 0; });
+  auto writer = std::move(writer_);
+  lock.unlock();
+  writer.reset();  // joins the thread: the last completion handler has returned
+}
+
+void Exchange::finish_in_background(std::string key, std::optional<std::string> encoded,
+                                    std::chrono::milliseconds ttl,
+                                    std::optional<std::string> lock_token) {
+  asio::any_io_executor executor;
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (!writer_) writer_ = std::make_unique<asio::thread_pool>(1);
+    executor = writer_->get_executor();
+    ++pending_;
+  }
+  // The L2 write lands before the lock goes: a process that finds the lock free finds the entry.
+  auto task = [](std::shared_ptr<cache::TieredCache> cache, std::string key,
+                 std::optional<std::string> encoded, std::chrono::milliseconds ttl,
+                 std::optional<std::string> token) -> asio::awaitable<void> {
+    if (encoded) co_await cache->put_l2(key, std::move(*encoded), ttl);
+    if (token) co_await cache->unlock(key, *token);
+  };
+  asio::co_spawn(executor, task(cache_, key, std::move(encoded), ttl, std::move(lock_token)),
+                 [this, key](std::exception_ptr error) {
+                   if (error) {
+                     try {
+                       std::rethrow_exception(error);
+                     } catch (const std::exception& e) {
+                       spdlog::warn("cache write-behind for {} failed: {}", key, e.what());
+                     } catch (...) {
+                     }
+                   }
+                   std::lock_guard lock(pending_mutex_);
+                   --pending_;
+                   pending_done_.notify_all();
+                 });
+}
+
+/// A cross-process lock this call holds. A call that ends without handing it on (an error, a
+/// cancellation, a coroutine frame destroyed) releases it in the background; the lock's TTL
+/// covers a process that dies.
+struct Exchange::HeldLock {
+  Exchange& exchange;
+  const std::string& key;
+  std::optional<std::string> token;
+
+  std::optional<std::string> take() noexcept { return std::exchange(token, std::nullopt); }
+  ~HeldLock() {
+    if (!token) return;
+    try {
+      exchange.finish_in_background(key, std::nullopt, {}, std::move(token));
+    } catch (const std::exception& e) {
+      spdlog::warn("could not release the lock of {}: {}; it expires by itself", key, e.what());
+    }
+  }
+};
 
 asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest request) {
   // Price first: an unpriced model is a configuration error before any I/O, never a silent $0.
@@ -244,6 +367,7 @@ struct Exchange::FlightGuard {
   Exchange& exchange;
   std::shared_ptr<Flight> flight;
   const std::string& key;
+  asio::any_io_executor leader_executor;  ///< set while the leader's coroutine runs
   bool finished = false;
 
   void finish(std::shared_ptr<const core::CacheEntry> entry, std::exception_ptr error) {
@@ -253,7 +377,8 @@ struct Exchange::FlightGuard {
       if (it != exchange.flights_.end() && it->second == flight) exchange.flights_.erase(it);
     }
     const bool handover = error && is_cancellation(error);
-    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover);
+    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover,
+                   leader_executor);
     finished = true;
   }
   ~FlightGuard() {
@@ -271,11 +396,12 @@ asio::awaitable<ExchangeResult> Exchange::lead_flight(Model& model, const Exchan
   ExchangeResult result;
   std::exception_ptr error;
   try {
-    result = co_await lead(model, request, key, price);
+    result = co_await lead_across_processes(model, request, key, price);
     result.priced = priced;
   } catch (...) {
     error = std::current_exception();
   }
+  guard.leader_executor = co_await asio::this_coro::executor;
   guard.finish(result.entry, error);
   if (error) std::rethrow_exception(error);
   co_return result;
@@ -330,8 +456,57 @@ asio::awaitable<FlightOutcome> Exchange::wait_for(Flight& flight) {
   co_return flight.outcome;
 }
 
+asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
+                                                                const ExchangeRequest& request,
+                                                                const std::string& key,
+                                                                const ModelCosts& price) {
+  // Only `use` both reads and writes the L2: a read_only holder would store nothing to wait for.
+  if (options_.lock_ttl.count() <= 0 || request.mode != CacheMode::use) {
+    co_return co_await lead(model, request, key, price);
+  }
+  const std::string token = new_lock_token();
+  const auto give_up_at = std::chrono::steady_clock::now() + options_.lock_wait;
+  auto pause = kFirstPoll;
+  std::optional<asio::steady_timer> timer;
+  for (;;) {
+    const auto lock = co_await cache_->try_lock(key, token, options_.lock_ttl);
+    if (lock == cache::TieredCache::LockOutcome::unavailable) {
+      co_return co_await lead(model, request, key, price);  // degraded: no lock, as on a miss
+    }
+    cache::TieredCache::EntryPtr landed;
+    if (lock == cache::TieredCache::LockOutcome::acquired) {
+      // The holder before us may have landed its answer between our read and our lock.
+      landed = co_await cache_->get_l2(key, clock_());
+      if (!landed) co_return co_await lead(model, request, key, price, token);
+      co_await cache_->unlock(key, token);
+    } else {
+      if (std::chrono::steady_clock::now() >= give_up_at) {
+        spdlog::warn(
+            "single-flight: {} is still locked by another process after {} ms; calling the "
+            "provider without the lock",
+            key, options_.lock_wait.count());
+        co_return co_await lead(model, request, key, price);
+      }
+      if (!timer) timer.emplace(co_await asio::this_coro::executor);
+      timer->expires_after(pause);
+      co_await timer->async_wait(asio::use_awaitable);
+      pause = std::min(pause * 2, kLastPoll);
+      landed = co_await cache_->get_l2(key, clock_());
+      if (!landed) continue;  // still out, or its holder failed: try the lock again
+    }
+    ExchangeResult result;
+    result.storage_key = key;
+    result.coalesced = true;
+    result.avoided_nano_usd = landed->cost_nano_usd;
+    result.entry = std::move(landed);
+    co_return result;
+  }
+}
+
 asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeRequest& request,
-                                               const std::string& key, const ModelCosts& price) {
+                                               const std::string& key, const ModelCosts& price,
+                                               std::optional<std::string> lock_token) {
+  HeldLock held{*this, key, std::move(lock_token)};
   ExchangeResult result;
   result.storage_key = key;
   result.entry = co_await call_provider(model, request, price, result.attempts, result.relayed);
@@ -340,7 +515,14 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
     // The L2 keeps the entry past its TTL for the stale policies' grace; reads check the TTL.
     const auto grace = std::max(request.stale_while_revalidate, request.stale_if_error);
     const auto retention = request.ttl.count() > 0 ? request.ttl + grace : request.ttl;
-    co_await cache_->put(key, result.entry, retention);
+    if (request.write_behind && !cache_->strict()) {
+      // Answer now from the L1; the L2 write and the unlock follow on the writer thread.
+      std::optional<std::string> encoded = cache_->put_l1(key, result.entry);
+      finish_in_background(key, std::move(encoded), retention, held.take());
+    } else {
+      co_await cache_->put(key, result.entry, retention);
+      if (auto token = held.take()) co_await cache_->unlock(key, *token);
+    }
   }
   co_return result;
 }

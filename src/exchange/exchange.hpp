@@ -13,10 +13,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -75,6 +78,12 @@ struct ExchangeRequest {
   std::shared_ptr<Model> refresh_model;
   /// Where the background refresh runs; empty: the Exchange's own background thread.
   asio::any_io_executor refresh_executor;
+  /// Write-behind (docs/SINGLE_FLIGHT.md): a miss is answered (and its in-process waiters woken)
+  /// as soon as its entry is in the L1; the L2 write, then the release of the cross-process lock,
+  /// finish on the Exchange's writer thread. Ignored when the cache is strict (a failed L2 write
+  /// must raise). The gateway sets it; the library writes through, so that a call that returned
+  /// has its entry in the L2 for the next process.
+  bool write_behind = false;
   /// Deterministic jitter for tests.
   std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
 };
@@ -100,9 +109,26 @@ enum class FlightOutcome { answered, failed, handed_over };
 using Clock = std::function<std::int64_t()>;
 std::int64_t system_now_ms();
 
+/// Cross-process single-flight (docs/SINGLE_FLIGHT.md).
+struct ExchangeOptions {
+  /// How long a process holds a key's lock while it calls the provider; a holder that dies
+  /// releases by this expiry. 0 turns cross-process locking off (in-process flights remain).
+  std::chrono::milliseconds lock_ttl{30'000};
+  /// How long a waiter polls the L2 for another process's answer, in total, before it calls the
+  /// provider itself (a lock that expires or is released earlier is taken over at once).
+  std::chrono::milliseconds lock_wait{60'000};
+
+  /// The defaults, overridden by LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds;
+  /// when only the TTL is set, the wait is twice it). Throws ConfigurationError naming the
+  /// variable for a value that is not a whole number from 0 to 86400000.
+  static ExchangeOptions from_environment();
+};
+
 class Exchange {
  public:
-  explicit Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock = system_now_ms);
+  explicit Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock = system_now_ms,
+                    ExchangeOptions options = ExchangeOptions::from_environment());
+  /// Waits for pending write-behinds and lock releases (each bounded by the backend's timeouts).
   ~Exchange();
 
   /// Throws ConfigurationError (no price), CacheMissError (replay_only miss), CacheError
@@ -110,10 +136,12 @@ class Exchange {
   asio::awaitable<ExchangeResult> run(Model& model, ExchangeRequest request);
 
   cache::TieredCache& cache() noexcept { return *cache_; }
+  const ExchangeOptions& options() const noexcept { return options_; }
 
  private:
   struct Flight;
   struct FlightGuard;
+  struct HeldLock;
   /// Single-flight and the provider call, after the cache missed.
   asio::awaitable<ExchangeResult> fetch(Model& model, const ExchangeRequest& request,
                                         ExchangeResult result, const ModelCosts& price);
@@ -129,14 +157,31 @@ class Exchange {
                                               bool priced);
   /// Waits for a flight's end (its Flight::Outcome); throws operation_aborted if cancelled.
   asio::awaitable<FlightOutcome> wait_for(Flight& flight);
+  /// The in-process leader of a key that the cache reads and writes: takes the cross-process
+  /// lock and leads, or polls the L2 for the holder's answer (ExchangeOptions).
+  asio::awaitable<ExchangeResult> lead_across_processes(Model& model,
+                                                        const ExchangeRequest& request,
+                                                        const std::string& key,
+                                                        const ModelCosts& price);
+  /// Calls the provider and stores the answer; releases `lock` after the L2 write.
   asio::awaitable<ExchangeResult> lead(Model& model, const ExchangeRequest& request,
-                                       const std::string& key, const ModelCosts& price);
+                                       const std::string& key, const ModelCosts& price,
+                                       std::optional<std::string> lock_token = std::nullopt);
+  /// On the writer thread: writes `encoded` to the L2 (if any), then releases the lock (if any).
+  void finish_in_background(std::string key, std::optional<std::string> encoded,
+                            std::chrono::milliseconds ttl, std::optional<std::string> lock_token);
   asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
       Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts,
       bool& relayed);
 
   std::shared_ptr<cache::TieredCache> cache_;
   Clock clock_;
+  ExchangeOptions options_;
+  // Write-behinds and lock releases still running on writer_; the destructor waits for them.
+  std::mutex pending_mutex_;
+  std::condition_variable pending_done_;
+  std::size_t pending_ = 0;                    // guarded by pending_mutex_
+  std::unique_ptr<asio::thread_pool> writer_;  // started on first use, under pending_mutex_
   std::mutex flights_mutex_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
   // Started on the first background refresh (guarded by flights_mutex_). Last: destroyed first,

@@ -1,0 +1,203 @@
+// Single-flight across processes (docs/SINGLE_FLIGHT.md): several `llm-caching serve` processes
+// sharing one Redis, or one SQLite file, make one upstream call for a burst of identical
+// requests; a lock holder killed with SIGKILL is replaced after its lock expires.
+#include <gtest/gtest.h>
+
+#include "cache/cache_url.hpp"
+#include "cache/redis_backend.hpp"
+#include "cache/run_blocking.hpp"
+#include "integration/gateway_harness.hpp"
+#include "support/redis_server.hpp"
+
+#include <signal.h>
+
+#include <future>
+#include <set>
+#include <thread>
+
+namespace {
+
+using namespace gateway_test;
+using llmc_test::FakeProvider;
+using namespace std::chrono_literals;
+
+/// `llm-caching serve` on a free port over the cache at `cache_url` (shared with the others).
+class SharedCacheGateway {
+ public:
+  SharedCacheGateway(const FakeProvider& fake, const std::string& cache_url)
+      : process_({kCliPath, "--cache-url", cache_url, "serve", "--listen", "127.0.0.1:0",
+                  "--threads", "2", "--log-level", "warn", "--initial-wait-ms", "20", "--upstream",
+                  "openai=" + fake.base_url() + "/v1"}),
+        port_(port_of(process_.ready_line())) {}
+
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return process_.pid(); }
+
+ private:
+  llmc_test::ChildProcess process_;
+  std::uint16_t port_;
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+std::future<HttpResponse> ask_async(const std::string& base_url, const std::string& text,
+                                    Headers headers = {}) {
+  return std::async(std::launch::async, [base_url, text, headers]() mutable {
+    headers.emplace_back("authorization", "Bearer sk-cross-process");
+    return send(post(base_url + "/v1/chat/completions", openai_body(text), headers));
+  });
+}
+
+struct BurstOutcome {
+  int ok = 0;
+  int misses = 0;
+  int coalesced = 0;
+  int hits = 0;
+  std::set<std::string> bodies;
+};
+
+/// `count` identical requests at once, spread round-robin over the gateways.
+BurstOutcome burst(const std::vector<std::unique_ptr<SharedCacheGateway>>& gateways, int count,
+                   const std::string& text) {
+  std::vector<std::future<HttpResponse>> pending;
+  for (int i = 0; i < count; ++i) {
+    pending.push_back(ask_async(gateways[i % gateways.size()]->base_url(), text));
+  }
+  BurstOutcome outcome;
+  for (auto& p : pending) {
+    const HttpResponse r = p.get();
+    EXPECT_EQ(r.status, 200) << r.body;
+    if (r.status != 200) continue;
+    ++outcome.ok;
+    outcome.bodies.insert(r.body);
+    const std::string cache = r.header("x-llm-cache");
+    if (cache == "MISS") ++outcome.misses;
+    if (cache == "COALESCED") {
+      ++outcome.coalesced;
+      EXPECT_EQ(r.header("x-llm-cost-usd"), "0");
+    }
+    if (cache == "HIT") ++outcome.hits;
+  }
+  return outcome;
+}
+
+/// Polls `done` every 20 ms, at most `tries` times; true once it held.
+template <class Condition>
+bool eventually(Condition done, int tries = 500) {
+  for (int i = 0; i < tries; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+TEST(RedisLocks, OneHolderCompareAndDeleteAndExpiry) {
+  using llm_caching::cache::run_blocking;
+  llmc_test::RedisServer redis;
+  const auto options =
+      std::get<llm_caching::RedisOptions>(llm_caching::cache::parse_cache_url(redis.url()));
+  llm_caching::cache::RedisBackend first(options);
+  llm_caching::cache::RedisBackend second(options);  // another pool, as another process has
+
+  EXPECT_TRUE(run_blocking(first.try_lock("llm-caching:lock:k", "token-1", 60'000ms)));
+  EXPECT_FALSE(run_blocking(second.try_lock("llm-caching:lock:k", "token-2", 60'000ms)));
+  EXPECT_EQ(redis.cli({"GET", "llm-caching:lock:k"}), "token-1");
+  // A wrong token never deletes the lock; the holder's does.
+  run_blocking(second.unlock("llm-caching:lock:k", "token-2"));
+  EXPECT_EQ(redis.cli({"GET", "llm-caching:lock:k"}), "token-1");
+  run_blocking(first.unlock("llm-caching:lock:k", "token-1"));
+  EXPECT_EQ(redis.cli({"EXISTS", "llm-caching:lock:k"}), "0");
+
+  // Redis expires a dead holder's lock; the late holder cannot delete its successor's.
+  EXPECT_TRUE(run_blocking(first.try_lock("llm-caching:lock:k", "late", 100ms)));
+  const std::string pttl = redis.cli({"PTTL", "llm-caching:lock:k"});
+  EXPECT_GT(std::stoll(pttl), 0);
+  EXPECT_LE(std::stoll(pttl), 100);
+  EXPECT_TRUE(eventually([&] { return redis.cli({"EXISTS", "llm-caching:lock:k"}) == "0"; }));
+  EXPECT_TRUE(run_blocking(second.try_lock("llm-caching:lock:k", "successor", 60'000ms)));
+  run_blocking(first.unlock("llm-caching:lock:k", "late"));
+  EXPECT_EQ(redis.cli({"GET", "llm-caching:lock:k"}), "successor");
+}
+
+TEST(CrossProcessFlight, FourGatewaysSharingRedisMakeOneUpstreamCallForAHundredRequests) {
+  llmc_test::RedisServer redis;
+  // The upstream answers after a second, so the burst arrives while the one call is out.
+  FakeProvider fake{{.delay = 1000ms}};
+  std::vector<std::unique_ptr<SharedCacheGateway>> gateways;
+  for (int i = 0; i < 4; ++i) {
+    gateways.push_back(std::make_unique<SharedCacheGateway>(fake, redis.url()));
+  }
+  const BurstOutcome outcome = burst(gateways, 100, "one call for four processes");
+  EXPECT_EQ(outcome.ok, 100);
+  EXPECT_EQ(outcome.bodies.size(), 1u);
+  EXPECT_EQ(outcome.misses, 1);
+  EXPECT_EQ(outcome.misses + outcome.coalesced + outcome.hits, 100);
+  EXPECT_EQ(upstream_calls(fake), 1);
+  // No lock is left behind once the answer landed.
+  EXPECT_EQ(redis.cli({"--scan", "--pattern", "llm-caching:lock:*"}), "");
+}
+
+TEST(CrossProcessFlight, TwoGatewaysSharingOneSqliteFileMakeOneUpstreamCall) {
+  llmc_test::TempDir dir;
+  const std::string url = "sqlite://" + dir.file("shared.db");
+  FakeProvider fake{{.delay = 1000ms}};
+  std::vector<std::unique_ptr<SharedCacheGateway>> gateways;
+  for (int i = 0; i < 2; ++i) gateways.push_back(std::make_unique<SharedCacheGateway>(fake, url));
+  const BurstOutcome outcome = burst(gateways, 40, "one call for one file");
+  EXPECT_EQ(outcome.ok, 40);
+  EXPECT_EQ(outcome.bodies.size(), 1u);
+  EXPECT_EQ(outcome.misses, 1);
+  EXPECT_EQ(upstream_calls(fake), 1);
+}
+
+TEST(CrossProcessFlight, AHolderKilledMidCallIsReplacedAfterItsLockExpires) {
+  // A short lock so the test takes seconds; the waiters may wait four times that in total.
+  llmc_test::ScopedEnv lock_ttl("LLM_CACHE_LOCK_TTL_MS", "1500");
+  llmc_test::ScopedEnv lock_wait("LLM_CACHE_LOCK_WAIT_MS", "6000");
+  llmc_test::RedisServer redis;
+  FakeProvider fake;
+  auto holder = std::make_unique<SharedCacheGateway>(fake, redis.url());
+  std::vector<std::unique_ptr<SharedCacheGateway>> waiters;
+  for (int i = 0; i < 2; ++i) {
+    waiters.push_back(std::make_unique<SharedCacheGateway>(fake, redis.url()));
+  }
+
+  // The holder's upstream call is slow (the behaviour header does not change the cache key).
+  const std::string text = "the holder dies";
+  auto doomed = ask_async(holder->base_url(), text, {{"x-fake-behavior", "delay-60000"}});
+  ASSERT_TRUE(eventually([&] {
+    return !redis.cli({"--scan", "--pattern", "llm-caching:lock:*"}).empty() &&
+           upstream_calls(fake) == 1;
+  })) << "the holder never took the lock and called upstream";
+
+  const BurstOutcome outcome = [&] {
+    std::vector<std::future<HttpResponse>> pending;
+    for (int i = 0; i < 10; ++i) pending.push_back(ask_async(waiters[i % 2]->base_url(), text));
+    // SIGKILL: no unlock, no cleanup; only the lock's expiry frees the key.
+    EXPECT_EQ(::kill(holder->pid(), SIGKILL), 0);
+    BurstOutcome o;
+    for (auto& p : pending) {
+      const HttpResponse r = p.get();
+      EXPECT_EQ(r.status, 200) << r.body;
+      if (r.status != 200) continue;
+      ++o.ok;
+      o.bodies.insert(r.body);
+      const std::string cache = r.header("x-llm-cache");
+      o.misses += cache == "MISS";
+      o.coalesced += cache == "COALESCED";
+      o.hits += cache == "HIT";
+    }
+    return o;
+  }();
+  EXPECT_EQ(outcome.ok, 10);
+  EXPECT_EQ(outcome.bodies.size(), 1u);
+  EXPECT_EQ(outcome.misses, 1);  // one waiter took the expired lock and called
+  EXPECT_EQ(outcome.coalesced + outcome.hits, 9);
+  EXPECT_EQ(upstream_calls(fake), 2);  // the dead holder's call and exactly one more
+  try {
+    doomed.get();  // the killed gateway's connection broke; whatever it says is not checked
+  } catch (const std::exception&) {
+  }
+}
+
+}  // namespace

@@ -1,0 +1,522 @@
+// Cross-process single-flight (docs/SINGLE_FLIGHT.md): the lock primitives of each backend
+// (memory, SQLite from two connections and from several processes), the tiering's failure policy
+// for locks, and the exchange's behaviour around them (waiting for another holder's answer,
+// taking over a dead or failed holder's lock, the bounded wait, write-behind).
+#include "cache/memory_backend.hpp"
+#include "cache/run_blocking.hpp"
+#include "cache/sqlite_backend.hpp"
+#include "cache/tiered_cache.hpp"
+#include "exchange/exchange.hpp"
+#include "llm_caching/cache_key.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <atomic>
+#include <future>
+#include <set>
+
+#include "support/scripted_model.hpp"
+#include "support/test_env.hpp"
+
+namespace llm_caching {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+struct FakeClock {
+  std::shared_ptr<std::atomic<std::int64_t>> now =
+      std::make_shared<std::atomic<std::int64_t>>(1'700'000'000'000);
+  cache::NowMs fn() const {
+    return [now = now] { return now->load(); };
+  }
+  void advance(std::int64_t ms) { *now += ms; }
+};
+
+// ---- the primitives, run against each backend that keeps locks ----
+
+/// The lock contract every backend keeps, whatever holds the locks.
+void expect_lock_contract(cache::Backend& first, cache::Backend& second, FakeClock& clock) {
+  using cache::run_blocking;
+  // One holder at a time, whichever connection asks.
+  EXPECT_TRUE(run_blocking(first.try_lock("lock:a", "token-1", 1000ms)));
+  EXPECT_FALSE(run_blocking(second.try_lock("lock:a", "token-2", 1000ms)));
+  EXPECT_FALSE(run_blocking(first.try_lock("lock:a", "token-3", 1000ms)));
+  // Other keys are independent.
+  EXPECT_TRUE(run_blocking(second.try_lock("lock:b", "token-2", 1000ms)));
+
+  // A wrong token never deletes the lock.
+  run_blocking(second.unlock("lock:a", "token-2"));
+  EXPECT_FALSE(run_blocking(second.try_lock("lock:a", "token-2", 1000ms)));
+  // The holder's token does.
+  run_blocking(second.unlock("lock:a", "token-1"));
+  EXPECT_TRUE(run_blocking(second.try_lock("lock:a", "token-2", 1000ms)));
+
+  // A lock whose ttl passed is taken over; its late holder cannot delete the successor's.
+  clock.advance(1000);
+  EXPECT_TRUE(run_blocking(first.try_lock("lock:a", "token-4", 1000ms)));
+  run_blocking(second.unlock("lock:a", "token-2"));
+  EXPECT_FALSE(run_blocking(second.try_lock("lock:a", "token-5", 1000ms)));
+  clock.advance(999);
+  EXPECT_FALSE(run_blocking(second.try_lock("lock:a", "token-5", 1000ms)));
+  run_blocking(first.unlock("lock:a", "token-4"));
+  EXPECT_TRUE(run_blocking(second.try_lock("lock:a", "token-5", 1000ms)));
+}
+
+TEST(MemoryBackendLocks, KeepTheLockContract) {
+  FakeClock clock;
+  cache::MemoryBackend backend(MemoryOptions{}, clock.fn());
+  expect_lock_contract(backend, backend, clock);
+}
+
+TEST(MemoryBackendLocks, LocksAreNotEntries) {
+  cache::MemoryBackend backend(MemoryOptions{});
+  EXPECT_TRUE(backend.try_lock_now("k", "token", 1000ms));
+  EXPECT_EQ(backend.get_now("k"), std::nullopt);
+  EXPECT_EQ(backend.stats_now().entries, 0u);
+  backend.put_now("k", "value", 0ms);
+  EXPECT_FALSE(backend.try_lock_now("k", "other", 1000ms));  // the entry did not free the lock
+}
+
+class SqliteLocks : public ::testing::Test {
+ protected:
+  llmc_test::TempDir dir_;
+  std::filesystem::path path_ = dir_.path() / "cache.db";
+  FakeClock clock_;
+
+  std::unique_ptr<cache::SqliteBackend> open() {
+    return std::make_unique<cache::SqliteBackend>(SqliteOptions{.path = path_}, clock_.fn());
+  }
+  std::int64_t query_int(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+    const std::int64_t value =
+        sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+  }
+  void exec(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+};
+
+TEST_F(SqliteLocks, TwoConnectionsToOneFileKeepTheLockContract) {
+  auto first = open();
+  auto second = open();
+  expect_lock_contract(*first, *second, clock_);
+}
+
+TEST_F(SqliteLocks, ALockOutlivesItsConnectionUntilItsTtl) {
+  open()->try_lock_now("lock:k", "dead-holder", 500ms);  // the "process" ends without unlocking
+  auto survivor = open();
+  EXPECT_FALSE(survivor->try_lock_now("lock:k", "next", 500ms));
+  clock_.advance(500);
+  EXPECT_TRUE(survivor->try_lock_now("lock:k", "next", 500ms));
+}
+
+TEST_F(SqliteLocks, AFileWrittenBeforeTheLocksTableStillOpensAndLocks) {
+  {
+    auto backend = open();
+    backend->put_now("entry", "value", 0ms);
+  }
+  exec("DROP TABLE locks");  // what a file of the previous build looks like
+  auto backend = open();
+  EXPECT_EQ(backend->get_now("entry"), "value");
+  EXPECT_TRUE(backend->try_lock_now("lock:k", "token", 500ms));
+  EXPECT_EQ(query_int("SELECT value FROM meta WHERE name = 'schema_version'"),
+            cache::kSqliteSchemaVersion);
+}
+
+TEST_F(SqliteLocks, PruneDropsExpiredLocksOnly) {
+  auto backend = open();
+  backend->try_lock_now("lock:short", "a", 100ms);
+  backend->try_lock_now("lock:long", "b", 10'000ms);
+  clock_.advance(200);
+  backend->prune_now();
+  EXPECT_EQ(query_int("SELECT count(*) FROM locks"), 1);
+  EXPECT_EQ(query_int("SELECT count(*) FROM locks WHERE key = 'lock:long'"), 1);
+}
+
+TEST_F(SqliteLocks, OfProcessesRacingForOneLockExactlyOneWins) {
+  open();  // the schema exists before the race
+  constexpr int kProcesses = 6;
+  std::vector<pid_t> children;
+  for (int i = 0; i < kProcesses; ++i) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int code = 3;
+      try {
+        cache::SqliteBackend backend(SqliteOptions{.path = path_});
+        code = backend.try_lock_now("lock:race", "token-" + std::to_string(i), 60'000ms) ? 0 : 1;
+      } catch (...) {
+      }
+      ::_exit(code);
+    }
+    children.push_back(pid);
+  }
+  int winners = 0;
+  int losers = 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 0) ++winners;
+    if (WEXITSTATUS(status) == 1) ++losers;
+  }
+  EXPECT_EQ(winners, 1);
+  EXPECT_EQ(losers, kProcesses - 1);
+}
+
+// ---- the tiering's failure policy ----
+
+/// A backend whose locks fail (the store is down); everything else works.
+class LockFailingBackend final : public cache::Backend {
+ public:
+  cache::MemoryBackend store{MemoryOptions{}};
+  asio::awaitable<std::optional<std::string>> get(std::string key) override {
+    co_return store.get_now(key);
+  }
+  asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
+    store.put_now(std::move(key), std::move(value), ttl);
+    co_return;
+  }
+  asio::awaitable<bool> erase(std::string key) override { co_return store.erase_now(key); }
+  asio::awaitable<std::uint64_t> clear(std::string prefix) override {
+    co_return store.clear_now(prefix);
+  }
+  asio::awaitable<std::uint64_t> prune() override { co_return 0; }
+  asio::awaitable<cache::BackendStats> stats() override { co_return store.stats_now(); }
+  std::string describe() const override { return "lock-failing://"; }
+  asio::awaitable<bool> try_lock(std::string, std::string, milliseconds) override {
+    throw CacheError("lock store down");
+    co_return false;
+  }
+  asio::awaitable<void> unlock(std::string, std::string) override {
+    throw CacheError("lock store down");
+    co_return;
+  }
+};
+
+TEST(TieredCacheLocks, LockFailuresDegradeToNoLockOrRaiseWhenStrict) {
+  auto backend = std::make_shared<LockFailingBackend>();
+  cache::TieredCache degrading(backend, kMiB, false);
+  EXPECT_EQ(cache::run_blocking(degrading.try_lock("k", "t", 1000ms)),
+            cache::TieredCache::LockOutcome::unavailable);
+  EXPECT_NO_THROW(cache::run_blocking(degrading.unlock("k", "t")));
+  EXPECT_EQ(cache::run_blocking(degrading.stats()).backend_errors, 2u);
+
+  cache::TieredCache strict(backend, kMiB, true);
+  EXPECT_THROW(cache::run_blocking(strict.try_lock("k", "t", 1000ms)), CacheError);
+}
+
+TEST(TieredCacheLocks, LockKeysLiveBesideEntriesNotAmongThem) {
+  auto backend = std::make_shared<cache::MemoryBackend>(MemoryOptions{});
+  cache::TieredCache tiers(backend, kMiB, false);
+  EXPECT_EQ(cache::run_blocking(tiers.try_lock("llm-caching:v1:ns:abc", "t", 1000ms)),
+            cache::TieredCache::LockOutcome::acquired);
+  EXPECT_FALSE(backend->try_lock_now("llm-caching:lock:llm-caching:v1:ns:abc", "u", 1000ms));
+  EXPECT_EQ(cache::run_blocking(tiers.try_lock("llm-caching:v1:ns:abc", "u", 1000ms)),
+            cache::TieredCache::LockOutcome::held_elsewhere);
+}
+
+// ---- the exchange across "processes": two Exchanges, each with its own tiers (and L1) over
+// one SQLite file, as two processes would have ----
+
+exchange::ExchangeRequest request_for(const std::string& prompt) {
+  exchange::ExchangeRequest r;
+  r.native.provider = Provider::openai;
+  r.native.model = "gpt-4o-mini";
+  r.native.body = {
+      {"model", "gpt-4o-mini"},
+      {"messages", boost::json::array{boost::json::object{{"role", "user"}, {"content", prompt}}}}};
+  r.retry.initial_wait = 1ms;
+  r.retry.max_wait = 0ms;
+  return r;
+}
+
+class CrossProcessExchange : public ::testing::Test {
+ protected:
+  llmc_test::TempDir dir_;
+  SqliteOptions file_{.path = dir_.path() / "shared.db"};
+  exchange::ExchangeOptions options_{.lock_ttl = 30'000ms, .lock_wait = 60'000ms};
+
+  std::shared_ptr<cache::TieredCache> tiers(bool strict = false) {
+    return std::make_shared<cache::TieredCache>(std::make_shared<cache::SqliteBackend>(file_), kMiB,
+                                                strict);
+  }
+  std::shared_ptr<cache::SqliteBackend> raw() {
+    return std::make_shared<cache::SqliteBackend>(file_);
+  }
+  /// The storage key the exchange uses for request_for(prompt).
+  static std::string storage_key_of(const std::string& prompt) {
+    const auto request = request_for(prompt);
+    return storage_key(
+        "", derive_key(request.native.provider, request.native.model, request.native.body, "").hex);
+  }
+};
+
+TEST_F(CrossProcessExchange, AWaiterInAnotherProcessGetsTheHoldersAnswerBilledZero) {
+  exchange::Exchange a(tiers(), exchange::system_now_ms, options_);
+  exchange::Exchange b(tiers(), exchange::system_now_ms, options_);
+  testing::ScriptedModel model;
+  model.set_delay(300ms);
+  asio::io_context io;
+  std::optional<exchange::ExchangeResult> first;
+  std::optional<exchange::ExchangeResult> second;
+  asio::co_spawn(io, a.run(model, request_for("shared")),
+                 [&](std::exception_ptr e, exchange::ExchangeResult r) {
+                   ASSERT_FALSE(e);
+                   first = std::move(r);
+                 });
+  asio::co_spawn(io, b.run(model, request_for("shared")),
+                 [&](std::exception_ptr e, exchange::ExchangeResult r) {
+                   ASSERT_FALSE(e);
+                   second = std::move(r);
+                 });
+  io.run();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(model.calls(), 1);
+  EXPECT_FALSE(first->coalesced);
+  EXPECT_GT(first->cost_nano_usd, 0);
+  EXPECT_TRUE(second->coalesced);
+  EXPECT_EQ(second->cost_nano_usd, 0);
+  EXPECT_EQ(second->avoided_nano_usd, first->cost_nano_usd);
+  EXPECT_EQ(second->entry->response, first->entry->response);
+  // The lock is gone once the answer landed.
+  EXPECT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(first->storage_key), "x", 1000ms));
+}
+
+TEST_F(CrossProcessExchange, ALockLeftByADeadHolderIsTakenOverAtItsExpiry) {
+  exchange::Exchange survivor(tiers(), exchange::system_now_ms, options_);
+  const std::string key = storage_key_of("orphaned");
+  // A holder that died mid-call: its lock stays until its ttl.
+  ASSERT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "dead", 300ms));
+  testing::ScriptedModel model;
+  const auto result = cache::run_blocking(survivor.run(model, request_for("orphaned")));
+  EXPECT_EQ(model.calls(), 1);
+  EXPECT_FALSE(result.coalesced);
+  EXPECT_EQ(result.storage_key, key);
+  EXPECT_NE(raw()->get_now(key), std::nullopt);
+}
+
+TEST_F(CrossProcessExchange, AFailedHolderReleasesItsLockAndAWaiterCallsItself) {
+  exchange::Exchange a(tiers(), exchange::system_now_ms, options_);
+  exchange::Exchange b(tiers(), exchange::system_now_ms, options_);
+  testing::ScriptedModel model;
+  model.set_delay(200ms);
+  model.script(NativeResponse{400, R"({"error": {"message": "bad", "type": "invalid"}})"});
+  asio::io_context io;
+  std::exception_ptr first_error;
+  std::optional<exchange::ExchangeResult> second;
+  asio::co_spawn(io, a.run(model, request_for("fails once")),
+                 [&](std::exception_ptr e, exchange::ExchangeResult) { first_error = e; });
+  asio::co_spawn(io, b.run(model, request_for("fails once")),
+                 [&](std::exception_ptr e, exchange::ExchangeResult r) {
+                   ASSERT_FALSE(e);
+                   second = std::move(r);
+                 });
+  io.run();
+  EXPECT_TRUE(first_error);
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(second->coalesced);
+  EXPECT_EQ(model.calls(), 2);
+}
+
+TEST_F(CrossProcessExchange, AfterTheBoundedWaitAWaiterCallsWithoutTheLock) {
+  exchange::Exchange waiter(tiers(), exchange::system_now_ms,
+                            {.lock_ttl = 30'000ms, .lock_wait = 100ms});
+  const std::string key = storage_key_of("stuck");
+  ASSERT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "slow-holder", 60'000ms));
+  testing::ScriptedModel model;
+  const auto result = cache::run_blocking(waiter.run(model, request_for("stuck")));
+  EXPECT_EQ(model.calls(), 1);
+  EXPECT_FALSE(result.coalesced);
+  EXPECT_NE(raw()->get_now(key), std::nullopt);
+  // It never touched the other holder's lock.
+  EXPECT_FALSE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "someone", 1000ms));
+}
+
+TEST_F(CrossProcessExchange, ZeroLockTtlTurnsCrossProcessLockingOff) {
+  exchange::Exchange plain(tiers(), exchange::system_now_ms,
+                           {.lock_ttl = 0ms, .lock_wait = 60'000ms});
+  const std::string key = storage_key_of("unlocked");
+  ASSERT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "other", 60'000ms));
+  testing::ScriptedModel model;
+  const auto result = cache::run_blocking(plain.run(model, request_for("unlocked")));
+  EXPECT_EQ(model.calls(), 1);  // did not wait for the other lock
+  EXPECT_FALSE(result.coalesced);
+}
+
+TEST_F(CrossProcessExchange, LockStoreDownStillAnswers) {
+  auto backend = std::make_shared<LockFailingBackend>();
+  exchange::Exchange e(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                       exchange::system_now_ms, options_);
+  testing::ScriptedModel model;
+  const auto result = cache::run_blocking(e.run(model, request_for("no locks")));
+  EXPECT_EQ(model.calls(), 1);
+  EXPECT_NE(backend->store.get_now(result.storage_key), std::nullopt);
+
+  exchange::Exchange strict(std::make_shared<cache::TieredCache>(backend, kMiB, true),
+                            exchange::system_now_ms, options_);
+  EXPECT_THROW(cache::run_blocking(strict.run(model, request_for("strict no locks"))), CacheError);
+}
+
+TEST(ExchangeOptions, EnvironmentOverridesTheDefaultsAndBadValuesAreRefused) {
+  {
+    llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", std::nullopt);
+    llmc_test::ScopedEnv wait("LLM_CACHE_LOCK_WAIT_MS", std::nullopt);
+    const auto defaults = exchange::ExchangeOptions::from_environment();
+    EXPECT_EQ(defaults.lock_ttl, 30'000ms);
+    EXPECT_EQ(defaults.lock_wait, 60'000ms);
+  }
+  {
+    llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", "1500");
+    llmc_test::ScopedEnv wait("LLM_CACHE_LOCK_WAIT_MS", std::nullopt);
+    const auto options = exchange::ExchangeOptions::from_environment();
+    EXPECT_EQ(options.lock_ttl, 1500ms);
+    EXPECT_EQ(options.lock_wait, 3000ms);
+  }
+  {
+    llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", "1500");
+    llmc_test::ScopedEnv wait("LLM_CACHE_LOCK_WAIT_MS", "10");
+    EXPECT_EQ(exchange::ExchangeOptions::from_environment().lock_wait, 10ms);
+  }
+  for (const char* bad : {"", "-1", "12ms", "99999999999"}) {
+    llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", bad);
+    try {
+      exchange::ExchangeOptions::from_environment();
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const ConfigurationError& e) {
+      EXPECT_NE(std::string(e.what()).find("LLM_CACHE_LOCK_TTL_MS"), std::string::npos);
+    }
+  }
+}
+
+// ---- write-behind ----
+
+/// A memory L2 whose writes wait until the test opens the gate.
+class GatedBackend final : public cache::Backend {
+ public:
+  cache::MemoryBackend store{MemoryOptions{}};
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  std::atomic<int> puts{0};
+
+  asio::awaitable<std::optional<std::string>> get(std::string key) override {
+    co_return store.get_now(key);
+  }
+  asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
+    opened.wait();
+    store.put_now(std::move(key), std::move(value), ttl);
+    ++puts;
+    co_return;
+  }
+  asio::awaitable<bool> erase(std::string key) override { co_return store.erase_now(key); }
+  asio::awaitable<std::uint64_t> clear(std::string prefix) override {
+    co_return store.clear_now(prefix);
+  }
+  asio::awaitable<std::uint64_t> prune() override { co_return 0; }
+  asio::awaitable<cache::BackendStats> stats() override { co_return store.stats_now(); }
+  std::string describe() const override { return "gated://"; }
+  asio::awaitable<bool> try_lock(std::string k, std::string t, milliseconds ttl) override {
+    co_return store.try_lock_now(k, t, ttl);
+  }
+  asio::awaitable<void> unlock(std::string k, std::string t) override {
+    store.unlock_now(k, t);
+    co_return;
+  }
+};
+
+TEST(WriteBehind, AnswersFromTheL1ThenLandsTheEntryBeforeReleasingTheLock) {
+  auto backend = std::make_shared<GatedBackend>();
+  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
+  testing::ScriptedModel model;
+  exchange::ExchangeResult result;
+  {
+    exchange::Exchange e(tiers, exchange::system_now_ms,
+                         {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
+    auto request = request_for("behind");
+    request.write_behind = true;
+    result = cache::run_blocking(e.run(model, std::move(request)));
+    const std::string lock = cache::TieredCache::lock_key(result.storage_key);
+    // Answered while the L2 write still waits: the L1 has it, the L2 not yet, the lock is held.
+    EXPECT_EQ(backend->puts.load(), 0);
+    EXPECT_EQ(backend->store.get_now(result.storage_key), std::nullopt);
+    EXPECT_NE(cache::run_blocking(tiers->get(result.storage_key, exchange::system_now_ms())),
+              nullptr);
+    EXPECT_FALSE(backend->store.try_lock_now(lock, "other-process", 1000ms));
+    backend->gate.set_value();
+  }  // ~Exchange waits for the write-behind
+  EXPECT_EQ(backend->puts.load(), 1);
+  EXPECT_NE(backend->store.get_now(result.storage_key), std::nullopt);
+  EXPECT_TRUE(backend->store.try_lock_now(cache::TieredCache::lock_key(result.storage_key),
+                                          "other-process", 1000ms));
+  EXPECT_EQ(model.calls(), 1);
+}
+
+TEST(WriteBehind, WithoutTheFlagOrWhenStrictTheL2HasTheEntryWhenTheCallReturns) {
+  for (const bool strict : {false, true}) {
+    auto backend = std::make_shared<cache::MemoryBackend>(MemoryOptions{});
+    auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, strict);
+    exchange::Exchange e(tiers, exchange::system_now_ms,
+                         {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
+    testing::ScriptedModel model;
+    auto request = request_for("through");
+    request.write_behind = strict;  // strict overrides the flag: a failed write must raise
+    const auto result = cache::run_blocking(e.run(model, std::move(request)));
+    EXPECT_NE(backend->get_now(result.storage_key), std::nullopt) << "strict " << strict;
+    EXPECT_TRUE(
+        backend->try_lock_now(cache::TieredCache::lock_key(result.storage_key), "next", 1000ms))
+        << "strict " << strict;
+  }
+}
+
+TEST(WriteBehind, InProcessWaitersAreAnsweredWithTheLeader) {
+  auto backend = std::make_shared<GatedBackend>();
+  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
+  testing::ScriptedModel model;
+  model.set_delay(100ms);
+  {
+    exchange::Exchange e(tiers, exchange::system_now_ms,
+                         {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
+    asio::io_context io;
+    int answered = 0;
+    int coalesced = 0;
+    for (int i = 0; i < 20; ++i) {
+      auto request = request_for("burst");
+      request.write_behind = true;
+      asio::co_spawn(io, e.run(model, std::move(request)),
+                     [&](std::exception_ptr error, exchange::ExchangeResult r) {
+                       ASSERT_FALSE(error);
+                       ++answered;
+                       coalesced += r.coalesced ? 1 : 0;
+                     });
+    }
+    io.run();  // returns while the L2 write is still held at the gate
+    EXPECT_EQ(answered, 20);
+    EXPECT_EQ(coalesced, 19);
+    EXPECT_EQ(backend->puts.load(), 0);
+    backend->gate.set_value();
+  }
+  EXPECT_EQ(backend->puts.load(), 1);
+  EXPECT_EQ(model.calls(), 1);
+}
+
+}  // namespace
+}  // namespace llm_caching
