@@ -351,6 +351,8 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   if (controls.max_wait) exchange_request.retry.max_wait = *controls.max_wait;
   exchange_request.allow_unpriced = config_.allow_unpriced;
   exchange_request.coalesce = controls.coalesce;
+  // Answer once the entry is in the L1; the L2 write (then the cross-process unlock) follows.
+  exchange_request.write_behind = true;
   exchange_request.stale_if_error = controls.stale_if_error;
   exchange_request.stale_while_revalidate = controls.stale_while_revalidate;
   if (controls.stale_while_revalidate.count() > 0) {
