@@ -6,7 +6,10 @@
 #      provider and through the gateway; the p99 difference is the added latency;
 #   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
 # Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
+#   PHASES="hits misses memory" (default: all three) selects what runs.
 set -euo pipefail
+phases=${PHASES:-hits misses memory}
+has_phase() { [[ " $phases " == *" $1 "* ]]; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../../build/release}
@@ -83,6 +86,7 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 
+if has_phase hits; then
 # 1. Hits. One warm-up request each, then check both really serve from their cache.
 body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
 for url in "http://127.0.0.1:$gateway_port" "http://127.0.0.1:$nginx_port"; do
@@ -93,10 +97,14 @@ for url in "http://127.0.0.1:$gateway_port" "http://127.0.0.1:$nginx_port"; do
 done
 wrk_run gateway-hit 64 "$here/post_hit.lua" "http://127.0.0.1:$gateway_port/v1/chat/completions"
 wrk_run nginx-hit 64 "$here/post_hit.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions"
+fi
 
+if has_phase misses; then
 # 2. Pass-through overhead at ~1,000 requests/s: 10 connections, 10 ms apart each.
 wrk_run direct-miss 10 "$here/post_unique.lua" "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
 wrk_run gateway-miss 10 "$here/post_unique.lua" "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
+fi
+has_phase memory || exit 0
 
 # 3. Memory: a fresh gateway, 100,000 distinct entries (misses), 64 MB L1, then its RSS.
 kill "$gateway_pid"
