@@ -6,7 +6,12 @@
 #      provider and through the gateway; the p99 difference is the added latency;
 #   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
 # Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
+#   ROUNDS=N repeats the hit and miss pairs N times, alternating (default 1).
+#   CACHE_URL=memory:// (say) replaces the first gateway's SQLite file, to isolate the L2 write.
+#   PHASES="hits misses memory" (default: all three) selects what runs.
 set -euo pipefail
+phases=${PHASES:-hits misses memory}
+has_phase() { [[ " $phases " == *" $1 "* ]]; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../../build/release}
@@ -16,6 +21,7 @@ fake=$build/tools/fake-provider/llm-caching-fake-provider
 work=$(mktemp -d /tmp/llmc-gateway-bench.XXXXXX)
 threads=$(nproc)
 pids=()
+server_pids=""
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -50,21 +56,38 @@ summarise() {
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99}'
 }
 
-wrk_run() {  # wrk_run LABEL CONNECTIONS SCRIPT URL [env...]
+# CPU time (user + system, in clock ticks) of the given processes and all their threads.
+cpu_ticks() {
+  local total=0 stat
+  for pid in "$@"; do
+    for stat in /proc/"$pid"/task/*/stat; do
+      total=$((total + $(awk '{print $14 + $15}' "$stat" 2>/dev/null || echo 0)))
+    done
+  done
+  echo "$total"
+}
+
+# wrk_run LABEL CONNECTIONS SCRIPT URL [env...]; $server_pids: the server's processes, whose CPU
+# time per request is printed too (load-independent, unlike requests/s on a shared machine).
+wrk_run() {
   local label=$1 connections=$2 script=$3 url=$4
   shift 4
-  local out
+  local out before after requests
+  before=$(cpu_ticks $server_pids)
   out=$(env "$@" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$script" "$url")
+  after=$(cpu_ticks $server_pids)
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" >"$work/$label.wrk"
-  echo "$label $(echo "$out" | summarise)"
+  echo "$label $(echo "$out" | summarise) $(((after - before) * 1000000 / $(getconf CLK_TCK) / requests))us"
 }
 
 echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)"
-echo "label requests/s p50 p99"
+echo "label requests/s p50 p99 server-cpu-per-request"
 
 start "$work/fake" "$fake" --listen 127.0.0.1:0
 fake_port=$port
-start "$work/gateway" "$cli" --cache-url "sqlite://$work/cache.db" serve --listen 127.0.0.1:0 \
+fake_pid=$last_pid
+start "$work/gateway" "$cli" --cache-url "${CACHE_URL:-sqlite://$work/cache.db}" serve --listen 127.0.0.1:0 \
   --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1"
 gateway_port=$port
 gateway_pid=$last_pid
@@ -77,12 +100,14 @@ sed -e "s|@DIR@|$work/nginx|g" -e "s|@FAKE_PORT@|$fake_port|g" -e "s|@NGINX_PORT
   -e "s|@WORKERS@|$threads|g" -e "s|@USER_LINE@|$user_line|g" \
   "$here/nginx.conf.template" >"$work/nginx/nginx.conf"
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx.err" &
-pids+=($!)
+nginx_pid=$!
+pids+=($nginx_pid)
 for _ in $(seq 100); do
   curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break
   sleep 0.05
 done
 
+if has_phase hits; then
 # 1. Hits. One warm-up request each, then check both really serve from their cache.
 body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
 for url in "http://127.0.0.1:$gateway_port" "http://127.0.0.1:$nginx_port"; do
@@ -91,12 +116,25 @@ for url in "http://127.0.0.1:$gateway_port" "http://127.0.0.1:$nginx_port"; do
       --data-binary "$body" "$url/v1/chat/completions" | grep -iE '^(x-llm-cache|x-cache-status):' || true
   done
 done
-wrk_run gateway-hit 64 "$here/post_hit.lua" "http://127.0.0.1:$gateway_port/v1/chat/completions"
-wrk_run nginx-hit 64 "$here/post_hit.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions"
+nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
+for round in $(seq "${ROUNDS:-1}"); do  # alternating, so both see the same machine load
+  server_pids=$gateway_pid wrk_run gateway-hit 64 "$here/post_hit.lua" \
+    "http://127.0.0.1:$gateway_port/v1/chat/completions"
+  server_pids=$nginx_workers wrk_run nginx-hit 64 "$here/post_hit.lua" \
+    "http://127.0.0.1:$nginx_port/v1/chat/completions"
+done
+fi
 
+if has_phase misses; then
 # 2. Pass-through overhead at ~1,000 requests/s: 10 connections, 10 ms apart each.
-wrk_run direct-miss 10 "$here/post_unique.lua" "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
-wrk_run gateway-miss 10 "$here/post_unique.lua" "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
+for round in $(seq "${ROUNDS:-1}"); do
+  server_pids=$fake_pid wrk_run direct-miss 10 "$here/post_unique.lua" \
+    "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
+  server_pids=$gateway_pid wrk_run gateway-miss 10 "$here/post_unique.lua" \
+    "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
+done
+fi
+has_phase memory || exit 0
 
 # 3. Memory: a fresh gateway, 100,000 distinct entries (misses), 64 MB L1, then its RSS.
 kill "$gateway_pid"
@@ -116,5 +154,9 @@ kill "$wrk_pid" 2>/dev/null || true
 wait "$wrk_pid" 2>/dev/null || true
 entries=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llmc_gateway_cache_misses_total\{provider="openai"\}/ {print $2}')
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$last_pid/status")
+# RssFile is mostly the SQLite file mapped by the backend (PRAGMA mmap_size): page cache the
+# kernel can drop, shared with every process that reads the file. RssAnon is the gateway's own.
+anon_kb=$(awk '/RssAnon/ {print $2}' "/proc/$last_pid/status")
+file_kb=$(awk '/RssFile/ {print $2}' "/proc/$last_pid/status")
 l1=$(curl -s "http://127.0.0.1:$port/metrics" >/dev/null; "$cli" --cache-url "sqlite://$work/cache2.db" cache stats 2>/dev/null | head -3 | tr '\n' ' ')
-echo "memory entries=$entries rss_mb=$((rss_kb / 1024)) ($l1)"
+echo "memory entries=$entries rss_mb=$((rss_kb / 1024)) anon_mb=$((anon_kb / 1024)) file_mb=$((file_kb / 1024)) ($l1)"

@@ -4,6 +4,7 @@
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/serve_config.hpp"
 #include "gateway/server.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/errors.hpp"
@@ -13,15 +14,24 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
-#include <charconv>
 #include <csignal>
 #include <iostream>
+#include <map>
+#include <optional>
 
 namespace llm_caching::cli {
 
 namespace {
 
 struct ServeFlags {
+  std::string config_file;
+  /// The options, to tell a flag given on the command line (it wins) from a default (the
+  /// config file's value replaces it).
+  std::map<std::string, CLI::Option*, std::less<>> options;
+  bool given(std::string_view name) const {
+    const auto found = options.find(name);
+    return found != options.end() && found->second->count() > 0;
+  }
   std::string listen = "127.0.0.1:8080";
   std::vector<std::string> upstreams;
   std::vector<std::string> upstream_key_envs;
@@ -40,30 +50,42 @@ struct ServeFlags {
   std::string log_level = "info";
 };
 
-std::pair<std::string, std::uint16_t> parse_listen(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos) throw ConfigurationError("--listen expects HOST:PORT");
-  std::string host = text.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  unsigned port = 0;
-  const std::string digits = text.substr(colon + 1);
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (host.empty() || digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
-      port > 65535) {
-    throw ConfigurationError("--listen expects HOST:PORT with a port from 0 to 65535");
-  }
-  return {host, static_cast<std::uint16_t>(port)};
+/// Fills every setting whose flag was not given from the config file (flags win).
+void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, ServeFlags& flags) {
+  auto take = [&](std::string_view flag, const auto& from, auto& to) {
+    if (from && !flags.given(flag)) to = static_cast<std::remove_reference_t<decltype(to)>>(*from);
+  };
+  take("--listen", file.listen, flags.listen);
+  take("--log-level", file.log_level, flags.log_level);
+  take("--share-cache-across-keys", file.share_cache_across_keys, flags.share_across_keys);
+  take("--reject-unpriced", file.reject_unpriced, flags.reject_unpriced);
+  take("--threads", file.threads, flags.threads);
+  take("--body-limit", file.body_limit, flags.body_limit);
+  take("--l1-mb", file.l1_mb, flags.l1_mib);
+  take("--ttl", file.ttl, flags.ttl_seconds);
+  take("--max-wait-ms", file.max_wait_ms, flags.max_wait_ms);
+  take("--initial-wait-ms", file.initial_wait_ms, flags.initial_wait_ms);
+  take("--upstream-timeout-ms", file.upstream_timeout_ms, flags.upstream_timeout_ms);
+  take("--connect-timeout-ms", file.connect_timeout_ms, flags.connect_timeout_ms);
+  take("--request-timeout-ms", file.request_timeout_ms, flags.request_timeout_ms);
+  take("--shutdown-grace-ms", file.shutdown_grace_ms, flags.shutdown_grace_ms);
+  if (global.cache_url.empty() && file.cache_url) global.cache_url = *file.cache_url;
 }
 
-void run_serve(const GlobalOptions& global, const ServeFlags& flags) {
+void run_serve(GlobalOptions global, ServeFlags flags) {
+  std::optional<gateway::ServeFileSettings> file;
+  if (!flags.config_file.empty()) {
+    file = gateway::load_serve_config(flags.config_file);
+    apply_file(*file, global, flags);
+  }
   // stdout carries only the "listening on" line, for scripts; logs go to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("llm-caching-serve"));
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
-  auto [host, port] = parse_listen(flags.listen);
+  auto [host, port] = gateway::parse_listen_address(flags.listen, "--listen");
 
   gateway::GatewayConfig config;
+  // Precedence: flags, then the file, then $*_BASE_URL (read by GatewayConfig), then defaults.
+  if (file) gateway::apply_upstream_settings(*file, config.upstreams);
   for (const auto& upstream : flags.upstreams) config.upstreams.set_base_url(upstream);
   for (const auto& key_env : flags.upstream_key_envs) config.upstreams.set_key_from_env(key_env);
   config.share_across_keys = flags.share_across_keys;
@@ -71,6 +93,7 @@ void run_serve(const GlobalOptions& global, const ServeFlags& flags) {
   config.default_ttl = std::chrono::seconds(flags.ttl_seconds);
   config.retry.max_wait = std::chrono::milliseconds(flags.max_wait_ms);
   config.retry.initial_wait = std::chrono::milliseconds(flags.initial_wait_ms);
+  config.memoize_hits = flags.l1_mib > 0;  // the memo's check is an L1 lookup
 
   CacheOptions cache_options;
   cache_options.url = global.cache_url;
@@ -102,10 +125,16 @@ void run_serve(const GlobalOptions& global, const ServeFlags& flags) {
   const std::uint16_t bound = server.start();
   const bool v6 = host.find(':') != std::string::npos;
   std::cout << "listening on " << (v6 ? "[" + host + "]" : host) << ":" << bound << std::endl;
+  // Keys are never logged: only whether one is configured.
+  auto describe_upstream = [&](Provider p) {
+    const gateway::Upstream& u = core->config().upstreams[p];
+    return u.base_url + (!u.api_key.empty()            ? " (configured key)"
+                         : !u.fallback_api_key.empty() ? " (fallback key)"
+                                                       : "");
+  };
   spdlog::info("gateway: cache {}, upstreams openai={} anthropic={} gemini={}, tenants {}",
-               cache->describe(), core->config().upstreams[Provider::openai].base_url,
-               core->config().upstreams[Provider::anthropic].base_url,
-               core->config().upstreams[Provider::gemini].base_url,
+               cache->describe(), describe_upstream(Provider::openai),
+               describe_upstream(Provider::anthropic), describe_upstream(Provider::gemini),
                flags.share_across_keys ? "share entries" : "partitioned by key");
   signal_io.run();
   server.wait();
@@ -117,6 +146,11 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
   auto flags = std::make_shared<ServeFlags>();
   CLI::App* serve = app.add_subcommand(
       "serve", "Run the caching gateway: point an OpenAI, Anthropic or Gemini SDK at it");
+  serve
+      ->add_option("--config", flags->config_file,
+                   "JSON file with these settings (fields: the flags' names with underscores, "
+                   "and \"upstreams\"; see docs/GATEWAY.md). Flags given here win over it.")
+      ->check(CLI::ExistingFile);
   serve->add_option("--listen", flags->listen, "HOST:PORT to listen on (port 0: any free port)")
       ->capture_default_str();
   serve->add_option(
@@ -171,7 +205,11 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
       "Examples:\n"
       "  llm-caching serve\n"
       "  llm-caching serve --listen 0.0.0.0:8080 --upstream openai=http://127.0.0.1:11434/v1\n"
+      "  llm-caching serve --config gateway.json --log-level debug\n"
       "  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python my_script.py");
+  for (CLI::Option* option : serve->get_options()) {
+    if (!option->get_lnames().empty()) flags->options["--" + option->get_lnames().front()] = option;
+  }
   serve->callback([&global, flags] { run_serve(global, *flags); });
 }
 

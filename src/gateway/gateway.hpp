@@ -30,6 +30,10 @@ struct GatewayConfig {
   /// Ask OpenAI streams for the final usage chunk (stream_options.include_usage) so streamed
   /// misses are costed; the key ignores stream_options, so this changes no key.
   bool openai_stream_usage = true;
+  /// Answer a repeat of a recent plain hit from a per-thread memo of prepared responses
+  /// (hit_memo.hpp), after checking the cache still holds that entry. Worth it only with an L1:
+  /// without one the check reads the L2.
+  bool memoize_hits = true;
 };
 
 class Gateway {
@@ -46,6 +50,10 @@ class Gateway {
 
  private:
   struct Call;
+  /// Answers a repeat of a recent hit from this thread's HitMemo; false: not answered (nothing
+  /// was sent, the full path follows).
+  boost::asio::awaitable<bool> answer_from_memo(const IncomingRequest& request, ResponseStream& out,
+                                                RequestRecord& record);
   boost::asio::awaitable<void> handle_llm(providers::HttpClient& upstream, Call& call,
                                           ResponseStream& out);
   boost::asio::awaitable<void> handle_models(providers::HttpClient& upstream, Call& call,
@@ -54,6 +62,7 @@ class Gateway {
 
   GatewayConfig config_;
   std::shared_ptr<exchange::Exchange> exchange_;
+  const std::uint64_t id_;  ///< tells this gateway's memoised hits from another's
   Metrics metrics_;
   std::mutex unpriced_mutex_;
   std::set<std::string, std::less<>> unpriced_warned_;  // guarded by unpriced_mutex_

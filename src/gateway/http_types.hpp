@@ -4,6 +4,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,12 +34,29 @@ struct OutgoingResponse {
   std::string body;
 };
 
+/// A 200 response serialised once, to be written again as bytes (memoised cache hits): the
+/// status line and header lines with content-length (`head`, without the blank line that ends
+/// the header block), and the body. `response` is the same answer as a plain value.
+struct PreparedResponse {
+  OutgoingResponse response;
+  std::string head;
+};
+
+/// Serialises `response` (status 200 only: the status line says "200 OK").
+std::shared_ptr<const PreparedResponse> prepare_response(OutgoingResponse response);
+
 /// Where a route writes its answer: one whole response, or a chunked one (SSE relay). Each call
 /// returns false when the client is gone; later calls then do nothing.
 class ResponseStream {
  public:
   virtual ~ResponseStream() = default;
   virtual boost::asio::awaitable<bool> send(OutgoingResponse response) = 0;
+  /// The same answer as send(prepared->response); a stream over a socket writes the prepared
+  /// bytes as they are, without serialising headers again.
+  virtual boost::asio::awaitable<bool> send_prepared(
+      std::shared_ptr<const PreparedResponse> prepared) {
+    return send(prepared->response);
+  }
   virtual boost::asio::awaitable<bool> begin_chunked(int status, Headers headers) = 0;
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
   virtual boost::asio::awaitable<bool> end_chunked(Headers trailers) = 0;

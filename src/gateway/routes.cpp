@@ -1,6 +1,7 @@
 // The routes: parse the native request, run the exchange, answer in the provider's own format.
 #include "gateway/controls.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/hit_memo.hpp"
 
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
@@ -15,6 +16,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <atomic>
 #include <deque>
 
 namespace llm_caching::gateway {
@@ -204,8 +206,47 @@ struct Gateway::Call {
   RequestRecord record;
 };
 
+namespace {
+std::atomic<std::uint64_t> next_gateway_id{1};
+}  // namespace
+
 Gateway::Gateway(GatewayConfig config, std::shared_ptr<exchange::Exchange> exchange)
-    : config_(std::move(config)), exchange_(std::move(exchange)) {}
+    : config_(std::move(config)),
+      exchange_(std::move(exchange)),
+      id_(next_gateway_id.fetch_add(1, std::memory_order_relaxed)) {}
+
+asio::awaitable<bool> Gateway::answer_from_memo(const IncomingRequest& request, ResponseStream& out,
+                                                RequestRecord& record) {
+  const HitMemo::HitPtr hit = HitMemo::for_this_thread().find(request.target, request.body);
+  if (!hit || hit->gateway_id != id_) co_return false;
+  if (!config_.share_across_keys) {
+    const std::string query_key = hit->provider == Provider::gemini
+                                      ? match_route(request.method, request.target).query_key
+                                      : std::string();
+    if (tenant_scope(caller_credential(hit->provider, request.headers, query_key)) != hit->scope) {
+      co_return false;
+    }
+  }
+  const auto remembered = hit->entry.lock();
+  if (!remembered) co_return false;
+  // The tiers decide: only the very entry the response was prepared from may be served (an L1
+  // hit completes without suspending). Any trouble: the full path handles it.
+  cache::TieredCache::EntryPtr current;
+  try {
+    current = co_await exchange_->cache().get(hit->storage_key, exchange::system_now_ms());
+  } catch (const std::exception&) {
+    co_return false;
+  }
+  if (current != remembered) co_return false;
+  record.llm = true;
+  record.provider = hit->provider;
+  record.outcome = Outcome::hit;
+  record.status = 200;
+  record.avoided_nano_usd = hit->avoided_nano_usd;
+  record.unpriced = !hit->priced;
+  co_await out.send_prepared(hit->response);
+  co_return true;
+}
 
 void Gateway::warn_unpriced(const std::string& model) {
   std::lock_guard lock(unpriced_mutex_);
@@ -221,6 +262,15 @@ asio::awaitable<void> Gateway::handle(providers::HttpClient& upstream,
                                       const IncomingRequest& request, ResponseStream& out) {
   const auto started = std::chrono::steady_clock::now();
   metrics_.request_started();
+  if (config_.memoize_hits && request.method == "POST" && has_default_controls(request.headers)) {
+    RequestRecord record;
+    if (co_await answer_from_memo(request, out, record)) {
+      record.latency = std::chrono::steady_clock::now() - started;
+      metrics_.record(record);
+      metrics_.request_finished();
+      co_return;
+    }
+  }
   Call call{request, match_route(request.method, request.target), {}};
   bool failed = false;
   try {
@@ -345,6 +395,7 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   exchange_request.native = NativeRequest{provider, model_id, std::move(body), stream};
   exchange_request.namespace_ = controls.namespace_;
   exchange_request.scope = config_.share_across_keys ? std::string() : tenant_scope(credential);
+  const std::string request_scope = exchange_request.scope;  // the request moves below
   exchange_request.mode = controls.mode;
   exchange_request.ttl = controls.ttl.value_or(config_.default_ttl);
   exchange_request.retry = config_.retry;
@@ -443,6 +494,21 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
     content_type = kEventStream;
   }
   response.headers = answer_headers(content_type, status, *result);
+  if (config_.memoize_hits && status == "HIT" && controls.mode == CacheMode::use &&
+      has_default_controls(request.headers)) {
+    auto hit = std::make_shared<HitMemo::Hit>();
+    hit->gateway_id = id_;
+    hit->provider = provider;
+    hit->scope = request_scope;
+    hit->storage_key = result->storage_key;
+    hit->entry = result->entry;
+    hit->response = prepare_response(std::move(response));
+    hit->avoided_nano_usd = result->avoided_nano_usd;
+    hit->priced = result->priced;
+    HitMemo::for_this_thread().remember(request.target, request.body, hit);
+    co_await out.send_prepared(hit->response);
+    co_return;
+  }
   co_await out.send(std::move(response));
 }
 

@@ -74,6 +74,19 @@ class BeastResponse final : public ResponseStream {
     co_return finish_write(ec);
   }
 
+  asio::awaitable<bool> send_prepared(std::shared_ptr<const PreparedResponse> prepared) override {
+    if (broken_) co_return false;
+    static constexpr std::string_view kEndKeepAlive = "\r\n";
+    static constexpr std::string_view kEndClose = "connection: close\r\n\r\n";
+    const std::array<asio::const_buffer, 3> buffers = {
+        asio::buffer(prepared->head), asio::buffer(keep_alive() ? kEndKeepAlive : kEndClose),
+        asio::buffer(prepared->response.body)};
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+    co_return finish_write(ec);
+  }
+
   asio::awaitable<bool> begin_chunked(int status, Headers headers) override {
     if (broken_) co_return false;
     head_.emplace(static_cast<http::status>(status), 11);

@@ -102,8 +102,9 @@ Headers upstream_headers(const Upstream& upstream, const Headers& caller,
     if (name == "anthropic-version") has_anthropic_version = true;
     out.emplace_back(name, value);
   }
-  const std::string key =
-      upstream.api_key.empty() ? std::string(caller_credential) : upstream.api_key;
+  const std::string key = !upstream.api_key.empty()    ? upstream.api_key
+                          : !caller_credential.empty() ? std::string(caller_credential)
+                                                       : upstream.fallback_api_key;
   if (!key.empty()) {
     switch (upstream.provider) {
       case Provider::openai:

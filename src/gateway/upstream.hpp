@@ -22,6 +22,10 @@ struct Upstream {
   std::string base_url;
   /// Configured key used instead of the caller's; empty = forward the caller's. Never logged.
   std::string api_key;
+  /// Configured key used only when the caller sends none (and api_key is empty). The cache
+  /// partition is still the caller's ("anonymous"): this key never reaches a cache key. Never
+  /// logged.
+  std::string fallback_api_key;
 };
 
 class Upstreams {
@@ -47,7 +51,8 @@ class Upstreams {
 /// The headers a miss carries upstream: the caller's end-to-end headers except hop-by-hop ones,
 /// Host, Content-Length, Accept-Encoding (the answer is stored and replayed as plain bytes),
 /// cookies, the x-llm-* controls, Cache-Control and every credential header; then the
-/// credential (the configured key, else `caller_credential`) in the provider's own header,
+/// credential (the configured key, else `caller_credential`, else the configured fallback key)
+/// in the provider's own header,
 /// content-type, and anthropic-version for Anthropic when the caller sent none.
 Headers upstream_headers(const Upstream& upstream, const Headers& caller,
                          std::string_view caller_credential);

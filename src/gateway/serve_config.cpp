@@ -1,0 +1,248 @@
+#include "gateway/serve_config.hpp"
+
+#include "cache/cache_url.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace llm_caching::gateway {
+
+namespace json = boost::json;
+
+namespace {
+
+/// Builds errors that name the file and the field.
+struct Context {
+  const std::string& file;
+  [[noreturn]] void fail(std::string_view field, std::string_view problem) const {
+    throw ConfigurationError("config file " + file + ": field \"" + std::string(field) +
+                             "\": " + std::string(problem));
+  }
+};
+
+std::string read_string(const Context& ctx, std::string_view field, const json::value& value) {
+  if (!value.is_string()) ctx.fail(field, "expected a string");
+  return std::string(value.as_string());
+}
+
+bool read_bool(const Context& ctx, std::string_view field, const json::value& value) {
+  if (!value.is_bool()) ctx.fail(field, "expected true or false");
+  return value.as_bool();
+}
+
+std::int64_t read_integer(const Context& ctx, std::string_view field, const json::value& value,
+                          std::int64_t min, std::int64_t max) {
+  std::int64_t number = 0;
+  if (value.is_int64()) {
+    number = value.as_int64();
+  } else if (value.is_uint64()) {
+    number = max;  // beyond int64: reported as out of range below
+    if (value.as_uint64() <= static_cast<std::uint64_t>(max)) {
+      number = static_cast<std::int64_t>(value.as_uint64());
+    } else {
+      ctx.fail(field, "must be from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+  } else {
+    ctx.fail(field, "expected a whole number");
+  }
+  if (number < min || number > max) {
+    ctx.fail(field, "must be from " + std::to_string(min) + " to " + std::to_string(max));
+  }
+  return number;
+}
+
+std::string checked_base_url(const Context& ctx, std::string_view field, std::string url) {
+  if (!url.starts_with("http://") && !url.starts_with("https://")) {
+    ctx.fail(field, "the URL must start with http:// or https://");
+  }
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+UpstreamFileSettings read_upstream(const Context& ctx, const std::string& field,
+                                   const json::value& value) {
+  if (!value.is_object()) ctx.fail(field, "expected an object with \"base_url\" and keys");
+  UpstreamFileSettings out;
+  std::string key_env;
+  bool has_key = false;
+  for (const auto& [name, item] : value.as_object()) {
+    const std::string path = field + "." + std::string(name);
+    if (name == "base_url") {
+      out.base_url = checked_base_url(ctx, path, read_string(ctx, path, item));
+    } else if (name == "api_key") {
+      // Never echo the value: it is a secret.
+      if (!item.is_string() || item.as_string().empty())
+        ctx.fail(path, "expected a non-empty string");
+      out.api_key = std::string(item.as_string());
+      has_key = true;
+    } else if (name == "api_key_env") {
+      key_env = read_string(ctx, path, item);
+      if (key_env.empty()) ctx.fail(path, "expected the name of an environment variable");
+    } else if (name == "replace_caller_key") {
+      out.replace_caller_key = read_bool(ctx, path, item);
+    } else {
+      ctx.fail(path, "unknown field (expected base_url, api_key, api_key_env, replace_caller_key)");
+    }
+  }
+  if (has_key && !key_env.empty()) {
+    ctx.fail(field + ".api_key_env", "give either api_key or api_key_env, not both");
+  }
+  if (!key_env.empty()) {
+    const char* key = std::getenv(key_env.c_str());
+    if (!key || !*key) ctx.fail(field + ".api_key_env", "$" + key_env + " is unset or empty");
+    out.api_key = key;
+  }
+  if (out.replace_caller_key && out.api_key.empty()) {
+    ctx.fail(field + ".replace_caller_key", "needs api_key or api_key_env");
+  }
+  return out;
+}
+
+void read_upstreams(const Context& ctx, const json::value& value, ServeFileSettings& out) {
+  if (!value.is_object()) ctx.fail("upstreams", "expected an object keyed by provider");
+  for (const auto& [name, item] : value.as_object()) {
+    const std::string field = "upstreams." + std::string(name);
+    Provider provider{};
+    try {
+      provider = parse_provider(name);
+    } catch (const std::exception&) {
+      ctx.fail(field, "unknown provider (expected openai, anthropic or gemini)");
+    }
+    out.upstreams[static_cast<std::size_t>(provider)] = read_upstream(ctx, field, item);
+  }
+}
+
+struct IntegerField {
+  std::string_view name;
+  std::optional<std::int64_t> ServeFileSettings::*member;
+  std::int64_t min;
+  std::int64_t max;
+};
+
+constexpr std::int64_t kDay = 24 * 3600;
+const std::array<IntegerField, 10> kIntegerFields = {{
+    {"threads", &ServeFileSettings::threads, 0, 1024},
+    {"body_limit", &ServeFileSettings::body_limit, 1, std::int64_t{1} << 40},
+    {"l1_mb", &ServeFileSettings::l1_mb, 0, std::int64_t{1} << 20},
+    {"ttl", &ServeFileSettings::ttl, 1, 10 * 366 * kDay},
+    {"max_wait_ms", &ServeFileSettings::max_wait_ms, 0, 366 * kDay * 1000},
+    {"initial_wait_ms", &ServeFileSettings::initial_wait_ms, 1, 366 * kDay * 1000},
+    {"upstream_timeout_ms", &ServeFileSettings::upstream_timeout_ms, 1, 366 * kDay * 1000},
+    {"connect_timeout_ms", &ServeFileSettings::connect_timeout_ms, 1, 366 * kDay * 1000},
+    {"request_timeout_ms", &ServeFileSettings::request_timeout_ms, 1, 366 * kDay * 1000},
+    {"shutdown_grace_ms", &ServeFileSettings::shutdown_grace_ms, 0, 366 * kDay * 1000},
+}};
+
+constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
+                                                        "error", "critical", "off"};
+
+void read_field(const Context& ctx, std::string_view name, const json::value& item,
+                ServeFileSettings& out) {
+  for (const IntegerField& field : kIntegerFields) {
+    if (name == field.name) {
+      out.*field.member = read_integer(ctx, name, item, field.min, field.max);
+      return;
+    }
+  }
+  if (name == "listen") {
+    const std::string text = read_string(ctx, name, item);
+    try {
+      parse_listen_address(text, "listen");
+    } catch (const ConfigurationError& e) {
+      ctx.fail(name, e.what());
+    }
+    out.listen = text;
+  } else if (name == "cache_url") {
+    const std::string url = read_string(ctx, name, item);
+    try {
+      cache::parse_cache_url(url);
+    } catch (const std::exception& e) {
+      ctx.fail(name, e.what());
+    }
+    out.cache_url = url;
+  } else if (name == "log_level") {
+    const std::string level = read_string(ctx, name, item);
+    if (std::find(kLogLevels.begin(), kLogLevels.end(), level) == kLogLevels.end()) {
+      ctx.fail(name, "expected trace, debug, info, warn, error, critical or off");
+    }
+    out.log_level = level;
+  } else if (name == "share_cache_across_keys") {
+    out.share_cache_across_keys = read_bool(ctx, name, item);
+  } else if (name == "reject_unpriced") {
+    out.reject_unpriced = read_bool(ctx, name, item);
+  } else if (name == "upstreams") {
+    read_upstreams(ctx, item, out);
+  } else {
+    ctx.fail(name,
+             "unknown field (the fields are the serve flags' names with underscores, "
+             "see llm-caching serve --help)");
+  }
+}
+
+}  // namespace
+
+ServeFileSettings parse_serve_config(std::string_view text, const std::string& file_name) {
+  json::error_code ec;
+  const json::value root = json::parse(text, ec);
+  if (ec) {
+    throw ConfigurationError("config file " + file_name + ": not valid JSON (" + ec.message() +
+                             ")");
+  }
+  if (!root.is_object()) {
+    throw ConfigurationError("config file " + file_name + ": expected a JSON object at the top");
+  }
+  const Context ctx{file_name};
+  ServeFileSettings out;
+  for (const auto& [name, item] : root.as_object()) read_field(ctx, name, item, out);
+  return out;
+}
+
+ServeFileSettings load_serve_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ConfigurationError("config file " + file.string() + ": cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigurationError("config file " + file.string() + ": cannot be read");
+  return parse_serve_config(text.str(), file.string());
+}
+
+void apply_upstream_settings(const ServeFileSettings& settings, Upstreams& upstreams) {
+  for (std::size_t i = 0; i < settings.upstreams.size(); ++i) {
+    if (!settings.upstreams[i]) continue;
+    const UpstreamFileSettings& from = *settings.upstreams[i];
+    Upstream& to = upstreams[static_cast<Provider>(i)];
+    if (from.base_url) to.base_url = *from.base_url;
+    if (from.replace_caller_key) {
+      to.api_key = from.api_key;
+    } else if (!from.api_key.empty()) {
+      to.fallback_api_key = from.api_key;
+    }
+  }
+}
+
+ListenAddress parse_listen_address(std::string_view text, std::string_view what) {
+  const std::string expects = std::string(what) + " expects HOST:PORT with a port from 0 to 65535";
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) throw ConfigurationError(expects);
+  std::string_view host = text.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const std::string_view digits = text.substr(colon + 1);
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (host.empty() || digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+      port > 65535) {
+    throw ConfigurationError(expects);
+  }
+  return {std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+}  // namespace llm_caching::gateway

@@ -1,0 +1,128 @@
+// `serve --config FILE`: the JSON settings file, its errors (naming the file, the field and the
+// problem, never a key) and how upstream keys apply.
+#include "gateway/serve_config.hpp"
+
+#include "llm_caching/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace {
+
+using namespace llm_caching;
+using namespace llm_caching::gateway;
+
+std::string error_of(std::string_view text) {
+  try {
+    parse_serve_config(text, "/etc/gw.json");
+  } catch (const ConfigurationError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(GatewayConfigFile, ReadsEveryServeSetting) {
+  const ServeFileSettings s = parse_serve_config(R"({
+    "listen": "0.0.0.0:9090", "cache_url": "memory://", "log_level": "debug",
+    "share_cache_across_keys": true, "reject_unpriced": true, "threads": 3,
+    "body_limit": 1024, "l1_mb": 16, "ttl": 60, "max_wait_ms": 0, "initial_wait_ms": 5,
+    "upstream_timeout_ms": 1000, "connect_timeout_ms": 200, "request_timeout_ms": 3000,
+    "shutdown_grace_ms": 0,
+    "upstreams": {"openai": {"base_url": "http://127.0.0.1:11434/v1/"},
+                  "anthropic": {"base_url": "https://example.test", "api_key": "sk-ant-x"}}
+  })",
+                                                 "gw.json");
+  EXPECT_EQ(s.listen, "0.0.0.0:9090");
+  EXPECT_EQ(s.cache_url, "memory://");
+  EXPECT_EQ(s.log_level, "debug");
+  EXPECT_EQ(s.share_cache_across_keys, true);
+  EXPECT_EQ(s.reject_unpriced, true);
+  EXPECT_EQ(s.threads, 3);
+  EXPECT_EQ(s.body_limit, 1024);
+  EXPECT_EQ(s.l1_mb, 16);
+  EXPECT_EQ(s.ttl, 60);
+  EXPECT_EQ(s.max_wait_ms, 0);
+  EXPECT_EQ(s.shutdown_grace_ms, 0);
+  ASSERT_TRUE(s.upstreams[0]);
+  EXPECT_EQ(s.upstreams[0]->base_url, "http://127.0.0.1:11434/v1");
+  ASSERT_TRUE(s.upstreams[1]);
+  EXPECT_EQ(s.upstreams[1]->api_key, "sk-ant-x");
+  EXPECT_FALSE(s.upstreams[2]);
+}
+
+TEST(GatewayConfigFile, ErrorsNameTheFileTheFieldAndTheProblem) {
+  EXPECT_EQ(error_of("{\"listen\": 8080}"),
+            "config file /etc/gw.json: field \"listen\": expected a string");
+  EXPECT_EQ(error_of("{\"threads\": -1}"),
+            "config file /etc/gw.json: field \"threads\": must be from 0 to 1024");
+  EXPECT_EQ(error_of("{\"l1_mb\": 1.5}"),
+            "config file /etc/gw.json: field \"l1_mb\": expected a whole number");
+  EXPECT_EQ(error_of("{\"lissten\": \"x\"}").find("field \"lissten\": unknown field"),
+            std::string("config file /etc/gw.json: ").size());
+  EXPECT_EQ(error_of(R"({"upstreams": {"openai": {"base_url": "ftp://x"}}})"),
+            "config file /etc/gw.json: field \"upstreams.openai.base_url\": the URL must start "
+            "with http:// or https://");
+  EXPECT_EQ(error_of(R"({"upstreams": {"mistral": {}}})"),
+            "config file /etc/gw.json: field \"upstreams.mistral\": unknown provider (expected "
+            "openai, anthropic or gemini)");
+  EXPECT_NE(error_of(R"({"listen": "localhost"})").find("field \"listen\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"log_level": "loud"})").find("field \"log_level\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"cache_url": "mysql://x"})").find("field \"cache_url\""),
+            std::string::npos);
+  EXPECT_NE(error_of("{\"threads\": 2,}").find("config file /etc/gw.json: not valid JSON"),
+            std::string::npos);
+  EXPECT_EQ(error_of("[1]"), "config file /etc/gw.json: expected a JSON object at the top");
+}
+
+TEST(GatewayConfigFile, AKeyNeverAppearsInAnError) {
+  const std::string error =
+      error_of(R"({"upstreams": {"openai": {"api_key": "sk-secret-123", "api_key_env": "X"}}})");
+  EXPECT_NE(error.find("upstreams.openai.api_key_env"), std::string::npos);
+  EXPECT_EQ(error.find("sk-secret-123"), std::string::npos);
+  EXPECT_EQ(error_of(R"({"upstreams": {"openai": {"api_key": 12345}}})").find("12345"),
+            std::string::npos);
+}
+
+TEST(GatewayConfigFile, KeysFromTheEnvironmentAndTheirUse) {
+  setenv("LLMC_TEST_GW_KEY", "sk-from-env", 1);
+  unsetenv("LLMC_TEST_GW_UNSET");
+  const ServeFileSettings s = parse_serve_config(R"({"upstreams": {
+    "openai": {"api_key_env": "LLMC_TEST_GW_KEY"},
+    "gemini": {"api_key": "g-key", "replace_caller_key": true}}})",
+                                                 "gw.json");
+  Upstreams upstreams = Upstreams::from_environment();
+  apply_upstream_settings(s, upstreams);
+  EXPECT_EQ(upstreams[Provider::openai].fallback_api_key, "sk-from-env");
+  EXPECT_EQ(upstreams[Provider::openai].api_key, "");
+  EXPECT_EQ(upstreams[Provider::gemini].api_key, "g-key");
+
+  // The fallback key goes upstream only when the caller sends none.
+  const Headers none;
+  EXPECT_EQ(find_header(upstream_headers(upstreams[Provider::openai], none, ""), "authorization"),
+            "Bearer sk-from-env");
+  EXPECT_EQ(find_header(upstream_headers(upstreams[Provider::openai], none, "sk-caller"),
+                        "authorization"),
+            "Bearer sk-caller");
+  EXPECT_EQ(
+      find_header(upstream_headers(upstreams[Provider::gemini], none, "caller"), "x-goog-api-key"),
+      "g-key");
+
+  EXPECT_NE(error_of(R"({"upstreams": {"openai": {"api_key_env": "LLMC_TEST_GW_UNSET"}}})")
+                .find("$LLMC_TEST_GW_UNSET is unset or empty"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"upstreams": {"openai": {"replace_caller_key": true}}})")
+                .find("needs api_key or api_key_env"),
+            std::string::npos);
+}
+
+TEST(GatewayConfigFile, AnUnreadableFileIsAConfigurationError) {
+  try {
+    load_serve_config("/nonexistent/gw.json");
+    FAIL() << "no error";
+  } catch (const ConfigurationError& e) {
+    EXPECT_STREQ(e.what(), "config file /nonexistent/gw.json: cannot be read");
+  }
+}
+
+}  // namespace
