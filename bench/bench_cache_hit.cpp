@@ -156,18 +156,23 @@ std::vector<std::string> probe_keys(std::uint64_t entries) {
   return keys;
 }
 
+/// Args: entries, and the memory map in MiB (SqliteOptions::mmap_bytes; the default is 64).
 void BM_SqliteHitColdL1(benchmark::State& state) {
   const auto entries = static_cast<std::uint64_t>(state.range(0));
   // A fixed clock equal to the rows' last_access: hits stay read-only, as in steady use.
   auto l2 = std::make_shared<cache::SqliteBackend>(
-      SqliteOptions{.path = bench_database(entries), .max_bytes = 64 * kGiB},
+      SqliteOptions{.path = bench_database(entries),
+                    .max_bytes = 64 * kGiB,
+                    .mmap_bytes = static_cast<std::uint64_t>(state.range(1)) * kMiB},
       [] { return kFixedNowMs; });
   TieredCache cache(l2, /*l1_max_bytes=*/0, false);
   run_hits(state, cache, probe_keys(entries));
 }
 BENCHMARK(BM_SqliteHitColdL1)
-    ->Arg(1'000)
-    ->Arg(1'000'000)
+    ->ArgNames({"entries", "mmap_mib"})
+    ->Args({1'000, 64})
+    ->Args({1'000'000, 64})
+    ->Args({1'000'000, 1024})
     ->Repetitions(5)
     ->ReportAggregatesOnly(true)
     ->Unit(benchmark::kMicrosecond);

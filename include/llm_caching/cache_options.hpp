@@ -21,6 +21,9 @@ struct SqliteOptions {
   std::uint64_t max_bytes = 1 * kGiB;
   /// How long a write waits for another process holding the file's write lock.
   std::chrono::milliseconds busy_timeout{5000};
+  /// How much of the file reads may go through a memory map (0: none, every page read is a
+  /// pread). Mapped pages count in the process's RSS, so this bounds what the file adds to it.
+  std::uint64_t mmap_bytes = 64 * kMiB;
 };
 
 /// An in-process LRU store (`memory://`): fastest, lost at exit, not shared between processes.

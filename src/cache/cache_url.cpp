@@ -19,7 +19,7 @@ namespace {
 
 constexpr std::string_view kAcceptedForms =
     "accepted forms: \"\" (the embedded default SQLite file), "
-    "sqlite:///absolute/path/cache.db[?max_bytes=1GiB&busy_timeout_ms=5000], "
+    "sqlite:///absolute/path/cache.db[?max_bytes=1GiB&busy_timeout_ms=5000&mmap_size=64MiB], "
     "memory://[?max_bytes=64MiB], redis://[[user]:[password]@]host[:port][/db], "
     "rediss://... (TLS), redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]";
 
@@ -122,7 +122,7 @@ SqliteOptions parse_sqlite(std::string_view rest, std::string_view query, std::s
   options.path = percent_decode(rest, url);
   if (rest.back() == '/') fail("the SQLite path names a directory, not a file", url);
   const auto params = parse_query(query, url);
-  reject_unknown_params(params, {"max_bytes", "busy_timeout_ms"}, url);
+  reject_unknown_params(params, {"max_bytes", "busy_timeout_ms", "mmap_size"}, url);
   if (auto it = params.find("max_bytes"); it != params.end()) {
     options.max_bytes = parse_byte_size(it->second, "cache URL parameter max_bytes");
   }
@@ -132,6 +132,11 @@ SqliteOptions parse_sqlite(std::string_view rest, std::string_view query, std::s
       fail("busy_timeout_ms is too large", url);
     }
     options.busy_timeout = std::chrono::milliseconds(ms);
+  }
+  if (auto it = params.find("mmap_size"); it != params.end()) {
+    // 0 is meaningful here (no memory map), unlike for a size bound.
+    options.mmap_bytes =
+        it->second == "0" ? 0 : parse_byte_size(it->second, "cache URL parameter mmap_size");
   }
   return options;
 }
@@ -496,9 +501,9 @@ BackendConfig parse_cache_url(std::string_view url) {
 
 std::string backend_identity(const BackendConfig& config) {
   if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
-    return fmt::format("sqlite:{}?max_bytes={}&busy_timeout_ms={}",
+    return fmt::format("sqlite:{}?max_bytes={}&busy_timeout_ms={}&mmap_size={}",
                        sqlite->path.lexically_normal().string(), sqlite->max_bytes,
-                       sqlite->busy_timeout.count());
+                       sqlite->busy_timeout.count(), sqlite->mmap_bytes);
   }
   if (const auto* memory = std::get_if<MemoryOptions>(&config)) {
     return fmt::format("memory:?max_bytes={}", memory->max_bytes);

@@ -233,14 +233,15 @@ struct SqliteBackend::Connection {
     }
   }
 
-  void open(std::chrono::milliseconds busy_timeout);
+  void open(std::chrono::milliseconds busy_timeout, std::uint64_t mmap_bytes);
   void enable_wal(std::chrono::milliseconds busy_timeout);
   void ensure_schema();
   void prepare_statements();
   std::pair<std::uint64_t, std::uint64_t> totals();  // bytes, entries
 };
 
-void SqliteBackend::Connection::open(std::chrono::milliseconds busy_timeout) {
+void SqliteBackend::Connection::open(std::chrono::milliseconds busy_timeout,
+                                     std::uint64_t mmap_bytes) {
   const int rc = sqlite3_open_v2(
       path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   check(rc, "opening");
@@ -250,7 +251,8 @@ void SqliteBackend::Connection::open(std::chrono::milliseconds busy_timeout) {
   exec("PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL");
   // Reads through a memory map skip a pread() and a copy per page: on a file far larger than
   // SQLite's page cache this is most of the cost of a hit. Writes still go through the WAL.
-  exec("PRAGMA mmap_size=1073741824", "setting mmap_size");
+  // Mapped pages count in RSS, so the map is bounded (SqliteOptions::mmap_bytes).
+  exec(fmt::format("PRAGMA mmap_size={}", mmap_bytes).c_str(), "setting mmap_size");
   ensure_schema();
   prepare_statements();
 }
@@ -350,7 +352,7 @@ SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
   create_private_directories(options_.path.parent_path());
   create_private_file(options_.path);
   auto db = std::make_unique<Connection>(options_.path);
-  db->open(options_.busy_timeout);
+  db->open(options_.busy_timeout, options_.mmap_bytes);
   db_ = std::move(db);
 }
 

@@ -56,14 +56,19 @@ TEST(CacheUrl, SqliteAbsolutePathWithDefaults) {
   EXPECT_EQ(sqlite.path, "/var/cache/app/cache.db");
   EXPECT_EQ(sqlite.max_bytes, kGiB);
   EXPECT_EQ(sqlite.busy_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(sqlite.mmap_bytes, 64 * kMiB);
 }
 
 TEST(CacheUrl, SqliteQueryParameters) {
-  const auto config = parse_cache_url("sqlite:///tmp/c.db?max_bytes=64MiB&busy_timeout_ms=250");
+  const auto config =
+      parse_cache_url("sqlite:///tmp/c.db?max_bytes=64MiB&busy_timeout_ms=250&mmap_size=0");
   const auto& sqlite = std::get<SqliteOptions>(config);
   EXPECT_EQ(sqlite.path, "/tmp/c.db");
   EXPECT_EQ(sqlite.max_bytes, 64 * kMiB);
   EXPECT_EQ(sqlite.busy_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(sqlite.mmap_bytes, 0u);
+  EXPECT_EQ(std::get<SqliteOptions>(parse_cache_url("sqlite:///tmp/c.db?mmap_size=1GiB")).mmap_bytes,
+            kGiB);
 }
 
 TEST(CacheUrl, SqlitePathIsPercentDecoded) {
@@ -103,7 +108,7 @@ TEST(CacheUrl, UnknownQueryParametersAreNamed) {
   const std::string message = config_error("sqlite:///tmp/c.db?max_bytes=1GiB&colour=red&size=2");
   EXPECT_THAT(message, HasSubstr("colour"));
   EXPECT_THAT(message, HasSubstr("size"));
-  EXPECT_THAT(message, HasSubstr("max_bytes, busy_timeout_ms"));
+  EXPECT_THAT(message, HasSubstr("max_bytes, busy_timeout_ms, mmap_size"));
   // busy_timeout_ms belongs to SQLite only.
   EXPECT_THAT(config_error("memory://?busy_timeout_ms=5"), HasSubstr("busy_timeout_ms"));
 }
