@@ -56,8 +56,9 @@ ZSTD_DCtx* thread_decompressor() noexcept {
   return ctx.get();
 }
 
+/// The v2 payload: meta length, meta JSON, then the bodies as they are.
 std::string serialize_payload(const CacheEntry& e) {
-  unsigned char first_block[4096];  // the tree is scratch; most entries fit without a heap block
+  unsigned char first_block[2048];  // the tree is scratch: it never needs the heap
   json::monotonic_resource arena(first_block, sizeof first_block);
   json::object usage(&arena);
   usage.reserve(5);
@@ -67,18 +68,31 @@ std::string serialize_payload(const CacheEntry& e) {
   usage.emplace("cache_read_tokens", e.usage.cache_read_tokens);
   usage.emplace("requests", e.usage.requests);
 
-  json::object root(&arena);
-  root.reserve(9);
-  root.emplace("v", kEntryFormatVersion);
-  root.emplace("provider", e.provider);
-  root.emplace("model", e.model);
-  root.emplace("created_at_ms", e.created_at_ms);
-  root.emplace("ttl_ms", e.ttl_ms);
-  root.emplace("usage", std::move(usage));
-  root.emplace("cost_nano_usd", e.cost_nano_usd);
-  root.emplace("response", e.response);
-  if (!e.stream.empty()) root.emplace("stream", e.stream);
-  return json::serialize(root);
+  json::object meta(&arena);
+  meta.reserve(9);
+  meta.emplace("v", kEntryFormatVersion);
+  meta.emplace("provider", e.provider);
+  meta.emplace("model", e.model);
+  meta.emplace("created_at_ms", e.created_at_ms);
+  meta.emplace("ttl_ms", e.ttl_ms);
+  meta.emplace("usage", std::move(usage));
+  meta.emplace("cost_nano_usd", e.cost_nano_usd);
+  meta.emplace("response_bytes", static_cast<std::int64_t>(e.response.size()));
+  meta.emplace("stream_bytes", static_cast<std::int64_t>(e.stream.size()));
+  const std::string meta_text = json::serialize(meta);
+
+  const std::size_t total = 4 + meta_text.size() + e.response.size() + e.stream.size();
+  if (total > kMaxEntryPayloadBytes) {
+    throw std::length_error("cache entry payload exceeds the 64 MiB limit");
+  }
+  std::string payload;
+  payload.reserve(total);
+  payload.resize(4);
+  store_le32(payload.data(), static_cast<std::uint32_t>(meta_text.size()));
+  payload += meta_text;
+  payload += e.response;
+  payload += e.stream;
+  return payload;
 }
 
 void write_header(char* out, unsigned char flags, std::size_t stored_size,
@@ -148,35 +162,81 @@ bool read_usage(const json::object& root, Usage& usage) noexcept {
          read_int(obj, "requests", usage.requests);
 }
 
-std::variant<CacheEntry, DecodeError> read_payload(std::string_view text) noexcept {
-  try {
-    // The tree is scratch (its strings are copied out), so it lives in an arena that starts on
-    // the stack: a typical entry parses without touching the heap.
-    unsigned char first_block[4096];
-    json::monotonic_resource arena(first_block, sizeof first_block);
-    boost::system::error_code ec;
-    json::parse_options options;
-    options.allow_invalid_utf8 = true;  // responses are stored byte for byte, whatever they hold
-    json::value root = json::parse(text, ec, &arena, options);
-    if (ec || !root.is_object()) return DecodeError::bad_payload;
-    const json::object& obj = root.get_object();
+/// Parses JSON that holds one object, in an arena that starts on the stack (the tree is scratch:
+/// what is kept is copied out). nullopt when it is not an object.
+template <typename Read>
+std::optional<DecodeError> with_object(std::string_view text, Read&& read) {
+  unsigned char first_block[4096];
+  json::monotonic_resource arena(first_block, sizeof first_block);
+  boost::system::error_code ec;
+  json::parse_options options;
+  options.allow_invalid_utf8 = true;  // v1 bodies are stored byte for byte, whatever they hold
+  json::value root = json::parse(text, ec, &arena, options);
+  if (ec || !root.is_object()) return DecodeError::bad_payload;
+  return read(root.get_object());
+}
 
-    std::int64_t version = 0;
-    if (!read_int(obj, "v", version)) return DecodeError::bad_payload;
-    if (version != kEntryFormatVersion) return DecodeError::unknown_version;
+/// The fields every version has; "v" must equal `version`.
+std::optional<DecodeError> read_common(const json::object& obj, std::int64_t version,
+                                       CacheEntry& e) {
+  std::int64_t v = 0;
+  if (!read_int(obj, "v", v)) return DecodeError::bad_payload;
+  if (v != version) return DecodeError::unknown_version;
+  const bool ok = read_string(obj, "provider", e.provider) && read_string(obj, "model", e.model) &&
+                  read_int(obj, "created_at_ms", e.created_at_ms) &&
+                  read_int(obj, "ttl_ms", e.ttl_ms) && read_usage(obj, e.usage) &&
+                  read_int(obj, "cost_nano_usd", e.cost_nano_usd);
+  if (!ok) return DecodeError::bad_payload;
+  return std::nullopt;
+}
 
-    CacheEntry e;
+std::variant<CacheEntry, DecodeError> read_payload_v1(std::string_view text) {
+  CacheEntry e;
+  const auto error = with_object(text, [&](const json::object& obj) -> std::optional<DecodeError> {
+    if (auto common = read_common(obj, 1, e)) return common;
     const bool has_stream = find(obj, "stream") != nullptr;
-    const bool ok =
-        obj.size() == (has_stream ? 9u : 8u) && read_string(obj, "provider", e.provider) &&
-        read_string(obj, "model", e.model) && read_int(obj, "created_at_ms", e.created_at_ms) &&
-        read_int(obj, "ttl_ms", e.ttl_ms) && read_usage(obj, e.usage) &&
-        read_int(obj, "cost_nano_usd", e.cost_nano_usd) &&
-        read_string(obj, "response", e.response) &&
-        (!has_stream || read_string(obj, "stream", e.stream));
+    const bool ok = obj.size() == (has_stream ? 9u : 8u) &&
+                    read_string(obj, "response", e.response) &&
+                    (!has_stream || read_string(obj, "stream", e.stream));
     if (!ok) return DecodeError::bad_payload;
-    return e;
-  } catch (const std::exception&) {  // allocation failure only: the parse itself reports via ec
+    return std::nullopt;
+  });
+  if (error) return *error;
+  return e;
+}
+
+std::variant<CacheEntry, DecodeError> read_payload_v2(std::string_view payload) {
+  if (payload.size() < 4) return DecodeError::bad_payload;
+  const std::uint32_t meta_size = load_le32(payload.data());
+  if (meta_size > payload.size() - 4) return DecodeError::bad_payload;
+  const std::string_view meta = payload.substr(4, meta_size);
+  const std::string_view bodies = payload.substr(4 + meta_size);
+  CacheEntry e;
+  std::int64_t response_bytes = -1, stream_bytes = -1;
+  const auto error = with_object(meta, [&](const json::object& obj) -> std::optional<DecodeError> {
+    if (auto common = read_common(obj, 2, e)) return common;
+    const bool ok = obj.size() == 9 && read_int(obj, "response_bytes", response_bytes) &&
+                    read_int(obj, "stream_bytes", stream_bytes);
+    if (!ok) return DecodeError::bad_payload;
+    return std::nullopt;
+  });
+  if (error) return *error;
+  // The declared lengths must cover the bodies exactly (both are checked against what is there
+  // before either is used, so no sum can overflow).
+  if (response_bytes < 0 || stream_bytes < 0 ||
+      static_cast<std::uint64_t>(response_bytes) > bodies.size() ||
+      static_cast<std::uint64_t>(stream_bytes) != bodies.size() - response_bytes) {
+    return DecodeError::bad_payload;
+  }
+  e.response.assign(bodies.substr(0, static_cast<std::size_t>(response_bytes)));
+  e.stream.assign(bodies.substr(static_cast<std::size_t>(response_bytes)));
+  return e;
+}
+
+std::variant<CacheEntry, DecodeError> read_payload(int version, std::string_view text) noexcept {
+  try {
+    return version == 1 ? read_payload_v1(text) : read_payload_v2(text);
+  } catch (const std::exception&) {  // allocation failure only: the parse reports via ec
     return DecodeError::bad_payload;
   }
 }
@@ -202,10 +262,7 @@ std::string_view to_string(DecodeError e) noexcept {
 }
 
 std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts) {
-  const std::string payload = serialize_payload(entry);
-  if (payload.size() > kMaxEntryPayloadBytes) {
-    throw std::length_error("cache entry payload exceeds the 64 MiB limit");
-  }
+  const std::string payload = serialize_payload(entry);  // throws length_error past 64 MiB
   std::string out;
   if (payload.size() < opts.compress_threshold) {
     out.resize(kEntryHeaderSize);
@@ -228,9 +285,10 @@ std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes) {
   if (bytes.size() < kEntryHeaderSize) return DecodeError::truncated;
   if (std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) return DecodeError::bad_magic;
   const auto flags = static_cast<unsigned char>(bytes[kFlagsOffset]);
+  const int version = static_cast<unsigned char>(bytes[kVersionOffset]);
   // Unknown flag bits or non-zero reserved bytes mean a writer newer than this reader.
-  if (static_cast<unsigned char>(bytes[kVersionOffset]) != kEntryFormatVersion ||
-      (flags & ~kFlagZstd) != 0 || bytes[kReservedOffset] != 0 || bytes[kReservedOffset + 1] != 0) {
+  if ((version != 1 && version != kEntryFormatVersion) || (flags & ~kFlagZstd) != 0 ||
+      bytes[kReservedOffset] != 0 || bytes[kReservedOffset + 1] != 0) {
     return DecodeError::unknown_version;
   }
   const std::string_view stored = bytes.substr(kEntryHeaderSize);
@@ -238,10 +296,10 @@ std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes) {
   if (load_le32(bytes.data() + kChecksumOffset) != crc32c(stored)) {
     return DecodeError::bad_checksum;
   }
-  if ((flags & kFlagZstd) == 0) return read_payload(stored);
+  if ((flags & kFlagZstd) == 0) return read_payload(version, stored);
   const std::optional<std::string> payload = decompress(stored);
   if (!payload) return DecodeError::bad_compression;
-  return read_payload(*payload);
+  return read_payload(version, *payload);
 }
 
 }  // namespace llm_caching::core

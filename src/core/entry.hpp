@@ -13,11 +13,16 @@
 
 namespace llm_caching::core {
 
-inline constexpr int kEntryFormatVersion = 1;
+/// The format encode_entry writes. decode_entry also reads version 1 (entries already stored).
+///   v2 payload: meta length u32 LE, meta JSON (every field but the bodies, plus
+///               "response_bytes" and "stream_bytes"), the response bytes, the stream bytes.
+///   v1 payload: one JSON object holding the bodies as JSON strings.
+/// v2 keeps the bodies raw: a v1 decode spent most of its time unescaping them.
+inline constexpr int kEntryFormatVersion = 2;
 /// Envelope header: magic "LLMC", version u8, flags u8 (bit0 = zstd), 2 reserved zero bytes,
 /// stored payload length u32 LE, CRC-32C of the stored payload u32 LE.
 inline constexpr std::size_t kEntryHeaderSize = 16;
-/// Largest JSON payload an entry may hold (before compression). decode_entry refuses zstd frames
+/// Largest payload an entry may hold (before compression). decode_entry refuses zstd frames
 /// that claim more, so a hostile frame cannot make it allocate without bound.
 inline constexpr std::size_t kMaxEntryPayloadBytes = std::size_t{64} << 20;
 
@@ -58,7 +63,8 @@ struct EncodeOptions {
 /// Throws std::length_error if the JSON payload would exceed kMaxEntryPayloadBytes.
 std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts = {});
 /// Never throws for bad input, never reads out of bounds. The payload is read strictly: a missing,
-/// extra or mistyped field is bad_payload; a payload "v" other than 1 is unknown_version.
+/// extra or mistyped field, or body lengths that do not add up, is bad_payload; a payload "v"
+/// other than the header's version is unknown_version.
 std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes);
 
 }  // namespace llm_caching::core

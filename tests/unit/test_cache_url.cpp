@@ -67,8 +67,9 @@ TEST(CacheUrl, SqliteQueryParameters) {
   EXPECT_EQ(sqlite.max_bytes, 64 * kMiB);
   EXPECT_EQ(sqlite.busy_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(sqlite.mmap_bytes, 0u);
-  EXPECT_EQ(std::get<SqliteOptions>(parse_cache_url("sqlite:///tmp/c.db?mmap_size=1GiB")).mmap_bytes,
-            kGiB);
+  EXPECT_EQ(
+      std::get<SqliteOptions>(parse_cache_url("sqlite:///tmp/c.db?mmap_size=1GiB")).mmap_bytes,
+      kGiB);
 }
 
 TEST(CacheUrl, SqlitePathIsPercentDecoded) {

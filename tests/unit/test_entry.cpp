@@ -63,9 +63,11 @@ void put_le32(std::string& bytes, std::size_t offset, std::uint32_t v) {
 }
 
 // An envelope around arbitrary stored bytes with a correct length and CRC, so that decoding
-// gets past the integrity checks and exercises the decompressor / JSON reader.
-std::string wrap(std::string_view stored, bool zstd = false) {
+// gets past the integrity checks and exercises the decompressor / payload reader. Version 1 by
+// default: the format of entries stored before v2, which decode_entry still reads.
+std::string wrap(std::string_view stored, bool zstd = false, char version = 1) {
   std::string out("LLMC\x01\x00\x00\x00", 8);
+  out[4] = version;
   out[5] = zstd ? 1 : 0;
   out.append(8, '\0');
   put_le32(out, 8, static_cast<std::uint32_t>(stored.size()));
@@ -74,9 +76,47 @@ std::string wrap(std::string_view stored, bool zstd = false) {
   return out;
 }
 
+json::object usage_object(const Usage& u) {
+  return {{"input_tokens", u.input_tokens},
+          {"output_tokens", u.output_tokens},
+          {"cache_write_tokens", u.cache_write_tokens},
+          {"cache_read_tokens", u.cache_read_tokens},
+          {"requests", u.requests}};
+}
+
+// A version-1 payload, as entries stored before v2 hold it: one object, bodies as JSON strings.
 json::object payload_object(const CacheEntry& e) {
-  const std::string encoded = encode_entry(e, {.compress_threshold = SIZE_MAX});
-  return json::parse(payload_of(encoded)).as_object();
+  json::object o{{"v", 1},
+                 {"provider", e.provider},
+                 {"model", e.model},
+                 {"created_at_ms", e.created_at_ms},
+                 {"ttl_ms", e.ttl_ms},
+                 {"usage", usage_object(e.usage)},
+                 {"cost_nano_usd", e.cost_nano_usd},
+                 {"response", e.response}};
+  if (!e.stream.empty()) o["stream"] = e.stream;
+  return o;
+}
+
+// The v2 meta object of an entry (what encode_entry writes before the bodies).
+json::object meta_object(const CacheEntry& e) {
+  return {{"v", 2},
+          {"provider", e.provider},
+          {"model", e.model},
+          {"created_at_ms", e.created_at_ms},
+          {"ttl_ms", e.ttl_ms},
+          {"usage", usage_object(e.usage)},
+          {"cost_nano_usd", e.cost_nano_usd},
+          {"response_bytes", static_cast<std::int64_t>(e.response.size())},
+          {"stream_bytes", static_cast<std::int64_t>(e.stream.size())}};
+}
+
+// A v2 payload from a meta object and the bodies that follow it.
+std::string v2_payload(const json::object& meta, std::string_view bodies) {
+  const std::string text = json::serialize(meta);
+  std::string out(4, '\0');
+  put_le32(out, 0, static_cast<std::uint32_t>(text.size()));
+  return out + text + std::string(bodies);
 }
 
 std::string zstd_compress(std::string_view data) {
@@ -150,7 +190,7 @@ TEST(Entry, SmallEntryRoundTripsUncompressedWithTheDocumentedHeader) {
   const std::string bytes = encode_entry(e);
   ASSERT_GE(bytes.size(), kEntryHeaderSize);
   EXPECT_EQ(bytes.substr(0, 4), "LLMC");
-  EXPECT_EQ(bytes[4], 1);  // format version
+  EXPECT_EQ(bytes[4], 2);  // format version
   EXPECT_EQ(bytes[5], 0);  // not compressed
   EXPECT_EQ(bytes[6], 0);
   EXPECT_EQ(bytes[7], 0);
@@ -159,10 +199,10 @@ TEST(Entry, SmallEntryRoundTripsUncompressedWithTheDocumentedHeader) {
   put_le32(expected_tail, 4, crc32c(payload_of(bytes)));
   EXPECT_EQ(bytes.substr(8, 8), expected_tail);
 
-  const json::object payload = json::parse(payload_of(bytes)).as_object();
-  EXPECT_EQ(payload.at("v").as_int64(), 1);
-  EXPECT_EQ(payload.at("response").as_string(), e.response);
-  EXPECT_FALSE(payload.contains("stream"));  // omitted when empty
+  // v2 payload: meta length, meta JSON, then the response as it is (no escaping).
+  const std::string_view payload = payload_of(bytes);
+  EXPECT_EQ(payload, v2_payload(meta_object(e), e.response));
+  EXPECT_EQ(payload.substr(payload.size() - e.response.size()), e.response);
 
   EXPECT_EQ(entry_of(decode_entry(bytes)), e);
 }
@@ -409,6 +449,99 @@ TEST(EntryDecode, PayloadVersionOtherThanOneIsUnknownVersion) {
   EXPECT_EQ(error_of(decode_entry(wrap(json::serialize(payload)))), DecodeError::unknown_version);
   payload["v"] = 0;
   EXPECT_EQ(error_of(decode_entry(wrap(json::serialize(payload)))), DecodeError::unknown_version);
+}
+
+// ---- the v2 payload (meta + raw bodies) ----
+
+TEST(EntryDecodeV2, AnEntryStoredInVersionOneStillDecodes) {
+  for (const CacheEntry& e : {small_entry(), large_unicode_entry()}) {
+    const std::string v1 = json::serialize(payload_object(e));
+    EXPECT_EQ(entry_of(decode_entry(wrap(v1))), e);
+    EXPECT_EQ(entry_of(decode_entry(wrap(zstd_compress(v1), true))), e);
+  }
+}
+
+TEST(EntryDecodeV2, HandBuiltPayloadDecodes) {
+  const CacheEntry e = large_unicode_entry();
+  EXPECT_EQ(
+      entry_of(decode_entry(wrap(v2_payload(meta_object(e), e.response + e.stream), false, 2))), e);
+}
+
+TEST(EntryDecodeV2, BodyLengthsThatDoNotCoverTheBytesExactlyAreBadPayload) {
+  const CacheEntry e = large_unicode_entry();
+  const std::string bodies = e.response + e.stream;
+  const auto decode = [&](json::object meta, std::string_view b) {
+    return decode_entry(wrap(v2_payload(meta, b), false, 2));
+  };
+  json::object meta = meta_object(e);
+  EXPECT_EQ(error_of(decode(meta, bodies + "x")), DecodeError::bad_payload);  // trailing byte
+  EXPECT_EQ(error_of(decode(meta, bodies.substr(1))), DecodeError::bad_payload);
+  for (std::int64_t bad :
+       {std::int64_t{-1}, std::int64_t{1} << 40, std::numeric_limits<std::int64_t>::max()}) {
+    meta = meta_object(e);
+    meta["response_bytes"] = bad;
+    EXPECT_EQ(error_of(decode(meta, bodies)), DecodeError::bad_payload) << bad;
+    meta = meta_object(e);
+    meta["stream_bytes"] = bad;
+    EXPECT_EQ(error_of(decode(meta, bodies)), DecodeError::bad_payload) << bad;
+  }
+  // The lengths only have to add up: a boundary moved between the bodies decodes, to other bodies
+  // (the checksum is what guards stored bytes against such a change).
+  meta = meta_object(e);
+  meta["response_bytes"] = static_cast<std::int64_t>(e.response.size() - 1);
+  meta["stream_bytes"] = static_cast<std::int64_t>(e.stream.size() + 1);
+  const CacheEntry shifted = entry_of(decode(meta, bodies));
+  EXPECT_EQ(shifted.response + shifted.stream, bodies);
+  EXPECT_NE(shifted, e);
+}
+
+TEST(EntryDecodeV2, MetaLengthBeyondThePayloadOrMetaNotAnObjectIsBadPayload) {
+  const CacheEntry e = small_entry();
+  std::string payload = v2_payload(meta_object(e), e.response);
+  std::string too_long = payload;
+  put_le32(too_long, 0, static_cast<std::uint32_t>(payload.size()));
+  EXPECT_EQ(error_of(decode_entry(wrap(too_long, false, 2))), DecodeError::bad_payload);
+  put_le32(too_long, 0, 0xFFFFFFFFu);
+  EXPECT_EQ(error_of(decode_entry(wrap(too_long, false, 2))), DecodeError::bad_payload);
+  EXPECT_EQ(error_of(decode_entry(wrap("abc", false, 2))), DecodeError::bad_payload);
+  for (std::string_view meta : {"", "[1]", "{", "null"}) {
+    std::string bad(4, '\0');
+    put_le32(bad, 0, static_cast<std::uint32_t>(meta.size()));
+    EXPECT_EQ(error_of(decode_entry(wrap(bad + std::string(meta), false, 2))),
+              DecodeError::bad_payload)
+        << meta;
+  }
+}
+
+TEST(EntryDecodeV2, MissingExtraOrMistypedMetaFieldsAreBadPayload) {
+  const CacheEntry e = small_entry();
+  const json::object good = meta_object(e);
+  for (const auto& field : good) {
+    json::object without = good;
+    without.erase(field.key());
+    EXPECT_EQ(error_of(decode_entry(wrap(v2_payload(without, e.response), false, 2))),
+              DecodeError::bad_payload)
+        << field.key();
+  }
+  json::object extra = good;
+  extra["api_key"] = "sk-should-never-be-here";
+  EXPECT_EQ(error_of(decode_entry(wrap(v2_payload(extra, e.response), false, 2))),
+            DecodeError::bad_payload);
+  json::object mistyped = good;
+  mistyped["response_bytes"] = "61";
+  EXPECT_EQ(error_of(decode_entry(wrap(v2_payload(mistyped, e.response), false, 2))),
+            DecodeError::bad_payload);
+}
+
+TEST(EntryDecodeV2, PayloadVersionMustMatchTheHeader) {
+  const CacheEntry e = small_entry();
+  json::object meta = meta_object(e);
+  meta["v"] = 1;
+  EXPECT_EQ(error_of(decode_entry(wrap(v2_payload(meta, e.response), false, 2))),
+            DecodeError::unknown_version);
+  // A v2 payload under a v1 header is not JSON: refused, never misread.
+  EXPECT_EQ(error_of(decode_entry(wrap(v2_payload(meta_object(e), e.response), false, 1))),
+            DecodeError::bad_payload);
 }
 
 // ---- sweeps: never crash, never accept damage ----
