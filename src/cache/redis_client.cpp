@@ -77,6 +77,14 @@ class HandlerCommand final : public PendingCommand {
     work_.reset();
   }
 
+  void resume(RedisReply reply) override {
+    auto executor = work_.get_executor();
+    asio::dispatch(executor, [handler = std::move(handler_), reply = std::move(reply)]() mutable {
+      std::move(handler)(nullptr, std::move(reply));
+    });
+    work_.reset();
+  }
+
  private:
   Handler handler_;
   asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
@@ -625,7 +633,7 @@ struct Lane : std::enable_shared_from_this<Lane> {
 
   void on_reply(PendingPtr command, RedisReply reply) {
     if (reply.error_code() != "READONLY" || command->attempts > 0) {
-      command->complete(nullptr, std::move(reply));
+      command->resume(std::move(reply));  // may run the caller before returning
       return;
     }
     // A failover demoted this server; home finds the new master (READONLY there too) and sends

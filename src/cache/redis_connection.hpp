@@ -31,8 +31,12 @@ namespace asio = boost::asio;
 /// A command on its way: the connection sends `args` and hands the reply (or failure) back.
 struct PendingCommand {
   virtual ~PendingCommand() = default;
-  /// Delivers the outcome to whoever waits (on its own executor). Called exactly once.
+  /// Delivers the outcome to whoever waits (posted to its own executor). Called exactly once
+  /// (this or resume()).
   virtual void complete(std::exception_ptr error, RedisReply reply) = 0;
+  /// Delivers a reply, resuming the waiter at once when this thread already runs its executor
+  /// (a lane's reply on the caller's own io_context): saves a trip through the queue.
+  virtual void resume(RedisReply reply) { complete(nullptr, std::move(reply)); }
   RedisCommand args;
   std::chrono::steady_clock::time_point deadline{};
   int attempts = 0;  ///< resubmissions after a lost connection or READONLY
