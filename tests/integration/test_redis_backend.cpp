@@ -208,6 +208,7 @@ TEST(RedisLanes, ALateReplyOnALaneIsACacheErrorAndTheLaneRecovers) {
   RedisBackend backend(redis_options(server.url() + "?socket_timeout=0.3"));
   boost::asio::io_context io;
   for (int i = 0; i < 20; ++i) run_on(io, backend.put("llm-caching:v1:late:k", "v", 0ms));
+  ASSERT_EQ(our_connections(server), 5);  // a pool of 4, and the lane the GET below goes over
   server.cli({"CLIENT", "PAUSE", "1500", "ALL"});  // the server holds every reply back
   try {
     run_on(io, backend.get("llm-caching:v1:late:k"));
