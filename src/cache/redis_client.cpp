@@ -534,14 +534,20 @@ class LaneService final : public asio::execution_context::service {
 
   explicit LaneService(asio::execution_context& context) : service(context) {}
 
+  /// The lane of `home` on `io`; null while `io` has sent fewer than kCommandsBeforeLane
+  /// commands (they go home; a short-lived io_context costs no lane) or once home is closed.
   std::shared_ptr<Lane> lane_for(const std::shared_ptr<Impl>& home, asio::io_context& io);
   void erase(std::uint64_t client_id, const Lane* lane);
 
  private:
   void shutdown() override;
 
+  struct Slot {
+    std::size_t commands = 0;
+    std::shared_ptr<Lane> lane;
+  };
   std::mutex mutex_;
-  std::unordered_map<std::uint64_t, std::shared_ptr<Lane>> lanes_;
+  std::unordered_map<std::uint64_t, Slot> slots_;  ///< by client id
 };
 
 /// One client's connection on one caller io_context (see the top of the file). Every member
@@ -559,7 +565,6 @@ struct Lane : std::enable_shared_from_this<Lane> {
   std::shared_ptr<RedisConnection> opening;
   std::uint64_t connection_generation = 0;
   std::deque<PendingPtr> waiting;  ///< while the connection is being opened
-  std::size_t commands_seen = 0;
   Clock::time_point no_connect_before{};
   bool closed = false;
 
@@ -568,7 +573,6 @@ struct Lane : std::enable_shared_from_this<Lane> {
       fail(*command, "Redis client is shut down");
       return;
     }
-    ++commands_seen;
     if (connection && !connection->usable()) connection.reset();
     if (connection && connection_generation != home->generation.load()) {
       // Home lost or moved the master: what this connection still owes goes home.
@@ -583,8 +587,7 @@ struct Lane : std::enable_shared_from_this<Lane> {
       waiting.push_back(std::move(command));
       return;
     }
-    if (!home->up.load() || commands_seen <= kCommandsBeforeLane ||
-        Clock::now() < no_connect_before) {
+    if (!home->up.load() || Clock::now() < no_connect_before) {
       home->send_home(std::move(command));
       return;
     }
@@ -695,7 +698,9 @@ struct Lane : std::enable_shared_from_this<Lane> {
     service.erase(home->id, this);
   }
 
-  /// The io_context is going away: whatever waits on it is destroyed with it, not resumed.
+  /// The io_context is going away: nothing is sent home any more. What waits on the lane is
+  /// destroyed or failed; either way its resumption dies with the io_context, as Asio's own
+  /// pending operations do.
   void abandon() {
     closed = true;
     std::deque<PendingPtr> pending;
@@ -709,45 +714,42 @@ struct Lane : std::enable_shared_from_this<Lane> {
 std::shared_ptr<Lane> LaneService::lane_for(const std::shared_ptr<Impl>& home,
                                             asio::io_context& io) {
   std::lock_guard lock(mutex_);
-  auto& lane = lanes_[home->id];
-  if (lane) return lane;
-  {
-    std::lock_guard home_lock(home->lanes_mutex);
-    if (home->closed) {
-      lanes_.erase(home->id);
-      return nullptr;
-    }
-    lane = std::make_shared<Lane>(home, io, *this);
-    lane->entry->lane = lane;
-    lane->entry->strand = lane->strand;
-    std::erase_if(home->lane_entries, [](const auto& e) { return !e->strand; });
-    home->lane_entries.push_back(lane->entry);
-  }
-  return lane;
+  Slot& slot = slots_[home->id];
+  if (slot.lane) return slot.lane;
+  if (++slot.commands <= kCommandsBeforeLane) return nullptr;
+  std::lock_guard home_lock(home->lanes_mutex);
+  if (home->closed) return nullptr;
+  slot.lane = std::make_shared<Lane>(home, io, *this);
+  slot.lane->entry->lane = slot.lane;
+  slot.lane->entry->strand = slot.lane->strand;
+  std::erase_if(home->lane_entries, [](const auto& e) { return !e->strand; });
+  home->lane_entries.push_back(slot.lane->entry);
+  return slot.lane;
 }
 
 void LaneService::erase(std::uint64_t client_id, const Lane* lane) {
   std::shared_ptr<Lane> erased;  // destroyed after the lock is released
   std::lock_guard lock(mutex_);
-  auto it = lanes_.find(client_id);
-  if (it != lanes_.end() && it->second.get() == lane) {
-    erased = std::move(it->second);
-    lanes_.erase(it);
+  auto it = slots_.find(client_id);
+  if (it != slots_.end() && it->second.lane.get() == lane) {
+    erased = std::move(it->second.lane);
+    slots_.erase(it);
   }
 }
 
 void LaneService::shutdown() {
-  std::unordered_map<std::uint64_t, std::shared_ptr<Lane>> lanes;
+  std::unordered_map<std::uint64_t, Slot> slots;
   {
     std::lock_guard lock(mutex_);
-    lanes.swap(lanes_);
+    slots.swap(slots_);
   }
-  for (auto& [id, lane] : lanes) {
+  for (auto& [id, slot] : slots) {
+    if (!slot.lane) continue;
     {
-      std::lock_guard home_lock(lane->home->lanes_mutex);
-      lane->entry->strand.reset();  // home posts nothing here any more
+      std::lock_guard home_lock(slot.lane->home->lanes_mutex);
+      slot.lane->entry->strand.reset();  // home posts nothing here any more
     }
-    lane->abandon();
+    slot.lane->abandon();
   }
 }
 
