@@ -187,6 +187,33 @@ TEST(RedisLanes, ALongLivedIoContextPipelinesItsCoroutinesOverOneConnectionOfIts
   EXPECT_EQ(run_blocking(backend.stats()).errors, 0u);
 }
 
+TEST(RedisLanes, AnIoContextRunByTwoThreadsSharesOneLaneAndEveryAnswerReachesItsCaller) {
+  RedisServer server;
+  RedisBackend backend(redis_options(server.url() + "?max_connections=1"));
+  for (int i = 0; i < 40; ++i) {
+    run_blocking(backend.put("llm-caching:v1:mt:" + std::to_string(i), std::to_string(i), 0ms));
+  }
+  boost::asio::io_context io;
+  std::atomic<int> mismatches{0};
+  for (int c = 0; c < 32; ++c) {
+    boost::asio::co_spawn(
+        io,
+        [&, c]() -> boost::asio::awaitable<void> {
+          for (int i = 0; i < 50; ++i) {
+            const int k = (c * 50 + i) % 40;
+            if (co_await backend.get("llm-caching:v1:mt:" + std::to_string(k)) != std::to_string(k))
+              ++mismatches;
+          }
+        },
+        boost::asio::detached);
+  }
+  std::thread second([&] { io.run(); });
+  io.run();
+  second.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(our_connections(server), 2);  // the pool's one and the io_context's lane
+}
+
 TEST(RedisLanes, AnIdleConnectionClosedByTheServerIsReplacedAndTheCommandSentAgain) {
   RedisServer server;
   RedisBackend backend(redis_options(server.url() + "?max_connections=1"));
