@@ -4,9 +4,7 @@
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -38,16 +36,17 @@ bool is_ip_literal(const std::string& host) {
 
 }  // namespace
 
-RedisConnection::RedisConnection(asio::io_context& io, asio::ssl::context* tls, bool verify_peer)
-    : io_(io),
+RedisConnection::RedisConnection(asio::any_io_executor executor, asio::ssl::context* tls,
+                                 bool verify_peer)
+    : executor_(std::move(executor)),
       tls_context_(tls),
       verify_peer_(verify_peer),
-      resolver_(io),
-      plain_(io),
-      watchdog_(io),
+      resolver_(executor_),
+      plain_(executor_),
+      watchdog_(executor_),
       read_buffer_(kReadChunk) {
   if (tls_context_ != nullptr) {
-    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(io, *tls_context_);
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(executor_, *tls_context_);
   }
 }
 
@@ -87,7 +86,7 @@ asio::awaitable<std::vector<RedisReply>> RedisConnection::open(const RedisEndpoi
   auto self = shared_from_this();
   // The deadline closes the socket, which makes whatever step is pending fail at once.
   auto expired = std::make_shared<bool>(false);
-  asio::steady_timer deadline(io_);
+  asio::steady_timer deadline(executor_);
   deadline.expires_after(timeout);
   deadline.async_wait([self, expired](boost::system::error_code ec) {
     if (ec) return;
@@ -128,38 +127,61 @@ asio::awaitable<std::vector<RedisReply>> RedisConnection::open(const RedisEndpoi
   }
 }
 
-void RedisConnection::start(Events events, std::chrono::milliseconds command_timeout) {
+void RedisConnection::start(Events events, std::chrono::milliseconds command_timeout, Watch watch,
+                            std::shared_ptr<std::atomic<std::int64_t>> deadline_sink) {
   events_ = std::move(events);
+  deadline_sink_ = std::move(deadline_sink);
   command_timeout_ = command_timeout;
+  watch_ = watch;
   started_ = true;
-  asio::co_spawn(io_, read_loop(), asio::detached);
+  if (watch_ == Watch::always) start_reading();
 }
 
-asio::awaitable<void> RedisConnection::read_loop() {
-  auto self = shared_from_this();
+void RedisConnection::start_reading() {
+  reading_ = true;
+  auto on_read = [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+    self->on_read(ec, n);
+  };
+  auto buffer = asio::buffer(read_buffer_);
+  if (tls_) {
+    tls_->async_read_some(buffer, std::move(on_read));
+  } else {
+    plain_.async_read_some(buffer, std::move(on_read));
+  }
+}
+
+void RedisConnection::on_read(boost::system::error_code ec, std::size_t size) {
+  reading_ = false;
+  if (dropped_) return;
   try {
-    while (!dropped_) {
-      const std::size_t n = co_await read_some();
-      reader_.feed(read_buffer_.data(), n);
-      while (auto reply = reader_.next()) {
-        if (in_flight_.empty()) throw std::runtime_error("a reply arrived that nobody asked for");
-        PendingPtr command = std::move(in_flight_.front());
-        in_flight_.pop_front();
-        events_.on_reply(std::move(command), std::move(*reply));
-        if (dropped_) co_return;  // on_reply may drop every connection (READONLY)
-      }
+    if (ec) throw boost::system::system_error(ec);
+    reader_.feed(read_buffer_.data(), size);
+    while (auto reply = reader_.next()) {
+      if (in_flight_.empty()) throw std::runtime_error("a reply arrived that nobody asked for");
+      PendingPtr command = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      publish_deadline();
+      events_.on_reply(std::move(command), std::move(*reply));
+      if (dropped_) return;  // on_reply may drop every connection (READONLY)
     }
   } catch (const std::exception& e) {
     drop(fmt::format("connection to Redis at {} lost: {}", peer_, describe_error(e)));
+    return;
   }
+  if (!reading_ && (watch_ == Watch::always || !in_flight_.empty())) start_reading();
 }
 
 void RedisConnection::submit(PendingPtr command) {
   command->deadline = std::chrono::steady_clock::now() + command_timeout_;
   append_redis_command(outgoing_, command->args);
   in_flight_.push_back(std::move(command));
-  arm_watchdog();
+  if (watch_ == Watch::always) {
+    arm_watchdog();
+  } else if (in_flight_.size() == 1) {
+    publish_deadline();
+  }
   if (!writing_in_progress_) flush();
+  if (!reading_ && !dropped_) start_reading();
 }
 
 void RedisConnection::flush() {
@@ -183,6 +205,10 @@ void RedisConnection::flush() {
   }
 }
 
+std::string RedisConnection::timeout_reason() const {
+  return fmt::format("Redis at {} did not answer within {} ms", peer_, command_timeout_.count());
+}
+
 /// One timer per connection, not per command: it wakes at the oldest command's deadline (replies
 /// come in order, so the front is the oldest) and drops the connection if that one is late.
 void RedisConnection::arm_watchdog() {
@@ -193,13 +219,25 @@ void RedisConnection::arm_watchdog() {
     self->watchdog_armed_ = false;
     if (ec || self->dropped_ || self->in_flight_.empty()) return;
     if (self->in_flight_.front()->deadline <= std::chrono::steady_clock::now()) {
-      self->drop(fmt::format("Redis at {} did not answer within {} ms", self->peer_,
-                             self->command_timeout_.count()),
-                 false);
+      self->drop(self->timeout_reason(), false);
       return;
     }
     self->arm_watchdog();
   });
+}
+
+void RedisConnection::publish_deadline() noexcept {
+  if (!deadline_sink_) return;
+  deadline_sink_->store(
+      in_flight_.empty() ? 0 : in_flight_.front()->deadline.time_since_epoch().count(),
+      std::memory_order_relaxed);
+}
+
+void RedisConnection::expire_if_overdue() {
+  if (dropped_ || in_flight_.empty()) return;
+  if (in_flight_.front()->deadline <= std::chrono::steady_clock::now()) {
+    drop(timeout_reason(), false);
+  }
 }
 
 void RedisConnection::drop(const std::string& reason, bool retryable) {
@@ -208,6 +246,7 @@ void RedisConnection::drop(const std::string& reason, bool retryable) {
   abort_io();
   std::deque<PendingPtr> orphans;
   orphans.swap(in_flight_);
+  if (deadline_sink_) deadline_sink_->store(0, std::memory_order_relaxed);
   if (started_ && events_.on_dropped) {
     events_.on_dropped(*this, std::move(orphans), reason, retryable);
   } else {

@@ -1,18 +1,21 @@
-// One pipelined RESP connection (TCP or TLS) on the Redis client's private io_context. Internal
-// to the Redis client TUs: it pulls in Asio's socket and SSL headers, so nothing else includes it.
-// Every member function runs on the client's I/O thread; nothing here is locked.
+// One pipelined RESP connection (TCP or TLS). Internal to the Redis client TUs: it pulls in Asio's
+// socket and SSL headers, so nothing else includes it. It lives on one executor: the client's own
+// I/O thread (a pool connection) or a strand of a caller's io_context (a lane, see
+// redis_client.cpp). Every member function except oldest_deadline() runs on that executor; nothing
+// here is locked.
 #pragma once
 
 #include "cache/redis_protocol.hpp"
 #include "llm_caching/cache_options.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <exception>
@@ -28,8 +31,12 @@ namespace asio = boost::asio;
 /// A command on its way: the connection sends `args` and hands the reply (or failure) back.
 struct PendingCommand {
   virtual ~PendingCommand() = default;
-  /// Delivers the outcome to whoever waits (on its own executor). Called exactly once.
+  /// Delivers the outcome to whoever waits (posted to its own executor). Called exactly once
+  /// (this or resume()).
   virtual void complete(std::exception_ptr error, RedisReply reply) = 0;
+  /// Delivers a reply, resuming the waiter at once when this thread already runs its executor
+  /// (a lane's reply on the caller's own io_context): saves a trip through the queue.
+  virtual void resume(RedisReply reply) { complete(nullptr, std::move(reply)); }
   RedisCommand args;
   std::chrono::steady_clock::time_point deadline{};
   int attempts = 0;  ///< resubmissions after a lost connection or READONLY
@@ -57,8 +64,19 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
         on_dropped;
   };
 
+  /// How a started connection watches its socket and its deadlines.
+  enum class Watch {
+    /// Always reading (a lost server is noticed while idle) and an own timer for the command
+    /// timeout: for the client's I/O thread, where outstanding work costs nothing.
+    always,
+    /// Reading only while replies are due and no timer: an idle connection holds no outstanding
+    /// work, so a caller's run-to-completion io_context can return. Deadlines are published in
+    /// oldest_deadline() for someone else to check (expire_if_overdue()).
+    while_busy,
+  };
+
   /// `tls` may be null (plain TCP); it must outlive the connection.
-  RedisConnection(asio::io_context& io, asio::ssl::context* tls, bool verify_peer);
+  RedisConnection(asio::any_io_executor executor, asio::ssl::context* tls, bool verify_peer);
   ~RedisConnection();
 
   /// Connects, does the TLS handshake, sends `setup` pipelined (AUTH, SELECT, ...) and returns
@@ -67,8 +85,13 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
                                                 std::vector<RedisCommand> setup,
                                                 std::chrono::milliseconds timeout);
   /// Switches to pipelined mode: commands are then sent with submit().
-  void start(Events events, std::chrono::milliseconds command_timeout);
+  /// Watch::while_busy: `deadline_sink` receives the oldest unanswered command's deadline
+  /// (steady_clock ticks; 0 when none) for a watcher on another thread.
+  void start(Events events, std::chrono::milliseconds command_timeout, Watch watch,
+             std::shared_ptr<std::atomic<std::int64_t>> deadline_sink = nullptr);
   void submit(PendingPtr command);
+  /// Drops the connection (not retryable) when its oldest command is past its deadline.
+  void expire_if_overdue();
   /// Closes the socket; in-flight commands go to on_dropped. Idempotent.
   void drop(const std::string& reason, bool retryable = true);
 
@@ -81,11 +104,14 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   void abort_io() noexcept;
   asio::awaitable<void> write_all(const std::string& bytes);
   asio::awaitable<std::size_t> read_some();
-  asio::awaitable<void> read_loop();
+  void start_reading();
+  void on_read(boost::system::error_code ec, std::size_t size);
   void flush();
   void arm_watchdog();
+  void publish_deadline() noexcept;
+  std::string timeout_reason() const;
 
-  asio::io_context& io_;
+  asio::any_io_executor executor_;
   asio::ssl::context* tls_context_;
   bool verify_peer_;
   asio::ip::tcp::resolver resolver_;
@@ -103,6 +129,9 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   std::deque<PendingPtr> in_flight_;  ///< sent or queued, awaiting replies in order
   Events events_;
   std::chrono::milliseconds command_timeout_{2000};
+  Watch watch_ = Watch::always;
+  std::shared_ptr<std::atomic<std::int64_t>> deadline_sink_;
+  bool reading_ = false;
   bool started_ = false;
   bool dropped_ = false;
 };

@@ -2,42 +2,81 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace llm_caching::cache {
 namespace {
 
-RedisReply convert(const redisReply& raw) {
+// Replies are built directly as RedisReply trees through hiredis' reply-object hooks, so a value
+// is copied once, from the reader's buffer into its std::string (not into a redisReply first).
+// The hooks are called from C: they never throw (nullptr tells hiredis "out of memory").
+
+/// Puts `value` into its parent array (pre-sized by create_array) or, for a top-level reply, on
+/// the heap; hiredis hands the root back from redisReaderGetReply and frees it with free_reply.
+void* place(const redisReadTask* task, RedisReply&& value) noexcept {
+  try {
+    if (task->parent != nullptr) {
+      auto& slot = static_cast<RedisReply*>(task->parent->obj)->elements.at(task->idx);
+      slot = std::move(value);
+      return &slot;
+    }
+    return new RedisReply(std::move(value));
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void* create_string(const redisReadTask* task, char* text, std::size_t length) {
   RedisReply reply;
-  switch (raw.type) {
-    case REDIS_REPLY_STRING:
-      reply.kind = RedisReply::Kind::string;
-      reply.text.assign(raw.str, raw.len);
-      break;
+  switch (task->type) {
     case REDIS_REPLY_STATUS:
       reply.kind = RedisReply::Kind::status;
-      reply.text.assign(raw.str, raw.len);
       break;
     case REDIS_REPLY_ERROR:
       reply.kind = RedisReply::Kind::error;
-      reply.text.assign(raw.str, raw.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      reply.kind = RedisReply::Kind::integer;
-      reply.integer = raw.integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      reply.kind = RedisReply::Kind::array;
-      reply.elements.reserve(raw.elements);
-      for (std::size_t i = 0; i < raw.elements; ++i)
-        reply.elements.push_back(convert(*raw.element[i]));
       break;
     default:
-      reply.kind = RedisReply::Kind::nil;
+      reply.kind = RedisReply::Kind::string;
       break;
   }
-  return reply;
+  try {
+    reply.text.assign(text, length);
+  } catch (...) {
+    return nullptr;
+  }
+  return place(task, std::move(reply));
 }
+
+void* create_array(const redisReadTask* task, int elements) {
+  RedisReply reply;
+  reply.kind = RedisReply::Kind::array;
+  try {
+    reply.elements.resize(static_cast<std::size_t>(std::max(elements, 0)));
+  } catch (...) {
+    return nullptr;
+  }
+  return place(task, std::move(reply));
+}
+
+void* create_integer(const redisReadTask* task, long long value) {
+  RedisReply reply;
+  reply.kind = RedisReply::Kind::integer;
+  reply.integer = value;
+  return place(task, std::move(reply));
+}
+
+void* create_nil(const redisReadTask* task) {
+  return place(task, RedisReply{});
+}
+
+/// Called by hiredis for top-level replies only (children are members of their parent).
+void free_reply(void* reply) {
+  delete static_cast<RedisReply*>(reply);
+}
+
+redisReplyObjectFunctions reply_functions{create_string, create_array, create_integer, create_nil,
+                                          free_reply};
 
 redisReader* as_reader(void* p) {
   return static_cast<redisReader*>(p);
@@ -74,7 +113,7 @@ void RedisReplyReader::ReaderDeleter::operator()(void* reader) const noexcept {
   redisReaderFree(as_reader(reader));
 }
 
-RedisReplyReader::RedisReplyReader() : reader_(redisReaderCreate()) {
+RedisReplyReader::RedisReplyReader() : reader_(redisReaderCreateWithFunctions(&reply_functions)) {
   if (!reader_) throw std::bad_alloc();
 }
 
@@ -94,9 +133,8 @@ std::optional<RedisReply> RedisReplyReader::next() {
                              as_reader(reader_.get())->errstr);
   }
   if (raw == nullptr) return std::nullopt;
-  std::unique_ptr<redisReply, void (*)(void*)> owned(static_cast<redisReply*>(raw),
-                                                     freeReplyObject);
-  return convert(*owned);
+  std::unique_ptr<RedisReply> owned(static_cast<RedisReply*>(raw));
+  return std::move(*owned);
 }
 
 }  // namespace llm_caching::cache

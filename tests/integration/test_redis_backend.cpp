@@ -1,6 +1,8 @@
 // The Redis backend against real redis-server processes started by the test: plain, ACL users,
 // wrong credentials, TLS (server verification, client certificates, untrusted servers), Redis
-// killed in the middle of 1,000 cached calls, and the CLI on a redis:// URL.
+// killed in the middle of 1,000 cached calls, the CLI on a redis:// URL, and the per-io_context
+// connections ("lanes") that long-lived callers get: pipelining, a dead idle connection, command
+// timeouts, and the client or the io_context going away first.
 #include "cache/cache_url.hpp"
 #include "cache/redis_backend.hpp"
 #include "cache/redis_client.hpp"
@@ -16,6 +18,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <functional>
+#include <sstream>
 #include <thread>
 
 namespace llmc_test {
@@ -29,6 +37,63 @@ using namespace std::chrono_literals;
 
 RedisOptions redis_options(const std::string& url) {
   return std::get<RedisOptions>(parse_cache_url(url));
+}
+
+/// Runs `task` to completion on `io`, which is reused from call to call as a long-lived caller's
+/// io_context is; the Redis client gives such an io_context a connection of its own.
+template <class T>
+T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> task) {
+  io.restart();
+  std::exception_ptr error;
+  std::optional<T> result;
+  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
+    error = e;
+    if (!e) result.emplace(std::move(value));
+  });
+  io.run();  // returns only if an idle connection holds no outstanding work
+  if (error) std::rethrow_exception(error);
+  return std::move(*result);
+}
+
+void run_on(boost::asio::io_context& io, boost::asio::awaitable<void> task) {
+  io.restart();
+  std::exception_ptr error;
+  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e) { error = e; });
+  io.run();
+  if (error) std::rethrow_exception(error);
+}
+
+/// Connections the server has from clients named llm-caching (CLIENT SETNAME).
+int our_connections(const RedisServer& server) {
+  const std::string list = server.cli({"CLIENT", "LIST"});
+  int count = 0;
+  for (std::size_t at = list.find("name=llm-caching "); at != std::string::npos;
+       at = list.find("name=llm-caching ", at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+/// The id of our newest connection (the highest CLIENT LIST id named llm-caching).
+std::string newest_connection_id(const RedisServer& server) {
+  std::istringstream lines(server.cli({"CLIENT", "LIST"}));
+  std::string line;
+  long long newest = -1;
+  while (std::getline(lines, line)) {
+    if (line.find("name=llm-caching ") == std::string::npos) continue;
+    newest = std::max(newest, std::stoll(line.substr(line.find("id=") + 3)));
+  }
+  return std::to_string(newest);
+}
+
+/// Polls `condition` every 50 ms; fails the test with `what` after 20 s. Waits for the server's
+/// own asynchronous steps (closing a socket), never times the client.
+void wait_until(const std::function<bool()>& condition, const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) FAIL() << "timed out waiting for " << what;
+    std::this_thread::sleep_for(50ms);
+  }
 }
 
 std::string cache_error_of(Backend& backend) {
@@ -88,6 +153,121 @@ TEST(RedisBackend, ConcurrentCallersFromManyThreadsArePipelined) {
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_EQ(server.cli({"DBSIZE"}), "800");
+}
+
+TEST(RedisLanes, ALongLivedIoContextPipelinesItsCoroutinesOverOneConnectionOfItsOwn) {
+  RedisServer server;
+  RedisBackend backend(redis_options(server.url() + "?max_connections=1"));
+  boost::asio::io_context io;
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "llm-caching:v1:lane:" + std::to_string(i);
+    run_on(io, backend.put(key, "value " + std::to_string(i), 0ms));
+    EXPECT_EQ(run_on(io, backend.get(key)), "value " + std::to_string(i));
+  }
+  EXPECT_EQ(our_connections(server), 2);  // the client's own one, and this io_context's
+
+  // 64 coroutines at once on that io_context: every answer reaches the right caller.
+  std::atomic<int> mismatches{0};
+  io.restart();
+  for (int c = 0; c < 64; ++c) {
+    boost::asio::co_spawn(
+        io,
+        [&, c]() -> boost::asio::awaitable<void> {
+          for (int i = 0; i < 10; ++i) {
+            const std::string key = "llm-caching:v1:lane:" + std::to_string((c * 10 + i) % 40);
+            if (co_await backend.get(key) != "value " + std::to_string((c * 10 + i) % 40))
+              ++mismatches;
+          }
+        },
+        boost::asio::detached);
+  }
+  io.run();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(our_connections(server), 2);
+  EXPECT_EQ(run_blocking(backend.stats()).errors, 0u);
+}
+
+TEST(RedisLanes, AnIoContextRunByTwoThreadsSharesOneLaneAndEveryAnswerReachesItsCaller) {
+  RedisServer server;
+  RedisBackend backend(redis_options(server.url() + "?max_connections=1"));
+  for (int i = 0; i < 40; ++i) {
+    run_blocking(backend.put("llm-caching:v1:mt:" + std::to_string(i), std::to_string(i), 0ms));
+  }
+  boost::asio::io_context io;
+  std::atomic<int> mismatches{0};
+  for (int c = 0; c < 32; ++c) {
+    boost::asio::co_spawn(
+        io,
+        [&, c]() -> boost::asio::awaitable<void> {
+          for (int i = 0; i < 50; ++i) {
+            const int k = (c * 50 + i) % 40;
+            if (co_await backend.get("llm-caching:v1:mt:" + std::to_string(k)) != std::to_string(k))
+              ++mismatches;
+          }
+        },
+        boost::asio::detached);
+  }
+  std::thread second([&] { io.run(); });
+  io.run();
+  second.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(our_connections(server), 2);  // the pool's one and the io_context's lane
+}
+
+TEST(RedisLanes, AnIdleConnectionClosedByTheServerIsReplacedAndTheCommandSentAgain) {
+  RedisServer server;
+  RedisBackend backend(redis_options(server.url() + "?max_connections=1"));
+  boost::asio::io_context io;
+  for (int i = 0; i < 20; ++i) run_on(io, backend.put("llm-caching:v1:idle:k", "v", 0ms));
+  ASSERT_EQ(our_connections(server), 2);
+  server.cli({"CLIENT", "KILL", "ID", newest_connection_id(server)});  // the lane's
+  wait_until([&] { return our_connections(server) == 1; }, "the server to close the lane");
+
+  EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:idle:k")), "v");  // no error reaches us
+  EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:idle:k")), "v");
+  EXPECT_EQ(our_connections(server), 2);  // a new lane
+  EXPECT_EQ(run_blocking(backend.stats()).errors, 0u);
+}
+
+TEST(RedisLanes, ALateReplyOnALaneIsACacheErrorAndTheLaneRecovers) {
+  RedisServer server;
+  const std::string port = std::to_string(server.port());
+  RedisBackend backend(redis_options(server.url() + "?socket_timeout=0.3"));
+  boost::asio::io_context io;
+  for (int i = 0; i < 20; ++i) run_on(io, backend.put("llm-caching:v1:late:k", "v", 0ms));
+  ASSERT_EQ(our_connections(server), 5);  // a pool of 4, and the lane the GET below goes over
+  server.cli({"CLIENT", "PAUSE", "1500", "ALL"});  // the server holds every reply back
+  try {
+    run_on(io, backend.get("llm-caching:v1:late:k"));
+    ADD_FAILURE() << "expected CacheError";
+  } catch (const CacheError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("127.0.0.1:" + port + " did not answer within 300 ms"));
+  }
+  server.cli({"CLIENT", "UNPAUSE"});
+  EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:late:k")), "v");
+}
+
+TEST(RedisLanes, TheClientOrTheIoContextMayGoFirst) {
+  RedisServer server;
+  {  // the client first: its lane's socket is closed when the io_context next runs
+    auto io = std::make_unique<boost::asio::io_context>();
+    auto backend = std::make_unique<RedisBackend>(redis_options(server.url()));
+    for (int i = 0; i < 20; ++i) run_on(*io, backend->put("llm-caching:v1:gone:k", "v", 0ms));
+    ASSERT_EQ(our_connections(server), 5);  // a pool of 4 and the lane
+    backend.reset();
+    io->restart();
+    io->run();
+    wait_until([&] { return our_connections(server) == 0; }, "every connection to close");
+  }
+  {  // the io_context first: the client goes on from another one
+    RedisBackend backend(redis_options(server.url()));
+    auto io = std::make_unique<boost::asio::io_context>();
+    for (int i = 0; i < 20; ++i) run_on(*io, backend.put("llm-caching:v1:gone:k", "w", 0ms));
+    io.reset();
+    boost::asio::io_context other;
+    for (int i = 0; i < 20; ++i)
+      EXPECT_EQ(run_on(other, backend.get("llm-caching:v1:gone:k")), "w");
+  }
 }
 
 TEST(RedisBackend, AclUserWithPasswordAuthenticatesAsThatUser) {
@@ -166,6 +346,10 @@ TEST(RedisTls, VerifiesTheServerAgainstTheGivenCa) {
   RedisBackend backend(redis_options(tls_url(server, "ssl_ca_certs=" + certs.ca_cert)));
   run_blocking(backend.put("llm-caching:v1:tls:k", "over TLS", 0ms));
   EXPECT_EQ(run_blocking(backend.get("llm-caching:v1:tls:k")), "over TLS");
+  boost::asio::io_context io;  // long-lived: its own TLS connection (lane) after a few commands
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:tls:k")), "over TLS");
+  }
 }
 
 TEST(RedisTls, ClientCertificateAuthentication) {

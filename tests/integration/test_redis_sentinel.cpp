@@ -1,6 +1,7 @@
 // redis+sentinel:// against a real master, replica and three sentinels started by the test:
 // entries written before a forced failover are read after it, and writes go on to the new
-// master through the same backend object (no restart, no new client).
+// master through the same backend object (no restart, no new client), both from run-to-completion
+// calls and from one long-lived io_context (which has a connection of its own, a "lane").
 #include "cache/cache_url.hpp"
 #include "cache/redis_backend.hpp"
 #include "cache/run_blocking.hpp"
@@ -11,6 +12,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <functional>
 #include <thread>
@@ -33,6 +36,29 @@ void wait_until(const std::function<bool()>& condition, const std::string& what,
   }
 }
 
+/// Runs `task` to completion on `io`, reused from call to call as a long-lived caller's is.
+template <class T>
+T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> task) {
+  io.restart();
+  std::exception_ptr error;
+  std::optional<T> result;
+  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
+    error = e;
+    if (!e) result.emplace(std::move(value));
+  });
+  io.run();
+  if (error) std::rethrow_exception(error);
+  return std::move(*result);
+}
+
+void run_on(boost::asio::io_context& io, boost::asio::awaitable<void> task) {
+  io.restart();
+  std::exception_ptr error;
+  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e) { error = e; });
+  io.run();
+  if (error) std::rethrow_exception(error);
+}
+
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -51,9 +77,10 @@ TEST(RedisSentinel, FollowsAForcedFailoverWithoutRestartingTheClient) {
   auto backend = std::make_shared<RedisBackend>(std::get<RedisOptions>(parse_cache_url(url)));
   TieredCache strict(backend, 0, true);  // strict: any failure below fails the test
 
+  boost::asio::io_context loop;  // long-lived: it has its own connection after a few commands
   for (int i = 0; i < 20; ++i) {
-    run_blocking(
-        backend->put("llm-caching:v1:s:before-" + std::to_string(i), "v" + std::to_string(i), 0ms));
+    run_on(loop, backend->put("llm-caching:v1:s:before-" + std::to_string(i),
+                              "v" + std::to_string(i), 0ms));
   }
   EXPECT_EQ(master.cli({"DBSIZE"}), "20");
   wait_until([&] { return replica.cli({"DBSIZE"}) == "20"; }, "the replica to sync");
@@ -82,7 +109,12 @@ TEST(RedisSentinel, FollowsAForcedFailoverWithoutRestartingTheClient) {
   for (int i = 0; i < 20; ++i) {
     run_blocking(backend->put("llm-caching:v1:s:after-" + std::to_string(i), "w", 0ms));
   }
-  EXPECT_EQ(replica.cli({"DBSIZE"}), "40");  // the new master has every write
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "llm-caching:v1:s:before-" + std::to_string(i);
+    EXPECT_EQ(run_on(loop, backend->get(key)), "v" + std::to_string(i));
+    run_on(loop, backend->put("llm-caching:v1:s:lane-" + std::to_string(i), "x", 0ms));
+  }
+  EXPECT_EQ(replica.cli({"DBSIZE"}), "60");  // the new master has every write
   EXPECT_EQ(replica.cli({"GET", "llm-caching:v1:s:after-19"}), "w");
   EXPECT_EQ(run_blocking(strict.stats()).backend_errors, 0u);
 }
