@@ -9,8 +9,11 @@
 
 #include <fmt/format.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -134,6 +137,87 @@ class StatementUse {
 };
 
 }  // namespace
+
+/// Moves the WAL back into the database file on its own thread and connection. Left to SQLite,
+/// the commit that crosses the WAL threshold runs the checkpoint, fsync included, under the
+/// backend's mutex: every read and lock of the process then waits for the disk (a gateway miss
+/// added milliseconds at p99). A PASSIVE checkpoint blocks neither readers nor writers.
+struct SqliteBackend::Checkpointer {
+  /// WAL pages after a commit from which a checkpoint is asked for (SQLite's default).
+  static constexpr int kWalPages = 1000;
+  /// WAL pages from which the committing connection checkpoints itself (see on_commit).
+  static constexpr int kInlineWalPages = 4 * kWalPages;
+
+  explicit Checkpointer(fs::path file) : path(std::move(file)) {}
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    wake.notify_one();
+    if (thread.joinable()) thread.join();
+  }
+
+  /// sqlite3_wal_hook callback, run after each commit of the backend's connection.
+  static int on_commit(void* self, sqlite3* db, const char*, int wal_pages) {
+    if (wal_pages >= kInlineWalPages) {
+      // Writes so steady that no transaction ever started on a fully checkpointed WAL, which is
+      // when SQLite restarts it from the top: checkpoint here, as SQLite itself would, so that
+      // the next transaction restarts it and the file stops growing.
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (wal_pages >= kWalPages) {
+      static_cast<Checkpointer*>(self)->request();
+    }
+    return SQLITE_OK;
+  }
+
+  void request() {
+    {
+      std::lock_guard lock(mutex);
+      requested = true;
+      // Started on first need: most backends (tests, short CLI runs) never fill a WAL.
+      if (!thread.joinable()) thread = std::thread([this] { run(); });
+    }
+    wake.notify_one();
+  }
+
+  void run() {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+      spdlog::warn("SQLite cache {}: no checkpoint connection: {}", path.string(),
+                   sqlite3_errmsg(db));
+      sqlite3_close_v2(db);
+      return;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    // A connection learns that the file is in WAL mode when it first reads it; until then a
+    // checkpoint does nothing.
+    sqlite3_exec(db, "PRAGMA schema_version", nullptr, nullptr, nullptr);
+    std::unique_lock lock(mutex);
+    for (;;) {
+      wake.wait(lock, [this] { return requested || stopping; });
+      if (stopping) break;
+      requested = false;
+      lock.unlock();
+      const int rc =
+          sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::debug("SQLite cache {}: checkpoint: {}", path.string(), sqlite3_errmsg(db));
+      }
+      lock.lock();
+    }
+    lock.unlock();
+    sqlite3_close_v2(db);
+  }
+
+  fs::path path;
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool requested = false;  // guarded by mutex
+  bool stopping = false;   // guarded by mutex
+  std::thread thread;
+};
 
 struct SqliteBackend::Connection {
   fs::path path;
@@ -353,6 +437,9 @@ SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
   create_private_file(options_.path);
   auto db = std::make_unique<Connection>(options_.path);
   db->open(options_.busy_timeout, options_.mmap_bytes);
+  checkpointer_ = std::make_unique<Checkpointer>(options_.path);
+  // Replaces SQLite's automatic checkpoint (itself a WAL hook) with the checkpointer's thread.
+  sqlite3_wal_hook(db->db, &Checkpointer::on_commit, checkpointer_.get());
   db_ = std::move(db);
 }
 

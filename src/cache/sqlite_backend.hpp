@@ -61,6 +61,7 @@ class SqliteBackend final : public Backend {
 
  private:
   struct Connection;
+  struct Checkpointer;
 
   /// Runs `op` under the connection mutex; counts and rethrows failures.
   template <class Op>
@@ -70,8 +71,9 @@ class SqliteBackend final : public Backend {
   SqliteOptions options_;
   NowMs now_ms_;
   std::mutex mutex_;
-  std::unique_ptr<Connection> db_;  // guarded by mutex_
-  BackendStats counters_;           // guarded by mutex_
+  std::unique_ptr<Checkpointer> checkpointer_;  // declared first: outlives db_'s WAL hook
+  std::unique_ptr<Connection> db_;              // guarded by mutex_
+  BackendStats counters_;                       // guarded by mutex_
 };
 
 }  // namespace llm_caching::cache

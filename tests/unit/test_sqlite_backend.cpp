@@ -116,6 +116,29 @@ TEST_F(SqliteBackendTest, EntriesPersistAcrossReopen) {
   EXPECT_EQ(reopened.stats_now().entries, 1u);
 }
 
+// The WAL is moved into the database file by the backend's checkpoint thread (not by the commit
+// that fills it, under the backend's mutex): while the backend stays open, the file grows.
+TEST_F(SqliteBackendTest, TheWalIsCheckpointedInTheBackgroundWhileOpen) {
+  SqliteBackend backend(options());
+  const std::string value(16 * 1024, 'v');
+  for (int i = 0; i < 1'500; ++i) {  // ~24 MB: several times SQLite's 1,000-page WAL threshold
+    backend.put_now("k" + std::to_string(i), value, milliseconds(0));
+  }
+  // A checkpoint writes the pages into the file itself; waiting for that is a condition, not a
+  // duration (bounded so a broken build fails instead of hanging).
+  bool checkpointed = false;
+  for (int i = 0; i < 1'000 && !checkpointed; ++i) {
+    checkpointed = fs::file_size(path_) > 8u * 1024 * 1024;
+    if (!checkpointed) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(checkpointed) << "database file " << fs::file_size(path_) << " bytes, WAL "
+                            << fs::file_size(path_.string() + "-wal") << " bytes";
+  // The WAL was reused rather than grown to hold every write.
+  EXPECT_LT(fs::file_size(path_.string() + "-wal"), 20u * 1024 * 1024);
+  EXPECT_EQ(backend.get_now("k0"), value);
+  EXPECT_EQ(backend.get_now("k1499"), value);
+}
+
 TEST_F(SqliteBackendTest, CreatesPrivateDirectoriesAndFile) {
   const fs::path nested = dir_ / "a" / "b" / "cache.db";
   SqliteBackend backend(SqliteOptions{.path = nested});
