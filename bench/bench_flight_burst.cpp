@@ -140,6 +140,7 @@ void BM_FlightBurst(benchmark::State& state) {
       round > 0 ? static_cast<double>(model.calls.load()) / round : 0;
   state.counters["waiter_p50_us"] = percentile(waiter_delays_us, 0.50);
   state.counters["waiter_p99_us"] = percentile(waiter_delays_us, 0.99);
+  state.counters["waiter_min_us"] = waiter_delays_us.empty() ? 0 : waiter_delays_us.front();
   state.counters["waiter_max_us"] = waiter_delays_us.empty() ? 0 : waiter_delays_us.back();
   // A burst preempted on this shared 2-core machine moves all of its waiters into the pooled
   // p99; the median of the bursts' own p99s shows the typical burst.

@@ -369,7 +369,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       result.avoided_nano_usd = lookup.entry->cost_nano_usd;
       result.entry = std::move(lookup.entry);
       if (result.stale) start_refresh(request, result.storage_key, price, result.priced);
-      co_return result;
+      co_return std::move(result);
     }
     if (lookup.entry && sie_ms > 0 && lookup.expired_for_ms <= sie_ms) {
       stale_fallback = std::move(lookup.entry);
@@ -412,7 +412,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   result.stale = true;
   result.avoided_nano_usd = stale_fallback->cost_nano_usd;
   result.entry = std::move(stale_fallback);
-  co_return result;
+  co_return std::move(result);
 }
 
 asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequest& request,
@@ -420,7 +420,7 @@ asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequ
   if (!coalesces(request.mode) || !request.coalesce) {
     ExchangeResult led = co_await lead(model, request, result.storage_key, price);
     led.priced = result.priced;
-    co_return led;
+    co_return std::move(led);
   }
 
   // Join the key's flight or lead a new one. A waiter whose leader was cancelled goes round
@@ -456,7 +456,7 @@ asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequ
     result.coalesced = true;
     result.entry = flight->entry;
     result.avoided_nano_usd = flight->entry->cost_nano_usd;
-    co_return result;
+    co_return std::move(result);
   }
 }
 
@@ -512,7 +512,7 @@ asio::awaitable<ExchangeResult> Exchange::lead_flight(Model& model, const Exchan
   }
   guard.finish(result.entry, error);
   if (error) std::rethrow_exception(error);
-  co_return result;
+  co_return std::move(result);
 }
 
 void Exchange::start_refresh(const ExchangeRequest& request, const std::string& key,
@@ -594,7 +594,7 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
     result.coalesced = true;
     result.avoided_nano_usd = landed->cost_nano_usd;
     result.entry = std::move(landed);
-    co_return result;
+    co_return std::move(result);
   }
 }
 
@@ -619,7 +619,7 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
       if (auto token = held.take()) co_await cache_->unlock(key, *token);
     }
   }
-  co_return result;
+  co_return std::move(result);
 }
 
 asio::awaitable<std::shared_ptr<const core::CacheEntry>> Exchange::call_provider(
