@@ -16,6 +16,7 @@
 #include <benchmark/benchmark.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -104,21 +105,26 @@ void BM_FlightBurst(benchmark::State& state) {
     waiters.reserve(kBurst);
     Clock::time_point leader{};
     int leaders = 0;
-    for (int i = 0; i < kBurst; ++i) {
-      asio::co_spawn(*contexts[static_cast<std::size_t>(i) % workers],
-                     exchange.run(model, burst_request(round)),
-                     [&](std::exception_ptr error, exchange::ExchangeResult result) {
-                       const auto done = Clock::now();
-                       std::lock_guard lock(mutex);
-                       if (error) {
-                         ++failures;
-                       } else if (result.coalesced || result.cache_hit) {
-                         waiters.push_back(done);
-                       } else {
-                         leader = done;
-                         ++leaders;
-                       }
-                     });
+    const auto on_done = [&](std::exception_ptr error, exchange::ExchangeResult result) {
+      const auto done = Clock::now();
+      std::lock_guard lock(mutex);
+      if (error) {
+        ++failures;
+      } else if (result.coalesced || result.cache_hit) {
+        waiters.push_back(done);
+      } else {
+        leader = done;
+        ++leaders;
+      }
+    };
+    // Each worker builds and starts its own calls, as a gateway worker does with its requests
+    // (memory allocated and freed by the same thread).
+    for (std::size_t w = 0; w < workers; ++w) {
+      asio::post(*contexts[w], [&, w] {
+        for (std::size_t i = w; i < static_cast<std::size_t>(kBurst); i += workers) {
+          asio::co_spawn(*contexts[w], exchange.run(model, burst_request(round)), on_done);
+        }
+      });
     }
     std::vector<std::thread> threads;
     for (auto& io : contexts) threads.emplace_back([&io] { io->run(); });
