@@ -46,6 +46,8 @@ bool coalesces(CacheMode m) {
 // A waiter polls the L2 for another process's answer with these waits, doubling in between.
 constexpr std::chrono::milliseconds kFirstPoll{5};
 constexpr std::chrono::milliseconds kLastPoll{50};
+// A waiter whose L2 signals the release of a lock (Redis) waits for it in rounds of this length.
+constexpr std::chrono::milliseconds kNotifiedRound{1000};
 
 /// 128 random bits as 32 hex digits: who holds a cross-process lock.
 std::string new_lock_token() {
@@ -561,8 +563,10 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
   }
   const std::string token = new_lock_token();
   const auto give_up_at = std::chrono::steady_clock::now() + options_.lock_wait;
-  auto pause = kFirstPoll;
-  std::optional<asio::steady_timer> timer;
+  // With a release signal a round ends early, so rounds can be long: they only bound how late
+  // an expired lock (a holder that died) is noticed.
+  const bool notified = cache_->notifies_unlock();
+  auto pause = notified ? kNotifiedRound : kFirstPoll;
   for (;;) {
     const auto lock = co_await cache_->try_lock(key, token, options_.lock_ttl);
     if (lock == cache::TieredCache::LockOutcome::unavailable) {
@@ -582,10 +586,12 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
             key, options_.lock_wait.count());
         co_return co_await lead(model, request, key, price);
       }
-      if (!timer) timer.emplace(co_await asio::this_coro::executor);
-      timer->expires_after(pause);
-      co_await timer->async_wait(asio::use_awaitable);
-      pause = std::min(pause * 2, kLastPoll);
+      // Redis ends this wait when the holder releases the lock (its answer landed, or it gave
+      // up); other L2s are polled.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          give_up_at - std::chrono::steady_clock::now());
+      co_await cache_->wait_for_unlock(key, std::clamp(left, std::chrono::milliseconds(1), pause));
+      if (!notified) pause = std::min(pause * 2, kLastPoll);
       landed = co_await cache_->get_l2(key, clock_());
       if (!landed) continue;  // still out, or its holder failed: try the lock again
     }
