@@ -70,6 +70,14 @@ class Backend {
     (void)lock_key, (void)token;
     co_return;
   }
+  /// Returns when `lock_key` is released by its holder (its answer landed, or it gave up), or
+  /// after `at_most`, whichever is first. The default (and a backend that cannot tell) just
+  /// waits `at_most`: the caller then polls. Throws CacheError on an I/O failure.
+  virtual asio::awaitable<void> wait_for_unlock(std::string lock_key,
+                                                std::chrono::milliseconds at_most);
+  /// true: wait_for_unlock returns as soon as the lock is released (the caller may wait in
+  /// longer rounds).
+  virtual bool notifies_unlock() const noexcept { return false; }
 };
 
 }  // namespace llm_caching::cache

@@ -12,10 +12,46 @@ namespace {
 
 constexpr std::size_t kScanBatch = 1000;
 
-/// Deletes KEYS[1] only while it holds ARGV[1]; atomic on the server.
-constexpr const char* kCompareAndDelete =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
-    "else return 0 end";
+/// Takes the lock KEYS[1] for ARGV[1] (PX ARGV[2]) unless it is held, and then deletes the
+/// previous holder's release signal KEYS[2], so that this holder's waiters block; atomic.
+constexpr const char* kLockAndClearSignal =
+    "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "redis.call('del', KEYS[2]) return 1 else return 0 end";
+
+/// Deletes KEYS[1] only while it holds ARGV[1]; when a waiter registered (KEYS[3]), it then
+/// leaves the release signal KEYS[2] (one element, expiring after ARGV[2] ms) that wakes the
+/// waiters. Atomic on the server, so a registered waiter never misses the release.
+constexpr const char* kUnlockAndSignal =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) "
+    "if redis.call('del', KEYS[3]) == 1 then redis.call('del', KEYS[2]) "
+    "redis.call('rpush', KEYS[2], '1') redis.call('pexpire', KEYS[2], ARGV[2]) end "
+    "return 1 else return 0 end";
+
+/// Registers a waiter for the release of the lock KEYS[1] (the mark KEYS[2] lives as long as the
+/// lock); 0 when the lock is already gone (nothing to wait for).
+constexpr const char* kRegisterWaiter =
+    "local ttl = redis.call('pttl', KEYS[1]) if ttl == -2 then return 0 end "
+    "if ttl < 0 then ttl = 60000 end redis.call('set', KEYS[2], '1', 'PX', ttl) return 1";
+
+/// How long a release signal stays: it only needs to outlast the waiters' last poll of the lock
+/// (a new holder deletes it at once).
+constexpr std::chrono::milliseconds kSignalLifetime{2000};
+/// A blocking wait may take this much longer than its own timeout before the connection is
+/// given up as dead.
+constexpr std::chrono::milliseconds kBlockingMargin{1000};
+
+/// llm-caching:<kind>:<storage key> for the lock llm-caching:lock:<storage key>.
+std::string beside_lock(std::string_view kind, std::string_view lock_key) {
+  constexpr std::string_view kLockPrefix = "llm-caching:lock:";
+  if (lock_key.starts_with(kLockPrefix)) lock_key.remove_prefix(kLockPrefix.size());
+  return fmt::format("llm-caching:{}:{}", kind, lock_key);
+}
+std::string release_signal(std::string_view lock_key) {
+  return beside_lock("released", lock_key);
+}
+std::string waiter_mark(std::string_view lock_key) {
+  return beside_lock("waited", lock_key);
+}
 
 /// `prefix` as a literal inside a SCAN MATCH glob.
 std::string glob_escape(std::string_view prefix) {
@@ -133,20 +169,52 @@ asio::awaitable<BackendStats> RedisBackend::stats() {
 
 asio::awaitable<bool> RedisBackend::try_lock(std::string lock_key, std::string token,
                                              std::chrono::milliseconds ttl) {
+  std::string signal = release_signal(lock_key);
   // At least 1 ms: PX 0 is an error reply.
-  RedisCommand command{"SET",
+  RedisCommand command{"EVAL",
+                       kLockAndClearSignal,
+                       "2",
                        std::move(lock_key),
+                       std::move(signal),
                        std::move(token),
-                       "NX",
-                       "PX",
                        std::to_string(std::max<std::int64_t>(ttl.count(), 1))};
   const RedisReply reply = co_await run(std::move(command));
-  co_return reply.kind == RedisReply::Kind::status;  // "OK"; nil when another token holds it
+  co_return reply.integer == 1;
 }
 
 asio::awaitable<void> RedisBackend::unlock(std::string lock_key, std::string token) {
-  RedisCommand command{"EVAL", kCompareAndDelete, "1", std::move(lock_key), std::move(token)};
+  std::string signal = release_signal(lock_key);
+  std::string mark = waiter_mark(lock_key);
+  RedisCommand command{"EVAL",
+                       kUnlockAndSignal,
+                       "3",
+                       std::move(lock_key),
+                       std::move(signal),
+                       std::move(mark),
+                       std::move(token),
+                       std::to_string(kSignalLifetime.count())};
   co_await run(std::move(command));
+}
+
+asio::awaitable<void> RedisBackend::wait_for_unlock(std::string lock_key,
+                                                    std::chrono::milliseconds at_most) {
+  const std::string signal = release_signal(lock_key);
+  RedisCommand registration{"EVAL", kRegisterWaiter, "2", lock_key, waiter_mark(lock_key)};
+  if ((co_await run(std::move(registration))).integer == 0) co_return;  // released already
+  // Seconds with decimals (Redis >= 6); at least 1 ms: 0 would block for ever.
+  const auto ms = std::max<std::int64_t>(at_most.count(), 1);
+  RedisCommand command{"BRPOPLPUSH", signal, signal, fmt::format("{}.{:03}", ms / 1000, ms % 1000)};
+  RedisReply reply;
+  try {
+    reply = co_await client_.blocking_command(std::move(command), at_most + kBlockingMargin);
+  } catch (...) {
+    ++errors_;
+    throw;
+  }
+  if (reply.is_error()) {
+    ++errors_;
+    throw CacheError(fmt::format("Redis BRPOPLPUSH failed on {}: {}", describe(), reply.text));
+  }
 }
 
 }  // namespace llm_caching::cache

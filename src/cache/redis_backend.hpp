@@ -30,11 +30,21 @@ class RedisBackend final : public Backend {
   /// evictions: the server's counters; hits/misses/writes/errors: this process's.
   asio::awaitable<BackendStats> stats() override;
   std::string describe() const override;
-  /// SET lock_key token NX PX ttl: Redis expires a dead holder's lock by itself.
+  /// SET lock_key token NX PX ttl (Redis expires a dead holder's lock by itself); a taken lock
+  /// also deletes the release signal of the previous holder (llm-caching:released:<storage key>),
+  /// in one script.
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
                                  std::chrono::milliseconds ttl) override;
-  /// EVAL of a compare-and-delete script: deletes lock_key only while it still holds token.
+  /// A compare-and-delete script: deletes lock_key only while it still holds token; when a
+  /// waiter registered, it then leaves the release signal (a one-element list, kept 2 s).
   asio::awaitable<void> unlock(std::string lock_key, std::string token) override;
+  /// Registers as a waiter (llm-caching:waited:<storage key>, as long as the lock lives; returns
+  /// at once when the lock is gone), then BRPOPLPUSH of the release signal onto itself (every
+  /// waiter wakes, the signal stays) with at_most as its timeout, over a connection of its own
+  /// (RedisClient::blocking_command).
+  asio::awaitable<void> wait_for_unlock(std::string lock_key,
+                                        std::chrono::milliseconds at_most) override;
+  bool notifies_unlock() const noexcept override { return true; }
 
  private:
   /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).

@@ -36,6 +36,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -841,6 +842,40 @@ asio::awaitable<RedisReply> RedisClient::command(RedisCommand args) {
   co_return co_await asio::async_initiate<decltype(asio::use_awaitable),
                                           void(std::exception_ptr, RedisReply)>(
       std::move(initiate), asio::use_awaitable);
+}
+
+asio::awaitable<RedisReply> RedisClient::blocking_command(RedisCommand args,
+                                                          std::chrono::milliseconds reply_within) {
+  const std::optional<RedisEndpoint> endpoint = impl_->published().first;
+  if (!endpoint) {
+    throw CacheError(fmt::format("Redis {}: no master known yet", impl_->target()));
+  }
+  auto connection = std::make_shared<RedisConnection>(
+      co_await asio::this_coro::executor, impl_->tls.get(), impl_->options.tls.verify_peer);
+  co_await open_master_session(*connection, impl_->options, *endpoint);
+  RedisConnection::Events events{
+      [](PendingPtr command, RedisReply reply) { command->complete(nullptr, std::move(reply)); },
+      [](RedisConnection&, std::deque<PendingPtr> orphans, const std::string& reason, bool) {
+        for (auto& orphan : orphans) fail(*orphan, reason);
+      }};
+  connection->start(std::move(events), reply_within, RedisConnection::Watch::always);
+  auto initiate = [connection, &args](auto handler) {
+    PendingPtr command = std::make_unique<HandlerCommand<decltype(handler)>>(std::move(handler));
+    command->args = std::move(args);
+    connection->submit(std::move(command));
+  };
+  std::exception_ptr error;
+  RedisReply reply;
+  try {
+    reply = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                          void(std::exception_ptr, RedisReply)>(
+        std::move(initiate), asio::use_awaitable);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  connection->drop("blocking command done", false);
+  if (error) std::rethrow_exception(error);
+  co_return reply;
 }
 
 }  // namespace llm_caching::cache

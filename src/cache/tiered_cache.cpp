@@ -7,6 +7,9 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <map>
 #include <stdexcept>
@@ -244,6 +247,27 @@ asio::awaitable<void> TieredCache::unlock(const std::string& storage_key,
   } catch (...) {
     absorb_backend_failure("unlock");
   }
+}
+
+asio::awaitable<void> TieredCache::wait_for_unlock(const std::string& storage_key,
+                                                   std::chrono::milliseconds at_most) {
+  const auto until = std::chrono::steady_clock::now() + at_most;
+  bool failed = false;
+  try {
+    co_await l2_->wait_for_unlock(lock_key(storage_key), at_most);
+  } catch (...) {
+    absorb_backend_failure("wait for unlock");
+    failed = true;
+  }
+  if (failed) {
+    // Poll as without notifications: the rest of the round on a timer.
+    asio::steady_timer timer(co_await asio::this_coro::executor, until);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+}
+
+bool TieredCache::notifies_unlock() const noexcept {
+  return l2_->notifies_unlock();
 }
 
 asio::awaitable<bool> TieredCache::erase(const std::string& storage_key) {

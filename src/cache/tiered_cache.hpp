@@ -74,6 +74,12 @@ class TieredCache {
                                         std::chrono::milliseconds ttl);
   /// Compare-and-delete; failures are absorbed like any L2 failure (the lock expires anyway).
   asio::awaitable<void> unlock(const std::string& storage_key, const std::string& token);
+  /// Returns when the lock of storage_key is released or after at_most (Backend::
+  /// wait_for_unlock); a backend failure is absorbed (counted) and the rest of at_most waited.
+  asio::awaitable<void> wait_for_unlock(const std::string& storage_key,
+                                        std::chrono::milliseconds at_most);
+  /// The L2 wakes wait_for_unlock at the release (Redis); otherwise it is a plain wait.
+  bool notifies_unlock() const noexcept;
   /// "llm-caching:lock:" + storage_key.
   static std::string lock_key(const std::string& storage_key);
   asio::awaitable<bool> erase(const std::string& storage_key);

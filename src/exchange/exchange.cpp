@@ -6,9 +6,12 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -30,8 +33,6 @@ namespace llm_caching::exchange {
 
 namespace {
 
-using Signal = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
-
 bool reads_cache(CacheMode m) {
   return m == CacheMode::use || m == CacheMode::read_only || m == CacheMode::replay_only;
 }
@@ -45,6 +46,8 @@ bool coalesces(CacheMode m) {
 // A waiter polls the L2 for another process's answer with these waits, doubling in between.
 constexpr std::chrono::milliseconds kFirstPoll{5};
 constexpr std::chrono::milliseconds kLastPoll{50};
+// A waiter whose L2 signals the release of a lock (Redis) waits for it in rounds of this length.
+constexpr std::chrono::milliseconds kNotifiedRound{1000};
 
 /// 128 random bits as 32 hex digits: who holds a cross-process lock.
 std::string new_lock_token() {
@@ -122,19 +125,75 @@ std::int64_t system_now_ms() {
 }
 
 /// One in-process call in flight for a key; callers that miss on the same key wait for it.
+/// A waiter is its stored completion handler (no channel, no allocation of its own beyond the
+/// handler's): the leader's finish wakes all the waiters of one executor with one post, which
+/// resumes them one after the other on that executor.
 struct Exchange::Flight {
   using Outcome = FlightOutcome;
+  /// A stored wait: the waiter's completion handler with what its wake-up needs, in one
+  /// allocation (any_completion_handler is not used: its move assignment recurses in Boost 1.81).
+  struct Waiter {
+    std::uint64_t id = 0;
+    asio::any_io_executor executor;  ///< the waiter's: where it resumes
+    asio::any_io_executor work;      ///< the same, tracked: its io_context runs until it resumed
+    asio::cancellation_slot slot;    ///< the waiter's own (cleared before it resumes)
+    virtual ~Waiter() = default;
+    /// Invokes the handler, once, on `executor`.
+    virtual void complete(boost::system::error_code ec, Outcome result) = 0;
+  };
+  template <typename Handler>
+  struct WaiterFor final : Waiter {
+    Handler handler;
+    explicit WaiterFor(Handler h) : handler(std::move(h)) {}
+    void complete(boost::system::error_code ec, Outcome result) override {
+      std::move(handler)(ec, result);
+    }
+  };
+  using WaiterPtr = std::unique_ptr<Waiter>;
+  /// The waiters of one executor, resumed by one post to it.
+  struct Batch {
+    asio::any_io_executor executor;
+    std::vector<WaiterPtr> waiters;
+  };
+
   std::mutex mutex;
+  // Written once, under mutex, before the waiters are woken (the post orders the reads after);
+  // a resumed waiter reads them without the lock.
   bool done = false;
   Outcome outcome = Outcome::answered;
   std::shared_ptr<const core::CacheEntry> entry;
   std::exception_ptr error;
-  std::vector<std::shared_ptr<Signal>> waiters;
+  std::vector<WaiterPtr> waiters;    // guarded by mutex
+  std::uint64_t next_waiter_id = 0;  // guarded by mutex
 
-  /// leader_executor: where the finishing leader runs (empty when unknown).
-  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover,
-              const asio::any_io_executor& leader_executor = {}) {
-    std::vector<std::shared_ptr<Signal>> to_wake;
+  /// Resumes `waiter` with (ec, outcome); runs on the waiter's executor.
+  static void resume(WaiterPtr waiter, boost::system::error_code ec, Outcome result) {
+    if (waiter->slot.is_connected()) waiter->slot.clear();
+    waiter->complete(ec, result);
+    // Its tracked work goes last, on its executor, after it resumed.
+  }
+
+  /// Ends one waiter's wait with operation_aborted (its cancellation slot fired), unless the
+  /// flight has already taken it to wake it.
+  void cancel(std::uint64_t id) {
+    WaiterPtr cancelled;
+    {
+      std::lock_guard lock(mutex);
+      auto it = std::find_if(waiters.begin(), waiters.end(),
+                             [id](const WaiterPtr& w) { return w->id == id; });
+      if (it == waiters.end()) return;  // already on its way out with the flight's outcome
+      cancelled = std::move(*it);
+      waiters.erase(it);
+    }
+    // Not inline: the slot's handler (this call) is still running.
+    asio::any_io_executor executor = cancelled->executor;
+    asio::post(executor, [waiter = std::move(cancelled)]() mutable {
+      resume(std::move(waiter), asio::error::operation_aborted, Outcome::answered);
+    });
+  }
+
+  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover) {
+    std::vector<WaiterPtr> to_wake;
     {
       std::lock_guard lock(mutex);
       done = true;
@@ -143,24 +202,67 @@ struct Exchange::Flight {
       error = std::move(err);
       to_wake.swap(waiters);
     }
-    // Each waiter's channel lives on the waiter's executor, which may belong to an io_context
-    // that ends as soon as the waiter resumes (cached_agent_run_sync). So the wake-up, and the
-    // last reference to the channel, are handed to that executor: this thread keeps nothing of
-    // it, and the channel is destroyed where its context is still alive.
-    // A waiter on the leader's own executor is woken directly (one hop less on the burst's
-    // critical path): that context is running this very call, so it outlives the channel
-    // reference dropped here.
+    // One post per executor, which then resumes all its waiters in a loop (a burst's waiters
+    // mostly share a handful of gateway workers). A waiter's executor may belong to an io_context
+    // that ends as soon as the waiter resumes (cached_agent_run_sync): everything of a waiter,
+    // its tracked work included, goes into the post and is destroyed on that executor, after
+    // the waiter resumed, so this thread keeps nothing of it.
+    std::vector<Batch> batches;
     for (auto& w : to_wake) {
-      auto executor = w->get_executor();
-      if (leader_executor && executor == leader_executor) {
-        w->try_send(boost::system::error_code{});
-        w.reset();
-        continue;
-      }
-      asio::post(executor,
-                 [signal = std::move(w)] { signal->try_send(boost::system::error_code{}); });
+      auto it = std::find_if(batches.begin(), batches.end(),
+                             [&](const Batch& b) { return b.executor == w->executor; });
+      if (it == batches.end()) it = batches.insert(batches.end(), Batch{w->executor, {}});
+      it->waiters.push_back(std::move(w));
+    }
+    const Outcome result = outcome;
+    for (auto& batch : batches) {
+      asio::any_io_executor executor = batch.executor;
+      asio::post(executor, [waiters = std::move(batch.waiters), result]() mutable {
+        for (auto& w : waiters) resume(std::move(w), {}, result);
+      });
     }
   }
+
+  /// The wait itself (asio::async_initiate): stores the handler, or completes it at once when
+  /// the flight is already over.
+  template <typename CompletionToken>
+  auto async_wait(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(boost::system::error_code, Outcome)>(
+        [this](auto handler) {
+          asio::any_io_executor executor = asio::get_associated_executor(handler);
+          asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
+          WaiterPtr waiter = std::make_unique<WaiterFor<decltype(handler)>>(std::move(handler));
+          waiter->executor = executor;
+          waiter->work = asio::prefer(executor, asio::execution::outstanding_work.tracked);
+          waiter->slot = slot;
+          std::unique_lock lock(mutex);
+          if (done) {
+            const Outcome result = outcome;
+            lock.unlock();
+            asio::post(executor, [waiter = std::move(waiter), result]() mutable {
+              resume(std::move(waiter), {}, result);
+            });
+            return;
+          }
+          waiter->id = next_waiter_id++;
+          if (slot.is_connected()) {
+            // Cancelling this wait ends this caller only; the leader's call goes on. The flight
+            // outlives the slot's handler: the waiting coroutine holds it, and the slot is
+            // cleared before that coroutine resumes.
+            slot.template emplace<CancelWait>(this, waiter->id);
+          }
+          waiters.push_back(std::move(waiter));
+        },
+        token);
+  }
+
+  struct CancelWait {
+    Flight* flight;
+    std::uint64_t id;
+    void operator()(asio::cancellation_type type) {
+      if (type != asio::cancellation_type::none) flight->cancel(id);
+    }
+  };
 };
 
 ExchangeOptions ExchangeOptions::from_environment() {
@@ -269,7 +371,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       result.avoided_nano_usd = lookup.entry->cost_nano_usd;
       result.entry = std::move(lookup.entry);
       if (result.stale) start_refresh(request, result.storage_key, price, result.priced);
-      co_return result;
+      co_return std::move(result);
     }
     if (lookup.entry && sie_ms > 0 && lookup.expired_for_ms <= sie_ms) {
       stale_fallback = std::move(lookup.entry);
@@ -312,7 +414,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   result.stale = true;
   result.avoided_nano_usd = stale_fallback->cost_nano_usd;
   result.entry = std::move(stale_fallback);
-  co_return result;
+  co_return std::move(result);
 }
 
 asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequest& request,
@@ -320,7 +422,7 @@ asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequ
   if (!coalesces(request.mode) || !request.coalesce) {
     ExchangeResult led = co_await lead(model, request, result.storage_key, price);
     led.priced = result.priced;
-    co_return led;
+    co_return std::move(led);
   }
 
   // Join the key's flight or lead a new one. A waiter whose leader was cancelled goes round
@@ -339,13 +441,24 @@ asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequ
       const bool priced = result.priced;
       co_return co_await lead_flight(model, request, flight, result.storage_key, price, priced);
     }
-    if (co_await wait_for(*flight) == FlightOutcome::handed_over) continue;
-    std::lock_guard lock(flight->mutex);
+    // Waits for the flight's end, here rather than in a coroutine of its own (one frame less per
+    // waiter to allocate, resume and free); throws operation_aborted when this caller's wait is
+    // cancelled, which ends this caller only.
+    bool over = false;
+    FlightOutcome outcome{};
+    {
+      std::lock_guard lock(flight->mutex);
+      over = flight->done;
+      outcome = flight->outcome;
+    }
+    if (!over) outcome = co_await flight->async_wait(asio::use_awaitable);
+    if (outcome == FlightOutcome::handed_over) continue;
+    // The flight is over: its entry and error no longer change (Flight), so no lock.
     if (flight->error) std::rethrow_exception(flight->error);
     result.coalesced = true;
     result.entry = flight->entry;
     result.avoided_nano_usd = flight->entry->cost_nano_usd;
-    co_return result;
+    co_return std::move(result);
   }
 }
 
@@ -367,7 +480,6 @@ struct Exchange::FlightGuard {
   Exchange& exchange;
   std::shared_ptr<Flight> flight;
   const std::string& key;
-  asio::any_io_executor leader_executor;  ///< set while the leader's coroutine runs
   bool finished = false;
 
   void finish(std::shared_ptr<const core::CacheEntry> entry, std::exception_ptr error) {
@@ -377,8 +489,7 @@ struct Exchange::FlightGuard {
       if (it != exchange.flights_.end() && it->second == flight) exchange.flights_.erase(it);
     }
     const bool handover = error && is_cancellation(error);
-    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover,
-                   leader_executor);
+    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover);
     finished = true;
   }
   ~FlightGuard() {
@@ -401,10 +512,9 @@ asio::awaitable<ExchangeResult> Exchange::lead_flight(Model& model, const Exchan
   } catch (...) {
     error = std::current_exception();
   }
-  guard.leader_executor = co_await asio::this_coro::executor;
   guard.finish(result.entry, error);
   if (error) std::rethrow_exception(error);
-  co_return result;
+  co_return std::move(result);
 }
 
 void Exchange::start_refresh(const ExchangeRequest& request, const std::string& key,
@@ -443,19 +553,6 @@ asio::awaitable<void> Exchange::background_refresh(std::shared_ptr<Model> model,
   }
 }
 
-asio::awaitable<FlightOutcome> Exchange::wait_for(Flight& flight) {
-  auto signal = std::make_shared<Signal>(co_await asio::this_coro::executor, 1);
-  {
-    std::lock_guard lock(flight.mutex);
-    if (flight.done) co_return flight.outcome;
-    flight.waiters.push_back(signal);
-  }
-  // Cancelling this wait ends this caller only (operation_aborted); the leader's call goes on.
-  co_await signal->async_receive(asio::use_awaitable);
-  std::lock_guard lock(flight.mutex);
-  co_return flight.outcome;
-}
-
 asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
                                                                 const ExchangeRequest& request,
                                                                 const std::string& key,
@@ -466,8 +563,10 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
   }
   const std::string token = new_lock_token();
   const auto give_up_at = std::chrono::steady_clock::now() + options_.lock_wait;
-  auto pause = kFirstPoll;
-  std::optional<asio::steady_timer> timer;
+  // With a release signal a round ends early, so rounds can be long: they only bound how late
+  // an expired lock (a holder that died) is noticed.
+  const bool notified = cache_->notifies_unlock();
+  auto pause = notified ? kNotifiedRound : kFirstPoll;
   for (;;) {
     const auto lock = co_await cache_->try_lock(key, token, options_.lock_ttl);
     if (lock == cache::TieredCache::LockOutcome::unavailable) {
@@ -487,10 +586,12 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
             key, options_.lock_wait.count());
         co_return co_await lead(model, request, key, price);
       }
-      if (!timer) timer.emplace(co_await asio::this_coro::executor);
-      timer->expires_after(pause);
-      co_await timer->async_wait(asio::use_awaitable);
-      pause = std::min(pause * 2, kLastPoll);
+      // Redis ends this wait when the holder releases the lock (its answer landed, or it gave
+      // up); other L2s are polled.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          give_up_at - std::chrono::steady_clock::now());
+      co_await cache_->wait_for_unlock(key, std::clamp(left, std::chrono::milliseconds(1), pause));
+      if (!notified) pause = std::min(pause * 2, kLastPoll);
       landed = co_await cache_->get_l2(key, clock_());
       if (!landed) continue;  // still out, or its holder failed: try the lock again
     }
@@ -499,7 +600,7 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
     result.coalesced = true;
     result.avoided_nano_usd = landed->cost_nano_usd;
     result.entry = std::move(landed);
-    co_return result;
+    co_return std::move(result);
   }
 }
 
@@ -524,7 +625,7 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
       if (auto token = held.take()) co_await cache_->unlock(key, *token);
     }
   }
-  co_return result;
+  co_return std::move(result);
 }
 
 asio::awaitable<std::shared_ptr<const core::CacheEntry>> Exchange::call_provider(

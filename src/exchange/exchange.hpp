@@ -155,8 +155,6 @@ class Exchange {
                                               std::shared_ptr<Flight> flight,
                                               const std::string& key, const ModelCosts& price,
                                               bool priced);
-  /// Waits for a flight's end (its Flight::Outcome); throws operation_aborted if cancelled.
-  asio::awaitable<FlightOutcome> wait_for(Flight& flight);
   /// The in-process leader of a key that the cache reads and writes: takes the cross-process
   /// lock and leads, or polls the L2 for the holder's answer (ExchangeOptions).
   asio::awaitable<ExchangeResult> lead_across_processes(Model& model,

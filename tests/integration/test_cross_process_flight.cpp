@@ -119,6 +119,43 @@ TEST(RedisLocks, OneHolderCompareAndDeleteAndExpiry) {
   EXPECT_EQ(redis.cli({"GET", "llm-caching:lock:k"}), "successor");
 }
 
+// The fast path for waiters in other processes: a waiter blocked on the lock's release signal
+// wakes when the holder unlocks, long before its own wait would end.
+TEST(RedisLocks, AWaiterWakesWhenTheHolderReleasesTheLock) {
+  using llm_caching::cache::run_blocking;
+  llmc_test::RedisServer redis;
+  const auto options =
+      std::get<llm_caching::RedisOptions>(llm_caching::cache::parse_cache_url(redis.url()));
+  llm_caching::cache::RedisBackend holder(options);
+  llm_caching::cache::RedisBackend waiter(options);  // another pool, as another process has
+  ASSERT_TRUE(waiter.notifies_unlock());
+
+  ASSERT_TRUE(run_blocking(holder.try_lock("llm-caching:lock:w", "token-1", 60'000ms)));
+  // An hour: only the release can end this wait within the test.
+  auto woken = std::async(std::launch::async, [&] {
+    run_blocking(waiter.wait_for_unlock("llm-caching:lock:w", std::chrono::hours(1)));
+  });
+  // The waiter is blocked on the signal (its own connection, seen by the server) ...
+  ASSERT_TRUE(eventually([&] {
+    return redis.cli({"CLIENT", "LIST"}).find("cmd=brpoplpush") != std::string::npos;
+  }));
+  EXPECT_EQ(woken.wait_for(0s), std::future_status::timeout);
+  // ... and a wrong token's unlock signals nothing.
+  run_blocking(waiter.unlock("llm-caching:lock:w", "token-2"));
+  EXPECT_EQ(redis.cli({"EXISTS", "llm-caching:released:w"}), "0");
+  EXPECT_EQ(woken.wait_for(0s), std::future_status::timeout);
+
+  run_blocking(holder.unlock("llm-caching:lock:w", "token-1"));
+  ASSERT_EQ(woken.wait_for(60s), std::future_status::ready);  // a hang guard, not a timing
+  woken.get();
+  // The signal stays for waiters that come a little later, until the next holder takes the lock.
+  EXPECT_EQ(redis.cli({"EXISTS", "llm-caching:released:w"}), "1");
+  run_blocking(waiter.wait_for_unlock("llm-caching:lock:w", std::chrono::hours(1)));
+  EXPECT_TRUE(run_blocking(waiter.try_lock("llm-caching:lock:w", "token-3", 60'000ms)));
+  EXPECT_EQ(redis.cli({"EXISTS", "llm-caching:released:w"}), "0");
+  run_blocking(waiter.unlock("llm-caching:lock:w", "token-3"));
+}
+
 TEST(CrossProcessFlight, FourGatewaysSharingRedisMakeOneUpstreamCallForAHundredRequests) {
   llmc_test::RedisServer redis;
   // The upstream answers after a second, so the burst arrives while the one call is out.

@@ -1,0 +1,16 @@
+#include "cache/backend.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace llm_caching::cache {
+
+asio::awaitable<void> Backend::wait_for_unlock(std::string lock_key,
+                                               std::chrono::milliseconds at_most) {
+  (void)lock_key;
+  asio::steady_timer timer(co_await asio::this_coro::executor, at_most);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+}  // namespace llm_caching::cache
