@@ -146,7 +146,7 @@ struct SqliteBackend::Checkpointer {
   /// WAL pages after a commit from which a checkpoint is asked for (SQLite's default).
   static constexpr int kWalPages = 1000;
   /// WAL pages from which the committing connection checkpoints itself (see on_commit).
-  static constexpr int kInlineWalPages = 4 * kWalPages;
+  static constexpr int kRestartWalPages = 4 * kWalPages;
 
   explicit Checkpointer(fs::path file) : path(std::move(file)) {}
   ~Checkpointer() {
@@ -160,13 +160,16 @@ struct SqliteBackend::Checkpointer {
 
   /// sqlite3_wal_hook callback, run after each commit of the backend's connection.
   static int on_commit(void* self, sqlite3* db, const char*, int wal_pages) {
-    if (wal_pages >= kInlineWalPages) {
-      // Writes so steady that no transaction ever started on a fully checkpointed WAL, which is
-      // when SQLite restarts it from the top: checkpoint here, as SQLite itself would, so that
-      // the next transaction restarts it and the file stops growing.
+    auto& checkpointer = *static_cast<Checkpointer*>(self);
+    if (wal_pages >= kRestartWalPages) {
+      // SQLite restarts the WAL from the top only when a transaction starts on a fully
+      // checkpointed WAL. Under steady writes the background checkpoint never leaves one, and
+      // the file grows: here the committing connection checkpoints, as SQLite would, and its
+      // next transaction restarts the WAL. (After the background one, never against it.)
+      std::lock_guard lock(checkpointer.checkpointing);
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     } else if (wal_pages >= kWalPages) {
-      static_cast<Checkpointer*>(self)->request();
+      checkpointer.request();
     }
     return SQLITE_OK;
   }
@@ -200,8 +203,11 @@ struct SqliteBackend::Checkpointer {
       if (stopping) break;
       requested = false;
       lock.unlock();
-      const int rc =
-          sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      int rc = SQLITE_OK;
+      {
+        std::lock_guard busy(checkpointing);
+        rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      }
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         spdlog::debug("SQLite cache {}: checkpoint: {}", path.string(), sqlite3_errmsg(db));
       }
@@ -216,6 +222,8 @@ struct SqliteBackend::Checkpointer {
   std::condition_variable wake;
   bool requested = false;  // guarded by mutex
   bool stopping = false;   // guarded by mutex
+  /// Held while a checkpoint of this process runs, so the two never collide (one gets BUSY).
+  std::mutex checkpointing;
   std::thread thread;
 };
 
