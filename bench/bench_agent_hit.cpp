@@ -8,11 +8,12 @@
 #include "llm_caching/agent.hpp"
 #include "llm_caching/cache_key.hpp"
 
+#include "openai_completion.hpp"
+
 #include <benchmark/benchmark.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/json/serialize.hpp>
 
 namespace {
 
@@ -30,18 +31,8 @@ std::string text_of_size(std::size_t n) {
 class TwoKilobyteModel : public Model {
  public:
   asio::awaitable<NativeResponse> call(const NativeRequest& request) override {
-    boost::json::object response{
-        {"id", "chatcmpl-bench"},
-        {"object", "chat.completion"},
-        {"created", 1764000000},
-        {"model", request.model},
-        {"choices", boost::json::array{boost::json::object{
-                        {"index", 0},
-                        {"message", boost::json::object{{"role", "assistant"},
-                                                        {"content", text_of_size(1800)}}},
-                        {"finish_reason", "stop"}}}},
-        {"usage", boost::json::object{{"prompt_tokens", 300}, {"completion_tokens", 450}}}};
-    co_return NativeResponse{200, boost::json::serialize(response)};
+    co_return NativeResponse{
+        200, llmc_bench::openai_completion(request.model, text_of_size(1800), 300, 450)};
   }
 };
 

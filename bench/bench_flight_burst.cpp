@@ -13,6 +13,8 @@
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 
+#include "openai_completion.hpp"
+
 #include <benchmark/benchmark.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,7 +22,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/serialize.hpp>
 
 #include <unistd.h>
 
@@ -48,18 +49,8 @@ class SlowModel : public Model {
     ++calls;
     asio::steady_timer timer(co_await asio::this_coro::executor, kUpstreamLatency);
     co_await timer.async_wait(asio::use_awaitable);
-    boost::json::object response{
-        {"id", "chatcmpl-burst"},
-        {"object", "chat.completion"},
-        {"created", 1764000000},
-        {"model", request.model},
-        {"choices", boost::json::array{boost::json::object{
-                        {"index", 0},
-                        {"message", boost::json::object{{"role", "assistant"},
-                                                        {"content", "one answer for all"}}},
-                        {"finish_reason", "stop"}}}},
-        {"usage", boost::json::object{{"prompt_tokens", 300}, {"completion_tokens", 40}}}};
-    co_return NativeResponse{200, boost::json::serialize(response)};
+    co_return NativeResponse{
+        200, llmc_bench::openai_completion(request.model, "one answer for all", 300, 40)};
   }
 };
 
@@ -165,18 +156,7 @@ BENCHMARK(BM_FlightBurst)
 class InstantModel : public Model {
  public:
   asio::awaitable<NativeResponse> call(const NativeRequest& request) override {
-    boost::json::object response{
-        {"id", "chatcmpl-instant"},
-        {"object", "chat.completion"},
-        {"created", 1764000000},
-        {"model", request.model},
-        {"choices",
-         boost::json::array{boost::json::object{
-             {"index", 0},
-             {"message", boost::json::object{{"role", "assistant"}, {"content", "instant"}}},
-             {"finish_reason", "stop"}}}},
-        {"usage", boost::json::object{{"prompt_tokens", 300}, {"completion_tokens", 40}}}};
-    co_return NativeResponse{200, boost::json::serialize(response)};
+    co_return NativeResponse{200, llmc_bench::openai_completion(request.model, "instant", 300, 40)};
   }
 };
 

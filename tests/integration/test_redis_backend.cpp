@@ -39,30 +39,6 @@ RedisOptions redis_options(const std::string& url) {
   return std::get<RedisOptions>(parse_cache_url(url));
 }
 
-/// Runs `task` to completion on `io`, which is reused from call to call as a long-lived caller's
-/// io_context is; the Redis client gives such an io_context a connection of its own.
-template <class T>
-T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> task) {
-  io.restart();
-  std::exception_ptr error;
-  std::optional<T> result;
-  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-    error = e;
-    if (!e) result.emplace(std::move(value));
-  });
-  io.run();  // returns only if an idle connection holds no outstanding work
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
-}
-
-void run_on(boost::asio::io_context& io, boost::asio::awaitable<void> task) {
-  io.restart();
-  std::exception_ptr error;
-  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e) { error = e; });
-  io.run();
-  if (error) std::rethrow_exception(error);
-}
-
 /// Connections the server has from clients named llm-caching (CLIENT SETNAME).
 int our_connections(const RedisServer& server) {
   const std::string list = server.cli({"CLIENT", "LIST"});
@@ -161,8 +137,8 @@ TEST(RedisLanes, ALongLivedIoContextPipelinesItsCoroutinesOverOneConnectionOfIts
   boost::asio::io_context io;
   for (int i = 0; i < 40; ++i) {
     const std::string key = "llm-caching:v1:lane:" + std::to_string(i);
-    run_on(io, backend.put(key, "value " + std::to_string(i), 0ms));
-    EXPECT_EQ(run_on(io, backend.get(key)), "value " + std::to_string(i));
+    run_to_completion(io, backend.put(key, "value " + std::to_string(i), 0ms));
+    EXPECT_EQ(run_to_completion(io, backend.get(key)), "value " + std::to_string(i));
   }
   EXPECT_EQ(our_connections(server), 2);  // the client's own one, and this io_context's
 
@@ -218,13 +194,15 @@ TEST(RedisLanes, AnIdleConnectionClosedByTheServerIsReplacedAndTheCommandSentAga
   RedisServer server;
   RedisBackend backend(redis_options(server.url() + "?max_connections=1"));
   boost::asio::io_context io;
-  for (int i = 0; i < 20; ++i) run_on(io, backend.put("llm-caching:v1:idle:k", "v", 0ms));
+  for (int i = 0; i < 20; ++i)
+    run_to_completion(io, backend.put("llm-caching:v1:idle:k", "v", 0ms));
   ASSERT_EQ(our_connections(server), 2);
   server.cli({"CLIENT", "KILL", "ID", newest_connection_id(server)});  // the lane's
   wait_until([&] { return our_connections(server) == 1; }, "the server to close the lane");
 
-  EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:idle:k")), "v");  // no error reaches us
-  EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:idle:k")), "v");
+  EXPECT_EQ(run_to_completion(io, backend.get("llm-caching:v1:idle:k")),
+            "v");  // no error reaches us
+  EXPECT_EQ(run_to_completion(io, backend.get("llm-caching:v1:idle:k")), "v");
   EXPECT_EQ(our_connections(server), 2);  // a new lane
   EXPECT_EQ(run_blocking(backend.stats()).errors, 0u);
 }
@@ -234,17 +212,18 @@ TEST(RedisLanes, ALateReplyOnALaneIsACacheErrorAndTheLaneRecovers) {
   const std::string port = std::to_string(server.port());
   RedisBackend backend(redis_options(server.url() + "?socket_timeout=0.3"));
   boost::asio::io_context io;
-  for (int i = 0; i < 20; ++i) run_on(io, backend.put("llm-caching:v1:late:k", "v", 0ms));
+  for (int i = 0; i < 20; ++i)
+    run_to_completion(io, backend.put("llm-caching:v1:late:k", "v", 0ms));
   ASSERT_EQ(our_connections(server), 5);  // a pool of 4, and the lane the GET below goes over
   server.cli({"CLIENT", "PAUSE", "1500", "ALL"});  // the server holds every reply back
   try {
-    run_on(io, backend.get("llm-caching:v1:late:k"));
+    run_to_completion(io, backend.get("llm-caching:v1:late:k"));
     ADD_FAILURE() << "expected CacheError";
   } catch (const CacheError& e) {
     EXPECT_THAT(e.what(), HasSubstr("127.0.0.1:" + port + " did not answer within 300 ms"));
   }
   server.cli({"CLIENT", "UNPAUSE"});
-  EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:late:k")), "v");
+  EXPECT_EQ(run_to_completion(io, backend.get("llm-caching:v1:late:k")), "v");
 }
 
 TEST(RedisLanes, TheClientOrTheIoContextMayGoFirst) {
@@ -252,7 +231,8 @@ TEST(RedisLanes, TheClientOrTheIoContextMayGoFirst) {
   {  // the client first: its lane's socket is closed when the io_context next runs
     auto io = std::make_unique<boost::asio::io_context>();
     auto backend = std::make_unique<RedisBackend>(redis_options(server.url()));
-    for (int i = 0; i < 20; ++i) run_on(*io, backend->put("llm-caching:v1:gone:k", "v", 0ms));
+    for (int i = 0; i < 20; ++i)
+      run_to_completion(*io, backend->put("llm-caching:v1:gone:k", "v", 0ms));
     ASSERT_EQ(our_connections(server), 5);  // a pool of 4 and the lane
     backend.reset();
     io->restart();
@@ -262,11 +242,12 @@ TEST(RedisLanes, TheClientOrTheIoContextMayGoFirst) {
   {  // the io_context first: the client goes on from another one
     RedisBackend backend(redis_options(server.url()));
     auto io = std::make_unique<boost::asio::io_context>();
-    for (int i = 0; i < 20; ++i) run_on(*io, backend.put("llm-caching:v1:gone:k", "w", 0ms));
+    for (int i = 0; i < 20; ++i)
+      run_to_completion(*io, backend.put("llm-caching:v1:gone:k", "w", 0ms));
     io.reset();
     boost::asio::io_context other;
     for (int i = 0; i < 20; ++i)
-      EXPECT_EQ(run_on(other, backend.get("llm-caching:v1:gone:k")), "w");
+      EXPECT_EQ(run_to_completion(other, backend.get("llm-caching:v1:gone:k")), "w");
   }
 }
 
@@ -348,7 +329,7 @@ TEST(RedisTls, VerifiesTheServerAgainstTheGivenCa) {
   EXPECT_EQ(run_blocking(backend.get("llm-caching:v1:tls:k")), "over TLS");
   boost::asio::io_context io;  // long-lived: its own TLS connection (lane) after a few commands
   for (int i = 0; i < 40; ++i) {
-    EXPECT_EQ(run_on(io, backend.get("llm-caching:v1:tls:k")), "over TLS");
+    EXPECT_EQ(run_to_completion(io, backend.get("llm-caching:v1:tls:k")), "over TLS");
   }
 }
 

@@ -36,29 +36,6 @@ void wait_until(const std::function<bool()>& condition, const std::string& what,
   }
 }
 
-/// Runs `task` to completion on `io`, reused from call to call as a long-lived caller's is.
-template <class T>
-T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> task) {
-  io.restart();
-  std::exception_ptr error;
-  std::optional<T> result;
-  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-    error = e;
-    if (!e) result.emplace(std::move(value));
-  });
-  io.run();
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
-}
-
-void run_on(boost::asio::io_context& io, boost::asio::awaitable<void> task) {
-  io.restart();
-  std::exception_ptr error;
-  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e) { error = e; });
-  io.run();
-  if (error) std::rethrow_exception(error);
-}
-
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -79,8 +56,8 @@ TEST(RedisSentinel, FollowsAForcedFailoverWithoutRestartingTheClient) {
 
   boost::asio::io_context loop;  // long-lived: it has its own connection after a few commands
   for (int i = 0; i < 20; ++i) {
-    run_on(loop, backend->put("llm-caching:v1:s:before-" + std::to_string(i),
-                              "v" + std::to_string(i), 0ms));
+    run_to_completion(loop, backend->put("llm-caching:v1:s:before-" + std::to_string(i),
+                                         "v" + std::to_string(i), 0ms));
   }
   EXPECT_EQ(master.cli({"DBSIZE"}), "20");
   wait_until([&] { return replica.cli({"DBSIZE"}) == "20"; }, "the replica to sync");
@@ -111,8 +88,8 @@ TEST(RedisSentinel, FollowsAForcedFailoverWithoutRestartingTheClient) {
   }
   for (int i = 0; i < 20; ++i) {
     const std::string key = "llm-caching:v1:s:before-" + std::to_string(i);
-    EXPECT_EQ(run_on(loop, backend->get(key)), "v" + std::to_string(i));
-    run_on(loop, backend->put("llm-caching:v1:s:lane-" + std::to_string(i), "x", 0ms));
+    EXPECT_EQ(run_to_completion(loop, backend->get(key)), "v" + std::to_string(i));
+    run_to_completion(loop, backend->put("llm-caching:v1:s:lane-" + std::to_string(i), "x", 0ms));
   }
   EXPECT_EQ(replica.cli({"DBSIZE"}), "60");  // the new master has every write
   EXPECT_EQ(replica.cli({"GET", "llm-caching:v1:s:after-19"}), "w");

@@ -185,8 +185,8 @@ TEST_F(SqliteLocks, OfProcessesRacingForOneLockExactlyOneWins) {
 
 // ---- the tiering's failure policy ----
 
-/// A backend whose locks fail (the store is down); everything else works.
-class LockFailingBackend final : public cache::Backend {
+/// A memory L2 whose operations a test double overrides one at a time.
+class MemoryBackedBackend : public cache::Backend {
  public:
   cache::MemoryBackend store{MemoryOptions{}};
   asio::awaitable<std::optional<std::string>> get(std::string key) override {
@@ -200,9 +200,21 @@ class LockFailingBackend final : public cache::Backend {
   asio::awaitable<std::uint64_t> clear(std::string prefix) override {
     co_return store.clear_now(prefix);
   }
-  asio::awaitable<std::uint64_t> prune() override { co_return 0; }
+  asio::awaitable<std::uint64_t> prune() override { co_return store.prune_now(); }
   asio::awaitable<cache::BackendStats> stats() override { co_return store.stats_now(); }
-  std::string describe() const override { return "lock-failing://"; }
+  std::string describe() const override { return "memory-backed://"; }
+  asio::awaitable<bool> try_lock(std::string k, std::string t, milliseconds ttl) override {
+    co_return store.try_lock_now(k, t, ttl);
+  }
+  asio::awaitable<void> unlock(std::string k, std::string t) override {
+    store.unlock_now(k, t);
+    co_return;
+  }
+};
+
+/// A backend whose locks fail (the store is down); everything else works.
+class LockFailingBackend final : public MemoryBackedBackend {
+ public:
   asio::awaitable<bool> try_lock(std::string, std::string, milliseconds) override {
     throw CacheError("lock store down");
     co_return false;
@@ -411,34 +423,16 @@ TEST(ExchangeOptions, EnvironmentOverridesTheDefaultsAndBadValuesAreRefused) {
 // ---- write-behind ----
 
 /// A memory L2 whose writes wait until the test opens the gate.
-class GatedBackend final : public cache::Backend {
+class GatedBackend final : public MemoryBackedBackend {
  public:
-  cache::MemoryBackend store{MemoryOptions{}};
   std::promise<void> gate;
   std::shared_future<void> opened = gate.get_future().share();
   std::atomic<int> puts{0};
 
-  asio::awaitable<std::optional<std::string>> get(std::string key) override {
-    co_return store.get_now(key);
-  }
   asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
     opened.wait();
     store.put_now(std::move(key), std::move(value), ttl);
     ++puts;
-    co_return;
-  }
-  asio::awaitable<bool> erase(std::string key) override { co_return store.erase_now(key); }
-  asio::awaitable<std::uint64_t> clear(std::string prefix) override {
-    co_return store.clear_now(prefix);
-  }
-  asio::awaitable<std::uint64_t> prune() override { co_return 0; }
-  asio::awaitable<cache::BackendStats> stats() override { co_return store.stats_now(); }
-  std::string describe() const override { return "gated://"; }
-  asio::awaitable<bool> try_lock(std::string k, std::string t, milliseconds ttl) override {
-    co_return store.try_lock_now(k, t, ttl);
-  }
-  asio::awaitable<void> unlock(std::string k, std::string t) override {
-    store.unlock_now(k, t);
     co_return;
   }
 };
