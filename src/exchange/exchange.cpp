@@ -83,6 +83,13 @@ std::optional<std::chrono::milliseconds> env_milliseconds(const char* name) {
   return std::chrono::milliseconds(ms);
 }
 
+/// An answer this call did not pay for (a hit, a stale entry, another caller's call): it is
+/// billed 0, and the original call's cost is what it avoided.
+void serve_unpaid(ExchangeResult& result, std::shared_ptr<const core::CacheEntry> entry) {
+  result.avoided_nano_usd = entry->cost_nano_usd;
+  result.entry = std::move(entry);
+}
+
 bool is_retryable_status(int status) {
   switch (status) {
     case 0:    // no response: refused, reset, timed out
@@ -368,8 +375,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
     if (lookup.entry && (!lookup.expired || (swr_ms > 0 && lookup.expired_for_ms <= swr_ms))) {
       result.cache_hit = true;
       result.stale = lookup.expired;
-      result.avoided_nano_usd = lookup.entry->cost_nano_usd;
-      result.entry = std::move(lookup.entry);
+      serve_unpaid(result, std::move(lookup.entry));
       if (result.stale) start_refresh(request, result.storage_key, price, result.priced);
       co_return std::move(result);
     }
@@ -412,8 +418,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       result.storage_key, failure, stale_for_ms);
   result.cache_hit = true;
   result.stale = true;
-  result.avoided_nano_usd = stale_fallback->cost_nano_usd;
-  result.entry = std::move(stale_fallback);
+  serve_unpaid(result, std::move(stale_fallback));
   co_return std::move(result);
 }
 
@@ -456,8 +461,7 @@ asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequ
     // The flight is over: its entry and error no longer change (Flight), so no lock.
     if (flight->error) std::rethrow_exception(flight->error);
     result.coalesced = true;
-    result.entry = flight->entry;
-    result.avoided_nano_usd = flight->entry->cost_nano_usd;
+    serve_unpaid(result, flight->entry);
     co_return std::move(result);
   }
 }
@@ -598,8 +602,7 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
     ExchangeResult result;
     result.storage_key = key;
     result.coalesced = true;
-    result.avoided_nano_usd = landed->cost_nano_usd;
-    result.entry = std::move(landed);
+    serve_unpaid(result, std::move(landed));
     co_return std::move(result);
   }
 }
