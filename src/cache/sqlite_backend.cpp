@@ -2,6 +2,10 @@
 
 #include "llm_caching/errors.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -54,17 +58,6 @@ END;
 INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0);
 )sql";
 
-// Cross-process single-flight locks (docs/SINGLE_FLIGHT.md). Added to schema version 2 without a
-// version bump: created when missing, so files written before it keep working, and a build that
-// does not know it simply ignores it.
-constexpr const char* kLocksTable = R"sql(
-CREATE TABLE IF NOT EXISTS locks(
-  key TEXT PRIMARY KEY,
-  token TEXT NOT NULL,
-  expires_at INTEGER NOT NULL -- unix ms
-) WITHOUT ROWID;
-)sql";
-
 }  // namespace
 
 std::int64_t sqlite_entry_id(std::string_view key) noexcept {
@@ -88,7 +81,7 @@ bool stored_key_is(sqlite3_stmt* statement, int column, std::string_view key) {
 std::string corrupt_hint(const fs::path& path) {
   return fmt::format(
       "the cache file {} is not a usable SQLite database (corrupt, or not SQLite at all); run "
-      "`llm-caching cache clear` or delete the file (with its -wal and -shm files)",
+      "`llm-caching cache clear` or delete the file (with its -wal, -shm and -locks files)",
       path.string());
 }
 
@@ -161,6 +154,9 @@ struct SqliteBackend::Checkpointer {
   /// sqlite3_wal_hook callback, run after each commit of the backend's connection.
   static int on_commit(void* self, sqlite3* db, const char*, int wal_pages) {
     auto& checkpointer = *static_cast<Checkpointer*>(self);
+    // Run by the backend's one connection, under its mutex: the counters need no lock.
+    if (wal_pages < checkpointer.last_wal_pages) checkpointer.next_request_at = kWalPages;
+    checkpointer.last_wal_pages = wal_pages;
     if (wal_pages >= kRestartWalPages) {
       // SQLite restarts the WAL from the top only when a transaction starts on a fully
       // checkpointed WAL. Under steady writes the background checkpoint never leaves one, and
@@ -168,7 +164,10 @@ struct SqliteBackend::Checkpointer {
       // next transaction restarts the WAL. (After the background one, never against it.)
       std::lock_guard lock(checkpointer.checkpointing);
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (wal_pages >= kWalPages) {
+    } else if (wal_pages >= checkpointer.next_request_at) {
+      // Once per kWalPages new pages, not after every commit past the threshold: each
+      // checkpoint syncs the WAL and the file (two fsyncs), and a miss commits every time.
+      checkpointer.next_request_at = wal_pages + kWalPages;
       checkpointer.request();
     }
     return SQLITE_OK;
@@ -220,8 +219,10 @@ struct SqliteBackend::Checkpointer {
   fs::path path;
   std::mutex mutex;
   std::condition_variable wake;
-  bool requested = false;  // guarded by mutex
-  bool stopping = false;   // guarded by mutex
+  bool requested = false;           // guarded by mutex
+  bool stopping = false;            // guarded by mutex
+  int last_wal_pages = 0;           // on_commit's own: WAL size after the previous commit
+  int next_request_at = kWalPages;  // on_commit's own: WAL size that asks for a checkpoint
   /// Held while a checkpoint of this process runs, so the two never collide (one gets BUSY).
   std::mutex checkpointing;
   std::thread thread;
@@ -239,9 +240,6 @@ struct SqliteBackend::Connection {
   sqlite3_stmt* delete_expired = nullptr;
   sqlite3_stmt* select_totals = nullptr;
   sqlite3_stmt* select_oldest = nullptr;
-  sqlite3_stmt* acquire_lock = nullptr;
-  sqlite3_stmt* release_lock = nullptr;
-  sqlite3_stmt* delete_expired_locks = nullptr;
   sqlite3_stmt* begin_immediate = nullptr;
   sqlite3_stmt* commit = nullptr;
   sqlite3_stmt* rollback = nullptr;
@@ -250,8 +248,7 @@ struct SqliteBackend::Connection {
   ~Connection() {
     for (sqlite3_stmt* stmt :
          {select_entry, touch_entry, upsert_entry, delete_entry, delete_range, delete_from,
-          delete_expired, select_totals, select_oldest, acquire_lock, release_lock,
-          delete_expired_locks, begin_immediate, commit, rollback}) {
+          delete_expired, select_totals, select_oldest, begin_immediate, commit, rollback}) {
       sqlite3_finalize(stmt);
     }
     sqlite3_close_v2(db);
@@ -392,7 +389,6 @@ void SqliteBackend::Connection::ensure_schema() {
                                            : "written by an older llm-caching"));
       }
     }
-    exec(kLocksTable, "creating the locks table");
     exec("COMMIT", "COMMIT");
   } catch (...) {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -416,13 +412,6 @@ void SqliteBackend::Connection::prepare_statements() {
       "SELECT (SELECT value FROM meta WHERE name = 'total_bytes'), "
       "(SELECT value FROM meta WHERE name = 'entry_count')");
   select_oldest = prepare("SELECT key, size FROM entries ORDER BY last_access LIMIT ?1");
-  // Inserts the lock, or takes over one whose holder's ttl has passed; changes() says which.
-  acquire_lock = prepare(
-      "INSERT INTO locks(key, token, expires_at) VALUES (?1, ?2, ?3) "
-      "ON CONFLICT(key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at "
-      "WHERE locks.expires_at <= ?4");
-  release_lock = prepare("DELETE FROM locks WHERE key = ?1 AND token = ?2");
-  delete_expired_locks = prepare("DELETE FROM locks WHERE expires_at <= ?1");
   begin_immediate = prepare("BEGIN IMMEDIATE");
   commit = prepare("COMMIT");
   rollback = prepare("ROLLBACK");
@@ -446,6 +435,7 @@ SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
   auto db = std::make_unique<Connection>(options_.path);
   db->open(options_.busy_timeout, options_.mmap_bytes);
   checkpointer_ = std::make_unique<Checkpointer>(options_.path);
+  locks_ = std::make_unique<KeyLockFile>(fs::path(options_.path.string() + "-locks"));
   // Replaces SQLite's automatic checkpoint (itself a WAL hook) with the checkpointer's thread.
   sqlite3_wal_hook(db->db, &Checkpointer::on_commit, checkpointer_.get());
   db_ = std::move(db);
@@ -598,38 +588,29 @@ std::uint64_t SqliteBackend::prune_now() {
     db.step(db.delete_expired, "pruning expired entries");
     const std::uint64_t removed = db.changes();
     counters_.expired += removed;
-    StatementUse locks(db.delete_expired_locks);  // left behind by killed holders
-    db.bind_int(db.delete_expired_locks, 1, now);
-    db.step(db.delete_expired_locks, "pruning expired locks");
     return removed;
   });
 }
 
 bool SqliteBackend::try_lock_now(std::string_view lock_key, std::string_view token,
                                  std::chrono::milliseconds ttl) {
-  const std::int64_t now = now_ms_();
-  return guarded([&](Connection& db) {
-    // BEGIN IMMEDIATE: the write lock is taken before the row is read, so two processes never
-    // both see the lock free, and a busy file waits (busy timeout) instead of failing at once.
-    return db.write_transaction([&] {
-      StatementUse use(db.acquire_lock);
-      db.bind_text(db.acquire_lock, 1, lock_key);
-      db.bind_text(db.acquire_lock, 2, token);
-      db.bind_int(db.acquire_lock, 3, now + std::max<std::int64_t>(ttl.count(), 1));
-      db.bind_int(db.acquire_lock, 4, now);
-      db.step(db.acquire_lock, "taking a lock");
-      return db.changes() == 1;
-    });
-  });
+  try {
+    return locks_->try_lock(lock_key, token, ttl, now_ms_());
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    ++counters_.errors;
+    throw;
+  }
 }
 
 void SqliteBackend::unlock_now(std::string_view lock_key, std::string_view token) {
-  guarded([&](Connection& db) {
-    StatementUse use(db.release_lock);
-    db.bind_text(db.release_lock, 1, lock_key);
-    db.bind_text(db.release_lock, 2, token);
-    db.step(db.release_lock, "releasing a lock");
-  });
+  try {
+    locks_->unlock(lock_key, token);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    ++counters_.errors;
+    throw;
+  }
 }
 
 BackendStats SqliteBackend::stats_now() {
@@ -667,6 +648,22 @@ asio::awaitable<bool> SqliteBackend::try_lock(std::string lock_key, std::string 
 asio::awaitable<void> SqliteBackend::unlock(std::string lock_key, std::string token) {
   unlock_now(lock_key, token);
   co_return;
+}
+
+asio::awaitable<void> SqliteBackend::wait_for_unlock(std::string lock_key,
+                                                     std::chrono::milliseconds at_most) {
+  // Testing a file lock is one system call: poll it often, so that a waiter answers within a
+  // few milliseconds of the holder's release (or of its death).
+  const auto until = std::chrono::steady_clock::now() + at_most;
+  auto pause = std::chrono::milliseconds(1);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (locks_->is_locked(lock_key, now_ms_())) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) break;
+    timer.expires_at(std::min(now + pause, until));
+    co_await timer.async_wait(asio::use_awaitable);
+    pause = std::min(pause * 2, kLongestUnlockPoll);
+  }
 }
 
 std::string SqliteBackend::describe() const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cache/backend.hpp"
+#include "cache/key_lock_file.hpp"
 #include "llm_caching/cache_options.hpp"
 
 #include <memory>
@@ -21,6 +22,9 @@ std::int64_t sqlite_entry_id(std::string_view key) noexcept;
 /// Reads refresh an entry's last_access (its LRU position) at most this often, so that most hits
 /// stay read-only and never wait for another process's write lock.
 inline constexpr std::int64_t kLastAccessGranularityMs = 60'000;
+
+/// The longest pause between two looks at a lock another process holds.
+inline constexpr std::chrono::milliseconds kLongestUnlockPoll{16};
 
 class SqliteBackend final : public Backend {
  public:
@@ -41,10 +45,15 @@ class SqliteBackend final : public Backend {
   asio::awaitable<std::uint64_t> prune() override;
   asio::awaitable<BackendStats> stats() override;
   std::string describe() const override;
-  /// A row of the `locks` table, taken inside BEGIN IMMEDIATE when absent or expired.
+  /// A byte of the side file `<path>-locks` (KeyLockFile): held until unlocked or until this
+  /// backend (its process) ends. `ttl` only lets another token of this backend take it over.
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
                                  std::chrono::milliseconds ttl) override;
   asio::awaitable<void> unlock(std::string lock_key, std::string token) override;
+  /// Polls the lock file: 1 ms, doubling up to kLongestUnlockPoll.
+  asio::awaitable<void> wait_for_unlock(std::string lock_key,
+                                        std::chrono::milliseconds at_most) override;
+  bool notifies_unlock() const noexcept override { return true; }
 
   // The same operations without a coroutine frame; SQLite calls block (local file, short locks).
   std::optional<std::string> get_now(std::string_view key);
@@ -73,6 +82,7 @@ class SqliteBackend final : public Backend {
   std::mutex mutex_;
   std::unique_ptr<Checkpointer> checkpointer_;  // declared first: outlives db_'s WAL hook
   std::unique_ptr<Connection> db_;              // guarded by mutex_
+  std::unique_ptr<KeyLockFile> locks_;          // has its own mutex
   BackendStats counters_;                       // guarded by mutex_
 };
 

@@ -1,6 +1,7 @@
 // Single-flight across processes (docs/SINGLE_FLIGHT.md): several `llm-caching serve` processes
 // sharing one Redis, or one SQLite file, make one upstream call for a burst of identical
-// requests; a lock holder killed with SIGKILL is replaced after its lock expires.
+// requests; a lock holder killed with SIGKILL is replaced after its lock expires (Redis) or at once
+// (SQLite: the kernel frees a dead process's file locks).
 #include <gtest/gtest.h>
 
 #include "cache/cache_url.hpp"
@@ -233,6 +234,64 @@ TEST(CrossProcessFlight, AHolderKilledMidCallIsReplacedAfterItsLockExpires) {
   EXPECT_EQ(upstream_calls(fake), 2);  // the dead holder's call and exactly one more
   try {
     doomed.get();  // the killed gateway's connection broke; whatever it says is not checked
+  } catch (const std::exception&) {
+  }
+}
+
+TEST(CrossProcessFlight, ASqliteHolderKilledMidCallFreesTheKeyAtOnce) {
+  // A lock time to live far longer than the clients wait (20 s, below): the waiters must not
+  // depend on it. The kernel releases the killed holder's file lock when the process dies.
+  llmc_test::ScopedEnv lock_ttl("LLM_CACHE_LOCK_TTL_MS", "120000");
+  llmc_test::TempDir dir;
+  const std::string url = "sqlite://" + dir.file("shared.db");
+  FakeProvider fake;
+  auto holder = std::make_unique<SharedCacheGateway>(fake, url);
+  std::vector<std::unique_ptr<SharedCacheGateway>> waiters;
+  for (int i = 0; i < 2; ++i) waiters.push_back(std::make_unique<SharedCacheGateway>(fake, url));
+
+  const std::string text = "the SQLite holder dies";
+  auto doomed = ask_async(holder->base_url(), text, {{"x-fake-behavior", "delay-60000"}});
+  ASSERT_TRUE(eventually([&] { return upstream_calls(fake) == 1; }))
+      << "the holder never called upstream";
+  std::vector<std::future<HttpResponse>> pending;
+  for (int i = 0; i < 10; ++i) {
+    pending.push_back(std::async(std::launch::async, [base = waiters[i % 2]->base_url(), text] {
+      boost::asio::io_context io;
+      llm_caching::providers::HttpClient client(
+          io.get_executor(), llm_caching::providers::HttpClientOptions{.read_timeout = 20s});
+      auto request = post(base + "/v1/chat/completions", openai_body(text),
+                          {{"authorization", "Bearer sk-cross-process"}});
+      return llmc_test::run_sync(io, client.send(std::move(request)));
+    }));
+  }
+  // Let the waiters find the lock held before the holder dies.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(::kill(holder->pid(), SIGKILL), 0);
+  BurstOutcome outcome;
+  for (auto& p : pending) {
+    HttpResponse r;
+    try {
+      r = p.get();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "a waiter got no answer: " << e.what();
+      continue;
+    }
+    EXPECT_EQ(r.status, 200) << r.body;
+    if (r.status != 200) continue;
+    ++outcome.ok;
+    outcome.bodies.insert(r.body);
+    const std::string cache = r.header("x-llm-cache");
+    outcome.misses += cache == "MISS";
+    outcome.coalesced += cache == "COALESCED";
+    outcome.hits += cache == "HIT";
+  }
+  EXPECT_EQ(outcome.ok, 10);
+  EXPECT_EQ(outcome.bodies.size(), 1u);
+  EXPECT_EQ(outcome.misses, 1);  // one waiter took the freed lock and called
+  EXPECT_EQ(outcome.coalesced + outcome.hits, 9);
+  EXPECT_EQ(upstream_calls(fake), 2);  // the dead holder's call and exactly one more
+  try {
+    doomed.get();
   } catch (const std::exception&) {
   }
 }

@@ -11,12 +11,14 @@
 #include "llm_caching/errors.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
@@ -115,26 +117,69 @@ class SqliteLocks : public ::testing::Test {
   }
 };
 
-TEST_F(SqliteLocks, TwoConnectionsToOneFileKeepTheLockContract) {
+TEST_F(SqliteLocks, TwoBackendsOnOneFileKeepTheLockContract) {
   auto first = open();
   auto second = open();
-  expect_lock_contract(*first, *second, clock_);
+  using cache::run_blocking;
+  // One holder at a time, whichever backend asks.
+  EXPECT_TRUE(run_blocking(first->try_lock("lock:a", "token-1", 1000ms)));
+  EXPECT_FALSE(run_blocking(second->try_lock("lock:a", "token-2", 1000ms)));
+  EXPECT_FALSE(run_blocking(first->try_lock("lock:a", "token-3", 1000ms)));
+  // Other keys are independent.
+  EXPECT_TRUE(run_blocking(second->try_lock("lock:b", "token-2", 1000ms)));
+
+  // A wrong token never releases the lock, nor does another backend that knows the token.
+  run_blocking(first->unlock("lock:a", "token-2"));
+  run_blocking(second->unlock("lock:a", "token-1"));
+  EXPECT_FALSE(run_blocking(second->try_lock("lock:a", "token-2", 1000ms)));
+  // The holder's token, through the holder's backend, does.
+  run_blocking(first->unlock("lock:a", "token-1"));
+  EXPECT_TRUE(run_blocking(second->try_lock("lock:a", "token-2", 1000ms)));
+
+  // Inside one backend a token past its ttl is taken over; the late holder cannot release its
+  // successor's lock.
+  clock_.advance(1000);
+  EXPECT_TRUE(run_blocking(second->try_lock("lock:a", "token-4", 1000ms)));
+  run_blocking(second->unlock("lock:a", "token-2"));
+  EXPECT_FALSE(run_blocking(first->try_lock("lock:a", "token-5", 1000ms)));
+  // Across backends (processes) a live holder keeps its lock whatever its ttl: a waiter's
+  // bounded wait (lock_wait) is what limits how long it holds others back.
+  clock_.advance(10'000);
+  EXPECT_FALSE(run_blocking(first->try_lock("lock:a", "token-5", 1000ms)));
+  run_blocking(second->unlock("lock:a", "token-4"));
+  EXPECT_TRUE(run_blocking(first->try_lock("lock:a", "token-5", 1000ms)));
 }
 
-TEST_F(SqliteLocks, ALockOutlivesItsConnectionUntilItsTtl) {
-  open()->try_lock_now("lock:k", "dead-holder", 500ms);  // the "process" ends without unlocking
+TEST_F(SqliteLocks, ALockEndsWithItsHolder) {
+  auto holder = open();
   auto survivor = open();
-  EXPECT_FALSE(survivor->try_lock_now("lock:k", "next", 500ms));
-  clock_.advance(500);
-  EXPECT_TRUE(survivor->try_lock_now("lock:k", "next", 500ms));
+  ASSERT_TRUE(holder->try_lock_now("lock:k", "holder", 60'000ms));
+  EXPECT_FALSE(survivor->try_lock_now("lock:k", "next", 60'000ms));
+  holder.reset();  // what a process that dies does: its descriptors close, no unlock
+  EXPECT_TRUE(survivor->try_lock_now("lock:k", "next", 60'000ms));
 }
 
-TEST_F(SqliteLocks, AFileWrittenBeforeTheLocksTableStillOpensAndLocks) {
+TEST_F(SqliteLocks, LocksLiveInAPrivateSideFileAndNeverInTheDatabase) {
+  auto backend = open();
+  ASSERT_TRUE(backend->try_lock_now("lock:k", "token", 1000ms));
+  const auto side = std::filesystem::path(path_.string() + "-locks");
+  struct stat st {};
+  ASSERT_EQ(::stat(side.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_size, 0);  // the locks are byte ranges, not data
+  EXPECT_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'locks'"), 0);
+  EXPECT_EQ(backend->stats_now().entries, 0u);
+}
+
+TEST_F(SqliteLocks, AFileFromThePreviousBuildWithALocksTableStillOpensAndLocks) {
   {
     auto backend = open();
     backend->put_now("entry", "value", 0ms);
   }
-  exec("DROP TABLE locks");  // what a file of the previous build looks like
+  // The previous build kept its locks in this table; a row left there by a dead holder.
+  exec(
+      "CREATE TABLE locks(key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at INTEGER NOT "
+      "NULL) WITHOUT ROWID; INSERT INTO locks VALUES ('lock:k', 'old', 9999999999999)");
   auto backend = open();
   EXPECT_EQ(backend->get_now("entry"), "value");
   EXPECT_TRUE(backend->try_lock_now("lock:k", "token", 500ms));
@@ -142,43 +187,73 @@ TEST_F(SqliteLocks, AFileWrittenBeforeTheLocksTableStillOpensAndLocks) {
             cache::kSqliteSchemaVersion);
 }
 
-TEST_F(SqliteLocks, PruneDropsExpiredLocksOnly) {
-  auto backend = open();
-  backend->try_lock_now("lock:short", "a", 100ms);
-  backend->try_lock_now("lock:long", "b", 10'000ms);
-  clock_.advance(200);
-  backend->prune_now();
-  EXPECT_EQ(query_int("SELECT count(*) FROM locks"), 1);
-  EXPECT_EQ(query_int("SELECT count(*) FROM locks WHERE key = 'lock:long'"), 1);
+TEST_F(SqliteLocks, AWaitEndsWhenTheHolderReleasesOrAtItsBound) {
+  auto holder = open();
+  auto waiter = open();
+  ASSERT_TRUE(holder->try_lock_now("lock:k", "holder", 60'000ms));
+  // Still held: the wait lasts its bound.
+  const auto start = std::chrono::steady_clock::now();
+  cache::run_blocking(waiter->wait_for_unlock("lock:k", 30ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+  EXPECT_TRUE(waiter->notifies_unlock());
+  // Released during the wait: it ends, well before its 60 s bound.
+  asio::io_context io;
+  bool done = false;
+  asio::co_spawn(io, waiter->wait_for_unlock("lock:k", 60'000ms),
+                 [&](std::exception_ptr e) { done = !e; });
+  asio::steady_timer release(io, 20ms);
+  release.async_wait([&](boost::system::error_code) { holder->unlock_now("lock:k", "holder"); });
+  io.run();
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(waiter->try_lock_now("lock:k", "waiter", 1000ms));
 }
 
 TEST_F(SqliteLocks, OfProcessesRacingForOneLockExactlyOneWins) {
-  open();  // the schema exists before the race
+  open();  // the file exists before the race
   constexpr int kProcesses = 6;
+  // Every child reports its outcome, then holds on (and so keeps a won lock) until the parent
+  // closes `release`: a winner that exited early would free the lock for a late starter.
+  int outcomes[2];
+  int release[2];
+  ASSERT_EQ(::pipe(outcomes), 0);
+  ASSERT_EQ(::pipe(release), 0);
   std::vector<pid_t> children;
   for (int i = 0; i < kProcesses; ++i) {
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      int code = 3;
+      ::close(release[1]);
+      char outcome = '3';
       try {
         cache::SqliteBackend backend(SqliteOptions{.path = path_});
-        code = backend.try_lock_now("lock:race", "token-" + std::to_string(i), 60'000ms) ? 0 : 1;
+        outcome =
+            backend.try_lock_now("lock:race", "token-" + std::to_string(i), 60'000ms) ? '0' : '1';
+        (void)!::write(outcomes[1], &outcome, 1);
+        char ignored;
+        (void)!::read(release[0], &ignored, 1);  // returns at EOF: the parent closed it
       } catch (...) {
+        (void)!::write(outcomes[1], &outcome, 1);
       }
-      ::_exit(code);
+      ::_exit(0);
     }
     children.push_back(pid);
   }
+  ::close(outcomes[1]);
+  ::close(release[0]);
   int winners = 0;
   int losers = 0;
+  for (int i = 0; i < kProcesses; ++i) {
+    char outcome = 0;
+    ASSERT_EQ(::read(outcomes[0], &outcome, 1), 1);
+    winners += outcome == '0';
+    losers += outcome == '1';
+  }
+  ::close(release[1]);
   for (pid_t pid : children) {
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    if (WEXITSTATUS(status) == 0) ++winners;
-    if (WEXITSTATUS(status) == 1) ++losers;
   }
+  ::close(outcomes[0]);
   EXPECT_EQ(winners, 1);
   EXPECT_EQ(losers, kProcesses - 1);
 }
@@ -314,11 +389,12 @@ TEST_F(CrossProcessExchange, AWaiterInAnotherProcessGetsTheHoldersAnswerBilledZe
   EXPECT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(first->storage_key), "x", 1000ms));
 }
 
-TEST_F(CrossProcessExchange, ALockLeftByADeadHolderIsTakenOverAtItsExpiry) {
+TEST_F(CrossProcessExchange, ALockLeftByAHolderThatEndedIsFreedWithIt) {
   exchange::Exchange survivor(tiers(), exchange::system_now_ms, options_);
   const std::string key = storage_key_of("orphaned");
-  // A holder that died mid-call: its lock stays until its ttl.
-  ASSERT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "dead", 300ms));
+  // A holder that died mid-call (its backend is gone as soon as the statement ends): the lock
+  // went with it, so the survivor calls at once instead of waiting out the 30 s ttl.
+  ASSERT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "dead", 30'000ms));
   testing::ScriptedModel model;
   const auto result = cache::run_blocking(survivor.run(model, request_for("orphaned")));
   EXPECT_EQ(model.calls(), 1);
@@ -354,7 +430,8 @@ TEST_F(CrossProcessExchange, AfterTheBoundedWaitAWaiterCallsWithoutTheLock) {
   exchange::Exchange waiter(tiers(), exchange::system_now_ms,
                             {.lock_ttl = 30'000ms, .lock_wait = 100ms});
   const std::string key = storage_key_of("stuck");
-  ASSERT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "slow-holder", 60'000ms));
+  const auto holder = raw();  // a live holder in another process
+  ASSERT_TRUE(holder->try_lock_now(cache::TieredCache::lock_key(key), "slow-holder", 60'000ms));
   testing::ScriptedModel model;
   const auto result = cache::run_blocking(waiter.run(model, request_for("stuck")));
   EXPECT_EQ(model.calls(), 1);
@@ -368,7 +445,8 @@ TEST_F(CrossProcessExchange, ZeroLockTtlTurnsCrossProcessLockingOff) {
   exchange::Exchange plain(tiers(), exchange::system_now_ms,
                            {.lock_ttl = 0ms, .lock_wait = 60'000ms});
   const std::string key = storage_key_of("unlocked");
-  ASSERT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(key), "other", 60'000ms));
+  const auto holder = raw();  // a live holder in another process
+  ASSERT_TRUE(holder->try_lock_now(cache::TieredCache::lock_key(key), "other", 60'000ms));
   testing::ScriptedModel model;
   const auto result = cache::run_blocking(plain.run(model, request_for("unlocked")));
   EXPECT_EQ(model.calls(), 1);  // did not wait for the other lock

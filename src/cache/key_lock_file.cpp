@@ -1,0 +1,99 @@
+#include "cache/key_lock_file.hpp"
+
+#include "llm_caching/errors.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace llm_caching::cache {
+
+std::uint64_t lock_byte_of(std::string_view key) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h & 0x3fffffffffffffffULL;  // a byte offset well inside off_t
+}
+
+KeyLockFile::KeyLockFile(std::filesystem::path path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    throw CacheError(
+        fmt::format("cannot open the lock file {}: {}", path_.string(), std::strerror(errno)));
+  }
+}
+
+KeyLockFile::~KeyLockFile() {
+  ::close(fd_);  // releases every lock this object still holds
+}
+
+bool KeyLockFile::set(std::uint64_t byte, short type) {
+  struct flock lock {};
+  lock.l_type = type;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = static_cast<off_t>(byte);
+  lock.l_len = 1;
+  lock.l_pid = 0;  // required for OFD locks
+  if (::fcntl(fd_, F_OFD_SETLK, &lock) == 0) return true;
+  if (errno == EAGAIN || errno == EACCES) return false;
+  throw CacheError(fmt::format("cannot {} a lock in {}: {}", type == F_UNLCK ? "release" : "take",
+                               path_.string(), std::strerror(errno)));
+}
+
+bool KeyLockFile::try_lock(std::string_view key, std::string_view token,
+                           std::chrono::milliseconds ttl, std::int64_t now_ms) {
+  const std::int64_t expires_at = now_ms + std::max<std::int64_t>(ttl.count(), 1);
+  std::lock_guard lock(mutex_);
+  if (auto found = held_.find(std::string(key)); found != held_.end()) {
+    // Held here already (the file lock is ours): only a token past its ttl is taken over.
+    if (found->second.expires_at_ms > now_ms) return false;
+    found->second = Held{std::string(token), expires_at};
+    return true;
+  }
+  const std::uint64_t byte = lock_byte_of(key);
+  int& holders = held_bytes_[byte];
+  if (holders == 0 && !set(byte, F_WRLCK)) {
+    held_bytes_.erase(byte);
+    return false;
+  }
+  ++holders;
+  held_.emplace(std::string(key), Held{std::string(token), expires_at});
+  return true;
+}
+
+void KeyLockFile::unlock(std::string_view key, std::string_view token) {
+  std::lock_guard lock(mutex_);
+  const auto found = held_.find(std::string(key));
+  if (found == held_.end() || found->second.token != token) return;
+  held_.erase(found);
+  const std::uint64_t byte = lock_byte_of(key);
+  if (--held_bytes_[byte] > 0) return;  // another key of this object shares the byte
+  held_bytes_.erase(byte);
+  set(byte, F_UNLCK);
+}
+
+bool KeyLockFile::is_locked(std::string_view key, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  if (auto found = held_.find(std::string(key)); found != held_.end()) {
+    return found->second.expires_at_ms > now_ms;
+  }
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = static_cast<off_t>(lock_byte_of(key));
+  probe.l_len = 1;
+  probe.l_pid = 0;
+  if (::fcntl(fd_, F_OFD_GETLK, &probe) != 0) {
+    throw CacheError(
+        fmt::format("cannot test a lock in {}: {}", path_.string(), std::strerror(errno)));
+  }
+  return probe.l_type != F_UNLCK;
+}
+
+}  // namespace llm_caching::cache
