@@ -3,12 +3,14 @@
 #   1. hits: wrk, one fixed POST, 64 connections, against the gateway and against nginx as a
 #      caching reverse proxy of the same POST (proxy_cache keyed on the body), same fake upstream;
 #   2. pass-through: distinct POSTs (all misses) paced to ~1,000 requests/s, straight to the fake
-#      provider and through the gateway; the p99 difference is the added latency;
+#      provider, through the gateway, and through nginx's caching proxy (the reference); the p99
+#      difference to the direct run is the added latency;
 #   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
 # Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
 #   ROUNDS=N repeats the hit and miss pairs N times, alternating (default 1).
 #   CACHE_URL=memory:// (say) replaces the first gateway's SQLite file, to isolate the L2 write.
 #   PHASES="hits misses memory" (default: all three) selects what runs.
+#   SERVE_ARGS="--threads 1" (say) adds flags to the first gateway's serve command.
 set -euo pipefail
 phases=${PHASES:-hits misses memory}
 has_phase() { [[ " $phases " == *" $1 "* ]]; }
@@ -74,11 +76,12 @@ wrk_run() {
   shift 4
   local out before after requests
   before=$(cpu_ticks $server_pids)
-  out=$(env "$@" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$script" "$url")
+  out=$(env "$@" wrk -t"${wrk_threads:-$threads}" -c"$connections" -d"${seconds}s" --latency -s "$script" "$url")
   after=$(cpu_ticks $server_pids)
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" >"$work/$label.wrk"
   echo "$label $(echo "$out" | summarise) $(((after - before) * 1000000 / $(getconf CLK_TCK) / requests))us"
+  echo "$out" | grep "^tail_us" || true
 }
 
 echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)"
@@ -88,7 +91,7 @@ start "$work/fake" "$fake" --listen 127.0.0.1:0
 fake_port=$port
 fake_pid=$last_pid
 start "$work/gateway" "$cli" --cache-url "${CACHE_URL:-sqlite://$work/cache.db}" serve --listen 127.0.0.1:0 \
-  --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1"
+  --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1" ${SERVE_ARGS:-}
 gateway_port=$port
 gateway_pid=$last_pid
 
@@ -126,12 +129,17 @@ done
 fi
 
 if has_phase misses; then
-# 2. Pass-through overhead at ~1,000 requests/s: 10 connections, 10 ms apart each.
+# 2. Pass-through overhead at ~1,000 requests/s: 10 connections, 10 ms apart each, from one wrk
+# thread (enough for this rate; a second would only compete for the 2 cores). nginx-miss is the
+# reference: the same misses through nginx's caching proxy (it stores every answer too).
+nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
 for round in $(seq "${ROUNDS:-1}"); do
-  server_pids=$fake_pid wrk_run direct-miss 10 "$here/post_unique.lua" \
+  wrk_threads=1 server_pids=$fake_pid wrk_run direct-miss 10 "$here/post_unique.lua" \
     "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
-  server_pids=$gateway_pid wrk_run gateway-miss 10 "$here/post_unique.lua" \
+  wrk_threads=1 server_pids=$gateway_pid wrk_run gateway-miss 10 "$here/post_unique.lua" \
     "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
+  wrk_threads=1 server_pids=$nginx_workers wrk_run nginx-miss 10 "$here/post_unique.lua" \
+    "http://127.0.0.1:$nginx_port/v1/chat/completions" PACE_MS=10
 done
 fi
 has_phase memory || exit 0

@@ -417,6 +417,8 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
     json::value& options = exchange_request.native.body["stream_options"];
     if (!options.is_object()) options = json::object{};
     options.as_object()["include_usage"] = true;
+  } else {
+    model.send_verbatim(request.body);  // the JSON is the caller's: forward its bytes
   }
 
   // 3. Run it; a streamed miss is relayed while it arrives.

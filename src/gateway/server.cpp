@@ -1,6 +1,7 @@
 #include "gateway/server.hpp"
 
 #include "gateway/controls.hpp"
+#include "providers/http_wire.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -63,14 +64,14 @@ class BeastResponse final : public ResponseStream {
 
   asio::awaitable<bool> send(OutgoingResponse response) override {
     if (broken_) co_return false;
-    http::response<http::string_body> message{static_cast<http::status>(response.status), 11};
-    for (auto& [name, value] : response.headers) message.set(name, value);
-    message.body() = std::move(response.body);
-    message.keep_alive(keep_alive());
-    message.prepare_payload();
+    const std::string head = providers::response_head(
+        response.status, http::obsolete_reason(static_cast<http::status>(response.status)),
+        response.headers, response.body.size(), keep_alive());
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head),
+                                                       asio::buffer(response.body)};
     error_code ec;
     stream_.expires_after(write_timeout_);
-    co_await http::async_write(stream_, message, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
     co_return finish_write(ec);
   }
 

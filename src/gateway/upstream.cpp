@@ -146,7 +146,7 @@ boost::asio::awaitable<NativeResponse> UpstreamModel::send(const NativeRequest& 
   http.method = "POST";
   http.url = upstream_url(upstream_, request.model, request.stream);
   http.headers = upstream_headers(upstream_, caller_headers_, caller_credential_);
-  http.body = boost::json::serialize(request.body);
+  http.body = verbatim_body_ ? std::string(*verbatim_body_) : boost::json::serialize(request.body);
 
   NativeResponse out;
   std::string streamed_body;

@@ -84,6 +84,10 @@ class UpstreamModel final : public exchange::StreamingModel {
   boost::asio::awaitable<NativeResponse> call_streaming(const NativeRequest& request,
                                                         exchange::ChunkSink on_chunk) override;
 
+  /// The caller's body bytes, to be sent as they are instead of re-serialising the parsed JSON:
+  /// only when the route left that JSON unchanged. Must outlive the model.
+  void send_verbatim(std::string_view body) noexcept { verbatim_body_ = body; }
+
   const std::optional<ErrorAnswer>& last_error() const noexcept { return last_error_; }
   int calls() const noexcept { return calls_; }
 
@@ -95,6 +99,7 @@ class UpstreamModel final : public exchange::StreamingModel {
   const Upstream& upstream_;
   const Headers& caller_headers_;
   std::string_view caller_credential_;
+  std::optional<std::string_view> verbatim_body_;
   std::optional<ErrorAnswer> last_error_;
   int calls_ = 0;
 };

@@ -2,12 +2,15 @@
 // peer and host name verification, one request/response exchange with timeouts and limits.
 #include "providers/http_connection.hpp"
 
+#include "providers/http_wire.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -22,11 +25,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace llm_caching::providers::detail {
@@ -226,27 +231,6 @@ asio::awaitable<void> handshake(beast::ssl_stream<beast::tcp_stream>& stream,
                        "TLS handshake with " + plan.describe() + " failed: " + ec.message());
 }
 
-http::request<http::string_body> make_request(const WireRequest& wire) {
-  http::request<http::string_body> request;
-  if (const auto verb = http::string_to_verb(wire.method); verb != http::verb::unknown) {
-    request.method(verb);
-  } else {
-    request.method_string(wire.method);
-  }
-  request.target(wire.target);
-  request.version(11);
-  for (const auto& [name, value] : wire.source->headers) request.insert(name, value);
-  if (request.find(http::field::host) == request.end()) {
-    request.set(http::field::host, wire.host_header);
-  }
-  if (request.find(http::field::user_agent) == request.end()) {
-    request.set(http::field::user_agent, "llm-caching/0.1");
-  }
-  request.body() = wire.source->body;
-  request.prepare_payload();
-  return request;
-}
-
 template <class Stream>
 asio::awaitable<HttpResponse> exchange_on(Stream& stream, Connection::State& state,
                                           const WireRequest& wire,
@@ -254,16 +238,27 @@ asio::awaitable<HttpResponse> exchange_on(Stream& stream, Connection::State& sta
   auto& lowest = beast::get_lowest_layer(stream);
   state.received_any = false;
   state.reusable = false;
-  auto request = make_request(wire);
+  const std::string& body = wire.source->body;
+  const std::string head =
+      request_head(wire.method, wire.target, wire.host_header, wire.source->headers, body.size());
   error_code ec;
   lowest.expires_after(state.options.read_timeout);
-  co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    // One gathered write (writev) of head and body.
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head), asio::buffer(body)};
+    co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    // TLS writes one buffer per record: one record for the whole request.
+    const std::string whole = head + body;
+    co_await asio::async_write(stream, asio::buffer(whole),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (ec) throw io_failure("sending request to", state, ec, false);
 
   http::response_parser<http::string_body> parser;
   parser.header_limit(64 * 1024);
   parser.body_limit(state.options.max_response_bytes);
-  if (request.method() == http::verb::head) parser.skip(true);
+  if (wire.method == "HEAD") parser.skip(true);
   bool streamed = false;
   while (!parser.is_done()) {
     lowest.expires_after(state.options.read_timeout);  // an idle limit, not a total one
