@@ -24,6 +24,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <iterator>
 #include <optional>
 #include <thread>
 #include <unordered_set>
@@ -152,7 +153,7 @@ IncomingRequest to_incoming(http::request<http::string_body>&& message) {
   IncomingRequest request;
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
-  request.headers.reserve(16);
+  request.headers.reserve(static_cast<std::size_t>(std::distance(message.begin(), message.end())));
   for (const auto& field : message) {
     request.headers.emplace_back(lowercase(field.name_string()), std::string(field.value()));
   }
