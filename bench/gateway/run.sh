@@ -82,7 +82,11 @@ wrk_run() {
   echo "$out" >"$work/$label.wrk"
   echo "$label $(echo "$out" | summarise) $(((after - before) * 1000000 / $(getconf CLK_TCK) / requests))us"
   echo "$out" | grep "^tail_us" || true
+  last_p99_us=$(echo "$out" | sed -n 's/^tail_us.* p99=\([0-9]*\).*/\1/p')
 }
+
+# Median of the arguments (integers).
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
 
 echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)"
 echo "label requests/s p50 p99 server-cpu-per-request"
@@ -133,14 +137,21 @@ if has_phase misses; then
 # thread (enough for this rate; a second would only compete for the 2 cores). nginx-miss is the
 # reference: the same misses through nginx's caching proxy (it stores every answer too).
 nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
+gateway_added=()
+nginx_added=()
 for round in $(seq "${ROUNDS:-1}"); do
   wrk_threads=1 server_pids=$fake_pid wrk_run direct-miss 10 "$here/post_unique.lua" \
     "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
+  direct_p99=$last_p99_us
   wrk_threads=1 server_pids=$gateway_pid wrk_run gateway-miss 10 "$here/post_unique.lua" \
     "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
+  gateway_added+=($((last_p99_us - direct_p99)))
   wrk_threads=1 server_pids=$nginx_workers wrk_run nginx-miss 10 "$here/post_unique.lua" \
     "http://127.0.0.1:$nginx_port/v1/chat/completions" PACE_MS=10
+  nginx_added+=($((last_p99_us - direct_p99)))
 done
+echo "misses: p99 added over direct, per round (us): gateway ${gateway_added[*]}; nginx ${nginx_added[*]}"
+echo "misses: median p99 added (us): gateway $(median "${gateway_added[@]}"), nginx $(median "${nginx_added[@]}")"
 fi
 has_phase memory || exit 0
 
