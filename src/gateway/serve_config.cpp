@@ -99,6 +99,10 @@ UpstreamFileSettings read_upstream(const Context& ctx, const std::string& field,
     if (!key || !*key) ctx.fail(field + ".api_key_env", "$" + key_env + " is unset or empty");
     out.api_key = key;
   }
+  if (out.api_key.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    ctx.fail(field + (key_env.empty() ? ".api_key" : ".api_key_env"),
+             "the key has a line break (a trailing newline from a file?); remove it");
+  }
   if (out.replace_caller_key && out.api_key.empty()) {
     ctx.fail(field + ".replace_caller_key", "needs api_key or api_key_env");
   }

@@ -89,6 +89,11 @@ void Upstreams::set_key_from_env(std::string_view assignment) {
     throw ConfigurationError("--upstream-key-env " + std::string(to_string(provider)) + ": $" +
                              variable + " is unset or empty");
   }
+  if (key.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    throw ConfigurationError("--upstream-key-env " + std::string(to_string(provider)) + ": $" +
+                             variable +
+                             " has a line break (a trailing newline from a file?); remove it");
+  }
   (*this)[provider].api_key = std::move(key);
 }
 

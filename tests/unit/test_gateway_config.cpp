@@ -116,6 +116,33 @@ TEST(GatewayConfigFile, KeysFromTheEnvironmentAndTheirUse) {
             std::string::npos);
 }
 
+TEST(GatewayConfigFile, AKeyWithALineBreakIsRefusedAtStartWithoutBeingEchoed) {
+  const std::string inline_key =
+      error_of(R"({"upstreams": {"openai": {"api_key": "sk-secret-456\n"}}})");
+  EXPECT_NE(inline_key.find("field \"upstreams.openai.api_key\": the key has a line break"),
+            std::string::npos)
+      << inline_key;
+  EXPECT_EQ(inline_key.find("sk-secret-456"), std::string::npos);
+
+  setenv("LLMC_TEST_GW_NEWLINE_KEY", "sk-secret-789\n", 1);
+  const std::string from_env =
+      error_of(R"({"upstreams": {"anthropic": {"api_key_env": "LLMC_TEST_GW_NEWLINE_KEY"}}})");
+  EXPECT_NE(from_env.find("upstreams.anthropic.api_key_env"), std::string::npos) << from_env;
+  EXPECT_EQ(from_env.find("sk-secret-789"), std::string::npos);
+
+  Upstreams upstreams = Upstreams::from_environment();
+  try {
+    upstreams.set_key_from_env("openai=LLMC_TEST_GW_NEWLINE_KEY");
+    ADD_FAILURE() << "a key with a newline was accepted";
+  } catch (const ConfigurationError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("$LLMC_TEST_GW_NEWLINE_KEY has a line break"), std::string::npos)
+        << message;
+    EXPECT_EQ(message.find("sk-secret-789"), std::string::npos);
+  }
+  unsetenv("LLMC_TEST_GW_NEWLINE_KEY");
+}
+
 TEST(GatewayConfigFile, AnUnreadableFileIsAConfigurationError) {
   try {
     load_serve_config("/nonexistent/gw.json");
