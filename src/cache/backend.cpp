@@ -6,6 +6,10 @@
 
 namespace llm_caching::cache {
 
+asio::awaitable<void> Backend::put_many(std::vector<PutItem> items) {
+  for (PutItem& item : items) co_await put(std::move(item.key), std::move(item.value), item.ttl);
+}
+
 asio::awaitable<void> Backend::wait_for_unlock(std::string lock_key,
                                                std::chrono::milliseconds at_most) {
   (void)lock_key;

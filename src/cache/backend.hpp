@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace llm_caching::cache {
 
@@ -44,6 +45,16 @@ class Backend {
   /// ttl of zero means no expiry.
   virtual asio::awaitable<void> put(std::string key, std::string value,
                                     std::chrono::milliseconds ttl) = 0;
+  /// One value to store with put_many.
+  struct PutItem {
+    std::string key;
+    std::string value;
+    std::chrono::milliseconds ttl{0};
+  };
+  /// Stores every item, as put does, as one write where the backend can (one SQLite
+  /// transaction: the pages every write touches are written once for all). The default puts
+  /// them one by one. Throws CacheError; then some items may be stored and others not.
+  virtual asio::awaitable<void> put_many(std::vector<PutItem> items);
   virtual asio::awaitable<bool> erase(std::string key) = 0;
   /// Removes every key starting with `prefix`; returns how many.
   virtual asio::awaitable<std::uint64_t> clear(std::string prefix) = 0;

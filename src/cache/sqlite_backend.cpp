@@ -493,25 +493,41 @@ std::optional<std::string> SqliteBackend::get_now(std::string_view key) {
   });
 }
 
+void SqliteBackend::upsert(std::string_view key, std::string_view value,
+                           std::chrono::milliseconds ttl, std::int64_t now) {
+  Connection& db = *db_;
+  StatementUse use(db.upsert_entry);
+  db.bind_text(db.upsert_entry, 1, key);
+  // A null data pointer would bind SQL NULL, not an empty blob.
+  const char* data = value.data() != nullptr ? value.data() : "";
+  db.check(sqlite3_bind_blob64(db.upsert_entry, 2, data, value.size(), SQLITE_STATIC),
+           "binding a value");
+  db.bind_int(db.upsert_entry, 3, ttl.count() == 0 ? 0 : now + ttl.count());
+  db.bind_int(db.upsert_entry, 4, static_cast<std::int64_t>(key.size() + value.size()));
+  db.bind_int(db.upsert_entry, 5, now);
+  db.bind_int(db.upsert_entry, 6, sqlite_entry_id(key));
+  db.step(db.upsert_entry, "writing an entry");
+  ++counters_.writes;
+}
+
 void SqliteBackend::put_now(std::string_view key, std::string_view value,
                             std::chrono::milliseconds ttl) {
   if (ttl.count() < 0) return;
   const std::int64_t now = now_ms_();
   guarded([&](Connection& db) {
-    {
-      StatementUse use(db.upsert_entry);
-      db.bind_text(db.upsert_entry, 1, key);
-      // A null data pointer would bind SQL NULL, not an empty blob.
-      const char* data = value.data() != nullptr ? value.data() : "";
-      db.check(sqlite3_bind_blob64(db.upsert_entry, 2, data, value.size(), SQLITE_STATIC),
-               "binding a value");
-      db.bind_int(db.upsert_entry, 3, ttl.count() == 0 ? 0 : now + ttl.count());
-      db.bind_int(db.upsert_entry, 4, static_cast<std::int64_t>(key.size() + value.size()));
-      db.bind_int(db.upsert_entry, 5, now);
-      db.bind_int(db.upsert_entry, 6, sqlite_entry_id(key));
-      db.step(db.upsert_entry, "writing an entry");
-    }
-    ++counters_.writes;
+    upsert(key, value, ttl, now);
+    if (db.totals().first > options_.max_bytes) evict_if_over_bound(now);
+  });
+}
+
+void SqliteBackend::put_many_now(const std::vector<PutItem>& items) {
+  const std::int64_t now = now_ms_();
+  guarded([&](Connection& db) {
+    db.write_transaction([&] {
+      for (const PutItem& item : items) {
+        if (item.ttl.count() >= 0) upsert(item.key, item.value, item.ttl, now);
+      }
+    });
     if (db.totals().first > options_.max_bytes) evict_if_over_bound(now);
   });
 }
@@ -627,6 +643,10 @@ asio::awaitable<std::optional<std::string>> SqliteBackend::get(std::string key) 
 asio::awaitable<void> SqliteBackend::put(std::string key, std::string value,
                                          std::chrono::milliseconds ttl) {
   put_now(key, value, ttl);
+  co_return;
+}
+asio::awaitable<void> SqliteBackend::put_many(std::vector<PutItem> items) {
+  put_many_now(items);
   co_return;
 }
 asio::awaitable<bool> SqliteBackend::erase(std::string key) {

@@ -40,6 +40,8 @@ class SqliteBackend final : public Backend {
   /// A negative ttl stores nothing (the entry would be expired already).
   asio::awaitable<void> put(std::string key, std::string value,
                             std::chrono::milliseconds ttl) override;
+  /// One transaction for all the items.
+  asio::awaitable<void> put_many(std::vector<PutItem> items) override;
   asio::awaitable<bool> erase(std::string key) override;
   asio::awaitable<std::uint64_t> clear(std::string prefix) override;
   asio::awaitable<std::uint64_t> prune() override;
@@ -58,6 +60,7 @@ class SqliteBackend final : public Backend {
   // The same operations without a coroutine frame; SQLite calls block (local file, short locks).
   std::optional<std::string> get_now(std::string_view key);
   void put_now(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
+  void put_many_now(const std::vector<PutItem>& items);
   bool erase_now(std::string_view key);
   std::uint64_t clear_now(std::string_view prefix);
   std::uint64_t prune_now();
@@ -76,6 +79,9 @@ class SqliteBackend final : public Backend {
   template <class Op>
   auto guarded(Op&& op);
   void evict_if_over_bound(std::int64_t now);
+  /// Under the lock: one upsert, in the caller's transaction if there is one.
+  void upsert(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
+              std::int64_t now);
 
   SqliteOptions options_;
   NowMs now_ms_;

@@ -240,6 +240,14 @@ asio::awaitable<TieredCache::LockOutcome> TieredCache::try_lock(const std::strin
   co_return LockOutcome::unavailable;
 }
 
+asio::awaitable<void> TieredCache::put_l2_many(std::vector<Backend::PutItem> items) {
+  try {
+    co_await l2_->put_many(std::move(items));
+  } catch (...) {
+    absorb_backend_failure("put");
+  }
+}
+
 asio::awaitable<void> TieredCache::unlock(const std::string& storage_key,
                                           const std::string& token) {
   try {

@@ -48,6 +48,8 @@ constexpr std::chrono::milliseconds kFirstPoll{5};
 constexpr std::chrono::milliseconds kLastPoll{50};
 // A waiter whose L2 signals the release of a lock (Redis) waits for it in rounds of this length.
 constexpr std::chrono::milliseconds kNotifiedRound{1000};
+/// How long the writer thread gathers write-behinds into one L2 write.
+constexpr std::chrono::milliseconds kWriteBehindLinger{5};
 
 /// 128 random bits as 32 hex digits: who holds a cross-process lock.
 std::string new_lock_token() {
@@ -296,34 +298,68 @@ Exchange::~Exchange() {
 void Exchange::finish_in_background(std::string key, std::optional<std::string> encoded,
                                     std::chrono::milliseconds ttl,
                                     std::optional<std::string> lock_token) {
-  asio::any_io_executor executor;
-  {
-    std::lock_guard lock(pending_mutex_);
-    if (!writer_) writer_ = std::make_unique<asio::thread_pool>(1);
-    executor = writer_->get_executor();
-    ++pending_;
+  std::lock_guard lock(pending_mutex_);
+  if (!writer_) writer_ = std::make_unique<asio::thread_pool>(1);
+  ++pending_;
+  behind_.push_back({std::move(key), std::move(encoded), ttl, std::move(lock_token)});
+  if (draining_) return;
+  draining_ = true;
+  ++pending_;  // the drain itself: the destructor waits for it to end
+  asio::co_spawn(writer_->get_executor(), drain_write_behind(), [this](std::exception_ptr) {
+    std::lock_guard done(pending_mutex_);
+    --pending_;
+    pending_done_.notify_all();
+  });
+}
+
+asio::awaitable<void> Exchange::drain_write_behind() {
+  asio::steady_timer linger(co_await asio::this_coro::executor);
+  for (;;) {
+    // Misses that land within the linger share one L2 write: on SQLite one transaction, so
+    // the pages every write touches (totals, the access-time index) are written once for all,
+    // and this thread wakes once per batch instead of once per miss.
+    linger.expires_after(kWriteBehindLinger);
+    co_await linger.async_wait(asio::use_awaitable);
+    std::vector<BehindWrite> batch;
+    {
+      std::lock_guard lock(pending_mutex_);
+      batch.swap(behind_);
+      if (batch.empty()) {
+        draining_ = false;
+        co_return;
+      }
+    }
+    std::vector<cache::Backend::PutItem> puts;
+    puts.reserve(batch.size());
+    for (BehindWrite& write : batch) {
+      if (write.encoded) puts.push_back({write.key, std::move(*write.encoded), write.ttl});
+    }
+    // The L2 writes land before the locks go: a process that finds a lock free finds its entry.
+    // TieredCache absorbs and counts backend failures; anything else is logged, and the batch
+    // still counts as done (the destructor waits for pending_).
+    try {
+      if (!puts.empty()) co_await cache_->put_l2_many(std::move(puts));
+    } catch (const std::exception& e) {
+      spdlog::warn("cache write-behind of {} entries failed: {}", batch.size(), e.what());
+    } catch (...) {
+      spdlog::warn("cache write-behind of {} entries failed", batch.size());
+    }
+    for (const BehindWrite& write : batch) {
+      if (!write.lock_token) continue;
+      try {
+        co_await cache_->unlock(write.key, *write.lock_token);
+      } catch (const std::exception& e) {
+        spdlog::warn("releasing the lock of {} failed: {}", write.key, e.what());
+      } catch (...) {
+        spdlog::warn("releasing the lock of {} failed", write.key);
+      }
+    }
+    {
+      std::lock_guard lock(pending_mutex_);
+      pending_ -= batch.size();
+    }
+    pending_done_.notify_all();
   }
-  // The L2 write lands before the lock goes: a process that finds the lock free finds the entry.
-  auto task = [](std::shared_ptr<cache::TieredCache> cache, std::string key,
-                 std::optional<std::string> encoded, std::chrono::milliseconds ttl,
-                 std::optional<std::string> token) -> asio::awaitable<void> {
-    if (encoded) co_await cache->put_l2(key, std::move(*encoded), ttl);
-    if (token) co_await cache->unlock(key, *token);
-  };
-  asio::co_spawn(executor, task(cache_, key, std::move(encoded), ttl, std::move(lock_token)),
-                 [this, key](std::exception_ptr error) {
-                   if (error) {
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const std::exception& e) {
-                       spdlog::warn("cache write-behind for {} failed: {}", key, e.what());
-                     } catch (...) {
-                     }
-                   }
-                   std::lock_guard lock(pending_mutex_);
-                   --pending_;
-                   pending_done_.notify_all();
-                 });
 }
 
 /// A cross-process lock this call holds. A call that ends without handing it on (an error, a

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace llm_caching::exchange {
 
@@ -168,6 +169,9 @@ class Exchange {
   /// On the writer thread: writes `encoded` to the L2 (if any), then releases the lock (if any).
   void finish_in_background(std::string key, std::optional<std::string> encoded,
                             std::chrono::milliseconds ttl, std::optional<std::string> lock_token);
+  /// The writer thread's loop: every kWriteBehindLinger, the queued writes in one put_l2_many,
+  /// then their unlocks; ends when the queue is empty.
+  asio::awaitable<void> drain_write_behind();
   asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
       Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts,
       bool& relayed);
@@ -180,6 +184,14 @@ class Exchange {
   std::condition_variable pending_done_;
   std::size_t pending_ = 0;                    // guarded by pending_mutex_
   std::unique_ptr<asio::thread_pool> writer_;  // started on first use, under pending_mutex_
+  struct BehindWrite {
+    std::string key;
+    std::optional<std::string> encoded;
+    std::chrono::milliseconds ttl{0};
+    std::optional<std::string> lock_token;
+  };
+  std::vector<BehindWrite> behind_;  // queued for drain_write_behind; guarded by pending_mutex_
+  bool draining_ = false;            // a drain_write_behind runs; guarded by pending_mutex_
   std::mutex flights_mutex_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
   // Started on the first background refresh (guarded by flights_mutex_). Last: destroyed first,

@@ -542,6 +542,68 @@ TEST(WriteBehind, AnswersFromTheL1ThenLandsTheEntryBeforeReleasingTheLock) {
   EXPECT_EQ(model.calls(), 1);
 }
 
+/// Counts the L2 writes that arrive together (put_many), holds each until `gate` opens, and checks
+/// that every entry lands before its unlock.
+class BatchCountingBackend final : public MemoryBackedBackend {
+ public:
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  std::atomic<int> batches{0};
+  std::atomic<int> items{0};
+  std::atomic<int> unlocked_before_landing{0};
+
+  asio::awaitable<void> put_many(std::vector<PutItem> batch) override {
+    opened.wait();
+    ++batches;
+    for (PutItem& item : batch) {
+      ++items;
+      store.put_now(std::move(item.key), std::move(item.value), item.ttl);
+    }
+    co_return;
+  }
+  asio::awaitable<void> unlock(std::string k, std::string t) override {
+    // The lock key is "llm-caching:lock:<storage key>": that entry must be in the store now.
+    const std::string storage_key = k.substr(std::string_view("llm-caching:lock:").size());
+    if (!store.get_now(storage_key)) ++unlocked_before_landing;
+    store.unlock_now(k, t);
+    co_return;
+  }
+};
+
+TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnlock) {
+  auto backend = std::make_shared<BatchCountingBackend>();
+  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
+  testing::ScriptedModel model;
+  constexpr int kMisses = 20;
+  std::vector<std::string> keys;
+  {
+    exchange::Exchange e(tiers, exchange::system_now_ms,
+                         {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
+    asio::io_context io;
+    for (int i = 0; i < kMisses; ++i) {
+      auto request = request_for("batched " + std::to_string(i));
+      request.write_behind = true;
+      asio::co_spawn(io, e.run(model, std::move(request)),
+                     [&](std::exception_ptr error, exchange::ExchangeResult r) {
+                       ASSERT_FALSE(error);
+                       keys.push_back(r.storage_key);
+                     });
+    }
+    io.run();  // every caller is answered while the first L2 write is still held at the gate
+    backend->gate.set_value();
+  }  // ~Exchange waits for the write-behinds
+  ASSERT_EQ(keys.size(), static_cast<std::size_t>(kMisses));
+  EXPECT_EQ(model.calls(), kMisses);
+  EXPECT_EQ(backend->items.load(), kMisses);
+  // Whatever the first write took, the rest queued behind it and went in one more.
+  EXPECT_LE(backend->batches.load(), 2);
+  EXPECT_EQ(backend->unlocked_before_landing.load(), 0);
+  for (const std::string& key : keys) {
+    EXPECT_NE(backend->store.get_now(key), std::nullopt);
+    EXPECT_TRUE(backend->store.try_lock_now(cache::TieredCache::lock_key(key), "next", 1000ms));
+  }
+}
+
 TEST(WriteBehind, WithoutTheFlagOrWhenStrictTheL2HasTheEntryWhenTheCallReturns) {
   for (const bool strict : {false, true}) {
     auto backend = std::make_shared<cache::MemoryBackend>(MemoryOptions{});
