@@ -106,6 +106,32 @@ TEST_F(SqliteBackendTest, ReplacingAnEntryKeepsTotalsRight) {
   EXPECT_EQ(backend.stats_now().bytes, 11u);
 }
 
+TEST_F(SqliteBackendTest, PutManyStoresEveryItemKeepsTotalsAndTheBound) {
+  FakeClock clock;
+  SqliteBackend backend(options(10'000), clock.fn());
+  const std::string value(998, 'v');  // 1,000 bytes per entry with its 2-byte key
+  std::vector<Backend::PutItem> items;
+  for (int i = 0; i < 10; ++i) items.push_back({"k" + std::to_string(i), value, milliseconds(0)});
+  items.push_back({"kx", "expired already", milliseconds(-1)});     // stored by nobody, as put
+  items.push_back({"k0", std::string(998, 'w'), milliseconds(0)});  // a repeat replaces
+  backend.put_many_now(items);
+  BackendStats stats = backend.stats_now();
+  EXPECT_EQ(stats.entries, 10u);
+  EXPECT_EQ(stats.bytes, 10'000u);
+  EXPECT_EQ(stats.writes, 11u);
+  EXPECT_EQ(backend.get_now("k0"), std::string(998, 'w'));
+  EXPECT_EQ(backend.get_now("kx"), std::nullopt);
+
+  // A batch that crosses the bound is evicted back under it once the batch is in.
+  clock.advance(kLastAccessGranularityMs);
+  cache::run_blocking(
+      backend.put_many({{"kA", value, milliseconds(0)}, {"kB", value, milliseconds(0)}}));
+  stats = backend.stats_now();
+  EXPECT_LE(stats.bytes, 9'000u);
+  EXPECT_TRUE(backend.get_now("kA"));
+  EXPECT_TRUE(backend.get_now("kB"));
+}
+
 TEST_F(SqliteBackendTest, EntriesPersistAcrossReopen) {
   {
     SqliteBackend backend(options());
