@@ -55,6 +55,8 @@ class Backend {
   /// transaction: the pages every write touches are written once for all). The default puts
   /// them one by one. Throws CacheError; then some items may be stored and others not.
   virtual asio::awaitable<void> put_many(std::vector<PutItem> items);
+  /// true: put_many is cheaper than the same puts run concurrently (one transaction).
+  virtual bool writes_batches() const noexcept { return false; }
   virtual asio::awaitable<bool> erase(std::string key) = 0;
   /// Removes every key starting with `prefix`; returns how many.
   virtual asio::awaitable<std::uint64_t> clear(std::string prefix) = 0;

@@ -42,6 +42,7 @@ class SqliteBackend final : public Backend {
                             std::chrono::milliseconds ttl) override;
   /// One transaction for all the items.
   asio::awaitable<void> put_many(std::vector<PutItem> items) override;
+  bool writes_batches() const noexcept override { return true; }
   asio::awaitable<bool> erase(std::string key) override;
   asio::awaitable<std::uint64_t> clear(std::string prefix) override;
   asio::awaitable<std::uint64_t> prune() override;

@@ -274,6 +274,10 @@ asio::awaitable<void> TieredCache::wait_for_unlock(const std::string& storage_ke
   }
 }
 
+bool TieredCache::l2_writes_batches() const noexcept {
+  return l2_->writes_batches();
+}
+
 bool TieredCache::notifies_unlock() const noexcept {
   return l2_->notifies_unlock();
 }

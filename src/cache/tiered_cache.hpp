@@ -62,6 +62,8 @@ class TieredCache {
                                std::chrono::milliseconds ttl);
   /// put_l2 for several entries at once (one SQLite transaction); keys are storage keys.
   asio::awaitable<void> put_l2_many(std::vector<Backend::PutItem> items);
+  /// Whether put_l2_many costs less than the same put_l2 calls run together.
+  bool l2_writes_batches() const noexcept;
   /// Reads the L2 only, bypassing the L1 (a waiter polling for another process's answer). A
   /// fresh entry is also stored in the L1; nullptr on a miss, expired entry, or failure.
   asio::awaitable<EntryPtr> get_l2(const std::string& storage_key, std::int64_t now_ms);

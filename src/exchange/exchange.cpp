@@ -329,37 +329,85 @@ asio::awaitable<void> Exchange::drain_write_behind() {
         co_return;
       }
     }
-    std::vector<cache::Backend::PutItem> puts;
-    puts.reserve(batch.size());
-    for (BehindWrite& write : batch) {
-      if (write.encoded) puts.push_back({write.key, std::move(*write.encoded), write.ttl});
-    }
-    // The L2 writes land before the locks go: a process that finds a lock free finds its entry.
-    // TieredCache absorbs and counts backend failures; anything else is logged, and the batch
-    // still counts as done (the destructor waits for pending_).
-    try {
-      if (!puts.empty()) co_await cache_->put_l2_many(std::move(puts));
-    } catch (const std::exception& e) {
-      spdlog::warn("cache write-behind of {} entries failed: {}", batch.size(), e.what());
-    } catch (...) {
-      spdlog::warn("cache write-behind of {} entries failed", batch.size());
-    }
-    for (const BehindWrite& write : batch) {
-      if (!write.lock_token) continue;
-      try {
-        co_await cache_->unlock(write.key, *write.lock_token);
-      } catch (const std::exception& e) {
-        spdlog::warn("releasing the lock of {} failed: {}", write.key, e.what());
-      } catch (...) {
-        spdlog::warn("releasing the lock of {} failed", write.key);
-      }
+    const std::size_t done = batch.size();
+    if (cache_->l2_writes_batches()) {
+      co_await write_batch(std::move(batch));
+    } else {
+      co_await write_each(std::move(batch));
     }
     {
       std::lock_guard lock(pending_mutex_);
-      pending_ -= batch.size();
+      pending_ -= done;
     }
     pending_done_.notify_all();
   }
+}
+
+namespace {
+
+void log_write_behind_failure(std::string_view what, std::string_view key) {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    spdlog::warn("cache write-behind: {} of {} failed: {}", what, key, e.what());
+  } catch (...) {
+    spdlog::warn("cache write-behind: {} of {} failed", what, key);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> Exchange::write_batch(std::vector<BehindWrite> batch) {
+  std::vector<cache::Backend::PutItem> puts;
+  puts.reserve(batch.size());
+  for (BehindWrite& write : batch) {
+    if (write.encoded) puts.push_back({write.key, std::move(*write.encoded), write.ttl});
+  }
+  // The L2 writes land before the locks go: a process that finds a lock free finds its entry.
+  // TieredCache absorbs and counts backend failures; anything else is logged, and the batch
+  // still counts as done (the destructor waits for pending_).
+  try {
+    if (!puts.empty()) co_await cache_->put_l2_many(std::move(puts));
+  } catch (...) {
+    log_write_behind_failure("the write", std::to_string(batch.size()) + " entries");
+  }
+  for (const BehindWrite& write : batch) {
+    if (!write.lock_token) continue;
+    try {
+      co_await cache_->unlock(write.key, *write.lock_token);
+    } catch (...) {
+      log_write_behind_failure("the unlock", write.key);
+    }
+  }
+}
+
+asio::awaitable<void> Exchange::write_each(std::vector<BehindWrite> batch) {
+  // A backend without batched writes (Redis: one round trip each) gets them all at once, each
+  // write followed by its own unlock. The writer is one thread, so the counter needs no lock
+  // and no completion runs before this coroutine waits (co_spawn starts with a post).
+  const auto executor = co_await asio::this_coro::executor;
+  std::size_t left = batch.size();
+  asio::steady_timer all_done(executor, asio::steady_timer::time_point::max());
+  auto finish = [](std::shared_ptr<cache::TieredCache> cache,
+                   BehindWrite write) -> asio::awaitable<void> {
+    try {
+      if (write.encoded) co_await cache->put_l2(write.key, std::move(*write.encoded), write.ttl);
+    } catch (...) {
+      log_write_behind_failure("the write", write.key);
+    }
+    try {
+      if (write.lock_token) co_await cache->unlock(write.key, *write.lock_token);
+    } catch (...) {
+      log_write_behind_failure("the unlock", write.key);
+    }
+  };
+  for (BehindWrite& write : batch) {
+    asio::co_spawn(executor, finish(cache_, std::move(write)), [&](std::exception_ptr) {
+      if (--left == 0) all_done.cancel();
+    });
+  }
+  boost::system::error_code ignored;
+  co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
 }
 
 /// A cross-process lock this call holds. A call that ends without handing it on (an error, a

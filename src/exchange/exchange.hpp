@@ -172,6 +172,11 @@ class Exchange {
   /// The writer thread's loop: every kWriteBehindLinger, the queued writes in one put_l2_many,
   /// then their unlocks; ends when the queue is empty.
   asio::awaitable<void> drain_write_behind();
+  struct BehindWrite;
+  /// One Backend::put_many for the batch, then the unlocks.
+  asio::awaitable<void> write_batch(std::vector<BehindWrite> batch);
+  /// Every write of the batch at once (each then its unlock); returns when all are done.
+  asio::awaitable<void> write_each(std::vector<BehindWrite> batch);
   asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
       Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts,
       bool& relayed);

@@ -19,6 +19,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
@@ -552,6 +554,7 @@ class BatchCountingBackend final : public MemoryBackedBackend {
   std::atomic<int> items{0};
   std::atomic<int> unlocked_before_landing{0};
 
+  bool writes_batches() const noexcept override { return true; }
   asio::awaitable<void> put_many(std::vector<PutItem> batch) override {
     opened.wait();
     ++batches;
@@ -602,6 +605,56 @@ TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnloc
     EXPECT_NE(backend->store.get_now(key), std::nullopt);
     EXPECT_TRUE(backend->store.try_lock_now(cache::TieredCache::lock_key(key), "next", 1000ms));
   }
+}
+
+/// A backend with a round trip per write (as Redis): puts take 20 ms on a timer.
+class RoundTripBackend final : public MemoryBackedBackend {
+ public:
+  int in_flight = 0;  // the writer is one thread
+  int most_in_flight = 0;
+  std::atomic<int> unlocked_before_landing{0};
+
+  asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
+    most_in_flight = std::max(most_in_flight, ++in_flight);
+    asio::steady_timer round_trip(co_await asio::this_coro::executor, 20ms);
+    co_await round_trip.async_wait(asio::use_awaitable);
+    store.put_now(std::move(key), std::move(value), ttl);
+    --in_flight;
+  }
+  asio::awaitable<void> unlock(std::string k, std::string t) override {
+    const std::string storage_key = k.substr(std::string_view("llm-caching:lock:").size());
+    if (!store.get_now(storage_key)) ++unlocked_before_landing;
+    store.unlock_now(k, t);
+    co_return;
+  }
+};
+
+TEST(WriteBehind, WithoutBatchedWritesTheWritesOfABatchRunTogether) {
+  auto backend = std::make_shared<RoundTripBackend>();
+  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
+  testing::ScriptedModel model;
+  model.set_delay(50ms);  // the ten answers arrive together, so they queue within one linger
+  constexpr int kMisses = 10;
+  std::vector<std::string> keys;
+  {
+    exchange::Exchange e(tiers, exchange::system_now_ms,
+                         {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
+    asio::io_context io;
+    for (int i = 0; i < kMisses; ++i) {
+      auto request = request_for("round trip " + std::to_string(i));
+      request.write_behind = true;
+      asio::co_spawn(io, e.run(model, std::move(request)),
+                     [&](std::exception_ptr error, exchange::ExchangeResult r) {
+                       ASSERT_FALSE(error);
+                       keys.push_back(r.storage_key);
+                     });
+    }
+    io.run();
+  }  // ~Exchange waits for the write-behinds
+  ASSERT_EQ(keys.size(), static_cast<std::size_t>(kMisses));
+  EXPECT_GT(backend->most_in_flight, 1);  // not one round trip after the other
+  EXPECT_EQ(backend->unlocked_before_landing.load(), 0);
+  for (const std::string& key : keys) EXPECT_NE(backend->store.get_now(key), std::nullopt);
 }
 
 TEST(WriteBehind, WithoutTheFlagOrWhenStrictTheL2HasTheEntryWhenTheCallReturns) {
