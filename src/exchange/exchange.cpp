@@ -10,6 +10,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -469,7 +470,9 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       // still call the provider (handed over).
       FlightOutcome outcome{};
       if (!flight->is_over(outcome)) {
-        outcome = co_await flight->async_wait(request.native, asio::use_awaitable);
+        // deferred, not use_awaitable: co_await of a deferred operation stores its handler in
+        // this frame's awaiter, with no coroutine frame of its own to allocate and free.
+        outcome = co_await flight->async_wait(request.native, asio::deferred);
       }
       if (outcome == FlightOutcome::handed_over) continue;
       // The flight is over: its entry and error no longer change (Flight), so no lock.
