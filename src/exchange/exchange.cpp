@@ -10,6 +10,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -146,6 +147,12 @@ struct Exchange::Flight {
     asio::any_io_executor executor;  ///< the waiter's: where it resumes
     asio::any_io_executor work;      ///< the same, tracked: its io_context runs until it resumed
     asio::cancellation_slot slot;    ///< the waiter's own (cleared before it resumes)
+    /// The waiter's native request, parked here while it waits, and where it came from (in the
+    /// waiter's suspended frame). Only a waiter that must call the provider again (handed over)
+    /// or that stops (cancelled) gets it back; otherwise it is freed with the waiter, after the
+    /// whole batch resumed, not on the way of the next waiter (docs/PERFORMANCE.md, burst).
+    NativeRequest parked;
+    NativeRequest* home = nullptr;
     virtual ~Waiter() = default;
     /// Invokes the handler, once, on `executor`.
     virtual void complete(boost::system::error_code ec, Outcome result) = 0;
@@ -175,11 +182,12 @@ struct Exchange::Flight {
   std::vector<WaiterPtr> waiters;    // guarded by mutex
   std::uint64_t next_waiter_id = 0;  // guarded by mutex
 
-  /// Resumes `waiter` with (ec, outcome); runs on the waiter's executor.
-  static void resume(WaiterPtr waiter, boost::system::error_code ec, Outcome result) {
-    if (waiter->slot.is_connected()) waiter->slot.clear();
-    waiter->complete(ec, result);
-    // Its tracked work goes last, on its executor, after it resumed.
+  /// Resumes `waiter` with (ec, outcome); runs on the waiter's executor. The caller destroys the
+  /// waiter afterwards (its tracked work goes last, on its executor, after it resumed).
+  static void resume(Waiter& waiter, boost::system::error_code ec, Outcome result) {
+    if (waiter.slot.is_connected()) waiter.slot.clear();
+    if (ec || result == Outcome::handed_over) *waiter.home = std::move(waiter.parked);
+    waiter.complete(ec, result);
   }
 
   /// Ends one waiter's wait with operation_aborted (its cancellation slot fired), unless the
@@ -197,7 +205,7 @@ struct Exchange::Flight {
     // Not inline: the slot's handler (this call) is still running.
     asio::any_io_executor executor = cancelled->executor;
     asio::post(executor, [waiter = std::move(cancelled)]() mutable {
-      resume(std::move(waiter), asio::error::operation_aborted, Outcome::answered);
+      resume(*waiter, asio::error::operation_aborted, Outcome::answered);
     });
   }
 
@@ -227,29 +235,41 @@ struct Exchange::Flight {
     for (auto& batch : batches) {
       asio::any_io_executor executor = batch.executor;
       asio::post(executor, [waiters = std::move(batch.waiters), result]() mutable {
-        for (auto& w : waiters) resume(std::move(w), {}, result);
+        for (auto& w : waiters) resume(*w, {}, result);
+        // The waiters themselves (parked requests, handlers, tracked work) go with the vector,
+        // after the last one resumed.
       });
     }
   }
 
+  /// Whether the flight is over already, and then how (no wait needed).
+  bool is_over(Outcome& result) {
+    std::lock_guard lock(mutex);
+    result = outcome;
+    return done;
+  }
+
   /// The wait itself (asio::async_initiate): stores the handler, or completes it at once when
-  /// the flight is already over.
+  /// the flight is already over. `request` is parked in the wait (Waiter::parked) and is empty
+  /// after it, unless the flight was handed over or the wait cancelled.
   template <typename CompletionToken>
-  auto async_wait(CompletionToken&& token) {
+  auto async_wait(NativeRequest& request, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(boost::system::error_code, Outcome)>(
-        [this](auto handler) {
+        [this, &request](auto handler) {
           asio::any_io_executor executor = asio::get_associated_executor(handler);
           asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
           WaiterPtr waiter = std::make_unique<WaiterFor<decltype(handler)>>(std::move(handler));
           waiter->executor = executor;
           waiter->work = asio::prefer(executor, asio::execution::outstanding_work.tracked);
           waiter->slot = slot;
+          waiter->parked = std::move(request);
+          waiter->home = &request;
           std::unique_lock lock(mutex);
           if (done) {
             const Outcome result = outcome;
             lock.unlock();
             asio::post(executor, [waiter = std::move(waiter), result]() mutable {
-              resume(std::move(waiter), {}, result);
+              resume(*waiter, {}, result);
             });
             return;
           }
@@ -429,20 +449,46 @@ struct Exchange::HeldLock {
   }
 };
 
-asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest request) {
-  // Price first: an unpriced model is a configuration error before any I/O, never a silent $0.
-  static const ModelCosts kUnpriced{};
+namespace {
+
+/// The request's storage key. Derived outside run's coroutine frame: the derivation's strings
+/// (the hashed material, the canonical request) would otherwise live as long as the call, and a
+/// burst's woken waiters would free them one after the other.
+std::string request_storage_key(const ExchangeRequest& request) {
+  const KeyDerivation derived =
+      derive_key(request.native.provider, request.native.model, request.native.body, request.scope);
+  return storage_key(request.namespace_, derived.hex);
+}
+
+/// The model's price: `overrides` first, then `costs` (null: the defaults). Null when the model
+/// is in neither and unpriced models are allowed; ConfigurationError when they are not.
+const ModelCosts* find_price(const ExchangeRequest& request) {
   const CostTable& table = request.costs ? *request.costs : CostTable::defaults();
   const ModelCosts* found =
       request.overrides ? request.overrides->find(request.native.model) : nullptr;
-  if (!found)
-    found =
-        request.allow_unpriced ? table.find(request.native.model) : &table.at(request.native.model);
+  if (found) return found;
+  return request.allow_unpriced ? table.find(request.native.model)
+                                : &table.at(request.native.model);
+}
+
+}  // namespace
+
+std::pair<std::shared_ptr<Exchange::Flight>, bool> Exchange::join_flight(const std::string& key) {
+  std::lock_guard lock(flights_mutex_);
+  auto [it, inserted] = flights_.try_emplace(key);
+  if (inserted) it->second = std::make_shared<Flight>();
+  return {it->second, inserted};
+}
+
+// One coroutine from the cache lookup to the flight's answer: a woken waiter resumes, returns
+// and frees this one frame (no fetch coroutine of its own; see docs/PERFORMANCE.md, burst).
+asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest request) {
+  // Price first: an unpriced model is a configuration error before any I/O, never a silent $0.
+  static const ModelCosts kUnpriced{};
+  const ModelCosts* found = find_price(request);
   const ModelCosts& price = found ? *found : kUnpriced;
-  const KeyDerivation derived =
-      derive_key(request.native.provider, request.native.model, request.native.body, request.scope);
   ExchangeResult result;
-  result.storage_key = storage_key(request.namespace_, derived.hex);
+  result.storage_key = request_storage_key(request);
   result.priced = found != nullptr;
 
   const std::int64_t swr_ms = request.refresh_model ? request.stale_while_revalidate.count() : 0;
@@ -474,25 +520,56 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
           describe_call(request.native), result.storage_key));
     }
   }
-  if (!stale_fallback) co_return co_await fetch(model, request, std::move(result), price);
 
-  // stale-if-error: a provider that is down or rate limiting gets the expired answer served,
-  // unless part of a relayed answer already reached the caller (a second one cannot follow).
-  auto relayed_any = std::make_shared<bool>(false);
-  if (request.relay) {
+  // stale-if-error (with stale_fallback only): a provider that is down or rate limiting gets the
+  // expired answer served, unless part of a relayed answer already reached the caller (a second
+  // one cannot follow).
+  std::shared_ptr<bool> relayed_any;
+  if (stale_fallback && request.relay) {
+    relayed_any = std::make_shared<bool>(false);
     request.relay = [inner = std::move(request.relay), relayed_any](std::string_view chunk) {
       *relayed_any = true;
       inner(chunk);
     };
   }
+  const auto serves_stale = [&] { return stale_fallback && !(relayed_any && *relayed_any); };
   std::string failure;
   try {
-    co_return co_await fetch(model, request, result, price);
+    if (!coalesces(request.mode) || !request.coalesce) {
+      ExchangeResult led = co_await lead(model, request, result.storage_key, price);
+      led.priced = result.priced;
+      co_return std::move(led);
+    }
+    // Join the key's flight or lead a new one. A waiter whose leader was cancelled goes round
+    // again: the first to come back leads, the others join it (docs/SINGLE_FLIGHT.md).
+    for (;;) {
+      std::pair<std::shared_ptr<Flight>, bool> joined = join_flight(result.storage_key);
+      const std::shared_ptr<Flight>& flight = joined.first;
+      if (joined.second) {
+        co_return co_await lead_flight(model, request, flight, result.storage_key, price,
+                                       result.priced);
+      }
+      // Throws operation_aborted when this caller's wait is cancelled, which ends this caller
+      // only. request.native is parked in the wait: it comes back only when this caller may
+      // still call the provider (handed over).
+      FlightOutcome outcome{};
+      if (!flight->is_over(outcome)) {
+        // deferred, not use_awaitable: co_await of a deferred operation stores its handler in
+        // this frame's awaiter, with no coroutine frame of its own to allocate and free.
+        outcome = co_await flight->async_wait(request.native, asio::deferred);
+      }
+      if (outcome == FlightOutcome::handed_over) continue;
+      // The flight is over: its entry and error no longer change (Flight), so no lock.
+      if (flight->error) std::rethrow_exception(flight->error);
+      result.coalesced = true;
+      serve_unpaid(result, flight->entry);
+      co_return std::move(result);
+    }
   } catch (const RateLimitError& e) {
-    if (*relayed_any) throw;
+    if (!serves_stale()) throw;
     failure = e.what();
   } catch (const ProviderError& e) {
-    if (*relayed_any) throw;
+    if (!serves_stale()) throw;
     if (e.http_status() != 0 && e.http_status() < 500) throw;  // the request itself is wrong
     failure = e.what();
   }
@@ -504,50 +581,6 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   result.stale = true;
   serve_unpaid(result, std::move(stale_fallback));
   co_return std::move(result);
-}
-
-asio::awaitable<ExchangeResult> Exchange::fetch(Model& model, const ExchangeRequest& request,
-                                                ExchangeResult result, const ModelCosts& price) {
-  if (!coalesces(request.mode) || !request.coalesce) {
-    ExchangeResult led = co_await lead(model, request, result.storage_key, price);
-    led.priced = result.priced;
-    co_return std::move(led);
-  }
-
-  // Join the key's flight or lead a new one. A waiter whose leader was cancelled goes round
-  // again: the first to come back leads, the others join it (docs/SINGLE_FLIGHT.md).
-  for (;;) {
-    std::shared_ptr<Flight> flight;
-    bool leader = false;
-    {
-      std::lock_guard lock(flights_mutex_);
-      auto [it, inserted] = flights_.try_emplace(result.storage_key);
-      if (inserted) it->second = std::make_shared<Flight>();
-      flight = it->second;
-      leader = inserted;
-    }
-    if (leader) {
-      const bool priced = result.priced;
-      co_return co_await lead_flight(model, request, flight, result.storage_key, price, priced);
-    }
-    // Waits for the flight's end, here rather than in a coroutine of its own (one frame less per
-    // waiter to allocate, resume and free); throws operation_aborted when this caller's wait is
-    // cancelled, which ends this caller only.
-    bool over = false;
-    FlightOutcome outcome{};
-    {
-      std::lock_guard lock(flight->mutex);
-      over = flight->done;
-      outcome = flight->outcome;
-    }
-    if (!over) outcome = co_await flight->async_wait(asio::use_awaitable);
-    if (outcome == FlightOutcome::handed_over) continue;
-    // The flight is over: its entry and error no longer change (Flight), so no lock.
-    if (flight->error) std::rethrow_exception(flight->error);
-    result.coalesced = true;
-    serve_unpaid(result, flight->entry);
-    co_return std::move(result);
-  }
 }
 
 namespace {

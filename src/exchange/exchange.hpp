@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace llm_caching::exchange {
@@ -143,9 +144,8 @@ class Exchange {
   struct Flight;
   struct FlightGuard;
   struct HeldLock;
-  /// Single-flight and the provider call, after the cache missed.
-  asio::awaitable<ExchangeResult> fetch(Model& model, const ExchangeRequest& request,
-                                        ExchangeResult result, const ModelCosts& price);
+  /// The key's flight, and whether this call leads it (it created the flight).
+  std::pair<std::shared_ptr<Flight>, bool> join_flight(const std::string& key);
   /// Starts one background refresh of key unless a flight for it is already out.
   void start_refresh(const ExchangeRequest& request, const std::string& key,
                      const ModelCosts& price, bool priced);
