@@ -433,12 +433,20 @@ SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
   create_private_directories(options_.path.parent_path());
   create_private_file(options_.path);
   auto db = std::make_unique<Connection>(options_.path);
-  db->open(options_.busy_timeout, options_.mmap_bytes);
+  db->open(options_.busy_timeout, 0);
   checkpointer_ = std::make_unique<Checkpointer>(options_.path);
   locks_ = std::make_unique<KeyLockFile>(fs::path(options_.path.string() + "-locks"));
   // Replaces SQLite's automatic checkpoint (itself a WAL hook) with the checkpointer's thread.
   sqlite3_wal_hook(db->db, &Checkpointer::on_commit, checkpointer_.get());
   db_ = std::move(db);
+  // Reads have a connection of their own: a hit or a miss never waits for a write, nor for the
+  // checkpoint a commit may run (both hold the writer's mutex). Only the reader maps the file,
+  // so the map is counted once in RSS; the writer reads its pages with pread.
+  auto reader = std::make_unique<Connection>(options_.path);
+  reader->open(options_.busy_timeout, options_.mmap_bytes);
+  // Its only writes are best-effort access-time touches: they never checkpoint.
+  reader->exec("PRAGMA wal_autocheckpoint=0", "turning off the reader's checkpoints");
+  reader_ = std::move(reader);
 }
 
 SqliteBackend::~SqliteBackend() = default;
@@ -456,41 +464,51 @@ auto SqliteBackend::guarded(Op&& op) {
 
 std::optional<std::string> SqliteBackend::get_now(std::string_view key) {
   const std::int64_t now = now_ms_();
-  return guarded([&](Connection& db) -> std::optional<std::string> {
-    std::int64_t last_access = 0;
-    std::optional<std::string> value;
-    {
-      StatementUse use(db.select_entry);
-      db.bind_int(db.select_entry, 1, sqlite_entry_id(key));
-      if (db.step(db.select_entry, "reading an entry") && stored_key_is(db.select_entry, 3, key)) {
-        const std::int64_t expires_at = sqlite3_column_int64(db.select_entry, 1);
-        if (expires_at != 0 && now >= expires_at) {
-          ++counters_.expired;  // left for prune or eviction: reads stay read-only
-        } else {
-          const auto* data = static_cast<const char*>(sqlite3_column_blob(db.select_entry, 0));
-          const int size = sqlite3_column_bytes(db.select_entry, 0);
-          value.emplace(data != nullptr ? data : "", static_cast<std::size_t>(size));
-          last_access = sqlite3_column_int64(db.select_entry, 2);
-        }
+  std::lock_guard lock(read_mutex_);
+  try {
+    return read_entry(*reader_, key, now);
+  } catch (...) {
+    ++reads_.errors;
+    throw;
+  }
+}
+
+/// Under read_mutex_.
+std::optional<std::string> SqliteBackend::read_entry(Connection& db, std::string_view key,
+                                                     std::int64_t now) {
+  std::int64_t last_access = 0;
+  std::optional<std::string> value;
+  {
+    StatementUse use(db.select_entry);
+    db.bind_int(db.select_entry, 1, sqlite_entry_id(key));
+    if (db.step(db.select_entry, "reading an entry") && stored_key_is(db.select_entry, 3, key)) {
+      const std::int64_t expires_at = sqlite3_column_int64(db.select_entry, 1);
+      if (expires_at != 0 && now >= expires_at) {
+        ++reads_.expired;  // left for prune or eviction: reads stay read-only
+      } else {
+        const auto* data = static_cast<const char*>(sqlite3_column_blob(db.select_entry, 0));
+        const int size = sqlite3_column_bytes(db.select_entry, 0);
+        value.emplace(data != nullptr ? data : "", static_cast<std::size_t>(size));
+        last_access = sqlite3_column_int64(db.select_entry, 2);
       }
     }
-    if (!value) {
-      ++counters_.misses;
-      return value;
-    }
-    ++counters_.hits;
-    if (now - last_access >= kLastAccessGranularityMs) {
-      StatementUse use(db.touch_entry);
-      db.bind_text(db.touch_entry, 1, key);
-      db.bind_int(db.touch_entry, 2, now);
-      // Best effort and without waiting: a busy file must not slow a hit or turn it into an
-      // error; the next hit a minute later tries again.
-      sqlite3_busy_timeout(db.db, 0);
-      sqlite3_step(db.touch_entry);
-      sqlite3_busy_timeout(db.db, static_cast<int>(options_.busy_timeout.count()));
-    }
+  }
+  if (!value) {
+    ++reads_.misses;
     return value;
-  });
+  }
+  ++reads_.hits;
+  if (now - last_access >= kLastAccessGranularityMs) {
+    StatementUse use(db.touch_entry);
+    db.bind_text(db.touch_entry, 1, key);
+    db.bind_int(db.touch_entry, 2, now);
+    // Best effort and without waiting: a busy file must not slow a hit or turn it into an
+    // error; the next hit a minute later tries again.
+    sqlite3_busy_timeout(db.db, 0);
+    sqlite3_step(db.touch_entry);
+    sqlite3_busy_timeout(db.db, static_cast<int>(options_.busy_timeout.count()));
+  }
+  return value;
 }
 
 void SqliteBackend::upsert(std::string_view key, std::string_view value,
@@ -632,6 +650,10 @@ void SqliteBackend::unlock_now(std::string_view lock_key, std::string_view token
 BackendStats SqliteBackend::stats_now() {
   return guarded([&](Connection& db) {
     BackendStats stats = counters_;
+    stats.hits += reads_.hits;
+    stats.misses += reads_.misses;
+    stats.expired += reads_.expired;
+    stats.errors += reads_.errors;
     std::tie(stats.bytes, stats.entries) = db.totals();
     return stats;
   });

@@ -6,6 +6,7 @@
 #include "cache/key_lock_file.hpp"
 #include "llm_caching/cache_options.hpp"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string_view>
@@ -80,6 +81,7 @@ class SqliteBackend final : public Backend {
   template <class Op>
   auto guarded(Op&& op);
   void evict_if_over_bound(std::int64_t now);
+  std::optional<std::string> read_entry(Connection& db, std::string_view key, std::int64_t now);
   /// Under the lock: one upsert, in the caller's transaction if there is one.
   void upsert(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
               std::int64_t now);
@@ -88,9 +90,18 @@ class SqliteBackend final : public Backend {
   NowMs now_ms_;
   std::mutex mutex_;
   std::unique_ptr<Checkpointer> checkpointer_;  // declared first: outlives db_'s WAL hook
-  std::unique_ptr<Connection> db_;              // guarded by mutex_
-  std::unique_ptr<KeyLockFile> locks_;          // has its own mutex
-  BackendStats counters_;                       // guarded by mutex_
+  std::unique_ptr<Connection> db_;              // writes; guarded by mutex_
+  std::mutex read_mutex_;
+  std::unique_ptr<Connection> reader_;  // reads (get); guarded by read_mutex_
+  struct ReadCounters {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+    std::atomic<std::uint64_t> expired{0};
+    std::atomic<std::uint64_t> errors{0};
+  };
+  ReadCounters reads_;
+  std::unique_ptr<KeyLockFile> locks_;  // has its own mutex
+  BackendStats counters_;               // guarded by mutex_
 };
 
 }  // namespace llm_caching::cache
