@@ -57,16 +57,17 @@ struct BurstOutcome {
   std::set<std::string> bodies;
 };
 
-/// `count` identical requests at once, spread round-robin over the gateways.
-BurstOutcome burst(const std::vector<std::unique_ptr<SharedCacheGateway>>& gateways, int count,
-                   const std::string& text) {
-  std::vector<std::future<HttpResponse>> pending;
-  for (int i = 0; i < count; ++i) {
-    pending.push_back(ask_async(gateways[i % gateways.size()]->base_url(), text));
-  }
+/// Waits for every answer and tallies them; a request that got no answer is a test failure.
+BurstOutcome collect(std::vector<std::future<HttpResponse>>& pending) {
   BurstOutcome outcome;
   for (auto& p : pending) {
-    const HttpResponse r = p.get();
+    HttpResponse r;
+    try {
+      r = p.get();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "a request got no answer: " << e.what();
+      continue;
+    }
     EXPECT_EQ(r.status, 200) << r.body;
     if (r.status != 200) continue;
     ++outcome.ok;
@@ -80,6 +81,27 @@ BurstOutcome burst(const std::vector<std::unique_ptr<SharedCacheGateway>>& gatew
     if (cache == "HIT") ++outcome.hits;
   }
   return outcome;
+}
+
+/// `count` identical requests at once, spread round-robin over the gateways.
+BurstOutcome burst(const std::vector<std::unique_ptr<SharedCacheGateway>>& gateways, int count,
+                   const std::string& text) {
+  std::vector<std::future<HttpResponse>> pending;
+  for (int i = 0; i < count; ++i) {
+    pending.push_back(ask_async(gateways[i % gateways.size()]->base_url(), text));
+  }
+  return collect(pending);
+}
+
+/// Ten waiters of a holder that was killed mid-call: all answered with one body, one of them
+/// (which took the freed or expired lock) by a call of its own, the rest from that call.
+void expect_one_call_replaced_the_dead_holders(const BurstOutcome& outcome,
+                                               const FakeProvider& fake) {
+  EXPECT_EQ(outcome.ok, 10);
+  EXPECT_EQ(outcome.bodies.size(), 1u);
+  EXPECT_EQ(outcome.misses, 1);
+  EXPECT_EQ(outcome.coalesced + outcome.hits, 9);
+  EXPECT_EQ(upstream_calls(fake), 2);  // the dead holder's call and exactly one more
 }
 
 /// Polls `done` every 20 ms, at most `tries` times; true once it held.
@@ -213,25 +235,9 @@ TEST(CrossProcessFlight, AHolderKilledMidCallIsReplacedAfterItsLockExpires) {
     for (int i = 0; i < 10; ++i) pending.push_back(ask_async(waiters[i % 2]->base_url(), text));
     // SIGKILL: no unlock, no cleanup; only the lock's expiry frees the key.
     EXPECT_EQ(::kill(holder->pid(), SIGKILL), 0);
-    BurstOutcome o;
-    for (auto& p : pending) {
-      const HttpResponse r = p.get();
-      EXPECT_EQ(r.status, 200) << r.body;
-      if (r.status != 200) continue;
-      ++o.ok;
-      o.bodies.insert(r.body);
-      const std::string cache = r.header("x-llm-cache");
-      o.misses += cache == "MISS";
-      o.coalesced += cache == "COALESCED";
-      o.hits += cache == "HIT";
-    }
-    return o;
+    return collect(pending);
   }();
-  EXPECT_EQ(outcome.ok, 10);
-  EXPECT_EQ(outcome.bodies.size(), 1u);
-  EXPECT_EQ(outcome.misses, 1);  // one waiter took the expired lock and called
-  EXPECT_EQ(outcome.coalesced + outcome.hits, 9);
-  EXPECT_EQ(upstream_calls(fake), 2);  // the dead holder's call and exactly one more
+  expect_one_call_replaced_the_dead_holders(outcome, fake);
   try {
     doomed.get();  // the killed gateway's connection broke; whatever it says is not checked
   } catch (const std::exception&) {
@@ -267,29 +273,8 @@ TEST(CrossProcessFlight, ASqliteHolderKilledMidCallFreesTheKeyAtOnce) {
   // Let the waiters find the lock held before the holder dies.
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(::kill(holder->pid(), SIGKILL), 0);
-  BurstOutcome outcome;
-  for (auto& p : pending) {
-    HttpResponse r;
-    try {
-      r = p.get();
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "a waiter got no answer: " << e.what();
-      continue;
-    }
-    EXPECT_EQ(r.status, 200) << r.body;
-    if (r.status != 200) continue;
-    ++outcome.ok;
-    outcome.bodies.insert(r.body);
-    const std::string cache = r.header("x-llm-cache");
-    outcome.misses += cache == "MISS";
-    outcome.coalesced += cache == "COALESCED";
-    outcome.hits += cache == "HIT";
-  }
-  EXPECT_EQ(outcome.ok, 10);
-  EXPECT_EQ(outcome.bodies.size(), 1u);
-  EXPECT_EQ(outcome.misses, 1);  // one waiter took the freed lock and called
-  EXPECT_EQ(outcome.coalesced + outcome.hits, 9);
-  EXPECT_EQ(upstream_calls(fake), 2);  // the dead holder's call and exactly one more
+  const BurstOutcome outcome = collect(pending);
+  expect_one_call_replaced_the_dead_holders(outcome, fake);
   try {
     doomed.get();
   } catch (const std::exception&) {

@@ -52,6 +52,11 @@ struct Outcome {
   std::exception_ptr error;
 };
 
+std::shared_ptr<cache::TieredCache> memory_tiers() {
+  return std::make_shared<cache::TieredCache>(
+      std::make_shared<cache::MemoryBackend>(MemoryOptions{}), 64 * kMiB, false);
+}
+
 auto record_into(Outcome& outcome) {
   return [&outcome](std::exception_ptr error, exchange::ExchangeResult result) {
     outcome.error = error;
@@ -60,9 +65,7 @@ auto record_into(Outcome& outcome) {
 }
 
 TEST(ExchangeFlight, AWaiterHandedTheCallSendsItsOwnRequestWhole) {
-  auto cache = std::make_shared<cache::TieredCache>(
-      std::make_shared<cache::MemoryBackend>(MemoryOptions{}), 64 * kMiB, false);
-  exchange::Exchange exchange(cache);
+  exchange::Exchange exchange(memory_tiers());
   RecordingModel model;
   model.set_delay(300ms);
   asio::io_context io;
@@ -110,9 +113,7 @@ TEST(ExchangeFlight, AWaiterHandedTheCallSendsItsOwnRequestWhole) {
 }
 
 TEST(ExchangeFlight, WaitersAnsweredByTheLeaderAreBilledNothingAndTheLeaderOnce) {
-  auto cache = std::make_shared<cache::TieredCache>(
-      std::make_shared<cache::MemoryBackend>(MemoryOptions{}), 64 * kMiB, false);
-  exchange::Exchange exchange(cache);
+  exchange::Exchange exchange(memory_tiers());
   RecordingModel model;
   model.set_delay(50ms);
   asio::io_context io;

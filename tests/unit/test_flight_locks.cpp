@@ -24,6 +24,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <set>
 
@@ -544,15 +545,27 @@ TEST(WriteBehind, AnswersFromTheL1ThenLandsTheEntryBeforeReleasingTheLock) {
   EXPECT_EQ(model.calls(), 1);
 }
 
-/// Counts the L2 writes that arrive together (put_many), holds each until `gate` opens, and checks
-/// that every entry lands before its unlock.
-class BatchCountingBackend final : public MemoryBackedBackend {
+/// Counts the unlocks that came before their entry landed in the store.
+class UnlockCheckingBackend : public MemoryBackedBackend {
+ public:
+  std::atomic<int> unlocked_before_landing{0};
+
+  asio::awaitable<void> unlock(std::string k, std::string t) override {
+    // The lock key is "llm-caching:lock:<storage key>": that entry must be in the store now.
+    const std::string storage_key = k.substr(std::string_view("llm-caching:lock:").size());
+    if (!store.get_now(storage_key)) ++unlocked_before_landing;
+    store.unlock_now(k, t);
+    co_return;
+  }
+};
+
+/// Counts the L2 writes that arrive together (put_many) and holds each until `gate` opens.
+class BatchCountingBackend final : public UnlockCheckingBackend {
  public:
   std::promise<void> gate;
   std::shared_future<void> opened = gate.get_future().share();
   std::atomic<int> batches{0};
   std::atomic<int> items{0};
-  std::atomic<int> unlocked_before_landing{0};
 
   bool writes_batches() const noexcept override { return true; }
   asio::awaitable<void> put_many(std::vector<PutItem> batch) override {
@@ -564,27 +577,36 @@ class BatchCountingBackend final : public MemoryBackedBackend {
     }
     co_return;
   }
-  asio::awaitable<void> unlock(std::string k, std::string t) override {
-    // The lock key is "llm-caching:lock:<storage key>": that entry must be in the store now.
-    const std::string storage_key = k.substr(std::string_view("llm-caching:lock:").size());
-    if (!store.get_now(storage_key)) ++unlocked_before_landing;
-    store.unlock_now(k, t);
-    co_return;
+};
+
+/// A backend with a round trip per write (as Redis): puts take 20 ms on a timer.
+class RoundTripBackend final : public UnlockCheckingBackend {
+ public:
+  int in_flight = 0;  // the writer is one thread
+  int most_in_flight = 0;
+
+  asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
+    most_in_flight = std::max(most_in_flight, ++in_flight);
+    asio::steady_timer round_trip(co_await asio::this_coro::executor, 20ms);
+    co_await round_trip.async_wait(asio::use_awaitable);
+    store.put_now(std::move(key), std::move(value), ttl);
+    --in_flight;
   }
 };
 
-TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnlock) {
-  auto backend = std::make_shared<BatchCountingBackend>();
-  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
-  testing::ScriptedModel model;
-  constexpr int kMisses = 20;
+/// `count` distinct write-behind misses at once through one Exchange over `backend`; `after_run`
+/// runs once every caller is answered, before ~Exchange waits for the writes. Returns the keys.
+std::vector<std::string> write_behind_misses(std::shared_ptr<cache::Backend> backend,
+                                             testing::ScriptedModel& model, int count,
+                                             const std::function<void()>& after_run) {
+  auto tiers = std::make_shared<cache::TieredCache>(std::move(backend), kMiB, false);
   std::vector<std::string> keys;
   {
     exchange::Exchange e(tiers, exchange::system_now_ms,
                          {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
     asio::io_context io;
-    for (int i = 0; i < kMisses; ++i) {
-      auto request = request_for("batched " + std::to_string(i));
+    for (int i = 0; i < count; ++i) {
+      auto request = request_for("write-behind " + std::to_string(i));
       request.write_behind = true;
       asio::co_spawn(io, e.run(model, std::move(request)),
                      [&](std::exception_ptr error, exchange::ExchangeResult r) {
@@ -592,10 +614,20 @@ TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnloc
                        keys.push_back(r.storage_key);
                      });
     }
-    io.run();  // every caller is answered while the first L2 write is still held at the gate
-    backend->gate.set_value();
+    io.run();
+    after_run();
   }  // ~Exchange waits for the write-behinds
-  ASSERT_EQ(keys.size(), static_cast<std::size_t>(kMisses));
+  EXPECT_EQ(keys.size(), static_cast<std::size_t>(count));
+  return keys;
+}
+
+TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnlock) {
+  auto backend = std::make_shared<BatchCountingBackend>();
+  testing::ScriptedModel model;
+  constexpr int kMisses = 20;
+  // Every caller is answered while the first L2 write is still held at the gate.
+  const auto keys =
+      write_behind_misses(backend, model, kMisses, [&] { backend->gate.set_value(); });
   EXPECT_EQ(model.calls(), kMisses);
   EXPECT_EQ(backend->items.load(), kMisses);
   // Whatever the first write took, the rest queued behind it and went in one more.
@@ -607,51 +639,11 @@ TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnloc
   }
 }
 
-/// A backend with a round trip per write (as Redis): puts take 20 ms on a timer.
-class RoundTripBackend final : public MemoryBackedBackend {
- public:
-  int in_flight = 0;  // the writer is one thread
-  int most_in_flight = 0;
-  std::atomic<int> unlocked_before_landing{0};
-
-  asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
-    most_in_flight = std::max(most_in_flight, ++in_flight);
-    asio::steady_timer round_trip(co_await asio::this_coro::executor, 20ms);
-    co_await round_trip.async_wait(asio::use_awaitable);
-    store.put_now(std::move(key), std::move(value), ttl);
-    --in_flight;
-  }
-  asio::awaitable<void> unlock(std::string k, std::string t) override {
-    const std::string storage_key = k.substr(std::string_view("llm-caching:lock:").size());
-    if (!store.get_now(storage_key)) ++unlocked_before_landing;
-    store.unlock_now(k, t);
-    co_return;
-  }
-};
-
 TEST(WriteBehind, WithoutBatchedWritesTheWritesOfABatchRunTogether) {
   auto backend = std::make_shared<RoundTripBackend>();
-  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
   testing::ScriptedModel model;
   model.set_delay(50ms);  // the ten answers arrive together, so they queue within one linger
-  constexpr int kMisses = 10;
-  std::vector<std::string> keys;
-  {
-    exchange::Exchange e(tiers, exchange::system_now_ms,
-                         {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
-    asio::io_context io;
-    for (int i = 0; i < kMisses; ++i) {
-      auto request = request_for("round trip " + std::to_string(i));
-      request.write_behind = true;
-      asio::co_spawn(io, e.run(model, std::move(request)),
-                     [&](std::exception_ptr error, exchange::ExchangeResult r) {
-                       ASSERT_FALSE(error);
-                       keys.push_back(r.storage_key);
-                     });
-    }
-    io.run();
-  }  // ~Exchange waits for the write-behinds
-  ASSERT_EQ(keys.size(), static_cast<std::size_t>(kMisses));
+  const auto keys = write_behind_misses(backend, model, 10, [] {});
   EXPECT_GT(backend->most_in_flight, 1);  // not one round trip after the other
   EXPECT_EQ(backend->unlocked_before_landing.load(), 0);
   for (const std::string& key : keys) EXPECT_NE(backend->store.get_now(key), std::nullopt);
