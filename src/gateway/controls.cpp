@@ -11,6 +11,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <vector>
 
 namespace llm_caching::gateway {
 
@@ -249,6 +250,44 @@ std::string caller_credential(Provider provider, const Headers& headers,
       return bearer();
   }
   return {};
+}
+
+std::string answer_shaping_headers(const Headers& headers) {
+  static constexpr std::array<std::string_view, 3> kNames = {"anthropic-beta", "anthropic-version",
+                                                             "openai-beta"};
+  static constexpr std::string_view kDefaultAnthropicVersion = "2023-06-01";
+  std::string out;
+  for (const std::string_view name : kNames) {
+    std::vector<std::string> values;
+    for (const auto& [header, value] : headers) {  // a header may repeat: all its values count
+      if (header != name) continue;
+      std::size_t start = 0;
+      while (start <= value.size()) {
+        std::size_t end = value.find(',', start);
+        if (end == std::string::npos) end = value.size();
+        std::string_view item = std::string_view(value).substr(start, end - start);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+          item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        if (!item.empty()) values.emplace_back(item);
+        start = end + 1;
+      }
+    }
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+    if (values.empty()) continue;
+    if (name == "anthropic-version" && values.size() == 1 &&
+        values[0] == kDefaultAnthropicVersion) {
+      continue;  // what the gateway sends when the caller sends none: the same answers
+    }
+    if (!out.empty()) out += ';';
+    out.append(name).append("=");
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) out += ',';
+      out += values[i];
+    }
+  }
+  return out;
 }
 
 std::string tenant_scope(std::string_view credential) {

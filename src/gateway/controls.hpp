@@ -83,6 +83,13 @@ std::string caller_credential(Provider provider, const Headers& headers,
 /// a caller without a key. One-way: the scope never reveals the key.
 std::string tenant_scope(std::string_view credential);
 
+/// Request headers that change the answer itself (beta features, API version) as key material:
+/// "" when the request has none (or only the default `anthropic-version`, which the gateway sends
+/// anyway), else "name=v1,v2;..." with the names in a fixed order and each list's values trimmed,
+/// sorted and deduplicated, so that the order a client lists its betas in does not matter.
+/// Headers: anthropic-beta, anthropic-version, openai-beta.
+std::string answer_shaping_headers(const Headers& headers);
+
 /// A JSON error body in the provider's own format (OpenAI {"error": {...}}, Anthropic
 /// {"type": "error", "error": {...}}, Gemini {"error": {"code", "message", "status"}}), with the
 /// error type each provider uses for that HTTP status.

@@ -35,6 +35,9 @@ HitMemo& HitMemo::for_this_thread() {
 bool has_default_controls(const Headers& headers) noexcept {
   for (const auto& [name, value] : headers) {
     if (name.starts_with("x-llm-") || name == "cache-control") return false;
+    // Key material beyond the body and the tenant (answer_shaping_headers): the full path.
+    if (name == "anthropic-beta" || name == "openai-beta") return false;
+    if (name == "anthropic-version" && value != "2023-06-01") return false;
   }
   return true;
 }

@@ -60,7 +60,9 @@ class HitMemo {
 };
 
 /// True when the request carries none of the headers that change how a hit is served or counted
-/// (x-llm-*, cache-control): only such requests are memoised or answered from the memo.
+/// (x-llm-*, cache-control) or which answer it gets (anthropic-beta, openai-beta, an
+/// anthropic-version other than the default): only such requests are memoised or answered from
+/// the memo, which keys on the target and body alone.
 bool has_default_controls(const Headers& headers) noexcept;
 
 }  // namespace llm_caching::gateway

@@ -395,6 +395,11 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   exchange_request.native = NativeRequest{provider, model_id, std::move(body), stream};
   exchange_request.namespace_ = controls.namespace_;
   exchange_request.scope = config_.share_across_keys ? std::string() : tenant_scope(credential);
+  // A beta feature or another API version may change the answer: never one for the other.
+  if (const std::string shaping = answer_shaping_headers(request.headers); !shaping.empty()) {
+    if (!exchange_request.scope.empty()) exchange_request.scope += ';';
+    exchange_request.scope += shaping;
+  }
   const std::string request_scope = exchange_request.scope;  // the request moves below
   exchange_request.mode = controls.mode;
   exchange_request.ttl = controls.ttl.value_or(config_.default_ttl);

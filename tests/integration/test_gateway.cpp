@@ -139,6 +139,27 @@ TEST_F(Gateway, GeminiRoutesBothModesTwice) {
   EXPECT_EQ(upstream_calls(fake), 2);
 }
 
+TEST_F(Gateway, BetaFeaturesAndApiVersionsNeverShareAnAnswer) {
+  const std::string body = anthropic_body("beta features");
+  auto ask = [&](std::vector<std::pair<std::string, std::string>> headers) {
+    headers.emplace_back("x-api-key", "sk-ant");
+    return send(post(url("/v1/messages"), body, headers)).header("x-llm-cache");
+  };
+  EXPECT_EQ(ask({}), "MISS");
+  EXPECT_EQ(ask({{"anthropic-beta", "output-128k-2025-02-19,prompt-caching-2024-07-31"}}), "MISS");
+  // The same betas in another order, one repeated: the same answer.
+  EXPECT_EQ(ask({{"Anthropic-Beta", "prompt-caching-2024-07-31, output-128k-2025-02-19"},
+                 {"anthropic-beta", "output-128k-2025-02-19"}}),
+            "HIT");
+  EXPECT_EQ(ask({{"anthropic-version", "2024-10-22"}}), "MISS");
+  // The default version is what the gateway sends when there is none.
+  EXPECT_EQ(ask({{"anthropic-version", "2023-06-01"}}), "HIT");
+  EXPECT_EQ(ask({}), "HIT");  // twice: the second from the per-thread memo
+  EXPECT_EQ(ask({}), "HIT");
+  EXPECT_EQ(ask({{"anthropic-beta", "output-128k-2025-02-19,prompt-caching-2024-07-31"}}), "HIT");
+  EXPECT_EQ(upstream_calls(fake), 3);
+}
+
 TEST_F(Gateway, OneKeyNeverGetsAnAnswerAnotherKeyPaidFor) {
   const std::string body = openai_body("tenant isolation");
   auto as = [&](const std::string& key) {

@@ -144,6 +144,19 @@ TEST(GatewayRoutes, OtherRoutesAndMisses) {
   EXPECT_EQ(match_route("POST", "/v1beta/nothing").provider, Provider::gemini);
 }
 
+TEST(GatewayKeyMaterial, HeadersThatShapeTheAnswerAreNormalised) {
+  EXPECT_EQ(answer_shaping_headers({}), "");
+  EXPECT_EQ(answer_shaping_headers({{"content-type", "application/json"}, {"x-api-key", "k"}}), "");
+  EXPECT_EQ(answer_shaping_headers({{"anthropic-version", "2023-06-01"}}), "");
+  EXPECT_EQ(answer_shaping_headers({{"anthropic-version", "2024-10-22"}}),
+            "anthropic-version=2024-10-22");
+  const std::string both = answer_shaping_headers({{"anthropic-beta", "b-2, a-1"},
+                                                   {"openai-beta", "assistants=v2"},
+                                                   {"anthropic-beta", "a-1,,c-3 "}});
+  EXPECT_EQ(both, "anthropic-beta=a-1,b-2,c-3;openai-beta=assistants=v2");
+  EXPECT_EQ(answer_shaping_headers({{"anthropic-beta", " , "}}), "");
+}
+
 TEST(GatewayCredentials, EachProviderReadsItsOwnHeader) {
   EXPECT_EQ(caller_credential(Provider::openai, {{"authorization", "Bearer sk-1"}}, ""), "sk-1");
   EXPECT_EQ(caller_credential(Provider::anthropic, {{"x-api-key", "ak"}}, ""), "ak");
