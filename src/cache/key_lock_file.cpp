@@ -1,5 +1,7 @@
 #include "cache/key_lock_file.hpp"
 
+#include "cache/fnv1a.hpp"
+
 #include "llm_caching/errors.hpp"
 
 #include <fcntl.h>
@@ -13,12 +15,7 @@
 namespace llm_caching::cache {
 
 std::uint64_t lock_byte_of(std::string_view key) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h & 0x3fffffffffffffffULL;  // a byte offset well inside off_t
+  return fnv1a64(key) & 0x3fffffffffffffffULL;  // a byte offset well inside off_t
 }
 
 KeyLockFile::KeyLockFile(std::filesystem::path path) : path_(std::move(path)) {
@@ -33,13 +30,22 @@ KeyLockFile::~KeyLockFile() {
   ::close(fd_);  // releases every lock this object still holds
 }
 
-bool KeyLockFile::set(std::uint64_t byte, short type) {
+namespace {
+
+struct flock one_byte(std::uint64_t byte, short type) {
   struct flock lock {};
   lock.l_type = type;
   lock.l_whence = SEEK_SET;
   lock.l_start = static_cast<off_t>(byte);
   lock.l_len = 1;
   lock.l_pid = 0;  // required for OFD locks
+  return lock;
+}
+
+}  // namespace
+
+bool KeyLockFile::set(std::uint64_t byte, short type) {
+  struct flock lock = one_byte(byte, type);
   if (::fcntl(fd_, F_OFD_SETLK, &lock) == 0) return true;
   if (errno == EAGAIN || errno == EACCES) return false;
   throw CacheError(fmt::format("cannot {} a lock in {}: {}", type == F_UNLCK ? "release" : "take",
@@ -83,12 +89,7 @@ bool KeyLockFile::is_locked(std::string_view key, std::int64_t now_ms) {
   if (auto found = held_.find(std::string(key)); found != held_.end()) {
     return found->second.expires_at_ms > now_ms;
   }
-  struct flock probe {};
-  probe.l_type = F_WRLCK;
-  probe.l_whence = SEEK_SET;
-  probe.l_start = static_cast<off_t>(lock_byte_of(key));
-  probe.l_len = 1;
-  probe.l_pid = 0;
+  struct flock probe = one_byte(lock_byte_of(key), F_WRLCK);
   if (::fcntl(fd_, F_OFD_GETLK, &probe) != 0) {
     throw CacheError(
         fmt::format("cannot test a lock in {}: {}", path_.string(), std::strerror(errno)));

@@ -1,5 +1,7 @@
 #include "cache/sqlite_backend.hpp"
 
+#include "cache/fnv1a.hpp"
+
 #include "llm_caching/errors.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -61,12 +63,7 @@ INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0);
 }  // namespace
 
 std::int64_t sqlite_entry_id(std::string_view key) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return static_cast<std::int64_t>(h & 0x7fffffffffffffffULL);
+  return static_cast<std::int64_t>(fnv1a64(key) & 0x7fffffffffffffffULL);
 }
 
 namespace {
@@ -462,15 +459,20 @@ auto SqliteBackend::guarded(Op&& op) {
   }
 }
 
+template <class Op>
+auto SqliteBackend::counting_errors(Op&& op) {
+  try {
+    return op();
+  } catch (...) {
+    ++unguarded_.errors;
+    throw;
+  }
+}
+
 std::optional<std::string> SqliteBackend::get_now(std::string_view key) {
   const std::int64_t now = now_ms_();
   std::lock_guard lock(read_mutex_);
-  try {
-    return read_entry(*reader_, key, now);
-  } catch (...) {
-    ++reads_.errors;
-    throw;
-  }
+  return counting_errors([&] { return read_entry(*reader_, key, now); });
 }
 
 /// Under read_mutex_.
@@ -484,7 +486,7 @@ std::optional<std::string> SqliteBackend::read_entry(Connection& db, std::string
     if (db.step(db.select_entry, "reading an entry") && stored_key_is(db.select_entry, 3, key)) {
       const std::int64_t expires_at = sqlite3_column_int64(db.select_entry, 1);
       if (expires_at != 0 && now >= expires_at) {
-        ++reads_.expired;  // left for prune or eviction: reads stay read-only
+        ++unguarded_.expired;  // left for prune or eviction: reads stay read-only
       } else {
         const auto* data = static_cast<const char*>(sqlite3_column_blob(db.select_entry, 0));
         const int size = sqlite3_column_bytes(db.select_entry, 0);
@@ -494,10 +496,10 @@ std::optional<std::string> SqliteBackend::read_entry(Connection& db, std::string
     }
   }
   if (!value) {
-    ++reads_.misses;
+    ++unguarded_.misses;
     return value;
   }
-  ++reads_.hits;
+  ++unguarded_.hits;
   if (now - last_access >= kLastAccessGranularityMs) {
     StatementUse use(db.touch_entry);
     db.bind_text(db.touch_entry, 1, key);
@@ -628,32 +630,20 @@ std::uint64_t SqliteBackend::prune_now() {
 
 bool SqliteBackend::try_lock_now(std::string_view lock_key, std::string_view token,
                                  std::chrono::milliseconds ttl) {
-  try {
-    return locks_->try_lock(lock_key, token, ttl, now_ms_());
-  } catch (...) {
-    std::lock_guard lock(mutex_);
-    ++counters_.errors;
-    throw;
-  }
+  return counting_errors([&] { return locks_->try_lock(lock_key, token, ttl, now_ms_()); });
 }
 
 void SqliteBackend::unlock_now(std::string_view lock_key, std::string_view token) {
-  try {
-    locks_->unlock(lock_key, token);
-  } catch (...) {
-    std::lock_guard lock(mutex_);
-    ++counters_.errors;
-    throw;
-  }
+  counting_errors([&] { locks_->unlock(lock_key, token); });
 }
 
 BackendStats SqliteBackend::stats_now() {
   return guarded([&](Connection& db) {
     BackendStats stats = counters_;
-    stats.hits += reads_.hits;
-    stats.misses += reads_.misses;
-    stats.expired += reads_.expired;
-    stats.errors += reads_.errors;
+    stats.hits += unguarded_.hits;
+    stats.misses += unguarded_.misses;
+    stats.expired += unguarded_.expired;
+    stats.errors += unguarded_.errors;
     std::tie(stats.bytes, stats.entries) = db.totals();
     return stats;
   });

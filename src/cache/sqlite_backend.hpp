@@ -80,6 +80,9 @@ class SqliteBackend final : public Backend {
   /// Runs `op` under the connection mutex; counts and rethrows failures.
   template <class Op>
   auto guarded(Op&& op);
+  /// Runs `op`; counts a failure in unguarded_ and rethrows it.
+  template <class Op>
+  auto counting_errors(Op&& op);
   void evict_if_over_bound(std::int64_t now);
   std::optional<std::string> read_entry(Connection& db, std::string_view key, std::int64_t now);
   /// Under the lock: one upsert, in the caller's transaction if there is one.
@@ -93,13 +96,14 @@ class SqliteBackend final : public Backend {
   std::unique_ptr<Connection> db_;              // writes; guarded by mutex_
   std::mutex read_mutex_;
   std::unique_ptr<Connection> reader_;  // reads (get); guarded by read_mutex_
-  struct ReadCounters {
+  /// Counted outside mutex_: by reads (on reader_) and by the lock file.
+  struct UnguardedCounters {
     std::atomic<std::uint64_t> hits{0};
     std::atomic<std::uint64_t> misses{0};
     std::atomic<std::uint64_t> expired{0};
     std::atomic<std::uint64_t> errors{0};
   };
-  ReadCounters reads_;
+  UnguardedCounters unguarded_;
   std::unique_ptr<KeyLockFile> locks_;  // has its own mutex
   BackendStats counters_;               // guarded by mutex_
 };

@@ -2,6 +2,7 @@
 // The Beast work happens in http_connection.cpp.
 #include "providers/http_client.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
@@ -44,18 +45,13 @@ std::string_view to_string(TransportError::Kind kind) noexcept {
 
 namespace {
 
+using boost::beast::iequals;
+
 std::string lowercase(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {

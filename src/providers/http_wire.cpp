@@ -3,23 +3,19 @@
 #include "llm_caching/errors.hpp"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 #include <cctype>
 
 namespace llm_caching::providers {
 
 namespace {
 
+using boost::beast::iequals;
+
 bool is_token_char(unsigned char c) noexcept {
   if (std::isalnum(c)) return true;
   constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
   return kSymbols.find(static_cast<char>(c)) != std::string_view::npos;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 /// Headers whose job is framing the message: written by the functions below only.

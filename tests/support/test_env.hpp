@@ -2,6 +2,8 @@
 // TLS certificates made with the openssl CLI, and running an awaitable to completion.
 #pragma once
 
+#include "cache/run_blocking.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -89,29 +91,11 @@ inline void run_sync(boost::asio::io_context& io, boost::asio::awaitable<void> t
 }
 
 /// Runs `task` on `io` until `io` has no work left, the task's and whatever it started (unlike
-/// run_sync, which stops at the task's end). `io` is restarted first, so one io_context serves
-/// call after call, as a long-lived caller's does; returning at all shows that nothing the task
-/// left behind (an idle connection, a timer) keeps `io` busy.
+/// run_sync, which stops at the task's end); returning at all shows that nothing the task left
+/// behind (an idle connection, a timer) keeps `io` busy. (cache::run_blocking on `io`.)
 template <class T>
 T run_to_completion(boost::asio::io_context& io, boost::asio::awaitable<T> task) {
-  io.restart();
-  std::exception_ptr failure;
-  std::optional<T> result;
-  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr error, T value) {
-    failure = error;
-    if (!error) result.emplace(std::move(value));
-  });
-  io.run();
-  if (failure) std::rethrow_exception(failure);
-  return std::move(*result);
-}
-
-inline void run_to_completion(boost::asio::io_context& io, boost::asio::awaitable<void> task) {
-  io.restart();
-  std::exception_ptr failure;
-  boost::asio::co_spawn(io, std::move(task), [&](std::exception_ptr error) { failure = error; });
-  io.run();
-  if (failure) std::rethrow_exception(failure);
+  return llm_caching::cache::run_blocking(io, std::move(task));
 }
 
 }  // namespace llmc_test
