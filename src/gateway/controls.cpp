@@ -1,5 +1,7 @@
 #include "gateway/controls.hpp"
 
+#include "providers/codec.hpp"
+
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <boost/json/object.hpp>
@@ -255,7 +257,6 @@ std::string caller_credential(Provider provider, const Headers& headers,
 std::string answer_shaping_headers(const Headers& headers) {
   static constexpr std::array<std::string_view, 3> kNames = {"anthropic-beta", "anthropic-version",
                                                              "openai-beta"};
-  static constexpr std::string_view kDefaultAnthropicVersion = "2023-06-01";
   std::string out;
   for (const std::string_view name : kNames) {
     std::vector<std::string> values;
@@ -277,7 +278,7 @@ std::string answer_shaping_headers(const Headers& headers) {
     values.erase(std::unique(values.begin(), values.end()), values.end());
     if (values.empty()) continue;
     if (name == "anthropic-version" && values.size() == 1 &&
-        values[0] == kDefaultAnthropicVersion) {
+        values[0] == providers::kAnthropicVersion) {
       continue;  // what the gateway sends when the caller sends none: the same answers
     }
     if (!out.empty()) out += ';';

@@ -1,5 +1,7 @@
 #include "gateway/hit_memo.hpp"
 
+#include "gateway/controls.hpp"
+
 #include <functional>
 
 namespace llm_caching::gateway {
@@ -32,14 +34,13 @@ HitMemo& HitMemo::for_this_thread() {
   return memo;
 }
 
-bool has_default_controls(const Headers& headers) noexcept {
-  for (const auto& [name, value] : headers) {
+bool has_default_controls(const Headers& headers) {
+  for (const auto& header : headers) {
+    const std::string& name = header.first;
     if (name.starts_with("x-llm-") || name == "cache-control") return false;
-    // Key material beyond the body and the tenant (answer_shaping_headers): the full path.
-    if (name == "anthropic-beta" || name == "openai-beta") return false;
-    if (name == "anthropic-version" && value != "2023-06-01") return false;
   }
-  return true;
+  // Key material beyond the body and the tenant: the full path derives the key with it.
+  return answer_shaping_headers(headers).empty();
 }
 
 std::shared_ptr<const PreparedResponse> prepare_response(OutgoingResponse response) {

@@ -63,6 +63,6 @@ class HitMemo {
 /// (x-llm-*, cache-control) or which answer it gets (anthropic-beta, openai-beta, an
 /// anthropic-version other than the default): only such requests are memoised or answered from
 /// the memo, which keys on the target and body alone.
-bool has_default_controls(const Headers& headers) noexcept;
+bool has_default_controls(const Headers& headers);
 
 }  // namespace llm_caching::gateway

@@ -124,7 +124,7 @@ Headers upstream_headers(const Upstream& upstream, const Headers& caller,
     }
   }
   if (upstream.provider == Provider::anthropic && !has_anthropic_version) {
-    out.emplace_back("anthropic-version", "2023-06-01");
+    out.emplace_back("anthropic-version", std::string(providers::kAnthropicVersion));
   }
   out.emplace_back("content-type", "application/json");
   return out;

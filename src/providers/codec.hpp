@@ -55,6 +55,9 @@ boost::json::object build_request(Provider provider, const ChatRequest& request)
 /// "models/" removed). The model is only used for Gemini.
 std::string request_path(Provider provider, std::string_view model, bool stream);
 
+/// The `anthropic-version` sent when the caller names none (library and gateway alike).
+inline constexpr std::string_view kAnthropicVersion = "2023-06-01";
+
 struct ChatResponse {
   /// The answer's text. For structured output: the JSON text of the output (for Anthropic the
   /// serialised input of the forced tool call).

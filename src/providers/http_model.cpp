@@ -154,7 +154,7 @@ std::vector<std::pair<std::string, std::string>> auth_headers(const ProviderEndp
       break;
     case Provider::anthropic:
       if (!endpoint.api_key.empty()) h.emplace_back("x-api-key", endpoint.api_key);
-      h.emplace_back("anthropic-version", "2023-06-01");
+      h.emplace_back("anthropic-version", std::string(kAnthropicVersion));
       break;
     case Provider::gemini:
       if (!endpoint.api_key.empty()) h.emplace_back("x-goog-api-key", endpoint.api_key);
