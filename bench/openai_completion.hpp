@@ -18,11 +18,10 @@ inline std::string openai_completion(std::string_view model, std::string_view co
       {"object", "chat.completion"},
       {"created", 1764000000},
       {"model", model},
-      {"choices",
-       boost::json::array{boost::json::object{
-           {"index", 0},
-           {"message", boost::json::object{{"role", "assistant"}, {"content", content}}},
-           {"finish_reason", "stop"}}}},
+      {"choices", boost::json::array{boost::json::object{
+                      {"index", 0},
+                      {"message", boost::json::object{{"role", "assistant"}, {"content", content}}},
+                      {"finish_reason", "stop"}}}},
       {"usage", boost::json::object{{"prompt_tokens", prompt_tokens},
                                     {"completion_tokens", completion_tokens}}}};
   return boost::json::serialize(response);

@@ -84,31 +84,31 @@ json::object usage_object(const Usage& u) {
           {"requests", u.requests}};
 }
 
+// The fields every format version writes about an entry, under version `v`.
+json::object entry_fields(const CacheEntry& e, int v) {
+  return {{"v", v},
+          {"provider", e.provider},
+          {"model", e.model},
+          {"created_at_ms", e.created_at_ms},
+          {"ttl_ms", e.ttl_ms},
+          {"usage", usage_object(e.usage)},
+          {"cost_nano_usd", e.cost_nano_usd}};
+}
+
 // A version-1 payload, as entries stored before v2 hold it: one object, bodies as JSON strings.
 json::object payload_object(const CacheEntry& e) {
-  json::object o{{"v", 1},
-                 {"provider", e.provider},
-                 {"model", e.model},
-                 {"created_at_ms", e.created_at_ms},
-                 {"ttl_ms", e.ttl_ms},
-                 {"usage", usage_object(e.usage)},
-                 {"cost_nano_usd", e.cost_nano_usd},
-                 {"response", e.response}};
+  json::object o = entry_fields(e, 1);
+  o["response"] = e.response;
   if (!e.stream.empty()) o["stream"] = e.stream;
   return o;
 }
 
 // The v2 meta object of an entry (what encode_entry writes before the bodies).
 json::object meta_object(const CacheEntry& e) {
-  return {{"v", 2},
-          {"provider", e.provider},
-          {"model", e.model},
-          {"created_at_ms", e.created_at_ms},
-          {"ttl_ms", e.ttl_ms},
-          {"usage", usage_object(e.usage)},
-          {"cost_nano_usd", e.cost_nano_usd},
-          {"response_bytes", static_cast<std::int64_t>(e.response.size())},
-          {"stream_bytes", static_cast<std::int64_t>(e.stream.size())}};
+  json::object o = entry_fields(e, 2);
+  o["response_bytes"] = static_cast<std::int64_t>(e.response.size());
+  o["stream_bytes"] = static_cast<std::int64_t>(e.stream.size());
+  return o;
 }
 
 // A v2 payload from a meta object and the bodies that follow it.
