@@ -2,6 +2,9 @@
 // replay, tenant isolation and the per-request header controls, driven by curl and raw HTTP.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "integration/gateway_harness.hpp"
 #include "providers/codec.hpp"
 
@@ -230,15 +233,23 @@ TEST_F(Gateway, NamespaceSeparatesEntriesAndTtlIsStored) {
   EXPECT_EQ(upstream_calls(fake), 2);
 
   // The entry's lifetime is the header's: read it back with the CLI from the same cache file.
+  // The write-behind lands it a few milliseconds after the answer, so another process polls.
   const std::string command = std::string(kCliPath) + " --cache-url " +
                               quoted(gateway.cache_url()) + " cache get " +
                               quoted(in_ns.header("x-llm-cache-key"));
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
   std::string output;
-  char buffer[4096];
-  while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  ASSERT_EQ(pclose(pipe), 0) << output;
+  int status = -1;
+  for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       status != 0 && std::chrono::steady_clock::now() < deadline;) {
+    if (status != -1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    FILE* pipe = popen(command.c_str(), "r");
+    ASSERT_NE(pipe, nullptr);
+    output.clear();
+    char buffer[4096];
+    while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+    status = pclose(pipe);
+  }
+  ASSERT_EQ(status, 0) << output;
   const json::object entry = json::parse(output).as_object();
   auto seconds = [](const json::value& iso) {
     std::tm tm{};
