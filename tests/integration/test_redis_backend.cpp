@@ -214,7 +214,8 @@ TEST(RedisLanes, ALateReplyOnALaneIsACacheErrorAndTheLaneRecovers) {
   boost::asio::io_context io;
   for (int i = 0; i < 20; ++i)
     run_to_completion(io, backend.put("llm-caching:v1:late:k", "v", 0ms));
-  ASSERT_EQ(our_connections(server), 5);  // a pool of 4, and the lane the GET below goes over
+  // A pool of 4 (it fills in the background), and the lane the GET below goes over.
+  wait_until([&] { return our_connections(server) == 5; }, "a pool of 4 and the lane");
   server.cli({"CLIENT", "PAUSE", "1500", "ALL"});  // the server holds every reply back
   try {
     run_to_completion(io, backend.get("llm-caching:v1:late:k"));
@@ -233,7 +234,8 @@ TEST(RedisLanes, TheClientOrTheIoContextMayGoFirst) {
     auto backend = std::make_unique<RedisBackend>(redis_options(server.url()));
     for (int i = 0; i < 20; ++i)
       run_to_completion(*io, backend->put("llm-caching:v1:gone:k", "v", 0ms));
-    ASSERT_EQ(our_connections(server), 5);  // a pool of 4 and the lane
+    // A pool of 4 and the lane; the pool fills, and the lane connects, in the background.
+    wait_until([&] { return our_connections(server) == 5; }, "a pool of 4 and the lane");
     backend.reset();
     io->restart();
     io->run();
