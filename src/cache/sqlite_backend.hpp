@@ -13,11 +13,12 @@
 
 namespace llm_caching::cache {
 
-/// Schema version this build writes and reads (meta table row 'schema_version').
-inline constexpr std::int64_t kSqliteSchemaVersion = 2;
+/// Schema version this build writes and reads (meta table row 'schema_version'). A file of
+/// schema 2 is upgraded when opened; older ones are refused.
+inline constexpr std::int64_t kSqliteSchemaVersion = 3;
 
-/// The row id an entry is stored under: FNV-1a 64 of its key, kept positive. The key itself is
-/// stored and compared too, so a collision is a miss, never another key's entry.
+/// The id an entry is found by (an indexed column): FNV-1a 64 of its key, kept positive. The key
+/// itself is stored and compared too, so a collision is a miss, never another key's entry.
 std::int64_t sqlite_entry_id(std::string_view key) noexcept;
 
 /// Reads refresh an entry's last_access (its LRU position) at most this often, so that most hits

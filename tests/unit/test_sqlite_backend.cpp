@@ -460,8 +460,86 @@ TEST_F(SqliteBackendTest, OlderSchemaIsRefusedWithAHint) {
 
 TEST_F(SqliteBackendTest, NewerSchemaIsRefused) {
   { SqliteBackend backend(options()); }
-  raw_sql("UPDATE meta SET value = 3 WHERE name = 'schema_version'");
-  EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("schema version 3")));
+  raw_sql("UPDATE meta SET value = 4 WHERE name = 'schema_version'");
+  EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("schema version 4")));
+}
+
+/// A cache file as schema 2 wrote it (rows stored under their id, a key index), holding `keys`
+/// with the values "answer <key>" and last_access = 1000 + their position.
+void write_schema_2_file(const fs::path& path, const std::vector<std::string>& keys) {
+  std::string sql = R"sql(
+CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE entries(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL,
+  expires_at INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL, last_access INTEGER NOT NULL);
+CREATE INDEX entries_by_last_access ON entries(last_access);
+CREATE INDEX entries_by_expiry ON entries(expires_at) WHERE expires_at > 0;
+CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
+  UPDATE meta SET value = value + NEW.size WHERE name = 'total_bytes';
+  UPDATE meta SET value = value + 1 WHERE name = 'entry_count';
+END;
+CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
+  UPDATE meta SET value = value - OLD.size WHERE name = 'total_bytes';
+  UPDATE meta SET value = value - 1 WHERE name = 'entry_count';
+END;
+CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
+  UPDATE meta SET value = value + NEW.size - OLD.size WHERE name = 'total_bytes';
+END;
+INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0), ('schema_version', 2);
+)sql";
+  // Inserted newest first, so that the rowid order of the copy can only come from last_access.
+  for (std::size_t i = keys.size(); i-- > 0;) {
+    const std::string value = "answer " + keys[i];
+    sql += "INSERT INTO entries(id, key, value, size, last_access) VALUES (" +
+           std::to_string(sqlite_entry_id(keys[i])) + ", '" + keys[i] + "', '" + value + "', " +
+           std::to_string(keys[i].size() + value.size()) + ", " + std::to_string(1000 + i) + ");";
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteBackendTest, ASchema2FileIsUpgradedInPlaceKeepingEveryEntryAndTheLruOrder) {
+  const std::vector<std::string> keys = {"llm-caching:v1:a:oldest", "llm-caching:v1:a:middle",
+                                         "llm-caching:v1:b:newest"};
+  write_schema_2_file(path_, keys);
+  std::uint64_t bytes = 0;
+  for (const std::string& key : keys) bytes += key.size() + std::string("answer " + key).size();
+
+  FakeClock clock;
+  SqliteBackend backend(options(), clock.fn());
+  for (const std::string& key : keys) EXPECT_EQ(backend.get_now(key), "answer " + key);
+  BackendStats stats = backend.stats_now();
+  EXPECT_EQ(stats.entries, 3u);
+  EXPECT_EQ(stats.bytes, bytes);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(
+      db,
+      "SELECT (SELECT value FROM meta WHERE name = 'schema_version'), "
+      "(SELECT group_concat(key, ' ') FROM (SELECT key FROM entries ORDER BY rowid)), "
+      "(SELECT count(*) FROM sqlite_schema WHERE name = 'entries_v2')",
+      -1, &stmt, nullptr);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(stmt, 0), kSqliteSchemaVersion);
+  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)),
+            keys[0] + " " + keys[1] + " " + keys[2]);  // rows in last-access order
+  EXPECT_EQ(sqlite3_column_int64(stmt, 2), 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+
+  // The upgraded file works as a new one: replace, erase, clear by prefix, keep the totals.
+  backend.put_now(keys[1], "replaced", milliseconds(0));
+  EXPECT_EQ(backend.get_now(keys[1]), "replaced");
+  EXPECT_TRUE(backend.erase_now(keys[0]));
+  EXPECT_EQ(backend.clear_now("llm-caching:v1:b:"), 1u);
+  stats = backend.stats_now();
+  EXPECT_EQ(stats.entries, 1u);
+  EXPECT_EQ(stats.bytes, keys[1].size() + std::string("replaced").size());
 }
 
 TEST_F(SqliteBackendTest, RelativePathIsRefused) {
