@@ -66,9 +66,10 @@ CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
 END;
 )sql";
 
-// Schema 2 -> 3, in the opening connection's transaction: the rows move to a table of schema 3
-// in last-access order (so the rowid order starts out as the LRU order), and the totals are
-// counted again (the copy runs before the new triggers see it).
+// Schema 2 -> 3, in the opening connection's transaction: the old table is renamed, the rows
+// move to a table of schema 3 a chunk at a time, each chunk deleted from the old table as it
+// lands (so the pages it frees hold the next chunks and the file does not double), and the
+// totals are counted again (the new triggers saw the copies but not the old rows).
 constexpr const char* kMigrateFrom2 = R"sql(
 DROP TRIGGER entries_insert;
 DROP TRIGGER entries_delete;
@@ -77,9 +78,12 @@ DROP INDEX entries_by_last_access;
 DROP INDEX entries_by_expiry;
 ALTER TABLE entries RENAME TO entries_v2;
 )sql";
-constexpr const char* kMigrateFrom2Copy = R"sql(
+constexpr const char* kMigrateFrom2Chunk = R"sql(
 INSERT INTO entries(id, key, value, expires_at, size, last_access)
-  SELECT id, key, value, expires_at, size, last_access FROM entries_v2 ORDER BY last_access;
+  SELECT id, key, value, expires_at, size, last_access FROM entries_v2 ORDER BY id LIMIT 4096;
+DELETE FROM entries_v2 WHERE id <= (SELECT max(id) FROM entries);
+)sql";
+constexpr const char* kMigrateFrom2Finish = R"sql(
 DROP TABLE entries_v2;
 UPDATE meta SET value = (SELECT coalesce(sum(size), 0) FROM entries) WHERE name = 'total_bytes';
 UPDATE meta SET value = (SELECT count(*) FROM entries) WHERE name = 'entry_count';
@@ -268,6 +272,8 @@ struct SqliteBackend::Connection {
   sqlite3_stmt* commit = nullptr;
   sqlite3_stmt* rollback = nullptr;
 
+  bool upgraded = false;  // ensure_schema upgraded the file from schema 2
+
   explicit Connection(fs::path file) : path(std::move(file)) {}
   ~Connection() {
     for (sqlite3_stmt* stmt : {select_entry, touch_entry, upsert_entry, delete_entry, delete_row,
@@ -349,6 +355,8 @@ struct SqliteBackend::Connection {
   void open(std::chrono::milliseconds busy_timeout, std::uint64_t mmap_bytes);
   void enable_wal(std::chrono::milliseconds busy_timeout);
   void ensure_schema();
+  /// Under ensure_schema's transaction; sets `upgraded`.
+  void upgrade_from_schema_2();
   void prepare_statements();
   std::pair<std::uint64_t, std::uint64_t> totals();  // bytes, entries
 };
@@ -387,6 +395,21 @@ void SqliteBackend::Connection::enable_wal(std::chrono::milliseconds busy_timeou
   }
 }
 
+void SqliteBackend::Connection::upgrade_from_schema_2() {
+  const std::int64_t entries = query_int("SELECT count(*) FROM entries");
+  spdlog::info(
+      "SQLite cache {}: upgrading {} entries from schema 2 to 3 (once; a large file takes "
+      "a minute or more)",
+      path.string(), entries);
+  exec(kMigrateFrom2, "upgrading the cache from schema 2");
+  exec(kEntriesSchema, "upgrading the cache from schema 2");
+  while (query_int("SELECT EXISTS (SELECT 1 FROM entries_v2)") != 0) {
+    exec(kMigrateFrom2Chunk, "upgrading the cache from schema 2");
+  }
+  exec(kMigrateFrom2Finish, "upgrading the cache from schema 2");
+  upgraded = true;
+}
+
 void SqliteBackend::Connection::ensure_schema() {
   exec("BEGIN IMMEDIATE", "BEGIN IMMEDIATE");
   try {
@@ -406,10 +429,7 @@ void SqliteBackend::Connection::ensure_schema() {
       std::int64_t version =
           query_int("SELECT coalesce(max(value), 0) FROM meta WHERE name='schema_version'");
       if (version == 2) {
-        // The entries table is dropped after the copy, so a failure rolls back whole.
-        exec(kMigrateFrom2, "upgrading the cache from schema 2");
-        exec(kEntriesSchema, "upgrading the cache from schema 2");
-        exec(kMigrateFrom2Copy, "upgrading the cache from schema 2");
+        upgrade_from_schema_2();
         version = kSqliteSchemaVersion;
       }
       if (version != kSqliteSchemaVersion) {
@@ -422,6 +442,10 @@ void SqliteBackend::Connection::ensure_schema() {
       }
     }
     exec("COMMIT", "COMMIT");
+    if (upgraded) {
+      // The upgrade wrote the whole table into the WAL: give that disk back now, not at exit.
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    }
   } catch (...) {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;

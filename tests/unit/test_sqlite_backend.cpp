@@ -468,6 +468,7 @@ TEST_F(SqliteBackendTest, NewerSchemaIsRefused) {
 /// with the values "answer <key>" and last_access = 1000 + their position.
 void write_schema_2_file(const fs::path& path, const std::vector<std::string>& keys) {
   std::string sql = R"sql(
+BEGIN;
 CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE entries(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL,
   expires_at INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL, last_access INTEGER NOT NULL);
@@ -493,6 +494,7 @@ INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0), ('s
            std::to_string(sqlite_entry_id(keys[i])) + ", '" + keys[i] + "', '" + value + "', " +
            std::to_string(keys[i].size() + value.size()) + ", " + std::to_string(1000 + i) + ");";
   }
+  sql += "COMMIT;";
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   char* error = nullptr;
@@ -502,33 +504,31 @@ INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0), ('s
   sqlite3_close(db);
 }
 
-TEST_F(SqliteBackendTest, ASchema2FileIsUpgradedInPlaceKeepingEveryEntryAndTheLruOrder) {
+std::uint64_t stored_size(const std::string& key) {
+  return key.size() + std::string("answer " + key).size();
+}
+
+TEST_F(SqliteBackendTest, ASchema2FileIsUpgradedInPlaceKeepingEveryEntry) {
   const std::vector<std::string> keys = {"llm-caching:v1:a:oldest", "llm-caching:v1:a:middle",
                                          "llm-caching:v1:b:newest"};
   write_schema_2_file(path_, keys);
-  std::uint64_t bytes = 0;
-  for (const std::string& key : keys) bytes += key.size() + std::string("answer " + key).size();
 
   FakeClock clock;
   SqliteBackend backend(options(), clock.fn());
   for (const std::string& key : keys) EXPECT_EQ(backend.get_now(key), "answer " + key);
   BackendStats stats = backend.stats_now();
   EXPECT_EQ(stats.entries, 3u);
-  EXPECT_EQ(stats.bytes, bytes);
+  EXPECT_EQ(stats.bytes, stored_size(keys[0]) + stored_size(keys[1]) + stored_size(keys[2]));
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(
-      db,
-      "SELECT (SELECT value FROM meta WHERE name = 'schema_version'), "
-      "(SELECT group_concat(key, ' ') FROM (SELECT key FROM entries ORDER BY rowid)), "
-      "(SELECT count(*) FROM sqlite_schema WHERE name = 'entries_v2')",
-      -1, &stmt, nullptr);
+  sqlite3_prepare_v2(db,
+                     "SELECT (SELECT value FROM meta WHERE name = 'schema_version'), "
+                     "(SELECT count(*) FROM sqlite_schema WHERE name = 'entries_v2')",
+                     -1, &stmt, nullptr);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int64(stmt, 0), kSqliteSchemaVersion);
-  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)),
-            keys[0] + " " + keys[1] + " " + keys[2]);  // rows in last-access order
-  EXPECT_EQ(sqlite3_column_int64(stmt, 2), 0);
+  EXPECT_EQ(sqlite3_column_int64(stmt, 1), 0);
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 
@@ -540,6 +540,39 @@ TEST_F(SqliteBackendTest, ASchema2FileIsUpgradedInPlaceKeepingEveryEntryAndTheLr
   stats = backend.stats_now();
   EXPECT_EQ(stats.entries, 1u);
   EXPECT_EQ(stats.bytes, keys[1].size() + std::string("replaced").size());
+}
+
+TEST_F(SqliteBackendTest, AnUpgradedFileEvictsByTheAccessTimesSchema2Recorded) {
+  const std::vector<std::string> keys = {"llm-caching:v1:a:oldest", "llm-caching:v1:a:middle",
+                                         "llm-caching:v1:b:newest"};
+  write_schema_2_file(path_, keys);
+  const std::uint64_t three = stored_size(keys[0]) + stored_size(keys[1]) + stored_size(keys[2]);
+  FakeClock clock;
+  // Room for the three and not for a fourth: storing one evicts down to 90% of the bound,
+  // least recently accessed first (the fourth is the most recent).
+  SqliteBackend backend(options(three + 10), clock.fn());
+  const std::string fourth = "llm-caching:v1:b:fourth";
+  backend.put_now(fourth, "answer " + fourth, milliseconds(0));
+  EXPECT_EQ(backend.get_now(keys[0]), std::nullopt);
+  EXPECT_EQ(backend.get_now(keys[1]), std::nullopt);
+  EXPECT_EQ(backend.get_now(keys[2]), "answer " + keys[2]);
+  EXPECT_EQ(backend.get_now(fourth), "answer " + fourth);
+  EXPECT_EQ(backend.stats_now().evictions, 2u);
+}
+
+TEST_F(SqliteBackendTest, ALargeSchema2FileIsUpgradedAChunkAtATime) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 10'000; ++i) keys.push_back("llm-caching:v1:bulk:" + std::to_string(i));
+  write_schema_2_file(path_, keys);
+  SqliteBackend backend(options());
+  const BackendStats stats = backend.stats_now();
+  EXPECT_EQ(stats.entries, keys.size());
+  std::uint64_t bytes = 0;
+  for (const std::string& key : keys) bytes += stored_size(key);
+  EXPECT_EQ(stats.bytes, bytes);
+  for (const std::string& key : {keys.front(), keys[4095], keys[4096], keys.back()}) {
+    EXPECT_EQ(backend.get_now(key), "answer " + key);
+  }
 }
 
 TEST_F(SqliteBackendTest, RelativePathIsRefused) {
