@@ -272,8 +272,6 @@ struct SqliteBackend::Connection {
   sqlite3_stmt* commit = nullptr;
   sqlite3_stmt* rollback = nullptr;
 
-  bool upgraded = false;  // ensure_schema upgraded the file from schema 2
-
   explicit Connection(fs::path file) : path(std::move(file)) {}
   ~Connection() {
     for (sqlite3_stmt* stmt : {select_entry, touch_entry, upsert_entry, delete_entry, delete_row,
@@ -355,7 +353,7 @@ struct SqliteBackend::Connection {
   void open(std::chrono::milliseconds busy_timeout, std::uint64_t mmap_bytes);
   void enable_wal(std::chrono::milliseconds busy_timeout);
   void ensure_schema();
-  /// Under ensure_schema's transaction; sets `upgraded`.
+  /// Under ensure_schema's transaction.
   void upgrade_from_schema_2();
   void prepare_statements();
   std::pair<std::uint64_t, std::uint64_t> totals();  // bytes, entries
@@ -407,11 +405,11 @@ void SqliteBackend::Connection::upgrade_from_schema_2() {
     exec(kMigrateFrom2Chunk, "upgrading the cache from schema 2");
   }
   exec(kMigrateFrom2Finish, "upgrading the cache from schema 2");
-  upgraded = true;
 }
 
 void SqliteBackend::Connection::ensure_schema() {
   exec("BEGIN IMMEDIATE", "BEGIN IMMEDIATE");
+  bool upgraded = false;
   try {
     if (query_int("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='meta'") == 0) {
       if (query_int("SELECT count(*) FROM sqlite_schema") != 0) {
@@ -430,7 +428,8 @@ void SqliteBackend::Connection::ensure_schema() {
           query_int("SELECT coalesce(max(value), 0) FROM meta WHERE name='schema_version'");
       if (version == 2) {
         upgrade_from_schema_2();
-        version = kSqliteSchemaVersion;
+        version = 3;
+        upgraded = true;
       }
       if (version != kSqliteSchemaVersion) {
         throw CacheError(fmt::format(

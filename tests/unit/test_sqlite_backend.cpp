@@ -57,6 +57,40 @@ class SqliteBackendTest : public ::testing::Test {
     sqlite3_free(error);
     sqlite3_close(db);
   }
+  /// A cache file as schema 2 wrote it (rows stored under their id, a key index), holding `keys`
+  /// with the values "answer <key>" and last_access = 1000 + their position.
+  void write_schema_2_file(const std::vector<std::string>& keys) const {
+    std::string sql = R"sql(
+BEGIN;
+CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE entries(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL,
+  expires_at INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL, last_access INTEGER NOT NULL);
+CREATE INDEX entries_by_last_access ON entries(last_access);
+CREATE INDEX entries_by_expiry ON entries(expires_at) WHERE expires_at > 0;
+CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
+  UPDATE meta SET value = value + NEW.size WHERE name = 'total_bytes';
+  UPDATE meta SET value = value + 1 WHERE name = 'entry_count';
+END;
+CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
+  UPDATE meta SET value = value - OLD.size WHERE name = 'total_bytes';
+  UPDATE meta SET value = value - 1 WHERE name = 'entry_count';
+END;
+CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
+  UPDATE meta SET value = value + NEW.size - OLD.size WHERE name = 'total_bytes';
+END;
+INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0), ('schema_version', 2);
+)sql";
+    // Inserted newest first: an eviction that followed the order of insertion instead of
+    // last_access would evict the wrong entries.
+    for (std::size_t i = keys.size(); i-- > 0;) {
+      const std::string value = "answer " + keys[i];
+      sql += "INSERT INTO entries(id, key, value, size, last_access) VALUES (" +
+             std::to_string(sqlite_entry_id(keys[i])) + ", '" + keys[i] + "', '" + value + "', " +
+             std::to_string(keys[i].size() + value.size()) + ", " + std::to_string(1000 + i) + ");";
+    }
+    sql += "COMMIT;";
+    raw_sql(sql.c_str());
+  }
   std::string open_error() const {
     try {
       SqliteBackend backend(options());
@@ -464,46 +498,6 @@ TEST_F(SqliteBackendTest, NewerSchemaIsRefused) {
   EXPECT_THAT(open_error(), AllOf(HasSubstr(path_.string()), HasSubstr("schema version 4")));
 }
 
-/// A cache file as schema 2 wrote it (rows stored under their id, a key index), holding `keys`
-/// with the values "answer <key>" and last_access = 1000 + their position.
-void write_schema_2_file(const fs::path& path, const std::vector<std::string>& keys) {
-  std::string sql = R"sql(
-BEGIN;
-CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE entries(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL,
-  expires_at INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL, last_access INTEGER NOT NULL);
-CREATE INDEX entries_by_last_access ON entries(last_access);
-CREATE INDEX entries_by_expiry ON entries(expires_at) WHERE expires_at > 0;
-CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
-  UPDATE meta SET value = value + NEW.size WHERE name = 'total_bytes';
-  UPDATE meta SET value = value + 1 WHERE name = 'entry_count';
-END;
-CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
-  UPDATE meta SET value = value - OLD.size WHERE name = 'total_bytes';
-  UPDATE meta SET value = value - 1 WHERE name = 'entry_count';
-END;
-CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
-  UPDATE meta SET value = value + NEW.size - OLD.size WHERE name = 'total_bytes';
-END;
-INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0), ('schema_version', 2);
-)sql";
-  // Inserted newest first, so that the rowid order of the copy can only come from last_access.
-  for (std::size_t i = keys.size(); i-- > 0;) {
-    const std::string value = "answer " + keys[i];
-    sql += "INSERT INTO entries(id, key, value, size, last_access) VALUES (" +
-           std::to_string(sqlite_entry_id(keys[i])) + ", '" + keys[i] + "', '" + value + "', " +
-           std::to_string(keys[i].size() + value.size()) + ", " + std::to_string(1000 + i) + ");";
-  }
-  sql += "COMMIT;";
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-      << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
-
 std::uint64_t stored_size(const std::string& key) {
   return key.size() + std::string("answer " + key).size();
 }
@@ -511,7 +505,7 @@ std::uint64_t stored_size(const std::string& key) {
 TEST_F(SqliteBackendTest, ASchema2FileIsUpgradedInPlaceKeepingEveryEntry) {
   const std::vector<std::string> keys = {"llm-caching:v1:a:oldest", "llm-caching:v1:a:middle",
                                          "llm-caching:v1:b:newest"};
-  write_schema_2_file(path_, keys);
+  write_schema_2_file(keys);
 
   FakeClock clock;
   SqliteBackend backend(options(), clock.fn());
@@ -545,7 +539,7 @@ TEST_F(SqliteBackendTest, ASchema2FileIsUpgradedInPlaceKeepingEveryEntry) {
 TEST_F(SqliteBackendTest, AnUpgradedFileEvictsByTheAccessTimesSchema2Recorded) {
   const std::vector<std::string> keys = {"llm-caching:v1:a:oldest", "llm-caching:v1:a:middle",
                                          "llm-caching:v1:b:newest"};
-  write_schema_2_file(path_, keys);
+  write_schema_2_file(keys);
   const std::uint64_t three = stored_size(keys[0]) + stored_size(keys[1]) + stored_size(keys[2]);
   FakeClock clock;
   // Room for the three and not for a fourth: storing one evicts down to 90% of the bound,
@@ -563,7 +557,7 @@ TEST_F(SqliteBackendTest, AnUpgradedFileEvictsByTheAccessTimesSchema2Recorded) {
 TEST_F(SqliteBackendTest, ALargeSchema2FileIsUpgradedAChunkAtATime) {
   std::vector<std::string> keys;
   for (int i = 0; i < 10'000; ++i) keys.push_back("llm-caching:v1:bulk:" + std::to_string(i));
-  write_schema_2_file(path_, keys);
+  write_schema_2_file(keys);
   SqliteBackend backend(options());
   const BackendStats stats = backend.stats_now();
   EXPECT_EQ(stats.entries, keys.size());
