@@ -9,7 +9,7 @@ packages=(
   # libraries (Boost must be 1.81: Debian's default 1.74 lacks what we use of JSON and URL)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libzstd-dev libsqlite3-dev libhiredis-dev
-  libspdlog-dev libfmt-dev libcli11-dev
+  libspdlog-dev libfmt-dev libcli11-dev libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-sentinel redis-tools openssl curl

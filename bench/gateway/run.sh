@@ -3,14 +3,23 @@
 #   1. hits: wrk, one fixed POST, 64 connections, against the gateway and against nginx as a
 #      caching reverse proxy of the same POST (proxy_cache keyed on the body), same fake upstream;
 #   2. pass-through: distinct POSTs (all misses) paced to ~1,000 requests/s, straight to the fake
-#      provider, through the gateway, and through nginx's caching proxy (the reference); the p99
-#      difference to the direct run is the added latency;
+#      provider, through the gateway, through nginx's caching proxy (the reference) and through
+#      nginx as a plain proxy without a cache (the floor: what one more hop costs on this
+#      machine); the p99 difference to the direct run is the added latency. The gateway's own
+#      time (its llmc_gateway_overhead_seconds histogram: the request's time in the gateway minus
+#      the wait for the upstream) is printed too;
 #   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
 # Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
 #   ROUNDS=N repeats the hit and miss pairs N times, alternating (default 1).
 #   CACHE_URL=memory:// (say) replaces the first gateway's SQLite file, to isolate the L2 write.
 #   PHASES="hits misses memory" (default: all three) selects what runs.
 #   SERVE_ARGS="--threads 1" (say) adds flags to the first gateway's serve command.
+#   MISS_LOAD=even (default) sends the misses at a fixed rate spread evenly in time
+#   (post_paced.lua); MISS_LOAD=bursts gives each of the 10 connections a 10 ms pause after each
+#   answer (post_unique.lua), which lets them fall into step and send in bursts of 10.
+#   PROBE=1 runs bench/wakeup_probe beside each miss run and prints how often the machine woke a
+#   sleeping thread late (a stall there delays every request in flight; off by default, as the
+#   probe's own 1,000 wake-ups a second are load too).
 set -euo pipefail
 phases=${PHASES:-hits misses memory}
 has_phase() { [[ " $phases " == *" $1 "* ]]; }
@@ -74,7 +83,11 @@ cpu_ticks() {
 wrk_run() {
   local label=$1 connections=$2 script=$3 url=$4
   shift 4
-  local out before after requests
+  local out before after requests probe_pid=""
+  if [[ ${PROBE:-0} == 1 ]]; then
+    "$build/bench/wakeup-probe" "$seconds" >"$work/$label.probe" &
+    probe_pid=$!
+  fi
   before=$(cpu_ticks $server_pids)
   out=$(env "$@" wrk -t"${wrk_threads:-$threads}" -c"$connections" -d"${seconds}s" --latency -s "$script" "$url")
   after=$(cpu_ticks $server_pids)
@@ -82,7 +95,37 @@ wrk_run() {
   echo "$out" >"$work/$label.wrk"
   echo "$label $(echo "$out" | summarise) $(((after - before) * 1000000 / $(getconf CLK_TCK) / requests))us"
   echo "$out" | grep "^tail_us" || true
+  if [[ -n $probe_pid ]]; then
+    wait "$probe_pid"
+    echo "machine stalls during $label: $(cat "$work/$label.probe")"
+  fi
   last_p99_us=$(echo "$out" | sed -n 's/^tail_us.* p99=\([0-9]*\).*/\1/p')
+}
+
+# The gateway's llmc_gateway_overhead_seconds buckets for misses: "le cumulative" lines.
+overhead_snapshot() {
+  curl -s "http://127.0.0.1:$1/metrics" |
+    sed -n 's/^llmc_gateway_overhead_seconds_bucket{outcome="miss",le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'
+}
+
+# p50 and p99 (us) of the misses between two snapshots, interpolated within a bucket as
+# Prometheus' histogram_quantile does.
+overhead_quantiles() {
+  paste <(echo "$1") <(echo "$2") | awk '
+    { le[NR] = ($1 == "+Inf") ? 1e9 : $1; n[NR] = $4 - $2 }
+    END {
+      total = n[NR]
+      split("50 99", qs, " ")
+      for (i = 1; i <= 2; ++i) {
+        want = total * qs[i] / 100; lo = 0; below = 0
+        for (b = 1; b <= NR; ++b) {
+          if (n[b] >= want) { v = lo + (le[b] - lo) * (want - below) / (n[b] - below); break }
+          lo = le[b]; below = n[b]
+        }
+        printf "%s%d", (i > 1 ? " " : ""), v * 1e6
+      }
+      printf "\n"
+    }'
 }
 
 # Median of the arguments (integers).
@@ -100,10 +143,12 @@ gateway_port=$port
 gateway_pid=$last_pid
 
 nginx_port=$(free_port)
+nginx_plain_port=$(free_port)
 mkdir -p "$work/nginx"
 user_line=""
 [[ $(id -u) -eq 0 ]] && user_line="user root;"
 sed -e "s|@DIR@|$work/nginx|g" -e "s|@FAKE_PORT@|$fake_port|g" -e "s|@NGINX_PORT@|$nginx_port|g" \
+  -e "s|@NGINX_PLAIN_PORT@|$nginx_plain_port|g" \
   -e "s|@WORKERS@|$threads|g" -e "s|@USER_LINE@|$user_line|g" \
   "$here/nginx.conf.template" >"$work/nginx/nginx.conf"
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx.err" &
@@ -133,25 +178,39 @@ done
 fi
 
 if has_phase misses; then
-# 2. Pass-through overhead at ~1,000 requests/s: 10 connections, 10 ms apart each, from one wrk
-# thread (enough for this rate; a second would only compete for the 2 cores). nginx-miss is the
-# reference: the same misses through nginx's caching proxy (it stores every answer too).
+# 2. Pass-through overhead at 1,000 requests/s over 10 connections, from one wrk thread (enough
+# for this rate; a second would only compete for the 2 cores): evenly spaced by default, in
+# bursts with MISS_LOAD=bursts. nginx-miss is the reference: the same misses through nginx's
+# caching proxy (it stores every answer too); nginx-plain-miss, a proxy that stores nothing.
 nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
+miss_script=$here/post_paced.lua
+[[ ${MISS_LOAD:-even} == bursts ]] && miss_script=$here/post_unique.lua
+echo "misses: load $(basename "$miss_script")"
 gateway_added=()
+gateway_own=()
 nginx_added=()
+plain_added=()
 for round in $(seq "${ROUNDS:-1}"); do
-  wrk_threads=1 server_pids=$fake_pid wrk_run direct-miss 10 "$here/post_unique.lua" \
+  wrk_threads=1 server_pids=$fake_pid wrk_run direct-miss 10 "$miss_script" \
     "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
   direct_p99=$last_p99_us
-  wrk_threads=1 server_pids=$gateway_pid wrk_run gateway-miss 10 "$here/post_unique.lua" \
+  before=$(overhead_snapshot "$gateway_port")
+  wrk_threads=1 server_pids=$gateway_pid wrk_run gateway-miss 10 "$miss_script" \
     "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
   gateway_added+=($((last_p99_us - direct_p99)))
-  wrk_threads=1 server_pids=$nginx_workers wrk_run nginx-miss 10 "$here/post_unique.lua" \
+  read -r own_p50 own_p99 <<<"$(overhead_quantiles "$before" "$(overhead_snapshot "$gateway_port")")"
+  echo "gateway-miss own time (llmc_gateway_overhead_seconds): p50=${own_p50}us p99=${own_p99}us"
+  gateway_own+=("$own_p99")
+  wrk_threads=1 server_pids=$nginx_workers wrk_run nginx-miss 10 "$miss_script" \
     "http://127.0.0.1:$nginx_port/v1/chat/completions" PACE_MS=10
   nginx_added+=($((last_p99_us - direct_p99)))
+  wrk_threads=1 server_pids=$nginx_workers wrk_run nginx-plain-miss 10 "$miss_script" \
+    "http://127.0.0.1:$nginx_plain_port/v1/chat/completions" PACE_MS=10
+  plain_added+=($((last_p99_us - direct_p99)))
 done
-echo "misses: p99 added over direct, per round (us): gateway ${gateway_added[*]}; nginx ${nginx_added[*]}"
-echo "misses: median p99 added (us): gateway $(median "${gateway_added[@]}"), nginx $(median "${nginx_added[@]}")"
+echo "misses: p99 added over direct, per round (us): gateway ${gateway_added[*]}; nginx ${nginx_added[*]}; nginx without cache ${plain_added[*]}"
+echo "misses: median p99 added (us): gateway $(median "${gateway_added[@]}"), nginx $(median "${nginx_added[@]}"), nginx without cache $(median "${plain_added[@]}")"
+echo "misses: the gateway's own time, p99 per round (us): ${gateway_own[*]}; median $(median "${gateway_own[@]}")"
 fi
 has_phase memory || exit 0
 

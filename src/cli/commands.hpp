@@ -17,4 +17,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global);
 void add_ask_command(CLI::App& app, GlobalOptions& global);
 void add_serve_command(CLI::App& app, GlobalOptions& global);
 
+/// "jemalloc 5.3.0" or "glibc malloc": the allocator this program runs on.
+std::string allocator_description();
+
 }  // namespace llm_caching::cli

@@ -12,7 +12,8 @@
 int main(int argc, char** argv) {
   using namespace llm_caching;
   CLI::App app{"llm-caching: a cache for LLM calls, with cost tracking and rate-limit handling"};
-  app.set_version_flag("--version", "llm-caching " LLMC_VERSION);
+  app.set_version_flag("--version", std::string("llm-caching " LLMC_VERSION " (allocator: ") +
+                                        cli::allocator_description() + ")");
   app.require_subcommand(1);
   cli::GlobalOptions global;
   app.add_option(

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace llm_caching::gateway {
 
 namespace {
@@ -35,6 +37,38 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
 
 }  // namespace
 
+template <std::size_t N>
+void Metrics::Histogram<N>::observe(const std::array<double, N>& bounds,
+                                    std::chrono::nanoseconds value) {
+  const double seconds = std::chrono::duration<double>(value).count();
+  for (std::size_t i = 0; i < N; ++i) {
+    if (seconds <= bounds[i]) {
+      buckets[i].fetch_add(1, relaxed);
+      break;
+    }
+  }
+  count.fetch_add(1, relaxed);
+  sum_ns.fetch_add(static_cast<std::uint64_t>(value.count()), relaxed);
+}
+
+template <std::size_t N>
+void Metrics::render_histogram(std::string& out, std::string_view name, std::string_view outcome,
+                               const std::array<double, N>& bounds, const Histogram<N>& h) {
+  auto it = std::back_inserter(out);
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < N; ++b) {
+    cumulative += h.buckets[b].load(relaxed);
+    fmt::format_to(it, "{}_bucket{{outcome=\"{}\",le=\"{}\"}} {}\n", name, outcome, bounds[b],
+                   cumulative);
+  }
+  const std::uint64_t count = h.count.load(relaxed);
+  fmt::format_to(it,
+                 "{0}_bucket{{outcome=\"{1}\",le=\"+Inf\"}} {2}\n"
+                 "{0}_sum{{outcome=\"{1}\"}} {3:.9f}\n"
+                 "{0}_count{{outcome=\"{1}\"}} {2}\n",
+                 name, outcome, count, static_cast<double>(h.sum_ns.load(relaxed)) / 1e9);
+}
+
 void Metrics::record(const RequestRecord& r) {
   const auto outcome = static_cast<std::size_t>(r.outcome);
   const auto provider = static_cast<std::size_t>(r.provider);
@@ -49,16 +83,11 @@ void Metrics::record(const RequestRecord& r) {
   }
   if (r.status >= 100 && r.status < 600) status_classes_[r.status / 100 - 1].fetch_add(1, relaxed);
 
-  Histogram& h = latency_[outcome];
-  const double seconds = std::chrono::duration<double>(r.latency).count();
-  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
-    if (seconds <= kBuckets[i]) {
-      h.buckets[i].fetch_add(1, relaxed);
-      break;
-    }
+  latency_[outcome].observe(kBuckets, r.latency);
+  if (r.overhead_applies && r.outcome != Outcome::error && r.outcome != Outcome::other) {
+    overhead_[outcome].observe(kOverheadBuckets,
+                               std::max(r.latency - r.upstream_wait, std::chrono::nanoseconds(0)));
   }
-  h.count.fetch_add(1, relaxed);
-  h.sum_ns.fetch_add(static_cast<std::uint64_t>(r.latency.count()), relaxed);
 
   if (r.llm && !r.task.empty()) {
     std::lock_guard lock(tasks_mutex_);
@@ -134,21 +163,17 @@ std::string Metrics::render() const {
   header(out, "llmc_gateway_request_duration_seconds", "histogram",
          "Time from a complete request to the end of its response, by cache outcome.");
   for (std::size_t o = 0; o < kOutcomes; ++o) {
-    const Histogram& h = latency_[o];
-    std::uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < kBuckets.size(); ++b) {
-      cumulative += h.buckets[b].load(relaxed);
-      fmt::format_to(
-          it, "llmc_gateway_request_duration_seconds_bucket{{outcome=\"{}\",le=\"{}\"}} {}\n",
-          kOutcomeNames[o], kBuckets[b], cumulative);
-    }
-    const std::uint64_t count = h.count.load(relaxed);
-    fmt::format_to(it,
-                   "llmc_gateway_request_duration_seconds_bucket{{outcome=\"{}\",le=\"+Inf\"}} {}\n"
-                   "llmc_gateway_request_duration_seconds_sum{{outcome=\"{}\"}} {:.9f}\n"
-                   "llmc_gateway_request_duration_seconds_count{{outcome=\"{}\"}} {}\n",
-                   kOutcomeNames[o], count, kOutcomeNames[o],
-                   static_cast<double>(h.sum_ns.load(relaxed)) / 1e9, kOutcomeNames[o], count);
+    render_histogram(out, "llmc_gateway_request_duration_seconds", kOutcomeNames[o], kBuckets,
+                     latency_[o]);
+  }
+  header(out, "llmc_gateway_overhead_seconds", "histogram",
+         "The gateway's own time in a request: its duration minus the wait for the upstream's "
+         "answer, for hits, misses and bypasses with at most one upstream attempt that waited "
+         "for nothing else (no other caller's flight, no retry).");
+  for (const Outcome o : {Outcome::hit, Outcome::miss, Outcome::bypass}) {
+    const auto i = static_cast<std::size_t>(o);
+    render_histogram(out, "llmc_gateway_overhead_seconds", kOutcomeNames[i], kOverheadBuckets,
+                     overhead_[i]);
   }
 
   header(out, "llmc_gateway_connections_total", "counter", "Client connections accepted.");

@@ -23,6 +23,11 @@ struct RequestRecord {
   Outcome outcome = Outcome::other;
   int status = 200;
   std::chrono::nanoseconds latency{0};
+  /// Of `latency`, the time spent waiting for the upstream's answers.
+  std::chrono::nanoseconds upstream_wait{0};
+  /// Whether latency - upstream_wait is the gateway's own time: false when the request also
+  /// waited for something else (another caller's flight, a retry's backoff) or failed.
+  bool overhead_applies = false;
   int upstream_calls = 0;
   std::int64_t cost_nano_usd = 0;
   std::int64_t avoided_nano_usd = 0;
@@ -35,6 +40,10 @@ class Metrics {
   /// Upper bounds of the latency histogram buckets, in seconds.
   static constexpr std::array<double, 14> kBuckets = {
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
+  /// Upper bounds of the overhead histogram buckets, in seconds: finer, as the gateway's own
+  /// time is measured in microseconds.
+  static constexpr std::array<double, 13> kOverheadBuckets = {
+      0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 10};
   /// Distinct task names tracked; later ones are summed under task="other".
   static constexpr std::size_t kMaxTasks = 200;
 
@@ -50,11 +59,16 @@ class Metrics {
   static constexpr std::size_t kProviders = 3;
   static constexpr std::size_t kOutcomes = 5;
   using Counter = std::atomic<std::uint64_t>;
+  template <std::size_t N>
   struct Histogram {
-    std::array<Counter, kBuckets.size()> buckets{};
+    std::array<Counter, N> buckets{};
     Counter count{0};
     Counter sum_ns{0};
+    void observe(const std::array<double, N>& bounds, std::chrono::nanoseconds value);
   };
+  template <std::size_t N>
+  static void render_histogram(std::string& out, std::string_view name, std::string_view outcome,
+                               const std::array<double, N>& bounds, const Histogram<N>& h);
   struct TaskCost {
     std::int64_t cost_nano_usd = 0;
     std::int64_t avoided_nano_usd = 0;
@@ -68,7 +82,8 @@ class Metrics {
   std::array<std::atomic<std::int64_t>, kProviders> cost_nano_usd_{};
   std::array<std::atomic<std::int64_t>, kProviders> avoided_nano_usd_{};
   std::array<Counter, kProviders> unpriced_{};
-  std::array<Histogram, kOutcomes> latency_{};
+  std::array<Histogram<kBuckets.size()>, kOutcomes> latency_{};
+  std::array<Histogram<kOverheadBuckets.size()>, kOutcomes> overhead_{};
   Counter connections_{0};
   std::atomic<std::int64_t> in_flight_{0};
 

@@ -266,6 +266,7 @@ asio::awaitable<void> Gateway::handle(providers::HttpClient& upstream,
     RequestRecord record;
     if (co_await answer_from_memo(request, out, record)) {
       record.latency = std::chrono::steady_clock::now() - started;
+      record.overhead_applies = true;
       metrics_.record(record);
       metrics_.request_finished();
       co_return;
@@ -455,6 +456,7 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
     failure = std::current_exception();
   }
   record.upstream_calls = model.calls();
+  record.upstream_wait = model.waited();
 
   // 4. Answer.
   if (failure) {
@@ -473,6 +475,8 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   const std::string_view status =
       cache_status(controls.mode, result->cache_hit, result->coalesced, result->stale);
   record.outcome = outcome_of(status);
+  // Waiting for another caller's flight or a retry's backoff is not the gateway's own time.
+  record.overhead_applies = !result->coalesced && record.upstream_calls <= 1;
   record.cost_nano_usd = result->cost_nano_usd;
   record.avoided_nano_usd = result->avoided_nano_usd;
   record.unpriced = !result->priced;

@@ -155,6 +155,7 @@ boost::asio::awaitable<NativeResponse> UpstreamModel::send(const NativeRequest& 
 
   NativeResponse out;
   std::string streamed_body;
+  const auto started = std::chrono::steady_clock::now();
   try {
     providers::HttpResponse response;
     if (on_chunk) {
@@ -180,6 +181,7 @@ boost::asio::awaitable<NativeResponse> UpstreamModel::send(const NativeRequest& 
                               ? std::string(exchange::kTimeoutTransportPrefix) + e.what()
                               : std::string(e.what());
   }
+  waited_ += std::chrono::steady_clock::now() - started;
   co_return out;
 }
 

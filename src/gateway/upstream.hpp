@@ -90,6 +90,8 @@ class UpstreamModel final : public exchange::StreamingModel {
 
   const std::optional<ErrorAnswer>& last_error() const noexcept { return last_error_; }
   int calls() const noexcept { return calls_; }
+  /// Time spent in upstream exchanges, from sending the request to the end of the answer.
+  std::chrono::nanoseconds waited() const noexcept { return waited_; }
 
  private:
   boost::asio::awaitable<NativeResponse> send(const NativeRequest& request,
@@ -102,6 +104,7 @@ class UpstreamModel final : public exchange::StreamingModel {
   std::optional<std::string_view> verbatim_body_;
   std::optional<ErrorAnswer> last_error_;
   int calls_ = 0;
+  std::chrono::nanoseconds waited_{0};
 };
 
 }  // namespace llm_caching::gateway

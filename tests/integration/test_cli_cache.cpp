@@ -76,6 +76,8 @@ TEST(CliTest, VersionAndHelp) {
   CliResult v = run_cli({"--version"});
   EXPECT_EQ(v.exit_code, 0);
   EXPECT_TRUE(contains(v.output, "llm-caching 0.")) << v.output;
+  // A release build runs on jemalloc (asked of the allocator itself); a sanitizer build on its own.
+  EXPECT_TRUE(contains(v.output, std::string("(allocator: ") + LLMC_CLI_ALLOCATOR)) << v.output;
 
   CliResult help = run_cli({"cache", "--help"});
   EXPECT_EQ(help.exit_code, 0);

@@ -2,6 +2,8 @@
 // replay, tenant isolation and the per-request header controls, driven by curl and raw HTTP.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <chrono>
 #include <thread>
 
@@ -317,6 +319,45 @@ TEST_F(Gateway, HealthzAndMetricsReportWhatHappened) {
   }
   EXPECT_NE(m.body.find("llmc_gateway_avoided_usd_total{provider=\"openai\"} 0.0"),
             std::string::npos);
+}
+
+// The value of a metric line "NAME VALUE" in /metrics text (NaN when absent).
+double metric_value(const std::string& text, const std::string& name) {
+  const std::size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return std::nan("");
+  return std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST_F(Gateway, OverheadExcludesTheUpstreamsTimeAndRetriedCalls) {
+  // A miss whose upstream takes 300 ms, then its hit, then a miss retried after a 429.
+  const std::string slow = openai_body("overhead slow");
+  const HttpResponse miss =
+      send(post(url("/v1/chat/completions"), slow,
+                {{"authorization", "Bearer k"}, {"x-fake-behavior", "delay-300"}}));
+  ASSERT_EQ(miss.status, 200) << miss.body;
+  const HttpResponse hit =
+      send(post(url("/v1/chat/completions"), slow, {{"authorization", "Bearer k"}}));
+  ASSERT_EQ(hit.header("x-llm-cache"), "HIT");
+  const HttpResponse retried = send(post(url("/v1/chat/completions"), openai_body("overhead 429"),
+                                         {{"authorization", "Bearer k"},
+                                          {"x-fake-behavior", "429ms-1"},
+                                          {"x-llm-max-wait-ms", "5000"}}));
+  ASSERT_EQ(retried.status, 200) << retried.body;
+
+  HttpRequest metrics;
+  metrics.method = "GET";
+  metrics.url = url("/metrics");
+  const std::string text = send(metrics).body;
+  // Both misses took their time; only the first counts, and without the upstream's 300 ms.
+  EXPECT_EQ(metric_value(text, R"(llmc_gateway_request_duration_seconds_count{outcome="miss"})"), 2)
+      << text;
+  EXPECT_GE(metric_value(text, R"(llmc_gateway_request_duration_seconds_sum{outcome="miss"})"),
+            0.3);
+  EXPECT_EQ(metric_value(text, R"(llmc_gateway_overhead_seconds_count{outcome="miss"})"), 1);
+  EXPECT_LT(metric_value(text, R"(llmc_gateway_overhead_seconds_sum{outcome="miss"})"), 0.25);
+  EXPECT_EQ(metric_value(text, R"(llmc_gateway_overhead_seconds_count{outcome="hit"})"), 1);
+  EXPECT_EQ(metric_value(text, R"(llmc_gateway_overhead_seconds_bucket{outcome="miss",le="+Inf"})"),
+            1);
 }
 
 TEST_F(Gateway, ModelsArePassedThrough) {

@@ -55,6 +55,49 @@ TEST(GatewayMetrics, HistogramBucketsAreCumulative) {
   EXPECT_TRUE(has_line(text, R"(llmc_gateway_request_duration_seconds_count{outcome="hit"} 2)"));
 }
 
+TEST(GatewayMetrics, OverheadIsTheTimeNotSpentWaitingForTheUpstream) {
+  Metrics m;
+  // A miss of 30 ms of which 29.97 ms waited for the upstream: 30 us of the gateway's own.
+  m.record({.llm = true,
+            .outcome = Outcome::miss,
+            .latency = 30ms,
+            .upstream_wait = 29'970us,
+            .overhead_applies = true,
+            .upstream_calls = 1});
+  m.record({.llm = true, .outcome = Outcome::hit, .latency = 20us, .overhead_applies = true});
+  // Waited for something else (a retry's backoff, another caller's flight): not counted.
+  m.record({.llm = true, .outcome = Outcome::miss, .latency = 2s, .upstream_calls = 3});
+  // Errors are not, even when flagged.
+  m.record({.llm = true, .outcome = Outcome::error, .latency = 1ms, .overhead_applies = true});
+  const std::string text = m.render();
+  EXPECT_TRUE(
+      has_line(text, R"(llmc_gateway_overhead_seconds_bucket{outcome="miss",le="2.5e-05"} 0)"))
+      << text;
+  EXPECT_TRUE(
+      has_line(text, R"(llmc_gateway_overhead_seconds_bucket{outcome="miss",le="5e-05"} 1)"));
+  EXPECT_TRUE(has_line(text, R"(llmc_gateway_overhead_seconds_count{outcome="miss"} 1)"));
+  EXPECT_TRUE(has_line(text, R"(llmc_gateway_overhead_seconds_sum{outcome="miss"} 0.000030000)"));
+  EXPECT_TRUE(
+      has_line(text, R"(llmc_gateway_overhead_seconds_bucket{outcome="hit",le="2.5e-05"} 1)"));
+  EXPECT_TRUE(has_line(text, R"(llmc_gateway_overhead_seconds_count{outcome="bypass"} 0)"));
+  EXPECT_EQ(text.find(R"(llmc_gateway_overhead_seconds_count{outcome="error"})"),
+            std::string::npos);
+  // The request durations still count every request.
+  EXPECT_TRUE(has_line(text, R"(llmc_gateway_request_duration_seconds_count{outcome="miss"} 2)"));
+}
+
+TEST(GatewayMetrics, OverheadIsNeverNegative) {
+  Metrics m;
+  // Clocks read in a different order can make the wait exceed the duration by a hair.
+  m.record(
+      {.outcome = Outcome::miss, .latency = 1ms, .upstream_wait = 2ms, .overhead_applies = true});
+  const std::string text = m.render();
+  EXPECT_TRUE(has_line(text, R"(llmc_gateway_overhead_seconds_sum{outcome="miss"} 0.000000000)"))
+      << text;
+  EXPECT_TRUE(
+      has_line(text, R"(llmc_gateway_overhead_seconds_bucket{outcome="miss",le="2.5e-05"} 1)"));
+}
+
 TEST(GatewayMetrics, TaskCostsAreLabelledEscapedAndBounded) {
   Metrics m;
   m.record({.llm = true, .outcome = Outcome::miss, .cost_nano_usd = 10, .task = "say \"hi\""});

@@ -1,0 +1,54 @@
+-- wrk: a different POST every time (every answer is a miss), at a fixed overall rate with the
+-- requests spread evenly in time: the next request of any connection goes out at the next free
+-- slot of a 1/RATE grid. (post_unique.lua's per-connection pause lets the connections fall into
+-- step, so they send in bursts of one request per connection.) One wrk thread (-t1).
+--   RATE: requests per second (default 1000); needs enough connections that a slot always finds
+--   one idle (at 1,000/s and 10 connections, any latency under 10 ms).
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } llmc_timespec;
+int clock_gettime(int clock_id, llmc_timespec* tp);
+]]
+local CLOCK_MONOTONIC = 1
+local now_spec = ffi.new("llmc_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, now_spec)
+  return tonumber(now_spec.tv_sec) * 1000 + tonumber(now_spec.tv_nsec) / 1e6
+end
+
+local interval_ms = 1000 / tonumber(os.getenv("RATE") or "1000")
+local next_slot_ms = nil
+local counter = 0
+
+function init(args)
+  math.randomseed(os.time())
+  run_id = math.random(1, 1000000000)
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"benchmark paced miss %d-%d"}]}',
+    run_id, counter)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+                                  ["Authorization"] = "Bearer sk-bench"}, body)
+end
+
+-- Called after each response, for that connection's next request. wrk's timers have 1 ms
+-- resolution, hence the rounding; a grid that fell far behind (a stall) restarts from now rather
+-- than firing a burst to catch up.
+function delay()
+  local now = now_ms()
+  if next_slot_ms == nil or next_slot_ms < now - 5 * interval_ms then next_slot_ms = now end
+  next_slot_ms = next_slot_ms + interval_ms
+  return math.max(0, math.floor(next_slot_ms - now + 0.5))
+end
+
+-- The tail in finer steps than wrk's --latency table (microseconds).
+function done(summary, latency, requests)
+  local parts = {}
+  for _, p in ipairs({90, 95, 98, 99, 99.5, 99.9}) do
+    parts[#parts + 1] = string.format("p%s=%d", p, latency:percentile(p))
+  end
+  io.write("tail_us " .. table.concat(parts, " ") .. " max=" .. latency.max .. "\n")
+end
