@@ -4,6 +4,12 @@
 -- step, so they send in bursts of one request per connection.) One wrk thread (-t1).
 --   RATE: requests per second (default 1000); needs enough connections that a slot always finds
 --   one idle (at 1,000/s and 10 connections, any latency under 10 ms).
+
+-- tail_report.lua sits next to this script, wherever wrk is run from.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+package.path = here .. "?.lua;" .. package.path
+done = require("tail_report").done
+
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } llmc_timespec;
@@ -42,13 +48,4 @@ function delay()
   if next_slot_ms == nil or next_slot_ms < now - 5 * interval_ms then next_slot_ms = now end
   next_slot_ms = next_slot_ms + interval_ms
   return math.max(0, math.floor(next_slot_ms - now + 0.5))
-end
-
--- The tail in finer steps than wrk's --latency table (microseconds).
-function done(summary, latency, requests)
-  local parts = {}
-  for _, p in ipairs({90, 95, 98, 99, 99.5, 99.9}) do
-    parts[#parts + 1] = string.format("p%s=%d", p, latency:percentile(p))
-  end
-  io.write("tail_us " .. table.concat(parts, " ") .. " max=" .. latency.max .. "\n")
 end

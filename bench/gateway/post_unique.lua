@@ -1,6 +1,12 @@
 -- wrk: a different POST every time (every answer is a miss), paced and optionally bounded.
 --   PACE_MS: per-connection delay between requests (connections * 1000 / PACE_MS ~ requests/s)
 --   STOP_AFTER: each thread stops after this many responses (0: run for the duration)
+
+-- tail_report.lua sits next to this script, wherever wrk is run from.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+package.path = here .. "?.lua;" .. package.path
+done = require("tail_report").done
+
 local counter = 0
 -- thread_id is a global set per thread by setup()
 local pace_ms = tonumber(os.getenv("PACE_MS") or "0")
@@ -36,13 +42,4 @@ function response(status, headers, body)
   if stop_after > 0 and responses >= stop_after then
     wrk.thread:stop()
   end
-end
-
--- The tail in finer steps than wrk's --latency table (microseconds).
-function done(summary, latency, requests)
-  local parts = {}
-  for _, p in ipairs({90, 95, 98, 99, 99.5, 99.9}) do
-    parts[#parts + 1] = string.format("p%s=%d", p, latency:percentile(p))
-  end
-  io.write("tail_us " .. table.concat(parts, " ") .. " max=" .. latency.max .. "\n")
 end
