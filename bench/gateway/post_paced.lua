@@ -5,10 +5,11 @@
 --   RATE: requests per second (default 1000); needs enough connections that a slot always finds
 --   one idle (at 1,000/s and 10 connections, any latency under 10 ms).
 
--- tail_report.lua sits next to this script, wherever wrk is run from.
+-- miss_common.lua sits next to this script, wherever wrk is run from.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 package.path = here .. "?.lua;" .. package.path
-done = require("tail_report").done
+local common = require("miss_common")
+done = common.done
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -33,11 +34,7 @@ end
 
 function request()
   counter = counter + 1
-  local body = string.format(
-    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"benchmark paced miss %d-%d"}]}',
-    run_id, counter)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
-                                  ["Authorization"] = "Bearer sk-bench"}, body)
+  return common.post(string.format("benchmark paced miss %d-%d", run_id, counter))
 end
 
 -- Called after each response, for that connection's next request. wrk's timers have 1 ms

@@ -2,10 +2,11 @@
 --   PACE_MS: per-connection delay between requests (connections * 1000 / PACE_MS ~ requests/s)
 --   STOP_AFTER: each thread stops after this many responses (0: run for the duration)
 
--- tail_report.lua sits next to this script, wherever wrk is run from.
+-- miss_common.lua sits next to this script, wherever wrk is run from.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 package.path = here .. "?.lua;" .. package.path
-done = require("tail_report").done
+local common = require("miss_common")
+done = common.done
 
 local counter = 0
 -- thread_id is a global set per thread by setup()
@@ -25,11 +26,7 @@ end
 
 function request()
   counter = counter + 1
-  local body = string.format(
-    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"benchmark miss %d-%d-%d"}]}',
-    run_id, thread_id, counter)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
-                                  ["Authorization"] = "Bearer sk-bench"}, body)
+  return common.post(string.format("benchmark miss %d-%d-%d", run_id, thread_id, counter))
 end
 
 function delay()

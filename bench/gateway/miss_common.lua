@@ -1,0 +1,22 @@
+-- Shared by the wrk scripts of the miss runs (post_unique.lua, post_paced.lua).
+local M = {}
+
+-- A chat completion whose prompt is `prompt`: a new prompt each time makes every answer a miss.
+function M.post(prompt)
+  local body = string.format(
+    '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}', prompt)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+                                  ["Authorization"] = "Bearer sk-bench"}, body)
+end
+
+-- The latency tail in finer steps than wrk's --latency table (microseconds), as one
+-- "tail_us ..." line that run.sh reads.
+function M.done(summary, latency, requests)
+  local parts = {}
+  for _, p in ipairs({90, 95, 98, 99, 99.5, 99.9}) do
+    parts[#parts + 1] = string.format("p%s=%d", p, latency:percentile(p))
+  end
+  io.write("tail_us " .. table.concat(parts, " ") .. " max=" .. latency.max .. "\n")
+end
+
+return M
