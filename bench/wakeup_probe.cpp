@@ -26,6 +26,6 @@ int main(int argc, char** argv) {
     late_5ms += late > milliseconds(5);
     if (late > worst) worst = late;
   }
-  std::printf("wakeups=%ld late>1ms=%ld late>2ms=%ld late>5ms=%ld worst=%ldus\n", wakeups,
-              late_1ms, late_2ms, late_5ms, static_cast<long>(worst.count()));
+  std::printf("wakeups=%ld late>1ms=%ld late>2ms=%ld late>5ms=%ld worst=%ldus\n", wakeups, late_1ms,
+              late_2ms, late_5ms, static_cast<long>(worst.count()));
 }
