@@ -7,13 +7,17 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 
 int main(int argc, char** argv) {
   using namespace llm_caching;
   CLI::App app{"llm-caching: a cache for LLM calls, with cost tracking and rate-limit handling"};
-  app.set_version_flag("--version", std::string("llm-caching " LLMC_VERSION " (allocator: ") +
-                                        cli::allocator_description() + ")");
+  // Built when --version is given, not at every start: it asks the allocator.
+  app.set_version_flag(
+      "--version", std::function<std::string()>([] {
+        return "llm-caching " LLMC_VERSION " (allocator: " + cli::allocator_description() + ")";
+      }));
   app.require_subcommand(1);
   cli::GlobalOptions global;
   app.add_option(
