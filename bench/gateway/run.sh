@@ -190,22 +190,23 @@ gateway_added=()
 gateway_own=()
 nginx_added=()
 plain_added=()
+# miss_run LABEL SERVER_PIDS PORT: one run of the misses; sets last_p99_us.
+miss_run() {
+  wrk_threads=1 server_pids=$2 wrk_run "$1" 10 "$miss_script" \
+    "http://127.0.0.1:$3/v1/chat/completions" PACE_MS=10
+}
 for round in $(seq "${ROUNDS:-1}"); do
-  wrk_threads=1 server_pids=$fake_pid wrk_run direct-miss 10 "$miss_script" \
-    "http://127.0.0.1:$fake_port/v1/chat/completions" PACE_MS=10
+  miss_run direct-miss "$fake_pid" "$fake_port"
   direct_p99=$last_p99_us
   before=$(overhead_snapshot "$gateway_port")
-  wrk_threads=1 server_pids=$gateway_pid wrk_run gateway-miss 10 "$miss_script" \
-    "http://127.0.0.1:$gateway_port/v1/chat/completions" PACE_MS=10
+  miss_run gateway-miss "$gateway_pid" "$gateway_port"
   gateway_added+=($((last_p99_us - direct_p99)))
   read -r own_p50 own_p99 <<<"$(overhead_quantiles "$before" "$(overhead_snapshot "$gateway_port")")"
   echo "gateway-miss own time (llmc_gateway_overhead_seconds): p50=${own_p50}us p99=${own_p99}us"
   gateway_own+=("$own_p99")
-  wrk_threads=1 server_pids=$nginx_workers wrk_run nginx-miss 10 "$miss_script" \
-    "http://127.0.0.1:$nginx_port/v1/chat/completions" PACE_MS=10
+  miss_run nginx-miss "$nginx_workers" "$nginx_port"
   nginx_added+=($((last_p99_us - direct_p99)))
-  wrk_threads=1 server_pids=$nginx_workers wrk_run nginx-plain-miss 10 "$miss_script" \
-    "http://127.0.0.1:$nginx_plain_port/v1/chat/completions" PACE_MS=10
+  miss_run nginx-plain-miss "$nginx_workers" "$nginx_plain_port"
   plain_added+=($((last_p99_us - direct_p99)))
 done
 echo "misses: p99 added over direct, per round (us): gateway ${gateway_added[*]}; nginx ${nginx_added[*]}; nginx without cache ${plain_added[*]}"
