@@ -480,8 +480,25 @@ std::pair<std::uint64_t, std::uint64_t> SqliteBackend::Connection::totals() {
           static_cast<std::uint64_t>(sqlite3_column_int64(select_totals, 1))};
 }
 
+namespace {
+
+/// SQLite counts every allocation of the process under one global mutex unless told otherwise
+/// before it initializes: the gateway's threads then queue on each other's mallocs. The count
+/// only serves sqlite3_memory_used(), which nothing here reads. A program that initialized
+/// SQLite itself keeps its own choice (the call then fails, harmlessly).
+void stop_sqlite_memory_statistics_once() {
+  static const bool done = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)done;
+}
+
+}  // namespace
+
 SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
     : options_(std::move(options)), now_ms_(std::move(now_ms)) {
+  stop_sqlite_memory_statistics_once();
   if (!options_.path.is_absolute()) {
     throw CacheError(
         fmt::format("the SQLite cache path must be absolute, got '{}'", options_.path.string()));
@@ -497,7 +514,8 @@ SqliteBackend::SqliteBackend(SqliteOptions options, NowMs now_ms)
   db_ = std::move(db);
   // Reads have a connection of their own: a hit or a miss never waits for a write, nor for the
   // checkpoint a commit may run (both hold the writer's mutex). Only the reader maps the file,
-  // so the map is counted once in RSS; the writer reads its pages with pread.
+  // so the map is counted once in RSS; the writer reads its pages with pread. (A pool of
+  // readers, one per worker, measured no better and would split the map: docs/PERFORMANCE.md.)
   auto reader = std::make_unique<Connection>(options_.path);
   reader->open(options_.busy_timeout, options_.mmap_bytes);
   // Its only writes are best-effort access-time touches: they never checkpoint.

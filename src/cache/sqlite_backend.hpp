@@ -30,9 +30,10 @@ inline constexpr std::chrono::milliseconds kLongestUnlockPoll{16};
 
 class SqliteBackend final : public Backend {
  public:
-  /// Creates missing parent directories (0700) and the file (0600). Throws CacheError naming the
-  /// file when it cannot be opened, is not a SQLite database, is corrupt, belongs to another
-  /// program, or has a newer schema.
+  /// The first one in a process switches off SQLite's memory statistics unless SQLite is already
+  /// initialized (README). Creates missing parent directories (0700) and the file (0600). Throws
+  /// CacheError naming the file when it cannot be opened, is not a SQLite database, is corrupt,
+  /// belongs to another program, or has a newer schema.
   explicit SqliteBackend(SqliteOptions options, NowMs now_ms = system_now_ms);
   ~SqliteBackend() override;
   SqliteBackend(const SqliteBackend&) = delete;

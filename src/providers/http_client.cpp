@@ -218,6 +218,18 @@ struct HttpClient::Impl {
     if (list.size() < options.max_idle_per_host) list.push_back(std::move(connection));
   }
 
+  /// A request URL with what send() derives from it. The last one is kept: a client mostly
+  /// calls the same endpoint, and parsing the URL was a visible part of a gateway miss.
+  struct Route {
+    std::string url;
+    TargetUrl target;
+    ConnectPlan plan;
+    std::string pool_key;
+  };
+  std::shared_ptr<const Route> last_route;  // guarded by mutex
+
+  std::shared_ptr<const Route> route_for(const std::string& url);
+
   ConnectPlan plan_for(const TargetUrl& target) const {
     ConnectPlan plan{target.tls, target.host, target.port, std::nullopt};
     const auto& proxy = target.tls ? https_proxy : http_proxy;
@@ -234,11 +246,31 @@ std::string pool_key(const ConnectPlan& plan) {
   return key;
 }
 
+}  // namespace
+
+std::shared_ptr<const HttpClient::Impl::Route> HttpClient::Impl::route_for(const std::string& url) {
+  {
+    std::lock_guard lock(mutex);
+    if (last_route && last_route->url == url) return last_route;
+  }
+  auto route = std::make_shared<Route>();
+  route->url = url;
+  route->target = parse_url(url, "request URL");
+  route->plan = plan_for(route->target);
+  route->pool_key = pool_key(route->plan);
+  std::lock_guard lock(mutex);
+  last_route = route;
+  return route;
+}
+
+namespace {
+
 asio::awaitable<HttpResponse> send_with_pool(std::shared_ptr<HttpClient::Impl> impl,
                                              HttpRequest request,
                                              std::function<void(std::string_view)> on_chunk) {
-  const TargetUrl target = parse_url(request.url, "request URL");
-  const ConnectPlan plan = impl->plan_for(target);
+  const std::shared_ptr<const HttpClient::Impl::Route> route = impl->route_for(request.url);
+  const TargetUrl& target = route->target;
+  const ConnectPlan& plan = route->plan;
   WireRequest wire{request.method, target.origin_form, target.host_header, &request};
   if (plan.proxy && !plan.tls) {
     // Plain http through a proxy: the proxy gets the absolute URI, no tunnel.
@@ -247,7 +279,7 @@ asio::awaitable<HttpResponse> send_with_pool(std::shared_ptr<HttpClient::Impl> i
       request.headers.emplace_back("Proxy-Authorization", plan.proxy->authorization);
     }
   }
-  const std::string key = pool_key(plan);
+  const std::string& key = route->pool_key;
   const auto* chunk_sink = on_chunk ? &on_chunk : nullptr;
   for (int attempt = 0;; ++attempt) {
     auto connection = attempt == 0 ? impl->take_idle(key) : nullptr;

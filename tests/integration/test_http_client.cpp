@@ -129,6 +129,22 @@ TEST_F(HttpClientTest, SequentialRequestsReuseOneConnection) {
   EXPECT_EQ(client.connections_opened(), 1u);
 }
 
+TEST_F(HttpClientTest, OneClientAlternatingBetweenServersReachesEachAndStillChecksUrls) {
+  // The client keeps what it derived from the last URL: a different one must not reuse it.
+  HttpClient client(io_.get_executor(), trusting());
+  for (int i = 0; i < 3; ++i) {
+    const auto plain =
+        send(client, chat_request(fakes().plain.base_url(), "plain " + std::to_string(i)));
+    EXPECT_NE(content_of(plain).find("echo: plain " + std::to_string(i)), std::string::npos);
+    const auto tls = send(client, chat_request(fakes().tls.base_url(), "tls " + std::to_string(i)));
+    EXPECT_NE(content_of(tls).find("echo: tls " + std::to_string(i)), std::string::npos);
+    HttpRequest bad;
+    bad.url = "ftp://" + fakes().plain.base_url().substr(7) + "/v1/chat/completions";
+    EXPECT_THROW(send(client, bad), llm_caching::ConfigurationError);
+  }
+  EXPECT_EQ(client.connections_opened(), 2u);  // one per server, each reused
+}
+
 TEST_F(HttpClientTest, TlsConnectionsArePooledToo) {
   HttpClient client(io_.get_executor(), trusting());
   for (int i = 0; i < 3; ++i) send(client, chat_request(fakes().tls.base_url(), "tls again"));

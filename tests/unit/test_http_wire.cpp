@@ -111,6 +111,22 @@ TEST(ResponseHead, ClosesWhenAskedAndDropsFramingAndBrokenHeaders) {
   EXPECT_EQ(message.body(), "busy");
 }
 
+TEST(HeaderCheck, NamesAreTokensAndValuesHaveNoLineBreakOrNul) {
+  EXPECT_TRUE(is_valid_header("x-Llm_Cache.9", "any value, with: colons"));
+  EXPECT_TRUE(is_valid_header("!#$%&'*+-.^_`|~", ""));
+  for (const std::string_view name :
+       {std::string_view(), std::string_view("x llm"), std::string_view("x:y"),
+        std::string_view("x(y)"), std::string_view("caf\xc3\xa9"), std::string_view("x\0y", 3),
+        std::string_view("x\x7f")}) {
+    EXPECT_FALSE(is_valid_header(name, "v")) << name;
+  }
+  for (const std::string_view value :
+       {std::string_view("a\rb"), std::string_view("a\nb"), std::string_view("a\0b", 3)}) {
+    EXPECT_FALSE(is_valid_header("x", value));
+  }
+  EXPECT_TRUE(is_valid_header("x", "caf\xc3\xa9 \t tab"));  // obs-text and tabs are allowed
+}
+
 TEST(ResponseHead, NoLengthWhereHttpForbidsABody) {
   EXPECT_EQ(response_head(204, "No Content", {}, 0, true), "HTTP/1.1 204 No Content\r\n\r\n");
   EXPECT_EQ(response_head(304, "Not Modified", {}, 0, true), "HTTP/1.1 304 Not Modified\r\n\r\n");

@@ -105,6 +105,31 @@ INSERT INTO meta(name, value) VALUES ('total_bytes', 0), ('entry_count', 0), ('s
   fs::path path_;
 };
 
+/// Runs in a fresh process (the death test re-executes the binary): `initialize_first` says
+/// whether the program initializes SQLite before opening the cache. Exits 0 when SQLite's
+/// memory statistics are off, 1 when they are on.
+[[noreturn]] void exit_with_memory_statistics(const fs::path& path, bool initialize_first) {
+  if (initialize_first) sqlite3_initialize();
+  {
+    SqliteBackend backend(SqliteOptions{.path = path});
+    backend.put_now("k", std::string(10'000, 'v'), milliseconds(0));
+    if (backend.get_now("k") != std::string(10'000, 'v')) std::_Exit(2);
+  }
+  sqlite3* db = nullptr;  // a connection of the program's own: SQLite holds memory for it
+  sqlite3_open(":memory:", &db);
+  const sqlite3_int64 used = sqlite3_memory_used();
+  sqlite3_close(db);
+  std::_Exit(used == 0 ? 0 : 1);
+}
+
+TEST_F(SqliteBackendTest, OpeningSwitchesOffMemoryStatisticsUnlessSqliteIsAlreadyInitialized) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(exit_with_memory_statistics(path_, false), ::testing::ExitedWithCode(0), "");
+  fs::remove(path_);
+  EXPECT_EXIT(exit_with_memory_statistics(dir_ / "other.db", true), ::testing::ExitedWithCode(1),
+              "");
+}
+
 TEST_F(SqliteBackendTest, PutThenGetAndMiss) {
   SqliteBackend backend(options());
   backend.put_now("k", "value", milliseconds(0));
