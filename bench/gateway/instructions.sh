@@ -27,33 +27,9 @@ for tool in valgrind callgrind_annotate callgrind_control wrk; do
   }
 done
 work=$(mktemp -d /tmp/llmc-instructions.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-unset HTTP_PROXY http_proxy HTTPS_PROXY https_proxy
-
-# Starts a server that prints "listening on HOST:PORT"; sets $port and $last_pid.
-start() {
-  local log=$1
-  shift
-  "$@" >"$log.out" 2>"$log.err" &
-  pids+=($!)
-  last_pid=$!
-  for _ in $(seq 600); do # valgrind takes seconds to start
-    if grep -q "listening on" "$log.out" 2>/dev/null; then
-      port=$(grep -o '[0-9]*$' "$log.out" | head -1)
-      return
-    fi
-    sleep 0.05
-  done
-  echo "bench: $* did not start" >&2
-  cat "$log.err" >&2
-  exit 1
-}
+start_seconds=30 # valgrind takes seconds to start
+# shellcheck source=servers.sh
+source "$here/servers.sh"
 
 start "$work/fake" "$fake" --listen 127.0.0.1:0
 fake_port=$port

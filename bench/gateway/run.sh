@@ -31,34 +31,9 @@ cli=$build/llm-caching
 fake=$build/tools/fake-provider/llm-caching-fake-provider
 work=$(mktemp -d /tmp/llmc-gateway-bench.XXXXXX)
 threads=$(nproc)
-pids=()
 server_pids=""
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-unset HTTP_PROXY http_proxy HTTPS_PROXY https_proxy
-
-# Starts a server that prints "listening on HOST:PORT"; sets $port and appends to pids.
-start() {
-  local log=$1
-  shift
-  "$@" >"$log.out" 2>"$log.err" &
-  pids+=($!)
-  last_pid=$!
-  for _ in $(seq 100); do
-    if grep -q "listening on" "$log.out" 2>/dev/null; then
-      port=$(grep -o '[0-9]*$' "$log.out" | head -1)
-      return
-    fi
-    sleep 0.05
-  done
-  echo "bench: $* did not start" >&2
-  cat "$log.err" >&2
-  exit 1
-}
+# shellcheck source=servers.sh
+source "$here/servers.sh"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
