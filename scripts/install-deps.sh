@@ -13,7 +13,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-sentinel redis-tools openssl curl
-  nginx wrk hyperfine
+  nginx wrk hyperfine valgrind
   # the gateway test with the official openai npm package
   nodejs
 )
