@@ -34,7 +34,7 @@ source "$here/servers.sh"
 start "$work/fake" "$fake" --listen 127.0.0.1:0
 fake_port=$port
 
-# Prints "instructions-per-request per-thread-list" for one binary and one phase.
+# Sets $measured to "instructions-per-request (per thread; requests)" for one binary and phase.
 measure() {
   local binary=$1 phase=$2 label=$3 script pace
   if [[ $phase == misses ]]; then
@@ -65,15 +65,17 @@ measure() {
     total=$((total + n))
     threads+="${threads:+ + }$((n / requests))"
   done
-  [[ -n ${KEEP:-} ]] && mkdir -p "$KEEP" && cp "$out".* "$KEEP"/
-  echo "$((total / requests)) ($threads; $requests requests)"
+  if [[ -n ${KEEP:-} ]]; then mkdir -p "$KEEP" && cp "$out".* "$KEEP"/; fi
+  measured="$((total / requests)) ($threads; $requests requests)"
 }
 
 for phase in $phases; do
-  this=$(measure "$build/llm-caching" "$phase" this)
+  measure "$build/llm-caching" "$phase" this
+  this=$measured
   echo "$phase: instructions per request: $this"
   if [[ -n ${BASELINE:-} ]]; then
-    base=$(measure "$BASELINE" "$phase" baseline)
+    measure "$BASELINE" "$phase" baseline
+    base=$measured
     echo "$phase: baseline $BASELINE: $base"
     awk -v a="${this%% *}" -v b="${base%% *}" -v p="$phase" \
       'BEGIN {printf "%s: ratio to the baseline: %.3f\n", p, a / b}'
