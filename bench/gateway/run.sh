@@ -7,7 +7,9 @@
 #      nginx as a plain proxy without a cache (the floor: what one more hop costs on this
 #      machine); the p99 difference to the direct run is the added latency. The gateway's own
 #      time (its llmc_gateway_overhead_seconds histogram: the request's time in the gateway minus
-#      the wait for the upstream) is printed too;
+#      the wait for the upstream) is printed too, and the request's whole time inside the
+#      gateway (llmc_gateway_request_duration_seconds: with its p99 next to wrk's, whether the
+#      tail is spent inside the gateway or in reaching it);
 #   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
 # Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
 #   ROUNDS=N repeats the hit and miss pairs N times, alternating (default 1).
@@ -77,10 +79,11 @@ wrk_run() {
   last_p99_us=$(echo "$out" | sed -n 's/^tail_us.* p99=\([0-9]*\).*/\1/p')
 }
 
-# The gateway's llmc_gateway_overhead_seconds buckets for misses: "le cumulative" lines.
+# The gateway's buckets for misses of histogram $2 (default llmc_gateway_overhead_seconds):
+# "le cumulative" lines.
 overhead_snapshot() {
   curl -s "http://127.0.0.1:$1/metrics" |
-    sed -n 's/^llmc_gateway_overhead_seconds_bucket{outcome="miss",le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'
+    sed -n "s/^${2:-llmc_gateway_overhead_seconds}_bucket{outcome=\"miss\",le=\"\([^\"]*\)\"} \([0-9]*\)\$/\1 \2/p"
 }
 
 # p50 and p99 (us) of the misses between two snapshots, interpolated within a bucket as
@@ -174,10 +177,16 @@ for round in $(seq "${ROUNDS:-1}"); do
   miss_run direct-miss "$fake_pid" "$fake_port"
   direct_p99=$last_p99_us
   before=$(overhead_snapshot "$gateway_port")
+  before_duration=$(overhead_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)
   miss_run gateway-miss "$gateway_pid" "$gateway_port"
   gateway_added+=($((last_p99_us - direct_p99)))
   read -r own_p50 own_p99 <<<"$(overhead_quantiles "$before" "$(overhead_snapshot "$gateway_port")")"
   echo "gateway-miss own time (llmc_gateway_overhead_seconds): p50=${own_p50}us p99=${own_p99}us"
+  # The time inside the gateway, upstream wait included (coarser buckets): when its p99 is close
+  # to wrk's, the tail is spent in the gateway, not in reaching it.
+  read -r inside_p50 inside_p99 <<<"$(overhead_quantiles "$before_duration" \
+    "$(overhead_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)")"
+  echo "gateway-miss time inside the gateway (llmc_gateway_request_duration_seconds): p50=${inside_p50}us p99=${inside_p99}us"
   gateway_own+=("$own_p99")
   miss_run nginx-miss "$nginx_workers" "$nginx_port"
   nginx_added+=($((last_p99_us - direct_p99)))
