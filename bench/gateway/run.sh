@@ -81,14 +81,14 @@ wrk_run() {
 
 # The gateway's buckets for misses of histogram $2 (default llmc_gateway_overhead_seconds):
 # "le cumulative" lines.
-overhead_snapshot() {
+histogram_snapshot() {
   curl -s "http://127.0.0.1:$1/metrics" |
     sed -n "s/^${2:-llmc_gateway_overhead_seconds}_bucket{outcome=\"miss\",le=\"\([^\"]*\)\"} \([0-9]*\)\$/\1 \2/p"
 }
 
 # p50 and p99 (us) of the misses between two snapshots, interpolated within a bucket as
 # Prometheus' histogram_quantile does.
-overhead_quantiles() {
+histogram_quantiles() {
   paste <(echo "$1") <(echo "$2") | awk '
     { le[NR] = ($1 == "+Inf") ? 1e9 : $1; n[NR] = $4 - $2 }
     END {
@@ -176,16 +176,16 @@ miss_run() {
 for round in $(seq "${ROUNDS:-1}"); do
   miss_run direct-miss "$fake_pid" "$fake_port"
   direct_p99=$last_p99_us
-  before=$(overhead_snapshot "$gateway_port")
-  before_duration=$(overhead_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)
+  before=$(histogram_snapshot "$gateway_port")
+  before_duration=$(histogram_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)
   miss_run gateway-miss "$gateway_pid" "$gateway_port"
   gateway_added+=($((last_p99_us - direct_p99)))
-  read -r own_p50 own_p99 <<<"$(overhead_quantiles "$before" "$(overhead_snapshot "$gateway_port")")"
+  read -r own_p50 own_p99 <<<"$(histogram_quantiles "$before" "$(histogram_snapshot "$gateway_port")")"
   echo "gateway-miss own time (llmc_gateway_overhead_seconds): p50=${own_p50}us p99=${own_p99}us"
   # The time inside the gateway, upstream wait included (coarser buckets): when its p99 is close
   # to wrk's, the tail is spent in the gateway, not in reaching it.
-  read -r inside_p50 inside_p99 <<<"$(overhead_quantiles "$before_duration" \
-    "$(overhead_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)")"
+  read -r inside_p50 inside_p99 <<<"$(histogram_quantiles "$before_duration" \
+    "$(histogram_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)")"
   echo "gateway-miss time inside the gateway (llmc_gateway_request_duration_seconds): p50=${inside_p50}us p99=${inside_p99}us"
   gateway_own+=("$own_p99")
   miss_run nginx-miss "$nginx_workers" "$nginx_port"
