@@ -192,6 +192,14 @@ TEST_P(FakeProviderTest, EchoesTheLastUserMessageWithARequestHash) {
   EXPECT_NE(text_of(GetParam(), send_ok(other)), text);
 }
 
+TEST_P(FakeProviderTest, EchoedTextWithQuotesAndControlCharactersIsEscaped) {
+  // The OpenAI answer is written out by hand, not by a JSON library: its escaping must hold.
+  auto tricky = call();
+  tricky.text = "say \"hi\" \\ back\n\tthen\r\x01\x1f caf\xc3\xa9 \xe2\x9c\x93 </end>";
+  const std::string text = text_of(GetParam(), send_ok(tricky));
+  EXPECT_EQ(text.rfind("echo: " + tricky.text + " [", 0), 0u) << text;
+}
+
 TEST_P(FakeProviderTest, SameRequestGivesTheSameAnswer) {
   const auto request = build(call(), server_->base_url());
   EXPECT_EQ(send(request).body, send(request).body);

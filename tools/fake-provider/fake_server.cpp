@@ -20,6 +20,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -93,12 +94,17 @@ asio::awaitable<void> write_reply(Stream& stream, const Reply& reply, bool keep_
     if (!ec) co_await asio::async_write(stream, http::make_chunk_last(), redirect);
     co_return;
   }
-  http::response<http::string_body> response{static_cast<http::status>(reply.status), 11};
-  for (const auto& [name, value] : reply.headers) response.insert(name, value);
-  response.body() = reply.body;
-  response.keep_alive(keep_alive);
-  response.prepare_payload();
-  co_await http::async_write(stream, response, redirect);
+  // The head written out directly and sent with the body in one write, not through Beast's
+  // serializer: it was a quarter of the fake's work per request, CPU that a benchmark's gateway
+  // shares with it. The headers are the fake's own, so none needs checking.
+  std::string head = "HTTP/1.1 " + std::to_string(reply.status) + ' ' +
+                     std::string(http::obsolete_reason(static_cast<http::status>(reply.status))) +
+                     "\r\n";
+  for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
+  head += "Content-Length: " + std::to_string(reply.body.size()) + "\r\n";
+  head += keep_alive ? "\r\n" : "Connection: close\r\n\r\n";
+  const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head), asio::buffer(reply.body)};
+  co_await asio::async_write(stream, buffers, redirect);
 }
 
 template <class Stream>
