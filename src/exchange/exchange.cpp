@@ -50,7 +50,7 @@ constexpr std::chrono::milliseconds kLastPoll{50};
 // A waiter whose L2 signals the release of a lock (Redis) waits for it in rounds of this length.
 constexpr std::chrono::milliseconds kNotifiedRound{1000};
 /// How long the writer thread gathers write-behinds into one L2 write.
-constexpr std::chrono::milliseconds kWriteBehindLinger{5};
+constexpr std::chrono::milliseconds kWriteBehindLinger{20};
 
 /// 128 random bits as 32 hex digits: who holds a cross-process lock.
 std::string new_lock_token() {
