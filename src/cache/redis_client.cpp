@@ -21,6 +21,7 @@
 // READONLY reply) goes home: one hop there and one back, as every command did before lanes.
 // Inside the home thread nothing is locked; lanes share with it only atomics and two mutexes.
 #include "cache/redis_client.hpp"
+#include "core/thread_name.hpp"
 
 #include "cache/redis_connection.hpp"
 #include "llm_caching/errors.hpp"
@@ -784,7 +785,10 @@ RedisClient::RedisClient(RedisOptions options) : impl_(std::make_shared<Impl>(st
   if (impl_->options.tls.enabled) impl_->tls = make_redis_tls_context(impl_->options.tls);
   asio::co_spawn(impl_->io, impl_->supervise(), asio::detached);
   asio::co_spawn(impl_->io, impl_->watch_lanes(), asio::detached);
-  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    core::name_this_thread("llmc-redis");
+    impl->io.run();
+  });
 }
 
 RedisClient::~RedisClient() {

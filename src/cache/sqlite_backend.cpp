@@ -1,6 +1,7 @@
 #include "cache/sqlite_backend.hpp"
 
 #include "cache/fnv1a.hpp"
+#include "core/thread_name.hpp"
 
 #include "llm_caching/errors.hpp"
 
@@ -211,6 +212,7 @@ struct SqliteBackend::Checkpointer {
   }
 
   void run() {
+    core::name_this_thread("llmc-checkpoint");
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
         SQLITE_OK) {

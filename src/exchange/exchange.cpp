@@ -1,5 +1,6 @@
 #include "exchange/exchange.hpp"
 
+#include "core/thread_name.hpp"
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
 #include "providers/sse.hpp"
@@ -319,7 +320,10 @@ void Exchange::finish_in_background(std::string key, std::optional<std::string> 
                                     std::chrono::milliseconds ttl,
                                     std::optional<std::string> lock_token) {
   std::lock_guard lock(pending_mutex_);
-  if (!writer_) writer_ = std::make_unique<asio::thread_pool>(1);
+  if (!writer_) {
+    writer_ = std::make_unique<asio::thread_pool>(1);
+    asio::post(*writer_, [] { core::name_this_thread("llmc-l2-writer"); });
+  }
   ++pending_;
   behind_.push_back({std::move(key), std::move(encoded), ttl, std::move(lock_token)});
   if (draining_) return;
@@ -654,7 +658,10 @@ void Exchange::start_refresh(const ExchangeRequest& request, const std::string& 
   asio::any_io_executor executor = request.refresh_executor;
   if (!executor) {
     std::lock_guard lock(flights_mutex_);
-    if (!background_) background_ = std::make_unique<asio::thread_pool>(1);
+    if (!background_) {
+      background_ = std::make_unique<asio::thread_pool>(1);
+      asio::post(*background_, [] { core::name_this_thread("llmc-refresh"); });
+    }
     executor = background_->get_executor();
   }
   asio::co_spawn(executor,

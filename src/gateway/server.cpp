@@ -1,5 +1,6 @@
 #include "gateway/server.hpp"
 
+#include "core/thread_name.hpp"
 #include "gateway/controls.hpp"
 #include "providers/http_wire.hpp"
 
@@ -362,6 +363,7 @@ std::uint16_t Server::start() {
     Worker& w = *worker;
     asio::co_spawn(w.io, w.accept_loop(), asio::detached);
     w.thread = std::thread([&w] {
+      core::name_this_thread("llmc-worker");
       try {
         w.io.run();
       } catch (const std::exception& e) {

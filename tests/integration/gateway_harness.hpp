@@ -56,6 +56,7 @@ class GatewayProcess {
   std::uint16_t port() const { return port_; }
   std::string cache_url() const { return "sqlite://" + dir_.file("cache.db"); }
   int stop() { return process_.stop(); }
+  pid_t pid() const { return process_.pid(); }
 
  private:
   std::vector<std::string> argv(const llmc_test::FakeProvider& fake, std::vector<std::string> extra,

@@ -5,6 +5,9 @@
 #include <cmath>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
 #include <thread>
 
 #include "integration/gateway_harness.hpp"
@@ -358,6 +361,21 @@ TEST_F(Gateway, OverheadExcludesTheUpstreamsTimeAndRetriedCalls) {
   EXPECT_EQ(metric_value(text, R"(llmc_gateway_overhead_seconds_count{outcome="hit"})"), 1);
   EXPECT_EQ(metric_value(text, R"(llmc_gateway_overhead_seconds_bucket{outcome="miss",le="+Inf"})"),
             1);
+}
+
+TEST_F(Gateway, ThreadsAreNamedForWhatTheyDo) {
+  // `top -H` and profilers tell a worker from the cache writer by these names.
+  ASSERT_EQ(curl_openai(openai_body("names")).status, 200);  // a miss starts the writer
+  std::multiset<std::string> names;
+  const auto tasks = std::filesystem::path("/proc") / std::to_string(gateway.pid()) / "task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  EXPECT_GE(names.count("llmc-worker"), 1u);
+  EXPECT_EQ(names.count("llmc-l2-writer"), 1u);
 }
 
 TEST_F(Gateway, ModelsArePassedThrough) {
