@@ -3,6 +3,7 @@
 #include "providers/http_connection.hpp"
 
 #include "providers/http_wire.hpp"
+#include "providers/write_now.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -82,6 +83,8 @@ std::shared_ptr<TlsContext> make_tls_context(const HttpClientOptions& options) {
   if (!slot) slot = build_tls_context(options);
   return slot;
 }
+
+constexpr std::size_t kFirstReadBytes = 16 * 1024;
 
 struct Connection::State {
   ConnectPlan plan;
@@ -246,7 +249,7 @@ asio::awaitable<HttpResponse> exchange_on(Stream& stream, Connection::State& sta
   if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
     // One gathered write (writev) of head and body.
     const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head), asio::buffer(body)};
-    co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
+    co_await write_now(stream, buffers, state.options.read_timeout, ec);
   } else {
     // TLS writes one buffer per record: one record for the whole request.
     const std::string whole = head + body;
@@ -259,6 +262,10 @@ asio::awaitable<HttpResponse> exchange_on(Stream& stream, Connection::State& sta
   parser.header_limit(64 * 1024);
   parser.body_limit(state.options.max_response_bytes);
   if (wire.method == "HEAD") parser.skip(true);
+  // Eager: one read that brings the head and the body parses both, instead of returning after
+  // the head and coming back through the event loop for the body (write_now.hpp says why). Not
+  // for a relayed stream, whose head is relayed before its body.
+  parser.eager(on_chunk == nullptr);
   bool streamed = false;
   while (!parser.is_done()) {
     lowest.expires_after(state.options.read_timeout);  // an idle limit, not a total one
@@ -315,6 +322,9 @@ asio::awaitable<std::unique_ptr<Connection>> Connection::open(asio::any_io_execu
 
   auto endpoints = co_await resolve(executor, dial_host, dial_port, deadline, options);
   auto state = std::make_unique<State>();
+  // Room for a typical answer in one read: from an empty buffer Beast reads 512 bytes at a
+  // time, and each further read comes back through the event loop (write_now.hpp says why).
+  state->buffer.reserve(kFirstReadBytes);
   state->plan = plan;
   state->options = options;
   auto stream = std::make_unique<beast::tcp_stream>(executor);

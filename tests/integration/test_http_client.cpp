@@ -6,10 +6,12 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -270,6 +272,41 @@ TEST_F(HttpClientTest, SlowServerHitsTheReadTimeout) {
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind(), Kind::timeout);
   EXPECT_NE(std::string(error->what()).find(fakes().plain.host_port()), std::string::npos);
+}
+
+TEST_F(HttpClientTest, ABodyLargerThanTheSocketTakesAtOnceIsSentWholeToASlowReader) {
+  // The client writes what the socket takes at once and waits for room for the rest; a server
+  // that starts reading late must still get every byte. 32 MB is above any loopback buffer.
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto serve = [&]() -> asio::awaitable<void> {
+    tcp::socket socket = co_await acceptor.async_accept(asio::use_awaitable);
+    asio::steady_timer pause(io_, 300ms);  // the client's send buffer fills meanwhile
+    co_await pause.async_wait(asio::use_awaitable);
+    std::string head;
+    const std::size_t head_end = co_await asio::async_read_until(socket, asio::dynamic_buffer(head),
+                                                                 "\r\n\r\n", asio::use_awaitable);
+    const auto at = head.find("content-length: ") + 16;  // as the client writes it
+    const std::size_t length = std::stoull(head.substr(at, head.find("\r\n", at) - at));
+    std::size_t received = head.size() - head_end;
+    std::array<char, 65536> chunk;
+    while (received < length) {
+      received += co_await socket.async_read_some(asio::buffer(chunk), asio::use_awaitable);
+    }
+    const std::string body = std::to_string(received);
+    const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                              "\r\nConnection: close\r\n\r\n" + body;
+    co_await asio::async_write(socket, asio::buffer(reply), asio::use_awaitable);
+  };
+  asio::co_spawn(io_, serve(), asio::detached);
+  HttpClientOptions options;
+  options.read_timeout = 10s;  // a lost remainder fails here instead of hanging
+  HttpClient client(io_.get_executor(), options);
+  HttpRequest request =
+      chat_request("http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()), "big");
+  request.body.assign(32u << 20, 'x');
+  const HttpResponse response = send(client, std::move(request));
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.body, std::to_string(32u << 20));
 }
 
 TEST_F(HttpClientTest, TruncatedBodyIsAProtocolError) {
