@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "core/thread_name.hpp"
@@ -17,24 +18,24 @@ std::string name_of_this_thread() {
   return name.data();
 }
 
-TEST(ThreadName, NamesTheCallingThreadOnly) {
-  const std::string before = name_of_this_thread();
+/// The name a new thread reads back after naming itself `name`.
+std::string name_seen_by_a_thread_named(std::string_view name) {
   std::string seen;
   std::thread([&] {
-    llm_caching::core::name_this_thread("llmc-worker");
+    llm_caching::core::name_this_thread(name);
     seen = name_of_this_thread();
   }).join();
-  EXPECT_EQ(seen, "llmc-worker");
+  return seen;
+}
+
+TEST(ThreadName, NamesTheCallingThreadOnly) {
+  const std::string before = name_of_this_thread();
+  EXPECT_EQ(name_seen_by_a_thread_named("llmc-worker"), "llmc-worker");
   EXPECT_EQ(name_of_this_thread(), before);
 }
 
 TEST(ThreadName, ANameLongerThanLinuxKeepsIsCutTo15Bytes) {
-  std::string seen;
-  std::thread([&] {
-    llm_caching::core::name_this_thread("llmc-a-name-longer-than-fifteen");
-    seen = name_of_this_thread();
-  }).join();
-  EXPECT_EQ(seen, "llmc-a-name-lon");
+  EXPECT_EQ(name_seen_by_a_thread_named("llmc-a-name-longer-than-fifteen"), "llmc-a-name-lon");
 }
 
 }  // namespace
