@@ -19,8 +19,8 @@ namespace llm_caching::providers {
 /// Writes all of `buffers` to `stream`. What the socket takes at once is written right away;
 /// only a remainder (a full send buffer) waits, as an async_write under `timeout`. Why: a
 /// coroutine's every completed async operation, even one that finished at once, is queued
-/// behind whatever else the thread has to do; under load those queues were most of a miss's
-/// added latency (docs/PERFORMANCE.md).
+/// behind whatever else the thread has to do; under load such a queue added up to milliseconds
+/// to a miss (docs/PERFORMANCE.md, "Fewer trips through the event loop").
 template <class ConstBufferSequence>
 boost::asio::awaitable<void> write_now(boost::beast::tcp_stream& stream,
                                        const ConstBufferSequence& buffers,
