@@ -86,11 +86,13 @@ TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t 
   return nullptr;
 }
 
-void TieredCache::l1_store(const std::string& key, EntryPtr entry, std::uint64_t encoded_bytes) {
+void TieredCache::l1_store(const std::string& key, EntryPtr entry) {
   if (!l1_enabled_) return;
   const std::int64_t expires_at = expires_at_ms(*entry);
+  // The decoded size: that is what the L1 holds in memory, however small zstd made the bytes.
+  const std::uint64_t bytes = core::entry_memory_bytes(*entry);
   std::lock_guard lock(l1_mutex_);
-  l1_evictions_ += l1_.put(key, std::move(entry), encoded_bytes, expires_at);
+  l1_evictions_ += l1_.put(key, std::move(entry), bytes, expires_at);
 }
 
 void TieredCache::absorb_backend_failure(std::string_view operation) {
@@ -119,15 +121,14 @@ void TieredCache::absorb_backend_failure(std::string_view operation) {
   }
 }
 
-asio::awaitable<std::pair<TieredCache::EntryPtr, std::size_t>> TieredCache::l2_read(
-    const std::string& storage_key) {
+asio::awaitable<TieredCache::EntryPtr> TieredCache::l2_read(const std::string& storage_key) {
   std::optional<std::string> bytes;
   try {
     bytes = co_await l2_->get(storage_key);
   } catch (...) {
     absorb_backend_failure("get");
   }
-  if (!bytes) co_return std::pair<EntryPtr, std::size_t>{};
+  if (!bytes) co_return nullptr;
 
   auto decoded = core::decode_entry(*bytes);
   if (const auto* error = std::get_if<core::DecodeError>(&decoded)) {
@@ -140,20 +141,18 @@ asio::awaitable<std::pair<TieredCache::EntryPtr, std::size_t>> TieredCache::l2_r
     } catch (...) {
       absorb_backend_failure("erase");
     }
-    co_return std::pair<EntryPtr, std::size_t>{};
+    co_return nullptr;
   }
-  auto entry =
-      std::make_shared<const core::CacheEntry>(std::get<core::CacheEntry>(std::move(decoded)));
-  co_return std::pair<EntryPtr, std::size_t>{std::move(entry), bytes->size()};
+  co_return std::make_shared<const core::CacheEntry>(
+      std::get<core::CacheEntry>(std::move(decoded)));
 }
 
 asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& storage_key,
                                                         std::int64_t now_ms) {
   if (EntryPtr hit = l1_find(storage_key, now_ms)) co_return hit;
-  std::pair<EntryPtr, std::size_t> read = co_await l2_read(storage_key);
-  EntryPtr entry = std::move(read.first);
+  EntryPtr entry = co_await l2_read(storage_key);
   if (!entry || entry->expired_at(now_ms)) co_return nullptr;
-  l1_store(storage_key, entry, read.second);
+  l1_store(storage_key, entry);
   co_return entry;
 }
 
@@ -165,11 +164,10 @@ asio::awaitable<TieredCache::GraceLookup> TieredCache::get(const std::string& st
     lookup.entry = std::move(hit);
     co_return lookup;
   }
-  std::pair<EntryPtr, std::size_t> read = co_await l2_read(storage_key);
-  EntryPtr entry = std::move(read.first);
+  EntryPtr entry = co_await l2_read(storage_key);
   if (!entry) co_return lookup;
   if (!entry->expired_at(now_ms)) {
-    l1_store(storage_key, entry, read.second);
+    l1_store(storage_key, entry);
     lookup.entry = std::move(entry);
     co_return lookup;
   }
@@ -184,26 +182,22 @@ asio::awaitable<TieredCache::GraceLookup> TieredCache::get(const std::string& st
 
 asio::awaitable<void> TieredCache::put(const std::string& storage_key, EntryPtr entry,
                                        std::chrono::milliseconds ttl) {
-  std::optional<std::string> encoded = put_l1(storage_key, std::move(entry));
-  if (encoded) co_await put_l2(storage_key, std::move(*encoded), ttl);
+  if (!put_l1(storage_key, entry)) co_return;
+  co_await put_l2(storage_key, core::encode_entry(*entry), ttl);  // entry_fits: no length_error
 }
 
-std::optional<std::string> TieredCache::put_l1(const std::string& storage_key, EntryPtr entry) {
-  std::string encoded;
-  try {
-    encoded = core::encode_entry(*entry);
-  } catch (const std::length_error& e) {
+bool TieredCache::put_l1(const std::string& storage_key, EntryPtr entry) {
+  if (!core::entry_fits(*entry)) {
     // Too large to cache: the answer still reaches the caller, it is just not stored.
+    constexpr std::string_view kWhy = "its payload exceeds the 64 MiB limit";
     if (strict_) {
-      throw CacheError(
-          fmt::format("cache entry {} is too large to store: {}", storage_key, e.what()));
+      throw CacheError(fmt::format("cache entry {} is too large to store: {}", storage_key, kWhy));
     }
-    spdlog::warn("cache entry {} is too large to store ({}); not caching it", storage_key,
-                 e.what());
-    return std::nullopt;
+    spdlog::warn("cache entry {} is too large to store ({}); not caching it", storage_key, kWhy);
+    return false;
   }
-  l1_store(storage_key, std::move(entry), encoded.size());
-  return encoded;
+  l1_store(storage_key, std::move(entry));
+  return true;
 }
 
 asio::awaitable<void> TieredCache::put_l2(const std::string& storage_key, std::string encoded,
@@ -217,10 +211,9 @@ asio::awaitable<void> TieredCache::put_l2(const std::string& storage_key, std::s
 
 asio::awaitable<TieredCache::EntryPtr> TieredCache::get_l2(const std::string& storage_key,
                                                            std::int64_t now_ms) {
-  std::pair<EntryPtr, std::size_t> read = co_await l2_read(storage_key);
-  EntryPtr entry = std::move(read.first);
+  EntryPtr entry = co_await l2_read(storage_key);
   if (!entry || entry->expired_at(now_ms)) co_return nullptr;
-  l1_store(storage_key, entry, read.second);
+  l1_store(storage_key, entry);
   co_return entry;
 }
 

@@ -18,7 +18,7 @@ namespace llm_caching::cache {
 
 struct TieredStats {
   std::uint64_t l1_entries = 0;
-  std::uint64_t l1_bytes = 0;  ///< encoded size of the entries held, plus per-entry overhead
+  std::uint64_t l1_bytes = 0;  ///< memory of the entries held (decoded), plus per-entry overhead
   std::uint64_t l1_hits = 0;
   std::uint64_t l1_misses = 0;
   std::uint64_t l1_evictions = 0;
@@ -54,9 +54,9 @@ class TieredCache {
 
   // The two halves of put, for a write-behind (docs/SINGLE_FLIGHT.md): the L1 now, the L2 later.
 
-  /// Encodes the entry and stores it in the L1; returns the encoded bytes for put_l2, or nullopt
-  /// when the entry is too large to cache (logged; CacheError when strict).
-  std::optional<std::string> put_l1(const std::string& storage_key, EntryPtr entry);
+  /// Stores the entry in the L1, counting its decoded size; false when it is too large to cache
+  /// (logged; CacheError when strict). Nothing is encoded: that is put_l2's caller's work.
+  bool put_l1(const std::string& storage_key, EntryPtr entry);
   /// Stores encoded bytes in the L2 only (the failure policy applies).
   asio::awaitable<void> put_l2(const std::string& storage_key, std::string encoded,
                                std::chrono::milliseconds ttl);
@@ -101,8 +101,8 @@ class TieredCache {
  private:
   EntryPtr l1_find(const std::string& key, std::int64_t now_ms);
   /// The L2's entry decoded, whatever its TTL says, and its encoded size; nullptr on a miss.
-  asio::awaitable<std::pair<EntryPtr, std::size_t>> l2_read(const std::string& storage_key);
-  void l1_store(const std::string& key, EntryPtr entry, std::uint64_t encoded_bytes);
+  asio::awaitable<EntryPtr> l2_read(const std::string& storage_key);
+  void l1_store(const std::string& key, EntryPtr entry);
   /// Call from a catch block: rethrows as CacheError when strict, else logs (at most once per
   /// 30 s) and counts.
   void absorb_backend_failure(std::string_view operation);

@@ -261,6 +261,21 @@ std::string_view to_string(DecodeError e) noexcept {
   return "unknown";
 }
 
+std::uint64_t entry_memory_bytes(const CacheEntry& entry) noexcept {
+  return sizeof(CacheEntry) + entry.provider.size() + entry.model.size() + entry.response.size() +
+         entry.stream.size();
+}
+
+bool entry_fits(const CacheEntry& entry) noexcept {
+  // The payload is 4 bytes, the metadata JSON, then both bodies. The metadata is its fixed field
+  // names and at most 20 digits per number (under 512 bytes), plus provider and model, each at
+  // most 6 bytes per byte once escaped.
+  constexpr std::size_t kMetadataBound = 512;
+  const std::size_t bound = 4 + kMetadataBound + 6 * (entry.provider.size() + entry.model.size()) +
+                            entry.response.size() + entry.stream.size();
+  return bound <= kMaxEntryPayloadBytes;
+}
+
 std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts) {
   const std::string payload = serialize_payload(entry);  // throws length_error past 64 MiB
   std::string out;

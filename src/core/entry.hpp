@@ -60,6 +60,13 @@ struct EncodeOptions {
   int zstd_level = 3;
 };
 
+/// The memory a decoded entry holds: its strings and the struct. What the L1 counts against its
+/// bound, rather than the encoded size, which zstd can make several times smaller.
+std::uint64_t entry_memory_bytes(const CacheEntry& entry) noexcept;
+/// Whether encode_entry will take the entry: true guarantees no std::length_error. Errs on the
+/// safe side by at most a few kilobytes below kMaxEntryPayloadBytes.
+bool entry_fits(const CacheEntry& entry) noexcept;
+
 /// Throws std::length_error if the JSON payload would exceed kMaxEntryPayloadBytes.
 std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts = {});
 /// Never throws for bad input, never reads out of bounds. The payload is read strictly: a missing,

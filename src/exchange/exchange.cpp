@@ -316,7 +316,7 @@ Exchange::~Exchange() {
   writer.reset();  // joins the thread: the last completion handler has returned
 }
 
-void Exchange::finish_in_background(std::string key, std::optional<std::string> encoded,
+void Exchange::finish_in_background(std::string key, std::shared_ptr<const core::CacheEntry> entry,
                                     std::chrono::milliseconds ttl,
                                     std::optional<std::string> lock_token) {
   std::lock_guard lock(pending_mutex_);
@@ -325,7 +325,7 @@ void Exchange::finish_in_background(std::string key, std::optional<std::string> 
     asio::post(*writer_, [] { core::name_this_thread("llmc-l2-writer"); });
   }
   ++pending_;
-  behind_.push_back({std::move(key), std::move(encoded), ttl, std::move(lock_token)});
+  behind_.push_back({std::move(key), std::move(entry), ttl, std::move(lock_token)});
   if (draining_) return;
   draining_ = true;
   ++pending_;  // the drain itself: the destructor waits for it to end
@@ -384,8 +384,14 @@ void log_write_behind_failure(std::string_view what, std::string_view key) {
 asio::awaitable<void> Exchange::write_batch(std::vector<BehindWrite> batch) {
   std::vector<cache::Backend::PutItem> puts;
   puts.reserve(batch.size());
-  for (BehindWrite& write : batch) {
-    if (write.encoded) puts.push_back({write.key, std::move(*write.encoded), write.ttl});
+  for (const BehindWrite& write : batch) {
+    // put_l1 checked entry_fits, so no length_error; the encoding may still fail (zstd).
+    if (!write.entry) continue;
+    try {
+      puts.push_back({write.key, core::encode_entry(*write.entry), write.ttl});
+    } catch (...) {
+      log_write_behind_failure("the encoding", write.key);
+    }
   }
   // The L2 writes land before the locks go: a process that finds a lock free finds its entry.
   // TieredCache absorbs and counts backend failures; anything else is logged, and the batch
@@ -415,7 +421,8 @@ asio::awaitable<void> Exchange::write_each(std::vector<BehindWrite> batch) {
   auto finish = [](std::shared_ptr<cache::TieredCache> cache,
                    BehindWrite write) -> asio::awaitable<void> {
     try {
-      if (write.encoded) co_await cache->put_l2(write.key, std::move(*write.encoded), write.ttl);
+      if (write.entry)
+        co_await cache->put_l2(write.key, core::encode_entry(*write.entry), write.ttl);
     } catch (...) {
       log_write_behind_failure("the write", write.key);
     }
@@ -446,7 +453,7 @@ struct Exchange::HeldLock {
   ~HeldLock() {
     if (!token) return;
     try {
-      exchange.finish_in_background(key, std::nullopt, {}, std::move(token));
+      exchange.finish_in_background(key, nullptr, {}, std::move(token));
     } catch (const std::exception& e) {
       spdlog::warn("could not release the lock of {}: {}; it expires by itself", key, e.what());
     }
@@ -744,9 +751,10 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
     const auto grace = std::max(request.stale_while_revalidate, request.stale_if_error);
     const auto retention = request.ttl.count() > 0 ? request.ttl + grace : request.ttl;
     if (request.write_behind && !cache_->strict()) {
-      // Answer now from the L1; the L2 write and the unlock follow on the writer thread.
-      std::optional<std::string> encoded = cache_->put_l1(key, result.entry);
-      finish_in_background(key, std::move(encoded), retention, held.take());
+      // Answer now from the L1; the encoding, the L2 write and the unlock follow on the writer
+      // thread, off this request's path.
+      const bool stored = cache_->put_l1(key, result.entry);
+      finish_in_background(key, stored ? result.entry : nullptr, retention, held.take());
     } else {
       co_await cache_->put(key, result.entry, retention);
       if (auto token = held.take()) co_await cache_->unlock(key, *token);

@@ -166,8 +166,9 @@ class Exchange {
   asio::awaitable<ExchangeResult> lead(Model& model, const ExchangeRequest& request,
                                        const std::string& key, const ModelCosts& price,
                                        std::optional<std::string> lock_token = std::nullopt);
-  /// On the writer thread: writes `encoded` to the L2 (if any), then releases the lock (if any).
-  void finish_in_background(std::string key, std::optional<std::string> encoded,
+  /// On the writer thread: encodes `entry` and writes it to the L2 (if any), then releases the
+  /// lock (if any).
+  void finish_in_background(std::string key, std::shared_ptr<const core::CacheEntry> entry,
                             std::chrono::milliseconds ttl, std::optional<std::string> lock_token);
   /// The writer thread's loop: every kWriteBehindLinger, the queued writes in one put_l2_many,
   /// then their unlocks; ends when the queue is empty.
@@ -191,7 +192,8 @@ class Exchange {
   std::unique_ptr<asio::thread_pool> writer_;  // started on first use, under pending_mutex_
   struct BehindWrite {
     std::string key;
-    std::optional<std::string> encoded;
+    std::shared_ptr<const core::CacheEntry>
+        entry;  ///< encoded on the writer thread; null: unlock only
     std::chrono::milliseconds ttl{0};
     std::optional<std::string> lock_token;
   };

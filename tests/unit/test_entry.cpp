@@ -257,7 +257,34 @@ TEST(Entry, ExpiryFollowsTtl) {
 TEST(Entry, RefusesToEncodeAPayloadAbove64MiB) {
   CacheEntry e = small_entry();
   e.response.assign(kMaxEntryPayloadBytes, 'x');
+  EXPECT_FALSE(entry_fits(e));
   EXPECT_THROW(encode_entry(e), std::length_error);
+}
+
+TEST(Entry, AnEntryThatFitsAlwaysEncodesEvenAtTheLimitWithTheLongestMetadata) {
+  // entry_fits lets the write-behind encode off the request's thread without a length_error
+  // to report: the largest entry it accepts, with every number at its longest and a provider
+  // and model that escape to six bytes a byte, must encode.
+  CacheEntry e;
+  e.provider = std::string(20, '\x01');
+  e.model = std::string(40, '\x02');
+  e.created_at_ms = e.ttl_ms = e.cost_nano_usd = std::numeric_limits<std::int64_t>::min();
+  e.usage.input_tokens = e.usage.output_tokens = e.usage.cache_write_tokens =
+      e.usage.cache_read_tokens = e.usage.requests = std::numeric_limits<std::int64_t>::min();
+  e.stream.assign(1000, 's');
+  const std::size_t fits = kMaxEntryPayloadBytes - 4 - 512 - 6 * 60 - e.stream.size();
+  e.response.assign(fits, 'r');
+  ASSERT_TRUE(entry_fits(e));
+  EXPECT_NO_THROW(encode_entry(e));
+  e.response.push_back('r');
+  EXPECT_FALSE(entry_fits(e));
+}
+
+TEST(Entry, MemoryBytesCountTheDecodedBodiesNotTheCompressedOnes) {
+  CacheEntry e = small_entry();
+  e.response.assign(1 << 20, 'a');  // compresses to almost nothing
+  EXPECT_GE(entry_memory_bytes(e), e.response.size() + e.provider.size() + e.model.size());
+  EXPECT_LT(encode_entry(e).size(), entry_memory_bytes(e) / 100);
 }
 
 TEST(Entry, DecodeErrorsHaveStableNames) {

@@ -173,10 +173,10 @@ TEST_F(TieredCacheTest, DisabledL1ReadsL2EveryTime) {
   EXPECT_EQ(s.l1_hits, 0u);
 }
 
-TEST_F(TieredCacheTest, L1IsBoundedByEncodedBytesAndFallsBackToL2) {
+TEST_F(TieredCacheTest, L1IsBoundedByTheEntriesMemoryAndFallsBackToL2) {
   const EntryPtr entry = make_entry(std::string(800, 'a'));
   const std::uint64_t one =
-      core::encode_entry(*entry).size() + (kKey + "1").size() + kLruEntryOverhead;
+      core::entry_memory_bytes(*entry) + (kKey + "1").size() + kLruEntryOverhead;
   TieredCache small(l2_, 2 * one, false);
   for (const char* suffix : {"1", "2", "3"}) {
     run_blocking(small.put(kKey + suffix, entry, milliseconds(0)));
@@ -187,6 +187,22 @@ TEST_F(TieredCacheTest, L1IsBoundedByEncodedBytesAndFallsBackToL2) {
   EXPECT_LE(s.l1_bytes, 2 * one);
   EXPECT_NE(run_blocking(small.get(kKey + "1", kNow)), nullptr);  // evicted from L1, still in L2
   EXPECT_EQ(run_blocking(small.stats()).l2.hits, 1u);
+}
+
+TEST_F(TieredCacheTest, ACompressibleEntryCountsItsDecodedSizeAgainstTheL1) {
+  // The L1 holds decoded entries: a 256 KiB answer that zstd shrinks to a few hundred bytes
+  // still takes 256 KiB of memory, so a 600 KiB L1 keeps two of them, not hundreds.
+  const EntryPtr entry = make_entry(std::string(256 * 1024, 'a'));
+  ASSERT_LT(core::encode_entry(*entry).size(), 4096u);
+  TieredCache small(l2_, 600 * 1024, false);
+  for (int i = 0; i < 5; ++i) {
+    run_blocking(small.put(kKey + std::to_string(i), entry, milliseconds(0)));
+  }
+  const TieredStats s = run_blocking(small.stats());
+  EXPECT_EQ(s.l1_entries, 2u);
+  EXPECT_EQ(s.l1_evictions, 3u);
+  EXPECT_LE(s.l1_bytes, 600u * 1024);
+  EXPECT_EQ(s.l2.writes, 5u);  // all five still reached the L2
 }
 
 TEST_F(TieredCacheTest, EraseAndClearReachBothTiers) {
