@@ -1,6 +1,8 @@
 // Routes, behaviours and the three wire formats of the fake provider (see README.md).
 #include "fake_logic.hpp"
 
+#include "core/canonical_json.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -414,41 +416,6 @@ json::value openai_tool_call(const Call& call, const Answer& answer, bool with_a
        {{"name", answer.tool_name}, {"arguments", with_arguments ? answer.tool_arguments : ""}}}};
 }
 
-/// `text` as a JSON string literal (RFC 8259 escapes; other bytes, UTF-8 included, as they are).
-void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (byte < 0x20) {
-          out += "\\u00";
-          out += kHex[byte >> 4];
-          out += kHex[byte & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 /// The plain-text chat completion, written out directly: the benchmarks' every miss asks for
 /// one, and building it as a JSON tree was a third of the fake provider's work per request,
 /// taken from the CPU the gateway under test shares with it. Same fields, same order.
@@ -460,10 +427,10 @@ std::string openai_text_body(const Call& call, const Answer& answer, const Token
   out += R"(","object":"chat.completion","created":)";
   out += std::to_string(kCreated);
   out += R"(,"model":)";
-  append_json_string(out, call.model);
+  llm_caching::detail::append_canonical_string(out, call.model);
   out += R"(,"system_fingerprint":"fp_fake","choices":[{"index":0,)"
          R"("message":{"role":"assistant","refusal":null,"content":)";
-  append_json_string(out, answer.text);
+  llm_caching::detail::append_canonical_string(out, answer.text);
   out += R"(},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":)";
   out += std::to_string(t.prompt);
   out += R"(,"completion_tokens":)";

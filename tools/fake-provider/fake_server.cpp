@@ -29,6 +29,7 @@
 #include <string>
 
 #include "fake_logic.hpp"
+#include "providers/http_wire.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -94,15 +95,12 @@ asio::awaitable<void> write_reply(Stream& stream, const Reply& reply, bool keep_
     if (!ec) co_await asio::async_write(stream, http::make_chunk_last(), redirect);
     co_return;
   }
-  // The head written out directly and sent with the body in one write, not through Beast's
-  // serializer: it was a quarter of the fake's work per request, CPU that a benchmark's gateway
-  // shares with it. The headers are the fake's own, so none needs checking.
-  std::string head = "HTTP/1.1 " + std::to_string(reply.status) + ' ' +
-                     std::string(http::obsolete_reason(static_cast<http::status>(reply.status))) +
-                     "\r\n";
-  for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
-  head += "Content-Length: " + std::to_string(reply.body.size()) + "\r\n";
-  head += keep_alive ? "\r\n" : "Connection: close\r\n\r\n";
+  // The head written as the gateway writes its own and sent with the body in one write, not
+  // through Beast's serializer: that was a quarter of the fake's work per request, CPU that a
+  // benchmark's gateway shares with it.
+  const std::string head = llm_caching::providers::response_head(
+      reply.status, http::obsolete_reason(static_cast<http::status>(reply.status)), reply.headers,
+      reply.body.size(), keep_alive);
   const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head), asio::buffer(reply.body)};
   co_await asio::async_write(stream, buffers, redirect);
 }
