@@ -100,7 +100,7 @@ class TieredCache {
 
  private:
   EntryPtr l1_find(const std::string& key, std::int64_t now_ms);
-  /// The L2's entry decoded, whatever its TTL says, and its encoded size; nullptr on a miss.
+  /// The L2's entry decoded, whatever its TTL says; nullptr on a miss.
   asio::awaitable<EntryPtr> l2_read(const std::string& storage_key);
   void l1_store(const std::string& key, EntryPtr entry);
   /// Call from a catch block: rethrows as CacheError when strict, else logs (at most once per

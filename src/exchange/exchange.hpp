@@ -192,8 +192,8 @@ class Exchange {
   std::unique_ptr<asio::thread_pool> writer_;  // started on first use, under pending_mutex_
   struct BehindWrite {
     std::string key;
-    std::shared_ptr<const core::CacheEntry>
-        entry;  ///< encoded on the writer thread; null: unlock only
+    /// Encoded on the writer thread; null: release the lock only.
+    std::shared_ptr<const core::CacheEntry> entry;
     std::chrono::milliseconds ttl{0};
     std::optional<std::string> lock_token;
   };

@@ -42,7 +42,6 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t kHeaderLimit = 64 * 1024;
-constexpr std::size_t kFirstReadBytes = 16 * 1024;
 
 struct Session {
   explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
@@ -267,9 +266,7 @@ asio::awaitable<void> Server::Worker::refuse(Session& session, std::string_view 
 
 asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
   beast::flat_buffer buffer;
-  // Room for a typical request in one read: from an empty buffer Beast reads 512 bytes at a
-  // time, and each further read comes back through the event loop (write_now.hpp says why).
-  buffer.reserve(kFirstReadBytes);
+  buffer.reserve(providers::kFirstReadBytes);
   while (!draining) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);

@@ -84,8 +84,6 @@ std::shared_ptr<TlsContext> make_tls_context(const HttpClientOptions& options) {
   return slot;
 }
 
-constexpr std::size_t kFirstReadBytes = 16 * 1024;
-
 struct Connection::State {
   ConnectPlan plan;
   HttpClientOptions options;
@@ -322,8 +320,6 @@ asio::awaitable<std::unique_ptr<Connection>> Connection::open(asio::any_io_execu
 
   auto endpoints = co_await resolve(executor, dial_host, dial_port, deadline, options);
   auto state = std::make_unique<State>();
-  // Room for a typical answer in one read: from an empty buffer Beast reads 512 bytes at a
-  // time, and each further read comes back through the event loop (write_now.hpp says why).
   state->buffer.reserve(kFirstReadBytes);
   state->plan = plan;
   state->options = options;

@@ -29,6 +29,11 @@ std::string request_head(std::string_view method, std::string_view target, std::
 std::string response_head(int status, std::string_view reason, const HeaderList& headers,
                           std::size_t body_size, bool keep_alive);
 
+/// The read buffer a connection starts with (client and gateway): room for a typical request or
+/// answer in one read. From an empty buffer Beast reads 512 bytes at first, and each further
+/// read comes back through the event loop (write_now.hpp says why that matters).
+inline constexpr std::size_t kFirstReadBytes = 16 * 1024;
+
 /// Whether `name` is an HTTP token and `value` has no CR, LF or NUL.
 bool is_valid_header(std::string_view name, std::string_view value) noexcept;
 
