@@ -15,12 +15,14 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace gateway_test {
@@ -192,13 +194,20 @@ inline std::string quoted(const std::string& text) {
   return out + "'";
 }
 
-/// Writes `bytes` on a fresh connection and reads until the server closes it (or `max` bytes).
-inline std::string raw_exchange(std::uint16_t port, const std::string& bytes,
-                                std::size_t max = std::size_t{1} << 24) {
+/// Writes `pieces` on a fresh connection, each its own segment with `pause` after it, and reads
+/// until the server closes it (or `max` bytes).
+inline std::string raw_exchange_in_pieces(std::uint16_t port,
+                                          const std::vector<std::string>& pieces,
+                                          std::chrono::milliseconds pause,
+                                          std::size_t max = std::size_t{1} << 24) {
   boost::asio::io_context io;
   boost::asio::ip::tcp::socket socket(io);
   socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-  boost::asio::write(socket, boost::asio::buffer(bytes));
+  socket.set_option(boost::asio::ip::tcp::no_delay(true));
+  for (const std::string& piece : pieces) {
+    boost::asio::write(socket, boost::asio::buffer(piece));
+    std::this_thread::sleep_for(pause);
+  }
   std::string out;
   boost::system::error_code ec;
   char buffer[8192];
@@ -208,6 +217,12 @@ inline std::string raw_exchange(std::uint16_t port, const std::string& bytes,
     out.append(buffer, n);
   }
   return out;
+}
+
+/// Writes `bytes` on a fresh connection and reads until the server closes it (or `max` bytes).
+inline std::string raw_exchange(std::uint16_t port, const std::string& bytes,
+                                std::size_t max = std::size_t{1} << 24) {
+  return raw_exchange_in_pieces(port, {bytes}, std::chrono::milliseconds(0), max);
 }
 
 }  // namespace gateway_test

@@ -178,27 +178,6 @@ TEST_F(GatewayErrors, PipelinedRequestsOnOneConnectionAreAnsweredInOrder) {
   EXPECT_EQ(fake.stats().at("connections").as_int64(), 2);  // one upstream connection + stats
 }
 
-/// Sends `pieces` on one connection with a pause after each, then reads until the server closes.
-std::string exchange_in_pieces(std::uint16_t port, const std::vector<std::string>& pieces) {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::socket socket(io);
-  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-  socket.set_option(boost::asio::ip::tcp::no_delay(true));  // each piece its own segment
-  for (const std::string& piece : pieces) {
-    boost::asio::write(socket, boost::asio::buffer(piece));
-    std::this_thread::sleep_for(30ms);
-  }
-  std::string out;
-  boost::system::error_code ec;
-  char buffer[8192];
-  for (;;) {
-    const std::size_t n = socket.read_some(boost::asio::buffer(buffer), ec);
-    if (ec) break;
-    out.append(buffer, n);
-  }
-  return out;
-}
-
 TEST_F(GatewayErrors, ABodyThatArrivesAfterItsHeadInPiecesIsReadWhole) {
   // The server parses a body that came with its head without waiting; one that comes later, in
   // pieces, or chunked, must still be read whole.
@@ -207,9 +186,11 @@ TEST_F(GatewayErrors, ABodyThatArrivesAfterItsHeadInPiecesIsReadWhole) {
       "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
       "Content-Type: application/json\r\nConnection: close\r\n";
   const std::size_t half = body.size() / 2;
-  const std::string sized = exchange_in_pieces(
-      gateway.port(), {head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n",
-                       body.substr(0, half), body.substr(half)});
+  const std::string sized =
+      raw_exchange_in_pieces(gateway.port(),
+                             {head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n",
+                              body.substr(0, half), body.substr(half)},
+                             30ms);
   EXPECT_EQ(sized.rfind("HTTP/1.1 200", 0), 0u) << sized;
   EXPECT_NE(sized.find("echo: late body"), std::string::npos) << sized;
 
@@ -218,9 +199,11 @@ TEST_F(GatewayErrors, ABodyThatArrivesAfterItsHeadInPiecesIsReadWhole) {
     hex << std::hex << data.size();
     return hex.str() + "\r\n" + std::string(data) + "\r\n";
   };
-  const std::string chunked = exchange_in_pieces(
-      gateway.port(), {head + "Transfer-Encoding: chunked\r\n\r\n" + chunk(body.substr(0, half)),
-                       chunk(body.substr(half)), "0\r\n\r\n"});
+  const std::string chunked = raw_exchange_in_pieces(
+      gateway.port(),
+      {head + "Transfer-Encoding: chunked\r\n\r\n" + chunk(body.substr(0, half)),
+       chunk(body.substr(half)), "0\r\n\r\n"},
+      30ms);
   EXPECT_EQ(chunked.rfind("HTTP/1.1 200", 0), 0u) << chunked;
   EXPECT_NE(chunked.find("echo: late body"), std::string::npos) << chunked;
   EXPECT_NE(chunked.find("x-llm-cache: HIT"), std::string::npos) << chunked;  // the same request
