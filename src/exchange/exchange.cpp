@@ -803,10 +803,9 @@ asio::awaitable<std::shared_ptr<const core::CacheEntry>> Exchange::call_provider
       } else {
         entry->response = std::move(resp.body);
       }
-      // Throws ProviderError on garbage: nothing is cached and the caller learns why.
-      const providers::ChatResponse parsed =
-          providers::parse_response(native.provider, entry->response, false);
-      entry->usage = parsed.usage;
+      // Throws ProviderError on garbage: nothing is cached and the caller learns why. Only the
+      // usage is needed here (the cost); the answer goes out as the provider sent it.
+      entry->usage = providers::parse_usage(native.provider, entry->response);
       entry->usage.requests = 1;
       entry->cost_nano_usd = cost_nano_usd(price, entry->usage);
       if (request.validate) request.validate(*entry);

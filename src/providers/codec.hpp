@@ -78,6 +78,12 @@ struct ChatResponse {
 /// "refusal"; Gemini prompt blocked: "blocked".
 ChatResponse parse_response(Provider provider, std::string_view body, bool structured);
 
+/// The usage of a complete native response, without the rest of it: parse_response(provider,
+/// body, false).usage, and the same ProviderError on the same bodies, for a fraction of the work
+/// (one pass over the JSON that keeps only the usage object). For callers that need only the
+/// cost, such as the exchange storing an answer it relays as it came.
+Usage parse_usage(Provider provider, std::string_view body);
+
 /// Normalised usage of a parsed native response; missing counts are 0; requests = 1.
 Usage extract_usage(Provider provider, const boost::json::object& response);
 

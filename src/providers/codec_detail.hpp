@@ -49,6 +49,11 @@ std::optional<std::chrono::milliseconds> parse_seconds_duration(std::string_view
 /// mid-event.
 std::vector<SseEvent> read_sse(Provider provider, std::string_view sse_body);
 
+/// parse_usage's one pass: the usage when the body is an answer parse_response(provider, body,
+/// false) accepts; nullopt when it is not, or when the pass cannot tell (a member that appears
+/// twice), which leaves the verdict to parse_response.
+std::optional<Usage> scan_usage(Provider provider, std::string_view body);
+
 /// Per-provider implementations.
 namespace openai {
 boost::json::object build_request(const ChatRequest& request);
