@@ -2,7 +2,6 @@
 
 #include "providers/codec.hpp"
 
-#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -386,11 +385,24 @@ std::string format_usd(std::int64_t nano_usd) {
   const bool negative = nano_usd < 0;
   const std::uint64_t magnitude =
       negative ? 0 - static_cast<std::uint64_t>(nano_usd) : static_cast<std::uint64_t>(nano_usd);
-  std::string text = fmt::format("{}{}.{:09}", negative ? "-" : "", magnitude / 1'000'000'000,
-                                 magnitude % 1'000'000'000);
-  while (text.back() == '0') text.pop_back();
-  if (text.back() == '.') text.pop_back();
-  return text;
+  // By hand rather than with fmt: two of these go out with every answer, hits included.
+  std::array<char, 32> buffer;  // "-" + 11 digits + "." + 9 digits
+  char* end = buffer.data();
+  if (negative) *end++ = '-';
+  end = std::to_chars(end, buffer.data() + buffer.size(), magnitude / 1'000'000'000).ptr;
+  std::uint64_t fraction = magnitude % 1'000'000'000;
+  if (fraction != 0) {
+    *end++ = '.';
+    int digits = 9;
+    while (fraction % 10 == 0) {  // trailing zeros trimmed
+      fraction /= 10;
+      --digits;
+    }
+    for (int i = digits - 1; i >= 0; --i, fraction /= 10)
+      end[i] = static_cast<char>('0' + fraction % 10);
+    end += digits;
+  }
+  return std::string(buffer.data(), end);
 }
 
 }  // namespace llm_caching::gateway

@@ -193,6 +193,12 @@ TEST(GatewayErrors, DollarsAreExact) {
   EXPECT_EQ(format_usd(125'000), "0.000125");
   EXPECT_EQ(format_usd(2'500'000'000), "2.5");
   EXPECT_EQ(format_usd(-1), "-0.000000001");
+  EXPECT_EQ(format_usd(1'000'000'000), "1");
+  EXPECT_EQ(format_usd(12'345'678'901), "12.345678901");
+  EXPECT_EQ(format_usd(100'000'000), "0.1");
+  EXPECT_EQ(format_usd(-2'050'000'000), "-2.05");
+  EXPECT_EQ(format_usd(INT64_MAX), "9223372036.854775807");
+  EXPECT_EQ(format_usd(INT64_MIN), "-9223372036.854775808");
 }
 
 }  // namespace
