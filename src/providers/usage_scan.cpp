@@ -272,7 +272,8 @@ std::optional<Usage> scan_usage(Provider provider, std::string_view body) {
   const std::size_t used = parser.write_some(false, body.data(), body.size(), ec);
   const UsageScan& scan = parser.handler();
   if (ec || used != body.size() || !looks_sound(provider, scan)) return std::nullopt;
-  if (!scan.usage_root.is_object()) return providers::extract_usage(provider, json::object(storage));
+  if (!scan.usage_root.is_object())
+    return providers::extract_usage(provider, json::object(storage));
   return providers::extract_usage(provider, scan.usage_root.get_object());
 }
 

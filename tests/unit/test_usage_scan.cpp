@@ -98,8 +98,7 @@ TEST(UsageScan, TheScanAnswersForEverySoundFixtureOfItsProvider) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   };
   int scanned = 0;
-  for (const auto& [provider, names] :
-       std::vector<std::pair<Provider, std::vector<std::string>>>{
+  for (const auto& [provider, names] : std::vector<std::pair<Provider, std::vector<std::string>>>{
            {Provider::openai,
             {"openai_response.json", "openai_response_reasoning.json",
              "openai_response_refusal.json", "openai_response_structured.json",
@@ -219,12 +218,12 @@ TEST(UsageScan, LongEscapedStringsAndKeysThatArriveInPieces) {
   // Escaped strings longer than the parser's own buffer reach the handler in parts.
   std::string long_escaped;
   for (int i = 0; i < 6000; ++i) long_escaped += "\\n\\u0061";
-  const std::string openai = R"({"choices":[{"message":{"content":")" + long_escaped +
-                             R"("}}],")" + long_escaped + R"(":1,"usage":{")" + long_escaped +
+  const std::string openai = R"({"choices":[{"message":{"content":")" + long_escaped + R"("}}],")" +
+                             long_escaped + R"(":1,"usage":{")" + long_escaped +
                              R"(":2,"prompt_tokens":9}})";
   expect_scanned(Provider::openai, openai, usage_of(9, 0, 0, 0));
-  const std::string anthropic = R"({"type":")" + long_escaped + R"(","content":[],)" +
-                                R"("usage":{"input_tokens":4}})";
+  const std::string anthropic =
+      R"({"type":")" + long_escaped + R"(","content":[],)" + R"("usage":{"input_tokens":4}})";
   expect_scanned(Provider::anthropic, anthropic, usage_of(4, 0, 0, 0));
 }
 
