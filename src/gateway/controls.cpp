@@ -12,6 +12,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <optional>
 #include <vector>
 
 namespace llm_caching::gateway {
@@ -190,11 +191,33 @@ std::string_view cache_status(CacheMode mode, bool cache_hit, bool coalesced, bo
   return cache_status(mode, cache_hit);
 }
 
+namespace {
+
+/// Whether `target` is an origin-form path with no query and nothing to decode: only RFC 3986
+/// pchars and '/', no '%'. Such a target is its own path, which Boost.URL would only copy.
+bool is_plain_path(std::string_view target) noexcept {
+  if (target.empty() || target.front() != '/') return false;
+  return std::all_of(target.begin(), target.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("-._~!$&'()*+,;=:@/").find(c) != std::string_view::npos;
+  });
+}
+
+}  // namespace
+
 Route match_route(std::string_view method, std::string_view target) {
   Route route;
-  const auto parsed = boost::urls::parse_origin_form(target);
-  if (!parsed) return route;
-  const std::string path = parsed->path();  // percent-decoded
+  // Every request is routed: the usual targets skip the URL parser (a copy and a decode).
+  std::optional<boost::urls::url_view> parsed;
+  std::string path;
+  if (is_plain_path(target)) {
+    path = target;
+  } else {
+    auto result = boost::urls::parse_origin_form(target);
+    if (!result) return route;
+    parsed = *result;
+    path = parsed->path();  // percent-decoded
+  }
   if (path.starts_with("/v1beta/")) route.provider = Provider::gemini;
   if (path == "/v1/messages") route.provider = Provider::anthropic;
 
@@ -219,9 +242,11 @@ Route match_route(std::string_view method, std::string_view target) {
     if (action != "generateContent" && action != "streamGenerateContent") return route;
     route.model = std::string(rest.substr(0, colon));
     route.gemini_stream = action == "streamGenerateContent";
-    for (const auto& param : parsed->params()) {
-      if (param.key == "alt") route.gemini_sse = param.value == "sse";
-      if (param.key == "key") route.query_key = param.value;
+    if (parsed) {  // a plain path has no query
+      for (const auto& param : parsed->params()) {
+        if (param.key == "alt") route.gemini_sse = param.value == "sse";
+        if (param.key == "key") route.query_key = param.value;
+      }
     }
     return expect("POST", RouteKind::llm);
   }

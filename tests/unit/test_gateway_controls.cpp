@@ -144,6 +144,23 @@ TEST(GatewayRoutes, OtherRoutesAndMisses) {
   EXPECT_EQ(match_route("POST", "/v1beta/nothing").provider, Provider::gemini);
 }
 
+TEST(GatewayRoutes, PlainAndEncodedTargetsRouteAlike) {
+  // Plain targets skip the URL parser; encoded ones, queries and invalid ones take it.
+  EXPECT_EQ(match_route("POST", "/v1/chat%2Fcompletions").kind, RouteKind::llm);
+  EXPECT_EQ(match_route("POST", "/v1/%6Dessages").provider, Provider::anthropic);
+  EXPECT_EQ(match_route("POST", "/chat/completions?x=1").kind, RouteKind::llm);
+  EXPECT_EQ(match_route("POST", "/v1/chat/completions/").kind, RouteKind::not_found);
+  EXPECT_EQ(match_route("POST", "/v1/chat/completions%").kind, RouteKind::not_found);
+  EXPECT_EQ(match_route("POST", "/v1/chat/completions\\x").kind, RouteKind::not_found);
+  EXPECT_EQ(match_route("POST", "/v1/chat/completions#x").kind, RouteKind::not_found);
+  const Route plain = match_route("POST", "/v1beta/models/gemini-2.0-flash:streamGenerateContent");
+  EXPECT_EQ(plain.kind, RouteKind::llm);
+  EXPECT_EQ(plain.model, "gemini-2.0-flash");
+  EXPECT_TRUE(plain.gemini_stream);
+  EXPECT_FALSE(plain.gemini_sse);
+  EXPECT_TRUE(plain.query_key.empty());
+}
+
 TEST(GatewayKeyMaterial, HeadersThatShapeTheAnswerAreNormalised) {
   EXPECT_EQ(answer_shaping_headers({}), "");
   EXPECT_EQ(answer_shaping_headers({{"content-type", "application/json"}, {"x-api-key", "k"}}), "");
