@@ -1,12 +1,16 @@
 -- Shared by the wrk scripts of the miss runs (post_unique.lua, post_paced.lua).
 local M = {}
 
+-- LLMC_CACHE_HEADER=no-store (say) sends that x-llm-cache control with every request.
+local cache_header = os.getenv("LLMC_CACHE_HEADER")
+
 -- A chat completion whose prompt is `prompt`: a new prompt each time makes every answer a miss.
 function M.post(prompt)
   local body = string.format(
     '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}', prompt)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
-                                  ["Authorization"] = "Bearer sk-bench"}, body)
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer sk-bench"}
+  if cache_header and cache_header ~= "" then headers["x-llm-cache"] = cache_header end
+  return wrk.format("POST", nil, headers, body)
 end
 
 -- The latency tail in finer steps than wrk's --latency table (microseconds), as one

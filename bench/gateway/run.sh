@@ -9,7 +9,9 @@
 #      time (its llmc_gateway_overhead_seconds histogram: the request's time in the gateway minus
 #      the wait for the upstream) is printed too, and the request's whole time inside the
 #      gateway (llmc_gateway_request_duration_seconds: with its p99 next to wrk's, whether the
-#      tail is spent inside the gateway or in reaching it);
+#      tail is spent inside the gateway or in reaching it); and the same misses through the
+#      gateway with `x-llm-cache: no-store` (it reads its cache but never writes it, nor takes
+#      the cross-process lock): the difference to the storing run is what storing costs;
 #   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
 # Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
 #   ROUNDS=N repeats the hit and miss pairs N times, alternating (default 1).
@@ -165,13 +167,15 @@ miss_script=$here/post_paced.lua
 [[ ${MISS_LOAD:-even} == bursts ]] && miss_script=$here/post_unique.lua
 echo "misses: load $(basename "$miss_script")"
 gateway_added=()
+nostore_added=()
 gateway_own=()
 nginx_added=()
 plain_added=()
-# miss_run LABEL SERVER_PIDS PORT: one run of the misses; sets last_p99_us.
+# miss_run LABEL SERVER_PIDS PORT [VAR=VALUE...]: one run of the misses, with the variables in
+# wrk's environment; sets last_p99_us.
 miss_run() {
   wrk_threads=1 server_pids=$2 wrk_run "$1" 10 "$miss_script" \
-    "http://127.0.0.1:$3/v1/chat/completions" PACE_MS=10
+    "http://127.0.0.1:$3/v1/chat/completions" PACE_MS=10 "${@:4}"
 }
 for round in $(seq "${ROUNDS:-1}"); do
   miss_run direct-miss "$fake_pid" "$fake_port"
@@ -188,13 +192,15 @@ for round in $(seq "${ROUNDS:-1}"); do
     "$(histogram_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)")"
   echo "gateway-miss time inside the gateway (llmc_gateway_request_duration_seconds): p50=${inside_p50}us p99=${inside_p99}us"
   gateway_own+=("$own_p99")
+  miss_run gateway-miss-no-store "$gateway_pid" "$gateway_port" LLMC_CACHE_HEADER=no-store
+  nostore_added+=($((last_p99_us - direct_p99)))
   miss_run nginx-miss "$nginx_workers" "$nginx_port"
   nginx_added+=($((last_p99_us - direct_p99)))
   miss_run nginx-plain-miss "$nginx_workers" "$nginx_plain_port"
   plain_added+=($((last_p99_us - direct_p99)))
 done
-echo "misses: p99 added over direct, per round (us): gateway ${gateway_added[*]}; nginx ${nginx_added[*]}; nginx without cache ${plain_added[*]}"
-echo "misses: median p99 added (us): gateway $(median "${gateway_added[@]}"), nginx $(median "${nginx_added[@]}"), nginx without cache $(median "${plain_added[@]}")"
+echo "misses: p99 added over direct, per round (us): gateway ${gateway_added[*]}; gateway not storing ${nostore_added[*]}; nginx ${nginx_added[*]}; nginx without cache ${plain_added[*]}"
+echo "misses: median p99 added (us): gateway $(median "${gateway_added[@]}"), gateway not storing $(median "${nostore_added[@]}"), nginx $(median "${nginx_added[@]}"), nginx without cache $(median "${plain_added[@]}")"
 echo "misses: the gateway's own time, p99 per round (us): ${gateway_own[*]}; median $(median "${gateway_own[@]}")"
 fi
 has_phase memory || exit 0
