@@ -13,10 +13,8 @@
 #include "providers/codec_detail.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
-#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/value_stack.hpp>
 
-#include <array>
 #include <optional>
 #include <string>
 
@@ -26,24 +24,23 @@ namespace json = boost::json;
 
 namespace {
 
-/// What parse_response looks at, by provider: the usage member, the list that must be there
-/// (choices, content, candidates), and whether the list's first element must be an object.
+/// What parse_response looks at, by provider: the usage member and the list that must be there
+/// (choices, content, candidates). What else it asks of the list is in looks_sound.
 struct Shape {
   std::string_view usage;
   std::string_view list;
-  bool first_must_be_object;
 };
 
 Shape shape_of(Provider provider) {
   switch (provider) {
     case Provider::openai:
-      return {"usage", "choices", true};
+      return {"usage", "choices"};
     case Provider::anthropic:
-      return {"usage", "content", false};
+      return {"usage", "content"};
     case Provider::gemini:
-      return {"usageMetadata", "candidates", true};
+      return {"usageMetadata", "candidates"};
   }
-  return {"usage", "choices", true};
+  return {"usage", "choices"};
 }
 
 /// A basic_parser handler that validates the whole document and keeps only what parse_usage
@@ -58,9 +55,7 @@ class UsageScan {
   using string_view = json::string_view;
   using error_code = json::error_code;
 
-  /// `storage` holds the usage object (an arena: the scan's values die with it).
-  UsageScan(Shape shape, json::storage_ptr storage)
-      : shape_(shape), usage_stack_(std::move(storage)) {}
+  explicit UsageScan(Shape shape) : shape_(shape) {}
 
   // What the scan found. Any `*_members` above 1 sends the body to parse_response.
   bool root_is_object = false;
@@ -263,17 +258,12 @@ namespace detail {
 std::optional<Usage> scan_usage(Provider provider, std::string_view body) {
   json::parse_options options;
   options.max_depth = 256;  // as parse_response's parser
-  // The usage object comes from the stack, not the heap: a miss scans one answer and drops it.
-  std::array<unsigned char, 2048> buffer;
-  json::monotonic_resource arena(buffer.data(), buffer.size());
-  const json::storage_ptr storage(&arena);
-  json::basic_parser<UsageScan> parser(options, shape_of(provider), storage);
+  json::basic_parser<UsageScan> parser(options, shape_of(provider));
   json::error_code ec;
   const std::size_t used = parser.write_some(false, body.data(), body.size(), ec);
   const UsageScan& scan = parser.handler();
   if (ec || used != body.size() || !looks_sound(provider, scan)) return std::nullopt;
-  if (!scan.usage_root.is_object())
-    return providers::extract_usage(provider, json::object(storage));
+  if (!scan.usage_root.is_object()) return providers::extract_usage(provider, json::object());
   return providers::extract_usage(provider, scan.usage_root.get_object());
 }
 
