@@ -132,27 +132,43 @@ TEST(GatewayRoutes, ProviderRoutes) {
   EXPECT_EQ(r.query_key, "SECRET");
 }
 
+struct RouteCase {
+  std::string_view method;
+  std::string_view target;
+  RouteKind kind;
+};
+
+void expect_route_kinds(std::initializer_list<RouteCase> cases) {
+  for (const RouteCase& c : cases) {
+    EXPECT_EQ(match_route(c.method, c.target).kind, c.kind) << c.method << " " << c.target;
+  }
+}
+
 TEST(GatewayRoutes, OtherRoutesAndMisses) {
-  EXPECT_EQ(match_route("GET", "/v1/models").kind, RouteKind::models);
-  EXPECT_EQ(match_route("GET", "/healthz").kind, RouteKind::healthz);
-  EXPECT_EQ(match_route("GET", "/metrics").kind, RouteKind::metrics);
-  EXPECT_EQ(match_route("GET", "/v1/chat/completions").kind, RouteKind::method_not_allowed);
-  EXPECT_EQ(match_route("POST", "/v2/whatever").kind, RouteKind::not_found);
-  EXPECT_EQ(match_route("POST", "/v1beta/models/x:deleteEverything").kind, RouteKind::not_found);
-  EXPECT_EQ(match_route("POST", "/v1beta/models/:generateContent").kind, RouteKind::not_found);
-  EXPECT_EQ(match_route("POST", "not a target").kind, RouteKind::not_found);
+  expect_route_kinds({
+      {"GET", "/v1/models", RouteKind::models},
+      {"GET", "/healthz", RouteKind::healthz},
+      {"GET", "/metrics", RouteKind::metrics},
+      {"GET", "/v1/chat/completions", RouteKind::method_not_allowed},
+      {"POST", "/v2/whatever", RouteKind::not_found},
+      {"POST", "/v1beta/models/x:deleteEverything", RouteKind::not_found},
+      {"POST", "/v1beta/models/:generateContent", RouteKind::not_found},
+      {"POST", "not a target", RouteKind::not_found},
+  });
   EXPECT_EQ(match_route("POST", "/v1beta/nothing").provider, Provider::gemini);
 }
 
 TEST(GatewayRoutes, PlainAndEncodedTargetsRouteAlike) {
   // Plain targets skip the URL parser; encoded ones, queries and invalid ones take it.
-  EXPECT_EQ(match_route("POST", "/v1/chat%2Fcompletions").kind, RouteKind::llm);
+  expect_route_kinds({
+      {"POST", "/v1/chat%2Fcompletions", RouteKind::llm},
+      {"POST", "/chat/completions?x=1", RouteKind::llm},
+      {"POST", "/v1/chat/completions/", RouteKind::not_found},
+      {"POST", "/v1/chat/completions%", RouteKind::not_found},
+      {"POST", "/v1/chat/completions\\x", RouteKind::not_found},
+      {"POST", "/v1/chat/completions#x", RouteKind::not_found},
+  });
   EXPECT_EQ(match_route("POST", "/v1/%6Dessages").provider, Provider::anthropic);
-  EXPECT_EQ(match_route("POST", "/chat/completions?x=1").kind, RouteKind::llm);
-  EXPECT_EQ(match_route("POST", "/v1/chat/completions/").kind, RouteKind::not_found);
-  EXPECT_EQ(match_route("POST", "/v1/chat/completions%").kind, RouteKind::not_found);
-  EXPECT_EQ(match_route("POST", "/v1/chat/completions\\x").kind, RouteKind::not_found);
-  EXPECT_EQ(match_route("POST", "/v1/chat/completions#x").kind, RouteKind::not_found);
   const Route plain = match_route("POST", "/v1beta/models/gemini-2.0-flash:streamGenerateContent");
   EXPECT_EQ(plain.kind, RouteKind::llm);
   EXPECT_EQ(plain.model, "gemini-2.0-flash");
