@@ -53,6 +53,14 @@ constexpr std::chrono::milliseconds kNotifiedRound{1000};
 /// How long the writer thread gathers write-behinds into one L2 write.
 constexpr std::chrono::milliseconds kWriteBehindLinger{20};
 
+/// One thread for the exchange's own work, named `name` by the first task it runs (an Asio pool
+/// starts its thread itself, which then carries its creator's name until that task has run).
+std::unique_ptr<asio::thread_pool> named_thread(const char* name) {
+  auto pool = std::make_unique<asio::thread_pool>(1);
+  asio::post(*pool, [name] { core::name_this_thread(name); });
+  return pool;
+}
+
 /// 128 random bits as 32 hex digits: who holds a cross-process lock.
 std::string new_lock_token() {
   std::array<unsigned char, 16> bytes{};
@@ -320,10 +328,7 @@ void Exchange::finish_in_background(std::string key, std::shared_ptr<const core:
                                     std::chrono::milliseconds ttl,
                                     std::optional<std::string> lock_token) {
   std::lock_guard lock(pending_mutex_);
-  if (!writer_) {
-    writer_ = std::make_unique<asio::thread_pool>(1);
-    asio::post(*writer_, [] { core::name_this_thread("llmc-l2-writer"); });
-  }
+  if (!writer_) writer_ = named_thread("llmc-l2-writer");
   ++pending_;
   behind_.push_back({std::move(key), std::move(entry), ttl, std::move(lock_token)});
   if (draining_) return;
@@ -665,10 +670,7 @@ void Exchange::start_refresh(const ExchangeRequest& request, const std::string& 
   asio::any_io_executor executor = request.refresh_executor;
   if (!executor) {
     std::lock_guard lock(flights_mutex_);
-    if (!background_) {
-      background_ = std::make_unique<asio::thread_pool>(1);
-      asio::post(*background_, [] { core::name_this_thread("llmc-refresh"); });
-    }
+    if (!background_) background_ = named_thread("llmc-refresh");
     executor = background_->get_executor();
   }
   asio::co_spawn(executor,
