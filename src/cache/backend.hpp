@@ -91,6 +91,9 @@ class Backend {
   /// true: wait_for_unlock returns as soon as the lock is released (the caller may wait in
   /// longer rounds).
   virtual bool notifies_unlock() const noexcept { return false; }
+  /// true: try_lock and unlock are network round trips (Redis), not a system call or less. A
+  /// caller then avoids locking on the way to a read that may well hit.
+  virtual bool locks_cost_a_round_trip() const noexcept { return false; }
 };
 
 }  // namespace llm_caching::cache

@@ -45,6 +45,7 @@ class RedisBackend final : public Backend {
   asio::awaitable<void> wait_for_unlock(std::string lock_key,
                                         std::chrono::milliseconds at_most) override;
   bool notifies_unlock() const noexcept override { return true; }
+  bool locks_cost_a_round_trip() const noexcept override { return true; }
 
  private:
   /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).

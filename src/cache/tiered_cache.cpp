@@ -209,6 +209,10 @@ asio::awaitable<void> TieredCache::put_l2(const std::string& storage_key, std::s
   }
 }
 
+TieredCache::EntryPtr TieredCache::get_l1(const std::string& storage_key, std::int64_t now_ms) {
+  return l1_find(storage_key, now_ms);
+}
+
 asio::awaitable<TieredCache::EntryPtr> TieredCache::get_l2(const std::string& storage_key,
                                                            std::int64_t now_ms) {
   EntryPtr entry = co_await l2_read(storage_key);
@@ -273,6 +277,10 @@ bool TieredCache::l2_writes_batches() const noexcept {
 
 bool TieredCache::notifies_unlock() const noexcept {
   return l2_->notifies_unlock();
+}
+
+bool TieredCache::locks_cost_a_round_trip() const noexcept {
+  return l2_->locks_cost_a_round_trip();
 }
 
 asio::awaitable<bool> TieredCache::erase(const std::string& storage_key) {

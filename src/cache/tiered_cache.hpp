@@ -64,6 +64,8 @@ class TieredCache {
   asio::awaitable<void> put_l2_many(std::vector<Backend::PutItem> items);
   /// Whether put_l2_many costs less than the same put_l2 calls run together.
   bool l2_writes_batches() const noexcept;
+  /// Reads the L1 only: the fresh entry, or nullptr (never suspends, never touches the L2).
+  EntryPtr get_l1(const std::string& storage_key, std::int64_t now_ms);
   /// Reads the L2 only, bypassing the L1 (a waiter polling for another process's answer). A
   /// fresh entry is also stored in the L1; nullptr on a miss, expired entry, or failure.
   asio::awaitable<EntryPtr> get_l2(const std::string& storage_key, std::int64_t now_ms);
@@ -84,6 +86,8 @@ class TieredCache {
                                         std::chrono::milliseconds at_most);
   /// The L2 wakes wait_for_unlock at the release (Redis); otherwise it is a plain wait.
   bool notifies_unlock() const noexcept;
+  /// Backend::locks_cost_a_round_trip.
+  bool locks_cost_a_round_trip() const noexcept;
   /// "llm-caching:lock:" + storage_key.
   static std::string lock_key(const std::string& storage_key);
   asio::awaitable<bool> erase(const std::string& storage_key);

@@ -188,6 +188,7 @@ struct Exchange::Flight {
   Outcome outcome = Outcome::answered;
   std::shared_ptr<const core::CacheEntry> entry;
   std::exception_ptr error;
+  bool from_cache = false;           // the leader found the entry in the L2: a hit for every waiter
   std::vector<WaiterPtr> waiters;    // guarded by mutex
   std::uint64_t next_waiter_id = 0;  // guarded by mutex
 
@@ -218,7 +219,8 @@ struct Exchange::Flight {
     });
   }
 
-  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover) {
+  void finish(std::shared_ptr<const core::CacheEntry> e, std::exception_ptr err, bool handover,
+              bool cached) {
     std::vector<WaiterPtr> to_wake;
     {
       std::lock_guard lock(mutex);
@@ -226,6 +228,7 @@ struct Exchange::Flight {
       outcome = handover ? Outcome::handed_over : err ? Outcome::failed : Outcome::answered;
       entry = std::move(e);
       error = std::move(err);
+      from_cache = cached;
       to_wake.swap(waiters);
     }
     // One post per executor, which then resumes all its waiters in a loop (a burst's waiters
@@ -511,9 +514,14 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   const std::int64_t sie_ms = request.stale_if_error.count();
   std::shared_ptr<const core::CacheEntry> stale_fallback;
   std::int64_t stale_for_ms = 0;
+  const bool l2_under_lock = request.read_l2_under_lock && request.mode == CacheMode::use &&
+                             request.coalesce && swr_ms == 0 && sie_ms == 0 &&
+                             options_.lock_ttl.count() > 0 && !cache_->locks_cost_a_round_trip();
   if (reads_cache(request.mode)) {
     cache::TieredCache::GraceLookup lookup;
-    if (swr_ms > 0 || sie_ms > 0) {
+    if (l2_under_lock) {
+      lookup.entry = cache_->get_l1(result.storage_key, clock_());  // the L2: under the lock
+    } else if (swr_ms > 0 || sie_ms > 0) {
       lookup = co_await cache_->get(result.storage_key, clock_(), std::max(swr_ms, sie_ms));
     } else {
       lookup.entry = co_await cache_->get(result.storage_key, clock_());
@@ -563,7 +571,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       const std::shared_ptr<Flight>& flight = joined.first;
       if (joined.second) {
         co_return co_await lead_flight(model, request, flight, result.storage_key, price,
-                                       result.priced);
+                                       result.priced, l2_under_lock);
       }
       // Throws operation_aborted when this caller's wait is cancelled, which ends this caller
       // only. request.native is parked in the wait: it comes back only when this caller may
@@ -577,7 +585,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       if (outcome == FlightOutcome::handed_over) continue;
       // The flight is over: its entry and error no longer change (Flight), so no lock.
       if (flight->error) std::rethrow_exception(flight->error);
-      result.coalesced = true;
+      (flight->from_cache ? result.cache_hit : result.coalesced) = true;
       serve_unpaid(result, flight->entry);
       co_return std::move(result);
     }
@@ -619,37 +627,41 @@ struct Exchange::FlightGuard {
   const std::string& key;
   bool finished = false;
 
-  void finish(std::shared_ptr<const core::CacheEntry> entry, std::exception_ptr error) {
+  void finish(std::shared_ptr<const core::CacheEntry> entry, std::exception_ptr error,
+              bool from_cache) {
     {
       std::lock_guard lock(exchange.flights_mutex_);
       auto it = exchange.flights_.find(key);
       if (it != exchange.flights_.end() && it->second == flight) exchange.flights_.erase(it);
     }
     const bool handover = error && is_cancellation(error);
-    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover);
+    flight->finish(handover ? nullptr : std::move(entry), handover ? nullptr : error, handover,
+                   from_cache && !error);
     finished = true;
   }
   ~FlightGuard() {
     if (!finished)
       finish(nullptr,
-             std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)));
+             std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)),
+             false);
   }
 };
 
 asio::awaitable<ExchangeResult> Exchange::lead_flight(Model& model, const ExchangeRequest& request,
                                                       std::shared_ptr<Flight> flight,
                                                       const std::string& key,
-                                                      const ModelCosts& price, bool priced) {
+                                                      const ModelCosts& price, bool priced,
+                                                      bool l2_unread) {
   FlightGuard guard{*this, std::move(flight), key};
   ExchangeResult result;
   std::exception_ptr error;
   try {
-    result = co_await lead_across_processes(model, request, key, price);
+    result = co_await lead_across_processes(model, request, key, price, l2_unread);
     result.priced = priced;
   } catch (...) {
     error = std::current_exception();
   }
-  guard.finish(result.entry, error);
+  guard.finish(result.entry, error, result.cache_hit);
   if (error) std::rethrow_exception(error);
   co_return std::move(result);
 }
@@ -684,7 +696,7 @@ asio::awaitable<void> Exchange::background_refresh(std::shared_ptr<Model> model,
                                                    std::shared_ptr<Flight> flight, std::string key,
                                                    ModelCosts price, bool priced) {
   try {
-    co_await lead_flight(*model, request, std::move(flight), key, price, priced);
+    co_await lead_flight(*model, request, std::move(flight), key, price, priced, false);
   } catch (const std::exception& e) {
     spdlog::warn("stale-while-revalidate: refreshing {} failed: {}", key, e.what());
   }
@@ -693,8 +705,10 @@ asio::awaitable<void> Exchange::background_refresh(std::shared_ptr<Model> model,
 asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
                                                                 const ExchangeRequest& request,
                                                                 const std::string& key,
-                                                                const ModelCosts& price) {
+                                                                const ModelCosts& price,
+                                                                bool l2_unread) {
   // Only `use` both reads and writes the L2: a read_only holder would store nothing to wait for.
+  // (run() asks for l2_unread only where the lock is taken.)
   if (options_.lock_ttl.count() <= 0 || request.mode != CacheMode::use) {
     co_return co_await lead(model, request, key, price);
   }
@@ -704,39 +718,55 @@ asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
   // an expired lock (a holder that died) is noticed.
   const bool notified = cache_->notifies_unlock();
   auto pause = notified ? kNotifiedRound : kFirstPoll;
+  // An entry found by the call's own first L2 read is a hit; one found after waiting for
+  // another holder, or that landed between our read and our lock, is that holder's answer.
+  const auto answer = [&key](cache::TieredCache::EntryPtr entry, bool own_lookup) {
+    ExchangeResult result;
+    result.storage_key = key;
+    (own_lookup ? result.cache_hit : result.coalesced) = true;
+    serve_unpaid(result, std::move(entry));
+    return result;
+  };
   for (;;) {
     const auto lock = co_await cache_->try_lock(key, token, options_.lock_ttl);
     if (lock == cache::TieredCache::LockOutcome::unavailable) {
+      cache::TieredCache::EntryPtr entry;
+      if (l2_unread) entry = co_await cache_->get_l2(key, clock_());
+      if (entry) co_return answer(std::move(entry), true);
       co_return co_await lead(model, request, key, price);  // degraded: no lock, as on a miss
     }
     cache::TieredCache::EntryPtr landed;
     if (lock == cache::TieredCache::LockOutcome::acquired) {
-      // The holder before us may have landed its answer between our read and our lock.
+      // Read first (l2_unread): this is the call's lookup, one read for a miss. Otherwise the
+      // holder before us may have landed its answer between our read and our lock.
       landed = co_await cache_->get_l2(key, clock_());
       if (!landed) co_return co_await lead(model, request, key, price, token);
       co_await cache_->unlock(key, token);
-    } else {
-      if (std::chrono::steady_clock::now() >= give_up_at) {
-        spdlog::warn(
-            "single-flight: {} is still locked by another process after {} ms; calling the "
-            "provider without the lock",
-            key, options_.lock_wait.count());
-        co_return co_await lead(model, request, key, price);
-      }
-      // Redis ends this wait when the holder releases the lock (its answer landed, or it gave
-      // up); other L2s are polled.
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          give_up_at - std::chrono::steady_clock::now());
-      co_await cache_->wait_for_unlock(key, std::clamp(left, std::chrono::milliseconds(1), pause));
-      if (!notified) pause = std::min(pause * 2, kLastPoll);
-      landed = co_await cache_->get_l2(key, clock_());
-      if (!landed) continue;  // still out, or its holder failed: try the lock again
+      co_return answer(std::move(landed), l2_unread);
     }
-    ExchangeResult result;
-    result.storage_key = key;
-    result.coalesced = true;
-    serve_unpaid(result, std::move(landed));
-    co_return std::move(result);
+    if (l2_unread) {
+      // Another process calls for this key: an entry already in the L2 is served now, as a read
+      // before the lock would have served it.
+      l2_unread = false;
+      landed = co_await cache_->get_l2(key, clock_());
+      if (landed) co_return answer(std::move(landed), true);
+    }
+    if (std::chrono::steady_clock::now() >= give_up_at) {
+      spdlog::warn(
+          "single-flight: {} is still locked by another process after {} ms; calling the "
+          "provider without the lock",
+          key, options_.lock_wait.count());
+      co_return co_await lead(model, request, key, price);
+    }
+    // Redis ends this wait when the holder releases the lock (its answer landed, or it gave
+    // up); other L2s are polled.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        give_up_at - std::chrono::steady_clock::now());
+    co_await cache_->wait_for_unlock(key, std::clamp(left, std::chrono::milliseconds(1), pause));
+    if (!notified) pause = std::min(pause * 2, kLastPoll);
+    landed = co_await cache_->get_l2(key, clock_());
+    if (landed) co_return answer(std::move(landed), false);
+    // Still out, or its holder failed: try the lock again.
   }
 }
 

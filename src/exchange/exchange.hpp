@@ -86,6 +86,12 @@ struct ExchangeRequest {
   /// must raise). The gateway sets it; the library writes through, so that a call that returned
   /// has its entry in the L2 for the next process.
   bool write_behind = false;
+  /// A caller whose repeats its L1 answers (the gateway) sets it: on an L1 miss the L2 is read
+  /// once, under the cross-process lock, instead of before the lock and again after it. A miss
+  /// then costs one L2 read; an L2 hit costs a lock and an unlock. Applies to `use` calls that
+  /// coalesce, without stale policies, when the L2's locks are local (SQLite, memory: a system
+  /// call at most; not Redis, where a lock is a round trip) and cross-process locking is on.
+  bool read_l2_under_lock = false;
   /// Deterministic jitter for tests.
   std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
 };
@@ -152,16 +158,20 @@ class Exchange {
   asio::awaitable<void> background_refresh(std::shared_ptr<Model> model, ExchangeRequest request,
                                            std::shared_ptr<Flight> flight, std::string key,
                                            ModelCosts price, bool priced);
+  /// l2_unread: the L2 has not been read for this call yet (read_l2_under_lock); the leader
+  /// reads it under the lock, and an entry it finds there is a cache hit for every waiter.
   asio::awaitable<ExchangeResult> lead_flight(Model& model, const ExchangeRequest& request,
                                               std::shared_ptr<Flight> flight,
                                               const std::string& key, const ModelCosts& price,
-                                              bool priced);
+                                              bool priced, bool l2_unread);
   /// The in-process leader of a key that the cache reads and writes: takes the cross-process
-  /// lock and leads, or polls the L2 for the holder's answer (ExchangeOptions).
+  /// lock and leads, or polls the L2 for the holder's answer (ExchangeOptions). l2_unread: as
+  /// lead_flight's; the first read (under the lock, or before waiting for another holder) counts
+  /// as the call's own lookup.
   asio::awaitable<ExchangeResult> lead_across_processes(Model& model,
                                                         const ExchangeRequest& request,
                                                         const std::string& key,
-                                                        const ModelCosts& price);
+                                                        const ModelCosts& price, bool l2_unread);
   /// Calls the provider and stores the answer; releases `lock` after the L2 write.
   asio::awaitable<ExchangeResult> lead(Model& model, const ExchangeRequest& request,
                                        const std::string& key, const ModelCosts& price,

@@ -410,6 +410,8 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   exchange_request.coalesce = controls.coalesce;
   // Answer once the entry is in the L1; the L2 write (then the cross-process unlock) follows.
   exchange_request.write_behind = true;
+  // Repeats are the L1's: an L1 miss reads the L2 once, under the lock (SQLite, not Redis).
+  exchange_request.read_l2_under_lock = true;
   exchange_request.stale_if_error = controls.stale_if_error;
   exchange_request.stale_while_revalidate = controls.stale_while_revalidate;
   if (controls.stale_while_revalidate.count() > 0) {

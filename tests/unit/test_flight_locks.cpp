@@ -697,5 +697,180 @@ TEST(WriteBehind, InProcessWaitersAreAnsweredWithTheLeader) {
   EXPECT_EQ(model.calls(), 1);
 }
 
+// ---- read_l2_under_lock (the gateway): an L1 miss reads the L2 once, under the lock ----
+
+/// Counts L2 reads, lock takes and releases; a read can be made to take `read_delay` on a
+/// timer (so that other callers arrive while it is out); locks can claim to be round trips.
+class ReadCountingBackend final : public MemoryBackedBackend {
+ public:
+  std::atomic<int> reads{0};
+  std::atomic<int> locks{0};
+  std::atomic<int> unlocks{0};
+  milliseconds read_delay{0};
+  bool remote_locks = false;
+
+  asio::awaitable<std::optional<std::string>> get(std::string key) override {
+    ++reads;
+    if (read_delay.count() > 0) {
+      asio::steady_timer wait(co_await asio::this_coro::executor, read_delay);
+      co_await wait.async_wait(asio::use_awaitable);
+    }
+    co_return store.get_now(key);
+  }
+  asio::awaitable<bool> try_lock(std::string k, std::string t, milliseconds ttl) override {
+    ++locks;
+    co_return store.try_lock_now(k, t, ttl);
+  }
+  asio::awaitable<void> unlock(std::string k, std::string t) override {
+    ++unlocks;
+    store.unlock_now(k, t);
+    co_return;
+  }
+  bool locks_cost_a_round_trip() const noexcept override { return remote_locks; }
+};
+
+exchange::ExchangeRequest under_lock(const std::string& prompt) {
+  auto request = request_for(prompt);
+  request.read_l2_under_lock = true;
+  return request;
+}
+
+constexpr exchange::ExchangeOptions kLocking{.lock_ttl = 30'000ms, .lock_wait = 60'000ms};
+
+TEST(ReadL2UnderLock, AMissReadsTheL2OnceWhereItOtherwiseReadsItTwice) {
+  auto backend = std::make_shared<ReadCountingBackend>();
+  exchange::Exchange e(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                       exchange::system_now_ms, kLocking);
+  testing::ScriptedModel model;
+  const auto once = cache::run_blocking(e.run(model, under_lock("one read")));
+  EXPECT_FALSE(once.cache_hit);
+  EXPECT_EQ(backend->reads.load(), 1);
+  EXPECT_EQ(backend->locks.load(), 1);
+  EXPECT_EQ(backend->unlocks.load(), 1);
+  // The same miss without the flag: a read before the lock, and one after it.
+  const auto twice = cache::run_blocking(e.run(model, request_for("two reads")));
+  EXPECT_FALSE(twice.cache_hit);
+  EXPECT_EQ(backend->reads.load(), 3);
+  EXPECT_EQ(model.calls(), 2);
+  EXPECT_NE(backend->store.get_now(once.storage_key), std::nullopt);
+}
+
+TEST(ReadL2UnderLock, AnL2HitIsAHitThatReleasesItsLock) {
+  auto backend = std::make_shared<ReadCountingBackend>();
+  testing::ScriptedModel model;
+  const auto stored = cache::run_blocking(
+      exchange::Exchange(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                         exchange::system_now_ms, kLocking)
+          .run(model, under_lock("stored")));
+  // Another process: its own, empty L1 over the same L2.
+  exchange::Exchange other(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                           exchange::system_now_ms, kLocking);
+  backend->reads = 0;
+  const auto hit = cache::run_blocking(other.run(model, under_lock("stored")));
+  EXPECT_TRUE(hit.cache_hit);
+  EXPECT_FALSE(hit.coalesced);
+  EXPECT_EQ(hit.cost_nano_usd, 0);
+  EXPECT_EQ(hit.avoided_nano_usd, stored.cost_nano_usd);
+  EXPECT_EQ(hit.entry->response, stored.entry->response);
+  EXPECT_EQ(backend->reads.load(), 1);
+  EXPECT_EQ(model.calls(), 1);
+  EXPECT_TRUE(
+      backend->store.try_lock_now(cache::TieredCache::lock_key(hit.storage_key), "next", 1000ms));
+  // Now in that process's L1: no L2 read, no lock.
+  const int locks = backend->locks.load();
+  EXPECT_TRUE(cache::run_blocking(other.run(model, under_lock("stored"))).cache_hit);
+  EXPECT_EQ(backend->reads.load(), 1);
+  EXPECT_EQ(backend->locks.load(), locks);
+}
+
+TEST(ReadL2UnderLock, CallersThatJoinTheReadOfAnL2HitAreHitsToo) {
+  auto backend = std::make_shared<ReadCountingBackend>();
+  testing::ScriptedModel model;
+  cache::run_blocking(exchange::Exchange(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                                         exchange::system_now_ms, kLocking)
+                          .run(model, under_lock("joined")));
+  backend->reads = 0;
+  backend->read_delay = 20ms;  // the others arrive while the first caller reads
+  exchange::Exchange e(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                       exchange::system_now_ms, kLocking);
+  asio::io_context io;
+  int hits = 0;
+  int coalesced = 0;
+  for (int i = 0; i < 5; ++i) {
+    asio::co_spawn(io, e.run(model, under_lock("joined")),
+                   [&](std::exception_ptr error, exchange::ExchangeResult r) {
+                     ASSERT_FALSE(error);
+                     hits += r.cache_hit ? 1 : 0;
+                     coalesced += r.coalesced ? 1 : 0;
+                     EXPECT_EQ(r.cost_nano_usd, 0);
+                   });
+  }
+  io.run();
+  EXPECT_EQ(hits, 5);
+  EXPECT_EQ(coalesced, 0);
+  EXPECT_EQ(backend->reads.load(), 1);
+  EXPECT_EQ(model.calls(), 1);
+}
+
+TEST(ReadL2UnderLock, LocksThatAreRoundTripsKeepTheReadBeforeTheLock) {
+  auto backend = std::make_shared<ReadCountingBackend>();
+  backend->remote_locks = true;  // as Redis
+  testing::ScriptedModel model;
+  cache::run_blocking(exchange::Exchange(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                                         exchange::system_now_ms, kLocking)
+                          .run(model, under_lock("remote")));
+  EXPECT_EQ(backend->reads.load(), 2);  // before the lock and after it, as without the flag
+  // An L2 hit then takes no lock at all.
+  exchange::Exchange other(std::make_shared<cache::TieredCache>(backend, kMiB, false),
+                           exchange::system_now_ms, kLocking);
+  const int locks = backend->locks.load();
+  EXPECT_TRUE(cache::run_blocking(other.run(model, under_lock("remote"))).cache_hit);
+  EXPECT_EQ(backend->locks.load(), locks);
+  EXPECT_EQ(model.calls(), 1);
+}
+
+TEST_F(CrossProcessExchange, UnderLockAnEntryAnotherHolderCannotChangeIsServedWithoutWaiting) {
+  // The entry is in the file, and another process holds the key's lock (it refreshes it, say):
+  // the read that meets the held lock serves the entry at once, as a read before the lock would.
+  testing::ScriptedModel model;
+  const auto stored =
+      cache::run_blocking(exchange::Exchange(tiers(), exchange::system_now_ms, options_)
+                              .run(model, under_lock("held")));
+  const auto holder = raw();
+  ASSERT_TRUE(holder->try_lock_now(cache::TieredCache::lock_key(stored.storage_key), "refresher",
+                                   60'000ms));
+  exchange::Exchange reader(tiers(), exchange::system_now_ms,
+                            {.lock_ttl = 30'000ms, .lock_wait = 2'000ms});
+  const auto hit = cache::run_blocking(reader.run(model, under_lock("held")));
+  EXPECT_TRUE(hit.cache_hit);
+  EXPECT_FALSE(hit.coalesced);
+  EXPECT_EQ(model.calls(), 1);  // neither waited out the lock nor called the provider
+  EXPECT_EQ(hit.entry->response, stored.entry->response);
+}
+
+TEST_F(CrossProcessExchange, UnderLockAWaiterInAnotherProcessGetsTheHoldersAnswer) {
+  exchange::Exchange a(tiers(), exchange::system_now_ms, options_);
+  exchange::Exchange b(tiers(), exchange::system_now_ms, options_);
+  testing::ScriptedModel model;
+  model.set_delay(300ms);
+  asio::io_context io;
+  std::vector<exchange::ExchangeResult> results;
+  for (exchange::Exchange* e : {&a, &b}) {
+    asio::co_spawn(io, e->run(model, under_lock("shared under lock")),
+                   [&](std::exception_ptr error, exchange::ExchangeResult r) {
+                     ASSERT_FALSE(error);
+                     results.push_back(std::move(r));
+                   });
+  }
+  io.run();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(model.calls(), 1);
+  EXPECT_FALSE(results[0].coalesced);  // the holder answers first
+  EXPECT_TRUE(results[1].coalesced);
+  EXPECT_FALSE(results[1].cache_hit);
+  EXPECT_EQ(results[1].cost_nano_usd, 0);
+  EXPECT_EQ(results[1].avoided_nano_usd, results[0].cost_nano_usd);
+}
+
 }  // namespace
 }  // namespace llm_caching
