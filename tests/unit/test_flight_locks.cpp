@@ -362,34 +362,39 @@ class CrossProcessExchange : public ::testing::Test {
 };
 
 TEST_F(CrossProcessExchange, AWaiterInAnotherProcessGetsTheHoldersAnswerBilledZero) {
-  exchange::Exchange a(tiers(), exchange::system_now_ms, options_);
-  exchange::Exchange b(tiers(), exchange::system_now_ms, options_);
-  testing::ScriptedModel model;
-  model.set_delay(300ms);
-  asio::io_context io;
-  std::optional<exchange::ExchangeResult> first;
-  std::optional<exchange::ExchangeResult> second;
-  asio::co_spawn(io, a.run(model, request_for("shared")),
-                 [&](std::exception_ptr e, exchange::ExchangeResult r) {
-                   ASSERT_FALSE(e);
-                   first = std::move(r);
-                 });
-  asio::co_spawn(io, b.run(model, request_for("shared")),
-                 [&](std::exception_ptr e, exchange::ExchangeResult r) {
-                   ASSERT_FALSE(e);
-                   second = std::move(r);
-                 });
-  io.run();
-  ASSERT_TRUE(first && second);
-  EXPECT_EQ(model.calls(), 1);
-  EXPECT_FALSE(first->coalesced);
-  EXPECT_GT(first->cost_nano_usd, 0);
-  EXPECT_TRUE(second->coalesced);
-  EXPECT_EQ(second->cost_nano_usd, 0);
-  EXPECT_EQ(second->avoided_nano_usd, first->cost_nano_usd);
-  EXPECT_EQ(second->entry->response, first->entry->response);
-  // The lock is gone once the answer landed.
-  EXPECT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(first->storage_key), "x", 1000ms));
+  // Whether the L2 is read before the lock and after it, or once under it (the gateway).
+  for (const bool under_lock : {false, true}) {
+    SCOPED_TRACE(under_lock ? "read under the lock" : "read before the lock");
+    exchange::Exchange a(tiers(), exchange::system_now_ms, options_);
+    exchange::Exchange b(tiers(), exchange::system_now_ms, options_);
+    testing::ScriptedModel model;
+    model.set_delay(300ms);
+    asio::io_context io;
+    std::vector<exchange::ExchangeResult> results;  // in the order they were answered
+    for (exchange::Exchange* e : {&a, &b}) {
+      auto request = request_for(under_lock ? "shared under lock" : "shared");
+      request.read_l2_under_lock = under_lock;
+      asio::co_spawn(io, e->run(model, std::move(request)),
+                     [&](std::exception_ptr error, exchange::ExchangeResult r) {
+                       ASSERT_FALSE(error);
+                       results.push_back(std::move(r));
+                     });
+    }
+    io.run();
+    ASSERT_EQ(results.size(), 2u);
+    const exchange::ExchangeResult& holder = results[0];
+    const exchange::ExchangeResult& waiter = results[1];
+    EXPECT_EQ(model.calls(), 1);
+    EXPECT_FALSE(holder.coalesced);
+    EXPECT_GT(holder.cost_nano_usd, 0);
+    EXPECT_TRUE(waiter.coalesced);
+    EXPECT_FALSE(waiter.cache_hit);
+    EXPECT_EQ(waiter.cost_nano_usd, 0);
+    EXPECT_EQ(waiter.avoided_nano_usd, holder.cost_nano_usd);
+    EXPECT_EQ(waiter.entry->response, holder.entry->response);
+    // The lock is gone once the answer landed.
+    EXPECT_TRUE(raw()->try_lock_now(cache::TieredCache::lock_key(holder.storage_key), "x", 1000ms));
+  }
 }
 
 TEST_F(CrossProcessExchange, ALockLeftByAHolderThatEndedIsFreedWithIt) {
@@ -737,10 +742,15 @@ exchange::ExchangeRequest under_lock(const std::string& prompt) {
 
 constexpr exchange::ExchangeOptions kLocking{.lock_ttl = 30'000ms, .lock_wait = 60'000ms};
 
+/// A "process": an Exchange with its own (empty) L1 over the shared `backend`.
+exchange::Exchange process_over(std::shared_ptr<cache::Backend> backend) {
+  return exchange::Exchange(std::make_shared<cache::TieredCache>(std::move(backend), kMiB, false),
+                            exchange::system_now_ms, kLocking);
+}
+
 TEST(ReadL2UnderLock, AMissReadsTheL2OnceWhereItOtherwiseReadsItTwice) {
   auto backend = std::make_shared<ReadCountingBackend>();
-  exchange::Exchange e(std::make_shared<cache::TieredCache>(backend, kMiB, false),
-                       exchange::system_now_ms, kLocking);
+  exchange::Exchange e = process_over(backend);
   testing::ScriptedModel model;
   const auto once = cache::run_blocking(e.run(model, under_lock("one read")));
   EXPECT_FALSE(once.cache_hit);
@@ -758,13 +768,9 @@ TEST(ReadL2UnderLock, AMissReadsTheL2OnceWhereItOtherwiseReadsItTwice) {
 TEST(ReadL2UnderLock, AnL2HitIsAHitThatReleasesItsLock) {
   auto backend = std::make_shared<ReadCountingBackend>();
   testing::ScriptedModel model;
-  const auto stored = cache::run_blocking(
-      exchange::Exchange(std::make_shared<cache::TieredCache>(backend, kMiB, false),
-                         exchange::system_now_ms, kLocking)
-          .run(model, under_lock("stored")));
+  const auto stored = cache::run_blocking(process_over(backend).run(model, under_lock("stored")));
   // Another process: its own, empty L1 over the same L2.
-  exchange::Exchange other(std::make_shared<cache::TieredCache>(backend, kMiB, false),
-                           exchange::system_now_ms, kLocking);
+  exchange::Exchange other = process_over(backend);
   backend->reads = 0;
   const auto hit = cache::run_blocking(other.run(model, under_lock("stored")));
   EXPECT_TRUE(hit.cache_hit);
@@ -786,13 +792,10 @@ TEST(ReadL2UnderLock, AnL2HitIsAHitThatReleasesItsLock) {
 TEST(ReadL2UnderLock, CallersThatJoinTheReadOfAnL2HitAreHitsToo) {
   auto backend = std::make_shared<ReadCountingBackend>();
   testing::ScriptedModel model;
-  cache::run_blocking(exchange::Exchange(std::make_shared<cache::TieredCache>(backend, kMiB, false),
-                                         exchange::system_now_ms, kLocking)
-                          .run(model, under_lock("joined")));
+  cache::run_blocking(process_over(backend).run(model, under_lock("joined")));
   backend->reads = 0;
   backend->read_delay = 20ms;  // the others arrive while the first caller reads
-  exchange::Exchange e(std::make_shared<cache::TieredCache>(backend, kMiB, false),
-                       exchange::system_now_ms, kLocking);
+  exchange::Exchange e = process_over(backend);
   asio::io_context io;
   int hits = 0;
   int coalesced = 0;
@@ -816,13 +819,10 @@ TEST(ReadL2UnderLock, LocksThatAreRoundTripsKeepTheReadBeforeTheLock) {
   auto backend = std::make_shared<ReadCountingBackend>();
   backend->remote_locks = true;  // as Redis
   testing::ScriptedModel model;
-  cache::run_blocking(exchange::Exchange(std::make_shared<cache::TieredCache>(backend, kMiB, false),
-                                         exchange::system_now_ms, kLocking)
-                          .run(model, under_lock("remote")));
+  cache::run_blocking(process_over(backend).run(model, under_lock("remote")));
   EXPECT_EQ(backend->reads.load(), 2);  // before the lock and after it, as without the flag
   // An L2 hit then takes no lock at all.
-  exchange::Exchange other(std::make_shared<cache::TieredCache>(backend, kMiB, false),
-                           exchange::system_now_ms, kLocking);
+  exchange::Exchange other = process_over(backend);
   const int locks = backend->locks.load();
   EXPECT_TRUE(cache::run_blocking(other.run(model, under_lock("remote"))).cache_hit);
   EXPECT_EQ(backend->locks.load(), locks);
@@ -846,30 +846,6 @@ TEST_F(CrossProcessExchange, UnderLockAnEntryAnotherHolderCannotChangeIsServedWi
   EXPECT_FALSE(hit.coalesced);
   EXPECT_EQ(model.calls(), 1);  // neither waited out the lock nor called the provider
   EXPECT_EQ(hit.entry->response, stored.entry->response);
-}
-
-TEST_F(CrossProcessExchange, UnderLockAWaiterInAnotherProcessGetsTheHoldersAnswer) {
-  exchange::Exchange a(tiers(), exchange::system_now_ms, options_);
-  exchange::Exchange b(tiers(), exchange::system_now_ms, options_);
-  testing::ScriptedModel model;
-  model.set_delay(300ms);
-  asio::io_context io;
-  std::vector<exchange::ExchangeResult> results;
-  for (exchange::Exchange* e : {&a, &b}) {
-    asio::co_spawn(io, e->run(model, under_lock("shared under lock")),
-                   [&](std::exception_ptr error, exchange::ExchangeResult r) {
-                     ASSERT_FALSE(error);
-                     results.push_back(std::move(r));
-                   });
-  }
-  io.run();
-  ASSERT_EQ(results.size(), 2u);
-  EXPECT_EQ(model.calls(), 1);
-  EXPECT_FALSE(results[0].coalesced);  // the holder answers first
-  EXPECT_TRUE(results[1].coalesced);
-  EXPECT_FALSE(results[1].cache_hit);
-  EXPECT_EQ(results[1].cost_nano_usd, 0);
-  EXPECT_EQ(results[1].avoided_nano_usd, results[0].cost_nano_usd);
 }
 
 }  // namespace
