@@ -55,11 +55,20 @@ constexpr std::chrono::milliseconds kWriteBehindLinger{20};
 
 /// One thread for the exchange's own work, named `name` by the first task it runs (an Asio pool
 /// starts its thread itself, which then carries its creator's name until that task has run).
-std::unique_ptr<asio::thread_pool> named_thread(const char* name) {
+std::unique_ptr<asio::thread_pool> named_thread(const char* name, bool idle = false) {
   auto pool = std::make_unique<asio::thread_pool>(1);
-  asio::post(*pool, [name] { core::name_this_thread(name); });
+  asio::post(*pool, [name, idle] {
+    // The priority first: a thread that shows its name has its policy too.
+    if (idle && !core::make_this_thread_idle()) {
+      spdlog::debug("{}: could not move to SCHED_IDLE; it runs at normal priority", name);
+    }
+    core::name_this_thread(name);
+  });
   return pool;
 }
+
+// How often the write-behind's overflow may be logged.
+constexpr std::chrono::seconds kOverflowLogInterval{30};
 
 /// 128 random bits as 32 hex digits: who holds a cross-process lock.
 std::string new_lock_token() {
@@ -327,12 +336,40 @@ Exchange::~Exchange() {
   writer.reset();  // joins the thread: the last completion handler has returned
 }
 
+bool Exchange::try_write_behind(const std::string& key,
+                                std::shared_ptr<const core::CacheEntry> entry,
+                                std::chrono::milliseconds ttl,
+                                std::optional<std::string>& lock_token) {
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (unlanded_ >= options_.write_behind_limit) {
+      const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count();
+      if (now - last_overflow_log_ms_ >= std::chrono::milliseconds(kOverflowLogInterval).count()) {
+        last_overflow_log_ms_ = now;
+        spdlog::warn(
+            "cache write-behind: {} answers already wait for their L2 write (the machine is too "
+            "busy for the writer thread); {} stays in memory only, and so do the next ones until "
+            "the writer catches up (logged at most every 30 s)",
+            unlanded_, key);
+      }
+      return false;
+    }
+  }
+  finish_in_background(key, std::move(entry), ttl, std::exchange(lock_token, std::nullopt));
+  return true;
+}
+
 void Exchange::finish_in_background(std::string key, std::shared_ptr<const core::CacheEntry> entry,
                                     std::chrono::milliseconds ttl,
                                     std::optional<std::string> lock_token) {
   std::lock_guard lock(pending_mutex_);
-  if (!writer_) writer_ = named_thread("llmc-l2-writer");
+  // Idle priority: a batch of SQLite writes is a burst of CPU that would otherwise hold up the
+  // requests (and, on a shared machine, the upstream) that wake on its CPU.
+  if (!writer_) writer_ = named_thread("llmc-l2-writer", true);
   ++pending_;
+  ++unlanded_;
   behind_.push_back({std::move(key), std::move(entry), ttl, std::move(lock_token)});
   if (draining_) return;
   draining_ = true;
@@ -370,6 +407,7 @@ asio::awaitable<void> Exchange::drain_write_behind() {
     {
       std::lock_guard lock(pending_mutex_);
       pending_ -= done;
+      unlanded_ -= done;
     }
     pending_done_.notify_all();
   }
@@ -786,7 +824,10 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
       // Answer now from the L1; the encoding, the L2 write and the unlock follow on the writer
       // thread, off this request's path.
       const bool stored = cache_->put_l1(key, result.entry);
-      finish_in_background(key, stored ? result.entry : nullptr, retention, held.take());
+      std::optional<std::string> token = held.take();
+      if (!try_write_behind(key, stored ? result.entry : nullptr, retention, token) && token) {
+        co_await cache_->unlock(key, *token);  // over the limit: in the L1 only
+      }
     } else {
       co_await cache_->put(key, result.entry, retention);
       if (auto token = held.take()) co_await cache_->unlock(key, *token);

@@ -125,6 +125,11 @@ struct ExchangeOptions {
   /// How long a waiter polls the L2 for another process's answer, in total, before it calls the
   /// provider itself (a lock that expires or is released earlier is taken over at once).
   std::chrono::milliseconds lock_wait{60'000};
+  /// Write-behind (ExchangeRequest::write_behind): at most this many answers wait for their L2
+  /// write. The writer thread runs at idle priority; on a machine kept busy, a miss beyond the
+  /// limit is not written to the L2 (it stays in the L1, its lock is released at once, and a
+  /// warning is logged), so that the queue and the locks it holds stay bounded.
+  std::size_t write_behind_limit = 10'000;
 
   /// The defaults, overridden by LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds;
   /// when only the TTL is set, the wait is twice it). Throws ConfigurationError naming the
@@ -180,6 +185,10 @@ class Exchange {
   /// lock (if any).
   void finish_in_background(std::string key, std::shared_ptr<const core::CacheEntry> entry,
                             std::chrono::milliseconds ttl, std::optional<std::string> lock_token);
+  /// Queues a write-behind of `entry` (finish_in_background) unless write_behind_limit writes
+  /// already wait; false then (logged at most every 30 s), and nothing was queued.
+  bool try_write_behind(const std::string& key, std::shared_ptr<const core::CacheEntry> entry,
+                        std::chrono::milliseconds ttl, std::optional<std::string>& lock_token);
   /// The writer thread's loop: every kWriteBehindLinger, the queued writes in one put_l2_many,
   /// then their unlocks; ends when the queue is empty.
   asio::awaitable<void> drain_write_behind();
@@ -198,7 +207,9 @@ class Exchange {
   // Write-behinds and lock releases still running on writer_; the destructor waits for them.
   std::mutex pending_mutex_;
   std::condition_variable pending_done_;
-  std::size_t pending_ = 0;                    // guarded by pending_mutex_
+  std::size_t pending_ = 0;   // guarded by pending_mutex_
+  std::size_t unlanded_ = 0;  // write-behinds queued or being written; guarded by pending_mutex_
+  std::int64_t last_overflow_log_ms_ = 0;      // guarded by pending_mutex_
   std::unique_ptr<asio::thread_pool> writer_;  // started on first use, under pending_mutex_
   struct BehindWrite {
     std::string key;

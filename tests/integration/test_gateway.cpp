@@ -1,5 +1,7 @@
 // `llm-caching serve` in front of the fake provider: every provider route, streaming relay and
 // replay, tenant isolation and the per-request header controls, driven by curl and raw HTTP.
+#include <sched.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -364,16 +366,21 @@ TEST_F(Gateway, OverheadExcludesTheUpstreamsTimeAndRetriedCalls) {
 }
 
 TEST_F(Gateway, ThreadsAreNamedForWhatTheyDo) {
-  // `top -H` and profilers tell a worker from the cache writer by these names.
+  // `top -H` and profilers tell a worker from the cache writer by these names. The writer runs
+  // at SCHED_IDLE (its bursts of SQLite writes must not delay requests); the workers do not.
   ASSERT_EQ(curl_openai(openai_body("names")).status, 200);  // a miss starts the writer
   const auto tasks = std::filesystem::path("/proc") / std::to_string(gateway.pid()) / "task";
+  std::multiset<std::string> idle;  // the names of the SCHED_IDLE threads
   const auto read_names = [&] {
     std::multiset<std::string> names;
+    idle.clear();
     for (const auto& task : std::filesystem::directory_iterator(tasks)) {
       std::ifstream comm(task.path() / "comm");
       std::string name;
       std::getline(comm, name);
       names.insert(name);
+      const int tid = std::stoi(task.path().filename().string());
+      if (sched_getscheduler(tid) == SCHED_IDLE) idle.insert(name);
     }
     return names;
   };
@@ -387,6 +394,7 @@ TEST_F(Gateway, ThreadsAreNamedForWhatTheyDo) {
   }
   EXPECT_GE(names.count("llmc-worker"), 1u);
   EXPECT_EQ(names.count("llmc-l2-writer"), 1u);
+  EXPECT_EQ(idle, std::multiset<std::string>{"llmc-l2-writer"});
 }
 
 TEST_F(Gateway, ModelsArePassedThrough) {

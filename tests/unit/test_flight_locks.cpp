@@ -671,6 +671,44 @@ TEST(WriteBehind, WithoutTheFlagOrWhenStrictTheL2HasTheEntryWhenTheCallReturns) 
   }
 }
 
+TEST(WriteBehind, BeyondItsLimitAMissStaysInTheL1AndReleasesItsLockAtOnce) {
+  auto backend = std::make_shared<GatedBackend>();  // every L2 write waits at the gate
+  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
+  testing::ScriptedModel model;
+  constexpr int kMisses = 5;
+  constexpr std::size_t kLimit = 3;
+  std::vector<std::string> keys;
+  const auto lock_is_free = [&](const std::string& key) {
+    const std::string lock = cache::TieredCache::lock_key(key);
+    if (!backend->store.try_lock_now(lock, "other-process", 1000ms)) return false;
+    backend->store.unlock_now(lock, "other-process");
+    return true;
+  };
+  {
+    exchange::Exchange e(
+        tiers, exchange::system_now_ms,
+        {.lock_ttl = 30'000ms, .lock_wait = 60'000ms, .write_behind_limit = kLimit});
+    for (int i = 0; i < kMisses; ++i) {
+      auto request = request_for("limit " + std::to_string(i));
+      request.write_behind = true;
+      keys.push_back(cache::run_blocking(e.run(model, std::move(request))).storage_key);
+    }
+    // Every miss was answered and is in the L1. The first three wait for their L2 write and
+    // hold their locks; the others were not queued, and their locks are already free.
+    for (int i = 0; i < kMisses; ++i) {
+      EXPECT_NE(tiers->get_l1(keys[i], exchange::system_now_ms()), nullptr) << i;
+      EXPECT_EQ(lock_is_free(keys[i]), i >= static_cast<int>(kLimit)) << i;
+    }
+    backend->gate.set_value();
+  }  // ~Exchange waits for the queued writes
+  EXPECT_EQ(backend->puts.load(), static_cast<int>(kLimit));
+  for (int i = 0; i < kMisses; ++i) {
+    EXPECT_EQ(backend->store.get_now(keys[i]).has_value(), i < static_cast<int>(kLimit)) << i;
+    EXPECT_TRUE(lock_is_free(keys[i])) << i;
+  }
+  EXPECT_EQ(model.calls(), kMisses);
+}
+
 TEST(WriteBehind, InProcessWaitersAreAnsweredWithTheLeader) {
   auto backend = std::make_shared<GatedBackend>();
   auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
