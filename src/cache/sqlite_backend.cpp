@@ -212,6 +212,10 @@ struct SqliteBackend::Checkpointer {
   }
 
   void run() {
+    // Idle priority, whichever thread started it (the gateway's idle writer or a caller's): a
+    // checkpoint is a burst of copying and two fsyncs that no request waits for. If it starves,
+    // the WAL still stays bounded: past kRestartWalPages the committing connection checkpoints.
+    core::make_this_thread_idle();
     core::name_this_thread("llmc-checkpoint");
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=

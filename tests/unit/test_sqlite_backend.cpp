@@ -4,6 +4,7 @@
 #include "cache/sqlite_backend.hpp"
 #include "llm_caching/errors.hpp"
 
+#include <sched.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -223,6 +224,19 @@ TEST_F(SqliteBackendTest, TheWalIsCheckpointedInTheBackgroundWhileOpen) {
   EXPECT_LT(fs::file_size(path_.string() + "-wal"), 40u * 1024 * 1024);
   EXPECT_EQ(backend.get_now("k0"), value);
   EXPECT_EQ(backend.get_now("k3999"), value);
+  // The checkpoint thread, started by this (normal priority) thread's commits, runs at idle
+  // priority: no request waits for it.
+  int checkpoint_threads = 0;
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "llmc-checkpoint") continue;
+    ++checkpoint_threads;
+    EXPECT_EQ(sched_getscheduler(std::stoi(task.path().filename().string())), SCHED_IDLE);
+  }
+  EXPECT_EQ(checkpoint_threads, 1);
+  EXPECT_NE(sched_getscheduler(0), SCHED_IDLE);
 }
 
 TEST_F(SqliteBackendTest, CreatesPrivateDirectoriesAndFile) {
