@@ -349,9 +349,9 @@ bool Exchange::try_write_behind(const std::string& key,
       if (now - last_overflow_log_ms_ >= std::chrono::milliseconds(kOverflowLogInterval).count()) {
         last_overflow_log_ms_ = now;
         spdlog::warn(
-            "cache write-behind: {} answers already wait for their L2 write (the machine is too "
-            "busy for the writer thread); {} stays in memory only, and so do the next ones until "
-            "the writer catches up (logged at most every 30 s)",
+            "cache write-behind: {} answers already wait for their L2 write (the writer thread "
+            "is behind: a busy machine or a slow cache backend); {} stays in memory only, and so "
+            "do the next ones until it catches up (logged at most every 30 s)",
             unlanded_, key);
       }
       return false;

@@ -126,8 +126,8 @@ struct ExchangeOptions {
   /// provider itself (a lock that expires or is released earlier is taken over at once).
   std::chrono::milliseconds lock_wait{60'000};
   /// Write-behind (ExchangeRequest::write_behind): at most this many answers wait for their L2
-  /// write. The writer thread runs at idle priority; on a machine kept busy, a miss beyond the
-  /// limit is not written to the L2 (it stays in the L1, its lock is released at once, and a
+  /// write. The writer thread runs at idle priority; when it falls behind (a machine kept busy,
+  /// a slow backend), a miss beyond the limit is not written to the L2 (it stays in the L1, its lock is released at once, and a
   /// warning is logged), so that the queue and the locks it holds stay bounded.
   std::size_t write_behind_limit = 10'000;
 
