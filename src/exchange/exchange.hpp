@@ -127,8 +127,9 @@ struct ExchangeOptions {
   std::chrono::milliseconds lock_wait{60'000};
   /// Write-behind (ExchangeRequest::write_behind): at most this many answers wait for their L2
   /// write. The writer thread runs at idle priority; when it falls behind (a machine kept busy,
-  /// a slow backend), a miss beyond the limit is not written to the L2 (it stays in the L1, its lock is released at once, and a
-  /// warning is logged), so that the queue and the locks it holds stay bounded.
+  /// a slow backend), a miss beyond the limit is not written to the L2 (it stays in the L1, its
+  /// lock is released at once, and a warning is logged), so that the queue and the locks it holds
+  /// stay bounded.
   std::size_t write_behind_limit = 10'000;
 
   /// The defaults, overridden by LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds;
