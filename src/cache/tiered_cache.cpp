@@ -72,7 +72,11 @@ class UnavailableBackend final : public Backend {
 }  // namespace
 
 TieredCache::TieredCache(std::shared_ptr<Backend> l2, std::uint64_t l1_max_bytes, bool strict)
-    : l2_(std::move(l2)), strict_(strict), l1_enabled_(l1_max_bytes > 0), l1_(l1_max_bytes) {}
+    : l2_(std::move(l2)),
+      strict_(strict),
+      l1_enabled_(l1_max_bytes > 0),
+      l1_(l1_max_bytes),
+      failure_log_(std::chrono::milliseconds(kFailureLogIntervalMs)) {}
 
 TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t now_ms) {
   if (!l1_enabled_) return nullptr;
@@ -110,10 +114,7 @@ void TieredCache::absorb_backend_failure(std::string_view operation) {
     reason = e.what();
   }
   ++backend_errors_;
-  const std::int64_t now = steady_now_ms();
-  std::int64_t last = last_failure_log_ms_.load();
-  if (now - last >= kFailureLogIntervalMs &&
-      last_failure_log_ms_.compare_exchange_strong(last, now)) {
+  if (failure_log_.allow()) {
     spdlog::warn(
         "cache backend {} failed during {}: {}; continuing without it (calls go to the provider "
         "as on a miss; further failures in the next 30 s are only counted)",

@@ -7,6 +7,7 @@
 #include "cache/cache_url.hpp"
 #include "cache/lru_map.hpp"
 #include "core/entry.hpp"
+#include "core/log_throttle.hpp"
 #include "llm_caching/cache_options.hpp"
 
 #include <atomic>
@@ -123,7 +124,7 @@ class TieredCache {
 
   std::atomic<std::uint64_t> corrupt_{0};
   std::atomic<std::uint64_t> backend_errors_{0};
-  std::atomic<std::int64_t> last_failure_log_ms_{INT64_MIN / 2};
+  core::LogThrottle failure_log_;
 };
 
 /// Opens a new backend for a parsed URL. Throws CacheError when it cannot be opened.

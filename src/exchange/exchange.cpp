@@ -326,7 +326,10 @@ ExchangeOptions ExchangeOptions::from_environment() {
 }
 
 Exchange::Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock, ExchangeOptions options)
-    : cache_(std::move(cache)), clock_(std::move(clock)), options_(options) {}
+    : cache_(std::move(cache)),
+      clock_(std::move(clock)),
+      options_(options),
+      overflow_log_(kOverflowLogInterval) {}
 
 Exchange::~Exchange() {
   std::unique_lock lock(pending_mutex_);
@@ -343,11 +346,7 @@ bool Exchange::try_write_behind(const std::string& key,
   {
     std::lock_guard lock(pending_mutex_);
     if (unlanded_ >= options_.write_behind_limit) {
-      const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count();
-      if (now - last_overflow_log_ms_ >= std::chrono::milliseconds(kOverflowLogInterval).count()) {
-        last_overflow_log_ms_ = now;
+      if (overflow_log_.allow()) {
         spdlog::warn(
             "cache write-behind: {} answers already wait for their L2 write (the writer thread "
             "is behind: a busy machine or a slow cache backend); {} stays in memory only, and so "

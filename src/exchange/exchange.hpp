@@ -4,6 +4,7 @@
 
 #include "cache/tiered_cache.hpp"
 #include "core/entry.hpp"
+#include "core/log_throttle.hpp"
 #include "core/retry.hpp"
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/costs.hpp"
@@ -210,7 +211,7 @@ class Exchange {
   std::condition_variable pending_done_;
   std::size_t pending_ = 0;   // guarded by pending_mutex_
   std::size_t unlanded_ = 0;  // write-behinds queued or being written; guarded by pending_mutex_
-  std::int64_t last_overflow_log_ms_ = 0;      // guarded by pending_mutex_
+  core::LogThrottle overflow_log_;
   std::unique_ptr<asio::thread_pool> writer_;  // started on first use, under pending_mutex_
   struct BehindWrite {
     std::string key;
