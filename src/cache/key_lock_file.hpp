@@ -47,6 +47,9 @@ class KeyLockFile {
   /// F_OFD_SETLK on `byte`; false when another descriptor holds it.
   bool set(std::uint64_t byte, short type);
 
+  /// held_bytes_'s count for a byte that unlock is releasing outside the mutex.
+  static constexpr int kReleasing = -1;
+
   std::filesystem::path path_;
   int fd_ = -1;
   std::mutex mutex_;
