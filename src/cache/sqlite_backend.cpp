@@ -630,6 +630,7 @@ void SqliteBackend::put_many_now(const std::vector<PutItem>& items) {
     db.write_transaction([&] {
       for (const PutItem& item : items) {
         if (item.ttl.count() >= 0) upsert(item.key, item.value, item.ttl, now);
+        core::yield_if_idle();
       }
     });
     if (db.totals().first > options_.max_bytes) evict_if_over_bound(now);

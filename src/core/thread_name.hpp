@@ -17,13 +17,26 @@ inline void name_this_thread(std::string_view name) {
   pthread_setname_np(pthread_self(), kept.c_str());
 }
 
+/// Whether make_this_thread_idle moved the calling thread to SCHED_IDLE.
+inline thread_local bool this_thread_is_idle = false;
+
 /// Moves the calling thread to SCHED_IDLE: it runs on a CPU that has nothing else to run, and a
 /// thread that wakes there preempts it at once, so its bursts of work never delay a request. It
 /// is not starved (it keeps a small share of a busy CPU). One way: an unprivileged thread cannot
 /// leave SCHED_IDLE. false when the system refuses (the thread then keeps its policy).
 inline bool make_this_thread_idle() noexcept {
   const sched_param param{};
-  return pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0;
+  this_thread_is_idle = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0;
+  return this_thread_is_idle;
+}
+
+/// Called by an idle thread between units of work (an entry encoded, an entry written). Waking
+/// preempts a running idle thread, but a thread that wakes while the idle one is only runnable
+/// can find it picked first (EEVDF picks among the threads that are owed CPU, whatever their
+/// policy), and it then runs until it sleeps or the next tick. Yielding bounds that to one unit.
+/// A no-op on other threads.
+inline void yield_if_idle() noexcept {
+  if (this_thread_is_idle) sched_yield();
 }
 
 }  // namespace llm_caching::core

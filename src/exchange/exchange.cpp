@@ -437,6 +437,7 @@ asio::awaitable<void> Exchange::write_batch(std::vector<BehindWrite> batch) {
     } catch (...) {
       log_write_behind_failure("the encoding", write.key);
     }
+    core::yield_if_idle();
   }
   // The L2 writes land before the locks go: a process that finds a lock free finds its entry.
   // TieredCache absorbs and counts backend failures; anything else is logged, and the batch

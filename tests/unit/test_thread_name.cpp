@@ -1,7 +1,9 @@
-// core::name_this_thread: the name a thread shows in `top -H`, `ps -L` and /proc.
+// core::name_this_thread: the name a thread shows in `top -H`, `ps -L` and /proc; and
+// core::make_this_thread_idle, which marks the thread for yield_if_idle.
 #include <gtest/gtest.h>
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <array>
 #include <string>
@@ -36,6 +38,24 @@ TEST(ThreadName, NamesTheCallingThreadOnly) {
 
 TEST(ThreadName, ANameLongerThanLinuxKeepsIsCutTo15Bytes) {
   EXPECT_EQ(name_seen_by_a_thread_named("llmc-a-name-longer-than-fifteen"), "llmc-a-name-lon");
+}
+
+TEST(IdleThread, OnlyAThreadMadeIdleIsIdleAndYields) {
+  int policy = -1;
+  bool marked = false;
+  bool made_idle = false;
+  std::thread([&] {
+    made_idle = llm_caching::core::make_this_thread_idle();
+    policy = sched_getscheduler(0);
+    marked = llm_caching::core::this_thread_is_idle;
+    llm_caching::core::yield_if_idle();  // a sched_yield: returns at once on an idle machine
+  }).join();
+  ASSERT_TRUE(made_idle);
+  EXPECT_EQ(policy, SCHED_IDLE);
+  EXPECT_TRUE(marked);
+  // This thread, and any other not made idle, keeps its policy and does not yield.
+  EXPECT_FALSE(llm_caching::core::this_thread_is_idle);
+  EXPECT_NE(sched_getscheduler(0), SCHED_IDLE);
 }
 
 }  // namespace
