@@ -21,9 +21,10 @@ inline void name_this_thread(std::string_view name) {
 inline thread_local bool this_thread_is_idle = false;
 
 /// Moves the calling thread to SCHED_IDLE: it runs on a CPU that has nothing else to run, and a
-/// thread that wakes there preempts it at once, so its bursts of work never delay a request. It
-/// is not starved (it keeps a small share of a busy CPU). One way: an unprivileged thread cannot
-/// leave SCHED_IDLE. false when the system refuses (the thread then keeps its policy).
+/// thread that wakes there while it runs preempts it at once, so its bursts of work do not delay
+/// a request (with yield_if_idle between units of work: see there). It is not starved (it keeps a
+/// small share of a busy CPU). One way: an unprivileged thread cannot leave SCHED_IDLE. false when
+/// the system refuses (the thread then keeps its policy).
 inline bool make_this_thread_idle() noexcept {
   const sched_param param{};
   this_thread_is_idle = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0;
