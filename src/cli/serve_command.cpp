@@ -163,7 +163,9 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
                   "Let callers with different API keys share cache entries (default: partitioned)");
   serve->add_flag("--reject-unpriced", flags->reject_unpriced,
                   "Refuse models missing from the price table (default: serve them, costed $0)");
-  serve->add_option("--threads", flags->threads, "Worker threads (0: one per core)")
+  serve
+      ->add_option("--threads", flags->threads,
+                   "Worker threads (0: one per core; docs/GATEWAY.md says when fewer help)")
       ->capture_default_str();
   serve->add_option("--body-limit", flags->body_limit, "Largest request body in bytes (else 413)")
       ->capture_default_str();
