@@ -343,20 +343,19 @@ bool Exchange::try_write_behind(const std::string& key,
                                 std::shared_ptr<const core::CacheEntry> entry,
                                 std::chrono::milliseconds ttl,
                                 std::optional<std::string>& lock_token) {
-  {
-    std::lock_guard lock(pending_mutex_);
-    if (unlanded_ >= options_.write_behind_limit) {
-      if (overflow_log_.allow()) {
-        spdlog::warn(
-            "cache write-behind: {} answers already wait for their L2 write (the writer thread "
-            "is behind: a busy machine or a slow cache backend); {} stays in memory only, and so "
-            "do the next ones until it catches up (logged at most every 30 s)",
-            unlanded_, key);
-      }
-      return false;
+  // One lock for the check and the queueing, so that racing misses cannot pass the limit.
+  std::lock_guard lock(pending_mutex_);
+  if (unlanded_ >= options_.write_behind_limit) {
+    if (overflow_log_.allow()) {
+      spdlog::warn(
+          "cache write-behind: {} answers already wait for their L2 write (the writer thread "
+          "is behind: a busy machine or a slow cache backend); {} stays in memory only, and so "
+          "do the next ones until it catches up (logged at most every 30 s)",
+          unlanded_, key);
     }
+    return false;
   }
-  finish_in_background(key, std::move(entry), ttl, std::exchange(lock_token, std::nullopt));
+  queue_behind(lock, key, std::move(entry), ttl, std::exchange(lock_token, std::nullopt));
   return true;
 }
 
@@ -364,6 +363,12 @@ void Exchange::finish_in_background(std::string key, std::shared_ptr<const core:
                                     std::chrono::milliseconds ttl,
                                     std::optional<std::string> lock_token) {
   std::lock_guard lock(pending_mutex_);
+  queue_behind(lock, std::move(key), std::move(entry), ttl, std::move(lock_token));
+}
+
+void Exchange::queue_behind(const std::lock_guard<std::mutex>& /*pending_mutex_ held*/,
+                            std::string key, std::shared_ptr<const core::CacheEntry> entry,
+                            std::chrono::milliseconds ttl, std::optional<std::string> lock_token) {
   // Idle priority: a batch of SQLite writes is a burst of CPU that would otherwise hold up the
   // requests (and, on a shared machine, the upstream) that wake on its CPU.
   if (!writer_) writer_ = named_thread("llmc-l2-writer", true);

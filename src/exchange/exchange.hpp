@@ -191,6 +191,10 @@ class Exchange {
   /// already wait; false then (logged at most every 30 s), and nothing was queued.
   bool try_write_behind(const std::string& key, std::shared_ptr<const core::CacheEntry> entry,
                         std::chrono::milliseconds ttl, std::optional<std::string>& lock_token);
+  /// finish_in_background's work, for a caller that holds pending_mutex_.
+  void queue_behind(const std::lock_guard<std::mutex>& pending_lock, std::string key,
+                    std::shared_ptr<const core::CacheEntry> entry, std::chrono::milliseconds ttl,
+                    std::optional<std::string> lock_token);
   /// The writer thread's loop: every kWriteBehindLinger, the queued writes in one put_l2_many,
   /// then their unlocks; ends when the queue is empty.
   asio::awaitable<void> drain_write_behind();
