@@ -85,12 +85,12 @@ void KeyLockFile::unlock(std::string_view key, std::string_view token) {
     if (--holders > 0) return;  // another key of this object shares the byte
     holders = kReleasing;
   }
-  // The system call runs outside the mutex. Unlocks come from the cache's write-behind thread,
-  // which runs at idle priority: any other thread that wakes on its CPU preempts it. Preempted
-  // inside the call while holding the mutex, it would keep every worker that takes or tests a
-  // lock waiting until its CPU had nothing else to do (a priority inversion; up to 2.2 ms
-  // measured). Until the call returns, the byte reads as held, so no try_lock can take it and then
-  // lose it to this F_UNLCK.
+  // The system call runs outside the mutex. In the gateway most unlocks come from the cache's
+  // write-behind thread, which runs at idle priority: any other thread that wakes on its CPU
+  // preempts it. Preempted inside the call while holding the mutex, it would keep every worker that
+  // takes or tests a lock waiting until its CPU had nothing else to do (a priority inversion; up
+  // to 2.2 ms measured). Until the call returns, the byte reads as held, so no try_lock can take it
+  // and then lose it to this F_UNLCK.
   try {
     set(byte, F_UNLCK);
   } catch (...) {
