@@ -222,10 +222,21 @@ done
 kill "$wrk_pid" 2>/dev/null || true
 wait "$wrk_pid" 2>/dev/null || true
 entries=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llmc_gateway_cache_misses_total\{provider="openai"\}/ {print $2}')
+# Every miss must land in the SQLite file too (written behind the answers, by the idle writer or,
+# on a machine kept busy, by the catch-up writer): wait up to 60 s for the last ones.
+l2_entries() { "$cli" --cache-url "sqlite://$work/cache2.db" cache stats 2>/dev/null | awk '/^entries:/ {print $2}'; }
+for _ in $(seq 60); do
+  landed=$(l2_entries)
+  [[ ${landed:-0} -ge $entries ]] && break
+  sleep 1
+done
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$last_pid/status")
 # RssFile is mostly the SQLite file mapped by the backend (PRAGMA mmap_size): page cache the
 # kernel can drop, shared with every process that reads the file. RssAnon is the gateway's own.
 anon_kb=$(awk '/RssAnon/ {print $2}' "/proc/$last_pid/status")
 file_kb=$(awk '/RssFile/ {print $2}' "/proc/$last_pid/status")
-l1=$(curl -s "http://127.0.0.1:$port/metrics" >/dev/null; "$cli" --cache-url "sqlite://$work/cache2.db" cache stats 2>/dev/null | head -3 | tr '\n' ' ')
-echo "memory entries=$entries rss_mb=$((rss_kb / 1024)) anon_mb=$((anon_kb / 1024)) file_mb=$((file_kb / 1024)) ($l1)"
+echo "memory entries=$entries landed_in_sqlite=$landed rss_mb=$((rss_kb / 1024)) anon_mb=$((anon_kb / 1024)) file_mb=$((file_kb / 1024))"
+if [[ $landed -lt $entries ]]; then
+  echo "memory: $((entries - landed)) of $entries entries never reached the SQLite file" >&2
+  exit 1
+fi

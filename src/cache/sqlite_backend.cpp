@@ -629,8 +629,10 @@ void SqliteBackend::put_many_now(const std::vector<PutItem>& items) {
   guarded([&](Connection& db) {
     db.write_transaction([&] {
       for (const PutItem& item : items) {
+        // No yield_if_idle here: a yield inside the transaction keeps the write lock through the
+        // wait, which on a busy machine is long for an idle thread (the exchange's catch-up
+        // writer and other processes' writers would wait for it too).
         if (item.ttl.count() >= 0) upsert(item.key, item.value, item.ttl, now);
-        core::yield_if_idle();
       }
     });
     if (db.totals().first > options_.max_bytes) evict_if_over_bound(now);

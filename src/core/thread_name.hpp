@@ -22,16 +22,18 @@ inline thread_local bool this_thread_is_idle = false;
 
 /// Moves the calling thread to SCHED_IDLE: it runs on a CPU that has nothing else to run, and a
 /// thread that wakes there while it runs preempts it at once, so its bursts of work do not delay
-/// a request (with yield_if_idle between units of work: see there). It is not starved (it keeps a
-/// small share of a busy CPU). One way: an unprivileged thread cannot leave SCHED_IDLE. false when
-/// the system refuses (the thread then keeps its policy).
+/// a request (with yield_if_idle between units of work: see there). On a machine whose CPUs stay
+/// busy it gets almost no CPU, so work that must not wait for long needs another way out (the
+/// exchange's catch-up writer). One way: an unprivileged thread cannot leave SCHED_IDLE. false
+/// when the system refuses (the thread then keeps its policy).
 inline bool make_this_thread_idle() noexcept {
   const sched_param param{};
   this_thread_is_idle = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0;
   return this_thread_is_idle;
 }
 
-/// Called by an idle thread between units of work (an entry encoded, an entry written). Waking
+/// Called by an idle thread between units of work (an entry encoded), never with a lock held that
+/// another thread may wait for: a yield on a busy machine lasts long. Waking
 /// preempts a running idle thread, but a thread that wakes while the idle one is only runnable
 /// can find it picked first (EEVDF picks among the threads that are owed CPU, whatever their
 /// policy), and it then runs until it sleeps or the next tick. Yielding bounds that to one unit.

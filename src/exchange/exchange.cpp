@@ -52,6 +52,12 @@ constexpr std::chrono::milliseconds kLastPoll{50};
 constexpr std::chrono::milliseconds kNotifiedRound{1000};
 /// How long the writer thread gathers write-behinds into one L2 write.
 constexpr std::chrono::milliseconds kWriteBehindLinger{20};
+/// The most writes the idle writer takes at once. It can be preempted and then starved while it
+/// holds them (and, inside the L2 write, the backend's write lock): few, so that the catch-up
+/// writer waits little for them.
+constexpr std::size_t kIdleBatch = 64;
+/// The most writes of one catch-up L2 write (one SQLite transaction).
+constexpr std::size_t kCatchUpBatch = 1024;
 
 /// One thread for the exchange's own work, named `name` by the first task it runs (an Asio pool
 /// starts its thread itself, which then carries its creator's name until that task has run).
@@ -329,14 +335,24 @@ Exchange::Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock, Excha
     : cache_(std::move(cache)),
       clock_(std::move(clock)),
       options_(options),
-      overflow_log_(kOverflowLogInterval) {}
+      overflow_log_(kOverflowLogInterval),
+      catch_up_log_(kOverflowLogInterval) {}
 
 Exchange::~Exchange() {
   std::unique_lock lock(pending_mutex_);
+  stopping_ = true;
+  // The catch-up loop may sleep until its next write is due: wake it to write what is left now.
+  if (catch_up_armed_) {
+    asio::post(catch_up_->get_executor(), [this] {
+      if (cancel_catch_up_wait_) cancel_catch_up_wait_();
+    });
+  }
   pending_done_.wait(lock, [this] { return pending_ == 0; });
   auto writer = std::move(writer_);
+  auto catch_up = std::move(catch_up_);
   lock.unlock();
   writer.reset();  // joins the thread: the last completion handler has returned
+  catch_up.reset();
 }
 
 bool Exchange::try_write_behind(const std::string& key,
@@ -374,47 +390,115 @@ void Exchange::queue_behind(const std::lock_guard<std::mutex>& /*pending_mutex_ 
   if (!writer_) writer_ = named_thread("llmc-l2-writer", true);
   ++pending_;
   ++unlanded_;
-  behind_.push_back({std::move(key), std::move(entry), ttl, std::move(lock_token)});
-  if (draining_) return;
-  draining_ = true;
-  ++pending_;  // the drain itself: the destructor waits for it to end
-  asio::co_spawn(writer_->get_executor(), drain_write_behind(), [this](std::exception_ptr) {
+  behind_.push_back({std::move(key), std::move(entry), ttl, std::move(lock_token),
+                     std::chrono::steady_clock::now()});
+  const auto loop_ended = [this](std::exception_ptr) {
     std::lock_guard done(pending_mutex_);
     --pending_;
     pending_done_.notify_all();
-  });
+  };
+  // Each loop counts in pending_ while it runs: the destructor waits for it to end.
+  if (!catch_up_armed_) {
+    if (!catch_up_) catch_up_ = named_thread("llmc-l2-catchup");
+    catch_up_armed_ = true;
+    ++pending_;
+    asio::co_spawn(catch_up_->get_executor(), catch_up_write_behind(), loop_ended);
+  }
+  if (draining_ || catching_up_) return;
+  draining_ = true;
+  ++pending_;
+  asio::co_spawn(writer_->get_executor(), drain_write_behind(), loop_ended);
+}
+
+std::vector<Exchange::BehindWrite> Exchange::take_behind(
+    const std::lock_guard<std::mutex>& /*pending_mutex_ held*/, std::size_t most) {
+  const auto end = behind_.begin() + static_cast<std::ptrdiff_t>(std::min(most, behind_.size()));
+  std::vector<BehindWrite> taken(std::make_move_iterator(behind_.begin()),
+                                 std::make_move_iterator(end));
+  behind_.erase(behind_.begin(), end);
+  return taken;
 }
 
 asio::awaitable<void> Exchange::drain_write_behind() {
   asio::steady_timer linger(co_await asio::this_coro::executor);
+  bool more_queued = false;
   for (;;) {
     // Misses that land within the linger share one L2 write: on SQLite one transaction, so
     // the pages every write touches (totals, the access-time index) are written once for all,
     // and this thread wakes once per batch instead of once per miss.
-    linger.expires_after(kWriteBehindLinger);
-    co_await linger.async_wait(asio::use_awaitable);
+    if (!more_queued) {
+      linger.expires_after(kWriteBehindLinger);
+      co_await linger.async_wait(asio::use_awaitable);
+    }
     std::vector<BehindWrite> batch;
     {
       std::lock_guard lock(pending_mutex_);
-      batch.swap(behind_);
-      if (batch.empty()) {
+      if (behind_.empty() || catching_up_) {
         draining_ = false;
         co_return;
       }
+      batch = take_behind(lock, kIdleBatch);
+      more_queued = !behind_.empty();
     }
-    const std::size_t done = batch.size();
-    if (cache_->l2_writes_batches()) {
-      co_await write_batch(std::move(batch));
-    } else {
-      co_await write_each(std::move(batch));
-    }
+    co_await land(std::move(batch));
+  }
+}
+
+asio::awaitable<void> Exchange::land(std::vector<BehindWrite> batch) {
+  const std::size_t done = batch.size();
+  if (cache_->l2_writes_batches()) {
+    co_await write_batch(std::move(batch));
+  } else {
+    co_await write_each(std::move(batch));
+  }
+  {
+    std::lock_guard lock(pending_mutex_);
+    pending_ -= done;
+    unlanded_ -= done;
+  }
+  pending_done_.notify_all();
+}
+
+asio::awaitable<void> Exchange::catch_up_write_behind() {
+  asio::steady_timer due(co_await asio::this_coro::executor);
+  cancel_catch_up_wait_ = [&due] { due.cancel(); };
+  for (;;) {
+    std::vector<BehindWrite> batch;
+    std::size_t still_queued = 0;
+    bool late = false;  // not only written because ~Exchange runs
     {
       std::lock_guard lock(pending_mutex_);
-      pending_ -= done;
-      unlanded_ -= done;
+      if (behind_.empty()) {
+        catch_up_armed_ = false;
+        catching_up_ = false;
+        break;
+      }
+      const auto oldest_due = behind_.front().queued_at + options_.write_behind_catch_up;
+      // Once late, it writes until the queue is empty; then the idle writer has it again.
+      if (stopping_ || catching_up_ || std::chrono::steady_clock::now() >= oldest_due) {
+        late = !stopping_;
+        catching_up_ = true;
+        batch = take_behind(lock, kCatchUpBatch);
+        still_queued = behind_.size();
+      } else {
+        due.expires_at(oldest_due);
+      }
     }
-    pending_done_.notify_all();
+    if (batch.empty()) {
+      boost::system::error_code cancelled;  // by ~Exchange: the next turn writes what is left
+      co_await due.async_wait(asio::redirect_error(asio::use_awaitable, cancelled));
+      continue;
+    }
+    if (late && catch_up_log_.allow()) {
+      spdlog::info(
+          "cache write-behind: the idle-priority writer is behind (a busy machine: the oldest of "
+          "{} queued answers waited over {} ms); writing at normal priority until it catches up "
+          "(logged at most every 30 s)",
+          batch.size() + still_queued, options_.write_behind_catch_up.count());
+    }
+    co_await land(std::move(batch));
   }
+  cancel_catch_up_wait_ = nullptr;
 }
 
 namespace {
@@ -442,7 +526,8 @@ asio::awaitable<void> Exchange::write_batch(std::vector<BehindWrite> batch) {
     } catch (...) {
       log_write_behind_failure("the encoding", write.key);
     }
-    core::yield_if_idle();
+    // Not once the catch-up writer waits: this batch is then late already.
+    if (!catching_up_.load(std::memory_order_relaxed)) core::yield_if_idle();
   }
   // The L2 writes land before the locks go: a process that finds a lock free finds its entry.
   // TieredCache absorbs and counts backend failures; anything else is logged, and the batch

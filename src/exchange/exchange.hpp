@@ -14,9 +14,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -127,11 +129,15 @@ struct ExchangeOptions {
   /// provider itself (a lock that expires or is released earlier is taken over at once).
   std::chrono::milliseconds lock_wait{60'000};
   /// Write-behind (ExchangeRequest::write_behind): at most this many answers wait for their L2
-  /// write. The writer thread runs at idle priority; when it falls behind (a machine kept busy,
-  /// a slow backend), a miss beyond the limit is not written to the L2 (it stays in the L1, its
-  /// lock is released at once, and a warning is logged), so that the queue and the locks it holds
-  /// stay bounded.
+  /// write. When the writers fall behind (a backend slower than the misses), a miss beyond the
+  /// limit is not written to the L2 (it stays in the L1, its lock is released at once, and a
+  /// warning is logged), so that the queue and the locks it holds stay bounded.
   std::size_t write_behind_limit = 10'000;
+  /// The write-behind thread runs at idle priority, so its writes never delay a request; on a
+  /// machine whose CPUs stay busy it gets almost no CPU. A write that has waited this long is
+  /// written by a second thread at normal priority (with every write queued behind it), so a
+  /// busy machine delays the L2 writes by this much instead of losing them to the limit.
+  std::chrono::milliseconds write_behind_catch_up{250};
 
   /// The defaults, overridden by LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds;
   /// when only the TTL is set, the wait is twice it). Throws ConfigurationError naming the
@@ -195,10 +201,20 @@ class Exchange {
   void queue_behind(const std::lock_guard<std::mutex>& pending_lock, std::string key,
                     std::shared_ptr<const core::CacheEntry> entry, std::chrono::milliseconds ttl,
                     std::optional<std::string> lock_token);
-  /// The writer thread's loop: every kWriteBehindLinger, the queued writes in one put_l2_many,
-  /// then their unlocks; ends when the queue is empty.
+  /// The idle writer thread's loop: every kWriteBehindLinger, the queued writes (up to
+  /// kIdleBatch) in one put_l2_many, then their unlocks; ends when the queue is empty or the
+  /// catch-up writer has taken over.
   asio::awaitable<void> drain_write_behind();
+  /// The catch-up thread's loop (normal priority): sleeps until the oldest queued write is
+  /// write_behind_catch_up old, then writes the whole queue, until it is empty. On ~Exchange it
+  /// writes what is left at once.
+  asio::awaitable<void> catch_up_write_behind();
   struct BehindWrite;
+  /// Takes up to `most` writes from the front of the queue (their order is kept).
+  std::vector<BehindWrite> take_behind(const std::lock_guard<std::mutex>& pending_lock,
+                                       std::size_t most);
+  /// Writes the batch (write_batch or write_each) and counts it as landed.
+  asio::awaitable<void> land(std::vector<BehindWrite> batch);
   /// One Backend::put_many for the batch, then the unlocks.
   asio::awaitable<void> write_batch(std::vector<BehindWrite> batch);
   /// Every write of the batch at once (each then its unlock); returns when all are done.
@@ -216,16 +232,26 @@ class Exchange {
   std::size_t pending_ = 0;   // guarded by pending_mutex_
   std::size_t unlanded_ = 0;  // write-behinds queued or being written; guarded by pending_mutex_
   core::LogThrottle overflow_log_;
-  std::unique_ptr<asio::thread_pool> writer_;  // started on first use, under pending_mutex_
+  std::unique_ptr<asio::thread_pool> writer_;    // started on first use, under pending_mutex_
+  std::unique_ptr<asio::thread_pool> catch_up_;  // the same, at normal priority
   struct BehindWrite {
     std::string key;
     /// Encoded on the writer thread; null: release the lock only.
     std::shared_ptr<const core::CacheEntry> entry;
     std::chrono::milliseconds ttl{0};
     std::optional<std::string> lock_token;
+    std::chrono::steady_clock::time_point queued_at;
   };
-  std::vector<BehindWrite> behind_;  // queued for drain_write_behind; guarded by pending_mutex_
-  bool draining_ = false;            // a drain_write_behind runs; guarded by pending_mutex_
+  std::deque<BehindWrite> behind_;  // queued for the writers; guarded by pending_mutex_
+  bool draining_ = false;           // a drain_write_behind runs; guarded by pending_mutex_
+  bool catch_up_armed_ = false;     // a catch_up_write_behind runs; guarded by pending_mutex_
+  bool stopping_ = false;           // ~Exchange runs; guarded by pending_mutex_
+  /// Set while the catch-up writer writes (under pending_mutex_); read without it by the idle
+  /// writer, which then stops yielding its CPU between entries.
+  std::atomic<bool> catching_up_{false};
+  /// Cancels the catch-up loop's wait; set and called on the catch-up thread only.
+  std::function<void()> cancel_catch_up_wait_;
+  core::LogThrottle catch_up_log_;
   std::mutex flights_mutex_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
   // Started on the first background refresh (guarded by flights_mutex_). Last: destroyed first,

@@ -6,6 +6,7 @@
 #include "cache/run_blocking.hpp"
 #include "cache/sqlite_backend.hpp"
 #include "cache/tiered_cache.hpp"
+#include "core/thread_name.hpp"
 #include "exchange/exchange.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
@@ -27,6 +28,7 @@
 #include <functional>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "support/scripted_model.hpp"
 #include "support/test_env.hpp"
@@ -707,6 +709,133 @@ TEST(WriteBehind, BeyondItsLimitAMissStaysInTheL1AndReleasesItsLockAtOnce) {
     EXPECT_TRUE(lock_is_free(keys[i])) << i;
   }
   EXPECT_EQ(model.calls(), kMisses);
+}
+
+/// A batching L2 whose writes from an idle-priority thread wait at the gate, as the idle writer
+/// does on a machine whose CPUs stay busy; writes from any other thread land at once.
+class StarvedIdleBackend final : public UnlockCheckingBackend {
+ public:
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  std::atomic<int> idle_batches_waiting{0};
+  std::atomic<int> landed_at_normal_priority{0};
+
+  bool writes_batches() const noexcept override { return true; }
+  asio::awaitable<void> put_many(std::vector<PutItem> batch) override {
+    const bool idle = core::this_thread_is_idle;
+    if (idle) {
+      ++idle_batches_waiting;
+      opened.wait();
+    }
+    for (PutItem& item : batch) {
+      store.put_now(std::move(item.key), std::move(item.value), item.ttl);
+      if (!idle) ++landed_at_normal_priority;
+    }
+    co_return;
+  }
+};
+
+/// Polls `done` every millisecond for up to 10 s; whether it became true.
+bool eventually(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+TEST(WriteBehind, WritesThatWaitForAStarvedIdleWriterAreWrittenAtNormalPriority) {
+  auto backend = std::make_shared<StarvedIdleBackend>();
+  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
+  testing::ScriptedModel model;
+  constexpr int kLater = 15;
+  const auto lock_is_free = [&](const std::string& key) {
+    const std::string lock = cache::TieredCache::lock_key(key);
+    if (!backend->store.try_lock_now(lock, "other-process", 1000ms)) return false;
+    backend->store.unlock_now(lock, "other-process");
+    return true;
+  };
+  std::vector<std::string> keys;
+  const auto miss = [&](exchange::Exchange& e) {
+    auto request = request_for("starved " + std::to_string(keys.size()));
+    request.write_behind = true;
+    keys.push_back(cache::run_blocking(e.run(model, std::move(request))).storage_key);
+  };
+  {
+    // A limit below the misses: without the catch-up writer, the ones past it would be dropped.
+    exchange::Exchange e(tiers, exchange::system_now_ms,
+                         {.lock_ttl = 30'000ms,
+                          .lock_wait = 60'000ms,
+                          .write_behind_limit = 10,
+                          .write_behind_catch_up = 50ms});
+    // The idle writer takes a write and stalls. (On a busy machine the catch-up writer can get
+    // there first: then the next miss.)
+    while (backend->idle_batches_waiting.load() == 0) {
+      ASSERT_LT(keys.size(), 20U);
+      miss(e);
+      ASSERT_TRUE(eventually([&] {
+        return backend->idle_batches_waiting.load() == 1 ||
+               backend->landed_at_normal_priority.load() == static_cast<int>(keys.size());
+      }));
+    }
+    const std::size_t held = keys.size() - 1;
+    // The later misses come one at a time, each after the previous landed.
+    for (int i = 1; i <= kLater; ++i) {
+      miss(e);
+      ASSERT_TRUE(eventually([&] {
+        return backend->landed_at_normal_priority.load() == static_cast<int>(held) + i;
+      })) << i;
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (i == held) continue;
+      EXPECT_NE(backend->store.get_now(keys[i]), std::nullopt) << i;
+      EXPECT_TRUE(lock_is_free(keys[i])) << i;
+    }
+    // The idle writer's is still with it, its lock held.
+    EXPECT_EQ(backend->store.get_now(keys[held]), std::nullopt);
+    EXPECT_FALSE(lock_is_free(keys[held]));
+    EXPECT_EQ(backend->idle_batches_waiting.load(), 1);
+    backend->gate.set_value();
+  }  // ~Exchange waits for the idle writer's batch
+  for (const std::string& key : keys) {
+    EXPECT_NE(backend->store.get_now(key), std::nullopt);
+    EXPECT_TRUE(lock_is_free(key));
+  }
+  EXPECT_EQ(backend->unlocked_before_landing.load(), 0);
+  EXPECT_EQ(model.calls(), static_cast<int>(keys.size()));
+}
+
+TEST(WriteBehind, AnExchangeThatEndsWritesWhatIsQueuedWithoutWaitingForTheCatchUpDelay) {
+  auto backend = std::make_shared<StarvedIdleBackend>();
+  auto tiers = std::make_shared<cache::TieredCache>(backend, kMiB, false);
+  testing::ScriptedModel model;
+  constexpr int kQueued = 5;
+  std::atomic<bool> queued_landed_before_the_gate{false};
+  std::thread gatekeeper;
+  {
+    // Were the catch-up not woken by ~Exchange, the queued writes would wait an hour (and the
+    // test time out).
+    exchange::Exchange e(
+        tiers, exchange::system_now_ms,
+        {.lock_ttl = 30'000ms, .lock_wait = 60'000ms, .write_behind_catch_up = 1h});
+    for (int i = 0; i <= kQueued; ++i) {
+      auto request = request_for("ending " + std::to_string(i));
+      request.write_behind = true;
+      cache::run_blocking(e.run(model, std::move(request)));
+      if (i == 0)
+        ASSERT_TRUE(eventually([&] { return backend->idle_batches_waiting.load() == 1; }));
+    }
+    gatekeeper = std::thread([&] {
+      queued_landed_before_the_gate =
+          eventually([&] { return backend->landed_at_normal_priority.load() == kQueued; });
+      backend->gate.set_value();
+    });
+  }  // ~Exchange: the catch-up writer writes the queued five while the idle writer still waits
+  gatekeeper.join();
+  EXPECT_TRUE(queued_landed_before_the_gate.load());
+  EXPECT_EQ(backend->store.stats_now().entries, kQueued + 1);
+  EXPECT_EQ(backend->unlocked_before_landing.load(), 0);
 }
 
 TEST(WriteBehind, InProcessWaitersAreAnsweredWithTheLeader) {
