@@ -27,6 +27,7 @@
 #include <array>
 #include <charconv>
 #include <cstdlib>
+#include <iterator>
 #include <random>
 #include <utility>
 #include <vector>
@@ -52,9 +53,9 @@ constexpr std::chrono::milliseconds kLastPoll{50};
 constexpr std::chrono::milliseconds kNotifiedRound{1000};
 /// How long the writer thread gathers write-behinds into one L2 write.
 constexpr std::chrono::milliseconds kWriteBehindLinger{20};
-/// The most writes the idle writer takes at once. It can be preempted and then starved while it
-/// holds them (and, inside the L2 write, the backend's write lock): few, so that the catch-up
-/// writer waits little for them.
+/// The most writes the idle writer takes at once (the queue's chunk). It can be preempted and then
+/// starved while it holds them (and, inside the L2 write, the backend's write lock): few, so that
+/// the catch-up writer waits little for them.
 constexpr std::size_t kIdleBatch = 64;
 /// The most writes of one catch-up L2 write (one SQLite transaction).
 constexpr std::size_t kCatchUpBatch = 1024;
@@ -390,8 +391,9 @@ void Exchange::queue_behind(const std::lock_guard<std::mutex>& /*pending_mutex_ 
   if (!writer_) writer_ = named_thread("llmc-l2-writer", true);
   ++pending_;
   ++unlanded_;
-  behind_.push_back({std::move(key), std::move(entry), ttl, std::move(lock_token),
-                     std::chrono::steady_clock::now()});
+  if (behind_.empty() || behind_.back().size() >= kIdleBatch) behind_.emplace_back();
+  behind_.back().push_back({std::move(key), std::move(entry), ttl, std::move(lock_token),
+                            std::chrono::steady_clock::now()});
   const auto loop_ended = [this](std::exception_ptr) {
     std::lock_guard done(pending_mutex_);
     --pending_;
@@ -412,10 +414,14 @@ void Exchange::queue_behind(const std::lock_guard<std::mutex>& /*pending_mutex_ 
 
 std::vector<Exchange::BehindWrite> Exchange::take_behind(
     const std::lock_guard<std::mutex>& /*pending_mutex_ held*/, std::size_t most) {
-  const auto end = behind_.begin() + static_cast<std::ptrdiff_t>(std::min(most, behind_.size()));
-  std::vector<BehindWrite> taken(std::make_move_iterator(behind_.begin()),
-                                 std::make_move_iterator(end));
-  behind_.erase(behind_.begin(), end);
+  std::vector<BehindWrite> taken = std::move(behind_.front());
+  behind_.pop_front();
+  // Only the last chunk can be short, so the idle writer (most = kIdleBatch) takes one chunk
+  // here: O(1) under the mutex that workers wait for, as it may be preempted holding it.
+  while (!behind_.empty() && taken.size() + behind_.front().size() <= most) {
+    std::move(behind_.front().begin(), behind_.front().end(), std::back_inserter(taken));
+    behind_.pop_front();
+  }
   return taken;
 }
 
@@ -464,8 +470,8 @@ asio::awaitable<void> Exchange::catch_up_write_behind() {
   cancel_catch_up_wait_ = [&due] { due.cancel(); };
   for (;;) {
     std::vector<BehindWrite> batch;
-    std::size_t still_queued = 0;
-    bool late = false;  // not only written because ~Exchange runs
+    std::size_t waiting = 0;  // for the log: queued, or taken and not yet landed
+    bool late = false;        // not only written because ~Exchange runs
     {
       std::lock_guard lock(pending_mutex_);
       if (behind_.empty()) {
@@ -473,13 +479,13 @@ asio::awaitable<void> Exchange::catch_up_write_behind() {
         catching_up_ = false;
         break;
       }
-      const auto oldest_due = behind_.front().queued_at + options_.write_behind_catch_up;
+      const auto oldest_due = behind_.front().front().queued_at + options_.write_behind_catch_up;
       // Once late, it writes until the queue is empty; then the idle writer has it again.
       if (stopping_ || catching_up_ || std::chrono::steady_clock::now() >= oldest_due) {
         late = !stopping_;
         catching_up_ = true;
         batch = take_behind(lock, kCatchUpBatch);
-        still_queued = behind_.size();
+        waiting = unlanded_;
       } else {
         due.expires_at(oldest_due);
       }
@@ -492,9 +498,9 @@ asio::awaitable<void> Exchange::catch_up_write_behind() {
     if (late && catch_up_log_.allow()) {
       spdlog::info(
           "cache write-behind: the idle-priority writer is behind (a busy machine: the oldest of "
-          "{} queued answers waited over {} ms); writing at normal priority until it catches up "
-          "(logged at most every 30 s)",
-          batch.size() + still_queued, options_.write_behind_catch_up.count());
+          "{} answers waiting for their L2 write waited over {} ms); writing at normal priority "
+          "until it catches up (logged at most every 30 s)",
+          waiting, options_.write_behind_catch_up.count());
     }
     co_await land(std::move(batch));
   }

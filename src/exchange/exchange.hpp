@@ -210,7 +210,8 @@ class Exchange {
   /// writes what is left at once.
   asio::awaitable<void> catch_up_write_behind();
   struct BehindWrite;
-  /// Takes up to `most` writes from the front of the queue (their order is kept).
+  /// Takes the first chunk of the queue, and the next ones while the writes taken stay within
+  /// `most` (their order is kept). The queue must not be empty.
   std::vector<BehindWrite> take_behind(const std::lock_guard<std::mutex>& pending_lock,
                                        std::size_t most);
   /// Writes the batch (write_batch or write_each) and counts it as landed.
@@ -242,10 +243,12 @@ class Exchange {
     std::optional<std::string> lock_token;
     std::chrono::steady_clock::time_point queued_at;
   };
-  std::deque<BehindWrite> behind_;  // queued for the writers; guarded by pending_mutex_
-  bool draining_ = false;           // a drain_write_behind runs; guarded by pending_mutex_
-  bool catch_up_armed_ = false;     // a catch_up_write_behind runs; guarded by pending_mutex_
-  bool stopping_ = false;           // ~Exchange runs; guarded by pending_mutex_
+  /// Queued for the writers, in chunks of up to kIdleBatch (only the last one shorter), so that
+  /// the idle writer takes its batch in O(1); guarded by pending_mutex_.
+  std::deque<std::vector<BehindWrite>> behind_;
+  bool draining_ = false;        // a drain_write_behind runs; guarded by pending_mutex_
+  bool catch_up_armed_ = false;  // a catch_up_write_behind runs; guarded by pending_mutex_
+  bool stopping_ = false;        // ~Exchange runs; guarded by pending_mutex_
   /// Set while the catch-up writer writes (under pending_mutex_); read without it by the idle
   /// writer, which then stops yielding its CPU between entries.
   std::atomic<bool> catching_up_{false};

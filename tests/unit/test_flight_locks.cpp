@@ -573,11 +573,15 @@ class BatchCountingBackend final : public UnlockCheckingBackend {
   std::shared_future<void> opened = gate.get_future().share();
   std::atomic<int> batches{0};
   std::atomic<int> items{0};
+  std::atomic<std::size_t> largest{0};
 
   bool writes_batches() const noexcept override { return true; }
   asio::awaitable<void> put_many(std::vector<PutItem> batch) override {
     opened.wait();
     ++batches;
+    for (std::size_t seen = largest.load(); seen < batch.size();) {
+      largest.compare_exchange_weak(seen, batch.size());
+    }
     for (PutItem& item : batch) {
       ++items;
       store.put_now(std::move(item.key), std::move(item.value), item.ttl);
@@ -601,16 +605,28 @@ class RoundTripBackend final : public UnlockCheckingBackend {
   }
 };
 
+/// Polls `done` every millisecond for up to `patience`; whether it became true.
+bool eventually(const std::function<bool()>& done,
+                std::chrono::seconds patience = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
 /// `count` distinct write-behind misses at once through one Exchange over `backend`; `after_run`
 /// runs once every caller is answered, before ~Exchange waits for the writes. Returns the keys.
 std::vector<std::string> write_behind_misses(std::shared_ptr<cache::Backend> backend,
                                              testing::ScriptedModel& model, int count,
-                                             const std::function<void()>& after_run) {
+                                             const std::function<void()>& after_run,
+                                             exchange::ExchangeOptions options = {
+                                                 .lock_ttl = 30'000ms, .lock_wait = 60'000ms}) {
   auto tiers = std::make_shared<cache::TieredCache>(std::move(backend), kMiB, false);
   std::vector<std::string> keys;
   {
-    exchange::Exchange e(tiers, exchange::system_now_ms,
-                         {.lock_ttl = 30'000ms, .lock_wait = 60'000ms});
+    exchange::Exchange e(tiers, exchange::system_now_ms, options);
     asio::io_context io;
     for (int i = 0; i < count; ++i) {
       auto request = request_for("write-behind " + std::to_string(i));
@@ -644,6 +660,27 @@ TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnloc
     EXPECT_NE(backend->store.get_now(key), std::nullopt);
     EXPECT_TRUE(backend->store.try_lock_now(cache::TieredCache::lock_key(key), "next", 1000ms));
   }
+}
+
+TEST(WriteBehind, TheIdleWriterTakesAtMost64WritesAtATime) {
+  auto backend = std::make_shared<BatchCountingBackend>();
+  testing::ScriptedModel model;
+  constexpr int kMisses = 200;
+  // No catch-up writer (it would take up to 1,024): the idle writer lands them all, in chunks,
+  // before ~Exchange (which would hand what is left to the catch-up writer).
+  bool all_landed = false;
+  write_behind_misses(backend, model, kMisses,
+                      [&] {
+                        backend->gate.set_value();
+                        all_landed =
+                            eventually([&] { return backend->items.load() == kMisses; }, 60s);
+                      },
+                      {.lock_ttl = 30'000ms, .lock_wait = 60'000ms, .write_behind_catch_up = 1h});
+  EXPECT_TRUE(all_landed);
+  EXPECT_EQ(backend->items.load(), kMisses);
+  EXPECT_LE(backend->largest.load(), 64U);
+  EXPECT_GE(backend->batches.load(), 4);  // 200 writes in chunks of 64 at most
+  EXPECT_EQ(backend->unlocked_before_landing.load(), 0);
 }
 
 TEST(WriteBehind, WithoutBatchedWritesTheWritesOfABatchRunTogether) {
@@ -734,16 +771,6 @@ class StarvedIdleBackend final : public UnlockCheckingBackend {
     co_return;
   }
 };
-
-/// Polls `done` every millisecond for up to 10 s; whether it became true.
-bool eventually(const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 TEST(WriteBehind, WritesThatWaitForAStarvedIdleWriterAreWrittenAtNormalPriority) {
   auto backend = std::make_shared<StarvedIdleBackend>();
