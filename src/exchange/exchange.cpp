@@ -532,7 +532,7 @@ asio::awaitable<void> Exchange::write_batch(std::vector<BehindWrite> batch) {
     } catch (...) {
       log_write_behind_failure("the encoding", write.key);
     }
-    // Not once the catch-up writer waits: this batch is then late already.
+    // Not while the catch-up writer runs: these writes are late already.
     if (!catching_up_.load(std::memory_order_relaxed)) core::yield_if_idle();
   }
   // The L2 writes land before the locks go: a process that finds a lock free finds its entry.
