@@ -32,6 +32,10 @@ struct KeyDerivation {
 /// shared).
 KeyDerivation derive_key(Provider provider, std::string_view model,
                          const boost::json::value& request, std::string_view scope = {});
+/// The same for a body held as an object (NativeRequest::body), which the overload above would
+/// first copy into a json::value.
+KeyDerivation derive_key(Provider provider, std::string_view model,
+                         const boost::json::object& request, std::string_view scope = {});
 
 /// `llm-caching:v1:<namespace>:<hex>`; an empty namespace becomes "default".
 std::string storage_key(std::string_view namespace_, std::string_view hex);

@@ -242,26 +242,32 @@ Provider parse_provider(std::string_view name) {
 
 KeyDerivation derive_key(Provider provider, std::string_view model,
                          const boost::json::value& request, std::string_view scope) {
-  validate_key_parts(model, scope);
   const json::object* body = request.if_object();
   if (body == nullptr) {
+    validate_key_parts(model, scope);
     throw ConfigurationError("request to derive a cache key from must be a JSON object, got " +
                              std::string(json::to_string(request.kind())));
   }
+  return derive_key(provider, model, *body, scope);
+}
+
+KeyDerivation derive_key(Provider provider, std::string_view model, const boost::json::object& body,
+                         std::string_view scope) {
+  validate_key_parts(model, scope);
   KeyDerivation key;
   VolatileFieldCollector collector(key.dropped);
-  for (const auto& member : *body) {
+  for (const auto& member : body) {
     if (is_volatile_field(provider, member.key())) collector.omit(member.value(), member.key());
   }
   switch (provider) {
     case Provider::openai:
-      renumber_openai_ids(*body, collector);
+      renumber_openai_ids(body, collector);
       break;
     case Provider::anthropic:
-      renumber_anthropic_ids(*body, collector);
+      renumber_anthropic_ids(body, collector);
       break;
     case Provider::gemini:
-      renumber_gemini_ids(*body, collector);
+      renumber_gemini_ids(body, collector);
       break;
   }
 
@@ -273,7 +279,7 @@ KeyDerivation derive_key(Provider provider, std::string_view model,
   key.material.append(model).push_back('\n');
   key.material.append(scope).push_back('\n');
   const std::size_t request_offset = key.material.size();
-  detail::append_canonical_json(key.material, request, collector.sorted_edits());
+  detail::append_canonical_json(key.material, body, collector.sorted_edits());
   key.canonical_request = key.material.substr(request_offset);
   key.hex = sha256_hex(key.material);
   return key;

@@ -102,10 +102,11 @@ class CanonicalWriter {
         write_array(v.get_array(), depth + 1);
         return;
       case json::kind::object:
-        write_object(v.get_object(), depth + 1);
+        write(v.get_object(), depth);
         return;
     }
   }
+  void write(const json::object& o, int depth) { write_object(o, depth + 1); }
 
  private:
   void check_depth(int depth) const {
@@ -302,6 +303,11 @@ void append_canonical_number(std::string& out, double d) {
 void append_canonical_json(std::string& out, const boost::json::value& v,
                            const CanonicalEdits& edits) {
   CanonicalWriter(out, edits).write(v, 0);
+}
+
+void append_canonical_json(std::string& out, const boost::json::object& o,
+                           const CanonicalEdits& edits) {
+  CanonicalWriter(out, edits).write(o, 0);
 }
 
 }  // namespace detail

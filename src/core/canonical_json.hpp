@@ -29,6 +29,8 @@ inline constexpr int max_canonical_depth = 512;
 /// Throws ConfigurationError for NaN/infinity, invalid UTF-8 or nesting beyond the limit.
 void append_canonical_json(std::string& out, const boost::json::value& v,
                            const CanonicalEdits& edits = {});
+void append_canonical_json(std::string& out, const boost::json::object& o,
+                           const CanonicalEdits& edits = {});
 
 /// Appends a double in ECMAScript Number::toString form (RFC 8785 §3.2.2.3); -0 becomes "0".
 void append_canonical_number(std::string& out, double d);

@@ -57,6 +57,21 @@ TEST(CacheKeyGoldenVectors, DeriveKeyReproducesEveryCheckedInVector) {
   }
 }
 
+TEST(CacheKeyGoldenVectors, AnObjectKeysAsTheSameObjectHeldInAValue) {
+  // NativeRequest::body is an object: its overload must key exactly as the value overload.
+  for (const auto& entry : load_vectors()) {
+    const json::object& v = entry.as_object();
+    const Provider provider = parse_provider(v.at("provider").as_string());
+    const std::string_view model = v.at("model").as_string();
+    const std::string_view scope = v.at("scope").as_string();
+    const auto from_value = derive_key(provider, model, v.at("request"), scope);
+    const auto from_object = derive_key(provider, model, v.at("request").as_object(), scope);
+    EXPECT_EQ(from_object.hex, from_value.hex) << v.at("name");
+    EXPECT_EQ(from_object.canonical_request, from_value.canonical_request) << v.at("name");
+    EXPECT_EQ(from_object.dropped, from_value.dropped) << v.at("name");
+  }
+}
+
 TEST(CacheKey, MaterialIsVersionProviderModelScopeAndCanonicalRequest) {
   const auto key =
       derive_key(Provider::anthropic, "claude-x", json::parse(R"({"b":1,"a":2})"), "team");
