@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions the gateway executes per request, counted by valgrind's callgrind (user space, all
 # of the gateway's threads). Unlike the timings of run.sh this count does not move with the
-# machine's load, so two builds compare within a percent on a noisy machine; it is how a change
-# to the request path is checked before the timed runs (docs/PERFORMANCE.md).
+# machine's load: two runs of one build agree within 2-3 % on a noisy machine (the totals; for a
+# smaller change, compare the functions it touches with KEEP and callgrind_annotate). It is how a
+# change to the request path is checked before the timed runs (docs/PERFORMANCE.md).
 #
 # Usage: bench/gateway/instructions.sh [build-dir] [seconds]      (defaults: build/release, 8)
 #   BASELINE=/path/to/another/llm-caching measures that binary too, in the same session, and
