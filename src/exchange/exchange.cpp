@@ -642,6 +642,7 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
   const ModelCosts& price = found ? *found : kUnpriced;
   ExchangeResult result;
   result.storage_key = request_storage_key(request);
+  if (request.storage_key_out) *request.storage_key_out = result.storage_key;
   result.priced = found != nullptr;
 
   const std::int64_t swr_ms = request.refresh_model ? request.stale_while_revalidate.count() : 0;

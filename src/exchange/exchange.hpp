@@ -69,6 +69,10 @@ struct ExchangeRequest {
   /// Set with native.stream and a StreamingModel: a miss is relayed here as it arrives, while it
   /// is accumulated and stored whole (result.relayed). Once a byte is relayed there is no retry.
   ChunkSink relay;
+  /// When set, run() writes the request's storage key here first, before any chunk is relayed:
+  /// a caller that relays names the key in its head without deriving it again. An output only:
+  /// the key is always derived from the request.
+  std::shared_ptr<std::string> storage_key_out;
   /// Single-flight (docs/SINGLE_FLIGHT.md): concurrent identical misses share one provider call.
   /// false: this call neither waits for nor leads a shared flight.
   bool coalesce = true;

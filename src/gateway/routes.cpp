@@ -437,15 +437,15 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   try {
     if (relays) {
       using namespace asio::experimental::awaitable_operators;
-      // The head is built on the first chunk only, so hits never pay for a second key.
-      auto make_head = [provider, model_id, key_body = exchange_request.native.body,
-                        scope = exchange_request.scope, ns = exchange_request.namespace_,
-                        mode = exchange_request.mode]() {
-        const KeyDerivation key = derive_key(provider, model_id, key_body, scope);
+      // The head is built on the first chunk, with the key the exchange derived before it
+      // relayed anything.
+      auto key = std::make_shared<std::string>();
+      exchange_request.storage_key_out = key;
+      auto make_head = [key, mode = exchange_request.mode]() {
         return Headers{{"content-type", std::string(kEventStream)},
                        {"cache-control", "no-cache"},
                        {"x-llm-cache", std::string(cache_status(mode, false))},
-                       {"x-llm-cache-key", storage_key(ns, key.hex)},
+                       {"x-llm-cache-key", *key},
                        {"trailer", "x-llm-cost-usd, x-llm-avoided-usd"}};
       };
       exchange_request.relay = [&relay](std::string_view chunk) { relay.push(chunk); };

@@ -70,6 +70,10 @@ TEST_F(Gateway, CurlStreamingTwiceReplaysTheSameEvents) {
       llm_caching::providers::sse_to_response(Provider::openai, first.body);
   EXPECT_EQ(assistant_text(Provider::openai, assembled).rfind("echo: stream twice", 0), 0u);
   EXPECT_EQ(upstream_calls(fake), 1);
+  // The relayed miss names the key in its head, before the exchange has returned: the same key
+  // as the hit's.
+  EXPECT_EQ(first.headers.at("x-llm-cache-key"), second.headers.at("x-llm-cache-key"));
+  EXPECT_EQ(first.headers.at("x-llm-cache-key").rfind("llm-caching:v1:default:", 0), 0u);
 }
 
 TEST_F(Gateway, StreamEntryServesNonStreamingAndTheOtherWayRound) {
