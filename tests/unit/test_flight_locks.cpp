@@ -510,15 +510,25 @@ TEST(ExchangeOptions, EnvironmentOverridesTheDefaultsAndBadValuesAreRefused) {
 
 // ---- write-behind ----
 
+/// Holds the L2 writes that wait at it until the test opens it, once.
+class Gate {
+ public:
+  void open() { promise_.set_value(); }
+  void wait() const { opened_.wait(); }
+
+ private:
+  std::promise<void> promise_;
+  std::shared_future<void> opened_ = promise_.get_future().share();
+};
+
 /// A memory L2 whose writes wait until the test opens the gate.
 class GatedBackend final : public MemoryBackedBackend {
  public:
-  std::promise<void> gate;
-  std::shared_future<void> opened = gate.get_future().share();
+  Gate gate;
   std::atomic<int> puts{0};
 
   asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
-    opened.wait();
+    gate.wait();
     store.put_now(std::move(key), std::move(value), ttl);
     ++puts;
     co_return;
@@ -543,7 +553,7 @@ TEST(WriteBehind, AnswersFromTheL1ThenLandsTheEntryBeforeReleasingTheLock) {
     EXPECT_NE(cache::run_blocking(tiers->get(result.storage_key, exchange::system_now_ms())),
               nullptr);
     EXPECT_FALSE(backend->store.try_lock_now(lock, "other-process", 1000ms));
-    backend->gate.set_value();
+    backend->gate.open();
   }  // ~Exchange waits for the write-behind
   EXPECT_EQ(backend->puts.load(), 1);
   EXPECT_NE(backend->store.get_now(result.storage_key), std::nullopt);
@@ -569,15 +579,14 @@ class UnlockCheckingBackend : public MemoryBackedBackend {
 /// Counts the L2 writes that arrive together (put_many) and holds each until `gate` opens.
 class BatchCountingBackend final : public UnlockCheckingBackend {
  public:
-  std::promise<void> gate;
-  std::shared_future<void> opened = gate.get_future().share();
+  Gate gate;
   std::atomic<int> batches{0};
   std::atomic<int> items{0};
   std::atomic<std::size_t> largest{0};
 
   bool writes_batches() const noexcept override { return true; }
   asio::awaitable<void> put_many(std::vector<PutItem> batch) override {
-    opened.wait();
+    gate.wait();
     ++batches;
     for (std::size_t seen = largest.load(); seen < batch.size();) {
       largest.compare_exchange_weak(seen, batch.size());
@@ -649,8 +658,7 @@ TEST(WriteBehind, MissesThatEndTogetherShareOneL2WriteAndEachLandsBeforeItsUnloc
   testing::ScriptedModel model;
   constexpr int kMisses = 20;
   // Every caller is answered while the first L2 write is still held at the gate.
-  const auto keys =
-      write_behind_misses(backend, model, kMisses, [&] { backend->gate.set_value(); });
+  const auto keys = write_behind_misses(backend, model, kMisses, [&] { backend->gate.open(); });
   EXPECT_EQ(model.calls(), kMisses);
   EXPECT_EQ(backend->items.load(), kMisses);
   // Whatever the first write took, the rest queued behind it and went in one more.
@@ -671,7 +679,7 @@ TEST(WriteBehind, TheIdleWriterTakesAtMost64WritesAtATime) {
   bool all_landed = false;
   write_behind_misses(backend, model, kMisses,
                       [&] {
-                        backend->gate.set_value();
+                        backend->gate.open();
                         all_landed =
                             eventually([&] { return backend->items.load() == kMisses; }, 60s);
                       },
@@ -738,7 +746,7 @@ TEST(WriteBehind, BeyondItsLimitAMissStaysInTheL1AndReleasesItsLockAtOnce) {
       EXPECT_NE(tiers->get_l1(keys[i], exchange::system_now_ms()), nullptr) << i;
       EXPECT_EQ(lock_is_free(keys[i]), i >= static_cast<int>(kLimit)) << i;
     }
-    backend->gate.set_value();
+    backend->gate.open();
   }  // ~Exchange waits for the queued writes
   EXPECT_EQ(backend->puts.load(), static_cast<int>(kLimit));
   for (int i = 0; i < kMisses; ++i) {
@@ -752,8 +760,7 @@ TEST(WriteBehind, BeyondItsLimitAMissStaysInTheL1AndReleasesItsLockAtOnce) {
 /// does on a machine whose CPUs stay busy; writes from any other thread land at once.
 class StarvedIdleBackend final : public UnlockCheckingBackend {
  public:
-  std::promise<void> gate;
-  std::shared_future<void> opened = gate.get_future().share();
+  Gate gate;
   std::atomic<int> idle_batches_waiting{0};
   std::atomic<int> landed_at_normal_priority{0};
 
@@ -762,7 +769,7 @@ class StarvedIdleBackend final : public UnlockCheckingBackend {
     const bool idle = core::this_thread_is_idle;
     if (idle) {
       ++idle_batches_waiting;
-      opened.wait();
+      gate.wait();
     }
     for (PutItem& item : batch) {
       store.put_now(std::move(item.key), std::move(item.value), item.ttl);
@@ -823,7 +830,7 @@ TEST(WriteBehind, WritesThatWaitForAStarvedIdleWriterAreWrittenAtNormalPriority)
     EXPECT_EQ(backend->store.get_now(keys[held]), std::nullopt);
     EXPECT_FALSE(lock_is_free(keys[held]));
     EXPECT_EQ(backend->idle_batches_waiting.load(), 1);
-    backend->gate.set_value();
+    backend->gate.open();
   }  // ~Exchange waits for the idle writer's batch
   for (const std::string& key : keys) {
     EXPECT_NE(backend->store.get_now(key), std::nullopt);
@@ -856,7 +863,7 @@ TEST(WriteBehind, AnExchangeThatEndsWritesWhatIsQueuedWithoutWaitingForTheCatchU
     gatekeeper = std::thread([&] {
       queued_landed_before_the_gate =
           eventually([&] { return backend->landed_at_normal_priority.load() == kQueued; });
-      backend->gate.set_value();
+      backend->gate.open();
     });
   }  // ~Exchange: the catch-up writer writes the queued five while the idle writer still waits
   gatekeeper.join();
@@ -890,7 +897,7 @@ TEST(WriteBehind, InProcessWaitersAreAnsweredWithTheLeader) {
     EXPECT_EQ(answered, 20);
     EXPECT_EQ(coalesced, 19);
     EXPECT_EQ(backend->puts.load(), 0);
-    backend->gate.set_value();
+    backend->gate.open();
   }
   EXPECT_EQ(backend->puts.load(), 1);
   EXPECT_EQ(model.calls(), 1);
