@@ -33,11 +33,11 @@ inline bool make_this_thread_idle() noexcept {
 }
 
 /// Called by an idle thread between units of work (an entry encoded), never with a lock held that
-/// another thread may wait for: a yield on a busy machine lasts long. Waking
-/// preempts a running idle thread, but a thread that wakes while the idle one is only runnable
-/// can find it picked first (EEVDF picks among the threads that are owed CPU, whatever their
-/// policy), and it then runs until it sleeps or the next tick. Yielding bounds that to one unit.
-/// A no-op on other threads.
+/// another thread may wait for: a yield on a busy machine lasts long. Waking preempts a running
+/// idle thread, but a thread that wakes while the idle one is only runnable can find it picked
+/// first (EEVDF picks among the threads that are owed CPU, whatever their policy), and it then
+/// runs until it sleeps or the next tick. Yielding bounds that to one unit. A no-op on other
+/// threads.
 inline void yield_if_idle() noexcept {
   if (this_thread_is_idle) sched_yield();
 }
