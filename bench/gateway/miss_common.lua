@@ -21,6 +21,17 @@ function M.done(summary, latency, requests)
     parts[#parts + 1] = string.format("p%s=%d", p, latency:percentile(p))
   end
   io.write("tail_us " .. table.concat(parts, " ") .. " max=" .. latency.max .. "\n")
+  -- LATENCY_OUT=FILE: every latency of the run, as "microseconds count" lines (one per value
+  -- seen), so that run.sh can pool many short runs into one distribution.
+  local out_path = os.getenv("LATENCY_OUT")
+  if out_path and out_path ~= "" then
+    local out = assert(io.open(out_path, "w"))
+    for i = 1, #latency do
+      local value, count = latency(i)
+      out:write(string.format("%d %d\n", value, count))
+    end
+    out:close()
+  end
 end
 
 return M
