@@ -21,6 +21,9 @@
 #   CACHE_URL=memory:// (say) replaces the first gateway's SQLite file, to isolate the L2 write.
 #   PHASES="hits misses memory" (default: all three) selects what runs.
 #   SERVE_ARGS="--threads 1" (say) adds flags to the first gateway's serve command.
+#   BASELINE=/path/to/another/llm-caching runs a second gateway from that binary (same flags,
+#   its own SQLite file) beside the first in every miss round, for an A/B of two builds under the
+#   same load (baseline-miss; pooled too).
 #   MISS_LOAD=even (default) sends the misses at a fixed rate spread evenly in time
 #   (post_paced.lua); MISS_LOAD=bursts gives each of the 10 connections a 10 ms pause after each
 #   answer (post_unique.lua), which lets them fall into step and send in bursts of 10.
@@ -124,6 +127,13 @@ start "$work/gateway" "$cli" --cache-url "${CACHE_URL:-sqlite://$work/cache.db}"
   --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1" ${SERVE_ARGS:-}
 gateway_port=$port
 gateway_pid=$last_pid
+if [[ -n ${BASELINE:-} ]] && has_phase misses; then
+  start "$work/baseline" "$BASELINE" --cache-url "${CACHE_URL:-sqlite://$work/cache-baseline.db}" \
+    serve --listen 127.0.0.1:0 --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1" \
+    ${SERVE_ARGS:-}
+  baseline_port=$port
+  baseline_pid=$last_pid
+fi
 
 nginx_port=$(free_port)
 nginx_plain_port=$(free_port)
@@ -174,6 +184,7 @@ nostore_added=()
 gateway_own=()
 nginx_added=()
 plain_added=()
+baseline_added=()
 # miss_run LABEL SERVER_PIDS PORT [VAR=VALUE...]: one run of the misses, with the variables in
 # wrk's environment; sets last_p99_us.
 miss_run() {
@@ -192,8 +203,17 @@ for round in $(seq "${ROUNDS:-1}"); do
   direct_p99=$last_p99_us
   before=$(histogram_snapshot "$gateway_port")
   before_duration=$(histogram_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)
+  # The baseline build (BASELINE) runs next to the gateway, before it in every other round.
+  if [[ -n ${baseline_pid:-} && $((round % 2)) == 0 ]]; then
+    miss_run baseline-miss "$baseline_pid" "$baseline_port"
+    baseline_added+=($((last_p99_us - direct_p99)))
+  fi
   miss_run gateway-miss "$gateway_pid" "$gateway_port"
   gateway_added+=($((last_p99_us - direct_p99)))
+  if [[ -n ${baseline_pid:-} && $((round % 2)) == 1 ]]; then
+    miss_run baseline-miss "$baseline_pid" "$baseline_port"
+    baseline_added+=($((last_p99_us - direct_p99)))
+  fi
   read -r own_p50 own_p99 <<<"$(histogram_quantiles "$before" "$(histogram_snapshot "$gateway_port")")"
   echo "gateway-miss own time (llmc_gateway_overhead_seconds): p50=${own_p50}us p99=${own_p99}us"
   # The time inside the gateway, upstream wait included (coarser buckets): when its p99 is close
@@ -212,12 +232,17 @@ done
 echo "misses: p99 added over direct, per round (us): gateway ${gateway_added[*]}; gateway not storing ${nostore_added[*]}; nginx ${nginx_added[*]}; nginx without cache ${plain_added[*]}"
 echo "misses: median p99 added (us): gateway $(median "${gateway_added[@]}"), gateway not storing $(median "${nostore_added[@]}"), nginx $(median "${nginx_added[@]}"), nginx without cache $(median "${plain_added[@]}")"
 echo "misses: the gateway's own time, p99 per round (us): ${gateway_own[*]}; median $(median "${gateway_own[@]}")"
+if [[ -n ${baseline_pid:-} ]]; then
+  echo "misses: baseline ($BASELINE) p99 added per round (us): ${baseline_added[*]}; median $(median "${baseline_added[@]}")"
+fi
 # Pooled: the runs of all rounds as one distribution per target. Many short rounds (ROUNDS=15,
 # 2 s each, say) interleave the targets finely, so a slow spell of the host, which lasts seconds,
 # falls on all of them alike instead of on whichever run it happened to meet.
 direct_pooled=$(pooled_p99 direct-miss)
 pooled_line="misses: pooled over ${ROUNDS:-1} round(s), p99 (us): direct $direct_pooled"
-for label in gateway-miss gateway-miss-no-store nginx-miss nginx-plain-miss; do
+pooled_labels="gateway-miss gateway-miss-no-store nginx-miss nginx-plain-miss"
+[[ -n ${baseline_pid:-} ]] && pooled_labels+=" baseline-miss"
+for label in $pooled_labels; do
   p99=$(pooled_p99 "$label")
   pooled_line+=", $label $p99 (added $((p99 - direct_pooled)))"
 done
