@@ -4,6 +4,7 @@
 -- step, so they send in bursts of one request per connection.) One wrk thread (-t1).
 --   RATE: requests per second (default 1000); needs enough connections that a slot always finds
 --   one idle (at 1,000/s and 10 connections, any latency under 10 ms).
+--   FIXED_PROMPT=1: one prompt for every request (hits), see below.
 
 -- miss_common.lua sits next to this script, wherever wrk is run from.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -32,8 +33,13 @@ function init(args)
   run_id = math.random(1, 1000000000)
 end
 
+-- FIXED_PROMPT=1: the same prompt every time, so every request after the first is a hit: what a
+-- request costs the gateway at this rate without the upstream leg.
+local fixed_prompt = os.getenv("FIXED_PROMPT") == "1"
+
 function request()
   counter = counter + 1
+  if fixed_prompt then return common.post("benchmark paced hit") end
   return common.post(string.format("benchmark paced miss %d-%d", run_id, counter))
 end
 
