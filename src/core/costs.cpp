@@ -10,6 +10,8 @@
 
 #include "llm_caching/errors.hpp"
 
+#include "core/printable.hpp"
+
 #include <fmt/format.h>
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
@@ -47,12 +49,7 @@ constexpr std::size_t kMaxNameInMessage = 200;
 
 // Model names come from callers and files: keep them short and printable in messages.
 std::string printable(std::string_view text) {
-  std::string out;
-  for (char ch : text.substr(0, kMaxNameInMessage)) {
-    out += std::isprint(static_cast<unsigned char>(ch)) ? ch : '?';
-  }
-  if (text.size() > kMaxNameInMessage) out += "...";
-  return out;
+  return core::printable(text, kMaxNameInMessage);
 }
 
 bool is_valid_rate(double rate) {

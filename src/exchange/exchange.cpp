@@ -1,5 +1,6 @@
 #include "exchange/exchange.hpp"
 
+#include "core/printable.hpp"
 #include "core/thread_name.hpp"
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
@@ -135,7 +136,7 @@ bool is_retryable_status(int status) {
 }
 
 std::string describe_call(const NativeRequest& r) {
-  return fmt::format("{} {}", to_string(r.provider), r.model);
+  return fmt::format("{} {}", to_string(r.provider), core::printable(r.model));
 }
 
 [[noreturn]] void throw_provider_failure(const NativeRequest& request, const NativeResponse& resp,

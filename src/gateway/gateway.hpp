@@ -2,6 +2,7 @@
 // calls Gateway::handle for each request; everything here is independent of the HTTP library.
 #pragma once
 
+#include "core/log_throttle.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/http_types.hpp"
 #include "gateway/metrics.hpp"
@@ -9,13 +10,16 @@
 #include "providers/http_client.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 
 namespace llm_caching::gateway {
+
+/// How many models without a price a gateway names in its warnings (once each); past them, one
+/// line says the rest go unnamed. The names come from callers.
+inline constexpr std::size_t kUnpricedModelsNamed = 256;
 
 struct GatewayConfig {
   Upstreams upstreams = Upstreams::from_environment();
@@ -64,8 +68,8 @@ class Gateway {
   std::shared_ptr<exchange::Exchange> exchange_;
   const std::uint64_t id_;  ///< tells this gateway's memoised hits from another's
   Metrics metrics_;
-  std::mutex unpriced_mutex_;
-  std::set<std::string, std::less<>> unpriced_warned_;  // guarded by unpriced_mutex_
+  /// Which unpriced models were named in a warning: a bounded set, as the names are the callers'.
+  core::LogOncePerName unpriced_warned_{kUnpricedModelsNamed};
 };
 
 }  // namespace llm_caching::gateway

@@ -1,6 +1,8 @@
 // The routes: parse the native request, run the exchange, answer in the provider's own format.
 #include "gateway/controls.hpp"
 #include "gateway/gateway.hpp"
+
+#include "core/printable.hpp"
 #include "gateway/hit_memo.hpp"
 
 #include "llm_caching/errors.hpp"
@@ -249,12 +251,22 @@ asio::awaitable<bool> Gateway::answer_from_memo(const IncomingRequest& request, 
 }
 
 void Gateway::warn_unpriced(const std::string& model) {
-  std::lock_guard lock(unpriced_mutex_);
-  if (unpriced_warned_.insert(model).second) {
-    spdlog::warn(
-        "gateway: no price for model '{}': its calls are costed $0 (add it with a cost "
-        "table, or run with --reject-unpriced to refuse such calls)",
-        model);
+  const std::string name = core::printable(model);
+  switch (unpriced_warned_.see(name)) {
+    case core::LogOncePerName::Verdict::log:
+      spdlog::warn(
+          "gateway: no price for model '{}': its calls are costed $0 (add it with a cost "
+          "table, or run with --reject-unpriced to refuse such calls)",
+          name);
+      break;
+    case core::LogOncePerName::Verdict::log_that_names_stop:
+      spdlog::warn(
+          "gateway: more than {} models without a price were called; the next ones are not "
+          "named here (llmc_gateway_unpriced_requests_total counts their calls)",
+          kUnpricedModelsNamed);
+      break;
+    case core::LogOncePerName::Verdict::skip:
+      break;
   }
 }
 

@@ -46,12 +46,17 @@ inline std::uint16_t port_of(const std::string& ready_line) {
   return static_cast<std::uint16_t>(std::stoi(ready_line.substr(ready_line.rfind(':') + 1)));
 }
 
+/// What a GatewayProcess does with its stderr.
+enum class GatewayStderr { inherited, captured };
+
 /// `llm-caching serve` on a free port, upstreams pointed at `fake`, its own SQLite file.
+/// With GatewayStderr::captured its log lines go to a file that log() reads.
 class GatewayProcess {
  public:
   explicit GatewayProcess(const llmc_test::FakeProvider& fake, std::vector<std::string> extra = {},
-                          std::string upstream_base = {})
-      : process_(argv(fake, std::move(extra), std::move(upstream_base))),
+                          std::string upstream_base = {},
+                          GatewayStderr stderr_to = GatewayStderr::inherited)
+      : process_(with_stderr(stderr_to, argv(fake, std::move(extra), std::move(upstream_base)))),
         port_(port_of(process_.ready_line())) {}
 
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -59,8 +64,24 @@ class GatewayProcess {
   std::string cache_url() const { return "sqlite://" + dir_.file("cache.db"); }
   int stop() { return process_.stop(); }
   pid_t pid() const { return process_.pid(); }
+  /// The log lines so far (GatewayStderr::captured; stop() first for all of them).
+  std::string log() const {
+    std::ifstream in(dir_.file("stderr.log"), std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
 
  private:
+  /// The shell execs the gateway (same pid) with stderr sent to the log file.
+  std::vector<std::string> with_stderr(GatewayStderr stderr_to, std::vector<std::string> args) {
+    if (stderr_to == GatewayStderr::inherited) return args;
+    std::vector<std::string> shell = {"/bin/sh", "-c",
+                                      "exec \"$@\" 2>'" + dir_.file("stderr.log") + "'", "sh"};
+    shell.insert(shell.end(), args.begin(), args.end());
+    return shell;
+  }
+
   std::vector<std::string> argv(const llmc_test::FakeProvider& fake, std::vector<std::string> extra,
                                 std::string upstream_base) {
     clear_proxy_environment();

@@ -1,7 +1,9 @@
 // `llm-caching serve` when things go wrong: every error status, broken and abandoned streams,
-// pipelining, garbage on the wire, and a graceful shutdown with a request in flight.
+// pipelining, garbage on the wire, a graceful shutdown with a request in flight, and model names
+// that callers make up.
 #include <gtest/gtest.h>
 
+#include "gateway/gateway.hpp"
 #include "integration/gateway_harness.hpp"
 #include "providers/codec.hpp"
 
@@ -233,6 +235,44 @@ TEST(GatewayShutdown, SigtermFinishesTheRequestInFlightThenExits) {
   EXPECT_EQ(answer.status, 200);
   EXPECT_NE(answer.body.find("echo: last words"), std::string::npos);
   EXPECT_EQ(answer.header("connection"), "close");
+}
+
+// The gateway warns once per model missing from the price table. The names are the callers'
+// (control characters are refused with 400 before): a long one must not flood the log, and
+// endless new ones must grow neither the gateway nor its log.
+TEST(GatewayUnpricedModels, EachIsNamedOnceAndPrintablyAndPastALimitTheNamesStop) {
+  FakeProvider fake;
+  GatewayProcess gateway{fake, {}, {}, GatewayStderr::captured};
+  const auto call = [&](const std::string& model) {
+    const json::object body{
+        {"model", model},
+        {"messages", json::array{json::object{{"role", "user"}, {"content", "hi"}}}}};
+    return send(post(gateway.base_url() + "/v1/chat/completions", json::serialize(body),
+                     {{"authorization", "Bearer k"}}))
+        .status;
+  };
+  const std::size_t limit = llm_caching::gateway::kUnpricedModelsNamed;
+  ASSERT_EQ(call("mod\u00e8le-" + std::string(5000, 'x')), 200);
+  for (std::size_t i = 1; i < limit + 20; ++i) {
+    ASSERT_EQ(call("made-up-model-" + std::to_string(i)), 200) << i;
+  }
+  ASSERT_EQ(call("made-up-model-1"), 200);  // named already
+  gateway.stop();
+
+  std::istringstream log(gateway.log());
+  std::size_t named = 0;
+  std::size_t stopped = 0;
+  for (std::string line; std::getline(log, line);) {
+    EXPECT_LT(line.size(), 1000U);
+    if (line.find("no price for model '") != std::string::npos) ++named;
+    if (line.find("the next ones are not named") != std::string::npos) ++stopped;
+  }
+  EXPECT_EQ(named, limit);
+  EXPECT_EQ(stopped, 1U);
+  // Bytes that are not printable ASCII show as '?'; past 200 bytes the name is cut.
+  EXPECT_NE(gateway.log().find("no price for model 'mod??le-" + std::string(192, 'x') + "...'"),
+            std::string::npos);
+  EXPECT_EQ(gateway.log().find("made-up-model-" + std::to_string(limit) + "'"), std::string::npos);
 }
 
 }  // namespace
