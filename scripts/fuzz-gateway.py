@@ -46,16 +46,16 @@ def gemini_body():
     b = {"contents": [{"role": "user", "parts": [{"text": "hi %d" % rnd.randint(0, 20)}]}]}
     if rnd.random() < 0.1: b["generationConfig"] = {"responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}}}
     return "/v1beta/models/%s:%s" % (model, method), b, {"x-goog-api-key": "g" + rnd.choice(["1", "2"])}
-def mutate_json(v, depth=0):
+def mutate_json(v):
     r = rnd.random()
     if r < 0.05: return rnd.choice([None, True, 1, -1, 1.5, 1e300, "", "\u0000", "\ud7ff", [], {}, "x" * rnd.randint(0, 3000)])
     if isinstance(v, dict):
         v = dict(v)
         if v and rnd.random() < 0.2: del v[rnd.choice(list(v))]
-        for k in list(v): 
-            if rnd.random() < 0.3: v[k] = mutate_json(v[k], depth + 1)
+        for k in list(v):
+            if rnd.random() < 0.3: v[k] = mutate_json(v[k])
         return v
-    if isinstance(v, list): return [mutate_json(x, depth + 1) for x in v]
+    if isinstance(v, list): return [mutate_json(x) for x in v]
     return v
 def build():
     path, body, headers = rnd.choice([openai_body, anthropic_body, gemini_body])()

@@ -192,6 +192,13 @@ miss_run() {
     "http://127.0.0.1:$3/v1/chat/completions" PACE_MS=10 LATENCY_OUT="$work/latency.$1.$round" \
     "${@:4}"
 }
+# baseline_turn PARITY: the baseline build's run (BASELINE), in the rounds of that parity; with
+# one call before the gateway's run and one after, it goes first in every other round.
+baseline_turn() {
+  [[ -n ${baseline_pid:-} && $((round % 2)) == "$1" ]] || return 0
+  miss_run baseline-miss "$baseline_pid" "$baseline_port"
+  baseline_added+=($((last_p99_us - direct_p99)))
+}
 # pooled_p99 LABEL: the p99 (us) of every request of every round of LABEL's runs together.
 pooled_p99() {
   cat "$work"/latency."$1".* | sort -n | awk '
@@ -203,17 +210,10 @@ for round in $(seq "${ROUNDS:-1}"); do
   direct_p99=$last_p99_us
   before=$(histogram_snapshot "$gateway_port")
   before_duration=$(histogram_snapshot "$gateway_port" llmc_gateway_request_duration_seconds)
-  # The baseline build (BASELINE) runs next to the gateway, before it in every other round.
-  if [[ -n ${baseline_pid:-} && $((round % 2)) == 0 ]]; then
-    miss_run baseline-miss "$baseline_pid" "$baseline_port"
-    baseline_added+=($((last_p99_us - direct_p99)))
-  fi
+  baseline_turn 0
   miss_run gateway-miss "$gateway_pid" "$gateway_port"
   gateway_added+=($((last_p99_us - direct_p99)))
-  if [[ -n ${baseline_pid:-} && $((round % 2)) == 1 ]]; then
-    miss_run baseline-miss "$baseline_pid" "$baseline_port"
-    baseline_added+=($((last_p99_us - direct_p99)))
-  fi
+  baseline_turn 1
   read -r own_p50 own_p99 <<<"$(histogram_quantiles "$before" "$(histogram_snapshot "$gateway_port")")"
   echo "gateway-miss own time (llmc_gateway_overhead_seconds): p50=${own_p50}us p99=${own_p99}us"
   # The time inside the gateway, upstream wait included (coarser buckets): when its p99 is close

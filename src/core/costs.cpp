@@ -45,12 +45,9 @@ __extension__ typedef __int128 Int128;
 // No real price comes near this; the bound keeps rate * 1e6 well inside int64 pico-USD.
 constexpr double kMaxRatePerMillion = 1e9;
 constexpr std::int64_t kPicoPerNano = 1000;
-constexpr std::size_t kMaxNameInMessage = 200;
 
 // Model names come from callers and files: keep them short and printable in messages.
-std::string printable(std::string_view text) {
-  return core::printable(text, kMaxNameInMessage);
-}
+using core::printable;
 
 bool is_valid_rate(double rate) {
   return rate >= 0.0 && rate <= kMaxRatePerMillion;

@@ -259,10 +259,11 @@ TEST(GatewayUnpricedModels, EachIsNamedOnceAndPrintablyAndPastALimitTheNamesStop
   ASSERT_EQ(call("made-up-model-1"), 200);  // named already
   gateway.stop();
 
-  std::istringstream log(gateway.log());
+  const std::string log = gateway.log();
+  std::istringstream lines(log);
   std::size_t named = 0;
   std::size_t stopped = 0;
-  for (std::string line; std::getline(log, line);) {
+  for (std::string line; std::getline(lines, line);) {
     EXPECT_LT(line.size(), 1000U);
     if (line.find("no price for model '") != std::string::npos) ++named;
     if (line.find("the next ones are not named") != std::string::npos) ++stopped;
@@ -270,9 +271,9 @@ TEST(GatewayUnpricedModels, EachIsNamedOnceAndPrintablyAndPastALimitTheNamesStop
   EXPECT_EQ(named, limit);
   EXPECT_EQ(stopped, 1U);
   // Bytes that are not printable ASCII show as '?'; past 200 bytes the name is cut.
-  EXPECT_NE(gateway.log().find("no price for model 'mod??le-" + std::string(192, 'x') + "...'"),
+  EXPECT_NE(log.find("no price for model 'mod??le-" + std::string(192, 'x') + "...'"),
             std::string::npos);
-  EXPECT_EQ(gateway.log().find("made-up-model-" + std::to_string(limit) + "'"), std::string::npos);
+  EXPECT_EQ(log.find("made-up-model-" + std::to_string(limit) + "'"), std::string::npos);
 }
 
 }  // namespace
