@@ -69,6 +69,11 @@ void Metrics::render_histogram(std::string& out, std::string_view name, std::str
                  name, outcome, count, static_cast<double>(h.sum_ns.load(relaxed)) / 1e9);
 }
 
+void Metrics::set_workers(std::size_t count) {
+  open_ = std::make_unique<std::atomic<std::int64_t>[]>(count);
+  workers_ = count;
+}
+
 void Metrics::record(const RequestRecord& r) {
   const auto outcome = static_cast<std::size_t>(r.outcome);
   const auto provider = static_cast<std::size_t>(r.provider);
@@ -178,6 +183,13 @@ std::string Metrics::render() const {
 
   header(out, "llmc_gateway_connections_total", "counter", "Client connections accepted.");
   fmt::format_to(it, "llmc_gateway_connections_total {}\n", connections_.load(relaxed));
+  header(out, "llmc_gateway_open_connections", "gauge",
+         "Client connections open, per worker thread (a new one goes to the worker with the "
+         "fewest).");
+  for (std::size_t w = 0; w < workers_; ++w) {
+    fmt::format_to(it, "llmc_gateway_open_connections{{worker=\"{}\"}} {}\n", w,
+                   open_[w].load(relaxed));
+  }
   header(out, "llmc_gateway_requests_in_flight", "gauge", "Requests being handled now.");
   fmt::format_to(it, "llmc_gateway_requests_in_flight {}\n", in_flight_.load(relaxed));
 

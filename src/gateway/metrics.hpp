@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -48,7 +49,19 @@ class Metrics {
   static constexpr std::size_t kMaxTasks = 200;
 
   void record(const RequestRecord& record);
-  void connection_opened() { connections_.fetch_add(1, std::memory_order_relaxed); }
+  /// One open-connections gauge per worker thread; called once, before the server starts.
+  void set_workers(std::size_t count);
+  void connection_opened(std::size_t worker) {
+    connections_.fetch_add(1, std::memory_order_relaxed);
+    open_[worker].fetch_add(1, std::memory_order_relaxed);
+  }
+  void connection_closed(std::size_t worker) {
+    open_[worker].fetch_sub(1, std::memory_order_relaxed);
+  }
+  /// Connections handed to `worker` and not yet closed (the acceptor balances on these).
+  std::int64_t open_connections(std::size_t worker) const {
+    return open_[worker].load(std::memory_order_relaxed);
+  }
   void request_started() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
   void request_finished() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -85,6 +98,8 @@ class Metrics {
   std::array<Histogram<kBuckets.size()>, kOutcomes> latency_{};
   std::array<Histogram<kOverheadBuckets.size()>, kOutcomes> overhead_{};
   Counter connections_{0};
+  std::unique_ptr<std::atomic<std::int64_t>[]> open_;  // per worker, set_workers() sizes it
+  std::size_t workers_ = 0;
   std::atomic<std::int64_t> in_flight_{0};
 
   mutable std::mutex tasks_mutex_;

@@ -1,13 +1,18 @@
 // `llm-caching serve` when things go wrong: every error status, broken and abandoned streams,
-// pipelining, garbage on the wire, a graceful shutdown with a request in flight, and model names
-// that callers make up.
+// pipelining, garbage on the wire, a graceful shutdown with a request in flight, model names
+// that callers make up, and how connections are spread over the worker threads.
 #include <gtest/gtest.h>
 
 #include "gateway/gateway.hpp"
 #include "integration/gateway_harness.hpp"
 #include "providers/codec.hpp"
 
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+
 #include <future>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -235,6 +240,83 @@ TEST(GatewayShutdown, SigtermFinishesTheRequestInFlightThenExits) {
   EXPECT_EQ(answer.status, 200);
   EXPECT_NE(answer.body.find("echo: last words"), std::string::npos);
   EXPECT_EQ(answer.header("connection"), "close");
+}
+
+/// A keep-alive client connection that asks for one GET at a time.
+class KeepAliveConnection {
+ public:
+  explicit KeepAliveConnection(std::uint16_t port) : socket_(io_) {
+    socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  }
+  /// The body of GET `path` (its status must be 200).
+  std::string get(const std::string& path) {
+    boost::asio::write(socket_,
+                       boost::asio::buffer("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const std::size_t head_end =
+        boost::asio::read_until(socket_, boost::asio::dynamic_buffer(buffer_), "\r\n\r\n");
+    const std::string head = buffer_.substr(0, head_end);
+    buffer_.erase(0, head_end);
+    EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
+    std::smatch length;
+    if (!std::regex_search(head, length,
+                           std::regex("content-length: ([0-9]+)", std::regex::icase))) {
+      ADD_FAILURE() << "no content-length in " << head;
+      return {};
+    }
+    const std::size_t size = std::stoul(length[1]);
+    if (buffer_.size() < size) {
+      boost::asio::read(socket_, boost::asio::dynamic_buffer(buffer_),
+                        boost::asio::transfer_exactly(size - buffer_.size()));
+    }
+    std::string body = buffer_.substr(0, size);
+    buffer_.erase(0, size);
+    return body;
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string buffer_;
+};
+
+/// The llmc_gateway_open_connections gauges, worker by worker.
+std::vector<int> open_connections(const std::string& metrics) {
+  std::vector<int> out;
+  const std::regex gauge(R"re(llmc_gateway_open_connections\{worker="([0-9]+)"\} ([0-9]+))re");
+  for (auto it = std::sregex_iterator(metrics.begin(), metrics.end(), gauge);
+       it != std::sregex_iterator(); ++it) {
+    EXPECT_EQ(std::stoul((*it)[1]), out.size());
+    out.push_back(std::stoi((*it)[2]));
+  }
+  return out;
+}
+
+// Keep-alive connections go to the worker with the fewest, counted as they are accepted (the
+// kernel's SO_REUSEPORT hash, used before, may put two clients on one thread and leave the
+// other idle); a worker whose connections closed gets the next one.
+TEST(GatewayWorkers, ConnectionsGoToTheWorkerWithTheFewest) {
+  FakeProvider fake;
+  GatewayProcess gateway(fake);  // --threads 2
+  std::vector<std::unique_ptr<KeepAliveConnection>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<KeepAliveConnection>(gateway.port()));
+    EXPECT_EQ(clients.back()->get("/healthz"), R"({"status":"ok"})");
+  }
+  EXPECT_EQ(open_connections(clients[0]->get("/metrics")), (std::vector<int>{2, 2}));
+
+  // Three leave; the one that stays watches the gauges until the server has seen them go.
+  clients.resize(1);
+  std::vector<int> gauges;
+  for (int tries = 0; tries < 200; ++tries) {
+    gauges = open_connections(clients[0]->get("/metrics"));
+    if (gauges.size() == 2 && gauges[0] + gauges[1] == 1) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(gauges.size(), 2u);
+  ASSERT_EQ(gauges[0] + gauges[1], 1);
+  // The next connection goes to the worker left without one, whichever that is.
+  clients.push_back(std::make_unique<KeepAliveConnection>(gateway.port()));
+  EXPECT_EQ(open_connections(clients.back()->get("/metrics")), (std::vector<int>{1, 1}));
 }
 
 // The gateway warns once per model missing from the price table. The names are the callers'
