@@ -1,4 +1,5 @@
--- Shared by the wrk scripts of the miss runs (post_unique.lua, post_paced.lua).
+-- Shared by the wrk scripts of the miss runs (post_unique.lua, post_paced.lua); post_hit.lua uses
+-- its done().
 local M = {}
 
 -- LLMC_CACHE_HEADER=no-store (say) sends that x-llm-cache control with every request.

@@ -12,18 +12,21 @@
 #      tail is spent inside the gateway or in reaching it); and the same misses through the
 #      gateway with `x-llm-cache: no-store` (it reads its cache but never writes it, nor takes
 #      the cross-process lock): the difference to the storing run is what storing costs;
-#   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1.
+#   3. memory: RSS of the gateway after 100,000 distinct cached entries with a 64 MB L1;
+#   4. spread (only when asked for, PHASES=spread): hits over few connections, where how the
+#      server spreads connections over its threads shows: 2 keep-alive connections, and 16
+#      connections that each carry one request (Connection: close), gateway against nginx.
 # Usage: bench/gateway/run.sh [build-dir] [seconds-per-run]
-#   ROUNDS=N repeats the hit and miss pairs N times, alternating (default 1). The misses are
+#   ROUNDS=N repeats the hit and miss pairs N times, alternating (default 1). Hits and misses are
 #   also reported pooled: every request of every round in one distribution per target. Many short
-#   rounds (`ROUNDS=12 PHASES=misses bench/gateway/run.sh build/release 2`) are the fair
-#   comparison on a noisy host, as a slow spell falls on every target alike.
+#   rounds (`ROUNDS=12 PHASES=misses bench/gateway/run.sh build/release 2`, or PHASES=hits) are
+#   the fair comparison on a noisy host, as a slow spell falls on every target alike.
 #   CACHE_URL=memory:// (say) replaces the first gateway's SQLite file, to isolate the L2 write.
-#   PHASES="hits misses memory" (default: all three) selects what runs.
+#   PHASES="hits misses memory" (the default) selects what runs; "spread" runs only when named.
 #   SERVE_ARGS="--threads 1" (say) adds flags to the first gateway's serve command.
 #   BASELINE=/path/to/another/llm-caching runs a second gateway from that binary (same flags,
-#   its own SQLite file) beside the first in every miss round, for an A/B of two builds under the
-#   same load (baseline-miss; pooled too).
+#   its own SQLite file) beside the first in every miss and spread round, for an A/B of two
+#   builds under the same load (baseline-miss, pooled too; baseline-* in the spread runs).
 #   MISS_LOAD=even (default) sends the misses at a fixed rate spread evenly in time
 #   (post_paced.lua); MISS_LOAD=bursts gives each of the 10 connections a 10 ms pause after each
 #   answer (post_unique.lua), which lets them fall into step and send in bursts of 10.
@@ -127,7 +130,7 @@ start "$work/gateway" "$cli" --cache-url "${CACHE_URL:-sqlite://$work/cache.db}"
   --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1" ${SERVE_ARGS:-}
 gateway_port=$port
 gateway_pid=$last_pid
-if [[ -n ${BASELINE:-} ]] && has_phase misses; then
+if [[ -n ${BASELINE:-} ]] && { has_phase misses || has_phase spread; }; then
   start "$work/baseline" "$BASELINE" --cache-url "${CACHE_URL:-sqlite://$work/cache-baseline.db}" \
     serve --listen 127.0.0.1:0 --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1" \
     ${SERVE_ARGS:-}
@@ -152,6 +155,13 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 
+# pooled_p99 LABEL: the p99 (us) of every request of every round of LABEL's runs together.
+pooled_p99() {
+  cat "$work"/latency."$1".* | sort -n | awk '
+    { v[NR] = $1; c[NR] = $2; total += $2 }
+    END { want = total * 0.99; for (i = 1; i <= NR; ++i) { seen += c[i]; if (seen >= want) { print v[i]; exit } } }'
+}
+
 if has_phase hits; then
 # 1. Hits. One warm-up request each, then check both really serve from their cache.
 body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
@@ -164,9 +174,36 @@ done
 nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
 for round in $(seq "${ROUNDS:-1}"); do  # alternating, so both see the same machine load
   server_pids=$gateway_pid wrk_run gateway-hit 64 "$here/post_hit.lua" \
-    "http://127.0.0.1:$gateway_port/v1/chat/completions"
+    "http://127.0.0.1:$gateway_port/v1/chat/completions" LATENCY_OUT="$work/latency.gateway-hit.$round"
   server_pids=$nginx_workers wrk_run nginx-hit 64 "$here/post_hit.lua" \
-    "http://127.0.0.1:$nginx_port/v1/chat/completions"
+    "http://127.0.0.1:$nginx_port/v1/chat/completions" LATENCY_OUT="$work/latency.nginx-hit.$round"
+done
+# Pooled, as for the misses: with many short rounds a slow spell falls on both alike.
+echo "hits: pooled over ${ROUNDS:-1} round(s), p99 (us): gateway-hit $(pooled_p99 gateway-hit), nginx-hit $(pooled_p99 nginx-hit)"
+fi
+
+if has_phase spread; then
+# 4. Few connections: 2 keep-alive ones (the kernel's SO_REUSEPORT hash alone puts both on one
+# thread half the time), then 16 that each carry one request (every request a new connection).
+spread_targets="gateway:$gateway_pid:$gateway_port"
+[[ -n ${baseline_pid:-} ]] && spread_targets+=" baseline:$baseline_pid:$baseline_port"
+spread_targets+=" nginx:$(pgrep -P "$nginx_pid" | tr '\n' ','):$nginx_port"
+body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
+for target in $spread_targets; do
+  for _ in 1 2; do
+    curl -s -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
+      --data-binary "$body" "http://127.0.0.1:${target##*:}/v1/chat/completions"
+  done
+done
+for round in $(seq "${ROUNDS:-1}"); do
+  for target in $spread_targets; do
+    # (not `pids`: that array lists what cleanup stops)
+    IFS=: read -r name target_pids target_port <<<"$target"
+    server_pids=${target_pids//,/ } wrk_run "$name-keepalive-2" 2 "$here/post_hit.lua" \
+      "http://127.0.0.1:$target_port/v1/chat/completions"
+    server_pids=${target_pids//,/ } wrk_run "$name-close-16" 16 "$here/post_hit.lua" \
+      "http://127.0.0.1:$target_port/v1/chat/completions" CONNECTION_CLOSE=1
+  done
 done
 fi
 
@@ -198,12 +235,6 @@ baseline_turn() {
   [[ -n ${baseline_pid:-} && $((round % 2)) == "$1" ]] || return 0
   miss_run baseline-miss "$baseline_pid" "$baseline_port"
   baseline_added+=($((last_p99_us - direct_p99)))
-}
-# pooled_p99 LABEL: the p99 (us) of every request of every round of LABEL's runs together.
-pooled_p99() {
-  cat "$work"/latency."$1".* | sort -n | awk '
-    { v[NR] = $1; c[NR] = $2; total += $2 }
-    END { want = total * 0.99; for (i = 1; i <= NR; ++i) { seen += c[i]; if (seen >= want) { print v[i]; exit } } }'
 }
 for round in $(seq "${ROUNDS:-1}"); do
   miss_run direct-miss "$fake_pid" "$fake_port"
