@@ -184,8 +184,7 @@ std::string Metrics::render() const {
   header(out, "llmc_gateway_connections_total", "counter", "Client connections accepted.");
   fmt::format_to(it, "llmc_gateway_connections_total {}\n", connections_.load(relaxed));
   header(out, "llmc_gateway_open_connections", "gauge",
-         "Client connections open, per worker thread (a new one goes to the worker with the "
-         "fewest).");
+         "Client connections open, per worker thread.");
   for (std::size_t w = 0; w < workers_; ++w) {
     fmt::format_to(it, "llmc_gateway_open_connections{{worker=\"{}\"}} {}\n", w,
                    open_[w].load(relaxed));

@@ -58,7 +58,7 @@ class Metrics {
   void connection_closed(std::size_t worker) {
     open_[worker].fetch_sub(1, std::memory_order_relaxed);
   }
-  /// Connections handed to `worker` and not yet closed (the acceptor balances on these).
+  /// Connections handed to `worker` and not yet closed (the acceptors spread on these).
   std::int64_t open_connections(std::size_t worker) const {
     return open_[worker].load(std::memory_order_relaxed);
   }

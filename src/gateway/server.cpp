@@ -25,6 +25,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <sys/socket.h>
+
 #include <array>
 #include <iterator>
 #include <optional>
@@ -203,7 +205,8 @@ struct Server::Worker {
   std::thread thread;
 
   asio::awaitable<void> accept_loop(std::span<const std::unique_ptr<Worker>> workers);
-  /// Accepts every connection waiting, until `ec` says none is left (would_block) or worse.
+  /// Accepts every connection waiting and hands each to its serving_worker, until `ec` says
+  /// none is left (would_block) or worse.
   void accept_waiting(std::span<const std::unique_ptr<Worker>> workers, error_code& ec);
   asio::awaitable<void> serve(tcp::socket socket);
   asio::awaitable<void> serve_requests(Session& session);
@@ -214,21 +217,39 @@ struct Server::Worker {
 
 namespace {
 
-/// The worker with the fewest open connections; `self` on a tie, so that a connection moves to
-/// another thread only when that evens things out. The kernel's SO_REUSEPORT hash alone split
-/// 64 keep-alive connections 39/26 in a benchmark, and may put a client's only two on one thread.
-Server::Worker& fewest_connections(std::span<const std::unique_ptr<Server::Worker>> workers,
-                                   const Metrics& metrics, Server::Worker& self) {
-  Server::Worker* best = &self;
-  std::int64_t best_count = metrics.open_connections(self.index);
+/// How far the worker a connection's CPU points to may get ahead of the least busy one.
+constexpr std::int64_t kGroupingSlack = 8;
+
+/// The CPU that took the connection's packets (for a local client, the CPU its thread ran on),
+/// or -1 when the kernel does not say.
+int incoming_cpu(tcp::socket& socket) {
+  int cpu = -1;
+  socklen_t size = sizeof cpu;
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, &size) != 0) {
+    return -1;
+  }
+  return cpu;
+}
+
+/// The worker that serves a connection which came in on `cpu`: the same worker for every
+/// connection from one CPU, so that a client thread's connections share a worker. Why: with
+/// each of wrk's two threads talking to both workers, hits at 64 connections had a p99 of
+/// 4.2-7.7 ms; with each talking to one, 1.5-2.9 ms, and 10-40 % more of them per second
+/// (docs/PERFORMANCE.md). But when that worker has more than twice the connections of the
+/// least busy one (plus kGroupingSlack), or the CPU is unknown, the least busy one serves it:
+/// connections that all come in on one CPU must not all land on one thread.
+Server::Worker& serving_worker(std::span<const std::unique_ptr<Server::Worker>> workers,
+                               const Metrics& metrics, int cpu) {
+  Server::Worker* fewest = workers.front().get();
   for (const auto& candidate : workers) {
-    const std::int64_t count = metrics.open_connections(candidate->index);
-    if (count < best_count) {
-      best = candidate.get();
-      best_count = count;
+    if (metrics.open_connections(candidate->index) < metrics.open_connections(fewest->index)) {
+      fewest = candidate.get();
     }
   }
-  return *best;
+  if (cpu < 0) return *fewest;
+  Server::Worker& grouped = *workers[static_cast<std::size_t>(cpu) % workers.size()];
+  const std::int64_t limit = 2 * metrics.open_connections(fewest->index) + kGroupingSlack;
+  return metrics.open_connections(grouped.index) < limit ? grouped : *fewest;
 }
 
 }  // namespace
@@ -252,15 +273,27 @@ asio::awaitable<void> Server::Worker::accept_loop(
 
 void Server::Worker::accept_waiting(std::span<const std::unique_ptr<Worker>> workers,
                                     error_code& ec) {
-  // Each connection goes to the worker with the fewest at the moment it is accepted: a choice
-  // made before waiting for it would go stale as connections close.
   for (;;) {
-    Worker& target = fewest_connections(workers, gateway.metrics(), *this);
-    tcp::socket socket = acceptor->accept(target.io, ec);  // the acceptor is non-blocking
-    if (ec == asio::error::connection_aborted) continue;   // that client left; others may wait
+    tcp::socket socket = acceptor->accept(io, ec);        // the acceptor is non-blocking
+    if (ec == asio::error::connection_aborted) continue;  // that client left; others may wait
     if (ec) return;
-    gateway.metrics().connection_opened(target.index);
-    asio::co_spawn(target.io, target.serve(std::move(socket)), asio::detached);
+    Worker* target = &serving_worker(workers, gateway.metrics(), incoming_cpu(socket));
+    if (target != this) {
+      // The descriptor moves to the other worker's io_context (and its epoll set).
+      error_code move_ec;
+      const tcp::endpoint local = socket.local_endpoint(move_ec);
+      const auto fd = move_ec ? -1 : socket.release(move_ec);
+      if (move_ec) {
+        target = this;  // still ours, if release failed; a closed socket ends at once
+      } else {
+        tcp::socket moved(target->io);
+        moved.assign(local.protocol(), fd, move_ec);
+        if (move_ec) continue;  // `moved` closed the descriptor: the client sees a reset
+        socket = std::move(moved);
+      }
+    }
+    gateway.metrics().connection_opened(target->index);
+    asio::co_spawn(target->io, target->serve(std::move(socket)), asio::detached);
   }
 }
 
@@ -411,7 +444,7 @@ std::uint16_t Server::start() {
   std::uint16_t port = options_.port;
   for (auto& worker : workers_) {
     // Every worker listens on the same port and accepts what the kernel gives it, then keeps
-    // the connection or hands it to a worker with fewer (fewest_connections).
+    // the connection or hands it to the worker that serves its CPU (serving_worker).
     tcp::acceptor& acceptor = worker->acceptor.emplace(worker->io);
     const tcp::endpoint endpoint(wanted.address(), port);
     acceptor.open(endpoint.protocol());
@@ -420,6 +453,10 @@ std::uint16_t Server::start() {
     acceptor.bind(endpoint);
     acceptor.listen(asio::socket_base::max_listen_connections);
     acceptor.non_blocking(true);
+    // Asks the kernel (Linux 6.1 and later) to give this acceptor the connections that come in
+    // on the CPU whose connections serving_worker sends to this worker, so that few move.
+    const int cpu = static_cast<int>(worker->index);
+    ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, sizeof cpu);
     port = acceptor.local_endpoint().port();
     asio::co_spawn(worker->io, worker->accept_loop(workers_), asio::detached);
   }

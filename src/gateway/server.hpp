@@ -1,5 +1,5 @@
-// The gateway's HTTP/1.1 server: one io_context and one SO_REUSEPORT acceptor per worker thread,
-// and a worker hands a connection it accepts to another when that one has fewer open;
+// The gateway's HTTP/1.1 server: one io_context and one SO_REUSEPORT acceptor per worker thread;
+// the connections that come in on one CPU share a worker, within a limit of imbalance;
 // keep-alive, pipelining, body limit, timeouts, graceful shutdown. Beast stays in server.cpp.
 #pragma once
 

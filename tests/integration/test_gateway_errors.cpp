@@ -11,6 +11,8 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sched.h>
+
 #include <future>
 #include <regex>
 #include <sstream>
@@ -291,32 +293,47 @@ std::vector<int> open_connections(const std::string& metrics) {
   return out;
 }
 
-// Keep-alive connections go to the worker with the fewest, counted as they are accepted (the
-// kernel's SO_REUSEPORT hash, used before, may put two clients on one thread and leave the
-// other idle); a worker whose connections closed gets the next one.
-TEST(GatewayWorkers, ConnectionsGoToTheWorkerWithTheFewest) {
+/// Runs the calling thread on one CPU while it lives, then where it ran before.
+class OnCpu {
+ public:
+  explicit OnCpu(int cpu) {
+    sched_getaffinity(0, sizeof before_, &before_);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    EXPECT_EQ(sched_setaffinity(0, sizeof set, &set), 0) << "cannot run on CPU " << cpu;
+  }
+  ~OnCpu() { sched_setaffinity(0, sizeof before_, &before_); }
+  OnCpu(const OnCpu&) = delete;
+  OnCpu& operator=(const OnCpu&) = delete;
+
+ private:
+  cpu_set_t before_{};
+};
+
+// Connections that come in on one CPU share a worker, so a client thread's connections do
+// (docs/GATEWAY.md, "Server"), until that worker has more than twice the connections of the
+// least busy one plus 8: then the least busy one gets them.
+TEST(GatewayWorkers, ConnectionsFromOneCpuShareAWorkerUpToALimit) {
+  ASSERT_GE(std::thread::hardware_concurrency(), 2u) << "this test needs 2 CPUs (CI has 2)";
   FakeProvider fake;
   GatewayProcess gateway(fake);  // --threads 2
   std::vector<std::unique_ptr<KeepAliveConnection>> clients;
-  for (int i = 0; i < 4; ++i) {
-    clients.push_back(std::make_unique<KeepAliveConnection>(gateway.port()));
-    EXPECT_EQ(clients.back()->get("/healthz"), R"({"status":"ok"})");
-  }
-  EXPECT_EQ(open_connections(clients[0]->get("/metrics")), (std::vector<int>{2, 2}));
-
-  // Three leave; the one that stays watches the gauges until the server has seen them go.
-  clients.resize(1);
-  std::vector<int> gauges;
-  for (int tries = 0; tries < 200; ++tries) {
-    gauges = open_connections(clients[0]->get("/metrics"));
-    if (gauges.size() == 2 && gauges[0] + gauges[1] == 1) break;
-    std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(gauges.size(), 2u);
-  ASSERT_EQ(gauges[0] + gauges[1], 1);
-  // The next connection goes to the worker left without one, whichever that is.
-  clients.push_back(std::make_unique<KeepAliveConnection>(gateway.port()));
-  EXPECT_EQ(open_connections(clients.back()->get("/metrics")), (std::vector<int>{1, 1}));
+  const auto connect = [&](int cpu, int count) {
+    const OnCpu pinned(cpu);  // on loopback, the CPU that sends is the CPU the packets come in on
+    for (int i = 0; i < count; ++i) {
+      clients.push_back(std::make_unique<KeepAliveConnection>(gateway.port()));
+      EXPECT_EQ(clients.back()->get("/healthz"), R"({"status":"ok"})");
+    }
+  };
+  connect(0, 4);
+  EXPECT_EQ(open_connections(clients[0]->get("/metrics")), (std::vector<int>{4, 0}));
+  connect(1, 4);
+  EXPECT_EQ(open_connections(clients[0]->get("/metrics")), (std::vector<int>{4, 4}));
+  // 30 more from CPU 0: worker 0 takes them up to 2 * 4 + 8 = 16, then for each one worker 1
+  // takes, worker 0 may take two more: 28 and 10.
+  connect(0, 30);
+  EXPECT_EQ(open_connections(clients[0]->get("/metrics")), (std::vector<int>{28, 10}));
 }
 
 // The gateway warns once per model missing from the price table. The names are the callers'
