@@ -162,15 +162,23 @@ pooled_p99() {
     END { want = total * 0.99; for (i = 1; i <= NR; ++i) { seen += c[i]; if (seen >= want) { print v[i]; exit } } }'
 }
 
+# warm_up PORT...: post_hit.lua's request twice to each server, printing the cache status of
+# the answers (the second must be a hit).
+warm_up() {
+  local body port
+  body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
+  for port in "$@"; do
+    for _ in 1 2; do
+      curl -s -D - -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
+        --data-binary "$body" "http://127.0.0.1:$port/v1/chat/completions" |
+        grep -iE '^(x-llm-cache|x-cache-status):' || true
+    done
+  done
+}
+
 if has_phase hits; then
 # 1. Hits. One warm-up request each, then check both really serve from their cache.
-body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
-for url in "http://127.0.0.1:$gateway_port" "http://127.0.0.1:$nginx_port"; do
-  for _ in 1 2; do
-    curl -s -D - -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
-      --data-binary "$body" "$url/v1/chat/completions" | grep -iE '^(x-llm-cache|x-cache-status):' || true
-  done
-done
+warm_up "$gateway_port" "$nginx_port"
 nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
 for round in $(seq "${ROUNDS:-1}"); do  # alternating, so both see the same machine load
   server_pids=$gateway_pid wrk_run gateway-hit 64 "$here/post_hit.lua" \
@@ -188,13 +196,7 @@ if has_phase spread; then
 spread_targets="gateway:$gateway_pid:$gateway_port"
 [[ -n ${baseline_pid:-} ]] && spread_targets+=" baseline:$baseline_pid:$baseline_port"
 spread_targets+=" nginx:$(pgrep -P "$nginx_pid" | tr '\n' ','):$nginx_port"
-body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
-for target in $spread_targets; do
-  for _ in 1 2; do
-    curl -s -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
-      --data-binary "$body" "http://127.0.0.1:${target##*:}/v1/chat/completions"
-  done
-done
+warm_up $(for target in $spread_targets; do echo "${target##*:}"; done)
 for round in $(seq "${ROUNDS:-1}"); do
   for target in $spread_targets; do
     # (not `pids`: that array lists what cleanup stops)
