@@ -45,12 +45,24 @@ std::string storage_key(std::string_view namespace_, std::string_view hex);
 /// exactly rather than rounded through a double, so distinct large seeds never share a key.
 std::string canonical_json(const boost::json::value& v);
 
-/// Parses JSON text like boost::json::parse, but with correctly rounded doubles. Boost.JSON 1.81
-/// rounds about one in seven 17-digit numbers to the wrong neighbouring double, so a request
-/// parsed with it keys differently from the same request built in code or sent by Python.
-/// Parse request bodies that keys are derived from with this. Throws ConfigurationError for text
-/// that is not valid JSON; the error_code overload reports that instead and returns null.
+/// Errors of parse_json_exact beyond Boost.JSON's own.
+enum class JsonError { duplicate_key = 1 };
+boost::system::error_code make_error_code(JsonError e) noexcept;
+
+/// Parses JSON text like boost::json::parse, but with correctly rounded doubles and no repeated
+/// keys. Boost.JSON 1.81 rounds about one in seven 17-digit numbers to the wrong neighbouring
+/// double, so a request parsed with it keys differently from the same request built in code or
+/// sent by Python. An object that names a key twice is refused (JsonError::duplicate_key): a
+/// parser keeps one of the two values, and another parser (the provider's) may keep the other,
+/// so the cache key and the answer could describe different requests. Parse request bodies that
+/// keys are derived from with this. Throws ConfigurationError for text that is not valid JSON
+/// (naming a repeated key); the error_code overload reports that instead and returns null, with
+/// the repeated key in `*duplicate_key` when asked for.
 boost::json::value parse_json_exact(std::string_view text);
-boost::json::value parse_json_exact(std::string_view text, boost::json::error_code& ec);
+boost::json::value parse_json_exact(std::string_view text, boost::json::error_code& ec,
+                                    std::string* duplicate_key = nullptr);
 
 }  // namespace llm_caching
+
+template <>
+struct boost::system::is_error_code_enum<llm_caching::JsonError> : std::true_type {};

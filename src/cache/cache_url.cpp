@@ -1,5 +1,7 @@
 #include "cache/cache_url.hpp"
 
+#include "core/text.hpp"
+
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
@@ -22,13 +24,6 @@ constexpr std::string_view kAcceptedForms =
     "sqlite:///absolute/path/cache.db[?max_bytes=1GiB&busy_timeout_ms=5000&mmap_size=64MiB], "
     "memory://[?max_bytes=64MiB], redis://[[user]:[password]@]host[:port][/db], "
     "rediss://... (TLS), redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]";
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 const char* env_or_null(const char* name) {
   const char* value = std::getenv(name);
@@ -166,7 +161,7 @@ std::string mask_query_passwords(std::string_view query) {
     const std::string_view item = query.substr(0, amp);
     const std::size_t eq = item.find('=');
     if (eq != std::string_view::npos &&
-        to_lower(item.substr(0, eq)).find("pass") != std::string::npos) {
+        core::lowercase(item.substr(0, eq)).find("pass") != std::string::npos) {
       out.append(item.substr(0, eq + 1)).append("***");
     } else {
       out.append(item);
@@ -319,7 +314,7 @@ void apply_redis_params(RedisOptions& options, const std::map<std::string, std::
     fail("ssl_certfile and ssl_keyfile must be given together", url);
   }
   if (const auto* v = get("ssl_cert_reqs")) {
-    const std::string reqs = to_lower(*v);
+    const std::string reqs = core::lowercase(*v);
     if (reqs == "required") {
       options.tls.verify_peer = true;
     } else if (reqs == "none") {
@@ -428,7 +423,7 @@ std::uint64_t parse_byte_size(std::string_view text, std::string_view what) {
   while (digits_end < text.size() && std::isdigit(static_cast<unsigned char>(text[digits_end]))) {
     ++digits_end;
   }
-  const std::string unit = to_lower(text.substr(digits_end));
+  const std::string unit = core::lowercase(text.substr(digits_end));
   static constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
       {"", 1},
       {"b", 1},
@@ -479,7 +474,7 @@ BackendConfig parse_cache_url(std::string_view url) {
   if (url.empty()) return SqliteOptions{.path = default_cache_file()};
   const std::size_t sep = url.find("://");
   if (sep == std::string_view::npos || !is_scheme(url.substr(0, sep))) fail(kAcceptedForms, url);
-  const std::string scheme = to_lower(url.substr(0, sep));
+  const std::string scheme = core::lowercase(url.substr(0, sep));
   if (scheme == "redis+cluster") {
     throw ConfigurationError(fmt::format(
         "Redis Cluster (redis+cluster://) is not available in this build yet (url {}); use "

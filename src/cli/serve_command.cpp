@@ -37,8 +37,13 @@ struct ServeFlags {
   std::vector<std::string> upstream_key_envs;
   bool share_across_keys = false;
   bool reject_unpriced = false;
+  bool require_key = false;
   unsigned threads = 0;
-  std::uint64_t body_limit = 32 * kMiB;
+  std::uint64_t body_limit = 8 * kMiB;
+  std::uint64_t max_body_bytes_in_flight = 128 * kMiB;
+  std::uint64_t max_connections = 0;
+  std::uint64_t max_header_fields = 100;
+  std::int64_t max_wait_cap_ms = 120000;
   std::uint64_t l1_mib = 64;
   std::int64_t ttl_seconds = 15 * 24 * 3600;
   std::int64_t max_wait_ms = 10000;
@@ -59,6 +64,11 @@ void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, S
   take("--log-level", file.log_level, flags.log_level);
   take("--share-cache-across-keys", file.share_cache_across_keys, flags.share_across_keys);
   take("--reject-unpriced", file.reject_unpriced, flags.reject_unpriced);
+  take("--require-key", file.require_key, flags.require_key);
+  take("--max-wait-cap-ms", file.max_wait_cap_ms, flags.max_wait_cap_ms);
+  take("--max-connections", file.max_connections, flags.max_connections);
+  take("--max-body-bytes-in-flight", file.max_body_bytes_in_flight, flags.max_body_bytes_in_flight);
+  take("--max-header-fields", file.max_header_fields, flags.max_header_fields);
   take("--threads", file.threads, flags.threads);
   take("--body-limit", file.body_limit, flags.body_limit);
   take("--l1-mb", file.l1_mb, flags.l1_mib);
@@ -70,6 +80,19 @@ void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, S
   take("--request-timeout-ms", file.request_timeout_ms, flags.request_timeout_ms);
   take("--shutdown-grace-ms", file.shutdown_grace_ms, flags.shutdown_grace_ms);
   if (global.cache_url.empty() && file.cache_url) global.cache_url = *file.cache_url;
+}
+
+/// Each connection takes a file descriptor (two with its upstream one): a low open-file limit
+/// turns away clients with no word in the log.
+void warn_if_few_files(std::uint64_t open_files, std::uint64_t max_connections) {
+  constexpr std::uint64_t kComfortable = 4096;
+  if (open_files == 0 || open_files >= kComfortable) return;
+  const std::uint64_t connections =
+      max_connections ? max_connections : gateway::default_max_connections();
+  spdlog::warn(
+      "gateway: the open-file limit is {} (the hard limit too), so at most {} client connections "
+      "are served (--max-connections); raise it with `ulimit -n` or systemd's LimitNOFILE=",
+      open_files, connections);
 }
 
 void run_serve(GlobalOptions global, ServeFlags flags) {
@@ -93,6 +116,8 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   config.default_ttl = std::chrono::seconds(flags.ttl_seconds);
   config.retry.max_wait = std::chrono::milliseconds(flags.max_wait_ms);
   config.retry.initial_wait = std::chrono::milliseconds(flags.initial_wait_ms);
+  config.max_wait_cap = std::chrono::milliseconds(flags.max_wait_cap_ms);
+  config.require_key = flags.require_key;
   config.memoize_hits = flags.l1_mib > 0;  // the memo's check is an L1 lookup
 
   CacheOptions cache_options;
@@ -107,6 +132,10 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   server_options.port = port;
   server_options.threads = flags.threads;
   server_options.body_limit = flags.body_limit;
+  server_options.max_body_bytes_in_flight = flags.max_body_bytes_in_flight;
+  server_options.max_header_fields = flags.max_header_fields;
+  server_options.max_connections = flags.max_connections;
+  warn_if_few_files(gateway::raise_open_file_limit(), flags.max_connections);
   server_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
   server_options.shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms);
   server_options.upstream.read_timeout = std::chrono::milliseconds(flags.upstream_timeout_ms);
@@ -167,8 +196,33 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
       ->add_option("--threads", flags->threads,
                    "Worker threads (0: one per core; docs/GATEWAY.md says when fewer help)")
       ->capture_default_str();
-  serve->add_option("--body-limit", flags->body_limit, "Largest request body in bytes (else 413)")
+  serve
+      ->add_option("--body-limit", flags->body_limit,
+                   "Largest request body in bytes (else 413); raise it for large inline images")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--max-body-bytes-in-flight", flags->max_body_bytes_in_flight,
+                   "Request-body bytes held at once, over all connections (else 503)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--max-connections", flags->max_connections,
+                   "Open client connections (else 503); 0: from the open-file limit")
       ->capture_default_str();
+  serve
+      ->add_option("--max-header-fields", flags->max_header_fields,
+                   "Header fields in one request (else 431)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10000}));
+  serve->add_flag("--require-key", flags->require_key,
+                  "Refuse callers that send no API key (401) instead of serving them from the "
+                  "keyless partition");
+  serve
+      ->add_option("--max-wait-cap-ms", flags->max_wait_cap_ms,
+                   "The most a caller may ask for with x-llm-max-wait-ms (larger values are cut)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}));
   serve->add_option("--l1-mb", flags->l1_mib, "In-memory L1 size in MiB (0 disables it)")
       ->capture_default_str();
   serve->add_option("--ttl", flags->ttl_seconds, "Default entry lifetime in seconds")

@@ -3,6 +3,8 @@
 #include "llm_caching/cache_key.hpp"
 
 #include "core/canonical_json.hpp"
+#include "core/sha256.hpp"
+#include "core/text.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <openssl/evp.h>
@@ -188,32 +190,6 @@ void validate_key_parts(std::string_view model, std::string_view scope) {
   }
 }
 
-struct EvpMdCtxFree {
-  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
-};
-
-// The digest is fetched once and a context reused per thread: per-call lookups cost more than
-// hashing a small request (DESIGN §9).
-std::string sha256_hex(std::string_view data) {
-  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local const std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree> ctx(EVP_MD_CTX_new());
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest;
-  unsigned int digest_length = 0;
-  if (sha256 == nullptr || ctx == nullptr || EVP_DigestInit_ex2(ctx.get(), sha256, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), digest.data(), &digest_length) != 1) {
-    throw Error("OpenSSL could not compute SHA-256");
-  }
-  static constexpr char hex_digits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * digest_length);
-  for (unsigned int i = 0; i < digest_length; ++i) {
-    hex.push_back(hex_digits[digest[i] >> 4]);
-    hex.push_back(hex_digits[digest[i] & 0xF]);
-  }
-  return hex;
-}
-
 }  // namespace
 
 std::string_view to_string(Provider p) noexcept {
@@ -281,7 +257,7 @@ KeyDerivation derive_key(Provider provider, std::string_view model, const boost:
   const std::size_t request_offset = key.material.size();
   detail::append_canonical_json(key.material, body, collector.sorted_edits());
   key.canonical_request = key.material.substr(request_offset);
-  key.hex = sha256_hex(key.material);
+  key.hex = core::sha256_hex(key.material);
   return key;
 }
 
@@ -313,5 +289,30 @@ std::string storage_key(std::string_view namespace_, std::string_view hex) {
   key.append(hex);
   return key;
 }
+
+namespace core {
+
+namespace {
+struct EvpMdCtxFree {
+  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+};
+}  // namespace
+
+// The digest is fetched once and a context reused per thread: per-call lookups cost more than
+// hashing a small request (DESIGN §9).
+std::string sha256_hex(std::string_view data) {
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree> ctx(EVP_MD_CTX_new());
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest;
+  unsigned int digest_length = 0;
+  if (sha256 == nullptr || ctx == nullptr || EVP_DigestInit_ex2(ctx.get(), sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest.data(), &digest_length) != 1) {
+    throw Error("OpenSSL could not compute SHA-256");
+  }
+  return hex(std::string_view(reinterpret_cast<const char*>(digest.data()), digest_length));
+}
+
+}  // namespace core
 
 }  // namespace llm_caching

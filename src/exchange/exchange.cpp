@@ -1,6 +1,7 @@
 #include "exchange/exchange.hpp"
 
 #include "core/printable.hpp"
+#include "core/text.hpp"
 #include "core/thread_name.hpp"
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
@@ -86,14 +87,7 @@ std::string new_lock_token() {
     std::random_device device;  // uniqueness is all a token needs
     for (auto& b : bytes) b = static_cast<unsigned char>(device());
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string token;
-  token.reserve(bytes.size() * 2);
-  for (unsigned char b : bytes) {
-    token.push_back(kHex[b >> 4]);
-    token.push_back(kHex[b & 0xf]);
-  }
-  return token;
+  return core::hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 /// A millisecond setting from the environment, or nullopt when unset.
@@ -812,8 +806,9 @@ void Exchange::start_refresh(const ExchangeRequest& request, const std::string& 
     it->second = flight = std::make_shared<Flight>();
   }
   ExchangeRequest copy = request;
-  copy.relay = nullptr;  // the caller already has its (stale) answer
-  copy.costs = nullptr;  // the price is resolved; these may point into the caller's frame
+  copy.relay = nullptr;        // the caller already has its (stale) answer
+  copy.caller_gone = nullptr;  // nobody waits for a refresh: it finishes its retries
+  copy.costs = nullptr;        // the price is resolved; these may point into the caller's frame
   copy.overrides = nullptr;
   asio::any_io_executor executor = request.refresh_executor;
   if (!executor) {
@@ -912,7 +907,8 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
   HeldLock held{*this, key, std::move(lock_token)};
   ExchangeResult result;
   result.storage_key = key;
-  result.entry = co_await call_provider(model, request, price, result.attempts, result.relayed);
+  result.entry =
+      co_await call_provider(model, request, key, price, result.attempts, result.relayed);
   result.cost_nano_usd = result.entry->cost_nano_usd;
   if (writes_cache(request.mode)) {
     // The L2 keeps the entry past its TTL for the stale policies' grace; reads check the TTL.
@@ -934,9 +930,22 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
   co_return std::move(result);
 }
 
+bool Exchange::abandoned(const ExchangeRequest& request, const std::string& key) {
+  if (!request.caller_gone || !request.caller_gone()) return false;
+  std::shared_ptr<Flight> flight;
+  {
+    std::lock_guard lock(flights_mutex_);
+    const auto found = flights_.find(key);
+    if (found != flights_.end()) flight = found->second;
+  }
+  if (!flight) return true;
+  std::lock_guard lock(flight->mutex);
+  return flight->waiters.empty();  // a caller that joined still waits for the answer
+}
+
 asio::awaitable<std::shared_ptr<const core::CacheEntry>> Exchange::call_provider(
-    Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts,
-    bool& relayed) {
+    Model& model, const ExchangeRequest& request, const std::string& key, const ModelCosts& price,
+    int& attempts, bool& relayed) {
   const NativeRequest& native = request.native;
   core::RetryPolicy policy(request.retry, request.retry_seed);
   auto* streaming =
@@ -1001,8 +1010,19 @@ asio::awaitable<std::shared_ptr<const core::CacheEntry>> Exchange::call_provider
       }
       throw_provider_failure(native, resp, info, context);
     }
+    // Before and after the wait: a caller that hung up gets no more upstream calls.
+    const auto stop_if_abandoned = [&] {
+      if (!abandoned(request, key)) return;
+      spdlog::info("{}: the caller is gone; no retry after {} attempts", describe_call(native),
+                   policy.attempts());
+      throw ProviderError(fmt::format("{}: the caller went away during the retries ({} attempts)",
+                                      describe_call(native), policy.attempts()),
+                          0, "abandoned", "");
+    };
+    stop_if_abandoned();
     asio::steady_timer timer(co_await asio::this_coro::executor, decision.wait);
     co_await timer.async_wait(asio::use_awaitable);
+    stop_if_abandoned();
   }
 }
 

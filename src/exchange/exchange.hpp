@@ -99,6 +99,10 @@ struct ExchangeRequest {
   /// coalesce, without stale policies, when the L2's locks are local (SQLite, memory: a system
   /// call at most; not Redis, where a lock is a round trip) and cross-process locking is on.
   bool read_l2_under_lock = false;
+  /// Asked before each retry: true when the caller will read no answer (the gateway's client
+  /// hung up). The retries then stop (ProviderError, error_type "abandoned"), unless another
+  /// caller joined this call's flight and still waits for it.
+  std::function<bool()> caller_gone;
   /// Deterministic jitter for tests.
   std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
 };
@@ -225,8 +229,11 @@ class Exchange {
   /// Every write of the batch at once (each then its unlock); returns when all are done.
   asio::awaitable<void> write_each(std::vector<BehindWrite> batch);
   asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
-      Model& model, const ExchangeRequest& request, const ModelCosts& price, int& attempts,
-      bool& relayed);
+      Model& model, const ExchangeRequest& request, const std::string& key, const ModelCosts& price,
+      int& attempts, bool& relayed);
+  /// Whether the caller hung up (ExchangeRequest::caller_gone) and no other caller waits on the
+  /// key's in-process flight.
+  bool abandoned(const ExchangeRequest& request, const std::string& key);
 
   std::shared_ptr<cache::TieredCache> cache_;
   Clock clock_;

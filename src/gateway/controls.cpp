@@ -1,8 +1,10 @@
 #include "gateway/controls.hpp"
 
+#include "core/sha256.hpp"
+#include "core/text.hpp"
+
 #include "providers/codec.hpp"
 
-#include <openssl/evp.h>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
@@ -25,12 +27,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 /// Calls `f` with each comma-separated, trimmed, lowercased token of every header `name`.
 template <class F>
 void for_each_token(const Headers& headers, std::string_view name, F&& f) {
@@ -40,7 +36,7 @@ void for_each_token(const Headers& headers, std::string_view name, F&& f) {
     while (!rest.empty()) {
       const auto comma = rest.find(',');
       const std::string_view token = trim(rest.substr(0, comma));
-      if (!token.empty()) f(lowercase(token));
+      if (!token.empty()) f(core::lowercase(token));
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
   }
@@ -64,24 +60,6 @@ bool valid_namespace(std::string_view ns) {
 
 bool printable_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
-}
-
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  // Fetched once: a per-call EVP_sha256() lookup costs more than hashing a key.
-  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  if (sha256 == nullptr ||
-      EVP_Digest(data.data(), data.size(), digest.data(), &length, sha256, nullptr) != 1) {
-    throw std::runtime_error("SHA-256 failed");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
 }
 
 }  // namespace
@@ -171,7 +149,7 @@ CacheControls parse_cache_controls(const Headers& headers) {
     controls.max_wait = std::chrono::milliseconds(*ms);
   }
   if (const auto coalesce = find_header(headers, "x-llm-cache-coalesce"); !coalesce.empty()) {
-    const std::string value = lowercase(coalesce);
+    const std::string value = core::lowercase(coalesce);
     if (value != "on" && value != "off") {
       throw BadRequest("x-llm-cache-coalesce: expected on or off");
     }
@@ -257,7 +235,7 @@ std::string caller_credential(Provider provider, const Headers& headers,
                               std::string_view query_key) {
   auto bearer = [&]() -> std::string {
     const std::string_view auth = find_header(headers, "authorization");
-    if (auth.size() > 7 && lowercase(auth.substr(0, 7)) == "bearer ") {
+    if (auth.size() > 7 && core::lowercase(auth.substr(0, 7)) == "bearer ") {
       return std::string(trim(auth.substr(7)));
     }
     return std::string(trim(auth));
@@ -278,6 +256,21 @@ std::string caller_credential(Provider provider, const Headers& headers,
   return {};
 }
 
+std::string caller_identity(Provider provider, const Headers& headers, std::string_view query_key) {
+  std::string identity = caller_credential(provider, headers, query_key);
+  // The credential headers forwarded as they are (kForwardedCredentialHeaders) choose the
+  // partition too: an upstream that reads one of them must never see one caller's answer served
+  // to another. Appended after a newline, which no header value holds, so a plain key's
+  // identity (and so its partition) is the key itself, as before.
+  for (const std::string_view name : kForwardedCredentialHeaders) {
+    for (const auto& [header, value] : headers) {
+      if (header != name) continue;
+      identity.append("\n").append(name).append(": ").append(value);
+    }
+  }
+  return identity;
+}
+
 std::string answer_shaping_headers(const Headers& headers) {
   static constexpr std::array<std::string_view, 3> kNames = {"anthropic-beta", "anthropic-version",
                                                              "openai-beta"};
@@ -286,16 +279,12 @@ std::string answer_shaping_headers(const Headers& headers) {
     std::vector<std::string> values;
     for (const auto& [header, value] : headers) {  // a header may repeat: all its values count
       if (header != name) continue;
-      std::size_t start = 0;
-      while (start <= value.size()) {
-        std::size_t end = value.find(',', start);
-        if (end == std::string::npos) end = value.size();
-        std::string_view item = std::string_view(value).substr(start, end - start);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-          item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view item = trim(rest.substr(0, comma));
         if (!item.empty()) values.emplace_back(item);
-        start = end + 1;
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
       }
     }
     std::sort(values.begin(), values.end());
@@ -309,7 +298,8 @@ std::string answer_shaping_headers(const Headers& headers) {
     out.append(name).append("=");
     for (std::size_t i = 0; i < values.size(); ++i) {
       if (i > 0) out += ',';
-      out += values[i];
+      // Escaped: a value holding ';' must not read as another header (',' splits values).
+      core::append_escaped(out, values[i], ";,");
     }
   }
   return out;
@@ -322,7 +312,7 @@ std::string tenant_scope(std::string_view credential) {
   thread_local std::string last_credential;
   thread_local std::string last_scope;
   if (credential != last_credential) {
-    last_scope = "key:" + sha256_hex(credential).substr(0, 32);
+    last_scope = "key:" + core::sha256_hex(credential).substr(0, 32);
     last_credential = std::string(credential);
   }
   return last_scope;

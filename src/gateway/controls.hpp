@@ -7,6 +7,7 @@
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_mode.hpp"
 
+#include <array>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -79,14 +80,28 @@ Route match_route(std::string_view method, std::string_view target);
 std::string caller_credential(Provider provider, const Headers& headers,
                               std::string_view query_key);
 
-/// The cache partition for a caller: "key:" + 32 hex of SHA-256(credential), or "anonymous" for
-/// a caller without a key. One-way: the scope never reveals the key.
-std::string tenant_scope(std::string_view credential);
+/// Credential headers the gateway forwards upstream unchanged (Azure OpenAI's `api-key`). The
+/// standard ones (Authorization, x-api-key, x-goog-api-key, ?key=) are read by
+/// caller_credential and sent upstream in the provider's own form; every other
+/// credential-bearing header (Cookie, Proxy-Authorization) is dropped (upstream.cpp).
+inline constexpr std::array<std::string_view, 1> kForwardedCredentialHeaders = {"api-key"};
+
+/// Who the caller is, for the cache partition: its credential (caller_credential) and every
+/// forwarded credential header it sent, so that each credential an upstream may read decides
+/// the partition. "" for a caller that sends none. A secret: never log it.
+std::string caller_identity(Provider provider, const Headers& headers, std::string_view query_key);
+
+/// The cache partition for a caller: "key:" + 32 hex of SHA-256(identity), or "anonymous" for
+/// a caller without a key (no keyed caller ever reads it). One-way: the scope never reveals the
+/// key.
+std::string tenant_scope(std::string_view identity);
 
 /// Request headers that change the answer itself (beta features, API version) as key material:
 /// "" when the request has none (or only the default `anthropic-version`, which the gateway sends
 /// anyway), else "name=v1,v2;..." with the names in a fixed order and each list's values trimmed,
-/// sorted and deduplicated, so that the order a client lists its betas in does not matter.
+/// sorted and deduplicated, so that the order a client lists its betas in does not matter, and
+/// each value with '%', ';', ',' and non-printable bytes as %XX, so that no value can pass for a
+/// separator or another header (no two header sets give the same text).
 /// Headers: anthropic-beta, anthropic-version, openai-beta.
 std::string answer_shaping_headers(const Headers& headers);
 

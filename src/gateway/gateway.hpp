@@ -31,6 +31,12 @@ struct GatewayConfig {
   std::chrono::milliseconds default_ttl{std::chrono::hours(24 * 15)};
   core::RetryOptions retry{std::chrono::milliseconds(1000), std::chrono::milliseconds(10000),
                            std::chrono::milliseconds(60000)};
+  /// The most a caller may ask for with x-llm-max-wait-ms (a larger value is cut to this): the
+  /// retry budget is the gateway's time and upstream quota, not the caller's to spend.
+  std::chrono::milliseconds max_wait_cap{120000};
+  /// Refuse callers that send no credential (401) instead of serving them from the keyless
+  /// partition (which no keyed caller reads).
+  bool require_key = false;
   /// Ask OpenAI streams for the final usage chunk (stream_options.include_usage) so streamed
   /// misses are costed; the key ignores stream_options, so this changes no key.
   bool openai_stream_usage = true;

@@ -60,6 +60,9 @@ class ResponseStream {
   virtual boost::asio::awaitable<bool> begin_chunked(int status, Headers headers) = 0;
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
   virtual boost::asio::awaitable<bool> end_chunked(Headers trailers) = 0;
+  /// Whether the client has closed its side of the connection (it will read no answer). Asked
+  /// before a retry, never on the way of a hit.
+  virtual bool client_gone() { return false; }
   /// The response cannot be completed (a relayed stream broke): close the connection without
   /// the final chunk, so the client sees a truncated answer rather than a complete-looking one.
   virtual void abort() = 0;

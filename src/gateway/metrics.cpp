@@ -189,6 +189,12 @@ std::string Metrics::render() const {
     fmt::format_to(it, "llmc_gateway_open_connections{{worker=\"{}\"}} {}\n", w,
                    open_[w].load(relaxed));
   }
+  header(out, "llmc_gateway_refused_total", "counter",
+         "Requests and connections a limit refused, by reason (docs/SECURITY-MODEL.md).");
+  for (std::size_t r = 0; r < refused_.size(); ++r) {
+    fmt::format_to(it, "llmc_gateway_refused_total{{reason=\"{}\"}} {}\n", kRefusalNames[r],
+                   refused_[r].load(relaxed));
+  }
   header(out, "llmc_gateway_requests_in_flight", "gauge", "Requests being handled now.");
   fmt::format_to(it, "llmc_gateway_requests_in_flight {}\n", in_flight_.load(relaxed));
 

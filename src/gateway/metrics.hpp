@@ -2,6 +2,7 @@
 // worker thread updates, rendered on GET /metrics.
 #pragma once
 
+#include "gateway/limits.hpp"
 #include "llm_caching/cache_key.hpp"
 
 #include <array>
@@ -62,6 +63,19 @@ class Metrics {
   std::int64_t open_connections(std::size_t worker) const {
     return open_[worker].load(std::memory_order_relaxed);
   }
+  /// A limit refused something (counted by reason).
+  void refused(Refusal reason) {
+    refused_[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+  }
+  std::uint64_t refusals(Refusal reason) const {
+    return refused_[static_cast<std::size_t>(reason)].load(std::memory_order_relaxed);
+  }
+  /// Connections open across all workers.
+  std::int64_t open_connections_total() const {
+    std::int64_t total = 0;
+    for (std::size_t w = 0; w < workers_; ++w) total += open_[w].load(std::memory_order_relaxed);
+    return total;
+  }
   void request_started() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
   void request_finished() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -97,6 +111,7 @@ class Metrics {
   std::array<Counter, kProviders> unpriced_{};
   std::array<Histogram<kBuckets.size()>, kOutcomes> latency_{};
   std::array<Histogram<kOverheadBuckets.size()>, kOutcomes> overhead_{};
+  std::array<Counter, kRefusalNames.size()> refused_{};
   Counter connections_{0};
   std::unique_ptr<std::atomic<std::int64_t>[]> open_;  // per worker, set_workers() sizes it
   std::size_t workers_ = 0;

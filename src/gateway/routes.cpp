@@ -4,6 +4,7 @@
 
 #include "core/printable.hpp"
 #include "gateway/hit_memo.hpp"
+#include "llm_caching/cache_key.hpp"
 
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
@@ -225,7 +226,7 @@ asio::awaitable<bool> Gateway::answer_from_memo(const IncomingRequest& request, 
     const std::string query_key = hit->provider == Provider::gemini
                                       ? match_route(request.method, request.target).query_key
                                       : std::string();
-    if (tenant_scope(caller_credential(hit->provider, request.headers, query_key)) != hit->scope) {
+    if (tenant_scope(caller_identity(hit->provider, request.headers, query_key)) != hit->scope) {
       co_return false;
     }
   }
@@ -349,9 +350,14 @@ asio::awaitable<void> Gateway::handle_models(providers::HttpClient& upstream, Ca
     response.body = std::move(answer.body);
     const std::string type = answer.header("content-type");
     response.headers.emplace_back("content-type", type.empty() ? std::string(kJson) : type);
+  } catch (const providers::TransportError& e) {
+    response = error_response(Provider::openai,
+                              e.kind() == providers::TransportError::Kind::timeout ? 504 : 502,
+                              "upstream unreachable: " + describe_transport_failure(e));
+    unreachable = true;
   } catch (const std::exception& e) {
-    response =
-        error_response(Provider::openai, 502, std::string("upstream unreachable: ") + e.what());
+    spdlog::warn("gateway: GET /v1/models failed: {}", e.what());
+    response = error_response(Provider::openai, 502, "upstream unreachable");
     unreachable = true;
   }
   call.record.status = response.status;
@@ -377,7 +383,14 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   try {
     controls = parse_cache_controls(request.headers);
     json::error_code ec;
-    json::value parsed = parse_json_exact(request.body, ec);
+    std::string duplicate;
+    json::value parsed = parse_json_exact(request.body, ec, &duplicate);
+    if (ec == JsonError::duplicate_key) {
+      // The key and the upstream must read one request: a parser keeps one of the two values,
+      // and the provider's may keep the other.
+      throw BadRequest("the request body names the key \"" + core::printable(duplicate, 64) +
+                       "\" twice in one object; send each key once");
+    }
     if (ec || !parsed.is_object()) throw BadRequest("the request body is not a JSON object");
     body = std::move(parsed.as_object());
     if (provider != Provider::gemini) {
@@ -393,6 +406,13 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   } catch (const BadRequest& e) {
     refusal = error_response(provider, 400, e.what());
   }
+  const std::string identity = caller_identity(provider, request.headers, route.query_key);
+  if (!refusal && config_.require_key && identity.empty()) {
+    metrics_.refused(Refusal::no_key);
+    refusal = error_response(provider, 401,
+                             "this gateway requires an API key (Authorization: Bearer, x-api-key, "
+                             "x-goog-api-key, ?key= or api-key)");
+  }
   if (refusal) {
     record.status = refusal->status;
     co_await out.send(std::move(*refusal));
@@ -407,7 +427,7 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   exchange::ExchangeRequest exchange_request;
   exchange_request.native = NativeRequest{provider, model_id, std::move(body), stream};
   exchange_request.namespace_ = controls.namespace_;
-  exchange_request.scope = config_.share_across_keys ? std::string() : tenant_scope(credential);
+  exchange_request.scope = config_.share_across_keys ? std::string() : tenant_scope(identity);
   // A beta feature or another API version may change the answer: never one for the other.
   if (const std::string shaping = answer_shaping_headers(request.headers); !shaping.empty()) {
     if (!exchange_request.scope.empty()) exchange_request.scope += ';';
@@ -417,7 +437,11 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   exchange_request.mode = controls.mode;
   exchange_request.ttl = controls.ttl.value_or(config_.default_ttl);
   exchange_request.retry = config_.retry;
-  if (controls.max_wait) exchange_request.retry.max_wait = *controls.max_wait;
+  // A caller may ask for a longer retry budget, up to what the operator allows.
+  if (controls.max_wait)
+    exchange_request.retry.max_wait = std::min(*controls.max_wait, config_.max_wait_cap);
+  // A caller that hung up reads no answer: its retries stop (unless another caller joined).
+  exchange_request.caller_gone = [&out] { return out.client_gone(); };
   exchange_request.allow_unpriced = config_.allow_unpriced;
   exchange_request.coalesce = controls.coalesce;
   // Answer once the entry is in the L1; the L2 write (then the cross-process unlock) follows.

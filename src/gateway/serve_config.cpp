@@ -131,7 +131,7 @@ struct IntegerField {
 };
 
 constexpr std::int64_t kDay = 24 * 3600;
-const std::array<IntegerField, 10> kIntegerFields = {{
+const std::array<IntegerField, 14> kIntegerFields = {{
     {"threads", &ServeFileSettings::threads, 0, 1024},
     {"body_limit", &ServeFileSettings::body_limit, 1, std::int64_t{1} << 40},
     {"l1_mb", &ServeFileSettings::l1_mb, 0, std::int64_t{1} << 20},
@@ -142,6 +142,11 @@ const std::array<IntegerField, 10> kIntegerFields = {{
     {"connect_timeout_ms", &ServeFileSettings::connect_timeout_ms, 1, 366 * kDay * 1000},
     {"request_timeout_ms", &ServeFileSettings::request_timeout_ms, 1, 366 * kDay * 1000},
     {"shutdown_grace_ms", &ServeFileSettings::shutdown_grace_ms, 0, 366 * kDay * 1000},
+    {"max_wait_cap_ms", &ServeFileSettings::max_wait_cap_ms, 0, 3'600'000},
+    {"max_connections", &ServeFileSettings::max_connections, 0, 1'000'000},
+    {"max_body_bytes_in_flight", &ServeFileSettings::max_body_bytes_in_flight, 1,
+     std::int64_t{1} << 40},
+    {"max_header_fields", &ServeFileSettings::max_header_fields, 1, 10'000},
 }};
 
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
@@ -181,6 +186,8 @@ void read_field(const Context& ctx, std::string_view name, const json::value& it
     out.share_cache_across_keys = read_bool(ctx, name, item);
   } else if (name == "reject_unpriced") {
     out.reject_unpriced = read_bool(ctx, name, item);
+  } else if (name == "require_key") {
+    out.require_key = read_bool(ctx, name, item);
   } else if (name == "upstreams") {
     read_upstreams(ctx, item, out);
   } else {

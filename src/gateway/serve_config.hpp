@@ -31,6 +31,7 @@ struct ServeFileSettings {
   std::optional<std::string> log_level;
   std::optional<bool> share_cache_across_keys;
   std::optional<bool> reject_unpriced;
+  std::optional<bool> require_key;
   std::optional<std::int64_t> threads;
   std::optional<std::int64_t> body_limit;
   std::optional<std::int64_t> l1_mb;
@@ -41,6 +42,10 @@ struct ServeFileSettings {
   std::optional<std::int64_t> connect_timeout_ms;
   std::optional<std::int64_t> request_timeout_ms;
   std::optional<std::int64_t> shutdown_grace_ms;
+  std::optional<std::int64_t> max_wait_cap_ms;
+  std::optional<std::int64_t> max_connections;
+  std::optional<std::int64_t> max_body_bytes_in_flight;
+  std::optional<std::int64_t> max_header_fields;
   std::array<std::optional<UpstreamFileSettings>, 3> upstreams;  ///< indexed by Provider
 };
 

@@ -1,9 +1,10 @@
 #include "gateway/server.hpp"
 
+#include "core/log_throttle.hpp"
 #include "core/thread_name.hpp"
+#include "gateway/beast_response.hpp"
 #include "gateway/controls.hpp"
 #include "providers/http_wire.hpp"
-#include "providers/write_now.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -17,14 +18,13 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -44,158 +44,80 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr std::size_t kHeaderLimit = 64 * 1024;
-
 struct Session {
   explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
   beast::tcp_stream stream;
   bool idle = true;  ///< waiting for a request: shutdown may close it at once
 };
+using RequestParser = http::request_parser<http::string_body>;
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+/// A connection over --max-connections: how long its head is waited for, and how many such
+/// connections a worker answers at once (more are closed unanswered).
+constexpr std::chrono::milliseconds kRefusalReadTime{500};
+constexpr std::size_t kMostRefusing = 64;
 
-/// ResponseStream over a Beast TCP stream.
-class BeastResponse final : public ResponseStream {
- public:
-  BeastResponse(beast::tcp_stream& stream, bool request_keep_alive, const bool& draining,
-                std::chrono::milliseconds write_timeout)
-      : stream_(stream),
-        request_keep_alive_(request_keep_alive),
-        draining_(draining),
-        write_timeout_(write_timeout) {}
-
-  asio::awaitable<bool> send(OutgoingResponse response) override {
-    if (broken_) co_return false;
-    const std::string head = providers::response_head(
-        response.status, http::obsolete_reason(static_cast<http::status>(response.status)),
-        response.headers, response.body.size(), keep_alive());
-    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head),
-                                                       asio::buffer(response.body)};
-    error_code ec;
-    co_await providers::write_now(stream_, buffers, write_timeout_, ec);
-    co_return finish_write(ec);
-  }
-
-  asio::awaitable<bool> send_prepared(std::shared_ptr<const PreparedResponse> prepared) override {
-    if (broken_) co_return false;
-    static constexpr std::string_view kEndKeepAlive = "\r\n";
-    static constexpr std::string_view kEndClose = "connection: close\r\n\r\n";
-    const std::array<asio::const_buffer, 3> buffers = {
-        asio::buffer(prepared->head), asio::buffer(keep_alive() ? kEndKeepAlive : kEndClose),
-        asio::buffer(prepared->response.body)};
-    // Not write_now, unlike send: under a saturating hit load (64 connections, ~85 k/s) writing
-    // at once gave ~5 % more hits per second but raised their p99 from 4.5 to 5.9 ms (medians
-    // of 8 interleaved rounds, docs/PERFORMANCE.md), and the p99 is the target that binds.
-    error_code ec;
-    stream_.expires_after(write_timeout_);
-    co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
-    co_return finish_write(ec);
-  }
-
-  asio::awaitable<bool> begin_chunked(int status, Headers headers) override {
-    if (broken_) co_return false;
-    head_.emplace(static_cast<http::status>(status), 11);
-    for (auto& [name, value] : headers) head_->set(name, value);
-    head_->chunked(true);
-    head_->keep_alive(keep_alive());
-    serializer_.emplace(*head_);
-    error_code ec;
-    stream_.expires_after(write_timeout_);
-    co_await http::async_write_header(stream_, *serializer_,
-                                      asio::redirect_error(asio::use_awaitable, ec));
-    co_return finish_write(ec);
-  }
-
-  asio::awaitable<bool> write_chunk(std::string_view data) override {
-    if (broken_ || data.empty()) co_return !broken_;
-    error_code ec;
-    stream_.expires_after(write_timeout_);
-    co_await asio::async_write(stream_, http::make_chunk(asio::buffer(data)),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    co_return finish_write(ec);
-  }
-
-  asio::awaitable<bool> end_chunked(Headers trailers) override {
-    if (broken_) co_return false;
-    http::fields fields;
-    for (auto& [name, value] : trailers) fields.set(name, value);
-    error_code ec;
-    stream_.expires_after(write_timeout_);
-    co_await asio::async_write(stream_, http::make_chunk_last(fields),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    co_return finish_write(ec);
-  }
-
-  void abort() override { broken_ = true; }
-
-  /// Whether the connection can carry another request.
-  bool reusable() const noexcept { return !broken_ && keep_alive_sent_; }
-
- private:
-  bool keep_alive() {
-    keep_alive_sent_ = request_keep_alive_ && !draining_;
-    return keep_alive_sent_;
-  }
-  bool finish_write(const error_code& ec) {
-    stream_.expires_never();
-    if (ec) broken_ = true;
-    return !broken_;
-  }
-
-  beast::tcp_stream& stream_;
-  const bool request_keep_alive_;
-  const bool& draining_;
-  const std::chrono::milliseconds write_timeout_;
-  bool broken_ = false;
-  bool keep_alive_sent_ = true;
-  std::optional<http::response<http::empty_body>> head_;
-  std::optional<http::response_serializer<http::empty_body>> serializer_;
-};
-
-/// Reads the rest of a request whose head `parser` has. The body has usually come with the head:
-/// it is parsed from `buffer` at once, without the trip through the event loop that a finished
-/// async_read would take (providers/write_now.hpp says why that matters).
+/// Reads the rest of a request whose head `parser` has, holding the body's memory in `charge`
+/// as it grows; `over_budget` when the shared budget has no room for it. The body has usually
+/// come with the head: it is parsed from `buffer` at once, without the trip through the event
+/// loop that a finished async_read would take (providers/write_now.hpp says why that matters).
 asio::awaitable<void> read_body(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                http::request_parser<http::string_body>& parser, error_code& ec) {
+                                RequestParser& parser, ByteCharge& charge, bool& over_budget,
+                                error_code& ec) {
   parser.eager(true);
   if (!parser.is_done() && buffer.size() > 0) {
     buffer.consume(parser.put(buffer.data(), ec));
     if (ec == http::error::need_more) ec = {};
     if (ec) co_return;
   }
-  if (parser.is_done()) co_return;
-  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  // A Content-Length body is reserved whole when its head is parsed; a chunked one grows. The
+  // bytes inside an empty string's own object are not the budget's.
+  static const std::size_t kInlineBytes = std::string().capacity();
+  const auto heap_bytes = [&] {
+    const std::size_t capacity = parser.get().body().capacity();
+    return capacity > kInlineBytes ? capacity : 0;
+  };
+  while (!(over_budget = !charge.hold(heap_bytes())) && !parser.is_done()) {
+    co_await http::async_read_some(stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
 }
 
-IncomingRequest to_incoming(http::request<http::string_body>&& message) {
-  IncomingRequest request;
-  request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  request.headers.reserve(static_cast<std::size_t>(std::distance(message.begin(), message.end())));
-  for (const auto& field : message) {
-    request.headers.emplace_back(lowercase(field.name_string()), std::string(field.value()));
+/// One warning per reason at most every 10 s: a flood of refusals must not flood the log.
+void log_refusal(Refusal reason, std::string_view message) {
+  static std::array<core::LogThrottle, kRefusalNames.size()> throttles = {
+      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
+      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
+      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
+      core::LogThrottle(std::chrono::seconds(10))};
+  if (throttles[static_cast<std::size_t>(reason)].allow()) {
+    spdlog::warn("gateway: refused: {} (llmc_gateway_refused_total{{reason=\"{}\"}} counts them)",
+                 message, kRefusalNames[static_cast<std::size_t>(reason)]);
   }
-  request.body = std::move(message.body());
-  return request;
+}
+
+/// The target of a head that may have failed part way: "/" (OpenAI's error shape) when the
+/// request line was not read.
+std::string target_of(const RequestParser& parser) {
+  const std::string_view target = parser.get().target();
+  return target.empty() ? std::string("/") : std::string(target);
 }
 
 }  // namespace
 
 struct Server::Worker {
-  Worker(std::size_t index, const ServerOptions& options, Gateway& gateway)
+  Worker(std::size_t index, const ServerOptions& options, Gateway& gateway, ByteBudget& bodies)
       : index(index),
         options(options),
         gateway(gateway),
+        bodies(bodies),
         grace(io),
         client(io.get_executor(), options.upstream) {}
 
   const std::size_t index;  ///< its gauge in Metrics::open_connections
   const ServerOptions& options;
   Gateway& gateway;
+  ByteBudget& bodies;  ///< request bodies in memory, shared by every worker
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
   asio::steady_timer grace;
@@ -210,8 +132,18 @@ struct Server::Worker {
   void accept_waiting(std::span<const std::unique_ptr<Worker>> workers, error_code& ec);
   asio::awaitable<void> serve(tcp::socket socket);
   asio::awaitable<void> serve_requests(Session& session);
+  /// Answers one request with an error (in its route's provider format), logged and counted,
+  /// and lets the connection close.
+  /// (No struct argument: g++ 12 frees a braced temporary twice in a co_await expression.)
   asio::awaitable<void> refuse(Session& session, std::string_view target, int status,
-                               std::string_view message);
+                               Refusal reason, std::string message);
+  /// A head that could not be read: 413, 431 or 400, or nothing when the client just left.
+  asio::awaitable<void> refuse_unread_head(Session& session, const RequestParser& parser,
+                                           const error_code& ec);
+  /// Over --max-connections: reads the head for a moment (for the route's error format),
+  /// answers 503 with Retry-After and closes.
+  asio::awaitable<void> refuse_connection(tcp::socket socket);
+  std::size_t refusing = 0;  ///< refuse_connection coroutines running
   void begin_shutdown();
 };
 
@@ -277,6 +209,16 @@ void Server::Worker::accept_waiting(std::span<const std::unique_ptr<Worker>> wor
     tcp::socket socket = acceptor->accept(io, ec);        // the acceptor is non-blocking
     if (ec == asio::error::connection_aborted) continue;  // that client left; others may wait
     if (ec) return;
+    if (gateway.metrics().open_connections_total() >=
+        static_cast<std::int64_t>(options.max_connections)) {
+      // Answered with a 503 while few are being refused; beyond that, closed at once.
+      if (refusing < kMostRefusing) {
+        asio::co_spawn(io, refuse_connection(std::move(socket)), asio::detached);
+      } else {
+        gateway.metrics().refused(Refusal::connections);
+      }
+      continue;
+    }
     Worker* target = &serving_worker(workers, gateway.metrics(), incoming_cpu(socket));
     if (target != this) {
       // The descriptor moves to the other worker's io_context (and its epoll set).
@@ -330,21 +272,52 @@ asio::awaitable<void> Server::Worker::serve(tcp::socket socket) {
 }
 
 asio::awaitable<void> Server::Worker::refuse(Session& session, std::string_view target, int status,
-                                             std::string_view message) {
+                                             Refusal reason, std::string message) {
+  gateway.metrics().refused(reason);
+  log_refusal(reason, message);
   const Route route = match_route("POST", target);
   static const bool kNotDraining = false;
   BeastResponse out(session.stream, false, kNotDraining, options.write_timeout);
   OutgoingResponse response{status, {}, error_body(route.provider, status, message)};
   response.headers.emplace_back("content-type", "application/json");
+  if (status == 503) response.headers.emplace_back("retry-after", "1");
   co_await out.send(std::move(response));
+}
+
+asio::awaitable<void> Server::Worker::refuse_connection(tcp::socket socket) {
+  ++refusing;
+  gateway.metrics().refused(Refusal::connections);
+  const std::string message =
+      "too many connections (limit " + std::to_string(options.max_connections) + "); retry shortly";
+  log_refusal(Refusal::connections, message);
+  // Its head, read for a moment, names the route whose error format the answer takes.
+  Session session(std::move(socket));
+  beast::flat_buffer buffer;
+  http::request_parser<http::empty_body> parser;
+  parser.header_limit(8192);
+  error_code ec;
+  session.stream.expires_after(kRefusalReadTime);
+  co_await http::async_read_header(session.stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  const std::string_view target = parser.get().target();
+  const Route route = match_route("POST", target.empty() ? std::string_view("/") : target);
+  BeastResponse out(session.stream, false, draining, options.write_timeout);
+  OutgoingResponse response{503, {}, error_body(route.provider, 503, message)};
+  response.headers.emplace_back("content-type", "application/json");
+  response.headers.emplace_back("retry-after", "1");
+  co_await out.send(std::move(response));
+  session.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  session.stream.close();
+  --refusing;
 }
 
 asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
   beast::flat_buffer buffer;
   buffer.reserve(providers::kFirstReadBytes);
+  const HeadLimits limits{options.max_header_fields, options.body_limit};
   while (!draining) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(kHeaderLimit);
+    RequestParser parser;
+    parser.header_limit(options.header_limit);
     parser.body_limit(options.body_limit);
     error_code ec;
     session.idle = true;
@@ -352,58 +325,70 @@ asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
     co_await http::async_read_header(session.stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     session.idle = false;
-    if (ec == http::error::body_limit) {  // a Content-Length above the limit: refused unread
-      co_await refuse(
-          session, std::string(parser.get().target()), 413,
-          "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
-      co_return;
-    }
-    if (ec == http::error::header_limit) {
-      co_await refuse(session, "/", 431, "request headers too large");
-      co_return;
-    }
     if (ec) {
-      if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-          ec != asio::error::operation_aborted && ec != asio::error::eof &&
-          ec != asio::error::connection_reset) {
-        co_await refuse(session, "/", 400, "malformed HTTP request");
-      }
+      co_await refuse_unread_head(session, parser, ec);
       co_return;
     }
-    const auto& head = parser.get();
-    const std::string target(head.target());
-    if (const auto length = parser.content_length(); length && *length > options.body_limit) {
-      co_await refuse(
-          session, target, 413,
-          "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+    const std::string target(parser.get().target());
+    std::optional<std::uint64_t> content_length;
+    if (const auto length = parser.content_length()) content_length = *length;
+    if (auto refusal = check_head(parser.get(), content_length, limits)) {
+      co_await refuse(session, target, refusal->status, refusal->reason,
+                      std::move(refusal->message));
       co_return;
     }
-    if (beast::iequals(head[http::field::expect], "100-continue")) {
+    // Taken now: trailers that a chunked body brings are not headers (head_of).
+    IncomingRequest request = head_of(parser.get());
+    const bool keep_alive = parser.get().keep_alive();
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       co_await asio::async_write(session.stream, asio::buffer(kContinue),
                                  asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
     }
-    co_await read_body(session.stream, buffer, parser, ec);
-    if (ec == http::error::body_limit) {
-      co_await refuse(
-          session, target, 413,
-          "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+    ByteCharge charge(bodies);  // held until the request is answered: its body lives that long
+    bool over_budget = false;
+    co_await read_body(session.stream, buffer, parser, charge, over_budget, ec);
+    if (over_budget) {
+      co_await refuse(session, target, 503, Refusal::body_budget,
+                      "the gateway holds too many request bodies at once (limit " +
+                          std::to_string(bodies.limit()) + " bytes in all); retry shortly");
       co_return;
     }
     if (ec) {
-      if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
-          ec != http::error::end_of_stream && ec != http::error::partial_message) {
-        co_await refuse(session, target, 400, "malformed HTTP request body");
+      if (ec == http::error::body_limit) {
+        co_await refuse(
+            session, target, 413, Refusal::body_too_large,
+            "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+      } else if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+                 ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        co_await refuse(session, target, 400, Refusal::framing, "malformed HTTP request body");
       }
       co_return;
     }
     session.stream.expires_never();
-    const bool keep_alive = parser.get().keep_alive();
-    const IncomingRequest request = to_incoming(parser.release());
+    request.body = std::move(parser.get().body());
     BeastResponse out(session.stream, keep_alive, draining, options.write_timeout);
     co_await gateway.handle(client, request, out);
     if (!out.reusable()) co_return;
+  }
+}
+
+asio::awaitable<void> Server::Worker::refuse_unread_head(Session& session,
+                                                         const RequestParser& parser,
+                                                         const error_code& ec) {
+  if (ec == http::error::body_limit) {  // a Content-Length above the limit: refused unread
+    co_await refuse(
+        session, target_of(parser), 413, Refusal::body_too_large,
+        "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+  } else if (ec == http::error::header_limit) {
+    co_await refuse(
+        session, target_of(parser), 431, Refusal::header_too_large,
+        "request headers too large (limit " + std::to_string(options.header_limit) + " bytes)");
+  } else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+             ec != asio::error::operation_aborted && ec != asio::error::eof &&
+             ec != asio::error::connection_reset) {
+    co_await refuse(session, target_of(parser), 400, Refusal::framing, "malformed HTTP request");
   }
 }
 
@@ -426,7 +411,30 @@ void Server::Worker::begin_shutdown() {
 }
 
 Server::Server(ServerOptions options, std::shared_ptr<Gateway> gateway)
-    : options_(std::move(options)), gateway_(std::move(gateway)) {}
+    : options_(std::move(options)),
+      gateway_(std::move(gateway)),
+      bodies_(std::make_unique<ByteBudget>(options_.max_body_bytes_in_flight)) {}
+
+std::uint64_t raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur;
+}
+
+std::size_t default_max_connections() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1000;
+  // Each client connection may hold an upstream one; keep room for the cache's files and
+  // sockets and the listeners.
+  const std::uint64_t files = std::min<std::uint64_t>(limit.rlim_cur, 1'000'000);
+  return static_cast<std::size_t>(std::clamp<std::uint64_t>(
+      files > kReservedFiles ? (files - kReservedFiles) / 2 : 16, 16, kMostDefaultConnections));
+}
 
 Server::~Server() {
   shutdown();
@@ -434,12 +442,13 @@ Server::~Server() {
 }
 
 std::uint16_t Server::start() {
+  if (options_.max_connections == 0) options_.max_connections = default_max_connections();
   unsigned threads = options_.threads ? options_.threads : std::thread::hardware_concurrency();
   if (threads == 0) threads = 1;
   const tcp::endpoint wanted(asio::ip::make_address(options_.host), options_.port);
   gateway_->metrics().set_workers(threads);
   for (unsigned i = 0; i < threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, options_, *gateway_));
+    workers_.push_back(std::make_unique<Worker>(i, options_, *gateway_, *bodies_));
   }
   std::uint16_t port = options_.port;
   for (auto& worker : workers_) {

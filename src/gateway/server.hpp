@@ -4,6 +4,7 @@
 #pragma once
 
 #include "gateway/gateway.hpp"
+#include "gateway/limits.hpp"
 #include "providers/http_client.hpp"
 
 #include <chrono>
@@ -18,9 +19,21 @@ namespace llm_caching::gateway {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;                       ///< 0 picks a free port (see Server::port())
-  unsigned threads = 0;                            ///< 0 = one per core
-  std::size_t body_limit = std::size_t{32} << 20;  ///< larger request bodies get 413
+  std::uint16_t port = 8080;  ///< 0 picks a free port (see Server::port())
+  unsigned threads = 0;       ///< 0 = one per core
+  /// Larger request bodies get 413. 8 MiB: a body is held about three times while it is
+  /// parsed, keyed and forwarded, so this times the requests in flight is the memory at risk;
+  /// it still carries a 2M-token text prompt or several inline images (docs/SECURITY-MODEL.md).
+  std::size_t body_limit = std::size_t{8} << 20;
+  /// All request bodies held at once, across connections; past it a request gets 503 with
+  /// Retry-After (a keyless client could otherwise hold body_limit per connection).
+  std::size_t max_body_bytes_in_flight = std::size_t{128} << 20;
+  /// Open client connections; past it a new one gets 503 with Retry-After and is closed.
+  /// 0: from the open-file limit (default_max_connections).
+  std::size_t max_connections = 0;
+  /// Header fields in a request (more: 431), and the bytes of its head (more: 431).
+  std::size_t max_header_fields = 100;
+  std::size_t header_limit = 64 * 1024;
   /// Longest wait for a request to arrive complete on a connection (keep-alive idle included).
   std::chrono::milliseconds request_timeout{60000};
   /// Longest wait for a client to accept response bytes.
@@ -30,6 +43,17 @@ struct ServerOptions {
   /// Upstream connect and silence timeouts (a silent upstream beyond read_timeout -> 504).
   providers::HttpClientOptions upstream;
 };
+
+/// Files kept for the process's own use (cache, logs, listeners) when the connection limit comes
+/// from the open-file limit, and the most connections that default ever allows.
+inline constexpr std::uint64_t kReservedFiles = 128;
+inline constexpr std::uint64_t kMostDefaultConnections = 10000;
+
+/// Raises the soft open-file limit to the hard one; returns the soft limit in force after.
+std::uint64_t raise_open_file_limit();
+/// (soft open-file limit - kReservedFiles) / 2, from 16 to kMostDefaultConnections: each
+/// client connection may need an upstream connection too.
+std::size_t default_max_connections();
 
 class Server {
  public:
@@ -54,6 +78,7 @@ class Server {
  private:
   ServerOptions options_;
   std::shared_ptr<Gateway> gateway_;
+  std::unique_ptr<ByteBudget> bodies_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::uint16_t port_ = 0;
   std::once_flag shutdown_once_;

@@ -1,9 +1,12 @@
 #include "gateway/upstream.hpp"
 
+#include "core/log_throttle.hpp"
+
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
 #include "providers/http_model.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -130,6 +133,24 @@ Headers upstream_headers(const Upstream& upstream, const Headers& caller,
   return out;
 }
 
+std::string describe_transport_failure(const providers::TransportError& error) {
+  switch (error.kind()) {
+    case providers::TransportError::Kind::connect:
+      return "could not connect to the upstream";
+    case providers::TransportError::Kind::tls_verify:
+      return "the upstream's TLS certificate was not accepted";
+    case providers::TransportError::Kind::timeout:
+      return "the upstream did not answer in time";
+    case providers::TransportError::Kind::reset:
+      return "the upstream closed the connection";
+    case providers::TransportError::Kind::protocol:
+      return "the upstream sent a malformed HTTP response";
+    case providers::TransportError::Kind::too_large:
+      return "the upstream's response was too large";
+  }
+  return "the upstream exchange failed";
+}
+
 std::string upstream_url(const Upstream& upstream, std::string_view model, bool stream) {
   if (upstream.provider == Provider::openai) return upstream.base_url + "/chat/completions";
   return upstream.base_url + providers::request_path(upstream.provider, model, stream);
@@ -177,9 +198,13 @@ boost::asio::awaitable<NativeResponse> UpstreamModel::send(const NativeRequest& 
     }
   } catch (const providers::TransportError& e) {
     out.status = 0;
-    out.transport_error = e.kind() == providers::TransportError::Kind::timeout
-                              ? std::string(exchange::kTimeoutTransportPrefix) + e.what()
-                              : std::string(e.what());
+    // The caller learns the kind of failure; where the upstream lives stays in the log.
+    static core::LogThrottle throttle(std::chrono::seconds(10));
+    if (throttle.allow()) spdlog::warn("gateway: upstream call failed: {}", e.what());
+    out.transport_error =
+        e.kind() == providers::TransportError::Kind::timeout
+            ? std::string(exchange::kTimeoutTransportPrefix) + describe_transport_failure(e)
+            : describe_transport_failure(e);
   }
   waited_ += std::chrono::steady_clock::now() - started;
   co_return out;

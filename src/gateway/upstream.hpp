@@ -57,6 +57,10 @@ class Upstreams {
 Headers upstream_headers(const Upstream& upstream, const Headers& caller,
                          std::string_view caller_credential);
 
+/// What went wrong with an upstream exchange, in words fit for a caller: the kind of failure,
+/// never the upstream's host, port or address (the operator's log has those).
+std::string describe_transport_failure(const providers::TransportError& error);
+
 /// The URL a call goes to.
 std::string upstream_url(const Upstream& upstream, std::string_view model, bool stream);
 

@@ -1,5 +1,7 @@
 #include "providers/codec.hpp"
 
+#include "core/text.hpp"
+
 #include "llm_caching/errors.hpp"
 #include "providers/codec_detail.hpp"
 
@@ -180,19 +182,7 @@ std::string request_path(Provider provider, std::string_view model, bool stream)
   }
   if (model.substr(0, 7) == "models/") model.remove_prefix(7);
   std::string path = "/v1beta/models/";
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char c : model) {
-    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      path.push_back(c);
-    } else {
-      const auto byte = static_cast<unsigned char>(c);
-      path.push_back('%');
-      path.push_back(kHex[byte >> 4]);
-      path.push_back(kHex[byte & 0xF]);
-    }
-  }
+  core::append_percent_encoded(path, model);
   path.append(stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
   return path;
 }

@@ -2,6 +2,8 @@
 // The Beast work happens in http_connection.cpp.
 #include "providers/http_client.hpp"
 
+#include "core/text.hpp"
+
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
@@ -47,13 +49,6 @@ namespace {
 
 using boost::beast::iequals;
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::optional<std::uint16_t> parse_port(std::string_view text) {
   if (text.empty() || text.size() > 5) return std::nullopt;
   unsigned value = 0;
@@ -88,7 +83,7 @@ TargetUrl parse_url(std::string_view text, const std::string& what) {
   if (!parsed) throw ConfigurationError(what + " is not a valid absolute URL");
   const boost::urls::url_view url = *parsed;
   TargetUrl target;
-  const std::string scheme = lowercase(url.scheme());
+  const std::string scheme = core::lowercase(url.scheme());
   if (scheme != "http" && scheme != "https") {
     throw ConfigurationError(what + " must use http:// or https://, not " + scheme + "://");
   }
@@ -129,7 +124,7 @@ std::optional<ProxyHop> proxy_from_env(std::initializer_list<const char*> names)
   const std::string what = std::string("proxy variable ") + name;
   auto parsed = boost::urls::parse_uri(text);
   if (!parsed) throw ConfigurationError(what + " is not a valid URL");
-  if (lowercase(parsed->scheme()) != "http") {
+  if (core::lowercase(parsed->scheme()) != "http") {
     throw ConfigurationError(what + ": only http:// proxies are supported");
   }
   ProxyHop hop;
@@ -150,12 +145,12 @@ std::optional<ProxyHop> proxy_from_env(std::initializer_list<const char*> names)
 /// NO_PROXY: comma-separated host names, domain suffixes (".example.com" or "example.com"
 /// match sub-domains), IP addresses, optional ":port", or "*" for everything.
 bool bypasses_proxy(const std::string& no_proxy, const std::string& host, std::uint16_t port) {
-  const std::string wanted = lowercase(host);
+  const std::string wanted = core::lowercase(host);
   std::size_t start = 0;
   while (start <= no_proxy.size()) {
     std::size_t end = no_proxy.find(',', start);
     if (end == std::string::npos) end = no_proxy.size();
-    std::string entry = lowercase(no_proxy.substr(start, end - start));
+    std::string entry = core::lowercase(no_proxy.substr(start, end - start));
     start = end + 1;
     entry.erase(0, entry.find_first_not_of(" \t"));
     entry.erase(entry.find_last_not_of(" \t") + 1);

@@ -1,5 +1,7 @@
 #include "providers/http_model.hpp"
 
+#include "core/text.hpp"
+
 #include "core/retry.hpp"
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
@@ -57,13 +59,6 @@ constexpr std::array<ProviderHost, 13> kHosts{{
 std::string trim_trailing_slashes(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
   return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 }  // namespace
@@ -127,7 +122,7 @@ std::string cache_scope(const ProviderEndpoint& endpoint) {
     throw ConfigurationError("base URL for " + endpoint.host + " is not a valid URL");
   }
   const bool https = parsed->scheme() == "https";
-  std::string scope = "endpoint=" + lower(parsed->encoded_host());
+  std::string scope = "endpoint=" + core::lowercase(parsed->encoded_host());
   const std::string_view port = parsed->port();
   if (!port.empty() && port != (https ? "443" : "80")) scope += ":" + std::string(port);
   scope += trim_trailing_slashes(std::string(parsed->encoded_path()));

@@ -272,3 +272,62 @@ TEST(ParseJsonExact, InvalidTextIsReportedNotCrashed) {
 }
 
 }  // namespace
+
+namespace {
+
+// A body that names a key twice is refused: one parser keeps the first value, another the last,
+// so the cache key and the provider could read two different requests (issue 31, finding 5).
+TEST(ParseJsonExact, ARepeatedKeyIsRefusedAndNamed) {
+  boost::json::error_code ec;
+  std::string duplicate;
+  const auto top = llm_caching::parse_json_exact(
+      R"({"model":"m","messages":[{"role":"user","content":"A"}],"messages":[]})", ec, &duplicate);
+  EXPECT_EQ(ec, llm_caching::JsonError::duplicate_key);
+  EXPECT_EQ(duplicate, "messages");
+  EXPECT_TRUE(top.is_null());
+
+  llm_caching::parse_json_exact(R"({"a":{"b":1,"c":{"d":2,"d":3}}})", ec, &duplicate);
+  EXPECT_EQ(ec, llm_caching::JsonError::duplicate_key);
+  EXPECT_EQ(duplicate, "d");
+
+  try {
+    llm_caching::parse_json_exact(R"({"temperature":1,"temperature":0})");
+    FAIL() << "a repeated key must throw";
+  } catch (const llm_caching::ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"temperature\" appears twice"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ParseJsonExact, EscapesThatSpellTheSameKeyAreARepeat) {
+  boost::json::error_code ec;
+  std::string duplicate;
+  llm_caching::parse_json_exact(R"({"messages":1,"messa\u0067es":2})", ec, &duplicate);
+  EXPECT_EQ(ec, llm_caching::JsonError::duplicate_key);
+  EXPECT_EQ(duplicate, "messages");
+}
+
+TEST(ParseJsonExact, SameKeysInDifferentObjectsAreFine) {
+  const auto v = llm_caching::parse_json_exact(
+      R"({"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y"}],)"
+      R"("n":{"role":1},"role":2})");
+  EXPECT_EQ(v.at("messages").as_array().size(), 2u);
+  EXPECT_EQ(v.at("role").as_int64(), 2);
+}
+
+TEST(ParseJsonExact, LargeObjectsAreCheckedInLinearTime) {
+  std::string text = "{";
+  for (int i = 0; i < 20000; ++i)
+    text += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  std::string unique = text;
+  unique.back() = '}';
+  EXPECT_EQ(llm_caching::parse_json_exact(unique).as_object().size(), 20000u);
+  text += "\"k19999\":0}";
+  boost::json::error_code ec;
+  std::string duplicate;
+  llm_caching::parse_json_exact(text, ec, &duplicate);
+  EXPECT_EQ(ec, llm_caching::JsonError::duplicate_key);
+  EXPECT_EQ(duplicate, "k19999");
+}
+
+}  // namespace

@@ -1,6 +1,7 @@
 // Header controls, routes, caller credentials, tenant scopes and error bodies of the gateway:
 // pure functions, no sockets.
 #include "gateway/controls.hpp"
+#include "gateway/limits.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
@@ -232,6 +233,54 @@ TEST(GatewayErrors, DollarsAreExact) {
   EXPECT_EQ(format_usd(-2'050'000'000), "-2.05");
   EXPECT_EQ(format_usd(INT64_MAX), "9223372036.854775807");
   EXPECT_EQ(format_usd(INT64_MIN), "-9223372036.854775808");
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 31, finding 1: a forwarded `api-key` header must choose the partition too.
+TEST(GatewayCredentials, ForwardedCredentialHeadersChooseThePartition) {
+  const Headers azure_a = {{"api-key", "AZ-A"}};
+  const Headers azure_b = {{"api-key", "AZ-B"}};
+  EXPECT_NE(tenant_scope(caller_identity(Provider::openai, azure_a, "")),
+            tenant_scope(caller_identity(Provider::openai, azure_b, "")));
+  EXPECT_NE(tenant_scope(caller_identity(Provider::openai, azure_a, "")), "anonymous");
+  // With a standard key as well, the pair is the identity; alone, the key is (keys unchanged).
+  const Headers both = {{"authorization", "Bearer sk-1"}, {"api-key", "AZ-A"}};
+  EXPECT_NE(caller_identity(Provider::openai, both, ""), "sk-1");
+  EXPECT_EQ(caller_identity(Provider::openai, {{"authorization", "Bearer sk-1"}}, ""), "sk-1");
+  EXPECT_EQ(caller_identity(Provider::openai, {}, ""), "");
+}
+
+// Issue 31, finding 6: values are escaped, so one header cannot pass for two.
+TEST(GatewayKeyMaterial, NoTwoHeaderSetsShareTheirKeyMaterial) {
+  const std::string smuggled =
+      answer_shaping_headers({{"anthropic-beta", "a;anthropic-version=2024-01-01"}});
+  const std::string honest =
+      answer_shaping_headers({{"anthropic-beta", "a"}, {"anthropic-version", "2024-01-01"}});
+  EXPECT_NE(smuggled, honest);
+  EXPECT_EQ(smuggled, "anthropic-beta=a%3Banthropic-version=2024-01-01");
+  EXPECT_NE(answer_shaping_headers({{"openai-beta", "x%3By"}}),
+            answer_shaping_headers({{"openai-beta", "x;y"}}));
+  EXPECT_EQ(answer_shaping_headers({{"openai-beta", "a\nb"}}), "openai-beta=a%0Ab");
+}
+
+TEST(GatewayLimits, ByteChargesShareOneBudget) {
+  ByteBudget budget(100);
+  {
+    ByteCharge a(budget);
+    ByteCharge b(budget);
+    EXPECT_TRUE(a.hold(60));
+    EXPECT_FALSE(b.hold(50));  // 110 > 100: refused, nothing taken
+    EXPECT_EQ(budget.used(), 60u);
+    EXPECT_TRUE(b.hold(40));
+    EXPECT_FALSE(a.hold(61));  // growing past the budget keeps what was held
+    EXPECT_EQ(a.held(), 60u);
+    EXPECT_TRUE(a.hold(10));  // shrinking gives back
+    EXPECT_EQ(budget.used(), 50u);
+  }
+  EXPECT_EQ(budget.used(), 0u);  // every charge gives back when it ends
 }
 
 }  // namespace

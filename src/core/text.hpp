@@ -1,0 +1,71 @@
+// Small text helpers every part needs: ASCII lowercase, lowercase hex, percent-encoding. Pure
+// functions; kept in one place so no part grows its own copy.
+#pragma once
+
+#include <cctype>
+#include <string>
+#include <string_view>
+
+namespace llm_caching::core {
+
+/// ASCII lowercase (header names, URL schemes); other bytes unchanged.
+inline std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// Appends each byte of `bytes` as two lowercase hex digits.
+inline void append_hex(std::string& out, std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    out.push_back(kHex[byte >> 4]);
+    out.push_back(kHex[byte & 0xf]);
+  }
+}
+
+inline std::string hex(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  append_hex(out, bytes);
+  return out;
+}
+
+/// Appends `text` with every byte outside RFC 3986's unreserved set (A-Z a-z 0-9 - . _ ~)
+/// written as %XX (uppercase hex). The result has no separator character of any kind, so
+/// encoded values can be joined with ',', ';' or '=' without two inputs ever colliding.
+inline void append_percent_encoded(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char c : text) {
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(c);
+    } else {
+      const auto byte = static_cast<unsigned char>(c);
+      out.push_back('%');
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    }
+  }
+}
+
+/// Appends `text` with '%', every byte that is not printable ASCII and every byte in
+/// `separators` written as %XX: readable where values are mostly plain, and still one-to-one, so
+/// values joined by those separators never read as other values.
+inline void append_escaped(std::string& out, std::string_view text, std::string_view separators) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7f || c == '%' || separators.find(c) != std::string_view::npos) {
+      out.push_back('%');
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+
+}  // namespace llm_caching::core
