@@ -1,6 +1,7 @@
 #include "providers/http_model.hpp"
 
 #include "core/text.hpp"
+#include "providers/client_pool.hpp"
 
 #include "core/retry.hpp"
 #include "llm_caching/errors.hpp"
@@ -193,10 +194,10 @@ boost::asio::awaitable<NativeResponse> HttpModel::call(const NativeRequest& requ
   http.headers.emplace_back("content-type", "application/json");
   http.body = boost::json::serialize(request.body);
 
-  HttpClient client(co_await boost::asio::this_coro::executor, options_);
   NativeResponse out;
   try {
-    HttpResponse response = co_await client.send(std::move(http));
+    // The process's pool: keep-alive connections shared by every call (client_pool.hpp).
+    HttpResponse response = co_await ClientPool::process_wide().send(std::move(http), options_);
     out.status = response.status;
     out.retry_after = retry_hint_from_headers(response);
     out.body = std::move(response.body);

@@ -71,7 +71,8 @@ std::optional<std::chrono::milliseconds> retry_hint_from_headers(const HttpRespo
 /// SSL_CERT_DIR still replace the system store's location).
 std::string resolve_ca_file(std::string options_ca_file);
 
-/// A Model over HttpClient. Opens an HttpClient on the caller's executor for each call.
+/// A Model over the process's ClientPool: its calls share keep-alive connections with every other
+/// HttpModel's that has the same client options.
 class HttpModel final : public Model {
  public:
   HttpModel(ProviderEndpoint endpoint, HttpClientOptions options);

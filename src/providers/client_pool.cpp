@@ -1,0 +1,108 @@
+#include "providers/client_pool.hpp"
+
+#include "core/thread_name.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <array>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace llm_caching::providers {
+
+namespace {
+
+/// The variables an HttpClient reads when it is made (proxies; OpenSSL's trust store): a client
+/// made under other values would send calls elsewhere or trust other certificates.
+constexpr std::array<const char*, 8> kClientVariables = {
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY",    "http_proxy",
+    "NO_PROXY",    "no_proxy",    "SSL_CERT_FILE", "SSL_CERT_DIR"};
+
+std::string client_environment() {
+  std::string values;
+  for (const char* name : kClientVariables) {
+    const char* value = std::getenv(name);
+    values.append(value ? value : "").push_back('\0');
+  }
+  return values;
+}
+
+/// Options that share connections: everything that changes how a connection is made or read.
+bool same_client(const HttpClientOptions& a, const HttpClientOptions& b) {
+  return a.connect_timeout == b.connect_timeout && a.read_timeout == b.read_timeout &&
+         a.ca_file == b.ca_file && a.verify_peer == b.verify_peer &&
+         a.max_idle_per_host == b.max_idle_per_host && a.max_response_bytes == b.max_response_bytes;
+}
+
+}  // namespace
+
+struct ClientPool::Impl {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+  std::thread thread;
+  mutable std::mutex mutex;
+  struct Client {
+    HttpClientOptions options;
+    std::string environment;  ///< client_environment() when it was made
+    std::unique_ptr<HttpClient> client;
+  };
+  /// Few distinct option sets exist in a process (usually one): a vector is enough.
+  std::vector<Client> clients;
+
+  HttpClient& client_for(const HttpClientOptions& options) {
+    const std::string environment = client_environment();
+    std::lock_guard lock(mutex);
+    for (Client& known : clients) {
+      if (known.environment == environment && same_client(known.options, options)) {
+        return *known.client;
+      }
+    }
+    // Throws ConfigurationError (unreadable CA file, bad proxy variable) before any I/O.
+    clients.push_back(
+        {options, environment, std::make_unique<HttpClient>(io.get_executor(), options)});
+    return *clients.back().client;
+  }
+};
+
+ClientPool::ClientPool() : impl_(std::make_unique<Impl>()) {
+  impl_->thread = std::thread([impl = impl_.get()] {
+    core::name_this_thread("llmc-http");
+    impl->io.run();
+  });
+}
+
+ClientPool::~ClientPool() {
+  impl_->work.reset();
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->clients.clear();  // after the thread: nothing runs on their sockets any more
+}
+
+ClientPool& ClientPool::process_wide() {
+  static ClientPool pool;
+  return pool;
+}
+
+asio::awaitable<HttpResponse> ClientPool::send(HttpRequest request,
+                                               const HttpClientOptions& options) {
+  HttpClient& client = impl_->client_for(options);
+  // Runs on the pool's thread; the result comes back on the caller's executor.
+  co_return co_await asio::co_spawn(impl_->io.get_executor(), client.send(std::move(request)),
+                                    asio::use_awaitable);
+}
+
+std::size_t ClientPool::connections_opened() const {
+  std::lock_guard lock(impl_->mutex);
+  std::size_t total = 0;
+  for (const auto& entry : impl_->clients) total += entry.client->connections_opened();
+  return total;
+}
+
+}  // namespace llm_caching::providers
