@@ -4,6 +4,7 @@
 
 #include "cache/tiered_cache.hpp"
 #include "core/entry.hpp"
+#include "core/printable.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/costs.hpp"
@@ -81,6 +82,7 @@ json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
   out["cost_nano_usd"] = e.cost_nano_usd;
   out["streamed"] = !e.stream.empty();
   boost::system::error_code ec;
+  // not keyed: a stored answer, parsed only to print it as JSON (falls back to the raw text).
   json::value response = json::parse(e.response, ec);
   out["response"] = ec ? json::value(e.response) : std::move(response);
   return out;
@@ -107,6 +109,25 @@ void print_stats(const cache::TieredStats& s, const std::string& where, bool as_
   fmt::print("expired:   {}\n", s.l2.expired);
 }
 
+/// The request whose key `cache key` prints, parsed exactly as the gateway parses it
+/// (parse_json_exact: correctly rounded doubles, no repeated keys), so both print one key for one
+/// body. tests/unit/test_keyed_parse_guard.cpp keeps other parsers out of this file's keyed paths.
+json::value parse_keyed_request(std::string_view text, const std::string& file) {
+  const std::string source = file == "-" ? "standard input" : "'" + file + "'";
+  json::error_code ec;
+  std::string duplicate;
+  json::value request = parse_json_exact(text, ec, &duplicate);
+  if (ec == JsonError::duplicate_key) {
+    // The gateway refuses such a body (400), as parsers disagree on which value wins.
+    throw ConfigurationError(fmt::format(
+        "{} names the key \"{}\" twice in one object; send each key once (the gateway refuses "
+        "such a request, so it has no cache key)",
+        source, core::printable(duplicate, 64)));
+  }
+  if (ec) throw ConfigurationError(fmt::format("{} is not valid JSON: {}", source, ec.message()));
+  return request;
+}
+
 void add_key_command(CLI::App& cache_cmd) {
   struct KeyArgs {
     std::string provider, model, ns, scope, file;
@@ -129,12 +150,7 @@ void add_key_command(CLI::App& cache_cmd) {
       "\"Hi\"}],\"stream\":true}' | llm-caching cache key --provider openai --explain -");
   key->callback([args] {
     const Provider provider = parse_provider(args->provider);
-    const std::string text = read_input(args->file);
-    boost::system::error_code ec;
-    json::value request = json::parse(text, ec);
-    if (ec) {
-      throw ConfigurationError(fmt::format("'{}' is not valid JSON: {}", args->file, ec.message()));
-    }
+    const json::value request = parse_keyed_request(read_input(args->file), args->file);
     std::string model = args->model;
     if (model.empty() && request.is_object()) {
       if (const auto* m = request.as_object().if_contains("model"); m && m->is_string()) {
