@@ -1,0 +1,52 @@
+# Fails when a source file includes a layer that DESIGN.md §8's arrows do not let it reach, or
+# when a public header includes an internal one. Run at every build (llmc_check_layers) and by
+# tests/layers against a tree with a broken arrow.
+#   cmake -DROOT=<source tree> -P cmake/check_layers.cmake
+if(NOT ROOT)
+  message(FATAL_ERROR "check_layers: pass -DROOT=<source tree>")
+endif()
+get_filename_component(ROOT "${ROOT}" ABSOLUTE)
+
+# What each layer may include (besides the public headers, llm_caching/...).
+set(allowed_core core)
+set(allowed_cache core cache)
+set(allowed_providers core providers)
+set(allowed_exchange core cache providers exchange)
+set(allowed_agent core cache providers exchange agent)
+set(allowed_gateway core cache providers exchange gateway)
+set(allowed_cli core cache providers exchange agent gateway cli)
+
+set(violations "")
+foreach(layer core cache providers exchange agent gateway cli)
+  file(GLOB files ${ROOT}/src/${layer}/*.cpp ${ROOT}/src/${layer}/*.hpp)
+  foreach(file ${files})
+    file(STRINGS ${file} includes REGEX "^#include \"[a-z_]+/")
+    foreach(line ${includes})
+      string(REGEX REPLACE "^#include \"([a-z_]+)/.*" "\\1" target "${line}")
+      if(target STREQUAL "llm_caching")
+        continue()
+      endif()
+      list(FIND allowed_${layer} ${target} found)
+      if(found EQUAL -1)
+        file(RELATIVE_PATH relative ${ROOT} ${file})
+        list(APPEND violations "${relative}: the ${layer} layer may not include ${target}/ (${line})")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
+file(GLOB public_headers ${ROOT}/include/llm_caching/*.hpp ${ROOT}/include/llm_caching/*/*.hpp)
+foreach(file ${public_headers})
+  file(STRINGS ${file} includes REGEX "^#include \"")
+  foreach(line ${includes})
+    if(NOT line MATCHES "^#include \"llm_caching/")
+      file(RELATIVE_PATH relative ${ROOT} ${file})
+      list(APPEND violations "${relative}: a public header includes an internal one (${line})")
+    endif()
+  endforeach()
+endforeach()
+
+if(violations)
+  list(JOIN violations "\n  " text)
+  message(FATAL_ERROR "layer arrows broken (docs/DESIGN.md §8):\n  ${text}")
+endif()
