@@ -1,7 +1,5 @@
 // A user's program: finds the installed library with find_package(llm_caching).
-#include <llm_caching/agent.hpp>
-#include <llm_caching/cache_key.hpp>
-#include <llm_caching/errors.hpp>
+#include <llm_caching/llm_caching.hpp>  // the umbrella header: everything, as users include it
 
 #include <iostream>
 
