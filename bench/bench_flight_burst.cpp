@@ -1,4 +1,4 @@
-// Single-flight burst (issue 7, docs/PERFORMANCE.md): 1,000 identical concurrent misses against a
+// Single-flight burst (issue 7; target in docs/PERFORMANCE.md): 1,000 identical concurrent misses against a
 // model that answers after 50 ms. Reported per run (all iterations pooled):
 //  - upstream_calls_per_burst: provider calls per burst (target 1);
 //  - waiter_p50_us / waiter_p99_us / waiter_max_us: when each waiter's call completed, relative

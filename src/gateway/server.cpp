@@ -165,11 +165,12 @@ int incoming_cpu(tcp::socket& socket) {
 
 /// The worker that serves a connection which came in on `cpu`: the same worker for every
 /// connection from one CPU, so that a client thread's connections share a worker. Why: with
-/// each of wrk's two threads talking to both workers, hits at 64 connections had a p99 of
-/// 3.2-7.7 ms; with each talking to one, 1.3-2.5 ms, at the same or higher throughput
-/// (docs/PERFORMANCE.md, "Connections grouped by CPU"). But when that worker has more than twice
-/// the connections of the least busy one (plus kGroupingSlack), or the CPU is unknown, the least
-/// busy one serves it: connections that all come in on one CPU must not all land on one thread.
+/// each of wrk's two threads talking to both workers the hit p99 at 64 connections was about
+/// three times what it is with each talking to one, at the same or higher throughput
+/// (docs/perf-log/2026-11-journal.md, "Connections grouped by CPU"). But when that worker has more
+/// than twice the connections of the least busy one (plus kGroupingSlack), or the CPU is unknown,
+/// the least busy one serves it: connections that all come in on one CPU must not all land on one
+/// thread.
 Server::Worker& serving_worker(std::span<const std::unique_ptr<Server::Worker>> workers,
                                const Metrics& metrics, int cpu) {
   Server::Worker* fewest = workers.front().get();

@@ -1,7 +1,7 @@
 // parse_usage: the usage of a provider's answer in one pass over its JSON, without the answer's
 // tree. A miss in the gateway needs only the counts (the cost); parse_response builds the whole
 // answer (text, tool calls, a json::object of every member), which was the largest single step of
-// a miss on the request's thread (docs/PERFORMANCE.md).
+// a miss on the request's thread (docs/perf-log/2026-11-journal.md).
 //
 // The scan notes the few facts parse_response(provider, body, false) checks and builds only the
 // usage object. When those facts show a sound answer, its usage is extract_usage of that object,

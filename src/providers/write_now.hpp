@@ -20,7 +20,7 @@ namespace llm_caching::providers {
 /// only a remainder (a full send buffer) waits, as an async_write under `timeout`. Why: a
 /// coroutine's every completed async operation, even one that finished at once, is queued
 /// behind whatever else the thread has to do; under load such a queue added up to milliseconds
-/// to a miss (docs/PERFORMANCE.md, "Fewer trips through the event loop").
+/// to a miss (docs/perf-log/2026-11-journal.md, "Fewer trips through the event loop").
 template <class ConstBufferSequence>
 boost::asio::awaitable<void> write_now(boost::beast::tcp_stream& stream,
                                        const ConstBufferSequence& buffers,
