@@ -14,6 +14,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-sentinel redis-tools openssl curl
   nginx wrk hyperfine valgrind
+  # the Debian package and its test (man pages from --help, the zsh completion's syntax check)
+  dpkg-dev help2man zsh
   # the gateway test with the official openai npm package
   nodejs
 )
