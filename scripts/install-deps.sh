@@ -15,7 +15,7 @@ packages=(
   redis-server redis-sentinel redis-tools openssl curl
   nginx wrk hyperfine valgrind
   # the Debian package and its test (man pages from --help, the zsh completion's syntax check)
-  dpkg-dev help2man zsh
+  dpkg-dev help2man zsh make procps
   # the gateway test with the official openai npm package
   nodejs
 )

@@ -42,7 +42,8 @@ done
 apt-get install -y "$deb" >/dev/null 2>&1 || fail "apt-get install $deb failed"
 version=$(/usr/bin/llm-caching --version)
 grep -q '^llm-caching [0-9]' <<<"$version" || fail "unexpected --version: $version"
-man -w llm-caching-serve >/dev/null || fail "no man page for llm-caching-serve"
+grep -q '^\.TH "\?LLM-CACHING' /usr/share/man/man1/llm-caching-serve.1 ||
+  fail "no man page for llm-caching-serve"
 getent passwd llm-caching >/dev/null || fail "the package made no llm-caching user"
 completions=$(bash -c 'source /usr/share/bash-completion/completions/llm-caching
   COMP_WORDS=(llm-caching serve --li); COMP_CWORD=2; _llm_caching; echo "${COMPREPLY[*]}"')
