@@ -6,6 +6,8 @@
 #include "core/entry.hpp"
 #include "core/log_throttle.hpp"
 #include "core/retry.hpp"
+#include "exchange/flight.hpp"
+#include "exchange/write_behind.hpp"
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/model.hpp"
@@ -120,9 +122,7 @@ struct ExchangeResult {
   bool relayed = false;               ///< the answer already went to request.relay
 };
 
-/// How an in-process flight ended for its waiters: its answer, its error, or handed over (the
-/// leader was cancelled: a waiter leads a new flight).
-enum class FlightOutcome { answered, failed, handed_over };
+// FlightOutcome (how an in-process flight ended for its waiters): exchange/flight.hpp.
 
 /// Milliseconds since the epoch; injectable for tests.
 using Clock = std::function<std::int64_t()>;
@@ -168,11 +168,13 @@ class Exchange {
   const ExchangeOptions& options() const noexcept { return options_; }
 
  private:
-  struct Flight;
-  struct FlightGuard;
-  struct HeldLock;
-  /// The key's flight, and whether this call leads it (it created the flight).
-  std::pair<std::shared_ptr<Flight>, bool> join_flight(const std::string& key);
+  // The parts (docs/DESIGN.md §8): the in-process flights (flight.hpp), the write-behind
+  // (write_behind.hpp), the cross-process lock (cross_process_lock.hpp), the provider call with
+  // its retries (provider_call.hpp). This class joins them: the orchestration of run().
+
+  /// Whether this call reads the L2 only under the cross-process lock (read_l2_under_lock).
+  bool reads_l2_under_lock(const ExchangeRequest& request, std::int64_t swr_ms,
+                           std::int64_t sie_ms) const noexcept;
   /// Starts one background refresh of key unless a flight for it is already out.
   void start_refresh(const ExchangeRequest& request, const std::string& key,
                      const ModelCosts& price, bool priced);
@@ -197,79 +199,16 @@ class Exchange {
   asio::awaitable<ExchangeResult> lead(Model& model, const ExchangeRequest& request,
                                        const std::string& key, const ModelCosts& price,
                                        std::optional<std::string> lock_token = std::nullopt);
-  /// On the writer thread: encodes `entry` and writes it to the L2 (if any), then releases the
-  /// lock (if any).
-  void finish_in_background(std::string key, std::shared_ptr<const core::CacheEntry> entry,
-                            std::chrono::milliseconds ttl, std::optional<std::string> lock_token);
-  /// Queues a write-behind of `entry` (finish_in_background) unless write_behind_limit writes
-  /// already wait; false then (logged at most every 30 s), and nothing was queued.
-  bool try_write_behind(const std::string& key, std::shared_ptr<const core::CacheEntry> entry,
-                        std::chrono::milliseconds ttl, std::optional<std::string>& lock_token);
-  /// finish_in_background's work, for a caller that holds pending_mutex_.
-  void queue_behind(const std::lock_guard<std::mutex>& pending_lock, std::string key,
-                    std::shared_ptr<const core::CacheEntry> entry, std::chrono::milliseconds ttl,
-                    std::optional<std::string> lock_token);
-  /// The idle writer thread's loop: every kWriteBehindLinger, the queued writes (up to
-  /// kIdleBatch) in one put_l2_many, then their unlocks; ends when the queue is empty or the
-  /// catch-up writer has taken over.
-  asio::awaitable<void> drain_write_behind();
-  /// The catch-up thread's loop (normal priority): sleeps until the oldest queued write is
-  /// write_behind_catch_up old, then writes the whole queue, until it is empty. On ~Exchange it
-  /// writes what is left at once.
-  asio::awaitable<void> catch_up_write_behind();
-  struct BehindWrite;
-  /// Takes the first chunk of the queue, and the next ones while the writes taken stay within
-  /// `most` (their order is kept). The queue must not be empty.
-  std::vector<BehindWrite> take_behind(const std::lock_guard<std::mutex>& pending_lock,
-                                       std::size_t most);
-  /// Writes the batch (write_batch or write_each) and counts it as landed.
-  asio::awaitable<void> land(std::vector<BehindWrite> batch);
-  /// One Backend::put_many for the batch, then the unlocks.
-  asio::awaitable<void> write_batch(std::vector<BehindWrite> batch);
-  /// Every write of the batch at once (each then its unlock); returns when all are done.
-  asio::awaitable<void> write_each(std::vector<BehindWrite> batch);
-  asio::awaitable<std::shared_ptr<const core::CacheEntry>> call_provider(
-      Model& model, const ExchangeRequest& request, const std::string& key, const ModelCosts& price,
-      int& attempts, bool& relayed);
-  /// Whether the caller hung up (ExchangeRequest::caller_gone) and no other caller waits on the
-  /// key's in-process flight.
-  bool abandoned(const ExchangeRequest& request, const std::string& key);
 
   std::shared_ptr<cache::TieredCache> cache_;
   Clock clock_;
   ExchangeOptions options_;
-  // Write-behinds and lock releases still running on writer_; the destructor waits for them.
-  std::mutex pending_mutex_;
-  std::condition_variable pending_done_;
-  std::size_t pending_ = 0;   // guarded by pending_mutex_
-  std::size_t unlanded_ = 0;  // write-behinds queued or being written; guarded by pending_mutex_
-  core::LogThrottle overflow_log_;
-  std::unique_ptr<asio::thread_pool> writer_;    // started on first use, under pending_mutex_
-  std::unique_ptr<asio::thread_pool> catch_up_;  // the same, at normal priority
-  struct BehindWrite {
-    std::string key;
-    /// Encoded on the writer thread; null: release the lock only.
-    std::shared_ptr<const core::CacheEntry> entry;
-    std::chrono::milliseconds ttl{0};
-    std::optional<std::string> lock_token;
-    std::chrono::steady_clock::time_point queued_at;
-  };
-  /// Queued for the writers, in chunks of up to kIdleBatch (only the last one shorter), so that
-  /// the idle writer takes its batch in O(1); guarded by pending_mutex_.
-  std::deque<std::vector<BehindWrite>> behind_;
-  bool draining_ = false;        // a drain_write_behind runs; guarded by pending_mutex_
-  bool catch_up_armed_ = false;  // a catch_up_write_behind runs; guarded by pending_mutex_
-  bool stopping_ = false;        // ~Exchange runs; guarded by pending_mutex_
-  /// Set while the catch-up writer writes (under pending_mutex_); read without it by the idle
-  /// writer, which then stops yielding its CPU between entries.
-  std::atomic<bool> catching_up_{false};
-  /// Cancels the catch-up loop's wait; set and called on the catch-up thread only.
-  std::function<void()> cancel_catch_up_wait_;
-  core::LogThrottle catch_up_log_;
-  std::mutex flights_mutex_;
-  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
-  // Started on the first background refresh (guarded by flights_mutex_). Last: destroyed first,
-  // so abandoned refreshes still find the members above.
+  // Write-behinds and lock releases still running on its writers; the destructor waits for them.
+  WriteBehind write_behind_;
+  FlightTable flights_;
+  std::mutex background_mutex_;
+  // Started on the first background refresh (guarded by background_mutex_). Last: destroyed
+  // first, so abandoned refreshes still find the members above.
   std::unique_ptr<asio::thread_pool> background_;
 };
 
