@@ -1,5 +1,6 @@
 // A pooled, pipelined Redis client (RESP2) for one server or a Sentinel-managed master. Light
-// header: the sockets, TLS and the I/O thread live in redis_client.cpp / redis_connection.cpp.
+// header: the sockets, TLS and the I/O thread live in the TUs behind it (redis_client.cpp lists
+// them: session, home (pool and reconnection), Sentinel, lanes, connection).
 // Commands awaited on a long-lived io_context go over a connection on that io_context (no thread
 // hand-off); the rest through the client's own I/O thread (see the top of redis_client.cpp).
 #pragma once

@@ -14,12 +14,6 @@ namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 
-std::string format_peer(const RedisEndpoint& endpoint) {
-  return endpoint.host.find(':') != std::string::npos
-             ? fmt::format("[{}]:{}", endpoint.host, endpoint.port)
-             : fmt::format("{}:{}", endpoint.host, endpoint.port);
-}
-
 /// Boost's system_error::what() appends the source location; users need the reason only.
 std::string describe_error(const std::exception& e) {
   if (const auto* system = dynamic_cast<const boost::system::system_error*>(&e)) {
@@ -35,6 +29,16 @@ bool is_ip_literal(const std::string& host) {
 }
 
 }  // namespace
+
+std::string describe_endpoint(const RedisEndpoint& endpoint) {
+  return endpoint.host.find(':') != std::string::npos
+             ? fmt::format("[{}]:{}", endpoint.host, endpoint.port)
+             : fmt::format("{}:{}", endpoint.host, endpoint.port);
+}
+
+bool same_endpoint(const RedisEndpoint& a, const RedisEndpoint& b) {
+  return a.host == b.host && a.port == b.port;
+}
 
 RedisConnection::RedisConnection(asio::any_io_executor executor, asio::ssl::context* tls,
                                  bool verify_peer)
@@ -82,7 +86,7 @@ asio::awaitable<std::size_t> RedisConnection::read_some() {
 asio::awaitable<std::vector<RedisReply>> RedisConnection::open(const RedisEndpoint& endpoint,
                                                                std::vector<RedisCommand> setup,
                                                                std::chrono::milliseconds timeout) {
-  peer_ = format_peer(endpoint);
+  peer_ = describe_endpoint(endpoint);
   auto self = shared_from_this();
   // The deadline closes the socket, which makes whatever step is pending fail at once.
   auto expired = std::make_shared<bool>(false);

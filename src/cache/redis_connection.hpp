@@ -48,6 +48,10 @@ struct RedisCredentials {
   std::string password;
 };
 
+/// "host:port", or "[v6]:port" for an IPv6 host: for messages.
+std::string describe_endpoint(const RedisEndpoint& endpoint);
+bool same_endpoint(const RedisEndpoint& a, const RedisEndpoint& b);
+
 /// Builds the TLS context for `rediss://` (CA, client certificate, verification mode). Throws
 /// ConfigurationError naming the file that cannot be loaded.
 std::unique_ptr<asio::ssl::context> make_redis_tls_context(const RedisTlsOptions& tls);

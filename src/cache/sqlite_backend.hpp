@@ -1,5 +1,8 @@
 // SQLite L2 (`sqlite:///abs/path.db`, and the embedded default): one file shared by every process
 // that opens it. WAL, busy timeout, TTL, and a size bound enforced by LRU eviction.
+// The parts: sqlite_backend.cpp (the operations), sqlite_connection.* (a connection and its
+// statements), sqlite_schema.* (schema creation, checks and the upgrade from schema 2),
+// sqlite_checkpointer.* (the WAL checkpoint thread); key_lock_file.* holds the locks.
 #pragma once
 
 #include "cache/backend.hpp"
@@ -12,6 +15,9 @@
 #include <string_view>
 
 namespace llm_caching::cache {
+
+struct SqliteConnection;
+class SqliteCheckpointer;
 
 /// Schema version this build writes and reads (meta table row 'schema_version'). A file of
 /// schema 2 is upgraded when opened; older ones are refused.
@@ -76,9 +82,6 @@ class SqliteBackend final : public Backend {
   const SqliteOptions& options() const noexcept { return options_; }
 
  private:
-  struct Connection;
-  struct Checkpointer;
-
   /// Runs `op` under the connection mutex; counts and rethrows failures.
   template <class Op>
   auto guarded(Op&& op);
@@ -86,7 +89,8 @@ class SqliteBackend final : public Backend {
   template <class Op>
   auto counting_errors(Op&& op);
   void evict_if_over_bound(std::int64_t now);
-  std::optional<std::string> read_entry(Connection& db, std::string_view key, std::int64_t now);
+  std::optional<std::string> read_entry(SqliteConnection& db, std::string_view key,
+                                        std::int64_t now);
   /// Under the lock: one upsert, in the caller's transaction if there is one.
   void upsert(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
               std::int64_t now);
@@ -94,10 +98,10 @@ class SqliteBackend final : public Backend {
   SqliteOptions options_;
   NowMs now_ms_;
   std::mutex mutex_;
-  std::unique_ptr<Checkpointer> checkpointer_;  // declared first: outlives db_'s WAL hook
-  std::unique_ptr<Connection> db_;              // writes; guarded by mutex_
+  std::unique_ptr<SqliteCheckpointer> checkpointer_;  // declared first: outlives db_'s WAL hook
+  std::unique_ptr<SqliteConnection> db_;              // writes; guarded by mutex_
   std::mutex read_mutex_;
-  std::unique_ptr<Connection> reader_;  // reads (get); guarded by read_mutex_
+  std::unique_ptr<SqliteConnection> reader_;  // reads (get); guarded by read_mutex_
   /// Counted outside mutex_: by reads (on reader_) and by the lock file.
   struct UnguardedCounters {
     std::atomic<std::uint64_t> hits{0};

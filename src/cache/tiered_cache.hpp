@@ -17,6 +17,10 @@
 
 namespace llm_caching::cache {
 
+/// A failing L2 is logged at most once in this interval (the rest only counted), and a backend
+/// that failed to open (not strict) is tried again once it has passed.
+inline constexpr std::int64_t kBackendFailureIntervalMs = 30'000;
+
 struct TieredStats {
   std::uint64_t l1_entries = 0;
   std::uint64_t l1_bytes = 0;  ///< memory of the entries held (decoded), plus per-entry overhead
@@ -126,6 +130,8 @@ class TieredCache {
   std::atomic<std::uint64_t> backend_errors_{0};
   core::LogThrottle failure_log_;
 };
+
+// backend_registry.cpp
 
 /// Opens a new backend for a parsed URL. Throws CacheError when it cannot be opened.
 std::shared_ptr<Backend> open_backend(const BackendConfig& config);

@@ -1,5 +1,7 @@
 // The fake provider's answers as a pure function of the request plus a few counters.
-// No sockets here: fake_server.cpp does the HTTP, this decides what to say.
+// No sockets here: fake_server.cpp does the HTTP, this decides what to say (fake_logic.cpp routes
+// and applies the behaviours, fake_call.cpp makes the answer, fake_openai.cpp,
+// fake_anthropic.cpp and fake_gemini.cpp write it in each API's wire format).
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -42,7 +44,7 @@ struct Reply {
 /// one that does not.
 boost::json::value sample_for_schema(const boost::json::value& schema, bool wrong);
 
-std::uint64_t fnv1a64(std::string_view data);
+struct Call;
 
 class Provider {
  public:
@@ -51,6 +53,8 @@ class Provider {
 
  private:
   Reply route(const Request& request);
+  /// The reply the call's behaviour asks for (a failure, or the answer with its faults).
+  Reply answer(const Call& call);
   Reply stats();
   void count(const std::string& route, const std::vector<std::string>& behaviors);
   int bump_body_counter(std::uint64_t body_hash);

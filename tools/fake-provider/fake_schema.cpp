@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/text.hpp"
 #include "fake_logic.hpp"
 
 namespace llm_caching::fake {
@@ -11,12 +12,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using core::lowercase;
 
 /// The schema's type in lower case ("string", "object", ...); the first non-null one of a list.
 std::string type_of(const json::object& schema) {

@@ -1,0 +1,119 @@
+// Opening backends, and the process-wide registry that shares one opened backend (and one L1)
+// among every caller of the same store (tiered_cache.hpp: open_backend, shared_tiered_cache).
+#include "cache/memory_backend.hpp"
+#include "cache/redis_backend.hpp"
+#include "cache/sqlite_backend.hpp"
+#include "cache/tiered_cache.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <map>
+#include <tuple>
+#include <utility>
+
+namespace llm_caching::cache {
+namespace {
+
+std::int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Stands in for a backend that failed to open (non-strict mode): every call fails the same way,
+/// so the tiering counts and throttles it like any other outage.
+class UnavailableBackend final : public Backend {
+ public:
+  UnavailableBackend(std::string description, std::string reason)
+      : description_(std::move(description)), reason_(std::move(reason)) {}
+  asio::awaitable<std::optional<std::string>> get(std::string) override {
+    fail();
+    co_return std::nullopt;
+  }
+  asio::awaitable<void> put(std::string, std::string, std::chrono::milliseconds) override {
+    fail();
+    co_return;
+  }
+  asio::awaitable<bool> erase(std::string) override {
+    fail();
+    co_return false;
+  }
+  asio::awaitable<std::uint64_t> clear(std::string) override {
+    fail();
+    co_return 0;
+  }
+  asio::awaitable<std::uint64_t> prune() override {
+    fail();
+    co_return 0;
+  }
+  asio::awaitable<BackendStats> stats() override {
+    fail();
+    co_return BackendStats{};
+  }
+  std::string describe() const override { return description_; }
+
+ private:
+  [[noreturn]] void fail() const { throw CacheError(reason_); }
+  std::string description_;
+  std::string reason_;
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> open_backend(const BackendConfig& config) {
+  if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
+    return std::make_shared<SqliteBackend>(*sqlite);
+  }
+  if (const auto* redis = std::get_if<RedisOptions>(&config)) {
+    return std::make_shared<RedisBackend>(*redis);
+  }
+  return std::make_shared<MemoryBackend>(std::get<MemoryOptions>(config));
+}
+
+std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options) {
+  const BackendConfig config = parse_cache_url(resolve_cache_url(options));
+  const std::string identity = backend_identity(config);
+
+  struct Registered {
+    std::shared_ptr<TieredCache> cache;
+    std::int64_t retry_open_at_ms = 0;  ///< non-zero: a degraded stand-in; reopen after this
+  };
+  // Held for the life of the process: a per-call options object must not mean a connection (and
+  // a cold L1) per call.
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<Backend>> backends;
+  static std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches;
+
+  std::lock_guard lock(mutex);
+  const auto cache_key = std::make_tuple(identity, options.l1_max_bytes, options.strict);
+  const std::int64_t now = steady_now_ms();
+  if (auto it = caches.find(cache_key); it != caches.end()) {
+    if (it->second.retry_open_at_ms == 0 || now < it->second.retry_open_at_ms) {
+      return it->second.cache;
+    }
+  }
+  Registered registered;
+  if (auto& backend = backends[identity]; backend) {
+    registered.cache = std::make_shared<TieredCache>(backend, options.l1_max_bytes, options.strict);
+  } else {
+    try {
+      backend = open_backend(config);
+      registered.cache =
+          std::make_shared<TieredCache>(backend, options.l1_max_bytes, options.strict);
+    } catch (const CacheError& e) {
+      backends.erase(identity);
+      if (options.strict) throw;
+      const std::string description =
+          std::holds_alternative<SqliteOptions>(config)
+              ? "sqlite://" + std::get<SqliteOptions>(config).path.string()
+          : std::holds_alternative<RedisOptions>(config) ? std::get<RedisOptions>(config).masked_url
+                                                         : std::string("memory://");
+      registered.cache = std::make_shared<TieredCache>(
+          std::make_shared<UnavailableBackend>(description, e.what()), options.l1_max_bytes, false);
+      registered.retry_open_at_ms = now + kBackendFailureIntervalMs;
+    }
+  }
+  caches[cache_key] = registered;
+  return registered.cache;
+}
+
+}  // namespace llm_caching::cache
