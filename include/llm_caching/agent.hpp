@@ -64,8 +64,11 @@ struct RunOptions {
   /// it. stale_if_error: an answer expired by at most this long is returned when the provider
   /// fails (429 past max_wait, 5xx, unreachable); the failure is logged. Answers this call stores
   /// are kept for ttl + the larger grace, so use the same settings for writers and readers.
-  std::chrono::milliseconds stale_while_revalidate{0};
-  std::chrono::milliseconds stale_if_error{0};
+  /// Unset: the process's defaults, LLM_CACHE_STALE_WHILE_REVALIDATE and LLM_CACHE_STALE_IF_ERROR
+  /// (whole seconds, read on a cache's first call; unset variables: 0), so one setting covers
+  /// every call that does not say otherwise; a value here narrows or widens it for this call.
+  std::optional<std::chrono::milliseconds> stale_while_revalidate;
+  std::optional<std::chrono::milliseconds> stale_if_error;
   /// Replaces the provider transport (tests, custom clients). Empty: HTTPS to the provider.
   std::shared_ptr<Model> model_client;
 };

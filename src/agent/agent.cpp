@@ -11,7 +11,9 @@
 #include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
+#include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -50,26 +52,61 @@ ModelSpec parse_model_spec(std::string_view spec) {
   return {host->wire, std::string(spec.substr(colon + 1)), host};
 }
 
+namespace {
+
+/// A stale window from `variable` (StaleDefaults::from_environment).
+std::chrono::milliseconds stale_window_from(const char* variable) {
+  constexpr std::int64_t kYear = 366LL * 24 * 3600;
+  const char* text = std::getenv(variable);
+  if (text == nullptr || *text == '\0') return std::chrono::milliseconds(0);
+  const std::string_view value(text);
+  std::int64_t seconds = -1;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec != std::errc() || end != value.data() + value.size() || seconds < 0 || seconds > kYear) {
+    throw ConfigurationError(std::string(variable) + " must be whole seconds from 0 to " +
+                             std::to_string(kYear) + ", not '" + std::string(value.substr(0, 40)) +
+                             "'");
+  }
+  return std::chrono::seconds(seconds);
+}
+
+}  // namespace
+
+StaleDefaults StaleDefaults::from_environment() {
+  return {stale_window_from("LLM_CACHE_STALE_WHILE_REVALIDATE"),
+          stale_window_from("LLM_CACHE_STALE_IF_ERROR")};
+}
+
 }  // namespace agent
 
 namespace {
 
 namespace asio = boost::asio;
 
+/// A cache's exchange, and the environment's defaults read with its other settings
+/// (ExchangeOptions::from_environment: LLM_CACHE_LOCK_TTL_MS, ...), once, on its first call.
+struct SharedExchange {
+  std::shared_ptr<exchange::Exchange> exchange;
+  agent::StaleDefaults stale;
+};
+
 /// One exchange per cache: its single-flight table must be shared by every call on that cache.
-/// Keyed by the resolved URL, so the hot path does not re-parse the URL on every call.
-std::shared_ptr<exchange::Exchange> shared_exchange(const RunOptions& options) {
+/// Keyed by the resolved URL, so the hot path does not re-parse the URL on every call. A
+/// variable with a bad value throws, and stores nothing: every call says so until it is fixed.
+SharedExchange shared_exchange(const RunOptions& options) {
   static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<exchange::Exchange>, std::less<>> exchanges;
+  static std::map<std::string, SharedExchange, std::less<>> exchanges;
   CacheOptions cache_options;
   cache_options.url = options.redis_url;
   cache_options.strict = options.strict_cache;
   std::string id = cache::resolve_cache_url(cache_options);
   id += options.strict_cache ? "|strict" : "|degrade";
   std::lock_guard lock(mutex);
-  auto& slot = exchanges[id];
-  if (!slot) slot = std::make_shared<exchange::Exchange>(cache::shared_tiered_cache(cache_options));
-  return slot;
+  if (const auto found = exchanges.find(id); found != exchanges.end()) return found->second;
+  SharedExchange created{nullptr, agent::StaleDefaults::from_environment()};
+  created.exchange =
+      std::make_shared<exchange::Exchange>(cache::shared_tiered_cache(cache_options));
+  return exchanges.emplace(std::move(id), std::move(created)).first->second;
 }
 
 std::string text_of(const boost::json::value& v) {
@@ -92,6 +129,45 @@ providers::ChatRequest build_chat(const Agent& agent, const agent::ModelSpec& sp
     chat.output_schema_name = output->name;
   }
   return chat;
+}
+
+/// The exchange's request for one run. `overrides` must outlive the run.
+exchange::ExchangeRequest exchange_request(const agent::ModelSpec& spec,
+                                           const providers::ChatRequest& chat,
+                                           const RunOptions& options,
+                                           const agent::StaleDefaults& stale,
+                                           std::shared_ptr<Model> model, const CostTable& overrides,
+                                           const detail::StructuredOutput* output) {
+  exchange::ExchangeRequest request;
+  request.native.provider = spec.provider;
+  request.native.model = spec.model;
+  request.native.body = providers::build_request(spec.provider, chat);
+  request.namespace_ = options.namespace_;
+  // Different servers may answer the same model id differently: key by endpoint (DESIGN §3).
+  if (const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get())) {
+    request.scope = http_model->cache_scope();
+  }
+  request.mode = options.mode;
+  request.coalesce = options.coalesce;
+  // Every call passes the windows in force (its own, else the environment's), so what it stores
+  // is kept for its TTL plus the larger one: a later call that asks for a window finds it.
+  request.stale_while_revalidate =
+      options.stale_while_revalidate.value_or(stale.stale_while_revalidate);
+  request.stale_if_error = options.stale_if_error.value_or(stale.stale_if_error);
+  request.refresh_model = std::move(model);
+  request.ttl = options.ttl;
+  request.retry.initial_wait = options.initial_wait;
+  request.retry.max_wait = options.max_wait;
+  request.overrides = options.custom_costs.empty() ? nullptr : &overrides;
+  if (output) {
+    // By value: a background refresh (stale-while-revalidate) outlives the run.
+    request.validate = [validate = output->validate,
+                        provider = spec.provider](const core::CacheEntry& entry) {
+      const auto parsed = providers::parse_response(provider, entry.response, true);
+      validate(*parsed.output_json);
+    };
+  }
+  return request;
 }
 
 asio::awaitable<void> record_expense(const RunOptions& options, const Expense& expense) {
@@ -129,37 +205,14 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
     model = providers::make_http_model(*spec.host, agent.base_url, agent.api_key, {},
                                        options.mode != CacheMode::replay_only);
   }
-  // Different servers may answer the same model id differently: key by endpoint (DESIGN §3).
-  const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get());
-
   providers::ChatRequest chat =
       build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
-  exchange::ExchangeRequest request;
-  request.native.provider = spec.provider;
-  request.native.model = spec.model;
-  request.native.body = providers::build_request(spec.provider, chat);
-  request.namespace_ = options.namespace_;
-  if (http_model) request.scope = http_model->cache_scope();
-  request.mode = options.mode;
-  request.coalesce = options.coalesce;
-  request.stale_while_revalidate = options.stale_while_revalidate;
-  request.stale_if_error = options.stale_if_error;
-  request.refresh_model = model;
-  request.ttl = options.ttl;
-  request.retry.initial_wait = options.initial_wait;
-  request.retry.max_wait = options.max_wait;
-  request.overrides = options.custom_costs.empty() ? nullptr : &overrides;
-  if (output) {
-    // By value: a background refresh (stale-while-revalidate) outlives this frame.
-    request.validate = [validate = output->validate,
-                        provider = spec.provider](const core::CacheEntry& entry) {
-      const auto parsed = providers::parse_response(provider, entry.response, true);
-      validate(*parsed.output_json);
-    };
-  }
+  const SharedExchange shared = shared_exchange(options);
+  exchange::ExchangeRequest request = exchange_request(spec, chat, options, shared.stale, model,
+                                                       overrides, output ? &*output : nullptr);
 
-  auto exchange = shared_exchange(options);
-  const exchange::ExchangeResult exchanged = co_await exchange->run(*model, std::move(request));
+  const exchange::ExchangeResult exchanged =
+      co_await shared.exchange->run(*model, std::move(request));
 
   const providers::ChatResponse parsed =
       providers::parse_response(spec.provider, exchanged.entry->response, output.has_value());

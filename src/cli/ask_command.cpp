@@ -140,6 +140,7 @@ json::object result_to_json(const RunResult& r, milliseconds latency) {
           {"cost_nano_usd", r.cost_nano_usd},
           {"cache_hit", r.cache_hit},
           {"coalesced", r.coalesced},
+          {"stale", r.stale},
           {"avoided_cost", r.avoided_cost},
           {"avoided_cost_nano_usd", r.avoided_cost_nano_usd},
           {"cache_key", r.cache_key},
@@ -151,8 +152,8 @@ void print_verbose(const RunResult& r, milliseconds latency) {
   std::cerr << fmt::format(
       "{} {} | tokens: {} in, {} out, {} cache read, {} cache write | cost ${:.6f}{} | "
       "latency {} ms | key {}\n",
-      r.cache_hit ? "HIT" : (r.coalesced ? "COALESCED" : "MISS"), r.model, u.input_tokens,
-      u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, r.cost,
+      r.stale ? "STALE" : (r.cache_hit ? "HIT" : (r.coalesced ? "COALESCED" : "MISS")), r.model,
+      u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, r.cost,
       r.cache_hit || r.coalesced ? fmt::format(" (saved ${:.6f})", r.avoided_cost) : "",
       latency.count(), r.cache_key);
 }
@@ -248,7 +249,7 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
                   "Price of this model if the built-in table lacks it: IN,OUT[,CACHE_WRITE,"
                   "CACHE_READ] USD per million tokens");
   ask->add_flag("-v,--verbose", args->verbose,
-                "Also print HIT/MISS, tokens, cost, latency and the cache key to stderr");
+                "Also print HIT/MISS/STALE, tokens, cost, latency and the cache key to stderr");
   ask->add_flag("--json", args->json, "Print the whole RunResult as JSON");
   ask->footer(
       "Examples:\n"
@@ -258,7 +259,10 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
       "--mode replay_only \"Hello\"\n"
       "Exit codes: 0 ok, 1 other error, 2 configuration error (e.g. missing API key), "
       "3 replay_only miss, 4 rate limited beyond --max-wait, 5 provider error (HTTP error, bad "
-      "answer, TLS verification failed).\n");
+      "answer, TLS verification failed).\n"
+      "Environment: LLM_CACHE_STALE_IF_ERROR=SECONDS answers from an entry expired by at most "
+      "that long when the provider fails, LLM_CACHE_STALE_WHILE_REVALIDATE=SECONDS at once while "
+      "one call refreshes it (-v says STALE); entries are kept that much past their --ttl.\n");
   ask->callback([args, &global] { run_ask(*args, global); });
 }
 

@@ -1,6 +1,7 @@
 // llm-caching serve: the caching gateway (docs/GATEWAY.md).
 #include "cli/commands.hpp"
 
+#include "agent/run.hpp"
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/gateway.hpp"
@@ -52,8 +53,26 @@ struct ServeFlags {
   std::int64_t connect_timeout_ms = 10000;
   std::int64_t request_timeout_ms = 60000;
   std::int64_t shutdown_grace_ms = 30000;
+  std::int64_t stale_while_revalidate_seconds = 0;
+  std::int64_t stale_if_error_seconds = 0;
   std::string log_level = "info";
 };
+
+/// The stale windows whose flags were not given, from LLM_CACHE_STALE_WHILE_REVALIDATE and
+/// LLM_CACHE_STALE_IF_ERROR, as the library reads them: one setting for a team's programs and
+/// its gateway. The config file, applied after, wins over them.
+void apply_environment(ServeFlags& flags) {
+  const agent::StaleDefaults env = agent::StaleDefaults::from_environment();
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  if (!flags.given("--stale-while-revalidate")) {
+    flags.stale_while_revalidate_seconds =
+        duration_cast<seconds>(env.stale_while_revalidate).count();
+  }
+  if (!flags.given("--stale-if-error")) {
+    flags.stale_if_error_seconds = duration_cast<seconds>(env.stale_if_error).count();
+  }
+}
 
 /// Fills every setting whose flag was not given from the config file (flags win).
 void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, ServeFlags& flags) {
@@ -79,6 +98,9 @@ void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, S
   take("--connect-timeout-ms", file.connect_timeout_ms, flags.connect_timeout_ms);
   take("--request-timeout-ms", file.request_timeout_ms, flags.request_timeout_ms);
   take("--shutdown-grace-ms", file.shutdown_grace_ms, flags.shutdown_grace_ms);
+  take("--stale-while-revalidate", file.stale_while_revalidate,
+       flags.stale_while_revalidate_seconds);
+  take("--stale-if-error", file.stale_if_error, flags.stale_if_error_seconds);
   if (global.cache_url.empty() && file.cache_url) global.cache_url = *file.cache_url;
 }
 
@@ -96,6 +118,7 @@ void warn_if_few_files(std::uint64_t open_files, std::uint64_t max_connections) 
 }
 
 void run_serve(GlobalOptions global, ServeFlags flags) {
+  apply_environment(flags);
   std::optional<gateway::ServeFileSettings> file;
   if (!flags.config_file.empty()) {
     file = gateway::load_serve_config(flags.config_file);
@@ -119,6 +142,9 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   config.max_wait_cap = std::chrono::milliseconds(flags.max_wait_cap_ms);
   config.require_key = flags.require_key;
   config.memoize_hits = flags.l1_mib > 0;  // the memo's check is an L1 lookup
+  config.stale_defaults.stale_while_revalidate =
+      std::chrono::seconds(flags.stale_while_revalidate_seconds);
+  config.stale_defaults.stale_if_error = std::chrono::seconds(flags.stale_if_error_seconds);
 
   CacheOptions cache_options;
   cache_options.url = global.cache_url;
@@ -161,10 +187,13 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
                          : !u.fallback_api_key.empty() ? " (fallback key)"
                                                        : "");
   };
-  spdlog::info("gateway: cache {}, upstreams openai={} anthropic={} gemini={}, tenants {}",
-               cache->describe(), describe_upstream(Provider::openai),
-               describe_upstream(Provider::anthropic), describe_upstream(Provider::gemini),
-               flags.share_across_keys ? "share entries" : "partitioned by key");
+  spdlog::info(
+      "gateway: cache {}, upstreams openai={} anthropic={} gemini={}, tenants {}, stale "
+      "defaults: while-revalidate {} s, if-error {} s",
+      cache->describe(), describe_upstream(Provider::openai),
+      describe_upstream(Provider::anthropic), describe_upstream(Provider::gemini),
+      flags.share_across_keys ? "share entries" : "partitioned by key",
+      flags.stale_while_revalidate_seconds, flags.stale_if_error_seconds);
   signal_io.run();
   server.wait();
 }
@@ -254,6 +283,23 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
                    "On SIGINT/SIGTERM, how long requests in flight may take to finish")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  const auto stale_range = CLI::Range(std::int64_t{0}, gateway::kMaxStaleSeconds);
+  serve
+      ->add_option("--stale-while-revalidate", flags->stale_while_revalidate_seconds,
+                   "SECONDS: answer from an entry expired by at most this long at once, while one "
+                   "background call refreshes it (0: off; per request: Cache-Control "
+                   "stale-while-revalidate=N, x-llm-cache: no-stale)")
+      ->capture_default_str()
+      ->check(stale_range);
+  serve
+      ->add_option("--stale-if-error", flags->stale_if_error_seconds,
+                   "SECONDS: answer from an entry expired by at most this long when the upstream "
+                   "fails (429 past the retry budget, 5xx, unreachable; 0: off; per request: "
+                   "Cache-Control stale-if-error=N). Entries are kept for their TTL plus the "
+                   "larger window. Unset: $LLM_CACHE_STALE_IF_ERROR, as for the library "
+                   "($LLM_CACHE_STALE_WHILE_REVALIDATE likewise)")
+      ->capture_default_str()
+      ->check(stale_range);
   serve->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -262,6 +308,7 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
       "  llm-caching serve\n"
       "  llm-caching serve --listen 0.0.0.0:8080 --upstream openai=http://127.0.0.1:11434/v1\n"
       "  llm-caching serve --config gateway.json --log-level debug\n"
+      "  llm-caching serve --cache-url redis://127.0.0.1:6379/0 --stale-if-error 86400\n"
       "  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python my_script.py");
   for (CLI::Option* option : serve->get_options()) {
     if (!option->get_lnames().empty()) flags->options["--" + option->get_lnames().front()] = option;

@@ -71,10 +71,11 @@ std::string_view find_header(const Headers& headers, std::string_view lowercase_
   return {};
 }
 
-CacheControls parse_cache_controls(const Headers& headers) {
+CacheControls parse_cache_controls(const Headers& headers, const StaleWindows& defaults) {
   bool skip_read = false;
   bool skip_write = false;
   bool only_if_cached = false;
+  StaleDirectives stale(defaults);
   for_each_token(headers, "x-llm-cache", [&](const std::string& token) {
     if (token == "no-cache" || token == "refresh") {
       skip_read = true;
@@ -82,25 +83,15 @@ CacheControls parse_cache_controls(const Headers& headers) {
       skip_write = true;
     } else if (token == "only-if-cached") {
       only_if_cached = true;
+    } else if (token == "no-stale") {
+      stale.turn_off();
     } else {
       throw BadRequest("x-llm-cache: unknown value '" + token.substr(0, 40) +
-                       "' (expected no-cache, no-store, refresh or only-if-cached)");
+                       "' (expected no-cache, no-store, refresh, only-if-cached or no-stale)");
     }
   });
-  std::chrono::milliseconds stale_while_revalidate{0};
-  std::chrono::milliseconds stale_if_error{0};
   for_each_token(headers, "cache-control", [&](const std::string& token) {
-    for (auto [name, target] :
-         {std::pair{std::string_view("stale-while-revalidate="), &stale_while_revalidate},
-          std::pair{std::string_view("stale-if-error="), &stale_if_error}}) {
-      if (!token.starts_with(name)) continue;
-      const auto seconds = parse_whole(std::string_view(token).substr(name.size()));
-      if (!seconds || *seconds > 366LL * 24 * 3600) {
-        throw BadRequest("Cache-Control: " + std::string(name) +
-                         " expects whole seconds from 0 to 31622400");
-      }
-      *target = std::chrono::seconds(*seconds);
-    }
+    stale.read(token);
     if (token == "no-cache") skip_read = true;
     if (token == "no-store") skip_write = true;
     if (token == "only-if-cached") only_if_cached = true;
@@ -110,8 +101,9 @@ CacheControls parse_cache_controls(const Headers& headers) {
   }
 
   CacheControls controls;
-  controls.stale_while_revalidate = stale_while_revalidate;
-  controls.stale_if_error = stale_if_error;
+  const StaleWindows windows = stale.windows();
+  controls.stale_while_revalidate = windows.stale_while_revalidate;
+  controls.stale_if_error = windows.stale_if_error;
   if (only_if_cached) {
     controls.mode = CacheMode::replay_only;
   } else if (skip_read) {

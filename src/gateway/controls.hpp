@@ -4,6 +4,7 @@
 #pragma once
 
 #include "gateway/http_types.hpp"
+#include "gateway/stale.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_mode.hpp"
 
@@ -29,20 +30,22 @@ struct CacheControls {
   std::string task;                                   ///< x-llm-task
   std::optional<std::chrono::milliseconds> max_wait;  ///< x-llm-max-wait-ms: retry budget
   bool coalesce = true;                               ///< x-llm-cache-coalesce: on | off
-  /// Cache-Control: stale-while-revalidate=<s>, stale-if-error=<s> (0 = off)
+  /// The stale windows in force (0 = off): the gateway's defaults, as the request's directives
+  /// change them (StaleDirectives).
   std::chrono::milliseconds stale_while_revalidate{0};
   std::chrono::milliseconds stale_if_error{0};
 };
 
-/// Reads x-llm-cache (no-cache | no-store | refresh | only-if-cached, comma-separated),
-/// Cache-Control (no-cache, no-store, only-if-cached, stale-while-revalidate=<s>,
-/// stale-if-error=<s>; other directives ignored), x-llm-cache-ttl
+/// Reads x-llm-cache (no-cache | no-store | refresh | only-if-cached | no-stale,
+/// comma-separated), Cache-Control (no-cache, no-store, only-if-cached, stale-while-revalidate=<s>,
+/// stale-if-error=<s>, max-stale=<s>; other directives ignored), x-llm-cache-ttl
 /// (positive whole seconds), x-llm-cache-namespace ([A-Za-z0-9._-]{1,64}), x-llm-task (printable
 /// ASCII, at most 128 bytes), x-llm-max-wait-ms (0..3600000) and x-llm-cache-coalesce (on | off).
 /// Mode: only-if-cached -> replay_only; no-cache/refresh with no-store -> bypass; no-cache/refresh
 /// -> refresh; no-store
-/// -> read_only; else use. Throws BadRequest naming the header for anything else.
-CacheControls parse_cache_controls(const Headers& headers);
+/// -> read_only; else use. The stale windows start from `defaults` (the gateway's). Throws
+/// BadRequest naming the header for anything else.
+CacheControls parse_cache_controls(const Headers& headers, const StaleWindows& defaults = {});
 
 /// The x-llm-cache response value: "HIT" when served from the cache (or from a concurrent
 /// identical call), "MISS" when the cache was read and missed, "BYPASS" when it was not read.

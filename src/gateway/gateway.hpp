@@ -6,6 +6,7 @@
 #include "exchange/exchange.hpp"
 #include "gateway/http_types.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/stale.hpp"
 #include "gateway/upstream.hpp"
 #include "providers/http_client.hpp"
 
@@ -29,6 +30,10 @@ struct GatewayConfig {
   /// model). When false they are refused with 400 before any upstream call.
   bool allow_unpriced = true;
   std::chrono::milliseconds default_ttl{std::chrono::hours(24 * 15)};
+  /// The stale windows of every request that does not set its own (--stale-while-revalidate,
+  /// --stale-if-error; 0 = off). Passed to each request, they also keep what it stores in the L2
+  /// for its TTL plus the larger window, so a later request that asks for a window finds it.
+  StaleWindows stale_defaults;
   core::RetryOptions retry{std::chrono::milliseconds(1000), std::chrono::milliseconds(10000),
                            std::chrono::milliseconds(60000)};
   /// The most a caller may ask for with x-llm-max-wait-ms (a larger value is cut to this): the

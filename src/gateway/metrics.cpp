@@ -12,6 +12,7 @@ namespace {
 
 constexpr std::array<std::string_view, 5> kOutcomeNames = {"hit", "miss", "bypass", "error",
                                                            "other"};
+constexpr std::array<std::string_view, 2> kStaleReasonNames = {"revalidate", "error"};
 constexpr std::array<Provider, 3> kProviderList = {Provider::openai, Provider::anthropic,
                                                    Provider::gemini};
 
@@ -83,6 +84,7 @@ void Metrics::record(const RequestRecord& r) {
     cost_nano_usd_[provider].fetch_add(r.cost_nano_usd, relaxed);
     avoided_nano_usd_[provider].fetch_add(r.avoided_nano_usd, relaxed);
     if (r.unpriced) unpriced_[provider].fetch_add(1, relaxed);
+    if (r.stale) stale_served_[static_cast<std::size_t>(*r.stale)].fetch_add(1, relaxed);
   } else {
     other_requests_[outcome].fetch_add(1, relaxed);
   }
@@ -158,6 +160,14 @@ std::string Metrics::render() const {
   per_provider("llmc_gateway_unpriced_requests_total", "counter",
                "Calls to a model missing from the price table (costed 0).",
                [&](std::size_t p) { return unpriced_[p].load(relaxed); });
+
+  header(out, "llmc_gateway_stale_served_total", "counter",
+         "Expired answers served under a stale policy, by reason: revalidate (at once, while one "
+         "background call refreshes the entry) or error (in place of a failed upstream call).");
+  for (std::size_t r = 0; r < stale_served_.size(); ++r) {
+    fmt::format_to(it, "llmc_gateway_stale_served_total{{reason=\"{}\"}} {}\n",
+                   kStaleReasonNames[r], stale_served_[r].load(relaxed));
+  }
 
   header(out, "llmc_gateway_responses_total", "counter", "Responses by HTTP status class.");
   for (std::size_t c = 0; c < status_classes_.size(); ++c) {

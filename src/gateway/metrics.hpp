@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gateway/limits.hpp"
+#include "gateway/stale.hpp"
 #include "llm_caching/cache_key.hpp"
 
 #include <array>
@@ -12,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace llm_caching::gateway {
@@ -34,6 +36,8 @@ struct RequestRecord {
   std::int64_t cost_nano_usd = 0;
   std::int64_t avoided_nano_usd = 0;
   bool unpriced = false;
+  /// Set when an expired entry was served under a stale policy: why.
+  std::optional<StaleReason> stale;
   std::string_view task;  ///< x-llm-task, "" when not given
 };
 
@@ -109,6 +113,7 @@ class Metrics {
   std::array<std::atomic<std::int64_t>, kProviders> cost_nano_usd_{};
   std::array<std::atomic<std::int64_t>, kProviders> avoided_nano_usd_{};
   std::array<Counter, kProviders> unpriced_{};
+  std::array<Counter, 2> stale_served_{};  // by StaleReason
   std::array<Histogram<kBuckets.size()>, kOutcomes> latency_{};
   std::array<Histogram<kOverheadBuckets.size()>, kOutcomes> overhead_{};
   std::array<Counter, kRefusalNames.size()> refused_{};

@@ -381,7 +381,7 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   std::string model_id = route.model;
   bool stream = route.gemini_stream;
   try {
-    controls = parse_cache_controls(request.headers);
+    controls = parse_cache_controls(request.headers, config_.stale_defaults);
     json::error_code ec;
     std::string duplicate;
     json::value parsed = parse_json_exact(request.body, ec, &duplicate);
@@ -468,6 +468,10 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   // 3. Run it; a streamed miss is relayed while it arrives.
   const bool relays = stream && (provider != Provider::gemini || route.gemini_sse);
   Relay relay(co_await asio::this_coro::executor);  // an idle timer: cheap, never armed on hits
+  const StaleWindows stale_windows{controls.stale_while_revalidate, controls.stale_if_error};
+  // Read before the exchange looks at the entry: stale_reason tells the two policies apart by it.
+  const std::int64_t started_ms =
+      stale_windows.stale_while_revalidate.count() > 0 ? exchange::system_now_ms() : 0;
   std::optional<exchange::ExchangeResult> result;
   std::exception_ptr failure;
   try {
@@ -519,6 +523,11 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   record.avoided_nano_usd = result->avoided_nano_usd;
   record.unpriced = !result->priced;
   if (!result->priced) warn_unpriced(model_id);
+  if (result->stale) {
+    const core::CacheEntry& served = *result->entry;
+    const std::chrono::milliseconds expired_for(started_ms - served.created_at_ms - served.ttl_ms);
+    record.stale = stale_reason(stale_windows, record.upstream_calls, expired_for);
+  }
 
   if (result->relayed) {
     if (relay.client_gone) {

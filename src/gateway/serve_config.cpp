@@ -1,6 +1,7 @@
 #include "gateway/serve_config.hpp"
 
 #include "cache/cache_url.hpp"
+#include "gateway/stale.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <boost/json/parse.hpp>
@@ -131,7 +132,7 @@ struct IntegerField {
 };
 
 constexpr std::int64_t kDay = 24 * 3600;
-const std::array<IntegerField, 14> kIntegerFields = {{
+const std::array<IntegerField, 16> kIntegerFields = {{
     {"threads", &ServeFileSettings::threads, 0, 1024},
     {"body_limit", &ServeFileSettings::body_limit, 1, std::int64_t{1} << 40},
     {"l1_mb", &ServeFileSettings::l1_mb, 0, std::int64_t{1} << 20},
@@ -147,6 +148,8 @@ const std::array<IntegerField, 14> kIntegerFields = {{
     {"max_body_bytes_in_flight", &ServeFileSettings::max_body_bytes_in_flight, 1,
      std::int64_t{1} << 40},
     {"max_header_fields", &ServeFileSettings::max_header_fields, 1, 10'000},
+    {"stale_while_revalidate", &ServeFileSettings::stale_while_revalidate, 0, kMaxStaleSeconds},
+    {"stale_if_error", &ServeFileSettings::stale_if_error, 0, kMaxStaleSeconds},
 }};
 
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",

@@ -46,6 +46,8 @@ struct ServeFileSettings {
   std::optional<std::int64_t> max_connections;
   std::optional<std::int64_t> max_body_bytes_in_flight;
   std::optional<std::int64_t> max_header_fields;
+  std::optional<std::int64_t> stale_while_revalidate;            ///< seconds, as the flag
+  std::optional<std::int64_t> stale_if_error;                    ///< seconds, as the flag
   std::array<std::optional<UpstreamFileSettings>, 3> upstreams;  ///< indexed by Provider
 };
 
