@@ -19,6 +19,8 @@ cleanup() {
   if dpkg-query -W -f='${Status}' llm-caching 2>/dev/null | grep -q "install ok installed"; then
     apt-get remove -y llm-caching >/dev/null 2>&1 || true
   fi
+  # Leave the machine as it was: no package, no user, no cache left behind.
+  dpkg-query -W llm-caching >/dev/null 2>&1 && apt-get purge -y llm-caching >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -67,10 +69,12 @@ pids+=($!)
 for _ in $(seq 100); do grep -q listening "$work/gateway.out" 2>/dev/null && break; sleep 0.1; done
 gateway_port=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$work/gateway.out")
 [[ -n $gateway_port ]] || fail "the packaged gateway did not start: $(cat "$work/gateway.err")"
+# A prompt of this run only: /var/cache/llm-caching outlives a remove (purge clears it).
+prompt="from the package, run $$ at $(date +%s%N)"
 ask() {
   curl -s --noproxy '*' -D - -o /dev/null "http://127.0.0.1:$gateway_port/v1/chat/completions" \
     -H 'authorization: Bearer sk-package' -H 'content-type: application/json' \
-    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"from the package"}]}' |
+    -d "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"$prompt\"}]}" |
     tr -d '\r' | sed -n 's/^x-llm-cache: //p'
 }
 [[ $(ask) == MISS ]] || fail "the packaged gateway's first answer was not a MISS"
