@@ -2,6 +2,7 @@
 #include "cli/commands.hpp"
 
 #include "llm_caching/errors.hpp"
+#include "llmc_commit.hpp"  // generated: the commit built from
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -30,10 +31,10 @@ int main(int argc, char** argv) {
   using namespace llm_caching;
   CLI::App app{"llm-caching: a cache for LLM calls, with cost tracking and rate-limit handling"};
   // Built when --version is given, not at every start: it asks the allocator.
-  app.set_version_flag(
-      "--version", std::function<std::string()>([] {
-        return "llm-caching " LLMC_VERSION " (allocator: " + cli::allocator_description() + ")";
-      }));
+  app.set_version_flag("--version", std::function<std::string()>([] {
+                         return "llm-caching " LLMC_VERSION " (allocator: " +
+                                cli::allocator_description() + "), commit " LLMC_COMMIT;
+                       }));
   app.require_subcommand(1);
   // Global options may come after the command as well (`llm-caching serve --cache-url URL`,
   // `llm-caching cache stats --json`), where users type them: an option a command does not know

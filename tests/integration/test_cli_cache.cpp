@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <regex>
 
 namespace llm_caching {
 namespace {
@@ -78,6 +79,9 @@ TEST(CliTest, VersionAndHelp) {
   EXPECT_TRUE(contains(v.output, "llm-caching 0.")) << v.output;
   // A release build runs on jemalloc (asked of the allocator itself); a sanitizer build on its own.
   EXPECT_TRUE(contains(v.output, std::string("(allocator: ") + LLMC_CLI_ALLOCATOR)) << v.output;
+  // It names the commit it was built from (this test runs from a git checkout).
+  EXPECT_TRUE(std::regex_search(v.output, std::regex(", commit [0-9a-f]{12}(-dirty)?\n")))
+      << v.output;
 
   CliResult help = run_cli({"cache", "--help"});
   EXPECT_EQ(help.exit_code, 0);
