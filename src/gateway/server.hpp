@@ -26,7 +26,8 @@ struct ServerOptions {
   /// it still carries a 2M-token text prompt or several inline images (docs/SECURITY-MODEL.md).
   std::size_t body_limit = std::size_t{8} << 20;
   /// All request bodies held at once, across connections; past it a request gets 503 with
-  /// Retry-After (a keyless client could otherwise hold body_limit per connection).
+  /// Retry-After (a keyless client could otherwise hold body_limit per connection). Each worker
+  /// thread holds an equal share of it.
   std::size_t max_body_bytes_in_flight = std::size_t{128} << 20;
   /// Open client connections; past it a new one gets 503 with Retry-After and is closed.
   /// 0: from the open-file limit (default_max_connections).
@@ -78,7 +79,6 @@ class Server {
  private:
   ServerOptions options_;
   std::shared_ptr<Gateway> gateway_;
-  std::unique_ptr<ByteBudget> bodies_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::uint16_t port_ = 0;
   std::once_flag shutdown_once_;
