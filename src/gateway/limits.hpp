@@ -1,5 +1,5 @@
-// What the gateway refuses to hold for its callers: a shared budget of request-body bytes, and
-// the reasons a limit refuses something (each counted and logged). Pure; no I/O.
+// What the gateway refuses to hold for its callers: a budget of request-body bytes, and the
+// reasons a limit refuses something (each counted and logged). Pure but for log_refusal.
 #pragma once
 
 #include <array>
@@ -22,6 +22,9 @@ enum class Refusal {
 inline constexpr std::array<std::string_view, 7> kRefusalNames = {
     "body_too_large",   "body_budget", "connections", "header_fields",
     "header_too_large", "framing",     "no_key"};
+
+/// Logs a refusal: one warning per reason at most every 10 s (server_limits.cpp).
+void log_refusal(Refusal reason, std::string_view message);
 
 /// Bytes shared by every worker (request bodies in memory). Lock-free.
 class ByteBudget {

@@ -4,6 +4,7 @@
 #include "core/thread_name.hpp"
 #include "gateway/beast_response.hpp"
 #include "gateway/controls.hpp"
+#include "gateway/server_worker.hpp"
 #include "providers/http_wire.hpp"
 
 #include <spdlog/spdlog.h>
@@ -44,18 +45,6 @@ using boost::system::error_code;
 
 namespace {
 
-struct Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
-  beast::tcp_stream stream;
-  bool idle = true;  ///< waiting for a request: shutdown may close it at once
-};
-using RequestParser = http::request_parser<http::string_body>;
-
-/// A connection over --max-connections: how long its head is waited for, and how many such
-/// connections a worker answers at once (more are closed unanswered).
-constexpr std::chrono::milliseconds kRefusalReadTime{500};
-constexpr std::size_t kMostRefusing = 64;
-
 /// Reads the rest of a request whose head `parser` has, holding the body's memory in `charge`
 /// as it grows; `over_budget` when the shared budget has no room for it. The body has usually
 /// come with the head: it is parsed from `buffer` at once, without the trip through the event
@@ -83,72 +72,7 @@ asio::awaitable<void> read_body(beast::tcp_stream& stream, beast::flat_buffer& b
   }
 }
 
-/// One warning per reason at most every 10 s: a flood of refusals must not flood the log.
-void log_refusal(Refusal reason, std::string_view message) {
-  static std::array<core::LogThrottle, kRefusalNames.size()> throttles = {
-      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
-      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
-      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
-      core::LogThrottle(std::chrono::seconds(10))};
-  if (throttles[static_cast<std::size_t>(reason)].allow()) {
-    spdlog::warn("gateway: refused: {} (llmc_gateway_refused_total{{reason=\"{}\"}} counts them)",
-                 message, kRefusalNames[static_cast<std::size_t>(reason)]);
-  }
-}
-
-/// The target of a head that may have failed part way: "/" (OpenAI's error shape) when the
-/// request line was not read.
-std::string target_of(const RequestParser& parser) {
-  const std::string_view target = parser.get().target();
-  return target.empty() ? std::string("/") : std::string(target);
-}
-
 }  // namespace
-
-struct Server::Worker {
-  Worker(std::size_t index, const ServerOptions& options, Gateway& gateway, std::size_t body_budget)
-      : index(index),
-        options(options),
-        gateway(gateway),
-        bodies(body_budget),
-        grace(io),
-        client(io.get_executor(), options.upstream) {}
-
-  const std::size_t index;  ///< its gauge in Metrics::open_connections
-  const ServerOptions& options;
-  Gateway& gateway;
-  /// Request bodies in memory: this worker's share of --max-body-bytes-in-flight. A share per
-  /// worker rather than one shared count: every request takes from it and gives back, and one
-  /// counter for all workers bounced its cache line between their CPUs on every hit.
-  ByteBudget bodies;
-  asio::io_context io{1};
-  std::optional<tcp::acceptor> acceptor;
-  asio::steady_timer grace;
-  providers::HttpClient client;
-  std::unordered_set<Session*> sessions;
-  bool draining = false;
-  std::thread thread;
-
-  asio::awaitable<void> accept_loop(std::span<const std::unique_ptr<Worker>> workers);
-  /// Accepts every connection waiting and hands each to its serving_worker, until `ec` says
-  /// none is left (would_block) or worse.
-  void accept_waiting(std::span<const std::unique_ptr<Worker>> workers, error_code& ec);
-  asio::awaitable<void> serve(tcp::socket socket);
-  asio::awaitable<void> serve_requests(Session& session);
-  /// Answers one request with an error (in its route's provider format), logged and counted,
-  /// and lets the connection close.
-  /// (No struct argument: g++ 12 frees a braced temporary twice in a co_await expression.)
-  asio::awaitable<void> refuse(Session& session, std::string_view target, int status,
-                               Refusal reason, std::string message);
-  /// A head that could not be read: 413, 431 or 400, or nothing when the client just left.
-  asio::awaitable<void> refuse_unread_head(Session& session, const RequestParser& parser,
-                                           const error_code& ec);
-  /// Over --max-connections: reads the head for a moment (for the route's error format),
-  /// answers 503 with Retry-After and closes.
-  asio::awaitable<void> refuse_connection(tcp::socket socket);
-  std::size_t refusing = 0;  ///< refuse_connection coroutines running
-  void begin_shutdown();
-};
 
 namespace {
 
@@ -275,46 +199,6 @@ asio::awaitable<void> Server::Worker::serve(tcp::socket socket) {
   if (draining && sessions.empty()) grace.cancel();
 }
 
-asio::awaitable<void> Server::Worker::refuse(Session& session, std::string_view target, int status,
-                                             Refusal reason, std::string message) {
-  gateway.metrics().refused(reason);
-  log_refusal(reason, message);
-  const Route route = match_route("POST", target);
-  static const bool kNotDraining = false;
-  BeastResponse out(session.stream, false, kNotDraining, options.write_timeout);
-  OutgoingResponse response{status, {}, error_body(route.provider, status, message)};
-  response.headers.emplace_back("content-type", "application/json");
-  if (status == 503) response.headers.emplace_back("retry-after", "1");
-  co_await out.send(std::move(response));
-}
-
-asio::awaitable<void> Server::Worker::refuse_connection(tcp::socket socket) {
-  ++refusing;
-  gateway.metrics().refused(Refusal::connections);
-  const std::string message =
-      "too many connections (limit " + std::to_string(options.max_connections) + "); retry shortly";
-  log_refusal(Refusal::connections, message);
-  // Its head, read for a moment, names the route whose error format the answer takes.
-  Session session(std::move(socket));
-  beast::flat_buffer buffer;
-  http::request_parser<http::empty_body> parser;
-  parser.header_limit(8192);
-  error_code ec;
-  session.stream.expires_after(kRefusalReadTime);
-  co_await http::async_read_header(session.stream, buffer, parser,
-                                   asio::redirect_error(asio::use_awaitable, ec));
-  const std::string_view target = parser.get().target();
-  const Route route = match_route("POST", target.empty() ? std::string_view("/") : target);
-  BeastResponse out(session.stream, false, draining, options.write_timeout);
-  OutgoingResponse response{503, {}, error_body(route.provider, 503, message)};
-  response.headers.emplace_back("content-type", "application/json");
-  response.headers.emplace_back("retry-after", "1");
-  co_await out.send(std::move(response));
-  session.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  session.stream.close();
-  --refusing;
-}
-
 asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
   beast::flat_buffer buffer;
   buffer.reserve(providers::kFirstReadBytes);
@@ -379,24 +263,6 @@ asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
   }
 }
 
-asio::awaitable<void> Server::Worker::refuse_unread_head(Session& session,
-                                                         const RequestParser& parser,
-                                                         const error_code& ec) {
-  if (ec == http::error::body_limit) {  // a Content-Length above the limit: refused unread
-    co_await refuse(
-        session, target_of(parser), 413, Refusal::body_too_large,
-        "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
-  } else if (ec == http::error::header_limit) {
-    co_await refuse(
-        session, target_of(parser), 431, Refusal::header_too_large,
-        "request headers too large (limit " + std::to_string(options.header_limit) + " bytes)");
-  } else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-             ec != asio::error::operation_aborted && ec != asio::error::eof &&
-             ec != asio::error::connection_reset) {
-    co_await refuse(session, target_of(parser), 400, Refusal::framing, "malformed HTTP request");
-  }
-}
-
 void Server::Worker::begin_shutdown() {
   if (draining) return;
   draining = true;
@@ -417,27 +283,6 @@ void Server::Worker::begin_shutdown() {
 
 Server::Server(ServerOptions options, std::shared_ptr<Gateway> gateway)
     : options_(std::move(options)), gateway_(std::move(gateway)) {}
-
-std::uint64_t raise_open_file_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  if (limit.rlim_cur < limit.rlim_max) {
-    rlimit raised = limit;
-    raised.rlim_cur = limit.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
-  }
-  return limit.rlim_cur;
-}
-
-std::size_t default_max_connections() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1000;
-  // Each client connection may hold an upstream one; keep room for the cache's files and
-  // sockets and the listeners.
-  const std::uint64_t files = std::min<std::uint64_t>(limit.rlim_cur, 1'000'000);
-  return static_cast<std::size_t>(std::clamp<std::uint64_t>(
-      files > kReservedFiles ? (files - kReservedFiles) / 2 : 16, 16, kMostDefaultConnections));
-}
 
 Server::~Server() {
   shutdown();

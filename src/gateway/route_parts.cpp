@@ -1,0 +1,148 @@
+// The shared parts of the routes' answers (route_parts.hpp).
+#include "gateway/route_parts.hpp"
+
+#include "llm_caching/cache_key.hpp"
+#include "llm_caching/errors.hpp"
+#include "providers/codec.hpp"
+#include "providers/sse.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace llm_caching::gateway {
+
+namespace json = boost::json;
+
+// (Responses are built in plain functions: g++ 12 rejects braced nested initializer lists as
+// arguments inside coroutines.)
+OutgoingResponse typed_response(int status, std::string_view content_type, std::string body) {
+  OutgoingResponse response{status, {}, std::move(body)};
+  response.headers.emplace_back("content-type", std::string(content_type));
+  return response;
+}
+
+OutgoingResponse error_response(Provider provider, int status, std::string_view message) {
+  return typed_response(status, kJson, error_body(provider, status, message));
+}
+
+Headers cost_trailers(const exchange::ExchangeResult& result) {
+  return {{"x-llm-cost-usd", format_usd(result.cost_nano_usd)},
+          {"x-llm-avoided-usd", format_usd(result.avoided_nano_usd)}};
+}
+
+Headers answer_headers(std::string_view content_type, std::string_view cache,
+                       const exchange::ExchangeResult& result) {
+  Headers headers = cost_trailers(result);
+  headers.emplace_back("content-type", std::string(content_type));
+  headers.emplace_back("x-llm-cache", std::string(cache));
+  headers.emplace_back("x-llm-cache-key", result.storage_key);
+  return headers;
+}
+
+asio::awaitable<exchange::ExchangeResult> run_then_close(exchange::Exchange& exchange, Model& model,
+                                                         exchange::ExchangeRequest request,
+                                                         Relay& relay) {
+  struct CloseOnExit {
+    Relay& relay;
+    ~CloseOnExit() { relay.close(); }
+  } close_on_exit{relay};
+  co_return co_await exchange.run(model, std::move(request));
+}
+
+asio::awaitable<void> write_relay(Relay& relay, ResponseStream& out,
+                                  std::function<Headers()> make_head) {
+  for (;;) {
+    while (!relay.chunks.empty()) {
+      const std::string chunk = std::move(relay.chunks.front());
+      relay.chunks.pop_front();
+      if (relay.client_gone) continue;  // keep draining: the answer is still stored whole
+      if (!relay.head_sent) {
+        relay.head_sent = true;
+        if (!co_await out.begin_chunked(200, make_head())) {
+          relay.client_gone = true;
+          continue;
+        }
+      }
+      if (!co_await out.write_chunk(chunk)) relay.client_gone = true;
+    }
+    if (relay.closed) co_return;
+    relay.wake.expires_at(asio::steady_timer::time_point::max());
+    boost::system::error_code ignored;
+    co_await relay.wake.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+/// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
+std::string sse_to_json_array(std::string_view sse) {
+  providers::SseParser parser;
+  json::array chunks;
+  for (const auto& event : parser.feed(sse)) {
+    if (event.data.empty() || event.data == "[DONE]") continue;
+    chunks.push_back(parse_json_exact(event.data));
+  }
+  return json::serialize(chunks);
+}
+
+/// The answer to a request that failed in the exchange, in the provider's format. An upstream
+/// HTTP error this call saw itself is passed through unchanged.
+OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
+                                  const std::optional<UpstreamModel::ErrorAnswer>& upstream) {
+  auto pass_through = [&]() {
+    OutgoingResponse r{upstream->status, {}, upstream->body};
+    r.headers.emplace_back("content-type", upstream->content_type.empty() ? std::string(kJson)
+                                                                          : upstream->content_type);
+    if (upstream->retry_after) {
+      r.headers.emplace_back("retry-after",
+                             std::to_string((upstream->retry_after->count() + 999) / 1000));
+    }
+    return r;
+  };
+  try {
+    std::rethrow_exception(failure);
+  } catch (const CacheMissError&) {
+    return error_response(provider, 504,
+                          "no cached answer, and the request said only-if-cached, so the "
+                          "provider was not called");
+  } catch (const RateLimitError& e) {
+    if (upstream && upstream->status == 429) return pass_through();
+    OutgoingResponse r = error_response(provider, 429, e.what());
+    if (e.last_retry_after()) {
+      r.headers.emplace_back("retry-after",
+                             std::to_string((e.last_retry_after()->count() + 999) / 1000));
+    }
+    return r;
+  } catch (const ProviderError& e) {
+    const int status = e.http_status();
+    if (status == 0) {
+      return e.error_type() == "timeout"
+                 ? error_response(provider, 504, std::string("upstream timed out: ") + e.what())
+                 : error_response(provider, 502, std::string("upstream unreachable: ") + e.what());
+    }
+    if (status < 300) {
+      return error_response(
+          provider, 502, std::string("upstream answered with an unusable response: ") + e.what());
+    }
+    if (upstream && upstream->status == status) return pass_through();
+    return error_response(provider, status, e.what());
+  } catch (const ConfigurationError& e) {
+    return error_response(provider, 400, e.what());
+  } catch (const CacheError& e) {
+    return error_response(provider, 503, std::string("cache unavailable: ") + e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("gateway: unexpected failure: {}", e.what());
+    return error_response(provider, 500, "internal error in the gateway");
+  }
+}
+
+Outcome outcome_of(std::string_view cache_header) {
+  if (cache_header == "HIT" || cache_header == "COALESCED" || cache_header == "STALE") {
+    return Outcome::hit;
+  }
+  if (cache_header == "MISS") return Outcome::miss;
+  return Outcome::bypass;
+}
+
+}  // namespace llm_caching::gateway

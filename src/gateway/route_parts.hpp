@@ -1,0 +1,98 @@
+// The parts of a route's answer that the routes share: responses in the provider's format, the
+// cost headers, the relay of a streamed miss, the answer to a failed exchange. Internal to the
+// gateway (routes.cpp); no Beast here.
+#pragma once
+
+#include "exchange/exchange.hpp"
+#include "gateway/controls.hpp"
+#include "gateway/http_types.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/upstream.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace llm_caching::gateway {
+
+namespace asio = boost::asio;
+
+inline constexpr std::string_view kJson = "application/json";
+inline constexpr std::string_view kEventStream = "text/event-stream";
+
+// (Responses are built in plain functions: g++ 12 rejects braced nested initializer lists as
+// arguments inside coroutines.)
+OutgoingResponse typed_response(int status, std::string_view content_type, std::string body);
+OutgoingResponse error_response(Provider provider, int status, std::string_view message);
+/// x-llm-cost-usd and x-llm-avoided-usd of a result (headers, or trailers of a relayed stream).
+Headers cost_trailers(const exchange::ExchangeResult& result);
+Headers answer_headers(std::string_view content_type, std::string_view cache,
+                       const exchange::ExchangeResult& result);
+
+/// Chunks of a streamed miss on their way to the client: the exchange pushes (synchronously,
+/// from the upstream read), the writer coroutine pops and writes. Both run on one thread.
+struct Relay {
+  explicit Relay(asio::any_io_executor executor)
+      : wake(std::move(executor), asio::steady_timer::time_point::max()) {}
+  void push(std::string_view chunk) {
+    chunks.emplace_back(chunk);
+    wake.cancel();
+  }
+  void close() {
+    closed = true;
+    wake.cancel();
+  }
+
+  std::deque<std::string> chunks;
+  bool closed = false;       ///< the exchange finished (answer complete, or failed)
+  bool head_sent = false;    ///< the client got the status line: no error status possible now
+  bool client_gone = false;  ///< a write failed; the rest is read, stored, and not sent
+  asio::steady_timer wake;
+};
+
+/// Runs the exchange and closes the relay however it ends.
+asio::awaitable<exchange::ExchangeResult> run_then_close(exchange::Exchange& exchange, Model& model,
+                                                         exchange::ExchangeRequest request,
+                                                         Relay& relay);
+/// Writes the relayed chunks to the client as they come, the head (make_head) before the first.
+asio::awaitable<void> write_relay(Relay& relay, ResponseStream& out,
+                                  std::function<Headers()> make_head);
+
+/// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
+std::string sse_to_json_array(std::string_view sse);
+
+/// The answer to a request that failed in the exchange, in the provider's format. An upstream
+/// HTTP error this call saw itself is passed through unchanged.
+OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
+                                  const std::optional<UpstreamModel::ErrorAnswer>& upstream);
+
+/// Owns what an UpstreamModel borrows from its request, for a background refresh
+/// (stale-while-revalidate) that outlives the request.
+class OwnedUpstreamModel final : public Model {
+ public:
+  OwnedUpstreamModel(providers::HttpClient& client, const Upstream& upstream, Headers headers,
+                     std::string credential)
+      : headers_(std::move(headers)),
+        credential_(std::move(credential)),
+        model_(client, upstream, headers_, credential_) {}
+  asio::awaitable<NativeResponse> call(const NativeRequest& request) override {
+    return model_.call(request);
+  }
+
+ private:
+  Headers headers_;
+  std::string credential_;
+  UpstreamModel model_;
+};
+
+/// The outcome a cache status counts as in the metrics.
+Outcome outcome_of(std::string_view cache_header);
+
+}  // namespace llm_caching::gateway
