@@ -1,5 +1,5 @@
-// Single-flight burst (issue 7; target in docs/PERFORMANCE.md): 1,000 identical concurrent misses against a
-// model that answers after 50 ms. Reported per run (all iterations pooled):
+// Single-flight burst (issue 7; target in docs/PERFORMANCE.md): 1,000 identical concurrent misses
+// against a model that answers after 50 ms. Reported per run (all iterations pooled):
 //  - upstream_calls_per_burst: provider calls per burst (target 1);
 //  - waiter_p50_us / waiter_p99_us / waiter_max_us: when each waiter's call completed, relative
 //    to the completion of the leader's call (target: p99 within 1 ms);

@@ -45,7 +45,8 @@ asio::awaitable<bool> BeastResponse::send_prepared(
       asio::buffer(prepared->head), asio::buffer(keep_alive() ? kEndKeepAlive : kEndClose),
       asio::buffer(prepared->response.body)};
   // Not write_now, unlike send: under a saturating hit load writing at once gave more hits per
-  // second but a higher p99 (docs/perf-log/2026-11-journal.md), and the p99 is the target that binds.
+  // second but a higher p99 (docs/perf-log/2026-11-journal.md), and the p99 is the target that
+  // binds.
   error_code ec;
   stream_.expires_after(write_timeout_);
   co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
