@@ -8,6 +8,7 @@
 #include "cache/memory_backend.hpp"
 #include "cache/run_blocking.hpp"
 #include "llm_caching/errors.hpp"
+#include "support/memory_backed_backend.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -33,36 +34,17 @@ using std::chrono::milliseconds;
 
 /// An in-memory L2 that counts its lock calls, remembers how long each wait for a release was
 /// allowed to last, and can be told that its locks fail or that it signals releases.
-class LockLedgerBackend final : public cache::Backend {
+class LockLedgerBackend final : public llmc_test::MemoryBackedBackend {
  public:
-  cache::MemoryBackend store{MemoryOptions{}};
   bool locks_fail = false;
   bool notifies = false;
   std::vector<milliseconds> waits;  // wait_for_unlock's at_most, in order
   /// Runs at the start of each wait for a release (the other process's next move).
   std::function<void(std::size_t round)> on_wait;
 
-  asio::awaitable<std::optional<std::string>> get(std::string key) override {
-    co_return store.get_now(key);
-  }
-  asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
-    store.put_now(std::move(key), std::move(value), ttl);
-    co_return;
-  }
-  asio::awaitable<bool> erase(std::string key) override { co_return store.erase_now(key); }
-  asio::awaitable<std::uint64_t> clear(std::string prefix) override {
-    co_return store.clear_now(prefix);
-  }
-  asio::awaitable<std::uint64_t> prune() override { co_return store.prune_now(); }
-  asio::awaitable<cache::BackendStats> stats() override { co_return store.stats_now(); }
-  std::string describe() const override { return "lock-ledger://"; }
   asio::awaitable<bool> try_lock(std::string k, std::string t, milliseconds ttl) override {
     if (locks_fail) throw CacheError("lock store down");
     co_return store.try_lock_now(k, t, ttl);
-  }
-  asio::awaitable<void> unlock(std::string k, std::string t) override {
-    store.unlock_now(k, t);
-    co_return;
   }
   asio::awaitable<void> wait_for_unlock(std::string, milliseconds at_most) override {
     waits.push_back(at_most);

@@ -6,6 +6,8 @@
 #include "cache/run_blocking.hpp"
 #include "llm_caching/errors.hpp"
 
+#include "support/codec_fixtures.hpp"
+
 #include <gtest/gtest.h>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
@@ -24,12 +26,7 @@ using namespace llm_caching;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(LLMC_TEST_DATA_DIR) + "/providers/" + name, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using llmc_test::fixture;
 
 /// Plays scripted replies; a streamed 2xx one is handed over in two pieces, and a status 0 one
 /// with a body relays that body first (a stream that broke off).

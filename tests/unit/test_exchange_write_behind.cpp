@@ -7,6 +7,7 @@
 #include "cache/memory_backend.hpp"
 #include "cache/run_blocking.hpp"
 #include "llm_caching/errors.hpp"
+#include "support/memory_backed_backend.hpp"
 
 #include <pthread.h>
 
@@ -78,9 +79,8 @@ std::string this_thread_name() {
 /// An in-memory L2 that writes down what reaches it: "put <key>" and "unlock <key>" in order,
 /// each L2 write's size and the thread that made it. Its writes can be held at a gate (all, or
 /// only the idle writer's), or fail.
-class LedgerBackend final : public cache::Backend {
+class LedgerBackend final : public llmc_test::MemoryBackedBackend {
  public:
-  cache::MemoryBackend store{MemoryOptions{}};
   bool batches = true;          // writes_batches()
   bool gated = false;           // every write waits at the gate
   bool gate_idle_only = false;  // only the idle writer's writes wait at the gate
@@ -108,9 +108,6 @@ class LedgerBackend final : public cache::Backend {
     return put != log.end() && unlock != log.end() && put < unlock;
   }
 
-  asio::awaitable<std::optional<std::string>> get(std::string key) override {
-    co_return store.get_now(key);
-  }
   asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
     std::vector<PutItem> one;
     one.push_back({std::move(key), std::move(value), ttl});
@@ -122,16 +119,6 @@ class LedgerBackend final : public cache::Backend {
     co_return;
   }
   bool writes_batches() const noexcept override { return batches; }
-  asio::awaitable<bool> erase(std::string key) override { co_return store.erase_now(key); }
-  asio::awaitable<std::uint64_t> clear(std::string prefix) override {
-    co_return store.clear_now(prefix);
-  }
-  asio::awaitable<std::uint64_t> prune() override { co_return store.prune_now(); }
-  asio::awaitable<cache::BackendStats> stats() override { co_return store.stats_now(); }
-  std::string describe() const override { return "ledger://"; }
-  asio::awaitable<bool> try_lock(std::string k, std::string t, milliseconds ttl) override {
-    co_return store.try_lock_now(k, t, ttl);
-  }
   asio::awaitable<void> unlock(std::string k, std::string t) override {
     store.unlock_now(k, t);
     std::lock_guard lock(mutex_);

@@ -30,6 +30,7 @@
 #include <set>
 #include <thread>
 
+#include "support/memory_backed_backend.hpp"
 #include "support/scripted_model.hpp"
 #include "support/test_env.hpp"
 
@@ -265,32 +266,7 @@ TEST_F(SqliteLocks, OfProcessesRacingForOneLockExactlyOneWins) {
 
 // ---- the tiering's failure policy ----
 
-/// A memory L2 whose operations a test double overrides one at a time.
-class MemoryBackedBackend : public cache::Backend {
- public:
-  cache::MemoryBackend store{MemoryOptions{}};
-  asio::awaitable<std::optional<std::string>> get(std::string key) override {
-    co_return store.get_now(key);
-  }
-  asio::awaitable<void> put(std::string key, std::string value, milliseconds ttl) override {
-    store.put_now(std::move(key), std::move(value), ttl);
-    co_return;
-  }
-  asio::awaitable<bool> erase(std::string key) override { co_return store.erase_now(key); }
-  asio::awaitable<std::uint64_t> clear(std::string prefix) override {
-    co_return store.clear_now(prefix);
-  }
-  asio::awaitable<std::uint64_t> prune() override { co_return store.prune_now(); }
-  asio::awaitable<cache::BackendStats> stats() override { co_return store.stats_now(); }
-  std::string describe() const override { return "memory-backed://"; }
-  asio::awaitable<bool> try_lock(std::string k, std::string t, milliseconds ttl) override {
-    co_return store.try_lock_now(k, t, ttl);
-  }
-  asio::awaitable<void> unlock(std::string k, std::string t) override {
-    store.unlock_now(k, t);
-    co_return;
-  }
-};
+using llmc_test::MemoryBackedBackend;
 
 /// A backend whose locks fail (the store is down); everything else works.
 class LockFailingBackend final : public MemoryBackedBackend {

@@ -6,6 +6,8 @@
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
 
+#include "support/codec_fixtures.hpp"
+
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 
@@ -20,12 +22,7 @@ namespace {
 using namespace llm_caching;
 namespace asio = boost::asio;
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(LLMC_TEST_DATA_DIR) + "/providers/" + name, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using llmc_test::fixture;
 
 /// Plays scripted answers; a 2xx streamed answer is handed over in three pieces.
 class ScriptedStreamingModel final : public exchange::StreamingModel {
