@@ -1,6 +1,5 @@
 #include "gateway/server.hpp"
 
-#include "core/log_throttle.hpp"
 #include "core/thread_name.hpp"
 #include "gateway/beast_response.hpp"
 #include "gateway/controls.hpp"
@@ -25,7 +24,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -36,12 +34,6 @@
 #include <unordered_set>
 
 namespace llm_caching::gateway {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-using boost::system::error_code;
 
 namespace {
 

@@ -20,10 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct CliResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using CliResult = llmc_test::ShellResult;  // output: stdout and stderr together
 
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
@@ -36,16 +33,7 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& stdin
   if (!stdin_text.empty()) command = "printf '%s' " + shell_quote(stdin_text) + " | ";
   command += LLMC_CLI_PATH;
   for (const auto& a : args) command += " " + shell_quote(a);
-  command += " 2>&1";
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return llmc_test::run_shell(command + " 2>&1");
 }
 
 bool contains(const std::string& haystack, std::string_view needle) {

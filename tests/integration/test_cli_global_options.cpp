@@ -16,24 +16,12 @@
 
 namespace {
 
-struct CliResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using CliResult = llmc_test::ShellResult;  // output: stdout and stderr together
 
 CliResult run_cli(const std::vector<std::string>& args) {
   std::string command = LLMC_CLI_PATH;
   for (const auto& a : args) command += " '" + a + "'";
-  command += " 2>&1 </dev/null";
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return llmc_test::run_shell(command + " 2>&1 </dev/null");
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

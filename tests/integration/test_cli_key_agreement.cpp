@@ -24,10 +24,7 @@ using namespace gateway_test;
 using llm_caching::Provider;
 using llmc_test::FakeProvider;
 
-struct CliResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using CliResult = llmc_test::ShellResult;  // output: stdout and stderr together
 
 /// `llm-caching cache key --provider P [more] -`, with `body` on its standard input.
 CliResult cli_key(Provider provider, const std::string& body, std::vector<std::string> more = {}) {
@@ -37,16 +34,7 @@ CliResult cli_key(Provider provider, const std::string& body, std::vector<std::s
   std::string command = std::string(kCliPath) + " cache key --provider " +
                         std::string(llm_caching::to_string(provider));
   for (const std::string& arg : more) command += " " + quoted(arg);
-  command += " - < " + quoted(input) + " 2>&1";
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe))
-    result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return llmc_test::run_shell(command + " - < " + quoted(input) + " 2>&1");
 }
 
 std::string seventeen_digits(double d) {

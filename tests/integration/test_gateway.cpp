@@ -248,19 +248,14 @@ TEST_F(Gateway, NamespaceSeparatesEntriesAndTtlIsStored) {
   const std::string command = std::string(kCliPath) + " --cache-url " +
                               quoted(gateway.cache_url()) + " cache get " +
                               quoted(in_ns.header("x-llm-cache-key"));
-  std::string output;
-  int status = -1;
+  llmc_test::ShellResult read = llmc_test::run_shell(command);
   for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-       status != 0 && std::chrono::steady_clock::now() < deadline;) {
-    if (status != -1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    FILE* pipe = popen(command.c_str(), "r");
-    ASSERT_NE(pipe, nullptr);
-    output.clear();
-    char buffer[4096];
-    while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-    status = pclose(pipe);
+       read.exit_code != 0 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    read = llmc_test::run_shell(command);
   }
-  ASSERT_EQ(status, 0) << output;
+  const std::string& output = read.output;
+  ASSERT_EQ(read.exit_code, 0) << output;
   const json::object entry = json::parse(output).as_object();
   auto seconds = [](const json::value& iso) {
     std::tm tm{};

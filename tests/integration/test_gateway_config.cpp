@@ -22,21 +22,10 @@ std::string config_text(const std::string& openai_base, const std::string& cache
          extra_openai + "}}}";
 }
 
-struct ExitAndOutput {
-  int exit_code = -1;
-  std::string output;  ///< stdout and stderr
-};
+using ExitAndOutput = llmc_test::ShellResult;  // output: stdout and stderr
 
 ExitAndOutput run_cli(const std::string& args) {
-  ExitAndOutput result;
-  FILE* pipe = popen((std::string(kCliPath) + " " + args + " 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return llmc_test::run_shell(std::string(kCliPath) + " " + args + " 2>&1");
 }
 
 TEST(GatewayConfigFile, TheFileConfiguresTheGatewayAndItsFallbackKey) {

@@ -12,14 +12,9 @@ namespace fs = std::filesystem;
 using namespace gateway_test;
 
 std::string run(const std::string& command, int& exit_code) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) throw std::runtime_error("cannot run: " + command);
-  std::string output;
-  char buffer[4096];
-  while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return output;
+  llmc_test::ShellResult result = llmc_test::run_shell(command + " 2>&1");
+  exit_code = result.exit_code;
+  return std::move(result.output);
 }
 
 /// build/.../gateway-node with the test script and node_modules/openai. npm runs only when the

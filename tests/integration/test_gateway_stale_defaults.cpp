@@ -127,13 +127,8 @@ TEST(GatewayStaleDefaults, InvalidDefaultsStopTheGatewayNamingTheFlagOrField) {
   // Bounded: a gateway that accepted the value would serve until stopped.
   const std::string cli = std::string("timeout 10 ") + kCliPath;
   const auto run = [](const std::string& command) {
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    std::string text;
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) text.append(buffer, n);
-    const int status = pclose(pipe);
-    return std::pair{WEXITSTATUS(status), text};
+    llmc_test::ShellResult r = llmc_test::run_shell(command + " 2>&1");
+    return std::pair{r.exit_code, std::move(r.output)};
   };
   const auto [flag_exit, flag_text] =
       run(cli + " serve --listen 127.0.0.1:0 --stale-if-error 99999999999");

@@ -35,6 +35,15 @@ class TempDir {
 /// Nothing listens on it, so connecting to it is refused.
 std::uint16_t free_tcp_port();
 
+/// What a shell command printed on its standard output and how it ended.
+struct ShellResult {
+  int exit_code = -1;  ///< -1 when it did not exit (a signal) or could not start
+  std::string output;
+};
+/// Runs `command` with /bin/sh and reads its standard output to the end (add `2>&1` to the
+/// command for its standard error too).
+ShellResult run_shell(const std::string& command);
+
 /// Sets (or, with nullopt, unsets) an environment variable; restores the old value on exit.
 class ScopedEnv {
  public:
