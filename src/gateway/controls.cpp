@@ -249,7 +249,11 @@ std::string caller_credential(Provider provider, const Headers& headers,
 }
 
 std::string caller_identity(Provider provider, const Headers& headers, std::string_view query_key) {
-  std::string identity = caller_credential(provider, headers, query_key);
+  return caller_identity(caller_credential(provider, headers, query_key), headers);
+}
+
+std::string caller_identity(std::string credential, const Headers& headers) {
+  std::string identity = std::move(credential);
   // The credential headers forwarded as they are (kForwardedCredentialHeaders) choose the
   // partition too: an upstream that reads one of them must never see one caller's answer served
   // to another. Appended after a newline, which no header value holds, so a plain key's

@@ -93,6 +93,8 @@ inline constexpr std::array<std::string_view, 1> kForwardedCredentialHeaders = {
 /// forwarded credential header it sent, so that each credential an upstream may read decides
 /// the partition. "" for a caller that sends none. A secret: never log it.
 std::string caller_identity(Provider provider, const Headers& headers, std::string_view query_key);
+/// The same, for a caller whose credential (caller_credential) is already read.
+std::string caller_identity(std::string credential, const Headers& headers);
 
 /// The cache partition for a caller: "key:" + 32 hex of SHA-256(identity), or "anonymous" for
 /// a caller without a key (no keyed caller ever reads it). One-way: the scope never reveals the

@@ -231,7 +231,8 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   } catch (const BadRequest& e) {
     refusal = error_response(provider, 400, e.what());
   }
-  const std::string identity = caller_identity(provider, request.headers, route.query_key);
+  const std::string credential = caller_credential(provider, request.headers, route.query_key);
+  const std::string identity = caller_identity(credential, request.headers);
   if (!refusal && config_.require_key && identity.empty()) {
     metrics_.refused(Refusal::no_key);
     refusal = error_response(provider, 401,
@@ -247,7 +248,6 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
 
   // 2. The exchange request: the caller's body as the key material, scoped to the caller's key.
   const Upstream& target = config_.upstreams[provider];
-  const std::string credential = caller_credential(provider, request.headers, route.query_key);
   UpstreamModel model(upstream, target, request.headers, credential);
   exchange::ExchangeRequest exchange_request;
   exchange_request.native = NativeRequest{provider, model_id, std::move(body), stream};
