@@ -1,5 +1,5 @@
-// Opening backends, and the process-wide registry that shares one opened backend (and one L1)
-// among every caller of the same store (tiered_cache.hpp: open_backend, shared_tiered_cache).
+// Opening backends, and the registry that shares one opened backend (and one L1) among every
+// caller of the same store in a runtime (tiered_cache.hpp: open_backend, CacheRegistry).
 #include "cache/memory_backend.hpp"
 #include "cache/redis_backend.hpp"
 #include "cache/sqlite_backend.hpp"
@@ -69,21 +69,13 @@ std::shared_ptr<Backend> open_backend(const BackendConfig& config) {
   return std::make_shared<MemoryBackend>(std::get<MemoryOptions>(config));
 }
 
-std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options) {
+std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
   const BackendConfig config = parse_cache_url(resolve_cache_url(options));
   const std::string identity = backend_identity(config);
+  auto& backends = backends_;
+  auto& caches = caches_;
 
-  struct Registered {
-    std::shared_ptr<TieredCache> cache;
-    std::int64_t retry_open_at_ms = 0;  ///< non-zero: a degraded stand-in; reopen after this
-  };
-  // Held for the life of the process: a per-call options object must not mean a connection (and
-  // a cold L1) per call.
-  static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<Backend>> backends;
-  static std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches;
-
-  std::lock_guard lock(mutex);
+  std::lock_guard lock(mutex_);
   const auto cache_key = std::make_tuple(identity, options.l1_max_bytes, options.strict);
   const std::int64_t now = steady_now_ms();
   if (auto it = caches.find(cache_key); it != caches.end()) {

@@ -11,7 +11,9 @@
 #include "llm_caching/cache_options.hpp"
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <tuple>
 #include <mutex>
 #include <optional>
 
@@ -136,11 +138,25 @@ class TieredCache {
 /// Opens a new backend for a parsed URL. Throws CacheError when it cannot be opened.
 std::shared_ptr<Backend> open_backend(const BackendConfig& config);
 
-/// The process-wide cache for these options: the same store (same resolved URL, or another
-/// spelling of the same file) is opened once and shared by every caller and thread; the L1 is
-/// shared by callers with the same l1_max_bytes and strict. Throws ConfigurationError for a bad
-/// URL. A backend that fails to open raises CacheError when strict; otherwise the returned cache
-/// degrades (every operation is a counted miss) and opening is retried on the next call.
-std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options);
+/// The caches a runtime has opened: the same store (same resolved URL, or another spelling of the
+/// same file) is opened once and shared by every caller and thread of the runtime; the L1 is
+/// shared by callers with the same l1_max_bytes and strict. A per-call options object must not
+/// mean a connection (and a cold L1) per call.
+class CacheRegistry {
+ public:
+  /// Throws ConfigurationError for a bad URL. A backend that fails to open raises CacheError
+  /// when strict; otherwise the returned cache degrades (every operation is a counted miss) and
+  /// opening is retried on a later call.
+  std::shared_ptr<TieredCache> open(const CacheOptions& options);
+
+ private:
+  struct Registered {
+    std::shared_ptr<TieredCache> cache;
+    std::int64_t retry_open_at_ms = 0;  ///< non-zero: a degraded stand-in; reopen after this
+  };
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Backend>> backends_;
+  std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches_;
+};
 
 }  // namespace llm_caching::cache

@@ -23,7 +23,8 @@ namespace llm_caching::gateway {
 inline constexpr std::size_t kUnpricedModelsNamed = 256;
 
 struct GatewayConfig {
-  Upstreams upstreams = Upstreams::from_environment();
+  /// The public endpoints by default; `llm-caching serve` starts from Upstreams::from_environment.
+  Upstreams upstreams;
   /// Share cache entries across callers' keys. Default: partitioned by a hash of the key.
   bool share_across_keys = false;
   /// Serve models missing from the price table, costed 0 (counted and warned about once per

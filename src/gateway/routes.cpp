@@ -166,7 +166,7 @@ asio::awaitable<void> Gateway::handle_models(providers::HttpClient& upstream, Ca
   providers::HttpRequest http;
   http.method = "GET";
   http.url = target.base_url + "/models";
-  http.headers = upstream_headers(target, call.request.headers, credential);
+  http.headers = providers::request_headers(target, &call.request.headers, credential);
   OutgoingResponse response;
   bool unreachable = false;
   try {
@@ -178,7 +178,7 @@ asio::awaitable<void> Gateway::handle_models(providers::HttpClient& upstream, Ca
   } catch (const providers::TransportError& e) {
     response = error_response(Provider::openai,
                               e.kind() == providers::TransportError::Kind::timeout ? 504 : 502,
-                              "upstream unreachable: " + describe_transport_failure(e));
+                              "upstream unreachable: " + providers::describe_transport_failure(e.kind()));
     unreachable = true;
   } catch (const std::exception& e) {
     spdlog::warn("gateway: GET /v1/models failed: {}", e.what());
