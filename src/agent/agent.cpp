@@ -163,8 +163,8 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
       build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
   const std::shared_ptr<exchange::Exchange> shared =
       runtime.impl().exchange_for(cache_options_of(options));
-  exchange::ExchangeRequest request = exchange_request(spec, chat, options, runtime.options(),
-                                                       model, overrides, output ? &*output : nullptr);
+  exchange::ExchangeRequest request = exchange_request(
+      spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
   const exchange::ExchangeResult exchanged = co_await shared->run(*model, std::move(request));
 
@@ -230,8 +230,7 @@ std::vector<ModelMessage> default_message_converter(const std::vector<HistoryIte
 // co_await expression twice. A plain function hands the already-materialised options over.
 // The options are copied here, out of any co_await expression.
 asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
-                                            std::string_view task_name,
-                                            const RunOptions& options) {
+                                            std::string_view task_name, const RunOptions& options) {
   return run(agent, prompt, task_name, options, std::nullopt);
 }
 

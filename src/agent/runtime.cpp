@@ -23,9 +23,10 @@ std::optional<std::int64_t> env_number(const char* name, std::int64_t max, std::
   const std::string_view value(text);
   std::int64_t number = -1;
   const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || number < 0 || number > max) {
-    throw ConfigurationError(fmt::format("{} must be whole {} from 0 to {}, not '{}'",
-                                         name, unit, max, value.substr(0, 40)));
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || number < 0 ||
+      number > max) {
+    throw ConfigurationError(fmt::format("{} must be whole {} from 0 to {}, not '{}'", name, unit,
+                                         max, value.substr(0, 40)));
   }
   return number;
 }

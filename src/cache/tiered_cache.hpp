@@ -13,9 +13,9 @@
 #include <atomic>
 #include <map>
 #include <memory>
-#include <tuple>
 #include <mutex>
 #include <optional>
+#include <tuple>
 
 namespace llm_caching::cache {
 

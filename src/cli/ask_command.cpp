@@ -1,6 +1,6 @@
 // llm-caching ask: one prompt through the cache, from the terminal.
-#include "agent/runtime_impl.hpp"
 #include "agent/run.hpp"
+#include "agent/runtime_impl.hpp"
 #include "cli/commands.hpp"
 
 #include "llm_caching/agent.hpp"
@@ -173,8 +173,8 @@ RunOptions make_run_options(const AskArgs& a, const GlobalOptions& global,
   providers::HttpClientOptions http;
   http.ca_file = a.ca_file;
   options.model_client =
-      providers::make_http_model(Runtime::default_runtime().impl().pool, *spec.host, a.base_url,
-                                 "", http, options.mode != CacheMode::replay_only);
+      providers::make_http_model(Runtime::default_runtime().impl().pool, *spec.host, a.base_url, "",
+                                 http, options.mode != CacheMode::replay_only);
   return options;
 }
 

@@ -2,7 +2,6 @@
 #include "cli/commands.hpp"
 
 #include "agent/run.hpp"
-#include "llm_caching/runtime.hpp"
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/gateway.hpp"
@@ -10,6 +9,7 @@
 #include "gateway/server.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/errors.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>

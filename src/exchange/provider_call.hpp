@@ -50,7 +50,8 @@ bool is_retryable(const NativeResponse& response) noexcept;
 std::string_view transport_error_type(TransportFailure failure) noexcept;
 
 /// Throws the ProviderError for a failed answer: status 0 (no response) with the error_type of
-/// transport_error_type(); otherwise the HTTP status with the provider's error type and message. `context` is added to the message.
+/// transport_error_type(); otherwise the HTTP status with the provider's error type and message.
+/// `context` is added to the message.
 [[noreturn]] void throw_provider_failure(const NativeRequest& request, const NativeResponse& resp,
                                          const providers::ProviderErrorInfo& info,
                                          std::string_view context);

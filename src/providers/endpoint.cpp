@@ -56,11 +56,23 @@ constexpr std::array<ProviderHost, 13> kHosts{{
 /// Not forwarded to a provider: hop-by-hop and framing headers, what the stored answer must not
 /// depend on, the gateway's own controls, and every credential (the endpoint decides the key).
 bool is_dropped_header(std::string_view name) {
-  static constexpr std::array<std::string_view, 17> kDropped = {
-      "host",    "content-length",    "connection",  "keep-alive",    "proxy-connection",
-      "te",      "trailer",           "transfer-encoding", "upgrade", "accept-encoding",
-      "cookie",  "cache-control",     "authorization",     "x-api-key", "x-goog-api-key",
-      "expect",  "proxy-authorization"};
+  static constexpr std::array<std::string_view, 17> kDropped = {"host",
+                                                                "content-length",
+                                                                "connection",
+                                                                "keep-alive",
+                                                                "proxy-connection",
+                                                                "te",
+                                                                "trailer",
+                                                                "transfer-encoding",
+                                                                "upgrade",
+                                                                "accept-encoding",
+                                                                "cookie",
+                                                                "cache-control",
+                                                                "authorization",
+                                                                "x-api-key",
+                                                                "x-goog-api-key",
+                                                                "expect",
+                                                                "proxy-authorization"};
   return name.starts_with("x-llm-") ||
          std::find(kDropped.begin(), kDropped.end(), name) != kDropped.end();
 }
@@ -162,7 +174,7 @@ HeaderList request_headers(const ProviderEndpoint& endpoint, const HeaderList* f
       out.emplace_back(name, value);
     }
   }
-  const std::string_view key = !endpoint.api_key.empty()   ? std::string_view(endpoint.api_key)
+  const std::string_view key = !endpoint.api_key.empty()    ? std::string_view(endpoint.api_key)
                                : !caller_credential.empty() ? caller_credential
                                                             : endpoint.fallback_api_key;
   if (!key.empty()) {

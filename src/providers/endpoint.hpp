@@ -43,7 +43,7 @@ const ProviderHost& default_host(Provider provider) noexcept;
 /// Agent and the environment) and the gateway's upstream (from its flags and config) alike.
 struct ProviderEndpoint {
   Provider provider = Provider::openai;
-  std::string host;      ///< the prefix of the host ("openai", "groq", ...)
+  std::string host;  ///< the prefix of the host ("openai", "groq", ...)
   /// No trailing slash. OpenAI-style base URLs end in the version (".../v1"); Anthropic's and
   /// Gemini's are the host root.
   std::string base_url;  ///< resolved: argument, else *_BASE_URL, else the host's default

@@ -54,8 +54,7 @@ class HttpModel final : public StreamingModel {
   std::chrono::nanoseconds waited() const noexcept { return waited_; }
 
  private:
-  boost::asio::awaitable<HttpResponse> exchange(HttpRequest http, bool stream,
-                                                ChunkSink on_chunk);
+  boost::asio::awaitable<HttpResponse> exchange(HttpRequest http, bool stream, ChunkSink on_chunk);
   HttpRequest http_request(const NativeRequest& request) const;
   void record_transport_failure(const TransportError& error, NativeResponse& out) const;
   boost::asio::awaitable<NativeResponse> send(const NativeRequest& request, ChunkSink on_chunk);
@@ -79,7 +78,6 @@ class HttpModel final : public StreamingModel {
 /// ConfigurationError.
 std::shared_ptr<HttpModel> make_http_model(ClientPool& pool, const ProviderHost& host,
                                            std::string base_url, std::string api_key,
-                                           HttpClientOptions options = {},
-                                           bool require_key = true);
+                                           HttpClientOptions options = {}, bool require_key = true);
 
 }  // namespace llm_caching::providers

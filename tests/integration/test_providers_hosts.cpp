@@ -1,9 +1,9 @@
 // OpenAI-compatible hosts by model prefix, the endpoint in the cache key, trusting an extra CA,
 // and keyless replay: against the fake provider.
-#include "llm_caching/runtime.hpp"
 #include "agent/run.hpp"
 #include "llm_caching/agent.hpp"
 #include "llm_caching/errors.hpp"
+#include "llm_caching/runtime.hpp"
 #include "providers/http_model.hpp"
 
 #include "support/fake_provider.hpp"

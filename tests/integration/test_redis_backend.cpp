@@ -400,7 +400,9 @@ TEST(RedisOutage, KilledDuringAThousandCallsAllReturnAndCachingResumes) {
   EXPECT_EQ(server.cli({"EXISTS", last_key}), "1");
   EXPECT_EQ(server.cli({"DBSIZE"}), "400");
   CacheOptions cache_options{.url = options.redis_url};
-  EXPECT_GT(run_blocking(Runtime::default_runtime().impl().caches.open(cache_options)->stats()).backend_errors, 0u);
+  EXPECT_GT(run_blocking(Runtime::default_runtime().impl().caches.open(cache_options)->stats())
+                .backend_errors,
+            0u);
 }
 
 TEST(RedisCli, CacheCommandsWorkOnARedisUrl) {

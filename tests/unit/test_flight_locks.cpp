@@ -2,7 +2,6 @@
 // (memory, SQLite from two connections and from several processes), the tiering's failure policy
 // for locks, and the exchange's behaviour around them (waiting for another holder's answer,
 // taking over a dead or failed holder's lock, the bounded wait, write-behind).
-#include "llm_caching/runtime.hpp"
 #include "cache/memory_backend.hpp"
 #include "cache/run_blocking.hpp"
 #include "cache/sqlite_backend.hpp"
@@ -11,6 +10,7 @@
 #include "exchange/exchange.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include <sqlite3.h>
 #include <sys/stat.h>

@@ -1,12 +1,12 @@
 // Server-wide stale defaults (issue 29): the windows a request gets from the gateway's defaults
 // and its own headers, why a stale answer was served (for /metrics), the config file's fields,
 // and the library's defaults from the environment.
-#include "llm_caching/runtime.hpp"
 #include "agent/run.hpp"
 #include "gateway/controls.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/serve_config.hpp"
 #include "gateway/stale.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include "llm_caching/errors.hpp"
 #include "support/test_env.hpp"

@@ -311,11 +311,10 @@ TEST_F(RegistryTest, SameUrlGivesTheSameInstance) {
   const auto b = registry_.open(CacheOptions{.url = url});
   EXPECT_EQ(a, b);
   // Another spelling of the same file shares the opened backend.
-  const auto c = registry_.open(
-      CacheOptions{.url = "sqlite://" + (dir_ / "x" / ".." / "shared.db").string()});
+  const auto c =
+      registry_.open(CacheOptions{.url = "sqlite://" + (dir_ / "x" / ".." / "shared.db").string()});
   EXPECT_EQ(c, a);
-  EXPECT_NE(registry_.open(CacheOptions{.url = "sqlite://" + (dir_ / "other.db").string()}),
-            a);
+  EXPECT_NE(registry_.open(CacheOptions{.url = "sqlite://" + (dir_ / "other.db").string()}), a);
 }
 
 TEST_F(RegistryTest, StrictAndL1SizeGetTheirOwnTieringOverOneBackend) {
@@ -338,14 +337,12 @@ TEST_F(RegistryTest, EnvironmentVariableSelectsTheBackend) {
 
 TEST_F(RegistryTest, EntriesWrittenThroughOneCallerAreSeenByAnother) {
   const std::string url = "memory://?max_bytes=12345678";
-  run_blocking(
-      registry_.open(CacheOptions{.url = url})->put(kKey, make_entry(), milliseconds(0)));
+  run_blocking(registry_.open(CacheOptions{.url = url})->put(kKey, make_entry(), milliseconds(0)));
   EXPECT_NE(run_blocking(registry_.open(CacheOptions{.url = url})->get(kKey, kNow)), nullptr);
 }
 
 TEST_F(RegistryTest, BadUrlIsAConfigurationError) {
-  EXPECT_THROW(registry_.open(CacheOptions{.url = "sqlite://relative.db"}),
-               ConfigurationError);
+  EXPECT_THROW(registry_.open(CacheOptions{.url = "sqlite://relative.db"}), ConfigurationError);
 }
 
 TEST_F(RegistryTest, UnopenableFileDegradesOrRaisesWhenStrict) {
