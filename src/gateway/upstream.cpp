@@ -1,5 +1,6 @@
 #include "gateway/upstream.hpp"
 
+#include "core/text.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <algorithm>
@@ -12,11 +13,6 @@ namespace {
 std::string env(const char* name) {
   const char* value = std::getenv(name);
   return value ? std::string(value) : std::string();
-}
-
-std::string without_trailing_slashes(std::string url) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  return url;
 }
 
 std::pair<Provider, std::string> split_assignment(std::string_view assignment,
@@ -46,7 +42,7 @@ Upstreams Upstreams::from_environment() {
   for (Upstream& upstream : u.all_) {
     const providers::ProviderHost& host = providers::default_host(upstream.provider);
     std::string url = env(std::string(host.base_url_variable).c_str());
-    if (!url.empty()) upstream.base_url = without_trailing_slashes(std::move(url));
+    if (!url.empty()) upstream.base_url = core::without_trailing_slashes(std::move(url));
   }
   return u;
 }
@@ -57,7 +53,7 @@ void Upstreams::set_base_url(std::string_view assignment) {
     throw ConfigurationError("--upstream " + std::string(to_string(provider)) +
                              ": the URL must start with http:// or https://");
   }
-  (*this)[provider].base_url = without_trailing_slashes(std::move(url));
+  (*this)[provider].base_url = core::without_trailing_slashes(std::move(url));
 }
 
 void Upstreams::set_key_from_env(std::string_view assignment) {

@@ -77,11 +77,6 @@ bool is_dropped_header(std::string_view name) {
          std::find(kDropped.begin(), kDropped.end(), name) != kDropped.end();
 }
 
-std::string trim_trailing_slashes(std::string s) {
-  while (!s.empty() && s.back() == '/') s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 std::span<const ProviderHost> known_hosts() noexcept {
@@ -114,7 +109,7 @@ ProviderEndpoint resolve_endpoint(const ProviderHost& host, std::string base_url
   e.host = std::string(host.prefix);
   e.base_url = !base_url.empty() ? std::move(base_url) : env(host.base_url_variable);
   if (e.base_url.empty()) e.base_url = std::string(host.default_base_url);
-  e.base_url = trim_trailing_slashes(e.base_url);
+  e.base_url = core::without_trailing_slashes(e.base_url);
   if (!e.base_url.starts_with("https://") && !e.base_url.starts_with("http://")) {
     throw ConfigurationError("base URL for " + e.host +
                              " must start with https:// or http:// (set " +
@@ -146,7 +141,7 @@ std::string cache_scope(const ProviderEndpoint& endpoint) {
   std::string scope = "endpoint=" + core::lowercase(parsed->encoded_host());
   const std::string_view port = parsed->port();
   if (!port.empty() && port != (https ? "443" : "80")) scope += ":" + std::string(port);
-  scope += trim_trailing_slashes(std::string(parsed->encoded_path()));
+  scope += core::without_trailing_slashes(std::string(parsed->encoded_path()));
   return scope;
 }
 
