@@ -112,9 +112,18 @@ ModelCosts parse_price(std::string_view text) {
   return costs;
 }
 
+/// `-` reads standard input, less one trailing newline: `echo "Hello" | llm-caching ask -` then
+/// sends (and keys) what `llm-caching ask "Hello"` does. Only one: blank lines a prompt ends with
+/// on purpose stay.
 std::string read_prompt(const std::string& prompt) {
   if (prompt != "-") return prompt;
-  return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  if (text.ends_with("\r\n")) {
+    text.resize(text.size() - 2);
+  } else if (text.ends_with('\n')) {
+    text.pop_back();
+  }
+  return text;
 }
 
 json::object usage_to_json(const Usage& u) {
@@ -136,12 +145,13 @@ json::object result_to_json(const RunResult& r, milliseconds latency) {
           {"usage", usage_to_json(r.usage)},
           {"model", r.model},
           {"finish_reason", r.finish_reason},
-          {"cost", r.cost},
+          {"cost", money_text(r.cost_nano_usd)},
           {"cost_nano_usd", r.cost_nano_usd},
           {"cache_hit", r.cache_hit},
           {"coalesced", r.coalesced},
           {"stale", r.stale},
-          {"avoided_cost", r.avoided_cost},
+          {"attempts", r.attempts},
+          {"avoided_cost", money_text(r.avoided_cost_nano_usd)},
           {"avoided_cost_nano_usd", r.avoided_cost_nano_usd},
           {"cache_key", r.cache_key},
           {"latency_ms", latency.count()}};

@@ -72,12 +72,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return cli::report_usage_error(app, e);
   } catch (const CacheMissError& e) {
     std::cerr << "llm-caching: " << e.what() << '\n';
     return 3;
   } catch (const ConfigurationError& e) {
-    std::cerr << "llm-caching: configuration error: " << e.what() << '\n';
+    std::cerr << "llm-caching: configuration error: " << cli::in_cli_terms(e.what(), app) << '\n';
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "llm-caching: " << e.what() << '\n';
