@@ -73,7 +73,8 @@ while IFS= read -r -d '' block; do
   # The block's own exit status stands; its background jobs are stopped after it.
   printf '%s\n' "trap 'rc=\$?; kill \$(jobs -p) 2>/dev/null || true; wait; exit \$rc' EXIT" "$body" \
     >"$dir/block.sh"
-  if (cd "$dir" && HOME="$dir" XDG_CACHE_HOME="$dir/cache" bash -eo pipefail block.sh \
+  # A block that hangs (a gateway that started when it should have refused) fails on its own.
+  if (cd "$dir" && HOME="$dir" XDG_CACHE_HOME="$dir/cache" timeout 60 bash -eo pipefail block.sh \
         >"$dir/output" 2>&1); then
     echo "ok   $where"
   else
