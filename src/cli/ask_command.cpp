@@ -227,7 +227,9 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
   auto args = std::make_shared<AskArgs>();
   CLI::App* ask =
       app.add_subcommand("ask", "Send one prompt through the cache and print the answer");
-  ask->add_option("PROMPT", args->prompt, "The prompt; - reads it from standard input")->required();
+  ask->add_option("PROMPT", args->prompt,
+                  "The prompt; - reads it from standard input (less one trailing newline)")
+      ->required();
   ask->add_option("-m,--model", args->model,
                   "prefix:model — openai:, anthropic:, google-gla: (gemini:), or an "
                   "OpenAI-compatible host: groq:, deepseek:, openrouter:, together:, mistral:, "
@@ -267,7 +269,8 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
       "  llm-caching ask --model ollama:llama3.2 --json \"Why is the sky blue?\"\n"
       "  llm-caching --cache-url sqlite:///tmp/c.db ask --model anthropic:claude-3-5-haiku-latest "
       "--mode replay_only \"Hello\"\n"
-      "Exit codes: 0 ok, 1 other error, 2 configuration error (e.g. missing API key), "
+      "Exit codes: 0 ok, 1 other error, 2 configuration or usage error (e.g. missing API key, "
+      "unknown option), "
       "3 replay_only miss, 4 rate limited beyond --max-wait, 5 provider error (HTTP error, bad "
       "answer, TLS verification failed).\n"
       "Environment: LLM_CACHE_STALE_IF_ERROR=SECONDS answers from an entry expired by at most "
