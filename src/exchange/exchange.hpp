@@ -58,8 +58,9 @@ struct ExchangeRequest {
   CacheMode mode = CacheMode::use;
   std::chrono::milliseconds ttl{std::chrono::hours(24 * 15)};
   core::RetryOptions retry;
-  /// Prices: `overrides` first (per-call custom costs), then `costs` (null: the defaults). The
-  /// model must be in one of them; that is checked before any I/O.
+  /// Prices: `overrides` first (per-call custom costs), then `costs` (null: the Exchange's
+  /// ExchangeOptions::prices, else the defaults). The model must be in one of them; that is
+  /// checked before any I/O.
   const CostTable* costs = nullptr;
   const CostTable* overrides = nullptr;
   /// Extra check of a successful answer before it is stored (typed output); throws to refuse it,
