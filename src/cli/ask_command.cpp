@@ -1,6 +1,7 @@
 // llm-caching ask: one prompt through the cache, from the terminal.
 #include "agent/run.hpp"
 #include "cli/commands.hpp"
+#include "gateway/serve_config.hpp"
 
 #include "llm_caching/agent.hpp"
 #include "llm_caching/errors.hpp"
@@ -43,6 +44,7 @@ struct AskArgs {
   std::string initial_wait = "1s";
   std::string ca_file;
   std::string price;
+  std::string prices;
   bool verbose = false;
   bool json = false;
 };
@@ -177,6 +179,13 @@ RunOptions make_run_options(const AskArgs& a, const GlobalOptions& global,
   options.ttl = parse_duration("--ttl", a.ttl);
   options.max_wait = parse_duration("--max-wait", a.max_wait);
   options.initial_wait = parse_duration("--initial-wait", a.initial_wait);
+  // The file's entries, then --price for this model on top: the narrower setting wins.
+  if (!a.prices.empty()) {
+    const CostTable file = gateway::load_price_file(a.prices, "--prices");
+    for (const auto& [model, costs] : file.entries()) {
+      options.custom_costs.insert_or_assign(model, costs);
+    }
+  }
   if (!a.price.empty()) options.custom_costs[spec.model] = parse_price(a.price);
   // Built here rather than inside the run so that --ca-file reaches the HTTPS client.
   providers::HttpClientOptions http;
@@ -260,6 +269,10 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
   ask->add_option("--price", args->price,
                   "Price of this model if the built-in table lacks it: IN,OUT[,CACHE_WRITE,"
                   "CACHE_READ] USD per million tokens");
+  ask->add_option("--prices", args->prices,
+                  "Price file, as serve's: this project's format (data/model_costs.json) or "
+                  "LiteLLM's model_prices_and_context_window.json; its entries win over the "
+                  "built-in table");
   ask->add_flag("-v,--verbose", args->verbose,
                 "Also print HIT/MISS/STALE, tokens, cost, latency and the cache key to stderr");
   ask->add_flag("--json", args->json, "Print the whole RunResult as JSON");

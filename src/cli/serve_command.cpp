@@ -99,11 +99,11 @@ gateway::GatewayConfig make_gateway_config(const ServeFlags& flags,
 }
 
 /// The price table: the built-in one with --prices merged over it (its entries win).
-std::shared_ptr<const CostTable> make_prices(const ServeFlags& flags) {
-  if (flags.prices.empty()) return nullptr;
+std::optional<CostTable> make_prices(const ServeFlags& flags) {
+  if (flags.prices.empty()) return std::nullopt;
   const std::string what = flags.given("--prices") ? "--prices" : "config file field \"prices\":";
-  auto table = std::make_shared<CostTable>(CostTable::defaults());
-  table->merge(gateway::load_price_file(flags.prices, what));
+  CostTable table = CostTable::defaults();
+  table.merge(gateway::load_price_file(flags.prices, what));
   return table;
 }
 
@@ -163,8 +163,10 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   // Everything is checked before the cache is opened or a port bound.
   gateway::GatewayConfig config = make_gateway_config(flags, file);
   gateway::ServerOptions server_options = make_server_options(flags);
+  // Declared before the exchange, which points to it, so that it outlives it.
+  const std::optional<CostTable> prices = make_prices(flags);
   exchange::ExchangeOptions exchange_options = exchange::ExchangeOptions::from_environment();
-  exchange_options.prices = make_prices(flags);
+  exchange_options.prices = prices ? &*prices : nullptr;
 
   CacheOptions cache_options;
   cache_options.url = global.cache_url;

@@ -87,6 +87,13 @@ std::vector<std::string> command_names(const CLI::App* command) {
   return names;
 }
 
+/// "stats, get, rm"
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
 /// "unknown option '--modle' for llm-caching ask; did you mean '--model'?"
 std::string describe_unknown(const CLI::App* command, const std::string& token) {
   const std::string where = command_path(command);
@@ -99,10 +106,9 @@ std::string describe_unknown(const CLI::App* command, const std::string& token) 
   const std::vector<std::string> commands = command_names(command);
   if (commands.empty()) return "unexpected argument '" + token + "' for " + where;
   const std::string guess = closest(token, commands);
-  std::string known;
-  for (const std::string& name : commands) known += (known.empty() ? "" : ", ") + name;
   return "unknown command '" + token + "' for " + where +
-         (guess.empty() ? " (commands: " + known + ")" : "; did you mean '" + guess + "'?");
+         (guess.empty() ? " (commands: " + joined(commands) + ")"
+                        : "; did you mean '" + guess + "'?");
 }
 
 /// A library hint and what a CLI user does instead, per command ("" for every command).
@@ -117,7 +123,8 @@ constexpr Rewording kRewordings[] = {
     {"ask", " or Agent::base_url", " or --base-url"},
     {"", " or Agent::base_url", ""},
     {"ask", "pass custom_costs or load a LiteLLM price file",
-     "give its price with --price IN,OUT (USD per million tokens)"},
+     "give its price with --price IN,OUT (USD per million tokens) or a price file with --prices "
+     "FILE"},
     {"serve", "pass custom_costs or load a LiteLLM price file",
      "give a price file with --prices FILE"},
     {"", "--ca-file, LLM_CACHING_CA_FILE or HttpClientOptions", "--ca-file or LLM_CACHING_CA_FILE"},
@@ -149,11 +156,7 @@ int report_usage_error(const CLI::App& app, const CLI::ParseError& error) {
     message = describe_unknown(command, unknown.front());
   } else if (error.get_name() == "RequiredError" && command->get_require_subcommand_min() > 0 &&
              command->get_subcommands().empty()) {
-    message = command_path(command) + " needs a command";
-    std::string known;
-    for (const std::string& name : command_names(command))
-      known += (known.empty() ? "" : ", ") + name;
-    message += " (" + known + ")";
+    message = command_path(command) + " needs a command (" + joined(command_names(command)) + ")";
   } else if (command->get_parent() == nullptr) {
     message = error.what();
   } else {

@@ -176,7 +176,7 @@ bool Exchange::reads_l2_under_lock(const ExchangeRequest& request, std::int64_t 
 asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest request) {
   // Price first: an unpriced model is a configuration error before any I/O, never a silent $0.
   static const ModelCosts kUnpriced{};
-  const ModelCosts* found = find_price(request, options_.prices.get());
+  const ModelCosts* found = find_price(request, options_.prices);
   const ModelCosts& price = found ? *found : kUnpriced;
   ExchangeResult result;
   result.storage_key = request_storage_key(request);

@@ -148,8 +148,9 @@ struct ExchangeOptions {
   /// busy machine delays the L2 writes by this much instead of losing them to the limit.
   std::chrono::milliseconds write_behind_catch_up{250};
   /// The price table of requests that bring none (ExchangeRequest::costs): a gateway's
-  /// --prices merged over the defaults. Null: the defaults.
-  std::shared_ptr<const CostTable> prices;
+  /// --prices merged over the defaults. Null: the defaults. Must outlive the Exchange (a
+  /// pointer, so that the options stay a literal type).
+  const CostTable* prices = nullptr;
 
   /// The defaults, overridden by LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds;
   /// when only the TTL is set, the wait is twice it). Throws ConfigurationError naming the

@@ -317,6 +317,29 @@ TEST_P(CliAskUsageTest, TtlAndLocalHostWithoutKey) {
   EXPECT_TRUE(result.at("output").as_string().starts_with("echo: Hi"));
 }
 
+TEST_P(CliAskUsageTest, APriceFileInEitherFormatPricesAModelTheTableLacks) {
+  const CliResult unpriced = ask({"--model", "openai:house-model-ask", "Hi"});
+  EXPECT_EQ(unpriced.exit_code, 2) << unpriced.err;
+  EXPECT_NE(unpriced.err.find("--prices FILE"), std::string::npos) << unpriced.err;
+
+  const std::string ours = dir_.file("prices.json"), litellm = dir_.file("litellm.json");
+  std::ofstream(ours) << R"({"format": 1, "models": {"house-model-ask": {"input": 1000,
+      "output": 2000, "cache_write": 1000, "cache_read": 1000}}})";
+  std::ofstream(litellm) << R"({"house-model-litellm": {"input_cost_per_token": 0.001,
+      "output_cost_per_token": 0.002, "litellm_provider": "openai"}})";
+  for (const auto& [model, file] : {std::pair{"openai:house-model-ask", ours},
+                                    std::pair{"openai:house-model-litellm", litellm}}) {
+    const CliResult r = ask({"--model", model, "--prices", file, "--json", "Hi"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_GT(json::parse(r.out).at("cost_nano_usd").as_int64(), 0) << r.out;
+  }
+  const CliResult missing = ask({"--model", api().model, "--prices", dir_.file("none.json"), "Hi"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_NE(missing.err.find("--prices " + dir_.file("none.json")), std::string::npos)
+      << missing.err;
+  EXPECT_EQ(calls(fakes().plain), 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Cli, CliAskUsageTest, ::testing::Values(kOpenAi),
                          [](const auto& info) { return std::string(info.param.name); });
 
