@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the commands the docs promise work: every fenced block opened with ```sh tested in the
-# given Markdown files, each in a fresh temp dir, against the fake provider. Fails naming the
-# file and line of the first block that fails, and when no block is marked at all (a renamed
-# marker would otherwise pass by running nothing).
+# given Markdown files, each in a fresh temp dir, against the fake provider. Then checks every
+# option that any ```sh block gives an llm-caching command (synopses with placeholders too)
+# against that command's --help. Fails naming the file and line of each block or option that
+# fails, and when no block is marked at all (a renamed marker would otherwise pass by running
+# nothing).
 #
 #   run_doc_commands.sh CLI FAKE_PROVIDER EXAMPLES_DIR FILE.md...
 #
@@ -87,9 +89,70 @@ while IFS= read -r -d '' block; do
   rm -rf "$dir"
 done < <(extract "$@")
 
+# Every llm-caching command line in any ```sh block, runnable or a synopsis with placeholders:
+# "FILE:LINE<TAB>the line", continuation lines (a trailing backslash, or an indented line after
+# it) joined on, comments dropped.
+command_lines() {
+  awk '
+    function flush() { if (cmd != "") print where "\t" cmd; cmd = "" }
+    FNR == 1 { flush(); inside = 0 }
+    !inside && /^```sh/ { inside = 1; next }
+    inside && /^```[[:space:]]*$/ { flush(); inside = 0; next }
+    !inside { next }
+    {
+      line = $0
+      sub(/[[:space:]]+#.*$/, "", line)
+      if (cmd != "" && (joining || line ~ /^[[:space:]]/)) {
+        joining = sub(/\\[[:space:]]*$/, "", line)
+        cmd = cmd " " line
+        next
+      }
+      flush()
+      # The command after any VAR=value words and a pipe into it.
+      text = line
+      sub(/^.*[[:space:]]\|[[:space:]]+/, "", text)
+      while (text ~ /^[A-Z_]+=[^[:space:]]*[[:space:]]/) sub(/^[A-Z_]+=[^[:space:]]*[[:space:]]+/, "", text)
+      if (text !~ /^llm-caching[[:space:]]/) next
+      where = FILENAME ":" FNR
+      joining = sub(/\\[[:space:]]*$/, "", text)
+      cmd = text
+    }
+    END { flush() }
+  ' "$@"
+}
+
+subcommands_of() {
+  sed -n '/^Subcommands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p'
+}
+
+# Each documented option must be one the command takes: its --help lists it (a command's help
+# names the global ones in its footer).
+options=0
+while IFS=$'\t' read -r where line; do
+  path=()
+  help=$(llm-caching --help)
+  read -ra words <<<"${line#llm-caching}"
+  for word in "${words[@]}"; do
+    word=${word#[} word=${word%]}
+    if [[ $word != -* ]] && grep -qx -- "$word" <<<"$(subcommands_of <<<"$help")"; then
+      path+=("$word")
+      help=$(llm-caching "${path[@]}" --help)
+    fi
+  done
+  for word in "${words[@]}"; do
+    [[ $word =~ ^\[?(--[a-z0-9-]+) ]] || continue
+    flag=${BASH_REMATCH[1]}
+    options=$((options + 1))
+    if ! grep -qE -- "(^|[^a-z0-9-])$flag([^a-z0-9-]|\$)" <<<"$help"; then
+      failed=$((failed + 1))
+      echo "FAIL $where: 'llm-caching ${path[*]}' has no option $flag (the docs say: $line)"
+    fi
+  done
+done < <(command_lines "$@")
+
 if ((blocks == 0)); then
   echo "no \`\`\`sh tested block in: $*" >&2
   exit 1
 fi
-echo "$blocks documented blocks, $failed failed"
+echo "$blocks documented blocks and $options documented options, $failed failed"
 ((failed == 0))
