@@ -97,7 +97,9 @@ TEST_F(CliUsageErrors, AMissingConfigFileExitsTwoNamingIt) {
 }
 
 TEST_F(CliUsageErrors, HelpAndVersionAreNotErrors) {
-  EXPECT_EQ(run({"--help"}).exit_code, 0);
+  const CliResult help = run({"--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_TRUE(contains(help.output, "2 configuration or usage error")) << help.output;
   EXPECT_EQ(run({"cache", "--help"}).exit_code, 0);
   EXPECT_EQ(run({"--version"}).exit_code, 0);
 }
