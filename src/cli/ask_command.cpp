@@ -2,6 +2,7 @@
 #include "agent/run.hpp"
 #include "agent/runtime_impl.hpp"
 #include "cli/commands.hpp"
+#include "gateway/serve_config.hpp"
 
 #include "llm_caching/agent.hpp"
 #include "llm_caching/errors.hpp"
@@ -36,7 +37,7 @@ struct AskArgs {
   std::optional<std::int64_t> max_tokens;
   std::optional<std::int64_t> seed;
   std::string base_url;
-  std::string mode = "use";
+  std::string mode;  ///< empty: LLM_CACHE_MODE, else use
   std::string ns;
   std::string task = "cli";
   std::string ttl = "15d";
@@ -44,6 +45,7 @@ struct AskArgs {
   std::string initial_wait = "1s";
   std::string ca_file;
   std::string price;
+  std::string prices;
   bool verbose = false;
   bool json = false;
 };
@@ -113,9 +115,18 @@ ModelCosts parse_price(std::string_view text) {
   return costs;
 }
 
+/// `-` reads standard input, less one trailing newline: `echo "Hello" | llm-caching ask -` then
+/// sends (and keys) what `llm-caching ask "Hello"` does. Only one: blank lines a prompt ends with
+/// on purpose stay.
 std::string read_prompt(const std::string& prompt) {
   if (prompt != "-") return prompt;
-  return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  if (text.ends_with("\r\n")) {
+    text.resize(text.size() - 2);
+  } else if (text.ends_with('\n')) {
+    text.pop_back();
+  }
+  return text;
 }
 
 json::object usage_to_json(const Usage& u) {
@@ -137,12 +148,13 @@ json::object result_to_json(const RunResult& r, milliseconds latency) {
           {"usage", usage_to_json(r.usage)},
           {"model", r.model},
           {"finish_reason", r.finish_reason},
-          {"cost", r.cost},
+          {"cost", money_text(r.cost_nano_usd)},
           {"cost_nano_usd", r.cost_nano_usd},
           {"cache_hit", r.cache_hit},
           {"coalesced", r.coalesced},
           {"stale", r.stale},
-          {"avoided_cost", r.avoided_cost},
+          {"attempts", r.attempts},
+          {"avoided_cost", money_text(r.avoided_cost_nano_usd)},
           {"avoided_cost_nano_usd", r.avoided_cost_nano_usd},
           {"cache_key", r.cache_key},
           {"latency_ms", latency.count()}};
@@ -163,18 +175,27 @@ RunOptions make_run_options(const AskArgs& a, const GlobalOptions& global,
                             const agent::ModelSpec& spec) {
   RunOptions options;
   options.cache_url = global.cache_url;
-  options.mode = parse_cache_mode(a.mode);
+  // Without --mode: LLM_CACHE_MODE (the runtime's, read once), else use.
+  options.mode = a.mode.empty() ? Runtime::default_runtime().options().mode
+                                : parse_cache_mode(a.mode);
   options.namespace_ = a.ns;
   options.ttl = parse_duration("--ttl", a.ttl);
   options.max_wait = parse_duration("--max-wait", a.max_wait);
   options.initial_wait = parse_duration("--initial-wait", a.initial_wait);
+  // The file's entries, then --price for this model on top: the narrower setting wins.
+  if (!a.prices.empty()) {
+    const CostTable file = gateway::load_price_file(a.prices, "--prices");
+    for (const auto& [model, costs] : file.entries()) {
+      options.custom_costs.insert_or_assign(model, costs);
+    }
+  }
   if (!a.price.empty()) options.custom_costs[spec.model] = parse_price(a.price);
   // Built here rather than inside the run so that --ca-file reaches the HTTPS client.
   providers::HttpClientOptions http;
   http.ca_file = a.ca_file;
   options.model_client =
       providers::make_http_model(Runtime::default_runtime().impl().pool, *spec.host, a.base_url, "",
-                                 http, options.mode != CacheMode::replay_only);
+                                 http, *options.mode != CacheMode::replay_only);
   return options;
 }
 
@@ -219,7 +240,9 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
   auto args = std::make_shared<AskArgs>();
   CLI::App* ask =
       app.add_subcommand("ask", "Send one prompt through the cache and print the answer");
-  ask->add_option("PROMPT", args->prompt, "The prompt; - reads it from standard input")->required();
+  ask->add_option("PROMPT", args->prompt,
+                  "The prompt; - reads it from standard input (less one trailing newline)")
+      ->required();
   ask->add_option("-m,--model", args->model,
                   "prefix:model — openai:, anthropic:, google-gla: (gemini:), or an "
                   "OpenAI-compatible host: groq:, deepseek:, openrouter:, together:, mistral:, "
@@ -233,8 +256,8 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
                   "Provider base URL (else OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GEMINI_BASE_URL, "
                   "GROQ_BASE_URL, ..., else the public endpoint)");
   ask->add_option("--mode", args->mode,
-                  "Cache mode: use | refresh | bypass | read_only | replay_only")
-      ->capture_default_str();
+                  "Cache mode: use | refresh | bypass | read_only | replay_only (a miss exits 3 "
+                  "and never calls the provider); default: $LLM_CACHE_MODE, else use");
   ask->add_option("--namespace", args->ns, "Cache namespace (part of the storage key)");
   ask->add_option("--task", args->task, "Task name for the expense record")->capture_default_str();
   ask->add_option("--ttl", args->ttl, "How long the answer stays cached: 90s, 30m, 1h, 15d")
@@ -250,6 +273,10 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
   ask->add_option("--price", args->price,
                   "Price of this model if the built-in table lacks it: IN,OUT[,CACHE_WRITE,"
                   "CACHE_READ] USD per million tokens");
+  ask->add_option("--prices", args->prices,
+                  "Price file, as serve's: this project's format (data/model_costs.json) or "
+                  "LiteLLM's model_prices_and_context_window.json; its entries win over the "
+                  "built-in table");
   ask->add_flag("-v,--verbose", args->verbose,
                 "Also print HIT/MISS/STALE, tokens, cost, latency and the cache key to stderr");
   ask->add_flag("--json", args->json, "Print the whole RunResult as JSON");
@@ -259,7 +286,8 @@ void add_ask_command(CLI::App& app, GlobalOptions& global) {
       "  llm-caching ask --model ollama:llama3.2 --json \"Why is the sky blue?\"\n"
       "  llm-caching --cache-url sqlite:///tmp/c.db ask --model anthropic:claude-3-5-haiku-latest "
       "--mode replay_only \"Hello\"\n"
-      "Exit codes: 0 ok, 1 other error, 2 configuration error (e.g. missing API key), "
+      "Exit codes: 0 ok, 1 other error, 2 configuration or usage error (e.g. missing API key, "
+      "unknown option), "
       "3 replay_only miss, 4 rate limited beyond --max-wait, 5 provider error (HTTP error, bad "
       "answer, TLS verification failed).\n"
       "Environment: LLM_CACHE_STALE_IF_ERROR=SECONDS answers from an entry expired by at most "

@@ -80,7 +80,7 @@ json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
                   {"output_tokens", e.usage.output_tokens},
                   {"cache_write_tokens", e.usage.cache_write_tokens},
                   {"cache_read_tokens", e.usage.cache_read_tokens}};
-  out["cost_usd"] = nano_usd_to_dollars(e.cost_nano_usd);
+  out["cost_usd"] = money_text(e.cost_nano_usd);
   out["cost_nano_usd"] = e.cost_nano_usd;
   out["streamed"] = !e.stream.empty();
   boost::system::error_code ec;

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <string>
 
 namespace llm_caching::cli {
@@ -16,6 +17,19 @@ struct GlobalOptions {
 void add_cache_commands(CLI::App& app, GlobalOptions& global);
 void add_ask_command(CLI::App& app, GlobalOptions& global);
 void add_serve_command(CLI::App& app, GlobalOptions& global);
+
+/// Prints a parse error as an `llm-caching:` line naming the bad flag or command (with a "did
+/// you mean" for a near miss) and returns 2; help, --version and a command's own exit code
+/// (CLI::RuntimeError) keep CLI11's handling.
+int report_usage_error(const CLI::App& app, const CLI::ParseError& error);
+
+/// A library error message in the CLI's terms: a hint that names a library field
+/// (Agent::api_key, custom_costs) names the running command's flag or variable instead. The
+/// library's own messages stay as they are for library users.
+std::string in_cli_terms(std::string message, const CLI::App& app);
+
+/// An amount of nano-USD as exact decimal dollars for JSON output: "0.00000555", "1.50", "0.00".
+std::string money_text(std::int64_t nano_usd);
 
 /// "jemalloc 5.3.0" or "glibc malloc": the allocator this program runs on.
 std::string allocator_description();

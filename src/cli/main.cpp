@@ -55,7 +55,9 @@ int main(int argc, char** argv) {
       "  llm-caching cache stats --json --cache-url sqlite:///tmp/llm.db\n"
       "  llm-caching cache key --provider openai --explain request.json\n"
       "  llm-caching cache clear --namespace tests\n"
-      "Run 'llm-caching <command> --help' for the options and an example of each command.");
+      "Run 'llm-caching <command> --help' for the options and an example of each command.\n"
+      "Exit codes: 0 ok, 1 other failure, 2 configuration or usage error, 3 cache miss "
+      "(replay_only, cache get), 4 rate limited, 5 provider error.");
   cli::add_cache_commands(app, global);
   cli::add_ask_command(app, global);
   cli::add_serve_command(app, global);
@@ -72,12 +74,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return cli::report_usage_error(app, e);
   } catch (const CacheMissError& e) {
     std::cerr << "llm-caching: " << e.what() << '\n';
     return 3;
   } catch (const ConfigurationError& e) {
-    std::cerr << "llm-caching: configuration error: " << e.what() << '\n';
+    std::cerr << "llm-caching: configuration error: " << cli::in_cli_terms(e.what(), app) << '\n';
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "llm-caching: " << e.what() << '\n';

@@ -1,7 +1,6 @@
-// llm-caching serve: the caching gateway (docs/GATEWAY.md).
-#include "cli/commands.hpp"
+// llm-caching serve: the caching gateway (docs/GATEWAY.md). Its options: serve_flags.cpp.
+#include "cli/serve_flags.hpp"
 
-#include "agent/run.hpp"
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/gateway.hpp"
@@ -10,100 +9,23 @@
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/errors.hpp"
 #include "llm_caching/runtime.hpp"
+#include "providers/http_model.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <array>
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
-#include <map>
 #include <optional>
 
 namespace llm_caching::cli {
 
 namespace {
-
-struct ServeFlags {
-  std::string config_file;
-  /// The options, to tell a flag given on the command line (it wins) from a default (the
-  /// config file's value replaces it).
-  std::map<std::string, CLI::Option*, std::less<>> options;
-  bool given(std::string_view name) const {
-    const auto found = options.find(name);
-    return found != options.end() && found->second->count() > 0;
-  }
-  std::string listen = "127.0.0.1:8080";
-  std::vector<std::string> upstreams;
-  std::vector<std::string> upstream_key_envs;
-  bool share_across_keys = false;
-  bool reject_unpriced = false;
-  bool require_key = false;
-  unsigned threads = 0;
-  std::uint64_t body_limit = 8 * kMiB;
-  std::uint64_t max_body_bytes_in_flight = 128 * kMiB;
-  std::uint64_t max_connections = 0;
-  std::uint64_t max_header_fields = 100;
-  std::int64_t max_wait_cap_ms = 120000;
-  std::uint64_t l1_mib = 64;
-  std::int64_t ttl_seconds = 15 * 24 * 3600;
-  std::int64_t max_wait_ms = 10000;
-  std::int64_t initial_wait_ms = 1000;
-  std::int64_t upstream_timeout_ms = 600000;
-  std::int64_t connect_timeout_ms = 10000;
-  std::int64_t request_timeout_ms = 60000;
-  std::int64_t shutdown_grace_ms = 30000;
-  std::int64_t stale_while_revalidate_seconds = 0;
-  std::int64_t stale_if_error_seconds = 0;
-  std::string log_level = "info";
-};
-
-/// The stale windows whose flags were not given, from LLM_CACHE_STALE_WHILE_REVALIDATE and
-/// LLM_CACHE_STALE_IF_ERROR, as the library reads them: one setting for a team's programs and
-/// its gateway. The config file, applied after, wins over them.
-void apply_environment(ServeFlags& flags) {
-  const RuntimeOptions env = RuntimeOptions::from_environment();
-  using std::chrono::duration_cast;
-  using std::chrono::seconds;
-  if (!flags.given("--stale-while-revalidate")) {
-    flags.stale_while_revalidate_seconds =
-        duration_cast<seconds>(env.stale_while_revalidate).count();
-  }
-  if (!flags.given("--stale-if-error")) {
-    flags.stale_if_error_seconds = duration_cast<seconds>(env.stale_if_error).count();
-  }
-}
-
-/// Fills every setting whose flag was not given from the config file (flags win).
-void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, ServeFlags& flags) {
-  auto take = [&](std::string_view flag, const auto& from, auto& to) {
-    if (from && !flags.given(flag)) to = static_cast<std::remove_reference_t<decltype(to)>>(*from);
-  };
-  take("--listen", file.listen, flags.listen);
-  take("--log-level", file.log_level, flags.log_level);
-  take("--share-cache-across-keys", file.share_cache_across_keys, flags.share_across_keys);
-  take("--reject-unpriced", file.reject_unpriced, flags.reject_unpriced);
-  take("--require-key", file.require_key, flags.require_key);
-  take("--max-wait-cap-ms", file.max_wait_cap_ms, flags.max_wait_cap_ms);
-  take("--max-connections", file.max_connections, flags.max_connections);
-  take("--max-body-bytes-in-flight", file.max_body_bytes_in_flight, flags.max_body_bytes_in_flight);
-  take("--max-header-fields", file.max_header_fields, flags.max_header_fields);
-  take("--threads", file.threads, flags.threads);
-  take("--body-limit", file.body_limit, flags.body_limit);
-  take("--l1-mb", file.l1_mb, flags.l1_mib);
-  take("--ttl", file.ttl, flags.ttl_seconds);
-  take("--max-wait-ms", file.max_wait_ms, flags.max_wait_ms);
-  take("--initial-wait-ms", file.initial_wait_ms, flags.initial_wait_ms);
-  take("--upstream-timeout-ms", file.upstream_timeout_ms, flags.upstream_timeout_ms);
-  take("--connect-timeout-ms", file.connect_timeout_ms, flags.connect_timeout_ms);
-  take("--request-timeout-ms", file.request_timeout_ms, flags.request_timeout_ms);
-  take("--shutdown-grace-ms", file.shutdown_grace_ms, flags.shutdown_grace_ms);
-  take("--stale-while-revalidate", file.stale_while_revalidate,
-       flags.stale_while_revalidate_seconds);
-  take("--stale-if-error", file.stale_if_error, flags.stale_if_error_seconds);
-  if (global.cache_url.empty() && file.cache_url) global.cache_url = *file.cache_url;
-}
 
 /// Each connection takes a file descriptor (two with its upstream one): a low open-file limit
 /// turns away clients with no word in the log.
@@ -118,24 +40,52 @@ void warn_if_few_files(std::uint64_t open_files, std::uint64_t max_connections) 
       open_files, connections);
 }
 
-void run_serve(GlobalOptions global, ServeFlags flags) {
-  apply_environment(flags);
-  std::optional<gateway::ServeFileSettings> file;
-  if (!flags.config_file.empty()) {
-    file = gateway::load_serve_config(flags.config_file);
-    apply_file(*file, global, flags);
+/// Where each provider's upstream URL came from, to name it in an error: the last of the
+/// environment, the config file and --upstream that set it.
+std::array<std::string, 3> upstream_sources(const ServeFlags& flags,
+                                            const std::optional<gateway::ServeFileSettings>& file) {
+  std::array<std::string, 3> sources = {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL"};
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    if (file && file->upstreams[i] && file->upstreams[i]->base_url) {
+      sources[i] = "config file " + flags.config_file + ": upstreams." +
+                   std::string(to_string(static_cast<Provider>(i))) + ".base_url";
+    }
   }
-  // stdout carries only the "listening on" line, for scripts; logs go to stderr.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("llm-caching-serve"));
-  spdlog::set_level(spdlog::level::from_str(flags.log_level));
-  auto [host, port] = gateway::parse_listen_address(flags.listen, "--listen");
+  for (const std::string& assignment : flags.upstreams) {
+    const std::string name = assignment.substr(0, assignment.find('='));
+    sources[static_cast<std::size_t>(parse_provider(name))] = "--upstream " + name;
+  }
+  return sources;
+}
 
+/// Every upstream is checked before the gateway starts: a URL without its scheme would
+/// otherwise turn every request into a 400, with nothing said at start.
+void check_upstreams(const gateway::Upstreams& upstreams, const std::array<std::string, 3>& from) {
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    const gateway::Upstream& upstream = upstreams[static_cast<Provider>(i)];
+    if (const std::string problem = gateway::upstream_url_problem(upstream.base_url);
+        !problem.empty()) {
+      throw ConfigurationError(from[i] + ": " + problem);
+    }
+  }
+  const gateway::Upstream& openai = upstreams[Provider::openai];
+  if (gateway::lacks_version_segment(openai.base_url)) {
+    spdlog::warn(
+        "gateway: the OpenAI upstream {} (from {}) has no version segment such as /v1: requests "
+        "go to {}/chat/completions",
+        openai.base_url, from[0], openai.base_url);
+  }
+}
+
+gateway::GatewayConfig make_gateway_config(const ServeFlags& flags,
+                                           const std::optional<gateway::ServeFileSettings>& file) {
   gateway::GatewayConfig config;
   // Precedence: flags, then the file, then $*_BASE_URL (read here, at start), then defaults.
   config.upstreams = gateway::Upstreams::from_environment();
   if (file) gateway::apply_upstream_settings(*file, config.upstreams);
   for (const auto& upstream : flags.upstreams) config.upstreams.set_base_url(upstream);
   for (const auto& key_env : flags.upstream_key_envs) config.upstreams.set_key_from_env(key_env);
+  check_upstreams(config.upstreams, upstream_sources(flags, file));
   config.share_across_keys = flags.share_across_keys;
   config.allow_unpriced = !flags.reject_unpriced;
   config.default_ttl = std::chrono::seconds(flags.ttl_seconds);
@@ -147,35 +97,92 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   config.stale_defaults.stale_while_revalidate =
       std::chrono::seconds(flags.stale_while_revalidate_seconds);
   config.stale_defaults.stale_if_error = std::chrono::seconds(flags.stale_if_error_seconds);
+  return config;
+}
+
+/// The price table: the built-in one with --prices merged over it (its entries win).
+std::optional<CostTable> make_prices(const ServeFlags& flags) {
+  if (flags.prices.empty()) return std::nullopt;
+  const std::string what = flags.given("--prices") ? "--prices" : "config file field \"prices\":";
+  CostTable table = CostTable::defaults();
+  table.merge(gateway::load_price_file(flags.prices, what));
+  return table;
+}
+
+gateway::ServerOptions make_server_options(const ServeFlags& flags) {
+  auto [host, port] = gateway::parse_listen_address(flags.listen, "--listen");
+  gateway::ServerOptions options;
+  options.host = gateway::resolve_listen_host(host, "--listen");
+  options.port = port;
+  options.threads = flags.threads;
+  options.body_limit = flags.body_limit;
+  options.max_body_bytes_in_flight = flags.max_body_bytes_in_flight;
+  options.max_header_fields = flags.max_header_fields;
+  options.max_connections = flags.max_connections;
+  options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
+  options.shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms);
+  options.upstream.read_timeout = std::chrono::milliseconds(flags.upstream_timeout_ms);
+  options.upstream.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
+  options.upstream.max_idle_per_host = 256;
+  // As the CLI's ask and the library: the flag, else LLM_CACHING_CA_FILE.
+  options.upstream.ca_file = providers::resolve_ca_file(flags.ca_file);
+  if (!options.upstream.ca_file.empty() && !std::ifstream(options.upstream.ca_file)) {
+    throw ConfigurationError(
+        "cannot read CA file '" + options.upstream.ca_file +
+        "' (from --ca-file, the config file's ca_file or LLM_CACHING_CA_FILE)");
+  }
+  return options;
+}
+
+void log_start(const gateway::Gateway& core, const cache::TieredCache& cache,
+               const ServeFlags& flags) {
+  // Keys are never logged: only whether one is configured.
+  auto describe_upstream = [&](Provider p) {
+    const gateway::Upstream& u = core.config().upstreams[p];
+    return u.base_url + (!u.api_key.empty()            ? " (configured key)"
+                         : !u.fallback_api_key.empty() ? " (fallback key)"
+                                                       : "");
+  };
+  spdlog::info(
+      "gateway: cache {}, upstreams openai={} anthropic={} gemini={}, tenants {}, stale "
+      "defaults: while-revalidate {} s, if-error {} s",
+      cache.describe(), describe_upstream(Provider::openai), describe_upstream(Provider::anthropic),
+      describe_upstream(Provider::gemini),
+      flags.share_across_keys ? "share entries" : "partitioned by key",
+      flags.stale_while_revalidate_seconds, flags.stale_if_error_seconds);
+}
+
+void run_serve(GlobalOptions global, ServeFlags flags) {
+  apply_environment(flags);
+  std::optional<gateway::ServeFileSettings> file;
+  if (!flags.config_file.empty()) {
+    file = gateway::load_serve_config(flags.config_file);
+    apply_file(*file, global, flags);
+  }
+  // stdout carries only the "listening on" line, for scripts; logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("llm-caching-serve"));
+  spdlog::set_level(spdlog::level::from_str(flags.log_level));
+  // Everything is checked before the cache is opened or a port bound.
+  gateway::GatewayConfig config = make_gateway_config(flags, file);
+  gateway::ServerOptions server_options = make_server_options(flags);
+  // Declared before the exchange, which points to it, so that it outlives it.
+  const std::optional<CostTable> prices = make_prices(flags);
+  // The lock settings from the environment, read here, once, as the library's runtime does.
+  const RuntimeOptions runtime_options = RuntimeOptions::from_environment();
+  exchange::ExchangeOptions exchange_options;
+  exchange_options.lock_ttl = runtime_options.lock_ttl;
+  exchange_options.lock_wait = runtime_options.lock_wait;
+  exchange_options.prices = prices ? &*prices : nullptr;
 
   CacheOptions cache_options;
   cache_options.url = global.cache_url;
   cache_options.l1_max_bytes = flags.l1_mib * kMiB;
   cache::CacheRegistry caches;
   auto cache = caches.open(cache_options);
-  // The lock settings from the environment, read here, once, as the library's runtime does.
-  const RuntimeOptions runtime_options = RuntimeOptions::from_environment();
-  exchange::ExchangeOptions exchange_options;
-  exchange_options.lock_ttl = runtime_options.lock_ttl;
-  exchange_options.lock_wait = runtime_options.lock_wait;
   auto exchange =
       std::make_shared<exchange::Exchange>(cache, exchange::system_now_ms, exchange_options);
   auto core = std::make_shared<gateway::Gateway>(std::move(config), exchange);
-
-  gateway::ServerOptions server_options;
-  server_options.host = host;
-  server_options.port = port;
-  server_options.threads = flags.threads;
-  server_options.body_limit = flags.body_limit;
-  server_options.max_body_bytes_in_flight = flags.max_body_bytes_in_flight;
-  server_options.max_header_fields = flags.max_header_fields;
-  server_options.max_connections = flags.max_connections;
   warn_if_few_files(gateway::raise_open_file_limit(), flags.max_connections);
-  server_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
-  server_options.shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms);
-  server_options.upstream.read_timeout = std::chrono::milliseconds(flags.upstream_timeout_ms);
-  server_options.upstream.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
-  server_options.upstream.max_idle_per_host = 256;
 
   // Signals first: a SIGTERM that arrives while starting must drain, not kill.
   boost::asio::io_context signal_io(1);
@@ -187,22 +194,10 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
     server.shutdown();
   });
   const std::uint16_t bound = server.start();
+  const std::string& host = server_options.host;
   const bool v6 = host.find(':') != std::string::npos;
   std::cout << "listening on " << (v6 ? "[" + host + "]" : host) << ":" << bound << std::endl;
-  // Keys are never logged: only whether one is configured.
-  auto describe_upstream = [&](Provider p) {
-    const gateway::Upstream& u = core->config().upstreams[p];
-    return u.base_url + (!u.api_key.empty()            ? " (configured key)"
-                         : !u.fallback_api_key.empty() ? " (fallback key)"
-                                                       : "");
-  };
-  spdlog::info(
-      "gateway: cache {}, upstreams openai={} anthropic={} gemini={}, tenants {}, stale "
-      "defaults: while-revalidate {} s, if-error {} s",
-      cache->describe(), describe_upstream(Provider::openai),
-      describe_upstream(Provider::anthropic), describe_upstream(Provider::gemini),
-      flags.share_across_keys ? "share entries" : "partitioned by key",
-      flags.stale_while_revalidate_seconds, flags.stale_if_error_seconds);
+  log_start(*core, *cache, flags);
   signal_io.run();
   server.wait();
 }
@@ -218,105 +213,13 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
                    "JSON file with these settings (fields: the flags' names with underscores, "
                    "and \"upstreams\"; see docs/GATEWAY.md). Flags given here win over it.")
       ->check(CLI::ExistingFile);
-  serve->add_option("--listen", flags->listen, "HOST:PORT to listen on (port 0: any free port)")
-      ->capture_default_str();
-  serve->add_option(
-      "--upstream", flags->upstreams,
-      "provider=URL, e.g. openai=http://127.0.0.1:11434/v1 (default: "
-      "$OPENAI_BASE_URL, $ANTHROPIC_BASE_URL, $GEMINI_BASE_URL, else the public APIs)");
-  serve->add_option("--upstream-key-env", flags->upstream_key_envs,
-                    "provider=ENV_VAR: use this variable's key upstream instead of the caller's");
-  serve->add_flag("--share-cache-across-keys", flags->share_across_keys,
-                  "Let callers with different API keys share cache entries (default: partitioned)");
-  serve->add_flag("--reject-unpriced", flags->reject_unpriced,
-                  "Refuse models missing from the price table (default: serve them, costed $0)");
-  serve
-      ->add_option("--threads", flags->threads,
-                   "Worker threads (0: one per core; docs/GATEWAY.md says when fewer help)")
-      ->capture_default_str();
-  serve
-      ->add_option("--body-limit", flags->body_limit,
-                   "Largest request body in bytes (else 413); raise it for large inline images")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  serve
-      ->add_option("--max-body-bytes-in-flight", flags->max_body_bytes_in_flight,
-                   "Request-body bytes held at once, over all connections (else 503)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  serve
-      ->add_option("--max-connections", flags->max_connections,
-                   "Open client connections (else 503); 0: from the open-file limit")
-      ->capture_default_str();
-  serve
-      ->add_option("--max-header-fields", flags->max_header_fields,
-                   "Header fields in one request (else 431)")
-      ->capture_default_str()
-      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10000}));
-  serve->add_flag("--require-key", flags->require_key,
-                  "Refuse callers that send no API key (401) instead of serving them from the "
-                  "keyless partition");
-  serve
-      ->add_option("--max-wait-cap-ms", flags->max_wait_cap_ms,
-                   "The most a caller may ask for with x-llm-max-wait-ms (larger values are cut)")
-      ->capture_default_str()
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}));
-  serve->add_option("--l1-mb", flags->l1_mib, "In-memory L1 size in MiB (0 disables it)")
-      ->capture_default_str();
-  serve->add_option("--ttl", flags->ttl_seconds, "Default entry lifetime in seconds")
-      ->capture_default_str()
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{10} * 366 * 24 * 3600));
-  serve
-      ->add_option("--max-wait-ms", flags->max_wait_ms,
-                   "Retry budget for upstream 429/5xx (per request: x-llm-max-wait-ms)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  serve->add_option("--initial-wait-ms", flags->initial_wait_ms, "First backoff wait")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  serve
-      ->add_option("--upstream-timeout-ms", flags->upstream_timeout_ms,
-                   "Longest upstream silence before 504")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  serve->add_option("--connect-timeout-ms", flags->connect_timeout_ms, "Upstream connect timeout")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  serve
-      ->add_option("--request-timeout-ms", flags->request_timeout_ms,
-                   "Longest wait for a complete request on a connection (keep-alive idle too)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  serve
-      ->add_option("--shutdown-grace-ms", flags->shutdown_grace_ms,
-                   "On SIGINT/SIGTERM, how long requests in flight may take to finish")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  const auto stale_range = CLI::Range(std::int64_t{0}, gateway::kMaxStaleSeconds);
-  serve
-      ->add_option("--stale-while-revalidate", flags->stale_while_revalidate_seconds,
-                   "SECONDS: answer from an entry expired by at most this long at once, while one "
-                   "background call refreshes it (0: off; per request: Cache-Control "
-                   "stale-while-revalidate=N, x-llm-cache: no-stale)")
-      ->capture_default_str()
-      ->check(stale_range);
-  serve
-      ->add_option("--stale-if-error", flags->stale_if_error_seconds,
-                   "SECONDS: answer from an entry expired by at most this long when the upstream "
-                   "fails (429 past the retry budget, 5xx, unreachable; 0: off; per request: "
-                   "Cache-Control stale-if-error=N). Entries are kept for their TTL plus the "
-                   "larger window. Unset: $LLM_CACHE_STALE_IF_ERROR, as for the library "
-                   "($LLM_CACHE_STALE_WHILE_REVALIDATE likewise)")
-      ->capture_default_str()
-      ->check(stale_range);
-  serve->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  add_serve_options(*serve, *flags);
   serve->footer(
       "Examples:\n"
       "  llm-caching serve\n"
       "  llm-caching serve --listen 0.0.0.0:8080 --upstream openai=http://127.0.0.1:11434/v1\n"
       "  llm-caching serve --config gateway.json --log-level debug\n"
+      "  llm-caching serve --prices model_prices_and_context_window.json --ca-file corp-ca.pem\n"
       "  llm-caching serve --cache-url redis://127.0.0.1:6379/0 --stale-if-error 86400\n"
       "  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python my_script.py");
   for (CLI::Option* option : serve->get_options()) {

@@ -50,10 +50,13 @@ std::string request_storage_key(const ExchangeRequest& request) {
   return storage_key(request.namespace_, derived.hex);
 }
 
-/// The model's price: `overrides` first, then `costs` (null: the defaults). Null when the model
-/// is in neither and unpriced models are allowed; ConfigurationError when they are not.
-const ModelCosts* find_price(const ExchangeRequest& request) {
-  const CostTable& table = request.costs ? *request.costs : CostTable::defaults();
+/// The model's price: `overrides` first, then `costs` (null: `prices`, the exchange's table,
+/// else the defaults). Null when the model is in neither and unpriced models are allowed;
+/// ConfigurationError when they are not.
+const ModelCosts* find_price(const ExchangeRequest& request, const CostTable* prices) {
+  const CostTable& table = request.costs ? *request.costs
+                           : prices      ? *prices
+                                         : CostTable::defaults();
   const ModelCosts* found =
       request.overrides ? request.overrides->find(request.native.model) : nullptr;
   if (found) return found;
@@ -147,7 +150,7 @@ bool Exchange::reads_l2_under_lock(const ExchangeRequest& request, std::int64_t 
 asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest request) {
   // Price first: an unpriced model is a configuration error before any I/O, never a silent $0.
   static const ModelCosts kUnpriced{};
-  const ModelCosts* found = find_price(request);
+  const ModelCosts* found = find_price(request, options_.prices);
   const ModelCosts& price = found ? *found : kUnpriced;
   ExchangeResult result;
   result.storage_key = request_storage_key(request);

@@ -48,8 +48,9 @@ struct ExchangeRequest {
   CacheMode mode = CacheMode::use;
   std::chrono::milliseconds ttl{std::chrono::hours(24 * 15)};
   core::RetryOptions retry;
-  /// Prices: `overrides` first (per-call custom costs), then `costs` (null: the defaults). The
-  /// model must be in one of them; that is checked before any I/O.
+  /// Prices: `overrides` first (per-call custom costs), then `costs` (null: the Exchange's
+  /// ExchangeOptions::prices, else the defaults). The model must be in one of them; that is
+  /// checked before any I/O.
   const CostTable* costs = nullptr;
   const CostTable* overrides = nullptr;
   /// Extra check of a successful answer before it is stored (typed output); throws to refuse it,
@@ -137,6 +138,11 @@ struct ExchangeOptions {
   /// written by a second thread at normal priority (with every write queued behind it), so a
   /// busy machine delays the L2 writes by this much instead of losing them to the limit.
   std::chrono::milliseconds write_behind_catch_up{250};
+  /// The price table of requests that bring none (ExchangeRequest::costs): a gateway's
+  /// --prices merged over the defaults. Null: the defaults. Must outlive the Exchange (a
+  /// pointer, so that the options stay a literal type).
+  const CostTable* prices = nullptr;
+
 };
 
 class Exchange {

@@ -4,10 +4,14 @@
 #include "gateway/stale.hpp"
 #include "llm_caching/errors.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -171,6 +175,10 @@ void read_field(const Context& ctx, std::string_view name, const json::value& it
       ctx.fail(name, e.what());
     }
     out.listen = text;
+  } else if (name == "prices" || name == "ca_file") {
+    const std::string path = read_string(ctx, name, item);
+    if (path.empty()) ctx.fail(name, "expected a file name");
+    (name == "prices" ? out.prices : out.ca_file) = path;
   } else if (name == "cache_url") {
     const std::string url = read_string(ctx, name, item);
     try {
@@ -257,6 +265,89 @@ ListenAddress parse_listen_address(std::string_view text, std::string_view what)
     throw ConfigurationError(expects);
   }
   return {std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+std::string resolve_listen_host(const std::string& host, std::string_view what) {
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (!ec) return host;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  // Passive: the addresses to bind, not to connect to.
+  const auto results = resolver.resolve(host, "0", boost::asio::ip::tcp::resolver::passive, ec);
+  if (ec || results.empty()) {
+    throw ConfigurationError(std::string(what) + ": cannot resolve host '" + host +
+                             "': " + (ec ? ec.message() : "no address"));
+  }
+  return results.begin()->endpoint().address().to_string();
+}
+
+CostTable load_price_file(const std::string& path, std::string_view what) {
+  const std::string where = std::string(what) + " " + path;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigurationError(where + ": cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  json::error_code ec;
+  // not keyed: a price file, parsed only to tell its format.
+  const json::value root = json::parse(text.str(), ec);
+  if (ec) throw ConfigurationError(where + ": not valid JSON (" + ec.message() + ")");
+  const json::object* top = root.if_object();
+  try {
+    if (top && top->contains("models") && top->at("models").is_object()) {
+      return CostTable::from_json(text.str());
+    }
+    return CostTable::from_litellm_json(text.str());
+  } catch (const ConfigurationError& e) {
+    throw ConfigurationError(where + ": " + e.what());
+  }
+}
+
+std::string upstream_url_problem(std::string_view url) {
+  std::string_view rest = url;
+  if (rest.starts_with("https://")) {
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else {
+    return "'" + std::string(url) + "' must start with http:// or https://";
+  }
+  if (url.find_first_of(" \t\r\n") != std::string_view::npos) {
+    return "'" + std::string(url) + "' has a space in it";
+  }
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  const auto colon = authority.rfind(':');
+  const bool bracketed = authority.starts_with('[');
+  const bool has_port =
+      colon != std::string_view::npos && (!bracketed || authority[colon - 1] == ']');
+  const std::string_view host = has_port ? authority.substr(0, colon) : authority;
+  if (host.empty() || host == "[]") return "'" + std::string(url) + "' has no host";
+  if (has_port) {
+    const std::string_view port = authority.substr(colon + 1);
+    unsigned number = 0;
+    const auto [end, perr] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (port.empty() || perr != std::errc() || end != port.data() + port.size() || number > 65535) {
+      return "'" + std::string(url) + "' has a bad port";
+    }
+  }
+  return "";
+}
+
+bool lacks_version_segment(std::string_view url) {
+  const auto scheme = url.find("://");
+  const auto slash = url.find('/', scheme == std::string_view::npos ? 0 : scheme + 3);
+  std::string_view path = slash == std::string_view::npos ? "" : url.substr(slash);
+  while (!path.empty()) {
+    path.remove_prefix(1);  // the '/'
+    const std::string_view segment = path.substr(0, path.find('/'));
+    // v1, v1beta, v4: a 'v' then a digit.
+    if (segment.size() >= 2 && segment[0] == 'v' &&
+        std::isdigit(static_cast<unsigned char>(segment[1]))) {
+      return false;
+    }
+    path.remove_prefix(segment.size());
+  }
+  return true;
 }
 
 }  // namespace llm_caching::gateway

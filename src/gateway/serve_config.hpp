@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gateway/upstream.hpp"
+#include "llm_caching/costs.hpp"
 
 #include <array>
 #include <cstdint>
@@ -29,6 +30,8 @@ struct ServeFileSettings {
   std::optional<std::string> listen;     ///< HOST:PORT
   std::optional<std::string> cache_url;  ///< as --cache-url
   std::optional<std::string> log_level;
+  std::optional<std::string> prices;   ///< as --prices: a price file, ours or LiteLLM's
+  std::optional<std::string> ca_file;  ///< as --ca-file: extra CA for upstream TLS
   std::optional<bool> share_cache_across_keys;
   std::optional<bool> reject_unpriced;
   std::optional<bool> require_key;
@@ -69,5 +72,24 @@ struct ListenAddress {
 };
 /// "HOST:PORT" ("[::1]:8080" for IPv6). Throws ConfigurationError starting with `what`.
 ListenAddress parse_listen_address(std::string_view text, std::string_view what);
+
+/// Resolves a listen host given by name ("localhost") to the address to bind, the first the
+/// resolver returns; an IP address is returned as it is. Throws ConfigurationError starting with
+/// `what` when the name does not resolve.
+std::string resolve_listen_host(const std::string& host, std::string_view what);
+
+/// Reads a price file in this project's format (an object with "models", as
+/// data/model_costs.json) or LiteLLM's (model_prices_and_context_window.json), told apart by
+/// that "models" object. Throws ConfigurationError starting with `what` and naming the file.
+CostTable load_price_file(const std::string& path, std::string_view what);
+
+/// What is wrong with an upstream base URL, in words that follow its source's name
+/// ("OPENAI_BASE_URL: ..."); empty when it is usable: http:// or https://, then a host, then an
+/// optional numeric port and path, no spaces.
+std::string upstream_url_problem(std::string_view url);
+
+/// True when an OpenAI-style base URL has no version segment (/v1, /v1beta, /api/v3...): its
+/// requests would go to URL/chat/completions, which most servers do not serve.
+bool lacks_version_segment(std::string_view url);
 
 }  // namespace llm_caching::gateway

@@ -89,13 +89,20 @@ class CliAskTest : public ::testing::TestWithParam<Api> {
   }
 
   /// Runs the CLI with the test's cache and namespace; stdout and stderr are captured apart.
-  CliResult ask(std::vector<std::string> args) const {
+  /// `input`, when given, is the CLI's standard input (else /dev/null).
+  CliResult ask(std::vector<std::string> args,
+                const std::optional<std::string>& input = std::nullopt) const {
     std::string command = shell_quote(LLMC_CLI_PATH) + " --cache-url " +
                           shell_quote("sqlite://" + dir_.file("cache.db")) + " ask --namespace " +
                           shell_quote(unique_namespace());
     for (const auto& a : args) command += " " + shell_quote(a);
     const std::string out = dir_.file("out"), err = dir_.file("err");
-    command += " >" + shell_quote(out) + " 2>" + shell_quote(err) + " </dev/null";
+    std::string in = "/dev/null";
+    if (input) {
+      in = dir_.file("in");
+      std::ofstream(in, std::ios::binary) << *input;
+    }
+    command += " >" + shell_quote(out) + " 2>" + shell_quote(err) + " <" + shell_quote(in);
     const int status = std::system(command.c_str());
     CliResult r;
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -160,6 +167,7 @@ TEST_P(CliAskTest, MissingKeyExitsTwoNamingTheVariable) {
   const CliResult r = ask({"--model", api().model, "--ca-file", fakes().certs.ca_cert, "Hi"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find(api().key_var), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("Agent::api_key"), std::string::npos) << "a library field: " << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_EQ(calls(fakes().tls), 0);
 }
@@ -215,6 +223,61 @@ TEST_P(CliAskTest, CacheModes) {
   EXPECT_EQ(calls(fakes().plain), 3);
 }
 
+TEST_P(CliAskTest, StandardInputLosesOneTrailingNewlineSoItHitsTheArgument) {
+  // `echo "Hello" | llm-caching ask -` asks what `llm-caching ask "Hello"` asks.
+  const CliResult piped = ask({"--model", api().model, "-v", "-"}, "Hello\n");
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_TRUE(piped.err.starts_with("MISS ")) << piped.err;
+  const CliResult argument = ask({"--model", api().model, "-v", "Hello"});
+  ASSERT_EQ(argument.exit_code, 0) << argument.err;
+  EXPECT_TRUE(argument.err.starts_with("HIT ")) << argument.err;
+  const CliResult crlf = ask({"--model", api().model, "-v", "-"}, "Hello\r\n");
+  EXPECT_TRUE(crlf.err.starts_with("HIT ")) << crlf.err;
+  EXPECT_EQ(calls(fakes().plain), 1);
+
+  // Only one: a prompt that ends in a blank line keeps it, and is another prompt.
+  const CliResult two = ask({"--model", api().model, "-v", "-"}, "Hello\n\n");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_TRUE(two.err.starts_with("MISS ")) << two.err;
+  EXPECT_EQ(calls(fakes().plain), 2);
+}
+
+TEST_P(CliAskTest, JsonMoneyIsDecimalTextBesideTheNanoUsdIntegers) {
+  const CliResult miss = ask({"--model", api().model, "--json", "Price me"});
+  ASSERT_EQ(miss.exit_code, 0) << miss.err;
+  const json::object first = json::parse(miss.out).as_object();
+  const std::int64_t nano = first.at("cost_nano_usd").as_int64();
+  ASSERT_GT(nano, 0);
+  // The fake's small answers cost millionths of a dollar, which a double prints as 5.55E-6.
+  const std::string cost(first.at("cost").as_string());
+  EXPECT_EQ(cost.find_first_of("eE"), std::string::npos) << cost;
+  EXPECT_TRUE(cost.starts_with("0.0")) << cost;
+  std::string digits = cost.substr(2);
+  digits.append(9 - digits.size(), '0');
+  EXPECT_EQ(std::stoll(digits), nano) << cost;
+  EXPECT_EQ(first.at("avoided_cost").as_string(), "0.00");
+  EXPECT_EQ(first.at("attempts").as_int64(), 1);
+  EXPECT_EQ(first.at("stale").as_bool(), false);
+
+  const CliResult hit = ask({"--model", api().model, "--json", "Price me"});
+  ASSERT_EQ(hit.exit_code, 0) << hit.err;
+  const json::object second = json::parse(hit.out).as_object();
+  EXPECT_EQ(second.at("cost").as_string(), "0.00");
+  EXPECT_EQ(second.at("avoided_cost").as_string(), cost);
+  EXPECT_EQ(second.at("avoided_cost_nano_usd").as_int64(), nano);
+  EXPECT_EQ(second.at("attempts").as_int64(), 0);
+
+  // cache get prints the stored entry's cost the same way.
+  const std::string get = shell_quote(LLMC_CLI_PATH) + " --cache-url " +
+                          shell_quote("sqlite://" + dir_.file("cache.db")) + " cache get " +
+                          shell_quote(std::string(first.at("cache_key").as_string()));
+  const llmc_test::ShellResult entry = llmc_test::run_shell(get);
+  ASSERT_EQ(entry.exit_code, 0) << entry.output;
+  const json::object stored = json::parse(entry.output).as_object();
+  EXPECT_EQ(stored.at("cost_usd").as_string(), cost);
+  EXPECT_EQ(stored.at("cost_nano_usd").as_int64(), nano);
+}
+
 INSTANTIATE_TEST_SUITE_P(Wire, CliAskTest, ::testing::Values(kOpenAi, kAnthropic, kGemini),
                          [](const auto& info) { return std::string(info.param.name); });
 
@@ -252,6 +315,29 @@ TEST_P(CliAskUsageTest, TtlAndLocalHostWithoutKey) {
   const json::value result = json::parse(r.out);
   EXPECT_EQ(result.at("cost_nano_usd").as_int64(), 0);
   EXPECT_TRUE(result.at("output").as_string().starts_with("echo: Hi"));
+}
+
+TEST_P(CliAskUsageTest, APriceFileInEitherFormatPricesAModelTheTableLacks) {
+  const CliResult unpriced = ask({"--model", "openai:house-model-ask", "Hi"});
+  EXPECT_EQ(unpriced.exit_code, 2) << unpriced.err;
+  EXPECT_NE(unpriced.err.find("--prices FILE"), std::string::npos) << unpriced.err;
+
+  const std::string ours = dir_.file("prices.json"), litellm = dir_.file("litellm.json");
+  std::ofstream(ours) << R"({"format": 1, "models": {"house-model-ask": {"input": 1000,
+      "output": 2000, "cache_write": 1000, "cache_read": 1000}}})";
+  std::ofstream(litellm) << R"({"house-model-litellm": {"input_cost_per_token": 0.001,
+      "output_cost_per_token": 0.002, "litellm_provider": "openai"}})";
+  for (const auto& [model, file] : {std::pair{"openai:house-model-ask", ours},
+                                    std::pair{"openai:house-model-litellm", litellm}}) {
+    const CliResult r = ask({"--model", model, "--prices", file, "--json", "Hi"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_GT(json::parse(r.out).at("cost_nano_usd").as_int64(), 0) << r.out;
+  }
+  const CliResult missing = ask({"--model", api().model, "--prices", dir_.file("none.json"), "Hi"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_NE(missing.err.find("--prices " + dir_.file("none.json")), std::string::npos)
+      << missing.err;
+  EXPECT_EQ(calls(fakes().plain), 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cli, CliAskUsageTest, ::testing::Values(kOpenAi),

@@ -153,4 +153,40 @@ TEST(GatewayConfigFile, AnUnreadableFileIsAConfigurationError) {
   }
 }
 
+TEST(GatewayUpstreamChecks, AUrlNeedsSchemeHostAndANumericPort) {
+  EXPECT_EQ(upstream_url_problem("http://127.0.0.1:35513/v1"), "");
+  EXPECT_EQ(upstream_url_problem("https://api.openai.com/v1"), "");
+  EXPECT_EQ(upstream_url_problem("http://[::1]:8080/v1"), "");
+  EXPECT_EQ(upstream_url_problem("http://localhost"), "");
+  EXPECT_EQ(upstream_url_problem("127.0.0.1:35513/v1"),
+            "'127.0.0.1:35513/v1' must start with http:// or https://");
+  EXPECT_EQ(upstream_url_problem("https:///v1"), "'https:///v1' has no host");
+  EXPECT_EQ(upstream_url_problem("http://:8080"), "'http://:8080' has no host");
+  EXPECT_EQ(upstream_url_problem("http://host:99999/v1"), "'http://host:99999/v1' has a bad port");
+  EXPECT_EQ(upstream_url_problem("http://host:/v1"), "'http://host:/v1' has a bad port");
+  EXPECT_EQ(upstream_url_problem("http://host /v1"), "'http://host /v1' has a space in it");
+}
+
+TEST(GatewayUpstreamChecks, AnOpenAiUrlWithoutVersionIsTold) {
+  EXPECT_FALSE(lacks_version_segment("https://api.openai.com/v1"));
+  EXPECT_FALSE(lacks_version_segment("http://127.0.0.1:11434/v1"));
+  EXPECT_FALSE(lacks_version_segment("https://openrouter.ai/api/v1"));
+  EXPECT_FALSE(lacks_version_segment("https://ark.example.com/api/v3"));
+  EXPECT_FALSE(lacks_version_segment("https://generativelanguage.googleapis.com/v1beta/openai"));
+  EXPECT_TRUE(lacks_version_segment("http://127.0.0.1:35513"));
+  EXPECT_TRUE(lacks_version_segment("http://127.0.0.1:35513/openai"));
+  EXPECT_TRUE(lacks_version_segment("http://v1.example.com"));  // a host is not a path
+}
+
+TEST(GatewayConfigFile, PricesAndCaFileAreFileNames) {
+  const ServeFileSettings s =
+      parse_serve_config(R"({"prices": "/etc/p.json", "ca_file": "/etc/ca.pem"})", "f.json");
+  EXPECT_EQ(s.prices, "/etc/p.json");
+  EXPECT_EQ(s.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(error_of(R"({"prices": 3})"),
+            "config file /etc/gw.json: field \"prices\": expected a string");
+  EXPECT_EQ(error_of(R"({"ca_file": ""})"),
+            "config file /etc/gw.json: field \"ca_file\": expected a file name");
+}
+
 }  // namespace
