@@ -176,8 +176,8 @@ RunOptions make_run_options(const AskArgs& a, const GlobalOptions& global,
   RunOptions options;
   options.cache_url = global.cache_url;
   // Without --mode: LLM_CACHE_MODE (the runtime's, read once), else use.
-  options.mode = a.mode.empty() ? Runtime::default_runtime().options().mode
-                                : parse_cache_mode(a.mode);
+  options.mode =
+      a.mode.empty() ? Runtime::default_runtime().options().mode : parse_cache_mode(a.mode);
   options.namespace_ = a.ns;
   options.ttl = parse_duration("--ttl", a.ttl);
   options.max_wait = parse_duration("--max-wait", a.max_wait);

@@ -4,6 +4,8 @@
 
 #include "agent/run.hpp"
 #include "llm_caching/runtime.hpp"
+
+#include <cstdlib>
 #include "gateway/stale.hpp"
 
 #include <chrono>
@@ -123,6 +125,13 @@ void add_stale_options(CLI::App& serve, ServeFlags& flags) {
                   "($LLM_CACHE_STALE_WHILE_REVALIDATE likewise)")
       ->capture_default_str()
       ->check(stale_range);
+  serve
+      .add_option("--mode", flags.mode,
+                  "Cache mode of requests whose headers set none: use | refresh | bypass | "
+                  "read_only | replay_only (a miss answers 504 and never calls the upstream: CI "
+                  "from recorded answers, docs/TESTING.md). Unset: $LLM_CACHE_MODE, else use")
+      ->check(CLI::IsMember(
+          {"use", "refresh", "bypass", "read_only", "read-only", "replay_only", "replay-only"}));
   serve.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -148,6 +157,10 @@ void apply_environment(ServeFlags& flags) {
   if (!flags.given("--stale-if-error")) {
     flags.stale_if_error_seconds = duration_cast<seconds>(env.stale_if_error).count();
   }
+  if (!flags.given("--mode") && std::getenv("LLM_CACHE_MODE") != nullptr &&
+      *std::getenv("LLM_CACHE_MODE") != '\0') {
+    flags.mode = std::string(to_string(env.mode));
+  }
 }
 
 void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, ServeFlags& flags) {
@@ -156,6 +169,7 @@ void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, S
   };
   take("--listen", file.listen, flags.listen);
   take("--log-level", file.log_level, flags.log_level);
+  take("--mode", file.mode, flags.mode);
   take("--prices", file.prices, flags.prices);
   take("--ca-file", file.ca_file, flags.ca_file);
   take("--share-cache-across-keys", file.share_cache_across_keys, flags.share_across_keys);

@@ -27,6 +27,8 @@ struct ServeFlags {
     return found != options.end() && found->second->count() > 0;
   }
   std::string listen = "127.0.0.1:8080";
+  /// The cache mode of requests whose headers set none; empty: $LLM_CACHE_MODE, else use.
+  std::string mode;
   std::vector<std::string> upstreams;
   std::vector<std::string> upstream_key_envs;
   std::string prices;   ///< a price file, ours or LiteLLM's; empty: the built-in table only

@@ -142,7 +142,6 @@ struct ExchangeOptions {
   /// --prices merged over the defaults. Null: the defaults. Must outlive the Exchange (a
   /// pointer, so that the options stay a literal type).
   const CostTable* prices = nullptr;
-
 };
 
 class Exchange {

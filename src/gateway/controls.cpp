@@ -71,7 +71,8 @@ std::string_view find_header(const Headers& headers, std::string_view lowercase_
   return {};
 }
 
-CacheControls parse_cache_controls(const Headers& headers, const StaleWindows& defaults) {
+CacheControls parse_cache_controls(const Headers& headers, const StaleWindows& defaults,
+                                   CacheMode default_mode) {
   bool skip_read = false;
   bool skip_write = false;
   bool only_if_cached = false;
@@ -101,6 +102,7 @@ CacheControls parse_cache_controls(const Headers& headers, const StaleWindows& d
   }
 
   CacheControls controls;
+  controls.mode = default_mode;  // a request's own directives below win
   const StaleWindows windows = stale.windows();
   controls.stale_while_revalidate = windows.stale_while_revalidate;
   controls.stale_if_error = windows.stale_if_error;

@@ -45,7 +45,8 @@ struct CacheControls {
 /// -> refresh; no-store
 /// -> read_only; else use. The stale windows start from `defaults` (the gateway's). Throws
 /// BadRequest naming the header for anything else.
-CacheControls parse_cache_controls(const Headers& headers, const StaleWindows& defaults = {});
+CacheControls parse_cache_controls(const Headers& headers, const StaleWindows& defaults = {},
+                                   CacheMode default_mode = CacheMode::use);
 
 /// The x-llm-cache response value: "HIT" when served from the cache (or from a concurrent
 /// identical call), "MISS" when the cache was read and missed, "BYPASS" when it was not read.

@@ -33,6 +33,8 @@ struct GatewayConfig {
   /// model). When false they are refused with 400 before any upstream call.
   bool allow_unpriced = true;
   std::chrono::milliseconds default_ttl{std::chrono::hours(24 * 15)};
+  /// The mode of requests whose headers choose none (x-llm-cache, Cache-Control): --mode.
+  CacheMode default_mode = CacheMode::use;
   /// The stale windows of every request that does not set its own (--stale-while-revalidate,
   /// --stale-if-error; 0 = off). Passed to each request, they also keep what it stores in the L2
   /// for its TTL plus the larger window, so a later request that asks for a window finds it.

@@ -34,7 +34,7 @@ struct LlmRequest {
 /// Controls, JSON body, model and stream flag. Throws BadRequest naming the problem.
 void parse_llm_request(const GatewayConfig& config, const IncomingRequest& request,
                        const Route& route, LlmRequest& out) {
-  out.controls = parse_cache_controls(request.headers, config.stale_defaults);
+  out.controls = parse_cache_controls(request.headers, config.stale_defaults, config.default_mode);
   out.model_id = route.model;
   out.stream = route.gemini_stream;
   json::error_code ec;
@@ -62,9 +62,8 @@ void parse_llm_request(const GatewayConfig& config, const IncomingRequest& reque
 
 /// Step 1: the request as the route reads it, or the refusal (400, 401) to send instead.
 std::optional<OutgoingResponse> read_llm_request(const GatewayConfig& config,
-                                                 const IncomingRequest& request,
-                                                 const Route& route, Metrics& metrics,
-                                                 LlmRequest& out) {
+                                                 const IncomingRequest& request, const Route& route,
+                                                 Metrics& metrics, LlmRequest& out) {
   std::optional<OutgoingResponse> refusal;
   try {
     parse_llm_request(config, request, route, out);

@@ -89,7 +89,11 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
                                       ResponseStream& out) {
   const auto started = std::chrono::steady_clock::now();
   metrics_.request_started();
-  if (config_.memoize_hits && request.method == "POST" && has_default_controls(request.headers)) {
+  // The memo answers hits: not for a gateway whose default is to skip the read.
+  const bool reads_by_default =
+      config_.default_mode != CacheMode::refresh && config_.default_mode != CacheMode::bypass;
+  if (config_.memoize_hits && reads_by_default && request.method == "POST" &&
+      has_default_controls(request.headers)) {
     RequestRecord record;
     if (co_await answer_from_memo(worker, request, out, record)) {
       record.latency = std::chrono::steady_clock::now() - started;

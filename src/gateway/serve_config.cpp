@@ -2,6 +2,7 @@
 
 #include "cache/cache_url.hpp"
 #include "gateway/stale.hpp"
+#include "llm_caching/cache_mode.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -193,6 +194,14 @@ void read_field(const Context& ctx, std::string_view name, const json::value& it
       ctx.fail(name, "expected trace, debug, info, warn, error, critical or off");
     }
     out.log_level = level;
+  } else if (name == "mode") {
+    const std::string mode = read_string(ctx, name, item);
+    try {
+      parse_cache_mode(mode);
+    } catch (const std::exception&) {
+      ctx.fail(name, "expected use, refresh, bypass, read_only or replay_only");
+    }
+    out.mode = mode;
   } else if (name == "share_cache_across_keys") {
     out.share_cache_across_keys = read_bool(ctx, name, item);
   } else if (name == "reject_unpriced") {

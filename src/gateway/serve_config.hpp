@@ -30,6 +30,7 @@ struct ServeFileSettings {
   std::optional<std::string> listen;     ///< HOST:PORT
   std::optional<std::string> cache_url;  ///< as --cache-url
   std::optional<std::string> log_level;
+  std::optional<std::string> mode;     ///< as --mode
   std::optional<std::string> prices;   ///< as --prices: a price file, ours or LiteLLM's
   std::optional<std::string> ca_file;  ///< as --ca-file: extra CA for upstream TLS
   std::optional<bool> share_cache_across_keys;

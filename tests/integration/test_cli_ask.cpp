@@ -223,6 +223,30 @@ TEST_P(CliAskTest, CacheModes) {
   EXPECT_EQ(calls(fakes().plain), 3);
 }
 
+TEST_P(CliAskTest, TheModeComesFromTheEnvironmentAndTheFlagWins) {
+  set_env("LLM_CACHE_MODE", "replay_only");
+  set_env(api().key_var, std::nullopt);  // CI: no key
+  const CliResult miss = ask({"--model", api().model, "Hi env mode"});
+  EXPECT_EQ(miss.exit_code, 3) << miss.err;
+  EXPECT_EQ(calls(fakes().plain), 0);
+
+  // Recording: the flag wins over the variable.
+  set_env(api().key_var, kSecret);
+  ASSERT_EQ(ask({"--model", api().model, "--mode", "use", "Hi env mode"}).exit_code, 0);
+  EXPECT_EQ(calls(fakes().plain), 1);
+
+  set_env(api().key_var, std::nullopt);
+  const CliResult replay = ask({"--model", api().model, "-v", "Hi env mode"});
+  EXPECT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_TRUE(replay.err.starts_with("HIT ")) << replay.err;
+  EXPECT_EQ(calls(fakes().plain), 1);
+
+  set_env("LLM_CACHE_MODE", "sometimes");
+  const CliResult bad = ask({"--model", api().model, "Hi env mode"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("LLM_CACHE_MODE"), std::string::npos) << bad.err;
+}
+
 TEST_P(CliAskTest, StandardInputLosesOneTrailingNewlineSoItHitsTheArgument) {
   // `echo "Hello" | llm-caching ask -` asks what `llm-caching ask "Hello"` asks.
   const CliResult piped = ask({"--model", api().model, "-v", "-"}, "Hello\n");

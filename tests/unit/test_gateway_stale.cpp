@@ -155,6 +155,25 @@ TEST(LibraryStaleEnvironment, ReadFromTheEnvironment) {
   EXPECT_EQ(set.stale_if_error, 3600s);
 }
 
+TEST(RuntimeEnvironment, TheModeComesFromLlmCacheMode) {
+  {
+    llmc_test::ScopedEnv mode("LLM_CACHE_MODE", std::nullopt);
+    EXPECT_EQ(RuntimeOptions::from_environment().mode, CacheMode::use);
+  }
+  {
+    llmc_test::ScopedEnv mode("LLM_CACHE_MODE", "replay_only");
+    EXPECT_EQ(RuntimeOptions::from_environment().mode, CacheMode::replay_only);
+  }
+  llmc_test::ScopedEnv mode("LLM_CACHE_MODE", "record");
+  try {
+    RuntimeOptions::from_environment();
+    ADD_FAILURE() << "LLM_CACHE_MODE=record was accepted";
+  } catch (const ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("LLM_CACHE_MODE"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("replay_only"), std::string::npos) << e.what();
+  }
+}
+
 TEST(LibraryStaleEnvironment, BadValuesAreConfigurationErrorsNamingTheVariable) {
   for (const char* variable : {"LLM_CACHE_STALE_WHILE_REVALIDATE", "LLM_CACHE_STALE_IF_ERROR"}) {
     for (const char* bad : {"1h", "-5", "99999999999", " 60"}) {
