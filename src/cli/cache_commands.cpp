@@ -1,4 +1,4 @@
-// llm-caching cache stats | get | rm | clear | prune | key
+// llm-caching cache stats | get | rm | clear | prune | key (export and unused: cache_move_commands)
 #include "cache/run_blocking.hpp"
 #include "cli/commands.hpp"
 
@@ -188,7 +188,9 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
       "  llm-caching cache rm <hex> --namespace tests\n"
       "  llm-caching cache clear --namespace tests\n"
       "  llm-caching cache prune\n"
-      "  llm-caching cache key --provider openai --explain request.json");
+      "  llm-caching cache key --provider openai --explain request.json\n"
+      "  llm-caching cache export sqlite:///tmp/llm.db dir://tests/llm-cache\n"
+      "  llm-caching --cache-url dir://tests/llm-cache cache unused --since-log used.log");
 
   CLI::App* stats = cache_cmd->add_subcommand("stats", "Entries, bytes and counters of the cache");
   stats->footer("Example:\n  llm-caching cache stats --json");
@@ -239,9 +241,27 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
     std::cout << "removed " << removed << " entries\n";
   });
 
-  CLI::App* prune = cache_cmd->add_subcommand("prune", "Delete expired entries now");
-  prune->footer("Example:\n  llm-caching cache prune");
-  prune->callback([&global] {
+  struct PruneArgs {
+    bool unused = false;
+    std::vector<std::string> logs;
+    std::string ns;
+  };
+  auto prune_args = std::make_shared<PruneArgs>();
+  CLI::App* prune = cache_cmd->add_subcommand(
+      "prune", "Delete expired entries now, or (--unused) the entries a run never read");
+  prune->add_flag("--unused", prune_args->unused,
+                  "Delete the entries no --since-log file lists, instead of expired ones");
+  prune->add_option("--since-log", prune_args->logs,
+                    "Usage log a run wrote (LLM_CACHE_USAGE_LOG=FILE); repeat to merge several");
+  prune->add_option("--namespace", prune_args->ns, "With --unused: only this namespace");
+  prune->footer(
+      "Examples:\n  llm-caching cache prune\n"
+      "  llm-caching --cache-url dir://tests/llm-cache cache prune --unused --since-log used.log");
+  prune->callback([&global, prune_args] {
+    if (prune_args->unused) return prune_unused(global, prune_args->logs, prune_args->ns);
+    if (!prune_args->logs.empty() || !prune_args->ns.empty()) {
+      throw ConfigurationError("--since-log and --namespace go with --unused");
+    }
     const auto removed = cache::run_blocking(
         open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
@@ -250,6 +270,8 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   });
 
   add_key_command(*cache_cmd);
+  add_export_command(*cache_cmd);
+  add_unused_command(*cache_cmd, global);
 }
 
 }  // namespace llm_caching::cli

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 namespace llm_caching::cli {
 
@@ -14,6 +15,13 @@ struct GlobalOptions {
 };
 
 void add_cache_commands(CLI::App& app, GlobalOptions& global);
+
+// cache_move_commands.cpp: the commands that walk a whole cache.
+void add_export_command(CLI::App& cache_cmd);
+void add_unused_command(CLI::App& cache_cmd, GlobalOptions& global);
+/// `cache prune --unused`: removes the entries no usage log lists.
+void prune_unused(const GlobalOptions& global, const std::vector<std::string>& logs,
+                  const std::string& ns);
 void add_ask_command(CLI::App& app, GlobalOptions& global);
 void add_serve_command(CLI::App& app, GlobalOptions& global);
 

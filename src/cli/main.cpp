@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
   cli::GlobalOptions global;
   app.add_option(
       "--cache-url", global.cache_url,
-      "Cache URL: sqlite:///abs/path.db | memory:// | redis://host:6379/0 | "
+      "Cache URL: sqlite:///abs/path.db | memory:// | dir://path (JSON files to commit) | "
+      "redis://host:6379/0 | "
       "rediss://... | redis+sentinel://h1:26379,h2:26379/master/0 (default: "
       "$LLM_CACHE_REDIS_URL, else the embedded file under $XDG_CACHE_HOME/llm-caching/); "
       "before or after the command");

@@ -1,0 +1,251 @@
+// Test-suite mode end to end (docs/TESTING.md): record into a dir:// cache through the CLI (8
+// processes at once), the library and the gateway against the fake provider; stop the provider;
+// replay in fresh processes with no API key; the tree stays byte-identical. Then the commands
+// that move and trim such a cache: export, LLM_CACHE_USAGE_LOG, unused, prune --unused.
+#include "llm_caching/agent.hpp"
+#include "llm_caching/cache_key.hpp"
+
+#include "core/sha256.hpp"
+#include "support/child_process.hpp"
+#include "support/fake_provider.hpp"
+#include "support/test_env.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+namespace llm_caching {
+namespace {
+
+namespace fs = std::filesystem;
+using llmc_test::ScopedEnv;
+
+constexpr const char* kSecret = "sk-dir-secret-4242";
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// Every file under root (hidden ones too) -> sha256 of its bytes.
+std::map<std::string, std::string> tree_hashes(const fs::path& root) {
+  std::map<std::string, std::string> out;
+  for (const auto& f : fs::recursive_directory_iterator(root)) {
+    if (f.is_regular_file()) {
+      out[fs::relative(f.path(), root).string()] = core::sha256_hex(slurp(f.path()));
+    }
+  }
+  return out;
+}
+
+std::string all_text(const fs::path& root) {
+  std::string text;
+  for (const auto& f : fs::recursive_directory_iterator(root)) {
+    if (f.is_regular_file()) text += slurp(f.path());
+  }
+  return text;
+}
+
+class DirCacheEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name :
+         {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+          "LLM_CACHE_REDIS_URL", "LLM_CACHE_USAGE_LOG", "LLM_CACHE_REDACT", "HTTPS_PROXY",
+          "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"}) {
+      env_.push_back(std::make_unique<ScopedEnv>(name, std::nullopt));
+    }
+    env_.push_back(std::make_unique<ScopedEnv>("OPENAI_BASE_URL", fake_->base_url() + "/v1"));
+  }
+  void with_key() { env_.push_back(std::make_unique<ScopedEnv>("OPENAI_API_KEY", kSecret)); }
+  void without_key() { env_.push_back(std::make_unique<ScopedEnv>("OPENAI_API_KEY", std::nullopt)); }
+  std::int64_t calls() const { return fake_->stats().at("total").as_int64(); }
+
+  /// The CLI run from the work dir, with the cache given by its relative URL.
+  llmc_test::ShellResult cli(const std::string& args) const {
+    return llmc_test::run_shell("cd " + quote(work_.path().string()) + " && " + LLMC_CLI_PATH +
+                                " --cache-url dir://tests/llm-cache " + args + " 2>&1");
+  }
+  llmc_test::ShellResult ask(const std::string& prompt, const std::string& mode = "use") const {
+    return cli("ask --namespace suite --model openai:gpt-4o-mini --mode " + mode + " " +
+               quote(prompt));
+  }
+
+  llmc_test::TempDir work_;
+  fs::path root_ = work_.path() / "tests" / "llm-cache";
+  std::unique_ptr<llmc_test::FakeProvider> fake_ = std::make_unique<llmc_test::FakeProvider>();
+  std::vector<std::unique_ptr<ScopedEnv>> env_;
+};
+
+TEST_F(DirCacheEndToEnd, EightProcessesRecordThenAFreshProcessReplaysWithoutAKey) {
+  with_key();
+  // 8 processes ask the same 4 prompts, each starting at another one, all at once.
+  const std::vector<std::string> prompts = {"alpha", "beta", "gamma", "delta"};
+  std::string script;
+  for (int p = 0; p < 8; ++p) {
+    std::string loop = "(";
+    for (int i = 0; i < 4; ++i) {
+      loop += std::string(LLMC_CLI_PATH) + " --cache-url dir://tests/llm-cache ask --namespace " +
+              "suite --model openai:gpt-4o-mini " + quote(prompts[(p + i) % 4]) +
+              " >/dev/null || exit 1; ";
+    }
+    script += loop + ") & pids=\"$pids $!\"; ";
+  }
+  script += "rc=0; for p in $pids; do wait $p || rc=1; done; exit $rc";
+  const auto recorded =
+      llmc_test::run_shell("cd " + quote(work_.path().string()) + " || exit 1; " + script + " 2>&1");
+  ASSERT_EQ(recorded.exit_code, 0) << recorded.output;
+  EXPECT_EQ(calls(), 4) << "one provider call per key, across processes: "
+                        << recorded.output;
+
+  // One whole file per prompt, no temporary file left, no secret in any file.
+  const auto before = tree_hashes(root_);
+  EXPECT_EQ(before.size(), 4u);
+  for (const auto& [name, hash] : before) {
+    EXPECT_TRUE(name.starts_with("suite/") && name.ends_with(".json")) << name;
+  }
+  EXPECT_EQ(all_text(root_).find(kSecret), std::string::npos);
+  EXPECT_EQ(cli("cache stats").output.find("entries:   4") != std::string::npos, true);
+
+  // The provider is gone and there is no key: a fresh process replays every answer.
+  fake_.reset();
+  without_key();
+  for (const auto& prompt : prompts) {
+    const auto replayed = ask(prompt, "replay_only");
+    EXPECT_EQ(replayed.exit_code, 0) << replayed.output;
+    EXPECT_NE(replayed.output.find("echo: " + prompt), std::string::npos) << replayed.output;
+  }
+  // A changed prompt is a replay miss (exit 3), and it records nothing.
+  const auto changed = ask("alpha, changed", "replay_only");
+  EXPECT_EQ(changed.exit_code, 3) << changed.output;
+  EXPECT_EQ(tree_hashes(root_), before) << "a replay leaves the tree byte-identical";
+
+  // A hand-broken file: in replay_only the error names it; the tree is left as the user made it.
+  const fs::path broken = root_ / before.begin()->first;
+  std::ofstream(broken, std::ios::trunc) << "{ not json";
+  std::string named;
+  for (const auto& prompt : prompts) {
+    const auto r = ask(prompt, "replay_only");
+    if (r.exit_code != 0) named += r.output;
+  }
+  EXPECT_NE(named.find(broken.string()), std::string::npos) << named;
+  EXPECT_NE(named.find("not valid JSON"), std::string::npos) << named;
+  EXPECT_EQ(slurp(broken), "{ not json");
+}
+
+TEST_F(DirCacheEndToEnd, LibraryAndGatewayRecordAndAFreshGatewayReplaysWithoutAKey) {
+  with_key();
+  const std::string url = "dir://" + root_.string();
+  RunOptions options;
+  options.redis_url = url;
+  options.namespace_ = "suite";
+  const RunResult live =
+      cached_agent_run_sync(Agent{.model = "openai:gpt-4o-mini"}, "from the library", "lib", options);
+  EXPECT_FALSE(live.cache_hit);
+
+  const std::vector<std::string> serve = {
+      LLMC_CLI_PATH, "--cache-url", url, "serve", "--listen", "127.0.0.1:0", "--threads", "2",
+      "--log-level", "warn", "--share-cache-across-keys", "--upstream",
+      "openai=" + fake_->base_url() + "/v1"};
+  const std::string body =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"from the gateway"}]})";
+  const std::string stream_body =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"streamed"}]})";
+  const auto post = [&](const llmc_test::ChildProcess& gw, const std::string& data,
+                        const std::string& headers) {
+    const std::string port = gw.ready_line().substr(gw.ready_line().rfind(':') + 1);
+    return llmc_test::run_shell("curl -sS --noproxy '*' -w '\\n%{http_code}' " + headers +
+                                " -H 'content-type: application/json' --data " + quote(data) +
+                                " http://127.0.0.1:" + port + "/v1/chat/completions 2>&1");
+  };
+  std::string recorded_answer, recorded_stream;
+  {
+    llmc_test::ChildProcess gateway(serve);
+    const std::string auth = std::string("-H 'authorization: Bearer ") + kSecret + "'";
+    recorded_answer = post(gateway, body, auth).output;
+    recorded_stream = post(gateway, stream_body, auth).output;
+    EXPECT_TRUE(recorded_answer.ends_with("\n200")) << recorded_answer;
+    EXPECT_TRUE(recorded_stream.ends_with("\n200")) << recorded_stream;
+    EXPECT_EQ(gateway.stop(), 0);  // the write-behind finishes before exit
+  }
+  EXPECT_EQ(calls(), 3);
+  const auto before = tree_hashes(root_);
+  EXPECT_EQ(before.size(), 3u);
+  const std::string files = all_text(root_);
+  EXPECT_EQ(files.find(kSecret), std::string::npos);
+  EXPECT_EQ(files.find("uthorization"), std::string::npos);
+  EXPECT_NE(files.find("\"stream\": ["), std::string::npos) << "the stream as its events";
+
+  fake_.reset();
+  without_key();
+  llmc_test::ChildProcess replay(serve);
+  const std::string only_cached = "-H 'cache-control: only-if-cached'";
+  const auto again = post(replay, body, only_cached).output;
+  EXPECT_TRUE(again.ends_with("\n200")) << again;
+  EXPECT_NE(again.find("from the gateway"), std::string::npos) << again;
+  EXPECT_TRUE(post(replay, stream_body, only_cached).output.ends_with("\n200"));
+  // The library's entry is replayed by a fresh process (the CLI runs the library's path).
+  const auto lib = llmc_test::run_shell(std::string(LLMC_CLI_PATH) + " --cache-url " + quote(url) +
+                                        " ask --namespace suite --model openai:gpt-4o-mini "
+                                        "--mode replay_only 'from the library' 2>&1");
+  EXPECT_EQ(lib.exit_code, 0) << lib.output;
+  EXPECT_EQ(lib.output, live.output + "\n");
+  const auto miss = post(replay, R"({"model":"gpt-4o-mini","messages":[]})", only_cached).output;
+  EXPECT_TRUE(miss.ends_with("\n504")) << miss;
+  EXPECT_EQ(replay.stop(), 0);
+  EXPECT_EQ(tree_hashes(root_), before) << "a replay leaves the tree byte-identical";
+}
+
+TEST_F(DirCacheEndToEnd, ExportMovesEntriesAndAUsageLogFindsTheUnusedOnes) {
+  with_key();
+  for (const char* prompt : {"one", "two", "three"}) ASSERT_EQ(ask(prompt).exit_code, 0);
+  const std::string sqlite = "sqlite://" + (work_.path() / "copy.db").string();
+  // dir -> SQLite -> a second dir: the same files come out.
+  const auto out = cli("cache export dir://tests/llm-cache " + quote(sqlite));
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  EXPECT_NE(out.output.find("exported 3 entries"), std::string::npos) << out.output;
+  const auto back = cli("cache export " + quote(sqlite) + " dir://second --namespace suite");
+  ASSERT_EQ(back.exit_code, 0) << back.output;
+  EXPECT_EQ(tree_hashes(work_.path() / "second"), tree_hashes(root_));
+  EXPECT_EQ(cli("cache export dir://second dir://second").exit_code, 2);
+
+  // A run that reads two of the three logs them; unused lists the third; prune removes it.
+  const std::string log = (work_.path() / "used.log").string();
+  const auto logged = llmc_test::run_shell(
+      "cd " + quote(work_.path().string()) + " && LLM_CACHE_USAGE_LOG=" + quote(log) + " " +
+      LLMC_CLI_PATH + " --cache-url dir://tests/llm-cache ask --namespace suite --model " +
+      "openai:gpt-4o-mini --mode replay_only one && LLM_CACHE_USAGE_LOG=" + quote(log) + " " +
+      LLMC_CLI_PATH + " --cache-url dir://tests/llm-cache ask --namespace suite --model " +
+      "openai:gpt-4o-mini --mode replay_only three 2>&1");
+  ASSERT_EQ(logged.exit_code, 0) << logged.output;
+  const auto unused = cli("cache unused --since-log " + quote(log));
+  ASSERT_EQ(unused.exit_code, 0) << unused.output;
+  EXPECT_EQ(std::count(unused.output.begin(), unused.output.end(), '\n'), 1) << unused.output;
+  const std::string key = unused.output.substr(0, unused.output.size() - 1);
+  EXPECT_TRUE(fs::exists(root_ / "suite" / (key.substr(key.rfind(':') + 1) + ".json"))) << key;
+  const auto pruned = cli("cache prune --unused --since-log " + quote(log));
+  EXPECT_NE(pruned.output.find("removed 1 unused entries"), std::string::npos) << pruned.output;
+  EXPECT_EQ(tree_hashes(root_).size(), 2u);
+  EXPECT_EQ(cli("cache unused --since-log " + quote(log)).output, "");
+  // An empty log would mark everything unused: refused.
+  std::ofstream(work_.path() / "empty.log").flush();
+  const auto empty = cli("cache prune --unused --since-log empty.log");
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_EQ(tree_hashes(root_).size(), 2u);
+}
+
+}  // namespace
+}  // namespace llm_caching
