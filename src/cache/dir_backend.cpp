@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <system_error>
 
@@ -107,7 +107,8 @@ void write_atomically(const fs::path& path, std::string_view text) {
   // 0644 less the umask: these files are meant for a repository, like any source file.
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw CacheError(fmt::format("cannot write the cache file {}: {}", temp.string(), errno_text()));
+    throw CacheError(
+        fmt::format("cannot write the cache file {}: {}", temp.string(), errno_text()));
   }
   std::size_t written = 0;
   while (written < text.size()) {
@@ -143,8 +144,8 @@ void make_directories(const fs::path& dir) {
 fs::path lock_file_for(const fs::path& root) {
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0) {
-    throw CacheError(fmt::format("cannot open the cache directory {}: {}", root.string(),
-                                 errno_text()));
+    throw CacheError(
+        fmt::format("cannot open the cache directory {}: {}", root.string(), errno_text()));
   }
   std::error_code ec;
   fs::path tmp = fs::temp_directory_path(ec);
@@ -288,8 +289,8 @@ void DirBackend::for_each_entry(F&& f) {
   }
   if (ec) {
     ++errors_;
-    throw CacheError(fmt::format("cannot list the cache directory {}: {}", root_.string(),
-                                 ec.message()));
+    throw CacheError(
+        fmt::format("cannot list the cache directory {}: {}", root_.string(), ec.message()));
   }
 }
 

@@ -7,8 +7,8 @@
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <optional>
@@ -35,9 +35,8 @@ void append_pretty_object(std::string& out, const json::object& o, int depth) {
   std::vector<const json::key_value_pair*> members;
   members.reserve(o.size());
   for (const auto& member : o) members.push_back(&member);
-  std::sort(members.begin(), members.end(), [](const auto* a, const auto* b) {
-    return detail::utf16_less(a->key(), b->key());
-  });
+  std::sort(members.begin(), members.end(),
+            [](const auto* a, const auto* b) { return detail::utf16_less(a->key(), b->key()); });
   out.push_back('{');
   for (std::size_t i = 0; i < members.size(); ++i) {
     if (i > 0) out.push_back(',');
@@ -274,9 +273,10 @@ std::string body_text(const json::object& doc, std::string_view name) {
   const std::string as_name = std::string(name) + "_as";
   if (!doc.contains(as_name)) {
     if (!v.is_object() && !v.is_array()) {
-      throw Invalid{fmt::format("\"{}\" must be a JSON object or array, or say how it is kept "
-                                "with \"{}\": \"text\" or \"base64\"",
-                                name, as_name)};
+      throw Invalid{
+          fmt::format("\"{}\" must be a JSON object or array, or say how it is kept "
+                      "with \"{}\": \"text\" or \"base64\"",
+                      name, as_name)};
     }
     return compact(v);
   }
@@ -302,14 +302,15 @@ std::string sse_text(const json::array& events) {
                                   std::string_view(member.key()))};
       }
     }
-    if (event->contains("event")) fmt::format_to(std::back_inserter(out), "event: {}\n",
-                                                 string_field(*event, "event"));
+    if (event->contains("event"))
+      fmt::format_to(std::back_inserter(out), "event: {}\n", string_field(*event, "event"));
     const json::value& data = field(*event, "data");
     if (event->contains("data_as")) {
       if (string_field(*event, "data_as") != "text" || !data.is_string()) {
-        throw Invalid{fmt::format("stream event {}: \"data_as\" may only be \"text\", with "
-                                  "\"data\" a string",
-                                  i + 1)};
+        throw Invalid{
+            fmt::format("stream event {}: \"data_as\" may only be \"text\", with "
+                        "\"data\" a string",
+                        i + 1)};
       }
       fmt::format_to(std::back_inserter(out), "data: {}\n\n", std::string_view(data.get_string()));
     } else {
@@ -319,9 +320,9 @@ std::string sse_text(const json::array& events) {
   return out;
 }
 
-constexpr std::string_view kEntryFields[] = {
-    "format",        "key",           "provider", "model",  "usage",     "cost_nano_usd",
-    "cost_usd",      "response",      "response_as", "stream", "stream_as"};
+constexpr std::string_view kEntryFields[] = {"format",      "key",           "provider", "model",
+                                             "usage",       "cost_nano_usd", "cost_usd", "response",
+                                             "response_as", "stream",        "stream_as"};
 
 core::CacheEntry entry_of(const json::object& doc) {
   for (const auto& member : doc) {
@@ -344,7 +345,7 @@ core::CacheEntry entry_of(const json::object& doc) {
   entry.response = body_text(doc, "response");
   if (const json::value* stream = doc.if_contains("stream")) {
     entry.stream = stream->is_array() && !doc.contains("stream_as") ? sse_text(stream->get_array())
-                                                                     : body_text(doc, "stream");
+                                                                    : body_text(doc, "stream");
   }
   return entry;
 }

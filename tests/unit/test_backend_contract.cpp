@@ -105,8 +105,8 @@ TEST_P(BackendContract, ClearTakesAPrefixAndListKeysListsWhatIsStored) {
     cursor = page.cursor;
   } while (!cursor.empty());
   std::sort(listed.begin(), listed.end());
-  EXPECT_EQ(listed, (std::vector<std::string>{key_of("one", '1'), key_of("one", '2'),
-                                              key_of("two", '3')}));
+  EXPECT_EQ(listed,
+            (std::vector<std::string>{key_of("one", '1'), key_of("one", '2'), key_of("two", '3')}));
   EXPECT_EQ(run(backend->list_keys("llm-caching:v1:two:", "", 100)).keys,
             std::vector<std::string>{key_of("two", '3')});
 
