@@ -71,7 +71,9 @@ json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
   out["key"] = key;
   out["provider"] = e.provider;
   out["model"] = e.model;
-  out["created_at"] = format_time_ms(e.created_at_ms);
+  // null: no time recorded (a dir:// cache keeps none, so that its files stay byte-stable).
+  out["created_at"] =
+      e.created_at_ms > 0 ? json::value(format_time_ms(e.created_at_ms)) : json::value(nullptr);
   out["expires_at"] =
       e.ttl_ms > 0 ? json::value(format_time_ms(e.created_at_ms + e.ttl_ms)) : json::value(nullptr);
   out["usage"] = {{"input_tokens", e.usage.input_tokens},

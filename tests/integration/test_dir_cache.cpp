@@ -71,7 +71,9 @@ class DirCacheEndToEnd : public ::testing::Test {
     env_.push_back(std::make_unique<ScopedEnv>("OPENAI_BASE_URL", fake_->base_url() + "/v1"));
   }
   void with_key() { env_.push_back(std::make_unique<ScopedEnv>("OPENAI_API_KEY", kSecret)); }
-  void without_key() { env_.push_back(std::make_unique<ScopedEnv>("OPENAI_API_KEY", std::nullopt)); }
+  void without_key() {
+    env_.push_back(std::make_unique<ScopedEnv>("OPENAI_API_KEY", std::nullopt));
+  }
   std::int64_t calls() const { return fake_->stats().at("total").as_int64(); }
 
   /// The CLI run from the work dir, with the cache given by its relative URL.
@@ -105,11 +107,10 @@ TEST_F(DirCacheEndToEnd, EightProcessesRecordThenAFreshProcessReplaysWithoutAKey
     script += loop + ") & pids=\"$pids $!\"; ";
   }
   script += "rc=0; for p in $pids; do wait $p || rc=1; done; exit $rc";
-  const auto recorded =
-      llmc_test::run_shell("cd " + quote(work_.path().string()) + " || exit 1; " + script + " 2>&1");
+  const auto recorded = llmc_test::run_shell("cd " + quote(work_.path().string()) + " || exit 1; " +
+                                             script + " 2>&1");
   ASSERT_EQ(recorded.exit_code, 0) << recorded.output;
-  EXPECT_EQ(calls(), 4) << "one provider call per key, across processes: "
-                        << recorded.output;
+  EXPECT_EQ(calls(), 4) << "one provider call per key, across processes: " << recorded.output;
 
   // One whole file per prompt, no temporary file left, no secret in any file.
   const auto before = tree_hashes(root_);
@@ -152,14 +153,23 @@ TEST_F(DirCacheEndToEnd, LibraryAndGatewayRecordAndAFreshGatewayReplaysWithoutAK
   RunOptions options;
   options.redis_url = url;
   options.namespace_ = "suite";
-  const RunResult live =
-      cached_agent_run_sync(Agent{.model = "openai:gpt-4o-mini"}, "from the library", "lib", options);
+  const RunResult live = cached_agent_run_sync(Agent{.model = "openai:gpt-4o-mini"},
+                                               "from the library", "lib", options);
   EXPECT_FALSE(live.cache_hit);
 
-  const std::vector<std::string> serve = {
-      LLMC_CLI_PATH, "--cache-url", url, "serve", "--listen", "127.0.0.1:0", "--threads", "2",
-      "--log-level", "warn", "--share-cache-across-keys", "--upstream",
-      "openai=" + fake_->base_url() + "/v1"};
+  const std::vector<std::string> serve = {LLMC_CLI_PATH,
+                                          "--cache-url",
+                                          url,
+                                          "serve",
+                                          "--listen",
+                                          "127.0.0.1:0",
+                                          "--threads",
+                                          "2",
+                                          "--log-level",
+                                          "warn",
+                                          "--share-cache-across-keys",
+                                          "--upstream",
+                                          "openai=" + fake_->base_url() + "/v1"};
   const std::string body =
       R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"from the gateway"}]})";
   const std::string stream_body =
@@ -207,6 +217,26 @@ TEST_F(DirCacheEndToEnd, LibraryAndGatewayRecordAndAFreshGatewayReplaysWithoutAK
   EXPECT_TRUE(miss.ends_with("\n504")) << miss;
   EXPECT_EQ(replay.stop(), 0);
   EXPECT_EQ(tree_hashes(root_), before) << "a replay leaves the tree byte-identical";
+
+  // A hand-broken file: a 504 for the only-if-cached request, and the gateway's log names the
+  // file (the 504's body is the gateway's own message); the file stays as the user left it.
+  fs::path broken;
+  for (const auto& f : fs::recursive_directory_iterator(root_)) {
+    if (f.is_regular_file() && slurp(f.path()).find("from the gateway") != std::string::npos) {
+      broken = f.path();
+    }
+  }
+  ASSERT_FALSE(broken.empty());
+  std::ofstream(broken, std::ios::trunc) << "[1,";
+  const std::string log = (work_.path() / "gateway.log").string();
+  std::vector<std::string> logged = {"/bin/sh", "-c", "exec \"$@\" 2>" + quote(log), "sh"};
+  logged.insert(logged.end(), serve.begin(), serve.end());
+  llmc_test::ChildProcess after_edit(logged);
+  const auto answer = post(after_edit, body, only_cached).output;
+  EXPECT_TRUE(answer.ends_with("\n504")) << answer;
+  EXPECT_EQ(after_edit.stop(), 0);
+  EXPECT_NE(slurp(log).find(broken.string() + " cannot be read"), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(broken), "[1,");
 }
 
 TEST_F(DirCacheEndToEnd, ExportMovesEntriesAndAUsageLogFindsTheUnusedOnes) {
@@ -217,6 +247,17 @@ TEST_F(DirCacheEndToEnd, ExportMovesEntriesAndAUsageLogFindsTheUnusedOnes) {
   const auto out = cli("cache export dir://tests/llm-cache " + quote(sqlite));
   ASSERT_EQ(out.exit_code, 0) << out.output;
   EXPECT_NE(out.output.find("exported 3 entries"), std::string::npos) << out.output;
+  // Not a terminal: plain progress lines (here only the last one), no bar redrawn with \r.
+  EXPECT_NE(out.output.find("3/3 entries, "), std::string::npos) << out.output;
+  EXPECT_EQ(out.output.find('\r'), std::string::npos) << out.output;
+  // On a terminal (script(1) gives the command one): the bar, redrawn in place.
+  const auto tty = llmc_test::run_shell(
+      "cd " + quote(work_.path().string()) + " && script -qec " +
+      quote(std::string(LLMC_CLI_PATH) + " cache export dir://tests/llm-cache dir://third") +
+      " /dev/null 2>&1");
+  EXPECT_EQ(tty.exit_code, 0) << tty.output;
+  EXPECT_NE(tty.output.find("\r[##############################] 3/3 entries, "), std::string::npos)
+      << tty.output;
   const auto back = cli("cache export " + quote(sqlite) + " dir://second --namespace suite");
   ASSERT_EQ(back.exit_code, 0) << back.output;
   EXPECT_EQ(tree_hashes(work_.path() / "second"), tree_hashes(root_));
