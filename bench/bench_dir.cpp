@@ -142,9 +142,9 @@ void BM_ExportSqliteToDir(benchmark::State& state) {
                                 db.string() + " dir://" + target.string() + " >/dev/null 2>&1";
     if (std::system(command.c_str()) != 0) state.SkipWithError("export failed");
   }
-  state.counters["entries_per_s"] = benchmark::Counter(
-      static_cast<double>(entries) * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate);
+  state.counters["entries_per_s"] =
+      benchmark::Counter(static_cast<double>(entries) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ExportSqliteToDir)
     ->Arg(100'000)

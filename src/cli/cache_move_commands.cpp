@@ -12,11 +12,11 @@
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
 
-#include <boost/json/array.hpp>
-#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <iostream>
@@ -133,8 +133,8 @@ void run_export(const std::string& src_url, const std::string& dst_url, const st
              counts.exported, src.backend->describe(), dst.backend->describe(), counts.expired,
              counts.unreadable);
   if (counts.unreadable > 0) {
-    throw CacheError(fmt::format("{} entries could not be read (see the warnings above)",
-                                 counts.unreadable));
+    throw CacheError(
+        fmt::format("{} entries could not be read (see the warnings above)", counts.unreadable));
   }
 }
 

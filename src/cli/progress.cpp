@@ -45,8 +45,7 @@ std::string Progress::line(std::uint64_t done, const std::string& extra) const {
 
 void Progress::update(std::uint64_t done, const std::string& extra) {
   const auto now = std::chrono::steady_clock::now();
-  const auto interval =
-      terminal_ ? std::chrono::milliseconds(100) : options_.plain_interval;
+  const auto interval = terminal_ ? std::chrono::milliseconds(100) : options_.plain_interval;
   if (now - last_ < interval) return;
   last_ = now;
   if (terminal_) {
