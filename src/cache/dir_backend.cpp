@@ -140,19 +140,40 @@ void make_directories(const fs::path& dir) {
   }
 }
 
-/// The side file of the directory's cross-process locks, outside the tree (it must stay clean).
+/// This user's folder for lock files in the temp directory: created 0700, and refused unless it
+/// is a directory this user owns that no one else may write (another user could otherwise plant
+/// a file or link there).
+fs::path private_lock_folder() {
+  std::error_code ec;
+  fs::path tmp = fs::temp_directory_path(ec);
+  if (ec) tmp = "/tmp";
+  const fs::path folder = tmp / fmt::format("llm-caching-{}", ::getuid());
+  if (::mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw CacheError(
+        fmt::format("cannot create the lock folder {}: {}", folder.string(), errno_text()));
+  }
+  struct stat st {};
+  if (::lstat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+      (st.st_mode & 022) != 0) {
+    throw CacheError(fmt::format(
+        "the lock folder {} is not a directory of this user that only it may write; remove it "
+        "(or set TMPDIR elsewhere)",
+        folder.string()));
+  }
+  return folder;
+}
+
+/// The side file of the directory's cross-process locks, outside the tree (it must stay clean):
+/// named from the directory's device and inode, so every path to it shares one lock file.
 fs::path lock_file_for(const fs::path& root) {
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0) {
     throw CacheError(
         fmt::format("cannot open the cache directory {}: {}", root.string(), errno_text()));
   }
-  std::error_code ec;
-  fs::path tmp = fs::temp_directory_path(ec);
-  if (ec) tmp = "/tmp";
-  return tmp / fmt::format("llm-caching-{}-dir-{:x}-{:x}.locks", ::getuid(),
-                           static_cast<std::uint64_t>(st.st_dev),
-                           static_cast<std::uint64_t>(st.st_ino));
+  return private_lock_folder() / fmt::format("dir-{:x}-{:x}.locks",
+                                             static_cast<std::uint64_t>(st.st_dev),
+                                             static_cast<std::uint64_t>(st.st_ino));
 }
 
 }  // namespace

@@ -6,8 +6,9 @@
 // a parallel test runner) sees the old file or the new one, never a part. Reads write nothing (no
 // access times), so a replay leaves the tree byte-identical. Entries never expire: the put's TTL
 // is ignored and prune removes nothing (`cache prune --unused` removes what a run did not read).
-// The cross-process locks (single-flight) are bytes of a side file in the temp directory, named
-// from the directory's device and inode, so the tree holds only entries.
+// The cross-process locks (single-flight) are bytes of a side file in this user's folder of the
+// temp directory ($TMPDIR/llm-caching-<uid>/, 0700), named from the directory's device and
+// inode, so the tree holds only entries.
 #pragma once
 
 #include "cache/backend.hpp"
