@@ -277,6 +277,11 @@ TEST_F(DirCacheEndToEnd, ExportMovesEntriesAndAUsageLogFindsTheUnusedOnes) {
   EXPECT_EQ(std::count(unused.output.begin(), unused.output.end(), '\n'), 1) << unused.output;
   const std::string key = unused.output.substr(0, unused.output.size() - 1);
   EXPECT_TRUE(fs::exists(root_ / "suite" / (key.substr(key.rfind(':') + 1) + ".json"))) << key;
+  // `cache get` shows it; a dir:// entry has no recorded time (its file is byte-stable).
+  const auto got = cli("cache get " + quote(key));
+  ASSERT_EQ(got.exit_code, 0) << got.output;
+  EXPECT_NE(got.output.find("\"created_at\":null"), std::string::npos) << got.output;
+  EXPECT_NE(got.output.find("\"expires_at\":null"), std::string::npos) << got.output;
   const auto pruned = cli("cache prune --unused --since-log " + quote(log));
   EXPECT_NE(pruned.output.find("removed 1 unused entries"), std::string::npos) << pruned.output;
   EXPECT_EQ(tree_hashes(root_).size(), 2u);
