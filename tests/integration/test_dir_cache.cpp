@@ -86,9 +86,42 @@ class DirCacheEndToEnd : public ::testing::Test {
                quote(prompt));
   }
 
+  std::string url() const { return "dir://" + root_.string(); }
+  /// `llm-caching serve` on the tree, sharing entries across callers' keys (so a replay without
+  /// a key finds them), upstream at the fake provider.
+  std::vector<std::string> serve() const {
+    return {LLMC_CLI_PATH,
+            "--cache-url",
+            url(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--log-level",
+            "warn",
+            "--share-cache-across-keys",
+            "--upstream",
+            "openai=" + fake_base_url_ + "/v1"};
+  }
+  /// curl's output: the body, a newline, the status.
+  static llmc_test::ShellResult post(const llmc_test::ChildProcess& gateway,
+                                     const std::string& body, const std::string& headers) {
+    const std::string port = gateway.ready_line().substr(gateway.ready_line().rfind(':') + 1);
+    return llmc_test::run_shell("curl -sS --noproxy '*' -w '\\n%{http_code}' " + headers +
+                                " -H 'content-type: application/json' --data " + quote(body) +
+                                " http://127.0.0.1:" + port + "/v1/chat/completions 2>&1");
+  }
+  static constexpr const char* kGatewayBody =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"from the gateway"}]})";
+  static constexpr const char* kStreamBody =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"streamed"}]})";
+  static constexpr const char* kOnlyIfCached = "-H 'cache-control: only-if-cached'";
+
   llmc_test::TempDir work_;
   fs::path root_ = work_.path() / "tests" / "llm-cache";
   std::unique_ptr<llmc_test::FakeProvider> fake_ = std::make_unique<llmc_test::FakeProvider>();
+  std::string fake_base_url_ = fake_->base_url();  // kept: the replay runs after fake_ is gone
   std::vector<std::unique_ptr<ScopedEnv>> env_;
 };
 
@@ -149,46 +182,19 @@ TEST_F(DirCacheEndToEnd, EightProcessesRecordThenAFreshProcessReplaysWithoutAKey
 
 TEST_F(DirCacheEndToEnd, LibraryAndGatewayRecordAndAFreshGatewayReplaysWithoutAKey) {
   with_key();
-  const std::string url = "dir://" + root_.string();
   RunOptions options;
-  options.redis_url = url;
+  options.redis_url = url();
   options.namespace_ = "suite";
   const RunResult live = cached_agent_run_sync(Agent{.model = "openai:gpt-4o-mini"},
                                                "from the library", "lib", options);
   EXPECT_FALSE(live.cache_hit);
-
-  const std::vector<std::string> serve = {LLMC_CLI_PATH,
-                                          "--cache-url",
-                                          url,
-                                          "serve",
-                                          "--listen",
-                                          "127.0.0.1:0",
-                                          "--threads",
-                                          "2",
-                                          "--log-level",
-                                          "warn",
-                                          "--share-cache-across-keys",
-                                          "--upstream",
-                                          "openai=" + fake_->base_url() + "/v1"};
-  const std::string body =
-      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"from the gateway"}]})";
-  const std::string stream_body =
-      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"streamed"}]})";
-  const auto post = [&](const llmc_test::ChildProcess& gw, const std::string& data,
-                        const std::string& headers) {
-    const std::string port = gw.ready_line().substr(gw.ready_line().rfind(':') + 1);
-    return llmc_test::run_shell("curl -sS --noproxy '*' -w '\\n%{http_code}' " + headers +
-                                " -H 'content-type: application/json' --data " + quote(data) +
-                                " http://127.0.0.1:" + port + "/v1/chat/completions 2>&1");
-  };
-  std::string recorded_answer, recorded_stream;
   {
-    llmc_test::ChildProcess gateway(serve);
+    llmc_test::ChildProcess gateway(serve());
     const std::string auth = std::string("-H 'authorization: Bearer ") + kSecret + "'";
-    recorded_answer = post(gateway, body, auth).output;
-    recorded_stream = post(gateway, stream_body, auth).output;
-    EXPECT_TRUE(recorded_answer.ends_with("\n200")) << recorded_answer;
-    EXPECT_TRUE(recorded_stream.ends_with("\n200")) << recorded_stream;
+    const std::string answer = post(gateway, kGatewayBody, auth).output;
+    const std::string stream = post(gateway, kStreamBody, auth).output;
+    EXPECT_TRUE(answer.ends_with("\n200")) << answer;
+    EXPECT_TRUE(stream.ends_with("\n200")) << stream;
     EXPECT_EQ(gateway.stop(), 0);  // the write-behind finishes before exit
   }
   EXPECT_EQ(calls(), 3);
@@ -201,42 +207,48 @@ TEST_F(DirCacheEndToEnd, LibraryAndGatewayRecordAndAFreshGatewayReplaysWithoutAK
 
   fake_.reset();
   without_key();
-  llmc_test::ChildProcess replay(serve);
-  const std::string only_cached = "-H 'cache-control: only-if-cached'";
-  const auto again = post(replay, body, only_cached).output;
+  llmc_test::ChildProcess replay(serve());
+  const auto again = post(replay, kGatewayBody, kOnlyIfCached).output;
   EXPECT_TRUE(again.ends_with("\n200")) << again;
   EXPECT_NE(again.find("from the gateway"), std::string::npos) << again;
-  EXPECT_TRUE(post(replay, stream_body, only_cached).output.ends_with("\n200"));
+  EXPECT_TRUE(post(replay, kStreamBody, kOnlyIfCached).output.ends_with("\n200"));
   // The library's entry is replayed by a fresh process (the CLI runs the library's path).
-  const auto lib = llmc_test::run_shell(std::string(LLMC_CLI_PATH) + " --cache-url " + quote(url) +
-                                        " ask --namespace suite --model openai:gpt-4o-mini "
-                                        "--mode replay_only 'from the library' 2>&1");
+  const auto lib =
+      llmc_test::run_shell(std::string(LLMC_CLI_PATH) + " --cache-url " + quote(url()) +
+                           " ask --namespace suite --model openai:gpt-4o-mini "
+                           "--mode replay_only 'from the library' 2>&1");
   EXPECT_EQ(lib.exit_code, 0) << lib.output;
   EXPECT_EQ(lib.output, live.output + "\n");
-  const auto miss = post(replay, R"({"model":"gpt-4o-mini","messages":[]})", only_cached).output;
+  const auto miss = post(replay, R"({"model":"gpt-4o-mini","messages":[]})", kOnlyIfCached).output;
   EXPECT_TRUE(miss.ends_with("\n504")) << miss;
   EXPECT_EQ(replay.stop(), 0);
   EXPECT_EQ(tree_hashes(root_), before) << "a replay leaves the tree byte-identical";
+}
 
-  // A hand-broken file: a 504 for the only-if-cached request, and the gateway's log names the
-  // file (the 504's body is the gateway's own message); the file stays as the user left it.
-  fs::path broken;
-  for (const auto& f : fs::recursive_directory_iterator(root_)) {
-    if (f.is_regular_file() && slurp(f.path()).find("from the gateway") != std::string::npos) {
-      broken = f.path();
-    }
+TEST_F(DirCacheEndToEnd, AHandBrokenFileUnderTheGatewayIsA504AndALogLineNamingIt) {
+  with_key();
+  {
+    llmc_test::ChildProcess gateway(serve());
+    const std::string auth = std::string("-H 'authorization: Bearer ") + kSecret + "'";
+    const auto recorded = post(gateway, kGatewayBody, auth).output;
+    ASSERT_TRUE(recorded.ends_with("\n200")) << recorded;
+    EXPECT_EQ(gateway.stop(), 0);
   }
-  ASSERT_FALSE(broken.empty());
+  const auto files = tree_hashes(root_);
+  ASSERT_EQ(files.size(), 1u);
+  const fs::path broken = root_ / files.begin()->first;
   std::ofstream(broken, std::ios::trunc) << "[1,";
+  // The 504's body is the gateway's own message; its log names the file.
   const std::string log = (work_.path() / "gateway.log").string();
   std::vector<std::string> logged = {"/bin/sh", "-c", "exec \"$@\" 2>" + quote(log), "sh"};
-  logged.insert(logged.end(), serve.begin(), serve.end());
-  llmc_test::ChildProcess after_edit(logged);
-  const auto answer = post(after_edit, body, only_cached).output;
+  const auto args = serve();
+  logged.insert(logged.end(), args.begin(), args.end());
+  llmc_test::ChildProcess gateway(logged);
+  const auto answer = post(gateway, kGatewayBody, kOnlyIfCached).output;
   EXPECT_TRUE(answer.ends_with("\n504")) << answer;
-  EXPECT_EQ(after_edit.stop(), 0);
+  EXPECT_EQ(gateway.stop(), 0);
   EXPECT_NE(slurp(log).find(broken.string() + " cannot be read"), std::string::npos) << slurp(log);
-  EXPECT_EQ(slurp(broken), "[1,");
+  EXPECT_EQ(slurp(broken), "[1,") << "the file stays as the user left it";
 }
 
 TEST_F(DirCacheEndToEnd, ExportMovesEntriesAndAUsageLogFindsTheUnusedOnes) {
