@@ -24,6 +24,7 @@ void prune_unused(const GlobalOptions& global, const std::vector<std::string>& l
                   const std::string& ns);
 void add_ask_command(CLI::App& app, GlobalOptions& global);
 void add_serve_command(CLI::App& app, GlobalOptions& global);
+void add_warm_command(CLI::App& app, GlobalOptions& global);
 
 /// "jemalloc 5.3.0" or "glibc malloc": the allocator this program runs on.
 std::string allocator_description();

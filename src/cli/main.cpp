@@ -56,10 +56,12 @@ int main(int argc, char** argv) {
       "  llm-caching cache stats --json --cache-url sqlite:///tmp/llm.db\n"
       "  llm-caching cache key --provider openai --explain request.json\n"
       "  llm-caching cache clear --namespace tests\n"
+      "  llm-caching --cache-url dir://tests/llm-cache warm batch.jsonl --concurrency 8\n"
       "Run 'llm-caching <command> --help' for the options and an example of each command.");
   cli::add_cache_commands(app, global);
   cli::add_ask_command(app, global);
   cli::add_serve_command(app, global);
+  cli::add_warm_command(app, global);
   mention_global_options(app);
 
   // Warnings (a stale answer served, a cache backend down) go to stderr: stdout carries only

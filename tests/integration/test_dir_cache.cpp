@@ -305,5 +305,50 @@ TEST_F(DirCacheEndToEnd, ExportMovesEntriesAndAUsageLogFindsTheUnusedOnes) {
   EXPECT_EQ(tree_hashes(root_).size(), 2u);
 }
 
+TEST_F(DirCacheEndToEnd, WarmSendsABatchOnceAndASecondRunCallsOnlyWhatIsMissing) {
+  with_key();
+  const auto line = [](const std::string& prompt) {
+    return R"({"provider":"openai","request":{"model":"gpt-4o-mini","messages":[{"role":)"
+           R"("user","content":")" +
+           prompt + R"("}]}})" + "\n";
+  };
+  std::string batch;
+  for (int i = 0; i < 10; ++i) batch += line("warm " + std::to_string(i));
+  batch += line("warm 3");  // the same request twice: one call
+  // A run that stops part-way (here: given the first four lines only), then the whole batch.
+  std::ofstream(work_.path() / "part.jsonl") << batch.substr(0, 4 * line("warm 0").size());
+  std::ofstream(work_.path() / "batch.jsonl") << batch;
+  const auto part = cli("warm part.jsonl --namespace suite --concurrency 3");
+  ASSERT_EQ(part.exit_code, 0) << part.output;
+  EXPECT_EQ(calls(), 4);
+  const auto all = cli("warm batch.jsonl --namespace suite --concurrency 3");
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  EXPECT_NE(all.output.find("warmed 11 requests: 5 already cached, 6 called, 0 failed, cost $"),
+            std::string::npos)
+      << all.output;
+  EXPECT_NE(all.output.find("11/11 requests, "), std::string::npos) << "progress, with the cost";
+  EXPECT_EQ(calls(), 10);
+  EXPECT_EQ(tree_hashes(root_).size(), 10u);
+  // Warm keys a request as the library does (`cache key` with the endpoint's scope: the fake is
+  // not the public endpoint, whose scope is empty): the entry is where that key says.
+  std::ofstream(work_.path() / "one.json")
+      << R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"warm 7"}]})";
+  const std::string scope =
+      "endpoint=" + fake_base_url_.substr(fake_base_url_.find("//") + 2) + "/v1";
+  const auto key =
+      cli("cache key --provider openai --namespace suite --scope " + quote(scope) + " one.json");
+  ASSERT_EQ(key.exit_code, 0) << key.output;
+  const std::string hex = key.output.substr(key.output.rfind(':') + 1, 64);
+  EXPECT_TRUE(fs::exists(root_ / "suite" / (hex + ".json"))) << key.output;
+  EXPECT_EQ(calls(), 10);
+
+  // A bad line names the file and the line, before any call.
+  std::ofstream(work_.path() / "bad.jsonl") << line("fine") << "{\"provider\":\"nope\"}\n";
+  const auto bad = cli("warm bad.jsonl");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("bad.jsonl:2: no \"request\" object"), std::string::npos) << bad.output;
+  EXPECT_EQ(calls(), 10);
+}
+
 }  // namespace
 }  // namespace llm_caching
