@@ -24,6 +24,8 @@
 
 namespace llm_caching {
 
+class Runtime;  // llm_caching/runtime.hpp
+
 /// What to call: pydantic_ai's Agent, reduced to what decides the request.
 struct Agent {
   /// "provider:model": openai:gpt-4o-mini, anthropic:claude-3-5-haiku-latest,
@@ -45,8 +47,11 @@ struct RunOptions {
   std::vector<HistoryItem> transcript_history;
   MessageConverter message_converter;  ///< empty: default_message_converter
   ExpenseRecorder expense_recorder;
-  /// Cache URL (sqlite:///path, memory://, redis://...); empty: LLM_CACHE_REDIS_URL, else the
-  /// embedded SQLite file. Opened once per process and shared.
+  /// Cache URL (sqlite:///path, memory://, redis://...; docs/REDIS.md); empty: redis_url, else
+  /// LLM_CACHE_REDIS_URL, else the embedded SQLite file. Opened once per runtime and shared.
+  std::string cache_url;
+  /// The seed's name for cache_url, kept so its programs read the same; cache_url wins when both
+  /// are set.
   std::string redis_url;
   std::map<std::string, ModelCosts, std::less<>> custom_costs;
   std::chrono::milliseconds max_wait{std::chrono::seconds(10)};
@@ -65,12 +70,15 @@ struct RunOptions {
   /// fails (429 past max_wait, 5xx, unreachable); the failure is logged. Answers this call stores
   /// are kept for ttl + the larger grace, so use the same settings for writers and readers.
   /// Unset: the process's defaults, LLM_CACHE_STALE_WHILE_REVALIDATE and LLM_CACHE_STALE_IF_ERROR
-  /// (whole seconds, read on a cache's first call; unset variables: 0), so one setting covers
+  /// (whole seconds, read when the runtime is made; unset variables: 0), so one setting covers
   /// every call that does not say otherwise; a value here narrows or widens it for this call.
   std::optional<std::chrono::milliseconds> stale_while_revalidate;
   std::optional<std::chrono::milliseconds> stale_if_error;
   /// Replaces the provider transport (tests, custom clients). Empty: HTTPS to the provider.
   std::shared_ptr<Model> model_client;
+  /// Where the call's connections, caches and environment defaults live (must outlive the call).
+  /// Null: Runtime::default_runtime(), made from the environment on the first call.
+  Runtime* runtime = nullptr;
 };
 
 struct RunResult {
@@ -100,16 +108,19 @@ struct TypedRunResult : RunResult {
 /// anything else becomes a user message with its text (structs as JSON).
 std::vector<ModelMessage> default_message_converter(const std::vector<HistoryItem>& items);
 
-/// Runs one prompt through the cache. Arguments are copied before the first suspension.
+/// Options with every default: what a call without options runs with.
+const RunOptions& default_run_options();
+
+/// Runs one prompt through the cache. The options are copied when the call is made; the agent,
+/// prompt and task name are copied when the awaitable first runs, so co_await it at once.
 /// Throws ConfigurationError, RateLimitError, CacheError (CacheMissError), ProviderError.
 ///
 /// g++ 12 destroys a braced temporary twice when it appears inside a co_await expression
-/// (`co_await cached_agent_run(a, p, t, RunOptions{...})` aborts): name the options first, or
-/// use the three-argument overload. That is also why there is no `= {}` default here.
-boost::asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
-                                                   std::string_view task_name, RunOptions options);
-boost::asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
-                                                   std::string_view task_name);
+/// (`co_await cached_agent_run(a, p, t, RunOptions{...})` aborts): name the options first. The
+/// default is a reference to default_run_options(), so leaving them out makes no temporary.
+boost::asio::awaitable<RunResult> cached_agent_run(
+    const Agent& agent, std::string_view prompt, std::string_view task_name,
+    const RunOptions& options = default_run_options());
 /// The same on its own io_context; safe to call from several threads at once.
 RunResult cached_agent_run_sync(const Agent& agent, std::string_view prompt,
                                 std::string_view task_name, RunOptions options = {});
@@ -156,18 +167,10 @@ boost::asio::awaitable<TypedRunResult<T>> run_typed(const Agent& agent, std::str
 }  // namespace detail
 
 template <class T>
-boost::asio::awaitable<TypedRunResult<T>> cached_agent_run(const Agent& agent,
-                                                           std::string_view prompt,
-                                                           std::string_view task_name,
-                                                           RunOptions options) {
-  return detail::run_typed<T>(agent, prompt, task_name, std::move(options));
-}
-
-template <class T>
-boost::asio::awaitable<TypedRunResult<T>> cached_agent_run(const Agent& agent,
-                                                           std::string_view prompt,
-                                                           std::string_view task_name) {
-  return detail::run_typed<T>(agent, prompt, task_name, RunOptions());
+boost::asio::awaitable<TypedRunResult<T>> cached_agent_run(
+    const Agent& agent, std::string_view prompt, std::string_view task_name,
+    const RunOptions& options = default_run_options()) {
+  return detail::run_typed<T>(agent, prompt, task_name, options);
 }
 
 template <class T>

@@ -12,5 +12,6 @@
 #include "llm_caching/history.hpp"
 #include "llm_caching/messages.hpp"
 #include "llm_caching/model.hpp"
+#include "llm_caching/runtime.hpp"
 #include "llm_caching/typed_output.hpp"
 #include "llm_caching/usage.hpp"

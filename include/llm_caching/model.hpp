@@ -20,6 +20,10 @@ struct NativeRequest {
   bool stream = false;       ///< the caller wants a stream (gateway); the cache key ignores it
 };
 
+/// Why no response arrived (NativeResponse::status 0). `timeout` answers 504 in the gateway and
+/// is the error type "timeout"; the others are "transport" (502).
+enum class TransportFailure { none, connect, tls_verify, timeout, reset, protocol, too_large };
+
 struct NativeResponse {
   /// HTTP status; 0 when no response arrived (connection refused, reset, timeout).
   int status = 200;
@@ -31,6 +35,9 @@ struct NativeResponse {
   std::optional<std::chrono::milliseconds> retry_after;
   /// For status 0: what went wrong, for the error message. Never contains secrets.
   std::string transport_error;
+  /// For status 0: the kind of failure; `none` (a Model that sets only transport_error) counts
+  /// as a failed connection.
+  TransportFailure transport_failure = TransportFailure::none;
 };
 
 class Model {

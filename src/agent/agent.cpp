@@ -1,6 +1,7 @@
 #include "llm_caching/agent.hpp"
 
 #include "agent/run.hpp"
+#include "agent/runtime_impl.hpp"
 #include "cache/run_blocking.hpp"
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
@@ -11,11 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
-#include <charconv>
 #include <chrono>
-#include <cstdlib>
-#include <map>
-#include <mutex>
 
 namespace llm_caching {
 
@@ -52,61 +49,17 @@ ModelSpec parse_model_spec(std::string_view spec) {
   return {host->wire, std::string(spec.substr(colon + 1)), host};
 }
 
-namespace {
-
-/// A stale window from `variable` (StaleDefaults::from_environment).
-std::chrono::milliseconds stale_window_from(const char* variable) {
-  constexpr std::int64_t kYear = 366LL * 24 * 3600;
-  const char* text = std::getenv(variable);
-  if (text == nullptr || *text == '\0') return std::chrono::milliseconds(0);
-  const std::string_view value(text);
-  std::int64_t seconds = -1;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec != std::errc() || end != value.data() + value.size() || seconds < 0 || seconds > kYear) {
-    throw ConfigurationError(std::string(variable) + " must be whole seconds from 0 to " +
-                             std::to_string(kYear) + ", not '" + std::string(value.substr(0, 40)) +
-                             "'");
-  }
-  return std::chrono::seconds(seconds);
-}
-
-}  // namespace
-
-StaleDefaults StaleDefaults::from_environment() {
-  return {stale_window_from("LLM_CACHE_STALE_WHILE_REVALIDATE"),
-          stale_window_from("LLM_CACHE_STALE_IF_ERROR")};
-}
-
 }  // namespace agent
 
 namespace {
 
 namespace asio = boost::asio;
 
-/// A cache's exchange, and the environment's defaults read with its other settings
-/// (ExchangeOptions::from_environment: LLM_CACHE_LOCK_TTL_MS, ...), once, on its first call.
-struct SharedExchange {
-  std::shared_ptr<exchange::Exchange> exchange;
-  agent::StaleDefaults stale;
-};
-
-/// One exchange per cache: its single-flight table must be shared by every call on that cache.
-/// Keyed by the resolved URL, so the hot path does not re-parse the URL on every call. A
-/// variable with a bad value throws, and stores nothing: every call says so until it is fixed.
-SharedExchange shared_exchange(const RunOptions& options) {
-  static std::mutex mutex;
-  static std::map<std::string, SharedExchange, std::less<>> exchanges;
+CacheOptions cache_options_of(const RunOptions& options) {
   CacheOptions cache_options;
-  cache_options.url = options.redis_url;
+  cache_options.url = options.cache_url.empty() ? options.redis_url : options.cache_url;
   cache_options.strict = options.strict_cache;
-  std::string id = cache::resolve_cache_url(cache_options);
-  id += options.strict_cache ? "|strict" : "|degrade";
-  std::lock_guard lock(mutex);
-  if (const auto found = exchanges.find(id); found != exchanges.end()) return found->second;
-  SharedExchange created{nullptr, agent::StaleDefaults::from_environment()};
-  created.exchange =
-      std::make_shared<exchange::Exchange>(cache::shared_tiered_cache(cache_options));
-  return exchanges.emplace(std::move(id), std::move(created)).first->second;
+  return cache_options;
 }
 
 std::string text_of(const boost::json::value& v) {
@@ -135,7 +88,7 @@ providers::ChatRequest build_chat(const Agent& agent, const agent::ModelSpec& sp
 exchange::ExchangeRequest exchange_request(const agent::ModelSpec& spec,
                                            const providers::ChatRequest& chat,
                                            const RunOptions& options,
-                                           const agent::StaleDefaults& stale,
+                                           const RuntimeOptions& defaults,
                                            std::shared_ptr<Model> model, const CostTable& overrides,
                                            const detail::StructuredOutput* output) {
   exchange::ExchangeRequest request;
@@ -145,15 +98,15 @@ exchange::ExchangeRequest exchange_request(const agent::ModelSpec& spec,
   request.namespace_ = options.namespace_;
   // Different servers may answer the same model id differently: key by endpoint (DESIGN §3).
   if (const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get())) {
-    request.scope = http_model->cache_scope();
+    request.scope = providers::cache_scope(http_model->endpoint());
   }
   request.mode = options.mode;
   request.coalesce = options.coalesce;
-  // Every call passes the windows in force (its own, else the environment's), so what it stores
-  // is kept for its TTL plus the larger one: a later call that asks for a window finds it.
+  // Every call passes the windows in force (its own, else the runtime's), so what it stores is
+  // kept for its TTL plus the larger one: a later call that asks for a window finds it.
   request.stale_while_revalidate =
-      options.stale_while_revalidate.value_or(stale.stale_while_revalidate);
-  request.stale_if_error = options.stale_if_error.value_or(stale.stale_if_error);
+      options.stale_while_revalidate.value_or(defaults.stale_while_revalidate);
+  request.stale_if_error = options.stale_if_error.value_or(defaults.stale_if_error);
   request.refresh_model = std::move(model);
   request.ttl = options.ttl;
   request.retry.initial_wait = options.initial_wait;
@@ -199,20 +152,21 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
     options.custom_costs.emplace(spec.model, ModelCosts{});
   }
   const CostTable overrides(options.custom_costs);
+  Runtime& runtime = options.runtime ? *options.runtime : Runtime::default_runtime();
   std::shared_ptr<Model> model = options.model_client;
   if (!model) {
     // replay_only never calls the provider, so it runs without keys (test suites in CI).
-    model = providers::make_http_model(*spec.host, agent.base_url, agent.api_key, {},
-                                       options.mode != CacheMode::replay_only);
+    model = providers::make_http_model(runtime.impl().pool, *spec.host, agent.base_url,
+                                       agent.api_key, {}, options.mode != CacheMode::replay_only);
   }
   providers::ChatRequest chat =
       build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
-  const SharedExchange shared = shared_exchange(options);
-  exchange::ExchangeRequest request = exchange_request(spec, chat, options, shared.stale, model,
-                                                       overrides, output ? &*output : nullptr);
+  const std::shared_ptr<exchange::Exchange> shared =
+      runtime.impl().exchange_for(cache_options_of(options));
+  exchange::ExchangeRequest request = exchange_request(
+      spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
-  const exchange::ExchangeResult exchanged =
-      co_await shared.exchange->run(*model, std::move(request));
+  const exchange::ExchangeResult exchanged = co_await shared->run(*model, std::move(request));
 
   const providers::ChatResponse parsed =
       providers::parse_response(spec.provider, exchanged.entry->response, output.has_value());
@@ -274,14 +228,15 @@ std::vector<ModelMessage> default_message_converter(const std::vector<HistoryIte
 
 // Not a coroutine on purpose: g++ 12 destroys a prvalue argument of a coroutine called inside a
 // co_await expression twice. A plain function hands the already-materialised options over.
+// The options are copied here, out of any co_await expression.
 asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
-                                            std::string_view task_name, RunOptions options) {
-  return run(agent, prompt, task_name, std::move(options), std::nullopt);
+                                            std::string_view task_name, const RunOptions& options) {
+  return run(agent, prompt, task_name, options, std::nullopt);
 }
 
-asio::awaitable<RunResult> cached_agent_run(const Agent& agent, std::string_view prompt,
-                                            std::string_view task_name) {
-  return run(agent, prompt, task_name, RunOptions(), std::nullopt);
+const RunOptions& default_run_options() {
+  static const RunOptions defaults;
+  return defaults;
 }
 
 RunResult cached_agent_run_sync(const Agent& agent, std::string_view prompt,

@@ -3,7 +3,6 @@
 
 #include "llm_caching/cache_key.hpp"
 
-#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -26,16 +25,5 @@ struct ModelSpec {
 /// "ollama:llama3.2:1b" is the model "llama3.2:1b". Throws ConfigurationError naming the
 /// accepted prefixes.
 ModelSpec parse_model_spec(std::string_view spec);
-
-/// The stale windows of calls whose RunOptions leave them unset.
-struct StaleDefaults {
-  std::chrono::milliseconds stale_while_revalidate{0};
-  std::chrono::milliseconds stale_if_error{0};
-
-  /// LLM_CACHE_STALE_WHILE_REVALIDATE and LLM_CACHE_STALE_IF_ERROR: whole seconds from 0 to
-  /// 31622400 (a year); unset or empty: 0. Throws ConfigurationError naming the variable for
-  /// anything else.
-  static StaleDefaults from_environment();
-};
 
 }  // namespace llm_caching::agent

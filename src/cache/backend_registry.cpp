@@ -1,5 +1,5 @@
-// Opening backends, and the process-wide registry that shares one opened backend (and one L1)
-// among every caller of the same store (tiered_cache.hpp: open_backend, shared_tiered_cache).
+// Opening backends, and the registry that shares one opened backend (and one L1) among every
+// caller of the same store in a runtime (tiered_cache.hpp: open_backend, CacheRegistry).
 #include "cache/dir_backend.hpp"
 #include "cache/memory_backend.hpp"
 #include "cache/redis_backend.hpp"
@@ -59,21 +59,6 @@ class UnavailableBackend final : public Backend {
   std::string reason_;
 };
 
-/// The process's log for options.usage_log (else $LLM_CACHE_USAGE_LOG): one per file, shared
-/// by every cache that logs there. Null when neither names a file. Under the registry's mutex.
-std::shared_ptr<UsageLog> usage_log_for(const CacheOptions& options) {
-  std::filesystem::path path = options.usage_log;
-  if (path.empty()) {
-    const char* env = std::getenv("LLM_CACHE_USAGE_LOG");
-    if (env == nullptr || *env == '\0') return nullptr;
-    path = env;
-  }
-  static std::map<std::filesystem::path, std::shared_ptr<UsageLog>> logs;
-  auto& log = logs[std::filesystem::absolute(path).lexically_normal()];
-  if (!log) log = std::make_shared<UsageLog>(path);
-  return log;
-}
-
 }  // namespace
 
 std::shared_ptr<Backend> open_backend(const BackendConfig& config) {
@@ -87,22 +72,14 @@ std::shared_ptr<Backend> open_backend(const BackendConfig& config) {
   return std::make_shared<MemoryBackend>(std::get<MemoryOptions>(config));
 }
 
-std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options) {
+std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
   BackendConfig config = parse_cache_url(resolve_cache_url(options));
   apply_environment(config);
   const std::string identity = backend_identity(config);
+  auto& backends = backends_;
+  auto& caches = caches_;
 
-  struct Registered {
-    std::shared_ptr<TieredCache> cache;
-    std::int64_t retry_open_at_ms = 0;  ///< non-zero: a degraded stand-in; reopen after this
-  };
-  // Held for the life of the process: a per-call options object must not mean a connection (and
-  // a cold L1) per call.
-  static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<Backend>> backends;
-  static std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches;
-
-  std::lock_guard lock(mutex);
+  std::lock_guard lock(mutex_);
   const auto cache_key = std::make_tuple(identity, options.l1_max_bytes, options.strict);
   const std::int64_t now = steady_now_ms();
   if (auto it = caches.find(cache_key); it != caches.end()) {
@@ -130,6 +107,20 @@ std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options) {
   if (auto log = usage_log_for(options)) registered.cache->set_usage_log(std::move(log));
   caches[cache_key] = registered;
   return registered.cache;
+}
+
+/// Under mutex_.
+std::shared_ptr<UsageLog> CacheRegistry::usage_log_for(const CacheOptions& options) {
+  std::filesystem::path path = options.usage_log;
+  if (path.empty()) {
+    // Read where the URL is resolved, as LLM_CACHE_REDIS_URL is (resolve_cache_url).
+    const char* env = std::getenv("LLM_CACHE_USAGE_LOG");
+    if (env == nullptr || *env == '\0') return nullptr;
+    path = env;
+  }
+  auto& log = usage_logs_[std::filesystem::absolute(path).lexically_normal()];
+  if (!log) log = std::make_shared<UsageLog>(path);
+  return log;
 }
 
 }  // namespace llm_caching::cache

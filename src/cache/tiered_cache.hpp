@@ -12,9 +12,11 @@
 #include "llm_caching/cache_options.hpp"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <tuple>
 
 namespace llm_caching::cache {
 
@@ -104,7 +106,7 @@ class TieredCache {
   asio::awaitable<TieredStats> stats();
 
   /// From now on, every key read (a hit in either tier) is recorded in `log`. Set before the
-  /// cache is shared (shared_tiered_cache does, from CacheOptions::usage_log).
+  /// cache is shared (CacheRegistry::open does, from CacheOptions::usage_log).
   void set_usage_log(std::shared_ptr<UsageLog> log) { usage_log_ = std::move(log); }
 
   bool strict() const noexcept { return strict_; }
@@ -146,11 +148,29 @@ class TieredCache {
 /// Opens a new backend for a parsed URL. Throws CacheError when it cannot be opened.
 std::shared_ptr<Backend> open_backend(const BackendConfig& config);
 
-/// The process-wide cache for these options: the same store (same resolved URL, or another
-/// spelling of the same file) is opened once and shared by every caller and thread; the L1 is
-/// shared by callers with the same l1_max_bytes and strict. Throws ConfigurationError for a bad
-/// URL. A backend that fails to open raises CacheError when strict; otherwise the returned cache
-/// degrades (every operation is a counted miss) and opening is retried on the next call.
-std::shared_ptr<TieredCache> shared_tiered_cache(const CacheOptions& options);
+/// The caches a runtime has opened: the same store (same resolved URL, or another spelling of the
+/// same file) is opened once and shared by every caller and thread of the runtime; the L1 is
+/// shared by callers with the same l1_max_bytes and strict. A per-call options object must not
+/// mean a connection (and a cold L1) per call.
+class CacheRegistry {
+ public:
+  /// Throws ConfigurationError for a bad URL. A backend that fails to open raises CacheError
+  /// when strict; otherwise the returned cache degrades (every operation is a counted miss) and
+  /// opening is retried on a later call.
+  std::shared_ptr<TieredCache> open(const CacheOptions& options);
+
+ private:
+  struct Registered {
+    std::shared_ptr<TieredCache> cache;
+    std::int64_t retry_open_at_ms = 0;  ///< non-zero: a degraded stand-in; reopen after this
+  };
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Backend>> backends_;
+  std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches_;
+  /// options.usage_log, else $LLM_CACHE_USAGE_LOG: one log per file, shared by every cache of
+  /// the registry that logs there; null when neither names a file.
+  std::shared_ptr<UsageLog> usage_log_for(const CacheOptions& options);
+  std::map<std::filesystem::path, std::shared_ptr<UsageLog>> usage_logs_;
+};
 
 }  // namespace llm_caching::cache

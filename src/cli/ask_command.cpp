@@ -1,5 +1,6 @@
 // llm-caching ask: one prompt through the cache, from the terminal.
 #include "agent/run.hpp"
+#include "agent/runtime_impl.hpp"
 #include "cli/commands.hpp"
 
 #include "llm_caching/agent.hpp"
@@ -161,7 +162,7 @@ void print_verbose(const RunResult& r, milliseconds latency) {
 RunOptions make_run_options(const AskArgs& a, const GlobalOptions& global,
                             const agent::ModelSpec& spec) {
   RunOptions options;
-  options.redis_url = global.cache_url;
+  options.cache_url = global.cache_url;
   options.mode = parse_cache_mode(a.mode);
   options.namespace_ = a.ns;
   options.ttl = parse_duration("--ttl", a.ttl);
@@ -171,8 +172,9 @@ RunOptions make_run_options(const AskArgs& a, const GlobalOptions& global,
   // Built here rather than inside the run so that --ca-file reaches the HTTPS client.
   providers::HttpClientOptions http;
   http.ca_file = a.ca_file;
-  options.model_client = providers::make_http_model(*spec.host, a.base_url, "", http,
-                                                    options.mode != CacheMode::replay_only);
+  options.model_client =
+      providers::make_http_model(Runtime::default_runtime().impl().pool, *spec.host, a.base_url, "",
+                                 http, options.mode != CacheMode::replay_only);
   return options;
 }
 

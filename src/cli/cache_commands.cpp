@@ -32,7 +32,9 @@ std::shared_ptr<cache::TieredCache> open_cache(const GlobalOptions& global) {
   CacheOptions options;
   options.url = global.cache_url;
   options.strict = true;  // at a terminal, a failing backend is an error, not a silent miss
-  return cache::shared_tiered_cache(options);
+  // One command, one cache: the registry is only for the lifetime of this open.
+  cache::CacheRegistry registry;
+  return registry.open(options);
 }
 
 std::string read_input(const std::string& path) {

@@ -9,6 +9,7 @@
 #include "gateway/server.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/errors.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -62,7 +63,7 @@ struct ServeFlags {
 /// LLM_CACHE_STALE_IF_ERROR, as the library reads them: one setting for a team's programs and
 /// its gateway. The config file, applied after, wins over them.
 void apply_environment(ServeFlags& flags) {
-  const agent::StaleDefaults env = agent::StaleDefaults::from_environment();
+  const RuntimeOptions env = RuntimeOptions::from_environment();
   using std::chrono::duration_cast;
   using std::chrono::seconds;
   if (!flags.given("--stale-while-revalidate")) {
@@ -130,7 +131,8 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   auto [host, port] = gateway::parse_listen_address(flags.listen, "--listen");
 
   gateway::GatewayConfig config;
-  // Precedence: flags, then the file, then $*_BASE_URL (read by GatewayConfig), then defaults.
+  // Precedence: flags, then the file, then $*_BASE_URL (read here, at start), then defaults.
+  config.upstreams = gateway::Upstreams::from_environment();
   if (file) gateway::apply_upstream_settings(*file, config.upstreams);
   for (const auto& upstream : flags.upstreams) config.upstreams.set_base_url(upstream);
   for (const auto& key_env : flags.upstream_key_envs) config.upstreams.set_key_from_env(key_env);
@@ -149,8 +151,15 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   CacheOptions cache_options;
   cache_options.url = global.cache_url;
   cache_options.l1_max_bytes = flags.l1_mib * kMiB;
-  auto cache = cache::shared_tiered_cache(cache_options);
-  auto exchange = std::make_shared<exchange::Exchange>(cache);
+  cache::CacheRegistry caches;
+  auto cache = caches.open(cache_options);
+  // The lock settings from the environment, read here, once, as the library's runtime does.
+  const RuntimeOptions runtime_options = RuntimeOptions::from_environment();
+  exchange::ExchangeOptions exchange_options;
+  exchange_options.lock_ttl = runtime_options.lock_ttl;
+  exchange_options.lock_wait = runtime_options.lock_wait;
+  auto exchange =
+      std::make_shared<exchange::Exchange>(cache, exchange::system_now_ms, exchange_options);
   auto core = std::make_shared<gateway::Gateway>(std::move(config), exchange);
 
   gateway::ServerOptions server_options;

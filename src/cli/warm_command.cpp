@@ -3,7 +3,7 @@
 // cached already is not sent again, so a second run after a crash calls only the rest.
 #include "cli/commands.hpp"
 
-#include "cache/tiered_cache.hpp"
+#include "agent/runtime_impl.hpp"
 #include "cli/progress.hpp"
 #include "exchange/exchange.hpp"
 #include "llm_caching/cache_key.hpp"
@@ -11,11 +11,11 @@
 #include "llm_caching/errors.hpp"
 #include "providers/http_model.hpp"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <iostream>
@@ -110,7 +110,8 @@ asio::awaitable<void> worker(exchange::Exchange& exchange, const std::vector<War
     exchange::ExchangeRequest request;
     request.native = line.native;
     request.namespace_ = args.ns;
-    request.scope = model.cache_scope();  // as the library and the gateway key this endpoint
+    // As the library keys this endpoint (empty for the provider's public service).
+    request.scope = providers::cache_scope(model.endpoint());
     request.ttl = std::chrono::seconds(args.ttl_seconds);
     request.allow_unpriced = true;  // a warm-up of an unpriced model still caches its answers
     try {
@@ -122,7 +123,8 @@ asio::awaitable<void> worker(exchange::Exchange& exchange, const std::vector<War
       spdlog::warn("{}:{}: {}", args.file, line.number, e.what());
     }
     ++tally.done;
-    progress.update(tally.done, fmt::format("cost ${:.4f}", nano_usd_to_dollars(tally.cost_nano_usd)));
+    progress.update(tally.done,
+                    fmt::format("cost ${:.4f}", nano_usd_to_dollars(tally.cost_nano_usd)));
   }
 }
 
@@ -130,15 +132,17 @@ void run_warm(const WarmArgs& args, const GlobalOptions& global) {
   if (args.concurrency == 0) throw ConfigurationError("--concurrency must be at least 1");
   const std::vector<WarmLine> lines = read_lines(args.file);
   // One model per provider, made before any I/O: a missing key fails now, naming its variable.
+  Runtime::Impl& runtime = Runtime::default_runtime().impl();
   std::map<std::string, std::shared_ptr<providers::HttpModel>> models;
   for (const WarmLine& line : lines) {
     if (!models.contains(line.host)) {
-      models[line.host] = providers::make_http_model(*providers::find_host(line.host), "", "");
+      models[line.host] =
+          providers::make_http_model(runtime.pool, *providers::find_host(line.host), "", "");
     }
   }
   CacheOptions cache_options;
   cache_options.url = global.cache_url;
-  exchange::Exchange exchange(cache::shared_tiered_cache(cache_options));
+  exchange::Exchange& exchange = *runtime.exchange_for(cache_options);
   Tally tally;
   Progress progress(lines.size(), ProgressOptions{.what = "requests"});
   asio::io_context io;
@@ -151,9 +155,10 @@ void run_warm(const WarmArgs& args, const GlobalOptions& global) {
   fmt::print("warmed {} requests: {} already cached, {} called, {} failed, {}\n", tally.done,
              tally.cached, tally.called, tally.failed, cost);
   if (tally.failed > 0) {
-    throw Error(fmt::format("{} requests failed (see the warnings above); run again to retry "
-                            "them: what is cached is not sent again",
-                            tally.failed));
+    throw Error(
+        fmt::format("{} requests failed (see the warnings above); run again to retry "
+                    "them: what is cached is not sent again",
+                    tally.failed));
   }
 }
 

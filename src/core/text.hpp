@@ -16,6 +16,12 @@ inline std::string lowercase(std::string_view text) {
 }
 
 /// Appends each byte of `bytes` as two lowercase hex digits.
+/// `text` without the slashes at its end (base URLs and paths are compared and joined so).
+inline std::string without_trailing_slashes(std::string text) {
+  while (!text.empty() && text.back() == '/') text.pop_back();
+  return text;
+}
+
 inline void append_hex(std::string& out, std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (const char c : bytes) {

@@ -34,22 +34,6 @@ bool coalesces(CacheMode m) {
   return m == CacheMode::use || m == CacheMode::read_only;
 }
 
-/// A millisecond setting from the environment, or nullopt when unset.
-std::optional<std::chrono::milliseconds> env_milliseconds(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr) return std::nullopt;
-  const std::string_view value(text);
-  std::int64_t ms = -1;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
-  constexpr std::int64_t kMax = 24 * 3600 * 1000;
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || ms < 0 ||
-      ms > kMax) {
-    throw ConfigurationError(fmt::format(
-        "{} must be a whole number of milliseconds from 0 to {}, got '{}'", name, kMax, value));
-  }
-  return std::chrono::milliseconds(ms);
-}
-
 /// An answer this call did not pay for (a hit, a stale entry, another caller's call): it is
 /// billed 0, and the original call's cost is what it avoided.
 void serve_unpaid(ExchangeResult& result, std::shared_ptr<const core::CacheEntry> entry) {
@@ -139,16 +123,6 @@ bool serve_lookup(ExchangeResult& result, cache::TieredCache::GraceLookup& looku
 std::int64_t system_now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-ExchangeOptions ExchangeOptions::from_environment() {
-  ExchangeOptions options;
-  if (auto ttl = env_milliseconds("LLM_CACHE_LOCK_TTL_MS")) {
-    options.lock_ttl = *ttl;
-    options.lock_wait = 2 * *ttl;
-  }
-  if (auto wait = env_milliseconds("LLM_CACHE_LOCK_WAIT_MS")) options.lock_wait = *wait;
-  return options;
 }
 
 Exchange::Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock, ExchangeOptions options)

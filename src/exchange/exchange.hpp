@@ -11,6 +11,7 @@
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/model.hpp"
+#include "providers/streaming_model.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -35,21 +36,10 @@ namespace llm_caching::exchange {
 
 namespace asio = boost::asio;
 
-/// Receives the bytes of a streamed 2xx answer as they arrive from the provider.
-using ChunkSink = std::function<void(std::string_view chunk)>;
-
-/// A Model that can also hand a streamed answer over chunk by chunk (the gateway's upstream).
-/// call_streaming returns the whole body too (streamed = true), so the exchange can store it.
-/// Chunks are only delivered for a 2xx answer; an error body comes back whole in the response.
-class StreamingModel : public Model {
- public:
-  virtual asio::awaitable<NativeResponse> call_streaming(const NativeRequest& request,
-                                                         ChunkSink on_chunk) = 0;
-};
-
-/// A NativeResponse::transport_error starting with this marks a timeout (gateway: 504) rather
-/// than an unreachable provider (502); ProviderError::error_type() is then "timeout".
-inline constexpr std::string_view kTimeoutTransportPrefix = "timeout: ";
+// The provider client's streaming seam (providers/streaming_model.hpp), by the names the
+// exchange's callers know.
+using providers::ChunkSink;
+using providers::StreamingModel;
 
 struct ExchangeRequest {
   NativeRequest native;
@@ -128,7 +118,8 @@ struct ExchangeResult {
 using Clock = std::function<std::int64_t()>;
 std::int64_t system_now_ms();
 
-/// Cross-process single-flight (docs/SINGLE_FLIGHT.md).
+/// Cross-process single-flight (docs/SINGLE_FLIGHT.md). The library's runtime and the gateway
+/// fill it from RuntimeOptions (the environment is read there, once).
 struct ExchangeOptions {
   /// How long a process holds a key's lock while it calls the provider; a holder that dies
   /// releases by this expiry. 0 turns cross-process locking off (in-process flights remain).
@@ -146,17 +137,12 @@ struct ExchangeOptions {
   /// written by a second thread at normal priority (with every write queued behind it), so a
   /// busy machine delays the L2 writes by this much instead of losing them to the limit.
   std::chrono::milliseconds write_behind_catch_up{250};
-
-  /// The defaults, overridden by LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds;
-  /// when only the TTL is set, the wait is twice it). Throws ConfigurationError naming the
-  /// variable for a value that is not a whole number from 0 to 86400000.
-  static ExchangeOptions from_environment();
 };
 
 class Exchange {
  public:
   explicit Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock = system_now_ms,
-                    ExchangeOptions options = ExchangeOptions::from_environment());
+                    ExchangeOptions options = {});
   /// Waits for pending write-behinds and lock releases (each bounded by the backend's timeouts).
   ~Exchange();
 

@@ -61,6 +61,25 @@ std::shared_ptr<core::CacheEntry> entry_from(const ExchangeRequest& request, Nat
 
 }  // namespace
 
+std::string_view transport_error_type(TransportFailure failure) noexcept {
+  switch (failure) {
+    case TransportFailure::timeout:
+      return "timeout";
+    case TransportFailure::tls_verify:
+      return "tls_verify";
+    default:
+      return "transport";
+  }
+}
+
+bool is_retryable(const NativeResponse& response) noexcept {
+  // A certificate that does not verify will not verify on the next try either.
+  if (response.status == 0 && response.transport_failure == TransportFailure::tls_verify) {
+    return false;
+  }
+  return is_retryable_status(response.status);
+}
+
 bool is_retryable_status(int status) {
   switch (status) {
     case 0:    // no response: refused, reset, timed out
@@ -84,10 +103,9 @@ std::string describe_call(const NativeRequest& r) {
 void throw_provider_failure(const NativeRequest& request, const NativeResponse& resp,
                             const providers::ProviderErrorInfo& info, std::string_view context) {
   if (resp.status == 0) {
-    const bool timed_out = resp.transport_error.starts_with(kTimeoutTransportPrefix);
     throw ProviderError(
         fmt::format("{}: no response{}: {}", describe_call(request), context, resp.transport_error),
-        0, timed_out ? "timeout" : "transport", "");
+        0, std::string(transport_error_type(resp.transport_failure)), "");
   }
   throw ProviderError(fmt::format("{}: HTTP {} {}{}: {}", describe_call(request), resp.status,
                                   info.type, context, info.message),
@@ -135,7 +153,7 @@ asio::awaitable<ProviderAnswer> call_provider(Model& model, const ExchangeReques
 
     const providers::ProviderErrorInfo info =
         providers::parse_error_body(native.provider, resp.status, resp.body);
-    if (!is_retryable_status(resp.status)) throw_provider_failure(native, resp, info, "");
+    if (!is_retryable(resp)) throw_provider_failure(native, resp, info, "");
 
     core::RetryHint hint{resp.retry_after ? resp.retry_after : info.retry_delay};
     const core::RetryDecision decision = policy.next(hint);

@@ -41,9 +41,17 @@ bool is_retryable_status(int status);
 /// "<provider> <model>" for messages (the model made printable).
 std::string describe_call(const NativeRequest& request);
 
-/// Throws the ProviderError for a failed answer: status 0 (no response) with error_type "timeout"
-/// when the transport error starts with kTimeoutTransportPrefix, else "transport"; otherwise the
-/// HTTP status with the provider's error type and message. `context` is added to the message.
+/// Whether a failed answer is worth another attempt: a retryable status, except a TLS
+/// certificate that did not verify (it will not verify on the next try either).
+bool is_retryable(const NativeResponse& response) noexcept;
+
+/// The ProviderError::error_type of a response that never came: "timeout", "tls_verify" or
+/// "transport".
+std::string_view transport_error_type(TransportFailure failure) noexcept;
+
+/// Throws the ProviderError for a failed answer: status 0 (no response) with the error_type of
+/// transport_error_type(); otherwise the HTTP status with the provider's error type and message.
+/// `context` is added to the message.
 [[noreturn]] void throw_provider_failure(const NativeRequest& request, const NativeResponse& resp,
                                          const providers::ProviderErrorInfo& info,
                                          std::string_view context);

@@ -303,15 +303,15 @@ std::string answer_shaping_headers(const Headers& headers) {
 
 std::string tenant_scope(std::string_view credential) {
   if (credential.empty()) return "anonymous";
-  // Callers repeat their key on every request: remember the last one per thread. The cached
-  // key lives only in this thread's memory, like the request that carried it.
-  thread_local std::string last_credential;
-  thread_local std::string last_scope;
-  if (credential != last_credential) {
-    last_scope = "key:" + core::sha256_hex(credential).substr(0, 32);
-    last_credential = std::string(credential);
+  return "key:" + core::sha256_hex(credential).substr(0, 32);
+}
+
+const std::string& TenantScopeMemo::operator()(std::string_view identity) {
+  if (identity != last_identity_ || last_scope_.empty()) {
+    last_scope_ = tenant_scope(identity);
+    last_identity_ = std::string(identity);
   }
-  return last_scope;
+  return last_scope_;
 }
 
 }  // namespace llm_caching::gateway

@@ -101,6 +101,17 @@ std::string caller_identity(std::string credential, const Headers& headers);
 /// key.
 std::string tenant_scope(std::string_view identity);
 
+/// tenant_scope with the last identity remembered: callers repeat their key on every request.
+/// The remembered key lives only in its worker's memory, like the request that carried it.
+class TenantScopeMemo {
+ public:
+  const std::string& operator()(std::string_view identity);
+
+ private:
+  std::string last_identity_;
+  std::string last_scope_;
+};
+
 /// Request headers that change the answer itself (beta features, API version) as key material:
 /// "" when the request has none (or only the default `anthropic-version`, which the gateway sends
 /// anyway), else "name=v1,v2;..." with the names in a fixed order and each list's values trimmed,

@@ -18,12 +18,15 @@
 
 namespace llm_caching::gateway {
 
+struct WorkerState;  // worker_state.hpp
+
 /// How many models without a price a gateway names in its warnings (once each); past them, one
 /// line says the rest go unnamed. The names come from callers.
 inline constexpr std::size_t kUnpricedModelsNamed = 256;
 
 struct GatewayConfig {
-  Upstreams upstreams = Upstreams::from_environment();
+  /// The public endpoints by default; `llm-caching serve` starts from Upstreams::from_environment.
+  Upstreams upstreams;
   /// Share cache entries across callers' keys. Default: partitioned by a hash of the key.
   bool share_across_keys = false;
   /// Serve models missing from the price table, costed 0 (counted and warned about once per
@@ -55,29 +58,26 @@ class Gateway {
  public:
   Gateway(GatewayConfig config, std::shared_ptr<exchange::Exchange> exchange);
 
-  /// Answers one request on `out`. `upstream` is the calling worker thread's client. Never
-  /// throws for anything a client sends.
-  boost::asio::awaitable<void> handle(providers::HttpClient& upstream,
-                                      const IncomingRequest& request, ResponseStream& out);
+  /// Answers one request on `out`, for the worker whose state `worker` is. Never throws for
+  /// anything a client sends.
+  boost::asio::awaitable<void> handle(WorkerState& worker, const IncomingRequest& request,
+                                      ResponseStream& out);
 
   Metrics& metrics() noexcept { return metrics_; }
   const GatewayConfig& config() const noexcept { return config_; }
 
  private:
   struct Call;
-  /// Answers a repeat of a recent hit from this thread's HitMemo; false: not answered (nothing
+  /// Answers a repeat of a recent hit from the worker's HitMemo; false: not answered (nothing
   /// was sent, the full path follows).
-  boost::asio::awaitable<bool> answer_from_memo(const IncomingRequest& request, ResponseStream& out,
-                                                RequestRecord& record);
-  boost::asio::awaitable<void> handle_llm(providers::HttpClient& upstream, Call& call,
-                                          ResponseStream& out);
-  boost::asio::awaitable<void> handle_models(providers::HttpClient& upstream, Call& call,
-                                             ResponseStream& out);
+  boost::asio::awaitable<bool> answer_from_memo(WorkerState& worker, const IncomingRequest& request,
+                                                ResponseStream& out, RequestRecord& record);
+  boost::asio::awaitable<void> handle_llm(WorkerState& worker, Call& call, ResponseStream& out);
+  boost::asio::awaitable<void> handle_models(WorkerState& worker, Call& call, ResponseStream& out);
   void warn_unpriced(const std::string& model);
 
   GatewayConfig config_;
   std::shared_ptr<exchange::Exchange> exchange_;
-  const std::uint64_t id_;  ///< tells this gateway's memoised hits from another's
   Metrics metrics_;
   /// Which unpriced models were named in a warning: a bounded set, as the names are the callers'.
   core::LogOncePerName unpriced_warned_{kUnpricedModelsNamed};

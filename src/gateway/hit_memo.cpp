@@ -29,11 +29,6 @@ void HitMemo::remember(std::string_view target, std::string_view body, HitPtr hi
   slots_.insert_or_assign(hash, Slot{std::string(target), std::string(body), std::move(hit)});
 }
 
-HitMemo& HitMemo::for_this_thread() {
-  thread_local HitMemo memo;
-  return memo;
-}
-
 bool has_default_controls(const Headers& headers) {
   for (const auto& header : headers) {
     const std::string& name = header.first;

@@ -1,9 +1,9 @@
-// A per-thread memo of recent cache hits, keyed by the raw request (target and body bytes): a
-// repeated request is answered with the response bytes prepared for the previous identical one,
-// without parsing, canonicalising and hashing the body again. It never decides on its own that
-// something is a hit: the caller looks the remembered storage key up in the cache tiers and serves
-// the memo only when they still hold the very entry the response was prepared from (so a TTL
-// expiry, an eviction, a refresh or an erase all fall back to the full path).
+// A per-worker memo of recent cache hits (worker_state.hpp), keyed by the raw request (target and
+// body bytes): a repeated request is answered with the response bytes prepared for the previous
+// identical one, without parsing, canonicalising and hashing the body again. It never decides on
+// its own that something is a hit: the caller looks the remembered storage key up in the cache
+// tiers and serves the memo only when they still hold the very entry the response was prepared from
+// (so a TTL expiry, an eviction, a refresh or an erase all fall back to the full path).
 #pragma once
 
 #include "core/entry.hpp"
@@ -22,7 +22,6 @@ namespace llm_caching::gateway {
 class HitMemo {
  public:
   struct Hit {
-    std::uint64_t gateway_id = 0;  ///< which Gateway prepared it (one memo per thread)
     Provider provider = Provider::openai;
     std::string scope;  ///< the tenant partition the hit was served to
     std::string storage_key;
@@ -34,7 +33,7 @@ class HitMemo {
   /// Shared, so a caller keeps it while the memo changes under a suspended coroutine.
   using HitPtr = std::shared_ptr<const Hit>;
 
-  /// At most this many requests per thread are remembered (then the memo starts over).
+  /// At most this many requests per worker are remembered (then the memo starts over).
   static constexpr std::size_t kMaxEntries = 512;
   /// Requests and responses larger than this are not remembered.
   static constexpr std::size_t kMaxBodyBytes = 16 * 1024;
@@ -44,9 +43,6 @@ class HitMemo {
   /// Remembers (replacing whatever had the same hash); ignores oversized requests or responses.
   void remember(std::string_view target, std::string_view body, HitPtr hit);
   std::size_t size() const noexcept { return slots_.size(); }
-
-  /// This thread's memo.
-  static HitMemo& for_this_thread();
 
  private:
   struct Slot {

@@ -111,6 +111,15 @@ void Metrics::record(const RequestRecord& r) {
 
 std::string Metrics::render() const {
   std::string out;
+  render_requests(out);
+  render_per_provider(out);
+  render_outcomes(out);
+  render_latency_and_connections(out);
+  render_tasks(out);
+  return out;
+}
+
+void Metrics::render_requests(std::string& out) const {
   auto it = std::back_inserter(out);
 
   header(out, "llmc_gateway_requests_total", "counter",
@@ -126,7 +135,10 @@ std::string Metrics::render() const {
     fmt::format_to(it, "llmc_gateway_requests_total{{provider=\"none\",outcome=\"{}\"}} {}\n",
                    kOutcomeNames[o], other_requests_[o].load(relaxed));
   }
+}
 
+void Metrics::render_per_provider(std::string& out) const {
+  auto it = std::back_inserter(out);
   auto per_provider = [&](std::string_view name, std::string_view type, std::string_view help,
                           auto value) {
     header(out, name, type, help);
@@ -160,7 +172,10 @@ std::string Metrics::render() const {
   per_provider("llmc_gateway_unpriced_requests_total", "counter",
                "Calls to a model missing from the price table (costed 0).",
                [&](std::size_t p) { return unpriced_[p].load(relaxed); });
+}
 
+void Metrics::render_outcomes(std::string& out) const {
+  auto it = std::back_inserter(out);
   header(out, "llmc_gateway_stale_served_total", "counter",
          "Expired answers served under a stale policy, by reason: revalidate (at once, while one "
          "background call refreshes the entry) or error (in place of a failed upstream call).");
@@ -174,7 +189,10 @@ std::string Metrics::render() const {
     fmt::format_to(it, "llmc_gateway_responses_total{{code=\"{}xx\"}} {}\n", c + 1,
                    status_classes_[c].load(relaxed));
   }
+}
 
+void Metrics::render_latency_and_connections(std::string& out) const {
+  auto it = std::back_inserter(out);
   header(out, "llmc_gateway_request_duration_seconds", "histogram",
          "Time from a complete request to the end of its response, by cache outcome.");
   for (std::size_t o = 0; o < kOutcomes; ++o) {
@@ -207,7 +225,10 @@ std::string Metrics::render() const {
   }
   header(out, "llmc_gateway_requests_in_flight", "gauge", "Requests being handled now.");
   fmt::format_to(it, "llmc_gateway_requests_in_flight {}\n", in_flight_.load(relaxed));
+}
 
+void Metrics::render_tasks(std::string& out) const {
+  auto it = std::back_inserter(out);
   header(out, "llmc_gateway_task_spent_usd_total", "counter", "Dollars billed, by x-llm-task.");
   std::lock_guard lock(tasks_mutex_);
   for (const auto& [task, cost] : tasks_) {
@@ -226,7 +247,6 @@ std::string Metrics::render() const {
     fmt::format_to(it, "llmc_gateway_task_requests_total{{task=\"{}\"}} {}\n", escape_label(task),
                    cost.requests);
   }
-  return out;
 }
 
 }  // namespace llm_caching::gateway

@@ -87,6 +87,13 @@ class Metrics {
   std::string render() const;
 
  private:
+  // render()'s sections, in the order they appear.
+  void render_requests(std::string& out) const;
+  void render_per_provider(std::string& out) const;
+  void render_outcomes(std::string& out) const;
+  void render_latency_and_connections(std::string& out) const;
+  void render_tasks(std::string& out) const;
+
   static constexpr std::size_t kProviders = 3;
   static constexpr std::size_t kOutcomes = 5;
   using Counter = std::atomic<std::uint64_t>;

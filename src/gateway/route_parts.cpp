@@ -7,6 +7,7 @@
 #include "providers/sse.hpp"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/array.hpp>
@@ -76,6 +77,24 @@ asio::awaitable<void> write_relay(Relay& relay, ResponseStream& out,
 }
 
 /// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
+asio::awaitable<exchange::ExchangeResult> run_relayed(exchange::Exchange& exchange, Model& model,
+                                                      exchange::ExchangeRequest request,
+                                                      Relay& relay, ResponseStream& out) {
+  using namespace asio::experimental::awaitable_operators;
+  auto key = std::make_shared<std::string>();
+  request.storage_key_out = key;
+  auto make_head = [key, mode = request.mode]() {
+    return Headers{{"content-type", std::string(kEventStream)},
+                   {"cache-control", "no-cache"},
+                   {"x-llm-cache", std::string(cache_status(mode, false))},
+                   {"x-llm-cache-key", *key},
+                   {"trailer", "x-llm-cost-usd, x-llm-avoided-usd"}};
+  };
+  request.relay = [&relay](std::string_view chunk) { relay.push(chunk); };
+  co_return co_await (run_then_close(exchange, model, std::move(request), relay) &&
+                      write_relay(relay, out, make_head));
+}
+
 std::string sse_to_json_array(std::string_view sse) {
   providers::SseParser parser;
   json::array chunks;

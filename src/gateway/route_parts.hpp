@@ -5,6 +5,7 @@
 
 #include "exchange/exchange.hpp"
 #include "gateway/controls.hpp"
+#include "gateway/gateway.hpp"
 #include "gateway/http_types.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/upstream.hpp"
@@ -64,6 +65,11 @@ asio::awaitable<exchange::ExchangeResult> run_then_close(exchange::Exchange& exc
 /// Writes the relayed chunks to the client as they come, the head (make_head) before the first.
 asio::awaitable<void> write_relay(Relay& relay, ResponseStream& out,
                                   std::function<Headers()> make_head);
+/// Runs a streamed request and relays its miss to `out` as it arrives; the head names the key
+/// the exchange derived before it relayed anything.
+asio::awaitable<exchange::ExchangeResult> run_relayed(exchange::Exchange& exchange, Model& model,
+                                                      exchange::ExchangeRequest request,
+                                                      Relay& relay, ResponseStream& out);
 
 /// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
 std::string sse_to_json_array(std::string_view sse);
@@ -90,6 +96,13 @@ class OwnedUpstreamModel final : public Model {
   Headers headers_;
   std::string credential_;
   UpstreamModel model_;
+};
+
+/// One request as the routes see it (gateway.hpp: Gateway::handle).
+struct Gateway::Call {
+  const IncomingRequest& request;
+  Route route;
+  RequestRecord record;
 };
 
 /// The outcome a cache status counts as in the metrics.

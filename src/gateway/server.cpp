@@ -250,7 +250,7 @@ asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
     session.stream.expires_never();
     request.body = std::move(parser.get().body());
     BeastResponse out(session.stream, keep_alive, draining, options.write_timeout);
-    co_await gateway.handle(client, request, out);
+    co_await gateway.handle(state, request, out);
     if (!out.reusable()) co_return;
   }
 }

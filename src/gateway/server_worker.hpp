@@ -5,6 +5,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/limits.hpp"
 #include "gateway/server.hpp"
+#include "gateway/worker_state.hpp"
 #include "providers/http_client.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -72,6 +73,7 @@ struct Server::Worker {
   std::optional<tcp::acceptor> acceptor;
   asio::steady_timer grace;
   providers::HttpClient client;
+  WorkerState state{client};
   std::unordered_set<Session*> sessions;
   bool draining = false;
   std::thread thread;

@@ -7,8 +7,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <array>
-#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -18,21 +16,6 @@
 namespace llm_caching::providers {
 
 namespace {
-
-/// The variables an HttpClient reads when it is made (proxies; OpenSSL's trust store): a client
-/// made under other values would send calls elsewhere or trust other certificates.
-constexpr std::array<const char*, 8> kClientVariables = {
-    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY",    "http_proxy",
-    "NO_PROXY",    "no_proxy",    "SSL_CERT_FILE", "SSL_CERT_DIR"};
-
-std::string client_environment() {
-  std::string values;
-  for (const char* name : kClientVariables) {
-    const char* value = std::getenv(name);
-    values.append(value ? value : "").push_back('\0');
-  }
-  return values;
-}
 
 /// Options that share connections: everything that changes how a connection is made or read.
 bool same_client(const HttpClientOptions& a, const HttpClientOptions& b) {
@@ -50,23 +33,20 @@ struct ClientPool::Impl {
   mutable std::mutex mutex;
   struct Client {
     HttpClientOptions options;
-    std::string environment;  ///< client_environment() when it was made
     std::unique_ptr<HttpClient> client;
   };
   /// Few distinct option sets exist in a process (usually one): a vector is enough.
   std::vector<Client> clients;
 
   HttpClient& client_for(const HttpClientOptions& options) {
-    const std::string environment = client_environment();
     std::lock_guard lock(mutex);
     for (Client& known : clients) {
-      if (known.environment == environment && same_client(known.options, options)) {
+      if (same_client(known.options, options)) {
         return *known.client;
       }
     }
     // Throws ConfigurationError (unreadable CA file, bad proxy variable) before any I/O.
-    clients.push_back(
-        {options, environment, std::make_unique<HttpClient>(io.get_executor(), options)});
+    clients.push_back({options, std::make_unique<HttpClient>(io.get_executor(), options)});
     return *clients.back().client;
   }
 };
@@ -83,11 +63,6 @@ ClientPool::~ClientPool() {
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->clients.clear();  // after the thread: nothing runs on their sockets any more
-}
-
-ClientPool& ClientPool::process_wide() {
-  static ClientPool pool;
-  return pool;
 }
 
 asio::awaitable<HttpResponse> ClientPool::send(HttpRequest request,

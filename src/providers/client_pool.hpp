@@ -1,6 +1,7 @@
-// The process's provider connections: one I/O thread with one HttpClient (a keep-alive pool per
-// host) per distinct set of client options, shared by every library call, sync or awaitable, on
-// any thread. Without it each call opened its own client, so every miss paid a TCP and TLS
+// A runtime's provider connections (llm_caching/runtime.hpp): one I/O thread with one HttpClient
+// (a keep-alive pool per host) per distinct set of client options, shared by every library call,
+// sync or awaitable, on any thread. A client reads the proxy and trust-store variables once, when
+// the pool makes it. Without it each call opened its own client, so every miss paid a TCP and TLS
 // handshake (100 misses, 101 connections); through it 100 sequential misses use one.
 #pragma once
 
@@ -19,9 +20,6 @@ class ClientPool {
   ~ClientPool();
   ClientPool(const ClientPool&) = delete;
   ClientPool& operator=(const ClientPool&) = delete;
-
-  /// The pool of the library's default runtime: started on first use, stopped at exit.
-  static ClientPool& process_wide();
 
   /// Sends `request` on the pool's thread, over the client for `options`, and resumes the
   /// caller on its own executor. Throws as HttpClient::send does.

@@ -183,7 +183,7 @@ TEST_F(DirCacheEndToEnd, EightProcessesRecordThenAFreshProcessReplaysWithoutAKey
 TEST_F(DirCacheEndToEnd, LibraryAndGatewayRecordAndAFreshGatewayReplaysWithoutAKey) {
   with_key();
   RunOptions options;
-  options.redis_url = url();
+  options.cache_url = url();
   options.namespace_ = "suite";
   const RunResult live = cached_agent_run_sync(Agent{.model = "openai:gpt-4o-mini"},
                                                "from the library", "lib", options);

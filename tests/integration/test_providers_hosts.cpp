@@ -3,6 +3,7 @@
 #include "agent/run.hpp"
 #include "llm_caching/agent.hpp"
 #include "llm_caching/errors.hpp"
+#include "llm_caching/runtime.hpp"
 #include "providers/http_model.hpp"
 
 #include "support/fake_provider.hpp"
@@ -222,7 +223,12 @@ TEST_F(HostsTest, SslCertFileReplacesTheSystemStore) {
   const Agent agent{.model = "openai:gpt-4o-mini", .base_url = tls_fake_->base_url() + "/v1"};
   EXPECT_THROW(cached_agent_run_sync(agent, "tls", "t", options()), ProviderError);
   env_.set("SSL_CERT_FILE", certs_->ca_cert);  // read by OpenSSL's default verify paths
-  const RunResult r = cached_agent_run_sync(agent, "tls", "t", options());
+  // A runtime's clients read the trust store's variables once, when they are made: a runtime
+  // made after the change sees it.
+  Runtime fresh;
+  RunOptions with_fresh_runtime = options();
+  with_fresh_runtime.runtime = &fresh;
+  const RunResult r = cached_agent_run_sync(agent, "tls", "t", with_fresh_runtime);
   EXPECT_TRUE(r.output.starts_with("echo: tls")) << r.output;
   EXPECT_EQ(calls(*tls_fake_), 1);
 }

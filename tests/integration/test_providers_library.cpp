@@ -1,5 +1,6 @@
 // The library API end to end over HTTP(S) against the fake provider, for each wire format:
 // OpenAI chat completions, Anthropic messages, Gemini generateContent.
+#include "agent/runtime_impl.hpp"
 #include "llm_caching/agent.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/costs.hpp"
@@ -138,7 +139,7 @@ class ProvidersTest : public ::testing::TestWithParam<Api> {
   }
   /// The native response stored under `key`, as the provider sent it.
   static json::object stored_response(const std::string& key) {
-    auto tiers = cache::shared_tiered_cache(CacheOptions{.url = "memory://"});
+    auto tiers = Runtime::default_runtime().impl().caches.open(CacheOptions{.url = "memory://"});
     asio::io_context io;
     auto entry = llmc_test::run_sync(io, tiers->get(key, now_ms()));
     if (!entry) throw std::runtime_error("no entry under " + key);

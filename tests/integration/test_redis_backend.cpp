@@ -3,6 +3,7 @@
 // killed in the middle of 1,000 cached calls, the CLI on a redis:// URL, and the per-io_context
 // connections ("lanes") that long-lived callers get: pipelining, a dead idle connection, command
 // timeouts, and the client or the io_context going away first.
+#include "agent/runtime_impl.hpp"
 #include "cache/cache_url.hpp"
 #include "cache/redis_backend.hpp"
 #include "cache/redis_client.hpp"
@@ -425,7 +426,9 @@ TEST(RedisOutage, KilledDuringAThousandCallsAllReturnAndCachingResumes) {
   EXPECT_EQ(server.cli({"EXISTS", last_key}), "1");
   EXPECT_EQ(server.cli({"DBSIZE"}), "400");
   CacheOptions cache_options{.url = options.redis_url};
-  EXPECT_GT(run_blocking(shared_tiered_cache(cache_options)->stats()).backend_errors, 0u);
+  EXPECT_GT(run_blocking(Runtime::default_runtime().impl().caches.open(cache_options)->stats())
+                .backend_errors,
+            0u);
 }
 
 TEST(RedisCli, CacheCommandsWorkOnARedisUrl) {

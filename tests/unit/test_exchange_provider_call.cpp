@@ -61,11 +61,13 @@ class StreamingFake final : public exchange::StreamingModel {
   }
 };
 
-NativeResponse failure(int status, std::string transport_error = "") {
+NativeResponse failure(int status, std::string transport_error = "",
+                       TransportFailure kind = TransportFailure::none) {
   NativeResponse r;
   r.status = status;
   if (status != 0) r.body = R"({"error": {"message": "try later", "type": "server_error"}})";
   r.transport_error = std::move(transport_error);
+  r.transport_failure = kind;
   return r;
 }
 
@@ -178,7 +180,7 @@ TEST_F(ProviderCall, AProviderThatStaysDownIsAProviderErrorWithItsStatus) {
 }
 
 TEST_F(ProviderCall, NoResponseIsATimeoutOrATransportError) {
-  model_.script(failure(0, std::string(exchange::kTimeoutTransportPrefix) + "no byte for 400 ms"));
+  model_.script(failure(0, "no byte for 400 ms", TransportFailure::timeout));
   const ProviderError timed_out = provider_error(request(0ms));
   EXPECT_EQ(timed_out.http_status(), 0);
   EXPECT_EQ(timed_out.error_type(), "timeout");
@@ -188,6 +190,14 @@ TEST_F(ProviderCall, NoResponseIsATimeoutOrATransportError) {
   EXPECT_EQ(unreachable.http_status(), 0);
   EXPECT_EQ(unreachable.error_type(), "transport");
   EXPECT_NE(std::string(unreachable.what()).find("no response"), std::string::npos);
+}
+
+TEST_F(ProviderCall, ACertificateThatDoesNotVerifyIsFinal) {
+  model_.script(failure(0, "certificate verify failed", TransportFailure::tls_verify));
+  model_.script(failure(0, "certificate verify failed", TransportFailure::tls_verify));
+  const ProviderError e = provider_error(request());  // a retry budget left, and no retry
+  EXPECT_EQ(e.error_type(), "tls_verify");
+  EXPECT_EQ(model_.calls(), 1);
 }
 
 TEST_F(ProviderCall, ACallerThatHungUpGetsNoMoreRetries) {

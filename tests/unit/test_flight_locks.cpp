@@ -10,6 +10,7 @@
 #include "exchange/exchange.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -457,26 +458,26 @@ TEST(ExchangeOptions, EnvironmentOverridesTheDefaultsAndBadValuesAreRefused) {
   {
     llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", std::nullopt);
     llmc_test::ScopedEnv wait("LLM_CACHE_LOCK_WAIT_MS", std::nullopt);
-    const auto defaults = exchange::ExchangeOptions::from_environment();
+    const auto defaults = RuntimeOptions::from_environment();
     EXPECT_EQ(defaults.lock_ttl, 30'000ms);
     EXPECT_EQ(defaults.lock_wait, 60'000ms);
   }
   {
     llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", "1500");
     llmc_test::ScopedEnv wait("LLM_CACHE_LOCK_WAIT_MS", std::nullopt);
-    const auto options = exchange::ExchangeOptions::from_environment();
+    const auto options = RuntimeOptions::from_environment();
     EXPECT_EQ(options.lock_ttl, 1500ms);
     EXPECT_EQ(options.lock_wait, 3000ms);
   }
   {
     llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", "1500");
     llmc_test::ScopedEnv wait("LLM_CACHE_LOCK_WAIT_MS", "10");
-    EXPECT_EQ(exchange::ExchangeOptions::from_environment().lock_wait, 10ms);
+    EXPECT_EQ(RuntimeOptions::from_environment().lock_wait, 10ms);
   }
   for (const char* bad : {"", "-1", "12ms", "99999999999"}) {
     llmc_test::ScopedEnv ttl("LLM_CACHE_LOCK_TTL_MS", bad);
     try {
-      exchange::ExchangeOptions::from_environment();
+      RuntimeOptions::from_environment();
       ADD_FAILURE() << "accepted '" << bad << "'";
     } catch (const ConfigurationError& e) {
       EXPECT_NE(std::string(e.what()).find("LLM_CACHE_LOCK_TTL_MS"), std::string::npos);

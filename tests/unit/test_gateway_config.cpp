@@ -99,14 +99,15 @@ TEST(GatewayConfigFile, KeysFromTheEnvironmentAndTheirUse) {
 
   // The fallback key goes upstream only when the caller sends none.
   const Headers none;
-  EXPECT_EQ(find_header(upstream_headers(upstreams[Provider::openai], none, ""), "authorization"),
+  EXPECT_EQ(find_header(providers::request_headers(upstreams[Provider::openai], &none, ""),
+                        "authorization"),
             "Bearer sk-from-env");
-  EXPECT_EQ(find_header(upstream_headers(upstreams[Provider::openai], none, "sk-caller"),
+  EXPECT_EQ(find_header(providers::request_headers(upstreams[Provider::openai], &none, "sk-caller"),
                         "authorization"),
             "Bearer sk-caller");
-  EXPECT_EQ(
-      find_header(upstream_headers(upstreams[Provider::gemini], none, "caller"), "x-goog-api-key"),
-      "g-key");
+  EXPECT_EQ(find_header(providers::request_headers(upstreams[Provider::gemini], &none, "caller"),
+                        "x-goog-api-key"),
+            "g-key");
 
   EXPECT_NE(error_of(R"({"upstreams": {"openai": {"api_key_env": "LLMC_TEST_GW_UNSET"}}})")
                 .find("$LLMC_TEST_GW_UNSET is unset or empty"),

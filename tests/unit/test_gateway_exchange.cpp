@@ -138,11 +138,18 @@ TEST_F(GatewayExchange, UnpricedModelsAreRefusedUnlessAllowed) {
 }
 
 TEST_F(GatewayExchange, TimeoutsAreToldApartFromUnreachableUpstreams) {
-  for (const auto& [transport_error, type] : std::vector<std::pair<std::string, std::string>>{
-           {std::string(exchange::kTimeoutTransportPrefix) + "no byte for 400 ms", "timeout"},
-           {"connecting to 127.0.0.1:9 failed", "transport"}}) {
+  struct Case {
+    std::string transport_error;
+    TransportFailure failure;
+    std::string type;
+  };
+  const std::vector<Case> cases = {
+      {"no byte for 400 ms", TransportFailure::timeout, "timeout"},
+      {"connecting to 127.0.0.1:9 failed", TransportFailure::connect, "transport"}};
+  for (const auto& [transport_error, failure, type] : cases) {
     NativeResponse reply{0, ""};
     reply.transport_error = transport_error;
+    reply.transport_failure = failure;
     model_.replies.push_back(reply);
     exchange::ExchangeRequest r = streaming_request();
     r.retry.max_wait = std::chrono::milliseconds(0);

@@ -3,6 +3,7 @@
 // to another caller.
 #include "gateway/gateway.hpp"
 #include "gateway/hit_memo.hpp"
+#include "gateway/worker_state.hpp"
 
 #include "cache/memory_backend.hpp"
 #include "gateway/controls.hpp"
@@ -67,7 +68,7 @@ class GatewayMemo : public ::testing::Test {
     IncomingRequest request{"POST", "/v1/chat/completions", std::move(extra), std::string(kBody)};
     request.headers.emplace_back("content-type", "application/json");
     request.headers.emplace_back("authorization", "Bearer " + caller_key);
-    llmc_test::run_sync(io_, gateway_->handle(client_, request, stream_));
+    llmc_test::run_sync(io_, gateway_->handle(worker_, request, stream_));
     return stream_.last;
   }
 
@@ -78,6 +79,7 @@ class GatewayMemo : public ::testing::Test {
   llm_caching::testing::ScriptedModel model_;
   asio::io_context io_;
   providers::HttpClient client_{io_.get_executor()};
+  WorkerState worker_{client_};
   RecordingStream stream_;
 };
 

@@ -6,6 +6,7 @@
 #include "gateway/metrics.hpp"
 #include "gateway/serve_config.hpp"
 #include "gateway/stale.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include "llm_caching/errors.hpp"
 #include "support/test_env.hpp"
@@ -143,13 +144,13 @@ TEST(LibraryStaleEnvironment, ReadFromTheEnvironment) {
   {
     llmc_test::ScopedEnv swr("LLM_CACHE_STALE_WHILE_REVALIDATE", std::nullopt);
     llmc_test::ScopedEnv sie("LLM_CACHE_STALE_IF_ERROR", std::nullopt);
-    const agent::StaleDefaults unset = agent::StaleDefaults::from_environment();
+    const RuntimeOptions unset = RuntimeOptions::from_environment();
     EXPECT_EQ(unset.stale_while_revalidate, 0s);
     EXPECT_EQ(unset.stale_if_error, 0s);
   }
   llmc_test::ScopedEnv swr("LLM_CACHE_STALE_WHILE_REVALIDATE", "30");
   llmc_test::ScopedEnv sie("LLM_CACHE_STALE_IF_ERROR", "3600");
-  const agent::StaleDefaults set = agent::StaleDefaults::from_environment();
+  const RuntimeOptions set = RuntimeOptions::from_environment();
   EXPECT_EQ(set.stale_while_revalidate, 30s);
   EXPECT_EQ(set.stale_if_error, 3600s);
 }
@@ -159,7 +160,7 @@ TEST(LibraryStaleEnvironment, BadValuesAreConfigurationErrorsNamingTheVariable) 
     for (const char* bad : {"1h", "-5", "99999999999", " 60"}) {
       llmc_test::ScopedEnv env(variable, bad);
       try {
-        agent::StaleDefaults::from_environment();
+        RuntimeOptions::from_environment();
         ADD_FAILURE() << variable << "=" << bad << " was accepted";
       } catch (const ConfigurationError& e) {
         EXPECT_NE(std::string(e.what()).find(variable), std::string::npos) << e.what();

@@ -302,25 +302,25 @@ class RegistryTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   fs::path dir_;
+  CacheRegistry registry_;
 };
 
 TEST_F(RegistryTest, SameUrlGivesTheSameInstance) {
   const std::string url = "sqlite://" + (dir_ / "shared.db").string();
-  const auto a = shared_tiered_cache(CacheOptions{.url = url});
-  const auto b = shared_tiered_cache(CacheOptions{.url = url});
+  const auto a = registry_.open(CacheOptions{.url = url});
+  const auto b = registry_.open(CacheOptions{.url = url});
   EXPECT_EQ(a, b);
   // Another spelling of the same file shares the opened backend.
-  const auto c = shared_tiered_cache(
-      CacheOptions{.url = "sqlite://" + (dir_ / "x" / ".." / "shared.db").string()});
+  const auto c =
+      registry_.open(CacheOptions{.url = "sqlite://" + (dir_ / "x" / ".." / "shared.db").string()});
   EXPECT_EQ(c, a);
-  EXPECT_NE(shared_tiered_cache(CacheOptions{.url = "sqlite://" + (dir_ / "other.db").string()}),
-            a);
+  EXPECT_NE(registry_.open(CacheOptions{.url = "sqlite://" + (dir_ / "other.db").string()}), a);
 }
 
 TEST_F(RegistryTest, StrictAndL1SizeGetTheirOwnTieringOverOneBackend) {
   const std::string url = "sqlite://" + (dir_ / "shared.db").string();
-  const auto lenient = shared_tiered_cache(CacheOptions{.url = url});
-  const auto strict = shared_tiered_cache(CacheOptions{.url = url, .strict = true});
+  const auto lenient = registry_.open(CacheOptions{.url = url});
+  const auto strict = registry_.open(CacheOptions{.url = url, .strict = true});
   EXPECT_NE(lenient, strict);
   EXPECT_TRUE(strict->strict());
   EXPECT_EQ(lenient->backend(), strict->backend());
@@ -329,32 +329,30 @@ TEST_F(RegistryTest, StrictAndL1SizeGetTheirOwnTieringOverOneBackend) {
 TEST_F(RegistryTest, EnvironmentVariableSelectsTheBackend) {
   const std::string url = "sqlite://" + (dir_ / "from-env.db").string();
   ::setenv("LLM_CACHE_REDIS_URL", url.c_str(), 1);
-  const auto from_env = shared_tiered_cache(CacheOptions{});
+  const auto from_env = registry_.open(CacheOptions{});
   ::unsetenv("LLM_CACHE_REDIS_URL");
-  EXPECT_EQ(from_env, shared_tiered_cache(CacheOptions{.url = url}));
+  EXPECT_EQ(from_env, registry_.open(CacheOptions{.url = url}));
   EXPECT_EQ(from_env->describe(), url);
 }
 
 TEST_F(RegistryTest, EntriesWrittenThroughOneCallerAreSeenByAnother) {
   const std::string url = "memory://?max_bytes=12345678";
-  run_blocking(
-      shared_tiered_cache(CacheOptions{.url = url})->put(kKey, make_entry(), milliseconds(0)));
-  EXPECT_NE(run_blocking(shared_tiered_cache(CacheOptions{.url = url})->get(kKey, kNow)), nullptr);
+  run_blocking(registry_.open(CacheOptions{.url = url})->put(kKey, make_entry(), milliseconds(0)));
+  EXPECT_NE(run_blocking(registry_.open(CacheOptions{.url = url})->get(kKey, kNow)), nullptr);
 }
 
 TEST_F(RegistryTest, BadUrlIsAConfigurationError) {
-  EXPECT_THROW(shared_tiered_cache(CacheOptions{.url = "sqlite://relative.db"}),
-               ConfigurationError);
+  EXPECT_THROW(registry_.open(CacheOptions{.url = "sqlite://relative.db"}), ConfigurationError);
 }
 
 TEST_F(RegistryTest, UnopenableFileDegradesOrRaisesWhenStrict) {
   const fs::path bad = dir_ / "garbage.db";
   std::ofstream(bad) << std::string(4096, 'g');
   const std::string url = "sqlite://" + bad.string();
-  EXPECT_THROW(shared_tiered_cache(CacheOptions{.url = url, .strict = true}), CacheError);
+  EXPECT_THROW(registry_.open(CacheOptions{.url = url, .strict = true}), CacheError);
 
   CapturedLog log;
-  const auto degraded = shared_tiered_cache(CacheOptions{.url = url});
+  const auto degraded = registry_.open(CacheOptions{.url = url});
   EXPECT_EQ(run_blocking(degraded->get(kKey, kNow)), nullptr);
   EXPECT_EQ(run_blocking(degraded->stats()).backend_errors, 2u);
   EXPECT_THAT(log.text(), HasSubstr("llm-caching cache clear"));
