@@ -57,7 +57,8 @@ struct RunOptions {
   std::chrono::milliseconds max_wait{std::chrono::seconds(10)};
   std::chrono::milliseconds initial_wait{std::chrono::seconds(1)};
   std::chrono::milliseconds ttl{std::chrono::hours(24 * 15)};
-  CacheMode mode = CacheMode::use;
+  /// Unset: the runtime's mode (LLM_CACHE_MODE, else use).
+  std::optional<CacheMode> mode;
   std::string namespace_;
   /// Raise CacheError when the cache backend fails, instead of calling the provider as on a miss.
   bool strict_cache = false;

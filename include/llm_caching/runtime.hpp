@@ -3,6 +3,8 @@
 // gives every call. The environment is read once, where a runtime is made; nothing below reads it.
 #pragma once
 
+#include "llm_caching/cache_mode.hpp"
+
 #include <chrono>
 #include <memory>
 
@@ -14,11 +16,15 @@ struct RuntimeOptions {
   std::chrono::milliseconds lock_ttl{30'000};
   /// How long a waiter polls for another process's answer before it calls the provider itself.
   std::chrono::milliseconds lock_wait{60'000};
+  /// The mode of calls whose RunOptions leave it unset: LLM_CACHE_MODE=replay_only runs a test
+  /// suite from recorded answers with no key (docs/TESTING.md).
+  CacheMode mode = CacheMode::use;
   /// The stale windows of calls whose RunOptions leave them unset (0 = off).
   std::chrono::milliseconds stale_while_revalidate{0};
   std::chrono::milliseconds stale_if_error{0};
 
-  /// The defaults, overridden by LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds,
+  /// The defaults, overridden by LLM_CACHE_MODE (use, refresh, bypass, read_only, replay_only),
+  /// LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds,
   /// 0 to 86400000; with only the TTL set the wait is twice it), LLM_CACHE_STALE_WHILE_REVALIDATE
   /// and LLM_CACHE_STALE_IF_ERROR (whole seconds, 0 to 31622400). Throws ConfigurationError
   /// naming the variable for any other value.

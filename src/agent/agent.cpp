@@ -100,7 +100,7 @@ exchange::ExchangeRequest exchange_request(const agent::ModelSpec& spec,
   if (const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get())) {
     request.scope = providers::cache_scope(http_model->endpoint());
   }
-  request.mode = options.mode;
+  request.mode = options.mode.value_or(defaults.mode);
   request.coalesce = options.coalesce;
   // Every call passes the windows in force (its own, else the runtime's), so what it stores is
   // kept for its TTL plus the larger one: a later call that asks for a window finds it.
@@ -153,11 +153,12 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   }
   const CostTable overrides(options.custom_costs);
   Runtime& runtime = options.runtime ? *options.runtime : Runtime::default_runtime();
+  const CacheMode mode = options.mode.value_or(runtime.options().mode);
   std::shared_ptr<Model> model = options.model_client;
   if (!model) {
     // replay_only never calls the provider, so it runs without keys (test suites in CI).
     model = providers::make_http_model(runtime.impl().pool, *spec.host, agent.base_url,
-                                       agent.api_key, {}, options.mode != CacheMode::replay_only);
+                                       agent.api_key, {}, mode != CacheMode::replay_only);
   }
   providers::ChatRequest chat =
       build_chat(agent, spec, prompt, options, output ? &*output : nullptr);

@@ -37,6 +37,15 @@ RuntimeOptions RuntimeOptions::from_environment() {
   constexpr std::int64_t kDayMs = 24 * 3600 * 1000;
   constexpr std::int64_t kYearSeconds = 366LL * 24 * 3600;
   RuntimeOptions options;
+  if (const char* mode = std::getenv("LLM_CACHE_MODE"); mode != nullptr && *mode != '\0') {
+    try {
+      options.mode = parse_cache_mode(mode);
+    } catch (const ConfigurationError&) {
+      throw ConfigurationError(fmt::format(
+          "LLM_CACHE_MODE must be use, refresh, bypass, read_only or replay_only, not '{}'",
+          std::string_view(mode).substr(0, 40)));
+    }
+  }
   if (auto ttl = env_number("LLM_CACHE_LOCK_TTL_MS", kDayMs, "milliseconds", false)) {
     options.lock_ttl = std::chrono::milliseconds(*ttl);
     options.lock_wait = 2 * options.lock_ttl;
