@@ -31,6 +31,16 @@ struct MemoryOptions {
   std::uint64_t max_bytes = 64 * kMiB;  ///< keys + values + a fixed per-entry overhead
 };
 
+/// A directory of readable JSON files, one per entry, in a folder per namespace (`dir://PATH`,
+/// relative to the working directory, or `dir:///abs/path`): recorded answers a test suite
+/// commits and replays without API keys (docs/TESTING.md). Entries never expire there.
+struct DirOptions {
+  std::filesystem::path path;  ///< as written in the URL; a relative one is made absolute on open
+  /// ECMAScript regexes: text matching any is stored as "[REDACTED]". Empty: the patterns of
+  /// $LLM_CACHE_REDACT (one a line), filled in where the URL is resolved.
+  std::vector<std::string> redact;
+};
+
 /// A Redis (or Sentinel) address. IPv6 hosts are stored without brackets.
 struct RedisEndpoint {
   std::string host;
@@ -79,6 +89,7 @@ struct CacheOptions {
   /// else the embedded default SQLite file under `$XDG_CACHE_HOME/llm-caching/` (or
   /// `~/.cache/llm-caching/`). Forms:
   /// `sqlite:///abs/path.db[?max_bytes=1GiB&busy_timeout_ms=5000]`, `memory://[?max_bytes=64MiB]`,
+  /// `dir://relative/path` or `dir:///abs/path` (one JSON file per entry, docs/TESTING.md),
   /// `redis://[[user]:[password]@]host[:port][/db]`, `rediss://...` (TLS),
   /// `redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]` (docs/REDIS.md).
   std::string url;
@@ -86,6 +97,9 @@ struct CacheOptions {
   std::uint64_t l1_max_bytes = 64 * kMiB;
   /// Strict: a backend failure raises CacheError. Default: log, count, and carry on as on a miss.
   bool strict = false;
+  /// Appends the key of every entry read to this file, once per process (for `llm-caching cache
+  /// unused --since-log`). Empty: $LLM_CACHE_USAGE_LOG if set, else no log.
+  std::filesystem::path usage_log;
 };
 
 }  // namespace llm_caching

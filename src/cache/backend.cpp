@@ -4,10 +4,19 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "llm_caching/errors.hpp"
+
 namespace llm_caching::cache {
 
 asio::awaitable<void> Backend::put_many(std::vector<PutItem> items) {
   for (PutItem& item : items) co_await put(std::move(item.key), std::move(item.value), item.ttl);
+}
+
+asio::awaitable<Backend::KeyPage> Backend::list_keys(std::string prefix, std::string cursor,
+                                                     std::size_t limit) {
+  (void)prefix, (void)cursor, (void)limit;
+  throw CacheError("the cache backend " + describe() + " cannot list its keys");
+  co_return KeyPage{};
 }
 
 asio::awaitable<void> Backend::wait_for_unlock(std::string lock_key,

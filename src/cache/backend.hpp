@@ -62,7 +62,26 @@ class Backend {
   virtual asio::awaitable<std::uint64_t> clear(std::string prefix) = 0;
   /// Removes expired entries now; returns how many.
   virtual asio::awaitable<std::uint64_t> prune() = 0;
+  /// One page of list_keys.
+  struct KeyPage {
+    std::vector<std::string> keys;
+    std::string cursor;  ///< pass it back for the next page; empty: this was the last page
+  };
+  /// The stored keys starting with `prefix`, about `limit` a page (start with an empty cursor),
+  /// for the maintenance commands that walk a whole cache (`cache export`, `cache unused`).
+  /// Expired entries may be listed (a get then misses); on Redis a key written during the walk
+  /// may be listed twice. Lock keys never start with the entry prefix. The default throws
+  /// CacheError: a backend that cannot list says so rather than listing nothing.
+  virtual asio::awaitable<KeyPage> list_keys(std::string prefix, std::string cursor,
+                                             std::size_t limit);
   virtual asio::awaitable<BackendStats> stats() = 0;
+  /// Why the stored entry of `key` cannot be read (a hand-broken file of `dir://`), for the error
+  /// of a replay_only miss; "" when it is absent or readable, or the backend cannot tell. Reads
+  /// local state only; never throws.
+  virtual std::string unreadable_reason(const std::string& key) {
+    (void)key;
+    return {};
+  }
   /// The URL it was opened with, password masked. Safe to log.
   virtual std::string describe() const = 0;
 

@@ -1,11 +1,13 @@
 // Opening backends, and the registry that shares one opened backend (and one L1) among every
 // caller of the same store in a runtime (tiered_cache.hpp: open_backend, CacheRegistry).
+#include "cache/dir_backend.hpp"
 #include "cache/memory_backend.hpp"
 #include "cache/redis_backend.hpp"
 #include "cache/sqlite_backend.hpp"
 #include "cache/tiered_cache.hpp"
 #include "llm_caching/errors.hpp"
 
+#include <cstdlib>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -66,11 +68,13 @@ std::shared_ptr<Backend> open_backend(const BackendConfig& config) {
   if (const auto* redis = std::get_if<RedisOptions>(&config)) {
     return std::make_shared<RedisBackend>(*redis);
   }
+  if (const auto* dir = std::get_if<DirOptions>(&config)) return std::make_shared<DirBackend>(*dir);
   return std::make_shared<MemoryBackend>(std::get<MemoryOptions>(config));
 }
 
 std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
-  const BackendConfig config = parse_cache_url(resolve_cache_url(options));
+  BackendConfig config = parse_cache_url(resolve_cache_url(options));
+  apply_environment(config);
   const std::string identity = backend_identity(config);
   auto& backends = backends_;
   auto& caches = caches_;
@@ -94,18 +98,29 @@ std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
     } catch (const CacheError& e) {
       backends.erase(identity);
       if (options.strict) throw;
-      const std::string description =
-          std::holds_alternative<SqliteOptions>(config)
-              ? "sqlite://" + std::get<SqliteOptions>(config).path.string()
-          : std::holds_alternative<RedisOptions>(config) ? std::get<RedisOptions>(config).masked_url
-                                                         : std::string("memory://");
       registered.cache = std::make_shared<TieredCache>(
-          std::make_shared<UnavailableBackend>(description, e.what()), options.l1_max_bytes, false);
+          std::make_shared<UnavailableBackend>(describe_config(config), e.what()),
+          options.l1_max_bytes, false);
       registered.retry_open_at_ms = now + kBackendFailureIntervalMs;
     }
   }
+  if (auto log = usage_log_for(options)) registered.cache->set_usage_log(std::move(log));
   caches[cache_key] = registered;
   return registered.cache;
+}
+
+/// Under mutex_.
+std::shared_ptr<UsageLog> CacheRegistry::usage_log_for(const CacheOptions& options) {
+  std::filesystem::path path = options.usage_log;
+  if (path.empty()) {
+    // Read where the URL is resolved, as LLM_CACHE_REDIS_URL is (resolve_cache_url).
+    const char* env = std::getenv("LLM_CACHE_USAGE_LOG");
+    if (env == nullptr || *env == '\0') return nullptr;
+    path = env;
+  }
+  auto& log = usage_logs_[std::filesystem::absolute(path).lexically_normal()];
+  if (!log) log = std::make_shared<UsageLog>(path);
+  return log;
 }
 
 }  // namespace llm_caching::cache

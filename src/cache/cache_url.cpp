@@ -5,6 +5,7 @@
 
 #include "cache/cache_url_params.hpp"
 #include "cache/cache_url_redis.hpp"
+#include "cache/redactor.hpp"
 #include "core/text.hpp"
 
 #include "llm_caching/errors.hpp"
@@ -30,7 +31,8 @@ using url::reject_unknown_params;
 constexpr std::string_view kAcceptedForms =
     "accepted forms: \"\" (the embedded default SQLite file), "
     "sqlite:///absolute/path/cache.db[?max_bytes=1GiB&busy_timeout_ms=5000&mmap_size=64MiB], "
-    "memory://[?max_bytes=64MiB], redis://[[user]:[password]@]host[:port][/db], "
+    "memory://[?max_bytes=64MiB], dir://relative/path or dir:///absolute/path, "
+    "redis://[[user]:[password]@]host[:port][/db], "
     "rediss://... (TLS), redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]";
 
 const char* env_or_null(const char* name) {
@@ -77,6 +79,16 @@ MemoryOptions parse_memory(std::string_view rest, std::string_view query, std::s
   if (auto it = params.find("max_bytes"); it != params.end()) {
     options.max_bytes = parse_byte_size(it->second, "cache URL parameter max_bytes");
   }
+  return options;
+}
+
+DirOptions parse_dir(std::string_view rest, std::string_view query, std::string_view url) {
+  if (rest.empty()) {
+    fail("a dir:// URL needs a directory: dir://relative/path or dir:///absolute/path", url);
+  }
+  if (!parse_query(query, url).empty()) fail("dir:// takes no query parameters", url);
+  DirOptions options;
+  options.path = percent_decode(rest, url);
   return options;
 }
 
@@ -203,13 +215,40 @@ BackendConfig parse_cache_url(std::string_view url) {
   rest = rest.substr(0, q);
   if (scheme == "sqlite") return parse_sqlite(rest, query, url);
   if (scheme == "memory") return parse_memory(rest, query, url);
+  if (scheme == "dir") return parse_dir(rest, query, url);
   if (scheme == "redis" || scheme == "rediss" || scheme == "redis+sentinel") {
     return parse_redis_url(scheme, rest, query, url);
   }
   fail(fmt::format("unknown scheme; {}", kAcceptedForms), url);
 }
 
+void apply_environment(BackendConfig& config) {
+  auto* dir = std::get_if<DirOptions>(&config);
+  if (dir == nullptr || !dir->redact.empty()) return;
+  if (const char* patterns = env_or_null("LLM_CACHE_REDACT")) {
+    dir->redact = Redactor::split_lines(patterns);
+  }
+}
+
+std::string describe_config(const BackendConfig& config) {
+  if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
+    return "sqlite://" + sqlite->path.string();
+  }
+  if (const auto* dir = std::get_if<DirOptions>(&config)) return "dir://" + dir->path.string();
+  if (const auto* redis = std::get_if<RedisOptions>(&config)) return redis->masked_url;
+  return "memory://";
+}
+
 std::string backend_identity(const BackendConfig& config) {
+  if (const auto* dir = std::get_if<DirOptions>(&config)) {
+    std::string identity =
+        "dir:" + std::filesystem::absolute(dir->path).lexically_normal().string();
+    // The patterns only as a count and hash: a pattern may hold part of a secret.
+    std::string patterns;
+    for (const auto& p : dir->redact) patterns += p + '\n';
+    return fmt::format("{}?redact={}/{:x}", identity, dir->redact.size(),
+                       std::hash<std::string>{}(patterns));
+  }
   if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
     return fmt::format("sqlite:{}?max_bytes={}&busy_timeout_ms={}&mmap_size={}",
                        sqlite->path.lexically_normal().string(), sqlite->max_bytes,

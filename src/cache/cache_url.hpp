@@ -11,7 +11,7 @@
 namespace llm_caching::cache {
 
 /// Which backend a URL selects, with its options. redis+cluster:// is recognised but rejected.
-using BackendConfig = std::variant<SqliteOptions, MemoryOptions, RedisOptions>;
+using BackendConfig = std::variant<SqliteOptions, MemoryOptions, RedisOptions, DirOptions>;
 
 /// Parses a cache URL; "" means the embedded default SQLite file. Throws ConfigurationError for
 /// anything else than the accepted forms; messages never contain a password.
@@ -19,6 +19,10 @@ BackendConfig parse_cache_url(std::string_view url);
 
 /// options.url, else $LLM_CACHE_REDIS_URL (empty counts as unset), else "" (embedded default).
 std::string resolve_cache_url(const CacheOptions& options);
+
+/// Fills in what a parsed URL leaves to the environment: a dir:// cache's redaction patterns
+/// from $LLM_CACHE_REDACT (one ECMAScript regex a line) when the options name none.
+void apply_environment(BackendConfig& config);
 
 /// The embedded default file: $XDG_CACHE_HOME/llm-caching/cache.db, else
 /// $HOME/.cache/llm-caching/cache.db. Throws ConfigurationError when neither is set.
@@ -34,5 +38,8 @@ std::uint64_t parse_byte_size(std::string_view text, std::string_view what);
 /// A stable name for the store a config selects (absolute path for SQLite), so that two URLs
 /// naming the same store share one opened backend in the process registry.
 std::string backend_identity(const BackendConfig& config);
+
+/// How a config's store is named in logs and errors (password masked), before it is opened.
+std::string describe_config(const BackendConfig& config);
 
 }  // namespace llm_caching::cache

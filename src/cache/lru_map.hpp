@@ -91,6 +91,12 @@ class LruMap {
     });
   }
 
+  /// Calls `f(key)` for every entry, most recently used first.
+  template <class F>
+  void for_each_key(F f) const {
+    for (const Node& node : order_) f(std::string_view(node.key));
+  }
+
   std::uint64_t entries() const noexcept { return index_.size(); }
   /// Charged bytes (keys + values + per-entry overhead).
   std::uint64_t bytes() const noexcept { return bytes_; }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace llm_caching::cache {
 
 MemoryBackend::MemoryBackend(MemoryOptions options, NowMs now_ms)
@@ -32,6 +34,26 @@ void MemoryBackend::put_now(std::string key, std::string value, std::chrono::mil
   std::lock_guard lock(mutex_);
   counters_.evictions += entries_.put(std::move(key), std::move(value), value_bytes, expires_at);
   ++counters_.writes;
+}
+
+std::vector<std::string> MemoryBackend::keys_now(std::string_view prefix) const {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lock(mutex_);
+    entries_.for_each_key([&](std::string_view key) {
+      if (key.starts_with(prefix)) keys.emplace_back(key);
+    });
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+asio::awaitable<Backend::KeyPage> MemoryBackend::list_keys(std::string prefix, std::string cursor,
+                                                           std::size_t limit) {
+  (void)cursor, (void)limit;
+  KeyPage page;
+  page.keys = keys_now(prefix);
+  co_return page;
 }
 
 bool MemoryBackend::erase_now(std::string_view key) {

@@ -22,6 +22,9 @@ class MemoryBackend final : public Backend {
   asio::awaitable<std::uint64_t> clear(std::string prefix) override;
   asio::awaitable<std::uint64_t> prune() override;
   asio::awaitable<BackendStats> stats() override;
+  /// Every matching key in one page, sorted (the store is in memory anyway).
+  asio::awaitable<KeyPage> list_keys(std::string prefix, std::string cursor,
+                                     std::size_t limit) override;
   std::string describe() const override;
   /// Locks live in this process only (so does the store): they order this process's callers.
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
@@ -35,6 +38,7 @@ class MemoryBackend final : public Backend {
   std::uint64_t clear_now(std::string_view prefix);
   std::uint64_t prune_now();
   BackendStats stats_now() const;
+  std::vector<std::string> keys_now(std::string_view prefix) const;
   bool try_lock_now(const std::string& lock_key, std::string_view token,
                     std::chrono::milliseconds ttl);
   void unlock_now(const std::string& lock_key, std::string_view token);

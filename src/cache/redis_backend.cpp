@@ -145,6 +145,21 @@ asio::awaitable<std::uint64_t> RedisBackend::clear(std::string prefix) {
   co_return removed;
 }
 
+asio::awaitable<Backend::KeyPage> RedisBackend::list_keys(std::string prefix, std::string cursor,
+                                                          std::size_t limit) {
+  RedisCommand scan{"SCAN",  cursor.empty() ? std::string("0") : cursor,
+                    "MATCH", glob_escape(prefix) + "*",
+                    "COUNT", std::to_string(std::max<std::size_t>(limit, 1))};
+  RedisReply reply = co_await run(std::move(scan));
+  if (reply.kind != RedisReply::Kind::array || reply.elements.size() != 2) {
+    throw CacheError(fmt::format("Redis SCAN on {} gave an unexpected reply", describe()));
+  }
+  KeyPage page;
+  if (reply.elements[0].text != "0") page.cursor = std::move(reply.elements[0].text);
+  for (auto& key : reply.elements[1].elements) page.keys.push_back(std::move(key.text));
+  co_return page;
+}
+
 asio::awaitable<std::uint64_t> RedisBackend::prune() {
   co_return 0;
 }

@@ -24,6 +24,9 @@ class RedisBackend final : public Backend {
   asio::awaitable<bool> erase(std::string key) override;
   /// SCAN MATCH prefix* + UNLINK, in batches.
   asio::awaitable<std::uint64_t> clear(std::string prefix) override;
+  /// One SCAN MATCH prefix* step (the cursor is SCAN's; a page may be empty mid-walk).
+  asio::awaitable<KeyPage> list_keys(std::string prefix, std::string cursor,
+                                     std::size_t limit) override;
   /// Redis expires keys itself: nothing to do, returns 0.
   asio::awaitable<std::uint64_t> prune() override;
   /// entries: DBSIZE of the selected database; bytes: the server's used_memory; expired and

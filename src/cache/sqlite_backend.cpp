@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 #include <vector>
 
@@ -274,6 +275,46 @@ BackendStats SqliteBackend::stats_now() {
     std::tie(stats.bytes, stats.entries) = db.totals();
     return stats;
   });
+}
+
+Backend::KeyPage SqliteBackend::list_keys_now(std::string_view prefix, std::string_view cursor,
+                                              std::size_t limit) {
+  std::int64_t after = 0;
+  if (!cursor.empty()) {
+    const auto [end, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), after);
+    if (ec != std::errc() || end != cursor.data() + cursor.size()) {
+      throw CacheError(fmt::format("invalid key-listing cursor for {}", describe()));
+    }
+  }
+  KeyPage page;
+  std::lock_guard lock(read_mutex_);
+  counting_errors([&] {
+    // A maintenance walk, not a request path: prepared per page rather than kept.
+    sqlite3_stmt* stmt = reader_->prepare(
+        "SELECT rowid, key FROM entries WHERE rowid > ?1 AND substr(key, 1, length(?2)) = ?2 "
+        "ORDER BY rowid LIMIT ?3");
+    struct Finalize {
+      sqlite3_stmt* stmt;
+      ~Finalize() { sqlite3_finalize(stmt); }
+    } finalize{stmt};
+    reader_->bind_int(stmt, 1, after);
+    reader_->bind_text(stmt, 2, prefix);
+    reader_->bind_int(stmt, 3, static_cast<std::int64_t>(std::max<std::size_t>(limit, 1)));
+    std::int64_t last = after;
+    while (reader_->step(stmt, "listing keys")) {
+      last = sqlite3_column_int64(stmt, 0);
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1));
+      page.keys.emplace_back(text != nullptr ? text : "",
+                             static_cast<std::size_t>(sqlite3_column_bytes(stmt, 1)));
+    }
+    if (page.keys.size() >= std::max<std::size_t>(limit, 1)) page.cursor = std::to_string(last);
+  });
+  return page;
+}
+
+asio::awaitable<Backend::KeyPage> SqliteBackend::list_keys(std::string prefix, std::string cursor,
+                                                           std::size_t limit) {
+  co_return list_keys_now(prefix, cursor, limit);
 }
 
 asio::awaitable<std::optional<std::string>> SqliteBackend::get(std::string key) {

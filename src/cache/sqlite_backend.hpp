@@ -56,6 +56,9 @@ class SqliteBackend final : public Backend {
   asio::awaitable<std::uint64_t> clear(std::string prefix) override;
   asio::awaitable<std::uint64_t> prune() override;
   asio::awaitable<BackendStats> stats() override;
+  /// Pages in write order (the cursor is the last rowid seen), on the reader connection.
+  asio::awaitable<KeyPage> list_keys(std::string prefix, std::string cursor,
+                                     std::size_t limit) override;
   std::string describe() const override;
   /// A byte of the side file `<path>-locks` (KeyLockFile): held until unlocked or until this
   /// backend (its process) ends. `ttl` only lets another token of this backend take it over.
@@ -75,6 +78,7 @@ class SqliteBackend final : public Backend {
   std::uint64_t clear_now(std::string_view prefix);
   std::uint64_t prune_now();
   BackendStats stats_now();
+  KeyPage list_keys_now(std::string_view prefix, std::string_view cursor, std::size_t limit);
   bool try_lock_now(std::string_view lock_key, std::string_view token,
                     std::chrono::milliseconds ttl);
   void unlock_now(std::string_view lock_key, std::string_view token);

@@ -35,6 +35,7 @@ TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t 
   std::lock_guard lock(l1_mutex_);
   if (l1_.find(key, now_ms, entry) == LruMap<EntryPtr>::Lookup::hit) {
     ++l1_hits_;
+    if (usage_log_) usage_log_->record(key);
     return entry;
   }
   ++l1_misses_;
@@ -95,6 +96,7 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::l2_read(const std::string& s
     }
     co_return nullptr;
   }
+  if (usage_log_) usage_log_->record(storage_key);
   co_return std::make_shared<const core::CacheEntry>(
       std::get<core::CacheEntry>(std::move(decoded)));
 }

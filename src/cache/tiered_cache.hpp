@@ -6,6 +6,7 @@
 #include "cache/backend.hpp"
 #include "cache/cache_url.hpp"
 #include "cache/lru_map.hpp"
+#include "cache/usage_log.hpp"
 #include "core/entry.hpp"
 #include "core/log_throttle.hpp"
 #include "llm_caching/cache_options.hpp"
@@ -104,8 +105,16 @@ class TieredCache {
   asio::awaitable<std::uint64_t> prune(std::int64_t now_ms);
   asio::awaitable<TieredStats> stats();
 
+  /// From now on, every key read (a hit in either tier) is recorded in `log`. Set before the
+  /// cache is shared (CacheRegistry::open does, from CacheOptions::usage_log).
+  void set_usage_log(std::shared_ptr<UsageLog> log) { usage_log_ = std::move(log); }
+
   bool strict() const noexcept { return strict_; }
   const std::shared_ptr<Backend>& backend() const noexcept { return l2_; }
+  /// Backend::unreadable_reason: why the L2 holds the key's entry but cannot read it, or "".
+  std::string unreadable_reason(const std::string& storage_key) const {
+    return l2_->unreadable_reason(storage_key);
+  }
   /// The backend's description (password masked). Safe to log.
   std::string describe() const { return l2_->describe(); }
 
@@ -128,6 +137,7 @@ class TieredCache {
   std::uint64_t l1_misses_ = 0;
   std::uint64_t l1_evictions_ = 0;
 
+  std::shared_ptr<UsageLog> usage_log_;  // null: no log; set before sharing
   std::atomic<std::uint64_t> corrupt_{0};
   std::atomic<std::uint64_t> backend_errors_{0};
   core::LogThrottle failure_log_;
@@ -157,6 +167,10 @@ class CacheRegistry {
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Backend>> backends_;
   std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches_;
+  /// options.usage_log, else $LLM_CACHE_USAGE_LOG: one log per file, shared by every cache of
+  /// the registry that logs there; null when neither names a file.
+  std::shared_ptr<UsageLog> usage_log_for(const CacheOptions& options);
+  std::map<std::filesystem::path, std::shared_ptr<UsageLog>> usage_logs_;
 };
 
 }  // namespace llm_caching::cache

@@ -1,4 +1,4 @@
-// llm-caching cache stats | get | rm | clear | prune | key
+// llm-caching cache stats | get | rm | clear | prune | key (export and unused: cache_move_commands)
 #include "cache/run_blocking.hpp"
 #include "cli/commands.hpp"
 
@@ -73,7 +73,9 @@ json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
   out["key"] = key;
   out["provider"] = e.provider;
   out["model"] = e.model;
-  out["created_at"] = format_time_ms(e.created_at_ms);
+  // null: no time recorded (a dir:// cache keeps none, so that its files stay byte-stable).
+  out["created_at"] =
+      e.created_at_ms > 0 ? json::value(format_time_ms(e.created_at_ms)) : json::value(nullptr);
   out["expires_at"] =
       e.ttl_ms > 0 ? json::value(format_time_ms(e.created_at_ms + e.ttl_ms)) : json::value(nullptr);
   out["usage"] = {{"input_tokens", e.usage.input_tokens},
@@ -190,7 +192,9 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
       "  llm-caching cache rm <hex> --namespace tests\n"
       "  llm-caching cache clear --namespace tests\n"
       "  llm-caching cache prune\n"
-      "  llm-caching cache key --provider openai --explain request.json");
+      "  llm-caching cache key --provider openai --explain request.json\n"
+      "  llm-caching cache export sqlite:///tmp/llm.db dir://tests/llm-cache\n"
+      "  llm-caching --cache-url dir://tests/llm-cache cache unused --since-log used.log");
 
   CLI::App* stats = cache_cmd->add_subcommand("stats", "Entries, bytes and counters of the cache");
   stats->footer("Example:\n  llm-caching cache stats --json");
@@ -241,9 +245,27 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
     std::cout << "removed " << removed << " entries\n";
   });
 
-  CLI::App* prune = cache_cmd->add_subcommand("prune", "Delete expired entries now");
-  prune->footer("Example:\n  llm-caching cache prune");
-  prune->callback([&global] {
+  struct PruneArgs {
+    bool unused = false;
+    std::vector<std::string> logs;
+    std::string ns;
+  };
+  auto prune_args = std::make_shared<PruneArgs>();
+  CLI::App* prune = cache_cmd->add_subcommand(
+      "prune", "Delete expired entries now, or (--unused) the entries a run never read");
+  prune->add_flag("--unused", prune_args->unused,
+                  "Delete the entries no --since-log file lists, instead of expired ones");
+  prune->add_option("--since-log", prune_args->logs,
+                    "Usage log a run wrote (LLM_CACHE_USAGE_LOG=FILE); repeat to merge several");
+  prune->add_option("--namespace", prune_args->ns, "With --unused: only this namespace");
+  prune->footer(
+      "Examples:\n  llm-caching cache prune\n"
+      "  llm-caching --cache-url dir://tests/llm-cache cache prune --unused --since-log used.log");
+  prune->callback([&global, prune_args] {
+    if (prune_args->unused) return prune_unused(global, prune_args->logs, prune_args->ns);
+    if (!prune_args->logs.empty() || !prune_args->ns.empty()) {
+      throw ConfigurationError("--since-log and --namespace go with --unused");
+    }
     const auto removed = cache::run_blocking(
         open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
@@ -252,6 +274,8 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
   });
 
   add_key_command(*cache_cmd);
+  add_export_command(*cache_cmd);
+  add_unused_command(*cache_cmd, global);
 }
 
 }  // namespace llm_caching::cli

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace llm_caching::cli {
 
@@ -15,8 +16,16 @@ struct GlobalOptions {
 };
 
 void add_cache_commands(CLI::App& app, GlobalOptions& global);
+
+// cache_move_commands.cpp: the commands that walk a whole cache.
+void add_export_command(CLI::App& cache_cmd);
+void add_unused_command(CLI::App& cache_cmd, GlobalOptions& global);
+/// `cache prune --unused`: removes the entries no usage log lists.
+void prune_unused(const GlobalOptions& global, const std::vector<std::string>& logs,
+                  const std::string& ns);
 void add_ask_command(CLI::App& app, GlobalOptions& global);
 void add_serve_command(CLI::App& app, GlobalOptions& global);
+void add_warm_command(CLI::App& app, GlobalOptions& global);
 
 /// Prints a parse error as an `llm-caching:` line naming the bad flag or command (with a "did
 /// you mean" for a near miss) and returns 2; help, --version and a command's own exit code

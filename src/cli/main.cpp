@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
   cli::GlobalOptions global;
   app.add_option(
       "--cache-url", global.cache_url,
-      "Cache URL: sqlite:///abs/path.db | memory:// | redis://host:6379/0 | "
+      "Cache URL: sqlite:///abs/path.db | memory:// | dir://path (JSON files to commit) | "
+      "redis://host:6379/0 | "
       "rediss://... | redis+sentinel://h1:26379,h2:26379/master/0 (default: "
       "$LLM_CACHE_REDIS_URL, else the embedded file under $XDG_CACHE_HOME/llm-caching/); "
       "before or after the command");
@@ -55,12 +56,14 @@ int main(int argc, char** argv) {
       "  llm-caching cache stats --json --cache-url sqlite:///tmp/llm.db\n"
       "  llm-caching cache key --provider openai --explain request.json\n"
       "  llm-caching cache clear --namespace tests\n"
+      "  llm-caching --cache-url dir://tests/llm-cache warm batch.jsonl --concurrency 8\n"
       "Run 'llm-caching <command> --help' for the options and an example of each command.\n"
       "Exit codes: 0 ok, 1 other failure, 2 configuration or usage error, 3 cache miss "
       "(replay_only, cache get), 4 rate limited, 5 provider error.");
   cli::add_cache_commands(app, global);
   cli::add_ask_command(app, global);
   cli::add_serve_command(app, global);
+  cli::add_warm_command(app, global);
   mention_global_options(app);
 
   // Warnings (a stale answer served, a cache backend down) go to stderr: stdout carries only

@@ -64,11 +64,13 @@ const ModelCosts* find_price(const ExchangeRequest& request, const CostTable* pr
                                 : &table.at(request.native.model);
 }
 
-[[noreturn]] void throw_replay_miss(const ExchangeRequest& request, const std::string& key) {
+/// `unreadable`: why the stored entry could not be read (a hand-broken dir:// file), or "".
+[[noreturn]] void throw_replay_miss(const ExchangeRequest& request, const std::string& key,
+                                    const std::string& unreadable) {
   throw CacheMissError(fmt::format(
       "no cached answer for {} (key {}) and the cache mode is replay_only, so the provider "
-      "was not called",
-      describe_call(request.native), key));
+      "was not called{}",
+      describe_call(request.native), key, unreadable.empty() ? "" : "; " + unreadable));
 }
 
 /// stale-if-error's fallback: the expired entry, served when the provider is down or rate
@@ -174,7 +176,9 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       if (result.stale) start_refresh(request, result.storage_key, price, result.priced);
       co_return std::move(result);
     }
-    if (request.mode == CacheMode::replay_only) throw_replay_miss(request, result.storage_key);
+    if (request.mode == CacheMode::replay_only) {
+      throw_replay_miss(request, result.storage_key, cache_->unreadable_reason(result.storage_key));
+    }
   }
 
   // stale-if-error (with a fallback only): a provider that is down or rate limiting gets the

@@ -23,6 +23,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <sstream>
 #include <thread>
@@ -111,6 +112,31 @@ TEST(RedisBackend, PlainServerStoresWithTtlInTheChosenDatabase) {
   EXPECT_EQ(stats.writes, 3u);
   EXPECT_EQ(stats.hits, 2u);
   EXPECT_EQ(stats.misses, 2u);
+}
+
+TEST(RedisBackend, ListKeysWalksThePrefixWithScanAPageAtATime) {
+  RedisServer server;
+  RedisBackend backend(redis_options(server.url() + "/2"));
+  std::vector<std::string> stored;
+  for (int i = 0; i < 25; ++i) {
+    stored.push_back("llm-caching:v1:t:" + std::to_string(100 + i));
+    run_blocking(backend.put(stored.back(), "v", 0ms));
+  }
+  run_blocking(backend.put("llm-caching:v1:other:1", "v", 0ms));
+  EXPECT_TRUE(run_blocking(backend.try_lock("llm-caching:lock:llm-caching:v1:t:100", "tok", 60s)));
+  std::vector<std::string> listed;
+  std::string cursor;
+  int pages = 0;
+  do {
+    Backend::KeyPage page = run_blocking(backend.list_keys("llm-caching:v1:t:", cursor, 5));
+    listed.insert(listed.end(), page.keys.begin(), page.keys.end());
+    cursor = page.cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 1000);
+  std::sort(listed.begin(), listed.end());
+  listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+  EXPECT_EQ(listed, stored);
+  EXPECT_GT(pages, 1);
 }
 
 TEST(RedisBackend, ConcurrentCallersFromManyThreadsArePipelined) {

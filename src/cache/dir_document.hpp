@@ -1,0 +1,42 @@
+// The file a `dir://` cache keeps per entry (docs/TESTING.md): readable, reviewable JSON that a
+// test suite commits. Pure functions, so the format is tested without a file system
+// (tests/unit/test_dir_document.cpp).
+//
+// A document holds the key, provider, model, usage, cost and the answer: the native response as
+// parsed JSON, and for a streamed original its SSE events as a list. Keys are sorted, two spaces
+// indent, numbers and strings as RFC 8785 writes them, and nothing volatile (no creation time, no
+// expiry, no access time): the same answer always gives the same bytes, so recording it again
+// or replaying it leaves `git status` clean. A body that is not JSON (or an SSE stream this
+// format cannot list faithfully) is kept as text, or as base64 when it is not UTF-8.
+#pragma once
+
+#include "cache/redactor.hpp"
+#include "core/entry.hpp"
+
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace llm_caching::cache {
+
+/// The `format` field of every document this build writes and reads.
+inline constexpr std::string_view kDirDocumentFormat = "llm-caching-dir-entry/1";
+
+/// The document for an entry stored under `key`. Strings of the answer pass through `redact`.
+std::string entry_document(std::string_view key, const core::CacheEntry& entry,
+                           const Redactor& redact);
+/// The document for a value that is not an encoded entry (kept as base64; Backend takes any
+/// bytes, and the generic backend tests store such values).
+std::string raw_document(std::string_view key, std::string_view value);
+
+/// What a document holds: the encoded bytes a get returns (an entry is re-encoded with
+/// encode_entry, created_at 0 and no expiry), and its key.
+struct ParsedDocument {
+  std::string key;
+  std::string value;
+};
+/// The document read back; a string saying what is wrong with it otherwise.
+std::variant<ParsedDocument, std::string> parse_document(std::string_view text);
+
+}  // namespace llm_caching::cache
