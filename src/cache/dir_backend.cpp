@@ -281,16 +281,8 @@ asio::awaitable<void> DirBackend::unlock(std::string lock_key, std::string token
 
 asio::awaitable<void> DirBackend::wait_for_unlock(std::string lock_key,
                                                   std::chrono::milliseconds at_most) {
-  const auto until = std::chrono::steady_clock::now() + at_most;
-  auto pause = std::chrono::milliseconds(1);
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (locks_->is_locked(lock_key, now_ms_())) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= until) break;
-    timer.expires_at(std::min(now + pause, until));
-    co_await timer.async_wait(asio::use_awaitable);
-    pause = std::min(pause * 2, std::chrono::milliseconds(16));
-  }
+  co_await locks_->wait_until_unlocked(std::move(lock_key), at_most, now_ms_,
+                                       std::chrono::milliseconds(16));
 }
 
 }  // namespace llm_caching::cache

@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -113,6 +117,21 @@ bool KeyLockFile::is_locked(std::string_view key, std::int64_t now_ms) {
         fmt::format("cannot test a lock in {}: {}", path_.string(), std::strerror(errno)));
   }
   return probe.l_type != F_UNLCK;
+}
+
+boost::asio::awaitable<void> KeyLockFile::wait_until_unlocked(
+    std::string key, std::chrono::milliseconds at_most, std::function<std::int64_t()> now_ms,
+    std::chrono::milliseconds longest_pause) {
+  const auto until = std::chrono::steady_clock::now() + at_most;
+  auto pause = std::chrono::milliseconds(1);
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+  while (is_locked(key, now_ms())) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) break;
+    timer.expires_at(std::min(now + pause, until));
+    co_await timer.async_wait(boost::asio::use_awaitable);
+    pause = std::min(pause * 2, longest_pause);
+  }
 }
 
 }  // namespace llm_caching::cache

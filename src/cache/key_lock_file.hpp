@@ -4,9 +4,12 @@
 // descriptor closes: a holder killed with SIGKILL releases at once instead of at a TTL.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -36,6 +39,14 @@ class KeyLockFile {
   /// Whether `key` is held: by a token of this object (its ttl not passed), or by another
   /// descriptor of the file.
   bool is_locked(std::string_view key, std::int64_t now_ms);
+
+  /// Polls is_locked (1 ms, doubling up to `longest_pause`) until `key` is free or `at_most` has
+  /// passed. Testing the lock is one system call: a waiter answers within a few milliseconds of
+  /// the holder's release (or of its death).
+  boost::asio::awaitable<void> wait_until_unlocked(std::string key,
+                                                   std::chrono::milliseconds at_most,
+                                                   std::function<std::int64_t()> now_ms,
+                                                   std::chrono::milliseconds longest_pause);
 
   const std::filesystem::path& path() const noexcept { return path_; }
 

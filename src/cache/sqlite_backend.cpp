@@ -352,18 +352,7 @@ asio::awaitable<void> SqliteBackend::unlock(std::string lock_key, std::string to
 
 asio::awaitable<void> SqliteBackend::wait_for_unlock(std::string lock_key,
                                                      std::chrono::milliseconds at_most) {
-  // Testing a file lock is one system call: poll it often, so that a waiter answers within a
-  // few milliseconds of the holder's release (or of its death).
-  const auto until = std::chrono::steady_clock::now() + at_most;
-  auto pause = std::chrono::milliseconds(1);
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (locks_->is_locked(lock_key, now_ms_())) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= until) break;
-    timer.expires_at(std::min(now + pause, until));
-    co_await timer.async_wait(asio::use_awaitable);
-    pause = std::min(pause * 2, kLongestUnlockPoll);
-  }
+  co_await locks_->wait_until_unlocked(std::move(lock_key), at_most, now_ms_, kLongestUnlockPoll);
 }
 
 std::string SqliteBackend::describe() const {

@@ -179,6 +179,67 @@ void add_key_command(CLI::App& cache_cmd) {
   });
 }
 
+/// cache get and cache rm: one entry, by key or digest.
+void add_entry_commands(CLI::App& cache_cmd, GlobalOptions& global) {
+  auto key_arg = std::make_shared<std::string>();
+  auto ns_arg = std::make_shared<std::string>();
+  CLI::App* get = cache_cmd.add_subcommand("get", "Print one entry as JSON");
+  get->add_option("KEY", *key_arg, "Storage key, or its 64-hex digest")->required();
+  get->add_option("--namespace", *ns_arg, "Namespace when KEY is a bare digest");
+  get->footer("Example:\n  llm-caching cache get llm-caching:v1:default:3f2a...");
+  get->callback([&global, key_arg, ns_arg] {
+    const std::string key = resolve_key(*key_arg, *ns_arg);
+    auto entry = cache::run_blocking(
+        open_cache(global)->get(key, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()));
+    if (!entry) throw CacheMissError("no entry for " + key);
+    std::cout << json::serialize(entry_to_json(key, *entry)) << '\n';
+  });
+
+  CLI::App* rm = cache_cmd.add_subcommand("rm", "Delete one entry");
+  rm->add_option("KEY", *key_arg, "Storage key, or its 64-hex digest")->required();
+  rm->add_option("--namespace", *ns_arg, "Namespace when KEY is a bare digest");
+  rm->footer("Example:\n  llm-caching cache rm llm-caching:v1:default:3f2a...");
+  rm->callback([&global, key_arg, ns_arg] {
+    const std::string key = resolve_key(*key_arg, *ns_arg);
+    if (!cache::run_blocking(open_cache(global)->erase(key)))
+      throw CacheMissError("no entry for " + key);
+    std::cout << "removed " << key << '\n';
+  });
+}
+
+/// cache prune: expired entries, or (--unused) the ones a run never read.
+void add_prune_command(CLI::App& cache_cmd, GlobalOptions& global) {
+  struct PruneArgs {
+    bool unused = false;
+    std::vector<std::string> logs;
+    std::string ns;
+  };
+  auto prune_args = std::make_shared<PruneArgs>();
+  CLI::App* prune = cache_cmd.add_subcommand(
+      "prune", "Delete expired entries now, or (--unused) the entries a run never read");
+  prune->add_flag("--unused", prune_args->unused,
+                  "Delete the entries no --since-log file lists, instead of expired ones");
+  prune->add_option("--since-log", prune_args->logs,
+                    "Usage log a run wrote (LLM_CACHE_USAGE_LOG=FILE); repeat to merge several");
+  prune->add_option("--namespace", prune_args->ns, "With --unused: only this namespace");
+  prune->footer(
+      "Examples:\n  llm-caching cache prune\n"
+      "  llm-caching --cache-url dir://tests/llm-cache cache prune --unused --since-log used.log");
+  prune->callback([&global, prune_args] {
+    if (prune_args->unused) return prune_unused(global, prune_args->logs, prune_args->ns);
+    if (!prune_args->logs.empty() || !prune_args->ns.empty()) {
+      throw ConfigurationError("--since-log and --namespace go with --unused");
+    }
+    const auto removed = cache::run_blocking(
+        open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count()));
+    std::cout << "removed " << removed << " expired entries\n";
+  });
+}
+
 }  // namespace
 
 void add_cache_commands(CLI::App& app, GlobalOptions& global) {
@@ -203,32 +264,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
     print_stats(cache::run_blocking(tiers->stats()), tiers->describe(), global.json);
   });
 
-  auto key_arg = std::make_shared<std::string>();
-  auto ns_arg = std::make_shared<std::string>();
-  CLI::App* get = cache_cmd->add_subcommand("get", "Print one entry as JSON");
-  get->add_option("KEY", *key_arg, "Storage key, or its 64-hex digest")->required();
-  get->add_option("--namespace", *ns_arg, "Namespace when KEY is a bare digest");
-  get->footer("Example:\n  llm-caching cache get llm-caching:v1:default:3f2a...");
-  get->callback([&global, key_arg, ns_arg] {
-    const std::string key = resolve_key(*key_arg, *ns_arg);
-    auto entry = cache::run_blocking(
-        open_cache(global)->get(key, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count()));
-    if (!entry) throw CacheMissError("no entry for " + key);
-    std::cout << json::serialize(entry_to_json(key, *entry)) << '\n';
-  });
-
-  CLI::App* rm = cache_cmd->add_subcommand("rm", "Delete one entry");
-  rm->add_option("KEY", *key_arg, "Storage key, or its 64-hex digest")->required();
-  rm->add_option("--namespace", *ns_arg, "Namespace when KEY is a bare digest");
-  rm->footer("Example:\n  llm-caching cache rm llm-caching:v1:default:3f2a...");
-  rm->callback([&global, key_arg, ns_arg] {
-    const std::string key = resolve_key(*key_arg, *ns_arg);
-    if (!cache::run_blocking(open_cache(global)->erase(key)))
-      throw CacheMissError("no entry for " + key);
-    std::cout << "removed " << key << '\n';
-  });
+  add_entry_commands(*cache_cmd, global);
 
   auto clear_ns = std::make_shared<std::string>();
   CLI::App* clear = cache_cmd->add_subcommand("clear", "Delete every entry (or one namespace's)");
@@ -245,34 +281,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& global) {
     std::cout << "removed " << removed << " entries\n";
   });
 
-  struct PruneArgs {
-    bool unused = false;
-    std::vector<std::string> logs;
-    std::string ns;
-  };
-  auto prune_args = std::make_shared<PruneArgs>();
-  CLI::App* prune = cache_cmd->add_subcommand(
-      "prune", "Delete expired entries now, or (--unused) the entries a run never read");
-  prune->add_flag("--unused", prune_args->unused,
-                  "Delete the entries no --since-log file lists, instead of expired ones");
-  prune->add_option("--since-log", prune_args->logs,
-                    "Usage log a run wrote (LLM_CACHE_USAGE_LOG=FILE); repeat to merge several");
-  prune->add_option("--namespace", prune_args->ns, "With --unused: only this namespace");
-  prune->footer(
-      "Examples:\n  llm-caching cache prune\n"
-      "  llm-caching --cache-url dir://tests/llm-cache cache prune --unused --since-log used.log");
-  prune->callback([&global, prune_args] {
-    if (prune_args->unused) return prune_unused(global, prune_args->logs, prune_args->ns);
-    if (!prune_args->logs.empty() || !prune_args->ns.empty()) {
-      throw ConfigurationError("--since-log and --namespace go with --unused");
-    }
-    const auto removed = cache::run_blocking(
-        open_cache(global)->prune(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count()));
-    std::cout << "removed " << removed << " expired entries\n";
-  });
-
+  add_prune_command(*cache_cmd, global);
   add_key_command(*cache_cmd);
   add_export_command(*cache_cmd);
   add_unused_command(*cache_cmd, global);

@@ -65,8 +65,7 @@ class DirCacheEndToEnd : public ::testing::Test {
     for (const char* name :
          {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
           "LLM_CACHE_REDIS_URL", "LLM_CACHE_USAGE_LOG", "LLM_CACHE_REDACT", "LLM_CACHE_MODE",
-          "HTTPS_PROXY",
-          "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"}) {
+          "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"}) {
       env_.push_back(std::make_unique<ScopedEnv>(name, std::nullopt));
     }
     env_.push_back(std::make_unique<ScopedEnv>("OPENAI_BASE_URL", fake_->base_url() + "/v1"));

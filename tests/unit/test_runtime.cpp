@@ -47,12 +47,12 @@ TEST(Runtime, EachRuntimeHasItsOwnCaches) {
   Runtime first;
   Runtime second;
   auto model = std::make_shared<Scripted>();
-  EXPECT_FALSE(cached_agent_run_sync(agent(), "two runtimes", "t", options_on(first, model))
-                   .cache_hit);
-  EXPECT_TRUE(cached_agent_run_sync(agent(), "two runtimes", "t", options_on(first, model))
-                  .cache_hit);
-  EXPECT_FALSE(cached_agent_run_sync(agent(), "two runtimes", "t", options_on(second, model))
-                   .cache_hit);
+  EXPECT_FALSE(
+      cached_agent_run_sync(agent(), "two runtimes", "t", options_on(first, model)).cache_hit);
+  EXPECT_TRUE(
+      cached_agent_run_sync(agent(), "two runtimes", "t", options_on(first, model)).cache_hit);
+  EXPECT_FALSE(
+      cached_agent_run_sync(agent(), "two runtimes", "t", options_on(second, model)).cache_hit);
   EXPECT_EQ(model->calls(), 2);
 }
 
