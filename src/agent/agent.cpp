@@ -4,11 +4,13 @@
 #include "agent/runtime_impl.hpp"
 #include "cache/run_blocking.hpp"
 #include "cache/tiered_cache.hpp"
+#include "core/printable.hpp"
 #include "exchange/exchange.hpp"
 #include "llm_caching/errors.hpp"
 #include "providers/codec.hpp"
 #include "providers/http_model.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
@@ -167,7 +169,15 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   exchange::ExchangeRequest request = exchange_request(
       spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
-  const exchange::ExchangeResult exchanged = co_await shared->run(*model, std::move(request));
+  std::optional<exchange::ExchangeResult> ran;
+  try {
+    ran = co_await shared->run(*model, std::move(request));
+  } catch (const CacheMissError& e) {
+    // A replay that misses says which test asked for what (docs/TESTING.md).
+    throw CacheMissError(fmt::format("task '{}', prompt '{}': {}", core::printable(task_name, 64),
+                                     core::printable(prompt, 80), e.what()));
+  }
+  const exchange::ExchangeResult& exchanged = *ran;
 
   const providers::ChatResponse parsed =
       providers::parse_response(spec.provider, exchanged.entry->response, output.has_value());

@@ -121,10 +121,9 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
   };
   try {
     std::rethrow_exception(failure);
-  } catch (const CacheMissError&) {
-    return error_response(provider, 504,
-                          "no cached answer, and the request said only-if-cached, so the "
-                          "provider was not called");
+  } catch (const CacheMissError& e) {
+    // RFC 9111's only-if-cached: 504. The message names the call and the key it derived.
+    return error_response(provider, 504, std::string(e.what()) + " (only-if-cached)");
   } catch (const RateLimitError& e) {
     if (upstream && upstream->status == 429) return pass_through();
     OutgoingResponse r = error_response(provider, 429, e.what());
