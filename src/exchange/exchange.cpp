@@ -62,13 +62,19 @@ void serve_unpaid(ExchangeResult& result, std::shared_ptr<const core::CacheEntry
 /// burst's woken waiters would free them one after the other.
 std::string request_storage_key(const ExchangeRequest& request) {
   const KeyDerivation derived =
-      derive_key(request.native.provider, request.native.model, request.native.body, request.scope);
+      derive_key(request.native.provider, request.native.api, request.native.model,
+                 request.native.body, request.scope);
   return storage_key(request.namespace_, derived.hex);
 }
 
 /// The model's price: `overrides` first, then `costs` (null: the defaults). Null when the model
 /// is in neither and unpriced models are allowed; ConfigurationError when they are not.
 const ModelCosts* find_price(const ExchangeRequest& request) {
+  // Counting tokens and moderating are free: priced, at nothing, whatever the model's rates.
+  static const ModelCosts kFree{};
+  if (request.native.api == Api::count_tokens || request.native.api == Api::moderations) {
+    return &kFree;
+  }
   const CostTable& table = request.costs ? *request.costs : CostTable::defaults();
   const ModelCosts* found =
       request.overrides ? request.overrides->find(request.native.model) : nullptr;

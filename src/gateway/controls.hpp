@@ -68,10 +68,13 @@ enum class RouteKind {
 struct Route {
   RouteKind kind = RouteKind::not_found;
   Provider provider = Provider::openai;  ///< for llm routes, and the error format of any route
-  std::string model;                     ///< Gemini: from the path (percent-decoded)
-  bool gemini_stream = false;            ///< :streamGenerateContent
-  bool gemini_sse = false;               ///< ...?alt=sse (else one JSON array of chunks)
-  std::string query_key;                 ///< Gemini ?key= (a secret: never log it)
+  Api api = Api::chat;                   ///< which of the provider's APIs an llm route calls
+  /// Gemini: from the path (percent-decoded); else the model of a body that names none
+  /// (OpenAI moderations: "omni-moderation-latest", the API's own default).
+  std::string model;
+  bool gemini_stream = false;  ///< :streamGenerateContent
+  bool gemini_sse = false;     ///< ...?alt=sse (else one JSON array of chunks)
+  std::string query_key;       ///< Gemini ?key= (a secret: never log it)
 };
 
 /// Matches a request line. Paths are exact; a trailing query is ignored except Gemini's alt and

@@ -92,6 +92,11 @@ class OwnedUpstreamModel final : public Model {
   UpstreamModel model_;
 };
 
+/// Whether a request to `api` is forwarded without the cache (as with x-llm-cache: bypass): a
+/// Responses API request with "background": true answers a queued response whose id the caller
+/// then polls; a replay would hand a second caller the first one's job.
+bool never_cached(Api api, const boost::json::object& body);
+
 /// The outcome a cache status counts as in the metrics.
 Outcome outcome_of(std::string_view cache_header);
 

@@ -220,13 +220,17 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
     body = std::move(parsed.as_object());
     if (provider != Provider::gemini) {
       const json::value* model = body.if_contains("model");
-      if (!model || !model->is_string() || model->as_string().empty()) {
-        throw BadRequest("the request body has no \"model\" string");
+      if (model || route.model.empty()) {  // a route with a default model may go without one
+        if (!model || !model->is_string() || model->as_string().empty()) {
+          throw BadRequest("the request body has no \"model\" string");
+        }
+        model_id = std::string(model->as_string());
       }
-      model_id = std::string(model->as_string());
       const json::value* wants_stream = body.if_contains("stream");
-      stream = wants_stream && wants_stream->is_bool() && wants_stream->as_bool();
+      stream = wants_stream && wants_stream->is_bool() && wants_stream->as_bool() &&
+               providers::api_streams(route.api);
     }
+    if (never_cached(route.api, body)) controls.mode = CacheMode::bypass;
     if (model_id.empty()) throw BadRequest("no model in the request");
   } catch (const BadRequest& e) {
     refusal = error_response(provider, 400, e.what());
@@ -251,6 +255,7 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
   UpstreamModel model(upstream, target, request.headers, credential);
   exchange::ExchangeRequest exchange_request;
   exchange_request.native = NativeRequest{provider, model_id, std::move(body), stream};
+  exchange_request.native.api = route.api;
   exchange_request.namespace_ = controls.namespace_;
   exchange_request.scope = config_.share_across_keys ? std::string() : tenant_scope(identity);
   // A beta feature or another API version may change the answer: never one for the other.
@@ -282,7 +287,8 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
         std::make_shared<OwnedUpstreamModel>(upstream, target, request.headers, credential);
     exchange_request.refresh_executor = co_await asio::this_coro::executor;
   }
-  if (provider == Provider::openai && stream && config_.openai_stream_usage) {
+  if (provider == Provider::openai && stream && config_.openai_stream_usage &&
+      route.api != Api::responses) {  // the Responses API always reports usage, and refuses this
     json::value& options = exchange_request.native.body["stream_options"];
     if (!options.is_object()) options = json::object{};
     options.as_object()["include_usage"] = true;
@@ -372,8 +378,9 @@ asio::awaitable<void> Gateway::handle_llm(providers::HttpClient& upstream, Call&
     response.body = sse_to_json_array(
         entry.stream.empty() ? providers::response_to_sse(provider, entry.response) : entry.stream);
   } else {
-    response.body =
-        entry.stream.empty() ? providers::response_to_sse(provider, entry.response) : entry.stream;
+    response.body = entry.stream.empty()
+                        ? providers::response_to_sse(provider, route.api, entry.response)
+                        : entry.stream;
     content_type = kEventStream;
   }
   response.headers = answer_headers(content_type, status, *result);

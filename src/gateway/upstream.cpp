@@ -151,9 +151,11 @@ std::string describe_transport_failure(const providers::TransportError& error) {
   return "the upstream exchange failed";
 }
 
-std::string upstream_url(const Upstream& upstream, std::string_view model, bool stream) {
-  if (upstream.provider == Provider::openai) return upstream.base_url + "/chat/completions";
-  return upstream.base_url + providers::request_path(upstream.provider, model, stream);
+std::string upstream_url(const Upstream& upstream, std::string_view model, bool stream, Api api) {
+  const std::string path = providers::request_path(upstream.provider, api, model, stream);
+  // OpenAI-style base URLs end in the version: ".../v1" + "/responses".
+  if (upstream.provider == Provider::openai) return upstream.base_url + path.substr(3);
+  return upstream.base_url + path;
 }
 
 boost::asio::awaitable<NativeResponse> UpstreamModel::call(const NativeRequest& request) {
@@ -170,7 +172,7 @@ boost::asio::awaitable<NativeResponse> UpstreamModel::send(const NativeRequest& 
   ++calls_;
   providers::HttpRequest http;
   http.method = "POST";
-  http.url = upstream_url(upstream_, request.model, request.stream);
+  http.url = upstream_url(upstream_, request.model, request.stream, request.api);
   http.headers = upstream_headers(upstream_, caller_headers_, caller_credential_);
   http.body = verbatim_body_ ? std::string(*verbatim_body_) : boost::json::serialize(request.body);
 

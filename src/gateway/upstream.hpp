@@ -62,7 +62,8 @@ Headers upstream_headers(const Upstream& upstream, const Headers& caller,
 std::string describe_transport_failure(const providers::TransportError& error);
 
 /// The URL a call goes to.
-std::string upstream_url(const Upstream& upstream, std::string_view model, bool stream);
+std::string upstream_url(const Upstream& upstream, std::string_view model, bool stream,
+                         Api api = Api::chat);
 
 /// A Model over the worker thread's HttpClient, with one request's forwarded headers. It keeps
 /// the last error answer, so the gateway can pass a provider's 4xx through unchanged.

@@ -130,14 +130,15 @@ std::string cache_scope(const ProviderEndpoint& endpoint) {
   return scope;
 }
 
-std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream) {
+std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream,
+                         Api api) {
   switch (endpoint.provider) {
     case Provider::openai:
       // OpenAI-style base URLs end in the version (".../v1", ".../openai/v1", ".../api/v1").
-      return endpoint.base_url + "/chat/completions";
+      return endpoint.base_url + request_path(endpoint.provider, api, model, stream).substr(3);
     case Provider::anthropic:
     case Provider::gemini:
-      return endpoint.base_url + request_path(endpoint.provider, model, stream);
+      return endpoint.base_url + request_path(endpoint.provider, api, model, stream);
   }
   return endpoint.base_url;
 }
@@ -189,7 +190,7 @@ HttpModel::HttpModel(ProviderEndpoint endpoint, HttpClientOptions options)
 boost::asio::awaitable<NativeResponse> HttpModel::call(const NativeRequest& request) {
   HttpRequest http;
   http.method = "POST";
-  http.url = endpoint_url(endpoint_, request.model, false);
+  http.url = endpoint_url(endpoint_, request.model, false, request.api);
   http.headers = auth_headers(endpoint_);
   http.headers.emplace_back("content-type", "application/json");
   http.body = boost::json::serialize(request.body);

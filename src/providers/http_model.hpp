@@ -57,7 +57,8 @@ ProviderEndpoint resolve_endpoint(Provider provider, std::string base_url, std::
 std::string cache_scope(const ProviderEndpoint& endpoint);
 
 /// The URL a request for `model` goes to.
-std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream);
+std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream,
+                         Api api = Api::chat);
 
 /// Auth and version headers for the provider. Values are secrets: never log them.
 std::vector<std::pair<std::string, std::string>> auth_headers(const ProviderEndpoint& endpoint);
