@@ -1,5 +1,5 @@
 // The official `openai` npm package against `llm-caching serve` in front of the fake provider:
-// non-streaming and streaming, twice each. The second call of each is a HIT with identical
+// chat completions and the Responses API, non-streaming and streaming, twice each. The second call of each is a HIT with identical
 // content, and the provider saw one call per pair.
 //   GATEWAY_URL=http://127.0.0.1:8080 FAKE_URL=http://127.0.0.1:9000 node openai_sdk_test.mjs
 import OpenAI from 'openai';
@@ -64,6 +64,48 @@ check(live.chunks.length > 1, 'the stream arrived as one chunk');
 check(JSON.stringify(live.chunks) === JSON.stringify(replay.chunks), 'the replayed stream differs');
 check(live.content.startsWith('echo: streamed from node'), `unexpected content: ${live.content}`);
 check(await upstreamCalls() === 2, 'streaming pair: the provider did not see exactly one more call');
+
+// The Responses API: client.responses.create, plain then streamed, each twice.
+async function responseWhole(text) {
+  const { data, response } = await client.responses.create({ model, input: text }).withResponse();
+  return { data, cache: response.headers.get('x-llm-cache') };
+}
+
+async function responseStreamed(text) {
+  const { data: stream, response } = await client.responses
+    .create({ model, input: [{ role: 'user', content: text }], stream: true })
+    .withResponse();
+  const events = [];
+  let content = '';
+  for await (const event of stream) {
+    events.push(event);
+    if (event.type === 'response.output_text.delta') content += event.delta;
+  }
+  return { events, content, cache: response.headers.get('x-llm-cache') };
+}
+
+const answer = await responseWhole('responses from node');
+const again = await responseWhole('responses from node');
+check(answer.cache === 'MISS', `first response: x-llm-cache ${answer.cache}, expected MISS`);
+check(again.cache === 'HIT', `second response: x-llm-cache ${again.cache}, expected HIT`);
+check(JSON.stringify(answer.data) === JSON.stringify(again.data), 'the response HIT differs');
+check(answer.data.output_text.startsWith('echo: responses from node'),
+      `unexpected output_text: ${answer.data.output_text}`);
+check(answer.data.usage.input_tokens > 0, 'the response has no usage');
+check(await upstreamCalls() === 3, 'responses pair: the provider did not see exactly one more call');
+
+const liveEvents = await responseStreamed('streamed responses from node');
+const replayEvents = await responseStreamed('streamed responses from node');
+check(liveEvents.cache === 'MISS', `first response stream: ${liveEvents.cache}, expected MISS`);
+check(replayEvents.cache === 'HIT', `second response stream: ${replayEvents.cache}, expected HIT`);
+check(liveEvents.events.length > 3, 'the response stream has too few events');
+check(liveEvents.events[0].type === 'response.created', 'the stream does not begin with response.created');
+check(liveEvents.events.at(-1).type === 'response.completed', 'the stream does not end with response.completed');
+check(JSON.stringify(liveEvents.events) === JSON.stringify(replayEvents.events),
+      'the replayed response stream differs');
+check(liveEvents.content.startsWith('echo: streamed responses from node'),
+      `unexpected streamed content: ${liveEvents.content}`);
+check(await upstreamCalls() === 4, 'response stream pair: the provider did not see exactly one more call');
 
 console.log(failures === 0 ? 'openai-sdk: OK' : `openai-sdk: ${failures} failure(s)`);
 process.exit(failures === 0 ? 0 : 1);
