@@ -224,22 +224,30 @@ Route match_route(std::string_view method, std::string_view target) {
   if (path.starts_with(kGeminiPrefix)) {
     const std::string_view rest = std::string_view(path).substr(kGeminiPrefix.size());
     const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return route;
-    const std::string_view action = rest.substr(colon + 1);
-    if (action != "generateContent" && action != "streamGenerateContent" &&
-        action != "countTokens") {
-      return route;
+    const std::string_view action =
+        colon == std::string_view::npos || colon == 0 ? std::string_view() : rest.substr(colon + 1);
+    if (action == "generateContent" || action == "streamGenerateContent" ||
+        action == "countTokens") {
+      if (action == "countTokens") route.api = Api::count_tokens;
+      route.model = std::string(rest.substr(0, colon));
+      route.gemini_stream = action == "streamGenerateContent";
+      if (parsed) {  // a plain path has no query
+        for (const auto& param : parsed->params()) {
+          if (param.key == "alt") route.gemini_sse = param.value == "sse";
+          if (param.key == "key") route.query_key = param.value;
+        }
+      }
+      return expect("POST", RouteKind::llm);
     }
-    if (action == "countTokens") route.api = Api::count_tokens;
-    route.model = std::string(rest.substr(0, colon));
-    route.gemini_stream = action == "streamGenerateContent";
-    if (parsed) {  // a plain path has no query
+  }
+  if (path.starts_with("/v1/") || path.starts_with("/v1beta/") || path.starts_with("/upload/")) {
+    route.kind = RouteKind::passthrough;
+    if (path.starts_with("/upload/")) route.provider = Provider::gemini;  // Gemini's file uploads
+    if (parsed) {
       for (const auto& param : parsed->params()) {
-        if (param.key == "alt") route.gemini_sse = param.value == "sse";
         if (param.key == "key") route.query_key = param.value;
       }
     }
-    return expect("POST", RouteKind::llm);
   }
   return route;
 }

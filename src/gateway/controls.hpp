@@ -59,6 +59,9 @@ std::string_view cache_status(CacheMode mode, bool cache_hit, bool coalesced,
 enum class RouteKind {
   llm,     ///< a provider call: the exchange
   models,  ///< GET /v1/models, passed through to the OpenAI upstream
+  /// Any other path under /v1/, /v1beta/ or /upload/: forwarded as it is, never cached
+  /// (passthrough.cpp).
+  passthrough,
   healthz,
   metrics,
   not_found,

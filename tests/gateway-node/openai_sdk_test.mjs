@@ -1,8 +1,9 @@
 // The official `openai` npm package against `llm-caching serve` in front of the fake provider:
-// chat completions and the Responses API, non-streaming and streaming, twice each. The second call of each is a HIT with identical
+// chat completions and the Responses API, non-streaming and streaming, twice each; then a file
+// upload (multipart), which the gateway passes through uncached. The second call of each is a HIT with identical
 // content, and the provider saw one call per pair.
 //   GATEWAY_URL=http://127.0.0.1:8080 FAKE_URL=http://127.0.0.1:9000 node openai_sdk_test.mjs
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 
 const gatewayUrl = process.env.GATEWAY_URL;
 const fakeUrl = process.env.FAKE_URL;
@@ -106,6 +107,18 @@ check(JSON.stringify(liveEvents.events) === JSON.stringify(replayEvents.events),
 check(liveEvents.content.startsWith('echo: streamed responses from node'),
       `unexpected streamed content: ${liveEvents.content}`);
 check(await upstreamCalls() === 4, 'response stream pair: the provider did not see exactly one more call');
+
+// Pass-through: files.create uploads multipart form data, which the gateway forwards uncached.
+const fileBytes = new Uint8Array(300).map((_, i) => (i * 7) % 256);
+const uploaded = await client.files.create({
+  file: await toFile(fileBytes, 'data.jsonl'),
+  purpose: 'batch',
+});
+check(uploaded.object === 'file', `files.create: unexpected answer ${JSON.stringify(uploaded)}`);
+check(uploaded.bytes === fileBytes.length, `files.create: ${uploaded.bytes} bytes arrived, not ${fileBytes.length}`);
+check(uploaded.filename === 'data.jsonl' && uploaded.purpose === 'batch',
+      `files.create: ${uploaded.filename} / ${uploaded.purpose}`);
+check(await upstreamCalls() === 5, 'files.create: the provider did not see the upload');
 
 console.log(failures === 0 ? 'openai-sdk: OK' : `openai-sdk: ${failures} failure(s)`);
 process.exit(failures === 0 ? 0 : 1);

@@ -126,6 +126,11 @@ std::string body(const Call& call, const Answer& answer, const Tokens& tokens);
 std::vector<std::string> events(const Call& call, const Answer& answer, const Tokens& tokens);
 }  // namespace responses
 
+namespace files {
+/// POST /v1/files (multipart) and GET /v1/files/{id}.
+Reply handle(const Request& request);
+}  // namespace files
+
 namespace small {
 std::string completion_body(const Call& call, const Answer& answer, const Tokens& tokens);
 std::vector<std::string> completion_events(const Call& call, const Answer& answer,

@@ -340,6 +340,10 @@ Reply Provider::handle(const Request& request) {
     }
     return json_reply(200, {{"object", "list"}, {"data", models}});
   }
+  if (request.path == "/v1/files" || request.path.starts_with("/v1/files/")) {
+    count("/v1/files", {});
+    return files::handle(request);
+  }
   return route(request);
 }
 
