@@ -22,11 +22,12 @@ Provider parse_provider(std::string_view name);
 /// Which of a provider's APIs a native request is for. `chat` is each provider's conversation
 /// API (OpenAI chat completions, Anthropic messages, Gemini generateContent); the others are
 /// the further calls the gateway caches: OpenAI's Responses API, legacy completions and
-/// moderations, Anthropic's messages/count_tokens and Gemini's countTokens (`count_tokens`).
-/// Part of the key: the same body sent to two APIs never shares an entry.
-enum class Api { chat, responses, completions, count_tokens, moderations };
+/// moderations, Anthropic's messages/count_tokens and Gemini's countTokens (`count_tokens`),
+/// OpenAI's embeddings (the gateway keys each input apart). Part of the key: the same body sent
+/// to two APIs never shares an entry.
+enum class Api { chat, responses, completions, count_tokens, moderations, embeddings };
 
-/// "chat", "responses", "completions", "count_tokens", "moderations".
+/// "chat", "responses", "completions", "count_tokens", "moderations", "embeddings".
 std::string_view to_string(Api api) noexcept;
 
 struct KeyDerivation {

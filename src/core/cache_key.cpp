@@ -222,6 +222,8 @@ std::string_view to_string(Api api) noexcept {
       return "count_tokens";
     case Api::moderations:
       return "moderations";
+    case Api::embeddings:
+      return "embeddings";
   }
   return "unknown";
 }

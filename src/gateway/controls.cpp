@@ -211,6 +211,10 @@ Route match_route(std::string_view method, std::string_view target) {
     return expect("POST", RouteKind::llm);
   }
   if (path == "/v1/messages") return expect("POST", RouteKind::llm);
+  if (path == "/v1/embeddings" || path == "/embeddings") {
+    route.api = Api::embeddings;
+    return expect("POST", RouteKind::embeddings);
+  }
   if (const auto api = further_api(path)) {
     route.api = *api;
     if (route.api == Api::moderations) route.model = "omni-moderation-latest";

@@ -57,8 +57,9 @@ std::string_view cache_status(CacheMode mode, bool cache_hit, bool coalesced,
                               bool stale = false) noexcept;
 
 enum class RouteKind {
-  llm,     ///< a provider call: the exchange
-  models,  ///< GET /v1/models, passed through to the OpenAI upstream
+  llm,         ///< a provider call: the exchange
+  models,      ///< GET /v1/models, passed through to the OpenAI upstream
+  embeddings,  ///< POST /v1/embeddings: cached per input (route_embeddings.cpp)
   /// Any other path under /v1/, /v1beta/ or /upload/: forwarded as it is, never cached
   /// (passthrough.cpp).
   passthrough,

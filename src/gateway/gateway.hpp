@@ -74,6 +74,10 @@ class Gateway {
                                           ResponseStream& out);
   boost::asio::awaitable<void> handle_models(providers::HttpClient& upstream, Call& call,
                                              ResponseStream& out);
+  /// POST /v1/embeddings, cached per input (route_embeddings.cpp).
+  boost::asio::awaitable<void> handle_embeddings(providers::HttpClient& upstream,
+                                                 const IncomingRequest& request,
+                                                 RequestRecord& record, ResponseStream& out);
   /// Forwards a request on a path the gateway does not cache, as it is (passthrough.cpp).
   boost::asio::awaitable<void> handle_passthrough(providers::HttpClient& upstream,
                                                   const IncomingRequest& request, Route& route,

@@ -120,6 +120,9 @@ asio::awaitable<void> Gateway::handle(providers::HttpClient& upstream,
       case RouteKind::models:
         co_await handle_models(upstream, call, out);
         break;
+      case RouteKind::embeddings:
+        co_await handle_embeddings(upstream, request, call.record, out);
+        break;
       case RouteKind::passthrough:
         co_await handle_passthrough(upstream, request, call.route, call.record, out);
         break;

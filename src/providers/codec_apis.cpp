@@ -46,6 +46,19 @@ Usage free_usage(Provider provider, std::string_view body, std::string_view memb
   return usage;
 }
 
+/// An embeddings answer ({"data": [...], "usage": {"prompt_tokens"}}): input tokens only.
+Usage embeddings_usage(Provider provider, std::string_view body) {
+  const json::object root = detail::parse_object(provider, body);
+  check_not_error(provider, root, body);
+  if (!find_array(root, "data")) detail::throw_invalid(provider, "no data list", body);
+  Usage usage;
+  usage.requests = 1;
+  if (const json::object* counts = detail::find_object(root, "usage")) {
+    usage.input_tokens = find_count(*counts, "prompt_tokens");
+  }
+  return usage;
+}
+
 namespace completions {
 
 constexpr Provider kProvider = Provider::openai;
@@ -157,6 +170,7 @@ std::string request_path(Provider provider, Api api, std::string_view model, boo
       if (api == Api::responses) return "/v1/responses";
       if (api == Api::completions) return "/v1/completions";
       if (api == Api::moderations) return "/v1/moderations";
+      if (api == Api::embeddings) return "/v1/embeddings";
       break;
     case Provider::anthropic:
       if (api == Api::count_tokens) return "/v1/messages/count_tokens";
@@ -190,6 +204,8 @@ Usage parse_usage(Provider provider, Api api, std::string_view body) {
                         provider == Provider::gemini ? "totalTokens" : "input_tokens");
     case Api::moderations:
       return free_usage(provider, body, "results");
+    case Api::embeddings:
+      return embeddings_usage(provider, body);
   }
   throw_no_such_api(provider, api);
 }

@@ -120,5 +120,26 @@ check(uploaded.filename === 'data.jsonl' && uploaded.purpose === 'batch',
       `files.create: ${uploaded.filename} / ${uploaded.purpose}`);
 check(await upstreamCalls() === 5, 'files.create: the provider did not see the upload');
 
+// Embeddings, cached per input: 3 inputs, then 5 of which 3 repeat. The SDK asks for base64
+// by default (and decodes it); encoding_format 'float' is asked for explicitly after.
+async function embeddingInputs() {
+  return (await (await fetch(`${fakeUrl}/_stats`)).json()).embedding_inputs;
+}
+for (const encoding_format of [undefined, 'float']) {
+  const before = await embeddingInputs();
+  const embedModel = 'text-embedding-3-small';
+  const three = await client.embeddings.create({ model: embedModel, input: ['a', 'b', 'c'], encoding_format });
+  const five = await client.embeddings.create({ model: embedModel, input: ['d', 'a', 'b', 'e', 'c'], encoding_format });
+  const label = encoding_format ?? 'base64 (the SDK default)';
+  check(three.data.length === 3 && five.data.length === 5, `embeddings ${label}: wrong counts`);
+  check(await embeddingInputs() - before === 5, `embeddings ${label}: the provider did not see exactly 3 + 2 inputs`);
+  const same = (x, y) => JSON.stringify(Array.from(x)) === JSON.stringify(Array.from(y));
+  check(same(five.data[1].embedding, three.data[0].embedding) &&
+        same(five.data[2].embedding, three.data[1].embedding) &&
+        same(five.data[4].embedding, three.data[2].embedding), `embeddings ${label}: repeated inputs differ`);
+  check(five.data.every((d, i) => d.index === i), `embeddings ${label}: out of order`);
+  check(typeof five.data[0].embedding[0] === 'number', `embeddings ${label}: not numbers`);
+}
+
 console.log(failures === 0 ? 'openai-sdk: OK' : `openai-sdk: ${failures} failure(s)`);
 process.exit(failures === 0 ? 0 : 1);

@@ -158,6 +158,7 @@ TEST(GatewayRoutes, OtherRoutesAndMisses) {
       {"POST", "/responses", RouteKind::llm},
       {"GET", "/v1/responses", RouteKind::method_not_allowed},
       {"POST", "/v1/completions", RouteKind::llm},
+      {"POST", "/v1/embeddings", RouteKind::embeddings},
       {"POST", "/v1/moderations", RouteKind::llm},
       {"POST", "/v1/messages/count_tokens", RouteKind::llm},
       {"POST", "/v1beta/models/gemini-2.0-flash:countTokens", RouteKind::llm},

@@ -131,6 +131,11 @@ namespace files {
 Reply handle(const Request& request);
 }  // namespace files
 
+namespace embeddings {
+/// POST /v1/embeddings; `inputs_seen` is set to the number of inputs answered.
+Reply handle(const Request& request, std::size_t& inputs_seen);
+}  // namespace embeddings
+
 namespace small {
 std::string completion_body(const Call& call, const Answer& answer, const Tokens& tokens);
 std::vector<std::string> completion_events(const Call& call, const Answer& answer,

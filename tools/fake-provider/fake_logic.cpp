@@ -318,14 +318,15 @@ Reply Provider::stats() {
   return json_reply(200, {{"total", total_},
                           {"routes", routes},
                           {"behaviors", behaviors},
-                          {"connections", connections_}});
+                          {"connections", connections_},
+                          {"embedding_inputs", embedding_inputs_}});
 }
 
 Reply Provider::handle(const Request& request) {
   if (request.path == "/_stats" && request.method == "GET") return stats();
   if (request.path == "/_reset" && request.method == "POST") {
     std::lock_guard lock(mutex_);
-    total_ = connections_ = 0;
+    total_ = connections_ = embedding_inputs_ = 0;
     routes_.clear();
     behaviors_.clear();
     calls_per_body_.clear();
@@ -340,11 +341,21 @@ Reply Provider::handle(const Request& request) {
     }
     return json_reply(200, {{"object", "list"}, {"data", models}});
   }
+  if (request.path == "/v1/embeddings" && request.method == "POST") return embed(request);
   if (request.path == "/v1/files" || request.path.starts_with("/v1/files/")) {
     count("/v1/files", {});
     return files::handle(request);
   }
   return route(request);
+}
+
+Reply Provider::embed(const Request& request) {
+  count("/v1/embeddings", {});
+  std::size_t inputs = 0;
+  Reply reply = embeddings::handle(request, inputs);
+  std::lock_guard lock(mutex_);
+  embedding_inputs_ += inputs;
+  return reply;
 }
 
 Reply Provider::route(const Request& request) {

@@ -1,0 +1,325 @@
+// POST /v1/embeddings, cached per input: each input of a batch is its own entry, keyed as a
+// request for that input alone (the other fields, encoding_format included, as sent), so a batch
+// of 100 inputs of which 90 are cached sends only the 10 others upstream, in one request, and is
+// answered with the 100 embeddings in order. Cost: what was sent; avoided: the cached inputs'
+// share of what they cost when they were sent.
+//
+// A fresh batch's cost and tokens are shared among its inputs by their byte length (the provider
+// reports one total), which is what each entry records. The upstream call goes through the
+// exchange (retries, pricing, error answers) in bypass mode; the entries are written here.
+#include "gateway/gateway.hpp"
+
+#include "core/printable.hpp"
+#include "gateway/controls.hpp"
+#include "gateway/route_parts.hpp"
+#include "llm_caching/cache_key.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/json/serialize.hpp>
+
+namespace llm_caching::gateway {
+
+namespace json = boost::json;
+
+namespace {
+
+/// One input of the request and where its embedding comes from.
+struct Input {
+  json::value value;
+  std::string storage_key;
+  std::shared_ptr<const core::CacheEntry> cached;  ///< null: to be sent
+  std::string embedding;                           ///< the embedding's JSON text
+};
+
+/// A string or a token array is one input; an array of them, several.
+std::vector<json::value> split_inputs(const json::value& input) {
+  if (input.is_string()) return {input};
+  if (!input.is_array() || input.as_array().empty()) {
+    throw BadRequest("\"input\" must be a string, an array of strings or token arrays");
+  }
+  const json::array& list = input.as_array();
+  if (list.front().is_number()) return {input};  // one input given as tokens
+  return {list.begin(), list.end()};
+}
+
+/// The body of a request for `inputs` alone, the caller's other fields unchanged.
+json::object with_input(const json::object& body, json::value inputs) {
+  json::object out = body;
+  out["input"] = std::move(inputs);
+  return out;
+}
+
+/// Shares `total` among the inputs by weight; the remainder goes to the last.
+std::vector<std::int64_t> shares(std::int64_t total, const std::vector<std::size_t>& weights) {
+  std::size_t sum = 0;
+  for (std::size_t w : weights) sum += w;
+  std::vector<std::int64_t> out;
+  std::int64_t given = 0;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const std::int64_t share =
+        i + 1 == weights.size()
+            ? total - given
+            : static_cast<std::int64_t>(static_cast<long double>(total) * weights[i] /
+                                        std::max<std::size_t>(sum, 1));
+    out.push_back(share);
+    given += share;
+  }
+  return out;
+}
+
+std::string answer_body(const std::vector<Input>& inputs, std::string_view model,
+                        std::int64_t sent_tokens) {
+  std::string out = R"({"object":"list","data":[)";
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (i > 0) out += ',';
+    out += R"({"object":"embedding","index":)" + std::to_string(i) + R"(,"embedding":)";
+    out += inputs[i].embedding;
+    out += '}';
+  }
+  out += R"(],"model":)" + json::serialize(json::value(model)) + R"(,"usage":{"prompt_tokens":)" +
+         std::to_string(sent_tokens) + R"(,"total_tokens":)" + std::to_string(sent_tokens) + "}}";
+  return out;
+}
+
+/// What the route reads of a request; throws BadRequest.
+struct EmbeddingsCall {
+  CacheControls controls;
+  json::object body;
+  std::string model;
+  std::vector<Input> inputs;
+};
+
+EmbeddingsCall read_call(const IncomingRequest& request, const StaleWindows& defaults) {
+  EmbeddingsCall call;
+  call.controls = parse_cache_controls(request.headers, defaults);
+  json::error_code ec;
+  json::value parsed = parse_json_exact(request.body, ec);
+  if (ec || !parsed.is_object()) throw BadRequest("the request body is not a JSON object");
+  call.body = std::move(parsed.as_object());
+  const json::value* model = call.body.if_contains("model");
+  if (!model || !model->is_string() || model->as_string().empty()) {
+    throw BadRequest("the request body has no \"model\" string");
+  }
+  call.model = std::string(model->as_string());
+  const json::value* input = call.body.if_contains("input");
+  if (!input) throw BadRequest("the request body has no \"input\"");
+  for (json::value& value : split_inputs(*input)) {
+    call.inputs.emplace_back();
+    call.inputs.back().value = std::move(value);
+  }
+  return call;
+}
+
+/// The upstream request for the inputs at `missing`: the caller's own shape when it sent one.
+exchange::ExchangeRequest batch_request(const EmbeddingsCall& call,
+                                        const std::vector<std::size_t>& missing,
+                                        const std::string& scope, const GatewayConfig& config) {
+  json::array batch;
+  for (std::size_t i : missing) batch.push_back(call.inputs[i].value);
+  exchange::ExchangeRequest request;
+  request.native.provider = Provider::openai;
+  request.native.model = call.model;
+  request.native.api = Api::embeddings;
+  request.native.body =
+      with_input(call.body, call.inputs.size() == 1 ? call.inputs.front().value
+                                                    : json::value(std::move(batch)));
+  request.scope = scope;
+  request.mode = CacheMode::bypass;  // the entries are per input, written by the route
+  request.retry = config.retry;
+  if (call.controls.max_wait) {
+    request.retry.max_wait = std::min(*call.controls.max_wait, config.max_wait_cap);
+  }
+  request.allow_unpriced = config.allow_unpriced;
+  return request;
+}
+
+/// Puts the embeddings of a fresh answer in their inputs; "" or what is wrong with the answer.
+std::string take_embeddings(const std::string& response, const std::vector<std::size_t>& missing,
+                            std::vector<Input>& inputs, std::string& answered_model) {
+  const json::value answer = parse_json_exact(response);
+  const json::value* data_value = answer.as_object().if_contains("data");
+  const json::array* data = data_value ? data_value->if_array() : nullptr;
+  if (!data || data->size() != missing.size()) {
+    return "the upstream answered a different number of embeddings than it was sent inputs";
+  }
+  if (const json::value* m = answer.as_object().if_contains("model"); m && m->is_string()) {
+    answered_model = m->as_string();
+  }
+  for (const json::value& item : *data) {
+    const json::object* object = item.if_object();
+    const json::value* index = object ? object->if_contains("index") : nullptr;
+    const json::value* embedding = object ? object->if_contains("embedding") : nullptr;
+    if (!index || !index->is_int64() || index->as_int64() < 0 ||
+        static_cast<std::size_t>(index->as_int64()) >= missing.size() || !embedding) {
+      return "the upstream answered an embedding without a valid index";
+    }
+    inputs[missing[static_cast<std::size_t>(index->as_int64())]].embedding =
+        canonical_json(*embedding);
+  }
+  return {};
+}
+
+/// The entries of the fresh inputs, each with its share of the batch's tokens and cost.
+std::vector<std::shared_ptr<core::CacheEntry>> fresh_entries(
+    const EmbeddingsCall& call, const std::vector<std::size_t>& missing,
+    const exchange::ExchangeResult& result, std::int64_t now, std::chrono::milliseconds ttl) {
+  std::vector<std::size_t> weights;
+  for (std::size_t i : missing) weights.push_back(json::serialize(call.inputs[i].value).size());
+  const std::vector<std::int64_t> tokens = shares(result.entry->usage.input_tokens, weights);
+  const std::vector<std::int64_t> costs = shares(result.cost_nano_usd, weights);
+  std::vector<std::shared_ptr<core::CacheEntry>> entries;
+  for (std::size_t j = 0; j < missing.size(); ++j) {
+    auto entry = std::make_shared<core::CacheEntry>();
+    entry->provider = "openai";
+    entry->model = call.model;
+    entry->created_at_ms = now;
+    entry->ttl_ms = ttl.count();
+    entry->response = call.inputs[missing[j]].embedding;
+    entry->usage.input_tokens = tokens[j];
+    entry->usage.requests = 1;
+    entry->cost_nano_usd = costs[j];
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+/// Keys each input and reads what the cache holds for it; the indexes of the inputs it does not
+/// hold (all of them when the mode skips the read). Cached inputs add to summary.avoided.
+boost::asio::awaitable<std::vector<std::size_t>> look_up(cache::TieredCache& cache,
+                                                         EmbeddingsCall& call,
+                                                         const std::string& scope, std::int64_t now,
+                                                         exchange::ExchangeResult& summary) {
+  const CacheMode mode = call.controls.mode;
+  const bool reads = mode != CacheMode::refresh && mode != CacheMode::bypass;
+  std::vector<std::size_t> missing;
+  for (std::size_t i = 0; i < call.inputs.size(); ++i) {
+    Input& in = call.inputs[i];
+    const KeyDerivation key = derive_key(Provider::openai, Api::embeddings, call.model,
+                                         with_input(call.body, in.value), scope);
+    in.storage_key = storage_key(call.controls.namespace_, key.hex);
+    if (reads) in.cached = co_await cache.get(in.storage_key, now);
+    if (!in.cached) {
+      missing.push_back(i);
+      continue;
+    }
+    in.embedding = in.cached->response;
+    summary.avoided_nano_usd += in.cached->cost_nano_usd;
+  }
+  co_return missing;
+}
+
+OutgoingResponse embeddings_answer(const EmbeddingsCall& call, std::size_t sent,
+                                   const std::string& model, std::int64_t sent_tokens,
+                                   const exchange::ExchangeResult& summary) {
+  OutgoingResponse response;
+  response.body = answer_body(call.inputs, model, sent_tokens);
+  response.headers = answer_headers(kJson, sent == 0 ? "HIT" : "MISS", summary);
+  std::erase_if(response.headers, [](const auto& h) {
+    return h.first == "x-llm-cache-key" && h.second.empty();  // several inputs: several keys
+  });
+  response.headers.emplace_back(
+      "x-llm-cache-inputs",
+      std::to_string(call.inputs.size() - sent) + " cached, " + std::to_string(sent) + " sent");
+  return response;
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& upstream,
+                                                        const IncomingRequest& request,
+                                                        RequestRecord& record,
+                                                        ResponseStream& out) {
+  record.llm = true;
+  record.provider = Provider::openai;
+  EmbeddingsCall call;
+  std::optional<OutgoingResponse> refusal;
+  try {
+    call = read_call(request, config_.stale_defaults);
+  } catch (const BadRequest& e) {
+    refusal = error_response(Provider::openai, 400, e.what());
+  }
+  const std::string credential = caller_credential(Provider::openai, request.headers, {});
+  const std::string identity = caller_identity(credential, request.headers);
+  if (!refusal && config_.require_key && identity.empty()) {
+    metrics_.refused(Refusal::no_key);
+    refusal = error_response(Provider::openai, 401, "this gateway requires an API key");
+  }
+  if (refusal) {
+    record.status = refusal->status;
+    co_await out.send(std::move(*refusal));
+    co_return;
+  }
+  std::string scope = config_.share_across_keys ? std::string() : tenant_scope(identity);
+  if (const std::string shaping = answer_shaping_headers(request.headers); !shaping.empty()) {
+    scope += (scope.empty() ? "" : ";") + shaping;
+  }
+
+  // 1. Each input's key, and what the cache holds for it.
+  const CacheMode mode = call.controls.mode;
+  exchange::ExchangeResult summary;  // this call's cost, and what the cached inputs avoided
+  const std::int64_t now = exchange::system_now_ms();
+  const std::vector<std::size_t> missing =
+      co_await look_up(exchange_->cache(), call, scope, now, summary);
+  if (call.inputs.size() == 1) summary.storage_key = call.inputs.front().storage_key;
+  if (!missing.empty() && mode == CacheMode::replay_only) {
+    record.status = 504;
+    co_await out.send(error_response(Provider::openai, 504,
+                                     "no cached answer for some inputs, and the request said "
+                                     "only-if-cached, so the provider was not called"));
+    co_return;
+  }
+
+  // 2. One upstream request for the inputs the cache did not hold, then their entries.
+  std::string answered_model = call.model;
+  std::int64_t sent_tokens = 0;
+  if (!missing.empty()) {
+    exchange::ExchangeRequest batch = batch_request(call, missing, scope, config_);
+    batch.caller_gone = [&out] { return out.client_gone(); };
+    UpstreamModel model(upstream, config_.upstreams[Provider::openai], request.headers, credential);
+    std::optional<exchange::ExchangeResult> result;
+    std::exception_ptr failure;
+    try {
+      result = co_await exchange_->run(model, std::move(batch));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    record.upstream_calls = model.calls();
+    record.upstream_wait = model.waited();
+    std::optional<OutgoingResponse> failed;
+    if (failure) failed = failure_response(Provider::openai, failure, model.last_error());
+    const std::string problem =
+        failure ? std::string()
+                : take_embeddings(result->entry->response, missing, call.inputs, answered_model);
+    if (!problem.empty()) failed = error_response(Provider::openai, 502, problem);
+    if (failed) {
+      record.status = failed->status;
+      co_await out.send(std::move(*failed));
+      co_return;
+    }
+    summary.cost_nano_usd = result->cost_nano_usd;
+    summary.priced = result->priced;
+    sent_tokens = result->entry->usage.input_tokens;
+    if (mode == CacheMode::use || mode == CacheMode::refresh) {
+      const auto ttl = call.controls.ttl.value_or(config_.default_ttl);
+      auto entries = fresh_entries(call, missing, *result, now, ttl);
+      for (std::size_t j = 0; j < missing.size(); ++j) {
+        co_await exchange_->cache().put(call.inputs[missing[j]].storage_key, std::move(entries[j]),
+                                        ttl);
+      }
+    }
+  }
+
+  // 3. The answer: every embedding in the caller's order.
+  OutgoingResponse response =
+      embeddings_answer(call, missing.size(), answered_model, sent_tokens, summary);
+  record.outcome = missing.empty() ? Outcome::hit : Outcome::miss;
+  record.status = 200;
+  record.cost_nano_usd = summary.cost_nano_usd;
+  record.avoided_nano_usd = summary.avoided_nano_usd;
+  record.unpriced = !summary.priced;
+  if (!summary.priced) warn_unpriced(call.model);
+  co_await out.send(std::move(response));
+}
+
+}  // namespace llm_caching::gateway
