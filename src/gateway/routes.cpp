@@ -43,39 +43,6 @@ Gateway::Gateway(GatewayConfig config, std::shared_ptr<exchange::Exchange> excha
       exchange_(std::move(exchange)),
       id_(next_gateway_id.fetch_add(1, std::memory_order_relaxed)) {}
 
-asio::awaitable<bool> Gateway::answer_from_memo(const IncomingRequest& request, ResponseStream& out,
-                                                RequestRecord& record) {
-  const HitMemo::HitPtr hit = HitMemo::for_this_thread().find(request.target, request.body);
-  if (!hit || hit->gateway_id != id_) co_return false;
-  if (!config_.share_across_keys) {
-    const std::string query_key = hit->provider == Provider::gemini
-                                      ? match_route(request.method, request.target).query_key
-                                      : std::string();
-    if (tenant_scope(caller_identity(hit->provider, request.headers, query_key)) != hit->scope) {
-      co_return false;
-    }
-  }
-  const auto remembered = hit->entry.lock();
-  if (!remembered) co_return false;
-  // The tiers decide: only the very entry the response was prepared from may be served (an L1
-  // hit completes without suspending). Any trouble: the full path handles it.
-  cache::TieredCache::EntryPtr current;
-  try {
-    current = co_await exchange_->cache().get(hit->storage_key, exchange::system_now_ms());
-  } catch (const std::exception&) {
-    co_return false;
-  }
-  if (current != remembered) co_return false;
-  record.llm = true;
-  record.provider = hit->provider;
-  record.outcome = Outcome::hit;
-  record.status = 200;
-  record.avoided_nano_usd = hit->avoided_nano_usd;
-  record.unpriced = !hit->priced;
-  co_await out.send_prepared(hit->response);
-  co_return true;
-}
-
 void Gateway::warn_unpriced(const std::string& model) {
   const std::string name = core::printable(model);
   switch (unpriced_warned_.see(name)) {

@@ -137,6 +137,8 @@ Reply handle(const Request& request, std::size_t& inputs_seen);
 }  // namespace embeddings
 
 namespace small {
+/// The body of a plain answer, or the events of a streamed one, of a call that is not a chat.
+void answer(const Call& call, const Answer& answer, const Tokens& tokens, Reply& reply);
 std::string completion_body(const Call& call, const Answer& answer, const Tokens& tokens);
 std::vector<std::string> completion_events(const Call& call, const Answer& answer,
                                            const Tokens& tokens);

@@ -92,3 +92,16 @@ Reply handle(const Request& request, std::size_t& inputs_seen) {
 }
 
 }  // namespace llm_caching::fake::embeddings
+
+namespace llm_caching::fake {
+
+Reply Provider::embed(const Request& request) {
+  count("/v1/embeddings", {});
+  std::size_t inputs = 0;
+  Reply reply = embeddings::handle(request, inputs);
+  std::lock_guard lock(mutex_);
+  embedding_inputs_ += inputs;
+  return reply;
+}
+
+}  // namespace llm_caching::fake

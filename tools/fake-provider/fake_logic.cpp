@@ -150,28 +150,6 @@ std::optional<Reply> rate_limit_reply(const Call& call, std::uint64_t calls_so_f
   return reply;
 }
 
-/// The body of a plain answer, or the events of a streamed one, of a call that is not a chat.
-void further_answer(const Call& call, const Answer& answer, const Tokens& tokens, Reply& reply) {
-  switch (call.endpoint) {
-    case Endpoint::responses:
-      if (call.streaming) reply.events = responses::events(call, answer, tokens);
-      if (!call.streaming) reply.body = responses::body(call, answer, tokens);
-      break;
-    case Endpoint::completions:
-      if (call.streaming) reply.events = small::completion_events(call, answer, tokens);
-      if (!call.streaming) reply.body = small::completion_body(call, answer, tokens);
-      break;
-    case Endpoint::moderations:
-      reply.body = small::moderation_body(call);
-      break;
-    case Endpoint::count_tokens:
-      reply.body = small::count_tokens_body(call, tokens);
-      break;
-    case Endpoint::chat:
-      break;
-  }
-}
-
 Reply success_reply(const Call& call) {
   const Answer answer = make_answer(call);
   const Tokens tokens = count_tokens(call, answer);
@@ -179,7 +157,7 @@ Reply success_reply(const Call& call) {
   const std::string request_id = "req_fake" + call.short_hash;
   reply.headers.emplace_back(call.api == Api::anthropic ? "request-id" : "x-request-id",
                              request_id);
-  if (call.endpoint != Endpoint::chat) further_answer(call, answer, tokens, reply);
+  if (call.endpoint != Endpoint::chat) small::answer(call, answer, tokens, reply);
   if (call.streaming) {
     reply.streaming = true;
     if (call.endpoint == Endpoint::chat) {
@@ -347,15 +325,6 @@ Reply Provider::handle(const Request& request) {
     return files::handle(request);
   }
   return route(request);
-}
-
-Reply Provider::embed(const Request& request) {
-  count("/v1/embeddings", {});
-  std::size_t inputs = 0;
-  Reply reply = embeddings::handle(request, inputs);
-  std::lock_guard lock(mutex_);
-  embedding_inputs_ += inputs;
-  return reply;
 }
 
 Reply Provider::route(const Request& request) {

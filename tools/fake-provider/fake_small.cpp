@@ -80,4 +80,26 @@ std::string count_tokens_body(const Call& call, const Tokens& tokens) {
   return json::serialize(json::object{{"input_tokens", tokens.prompt}});
 }
 
+/// The body of a plain answer, or the events of a streamed one, of a call that is not a chat.
+void answer(const Call& call, const Answer& answer, const Tokens& tokens, Reply& reply) {
+  switch (call.endpoint) {
+    case Endpoint::responses:
+      if (call.streaming) reply.events = responses::events(call, answer, tokens);
+      if (!call.streaming) reply.body = responses::body(call, answer, tokens);
+      break;
+    case Endpoint::completions:
+      if (call.streaming) reply.events = completion_events(call, answer, tokens);
+      if (!call.streaming) reply.body = completion_body(call, answer, tokens);
+      break;
+    case Endpoint::moderations:
+      reply.body = moderation_body(call);
+      break;
+    case Endpoint::count_tokens:
+      reply.body = count_tokens_body(call, tokens);
+      break;
+    case Endpoint::chat:
+      break;
+  }
+}
+
 }  // namespace llm_caching::fake::small
