@@ -29,7 +29,10 @@ struct Input {
   json::value value;
   std::string storage_key;
   std::shared_ptr<const core::CacheEntry> cached;  ///< null: to be sent
-  std::string embedding;                           ///< the embedding's JSON text
+  std::string fresh;                               ///< a fresh embedding's JSON text
+  /// The embedding's JSON text: the cached entry's (not copied: an answer of 100 embeddings is
+  /// megabytes, and copying it twice was most of an all-cached request) or `fresh`.
+  std::string_view embedding() const { return cached ? std::string_view(cached->response) : fresh; }
 };
 
 /// A string or a token array is one input; an array of them, several.
@@ -70,11 +73,17 @@ std::vector<std::int64_t> shares(std::int64_t total, const std::vector<std::size
 
 std::string answer_body(const std::vector<Input>& inputs, std::string_view model,
                         std::int64_t sent_tokens) {
-  std::string out = R"({"object":"list","data":[)";
+  std::size_t size = 128 + model.size();
+  for (const Input& in : inputs) size += 64 + in.embedding().size();
+  std::string out;
+  out.reserve(size);  // one allocation: a growing string copies megabytes each time it doubles
+  out += R"({"object":"list","data":[)";
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (i > 0) out += ',';
-    out += R"({"object":"embedding","index":)" + std::to_string(i) + R"(,"embedding":)";
-    out += inputs[i].embedding;
+    out += R"({"object":"embedding","index":)";
+    out += std::to_string(i);
+    out += R"(,"embedding":)";
+    out += inputs[i].embedding();
     out += '}';
   }
   out += R"(],"model":)" + json::serialize(json::value(model)) + R"(,"usage":{"prompt_tokens":)" +
@@ -85,7 +94,7 @@ std::string answer_body(const std::vector<Input>& inputs, std::string_view model
 /// What the route reads of a request; throws BadRequest.
 struct EmbeddingsCall {
   CacheControls controls;
-  json::object body;
+  json::object body;  ///< without "input": each request for some inputs is this and them
   std::string model;
   std::vector<Input> inputs;
 };
@@ -108,6 +117,8 @@ EmbeddingsCall read_call(const IncomingRequest& request, const StaleWindows& def
     call.inputs.emplace_back();
     call.inputs.back().value = std::move(value);
   }
+  // Without the inputs: a copy per input for its key would otherwise copy all of them.
+  call.body.erase("input");
   return call;
 }
 
@@ -154,8 +165,7 @@ std::string take_embeddings(const std::string& response, const std::vector<std::
         static_cast<std::size_t>(index->as_int64()) >= missing.size() || !embedding) {
       return "the upstream answered an embedding without a valid index";
     }
-    inputs[missing[static_cast<std::size_t>(index->as_int64())]].embedding =
-        canonical_json(*embedding);
+    inputs[missing[static_cast<std::size_t>(index->as_int64())]].fresh = canonical_json(*embedding);
   }
   return {};
 }
@@ -175,7 +185,7 @@ std::vector<std::shared_ptr<core::CacheEntry>> fresh_entries(
     entry->model = call.model;
     entry->created_at_ms = now;
     entry->ttl_ms = ttl.count();
-    entry->response = call.inputs[missing[j]].embedding;
+    entry->response = call.inputs[missing[j]].fresh;
     entry->usage.input_tokens = tokens[j];
     entry->usage.requests = 1;
     entry->cost_nano_usd = costs[j];
@@ -203,7 +213,6 @@ boost::asio::awaitable<std::vector<std::size_t>> look_up(cache::TieredCache& cac
       missing.push_back(i);
       continue;
     }
-    in.embedding = in.cached->response;
     summary.avoided_nano_usd += in.cached->cost_nano_usd;
   }
   co_return missing;
