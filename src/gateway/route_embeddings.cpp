@@ -323,6 +323,7 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& u
   OutgoingResponse response =
       embeddings_answer(call, missing.size(), answered_model, sent_tokens, summary);
   record.outcome = missing.empty() ? Outcome::hit : Outcome::miss;
+  record.overhead_applies = record.upstream_calls <= 1;
   record.status = 200;
   record.cost_nano_usd = summary.cost_nano_usd;
   record.avoided_nano_usd = summary.avoided_nano_usd;
