@@ -218,6 +218,50 @@ boost::asio::awaitable<std::vector<std::size_t>> look_up(cache::TieredCache& cac
   co_return missing;
 }
 
+/// The upstream side of a request for the inputs the cache did not hold.
+struct Batch {
+  exchange::Exchange& exchange;
+  const GatewayConfig& config;
+  UpstreamModel& model;
+  const std::string& scope;
+  std::int64_t now;
+  std::string answered_model;  ///< the model the upstream named
+  std::int64_t sent_tokens;    ///< the upstream's prompt_tokens
+};
+
+/// Sends the inputs at `missing` upstream in one request, puts their embeddings in place and
+/// writes their entries (as the mode allows); the answer to send instead when that failed.
+boost::asio::awaitable<std::optional<OutgoingResponse>> send_missing(
+    Batch& batch, EmbeddingsCall& call, const std::vector<std::size_t>& missing,
+    exchange::ExchangeResult& summary, ResponseStream& out) {
+  exchange::ExchangeRequest request = batch_request(call, missing, batch.scope, batch.config);
+  request.caller_gone = [&out] { return out.client_gone(); };
+  std::optional<exchange::ExchangeResult> result;
+  std::exception_ptr failure;
+  try {
+    result = co_await batch.exchange.run(batch.model, std::move(request));
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) co_return failure_response(Provider::openai, failure, batch.model.last_error());
+  const std::string problem =
+      take_embeddings(result->entry->response, missing, call.inputs, batch.answered_model);
+  if (!problem.empty()) co_return error_response(Provider::openai, 502, problem);
+  summary.cost_nano_usd = result->cost_nano_usd;
+  summary.priced = result->priced;
+  batch.sent_tokens = result->entry->usage.input_tokens;
+  const CacheMode mode = call.controls.mode;
+  if (mode == CacheMode::use || mode == CacheMode::refresh) {
+    const auto ttl = call.controls.ttl.value_or(batch.config.default_ttl);
+    auto entries = fresh_entries(call, missing, *result, batch.now, ttl);
+    for (std::size_t j = 0; j < missing.size(); ++j) {
+      co_await batch.exchange.cache().put(call.inputs[missing[j]].storage_key,
+                                          std::move(entries[j]), ttl);
+    }
+  }
+  co_return std::nullopt;
+}
+
 OutgoingResponse embeddings_answer(const EmbeddingsCall& call, std::size_t sent,
                                    const std::string& model, std::int64_t sent_tokens,
                                    const exchange::ExchangeResult& summary) {
@@ -265,13 +309,12 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& u
   }
 
   // 1. Each input's key, and what the cache holds for it.
-  const CacheMode mode = call.controls.mode;
   exchange::ExchangeResult summary;  // this call's cost, and what the cached inputs avoided
   const std::int64_t now = exchange::system_now_ms();
   const std::vector<std::size_t> missing =
       co_await look_up(exchange_->cache(), call, scope, now, summary);
   if (call.inputs.size() == 1) summary.storage_key = call.inputs.front().storage_key;
-  if (!missing.empty() && mode == CacheMode::replay_only) {
+  if (!missing.empty() && call.controls.mode == CacheMode::replay_only) {
     record.status = 504;
     co_await out.send(error_response(Provider::openai, 504,
                                      "no cached answer for some inputs, and the request said "
@@ -280,48 +323,21 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& u
   }
 
   // 2. One upstream request for the inputs the cache did not hold, then their entries.
-  std::string answered_model = call.model;
-  std::int64_t sent_tokens = 0;
-  if (!missing.empty()) {
-    exchange::ExchangeRequest batch = batch_request(call, missing, scope, config_);
-    batch.caller_gone = [&out] { return out.client_gone(); };
-    UpstreamModel model(upstream, config_.upstreams[Provider::openai], request.headers, credential);
-    std::optional<exchange::ExchangeResult> result;
-    std::exception_ptr failure;
-    try {
-      result = co_await exchange_->run(model, std::move(batch));
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    record.upstream_calls = model.calls();
-    record.upstream_wait = model.waited();
-    std::optional<OutgoingResponse> failed;
-    if (failure) failed = failure_response(Provider::openai, failure, model.last_error());
-    const std::string problem =
-        failure ? std::string()
-                : take_embeddings(result->entry->response, missing, call.inputs, answered_model);
-    if (!problem.empty()) failed = error_response(Provider::openai, 502, problem);
-    if (failed) {
-      record.status = failed->status;
-      co_await out.send(std::move(*failed));
-      co_return;
-    }
-    summary.cost_nano_usd = result->cost_nano_usd;
-    summary.priced = result->priced;
-    sent_tokens = result->entry->usage.input_tokens;
-    if (mode == CacheMode::use || mode == CacheMode::refresh) {
-      const auto ttl = call.controls.ttl.value_or(config_.default_ttl);
-      auto entries = fresh_entries(call, missing, *result, now, ttl);
-      for (std::size_t j = 0; j < missing.size(); ++j) {
-        co_await exchange_->cache().put(call.inputs[missing[j]].storage_key, std::move(entries[j]),
-                                        ttl);
-      }
-    }
+  UpstreamModel model(upstream, config_.upstreams[Provider::openai], request.headers, credential);
+  Batch batch{*exchange_, config_, model, scope, now, call.model, 0};
+  std::optional<OutgoingResponse> failed;
+  if (!missing.empty()) failed = co_await send_missing(batch, call, missing, summary, out);
+  record.upstream_calls = model.calls();
+  record.upstream_wait = model.waited();
+  if (failed) {
+    record.status = failed->status;
+    co_await out.send(std::move(*failed));
+    co_return;
   }
 
   // 3. The answer: every embedding in the caller's order.
   OutgoingResponse response =
-      embeddings_answer(call, missing.size(), answered_model, sent_tokens, summary);
+      embeddings_answer(call, missing.size(), batch.answered_model, batch.sent_tokens, summary);
   record.outcome = missing.empty() ? Outcome::hit : Outcome::miss;
   record.overhead_applies = record.upstream_calls <= 1;
   record.status = 200;
