@@ -230,6 +230,17 @@ Route match_route(std::string_view method, std::string_view target) {
     const auto colon = rest.rfind(':');
     const std::string_view action =
         colon == std::string_view::npos || colon == 0 ? std::string_view() : rest.substr(colon + 1);
+    if (action == "embedContent" || action == "batchEmbedContents") {
+      route.api = Api::embeddings;
+      route.model = std::string(rest.substr(0, colon));
+      route.gemini_batch = action == "batchEmbedContents";
+      if (parsed) {
+        for (const auto& param : parsed->params()) {
+          if (param.key == "key") route.query_key = param.value;
+        }
+      }
+      return expect("POST", RouteKind::embeddings);
+    }
     if (action == "generateContent" || action == "streamGenerateContent" ||
         action == "countTokens") {
       if (action == "countTokens") route.api = Api::count_tokens;

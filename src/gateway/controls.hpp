@@ -57,9 +57,11 @@ std::string_view cache_status(CacheMode mode, bool cache_hit, bool coalesced,
                               bool stale = false) noexcept;
 
 enum class RouteKind {
-  llm,         ///< a provider call: the exchange
-  models,      ///< GET /v1/models, passed through to the OpenAI upstream
-  embeddings,  ///< POST /v1/embeddings: cached per input (route_embeddings.cpp)
+  llm,     ///< a provider call: the exchange
+  models,  ///< GET /v1/models, passed through to the OpenAI upstream
+  /// POST /v1/embeddings, Gemini's :embedContent and :batchEmbedContents: cached per input
+  /// (route_embeddings.cpp).
+  embeddings,
   /// Any other path under /v1/, /v1beta/ or /upload/: forwarded as it is, never cached
   /// (passthrough.cpp).
   passthrough,
@@ -78,6 +80,7 @@ struct Route {
   std::string model;
   bool gemini_stream = false;  ///< :streamGenerateContent
   bool gemini_sse = false;     ///< ...?alt=sse (else one JSON array of chunks)
+  bool gemini_batch = false;   ///< :batchEmbedContents (else :embedContent)
   std::string query_key;       ///< Gemini ?key= (a secret: never log it)
 };
 

@@ -74,9 +74,9 @@ class Gateway {
                                           ResponseStream& out);
   boost::asio::awaitable<void> handle_models(providers::HttpClient& upstream, Call& call,
                                              ResponseStream& out);
-  /// POST /v1/embeddings, cached per input (route_embeddings.cpp).
+  /// Embeddings (OpenAI, Gemini), cached per input (route_embeddings.cpp).
   boost::asio::awaitable<void> handle_embeddings(providers::HttpClient& upstream,
-                                                 const IncomingRequest& request,
+                                                 const IncomingRequest& request, const Route& route,
                                                  RequestRecord& record, ResponseStream& out);
   /// Forwards a request on a path the gateway does not cache, as it is (passthrough.cpp).
   boost::asio::awaitable<void> handle_passthrough(providers::HttpClient& upstream,

@@ -1,32 +1,32 @@
-// POST /v1/embeddings, cached per input: each input of a batch is its own entry, keyed as a
-// request for that input alone (the other fields, encoding_format included, as sent), so a batch
-// of 100 inputs of which 90 are cached sends only the 10 others upstream, in one request, and is
-// answered with the 100 embeddings in order. Cost: what was sent; avoided: the cached inputs'
-// share of what they cost when they were sent.
+// The embeddings calls, cached per input: OpenAI's POST /v1/embeddings and Gemini's
+// :embedContent and :batchEmbedContents (their wire formats: embeddings_wire.*). Each input of a
+// batch is its own entry, keyed as a request for that input alone (the other fields,
+// encoding_format included, as sent), so a batch of 100 inputs of which 90 are cached sends only
+// the 10 others upstream, in one request, and is answered with the 100 embeddings in order. Cost:
+// what was sent; avoided: the cached inputs' share of what they cost when they were sent.
 //
 // A fresh batch's cost and tokens are shared among its inputs by their byte length (the provider
 // reports one total), which is what each entry records. The upstream call goes through the
 // exchange (retries, pricing, error answers) in bypass mode; the entries are written here.
 #include "gateway/gateway.hpp"
 
-#include "core/printable.hpp"
 #include "gateway/controls.hpp"
+#include "gateway/embeddings_wire.hpp"
 #include "gateway/route_parts.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
 
-#include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
 namespace llm_caching::gateway {
 
 namespace json = boost::json;
+using embeddings::Wire;
 
 namespace {
 
-/// One input of the request and where its embedding comes from.
+/// Where the embedding of one input comes from.
 struct Input {
-  json::value value;
   std::string storage_key;
   std::shared_ptr<const core::CacheEntry> cached;  ///< null: to be sent
   std::string fresh;                               ///< a fresh embedding's JSON text
@@ -34,24 +34,6 @@ struct Input {
   /// megabytes, and copying it twice was most of an all-cached request) or `fresh`.
   std::string_view embedding() const { return cached ? std::string_view(cached->response) : fresh; }
 };
-
-/// A string or a token array is one input; an array of them, several.
-std::vector<json::value> split_inputs(const json::value& input) {
-  if (input.is_string()) return {input};
-  if (!input.is_array() || input.as_array().empty()) {
-    throw BadRequest("\"input\" must be a string, an array of strings or token arrays");
-  }
-  const json::array& list = input.as_array();
-  if (list.front().is_number()) return {input};  // one input given as tokens
-  return {list.begin(), list.end()};
-}
-
-/// The body of a request for `inputs` alone, the caller's other fields unchanged.
-json::object with_input(const json::object& body, json::value inputs) {
-  json::object out = body;
-  out["input"] = std::move(inputs);
-  return out;
-}
 
 /// Shares `total` among the inputs by weight; the remainder goes to the last.
 std::vector<std::int64_t> shares(std::int64_t total, const std::vector<std::size_t>& weights) {
@@ -71,70 +53,36 @@ std::vector<std::int64_t> shares(std::int64_t total, const std::vector<std::size
   return out;
 }
 
-std::string answer_body(const std::vector<Input>& inputs, std::string_view model,
-                        std::int64_t sent_tokens) {
-  std::size_t size = 128 + model.size();
-  for (const Input& in : inputs) size += 64 + in.embedding().size();
-  std::string out;
-  out.reserve(size);  // one allocation: a growing string copies megabytes each time it doubles
-  out += R"({"object":"list","data":[)";
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (i > 0) out += ',';
-    out += R"({"object":"embedding","index":)";
-    out += std::to_string(i);
-    out += R"(,"embedding":)";
-    out += inputs[i].embedding();
-    out += '}';
-  }
-  out += R"(],"model":)" + json::serialize(json::value(model)) + R"(,"usage":{"prompt_tokens":)" +
-         std::to_string(sent_tokens) + R"(,"total_tokens":)" + std::to_string(sent_tokens) + "}}";
-  return out;
-}
-
 /// What the route reads of a request; throws BadRequest.
 struct EmbeddingsCall {
   CacheControls controls;
-  json::object body;  ///< without "input": each request for some inputs is this and them
-  std::string model;
-  std::vector<Input> inputs;
+  embeddings::Request request;
+  std::vector<Input> inputs;  ///< one per request.inputs
 };
 
-EmbeddingsCall read_call(const IncomingRequest& request, const StaleWindows& defaults) {
+EmbeddingsCall read_call(const IncomingRequest& request, const StaleWindows& defaults, Wire wire,
+                         const std::string& route_model) {
   EmbeddingsCall call;
   call.controls = parse_cache_controls(request.headers, defaults);
   json::error_code ec;
   json::value parsed = parse_json_exact(request.body, ec);
   if (ec || !parsed.is_object()) throw BadRequest("the request body is not a JSON object");
-  call.body = std::move(parsed.as_object());
-  const json::value* model = call.body.if_contains("model");
-  if (!model || !model->is_string() || model->as_string().empty()) {
-    throw BadRequest("the request body has no \"model\" string");
-  }
-  call.model = std::string(model->as_string());
-  const json::value* input = call.body.if_contains("input");
-  if (!input) throw BadRequest("the request body has no \"input\"");
-  for (json::value& value : split_inputs(*input)) {
-    call.inputs.emplace_back();
-    call.inputs.back().value = std::move(value);
-  }
-  // Without the inputs: a copy per input for its key would otherwise copy all of them.
-  call.body.erase("input");
+  call.request = embeddings::read_request(wire, route_model, std::move(parsed.as_object()));
+  call.inputs.resize(call.request.inputs.size());
   return call;
 }
 
-/// The upstream request for the inputs at `missing`: the caller's own shape when it sent one.
+/// The upstream request for the inputs at `missing`.
 exchange::ExchangeRequest batch_request(const EmbeddingsCall& call,
                                         const std::vector<std::size_t>& missing,
                                         const std::string& scope, const GatewayConfig& config) {
-  json::array batch;
-  for (std::size_t i : missing) batch.push_back(call.inputs[i].value);
+  std::vector<const json::value*> inputs;
+  for (std::size_t i : missing) inputs.push_back(&call.request.inputs[i]);
   exchange::ExchangeRequest request;
-  request.native.provider = Provider::openai;
-  request.native.model = call.model;
+  request.native.provider = embeddings::provider_of(call.request.wire);
+  request.native.model = call.request.model;
   request.native.api = Api::embeddings;
-  request.native.body =
-      with_input(call.body, call.inputs.size() == 1 ? call.inputs.front().value
-                                                    : json::value(std::move(batch)));
+  request.native.body = embeddings::upstream_body(call.request, inputs);
   request.scope = scope;
   request.mode = CacheMode::bypass;  // the entries are per input, written by the route
   request.retry = config.retry;
@@ -145,44 +93,19 @@ exchange::ExchangeRequest batch_request(const EmbeddingsCall& call,
   return request;
 }
 
-/// Puts the embeddings of a fresh answer in their inputs; "" or what is wrong with the answer.
-std::string take_embeddings(const std::string& response, const std::vector<std::size_t>& missing,
-                            std::vector<Input>& inputs, std::string& answered_model) {
-  const json::value answer = parse_json_exact(response);
-  const json::value* data_value = answer.as_object().if_contains("data");
-  const json::array* data = data_value ? data_value->if_array() : nullptr;
-  if (!data || data->size() != missing.size()) {
-    return "the upstream answered a different number of embeddings than it was sent inputs";
-  }
-  if (const json::value* m = answer.as_object().if_contains("model"); m && m->is_string()) {
-    answered_model = m->as_string();
-  }
-  for (const json::value& item : *data) {
-    const json::object* object = item.if_object();
-    const json::value* index = object ? object->if_contains("index") : nullptr;
-    const json::value* embedding = object ? object->if_contains("embedding") : nullptr;
-    if (!index || !index->is_int64() || index->as_int64() < 0 ||
-        static_cast<std::size_t>(index->as_int64()) >= missing.size() || !embedding) {
-      return "the upstream answered an embedding without a valid index";
-    }
-    inputs[missing[static_cast<std::size_t>(index->as_int64())]].fresh = canonical_json(*embedding);
-  }
-  return {};
-}
-
 /// The entries of the fresh inputs, each with its share of the batch's tokens and cost.
 std::vector<std::shared_ptr<core::CacheEntry>> fresh_entries(
     const EmbeddingsCall& call, const std::vector<std::size_t>& missing,
     const exchange::ExchangeResult& result, std::int64_t now, std::chrono::milliseconds ttl) {
   std::vector<std::size_t> weights;
-  for (std::size_t i : missing) weights.push_back(json::serialize(call.inputs[i].value).size());
+  for (std::size_t i : missing) weights.push_back(json::serialize(call.request.inputs[i]).size());
   const std::vector<std::int64_t> tokens = shares(result.entry->usage.input_tokens, weights);
   const std::vector<std::int64_t> costs = shares(result.cost_nano_usd, weights);
   std::vector<std::shared_ptr<core::CacheEntry>> entries;
   for (std::size_t j = 0; j < missing.size(); ++j) {
     auto entry = std::make_shared<core::CacheEntry>();
-    entry->provider = "openai";
-    entry->model = call.model;
+    entry->provider = std::string(to_string(embeddings::provider_of(call.request.wire)));
+    entry->model = call.request.model;
     entry->created_at_ms = now;
     entry->ttl_ms = ttl.count();
     entry->response = call.inputs[missing[j]].fresh;
@@ -202,11 +125,13 @@ boost::asio::awaitable<std::vector<std::size_t>> look_up(cache::TieredCache& cac
                                                          exchange::ExchangeResult& summary) {
   const CacheMode mode = call.controls.mode;
   const bool reads = mode != CacheMode::refresh && mode != CacheMode::bypass;
+  const Provider provider = embeddings::provider_of(call.request.wire);
   std::vector<std::size_t> missing;
   for (std::size_t i = 0; i < call.inputs.size(); ++i) {
     Input& in = call.inputs[i];
-    const KeyDerivation key = derive_key(Provider::openai, Api::embeddings, call.model,
-                                         with_input(call.body, in.value), scope);
+    const KeyDerivation key =
+        derive_key(provider, Api::embeddings, call.request.model,
+                   embeddings::key_body(call.request, call.request.inputs[i]), scope);
     in.storage_key = storage_key(call.controls.namespace_, key.hex);
     if (reads) in.cached = co_await cache.get(in.storage_key, now);
     if (!in.cached) {
@@ -220,6 +145,7 @@ boost::asio::awaitable<std::vector<std::size_t>> look_up(cache::TieredCache& cac
 
 /// The upstream side of a request for the inputs the cache did not hold.
 struct Batch {
+  Provider provider;
   exchange::Exchange& exchange;
   const GatewayConfig& config;
   UpstreamModel& model;
@@ -243,10 +169,14 @@ boost::asio::awaitable<std::optional<OutgoingResponse>> send_missing(
   } catch (...) {
     failure = std::current_exception();
   }
-  if (failure) co_return failure_response(Provider::openai, failure, batch.model.last_error());
-  const std::string problem =
-      take_embeddings(result->entry->response, missing, call.inputs, batch.answered_model);
-  if (!problem.empty()) co_return error_response(Provider::openai, 502, problem);
+  if (failure) co_return failure_response(batch.provider, failure, batch.model.last_error());
+  std::vector<std::string> fresh;
+  const std::string problem = embeddings::read_answer(call.request.wire, result->entry->response,
+                                                      missing.size(), fresh, batch.answered_model);
+  if (!problem.empty()) co_return error_response(batch.provider, 502, problem);
+  for (std::size_t j = 0; j < missing.size(); ++j) {
+    call.inputs[missing[j]].fresh = std::move(fresh[j]);
+  }
   summary.cost_nano_usd = result->cost_nano_usd;
   summary.priced = result->priced;
   batch.sent_tokens = result->entry->usage.input_tokens;
@@ -265,8 +195,10 @@ boost::asio::awaitable<std::optional<OutgoingResponse>> send_missing(
 OutgoingResponse embeddings_answer(const EmbeddingsCall& call, std::size_t sent,
                                    const std::string& model, std::int64_t sent_tokens,
                                    const exchange::ExchangeResult& summary) {
+  std::vector<std::string_view> texts;
+  for (const Input& in : call.inputs) texts.push_back(in.embedding());
   OutgoingResponse response;
-  response.body = answer_body(call.inputs, model, sent_tokens);
+  response.body = embeddings::answer_body(call.request.wire, texts, model, sent_tokens);
   response.headers = answer_headers(kJson, sent == 0 ? "HIT" : "MISS", summary);
   std::erase_if(response.headers, [](const auto& h) {
     return h.first == "x-llm-cache-key" && h.second.empty();  // several inputs: several keys
@@ -281,22 +213,26 @@ OutgoingResponse embeddings_answer(const EmbeddingsCall& call, std::size_t sent,
 
 boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& upstream,
                                                         const IncomingRequest& request,
-                                                        RequestRecord& record,
+                                                        const Route& route, RequestRecord& record,
                                                         ResponseStream& out) {
+  const Provider provider = route.provider;
+  const Wire wire = provider == Provider::openai ? Wire::openai
+                    : route.gemini_batch         ? Wire::gemini_batch
+                                                 : Wire::gemini_one;
   record.llm = true;
-  record.provider = Provider::openai;
+  record.provider = provider;
   EmbeddingsCall call;
   std::optional<OutgoingResponse> refusal;
   try {
-    call = read_call(request, config_.stale_defaults);
+    call = read_call(request, config_.stale_defaults, wire, route.model);
   } catch (const BadRequest& e) {
-    refusal = error_response(Provider::openai, 400, e.what());
+    refusal = error_response(provider, 400, e.what());
   }
-  const std::string credential = caller_credential(Provider::openai, request.headers, {});
+  const std::string credential = caller_credential(provider, request.headers, route.query_key);
   const std::string identity = caller_identity(credential, request.headers);
   if (!refusal && config_.require_key && identity.empty()) {
     metrics_.refused(Refusal::no_key);
-    refusal = error_response(Provider::openai, 401, "this gateway requires an API key");
+    refusal = error_response(provider, 401, "this gateway requires an API key");
   }
   if (refusal) {
     record.status = refusal->status;
@@ -316,15 +252,15 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& u
   if (call.inputs.size() == 1) summary.storage_key = call.inputs.front().storage_key;
   if (!missing.empty() && call.controls.mode == CacheMode::replay_only) {
     record.status = 504;
-    co_await out.send(error_response(Provider::openai, 504,
+    co_await out.send(error_response(provider, 504,
                                      "no cached answer for some inputs, and the request said "
                                      "only-if-cached, so the provider was not called"));
     co_return;
   }
 
   // 2. One upstream request for the inputs the cache did not hold, then their entries.
-  UpstreamModel model(upstream, config_.upstreams[Provider::openai], request.headers, credential);
-  Batch batch{*exchange_, config_, model, scope, now, call.model, 0};
+  UpstreamModel model(upstream, config_.upstreams[provider], request.headers, credential);
+  Batch batch{provider, *exchange_, config_, model, scope, now, call.request.model, 0};
   std::optional<OutgoingResponse> failed;
   if (!missing.empty()) failed = co_await send_missing(batch, call, missing, summary, out);
   record.upstream_calls = model.calls();
@@ -344,7 +280,7 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& u
   record.cost_nano_usd = summary.cost_nano_usd;
   record.avoided_nano_usd = summary.avoided_nano_usd;
   record.unpriced = !summary.priced;
-  if (!summary.priced) warn_unpriced(call.model);
+  if (!summary.priced) warn_unpriced(call.request.model);
   co_await out.send(std::move(response));
 }
 

@@ -88,7 +88,7 @@ asio::awaitable<void> Gateway::handle(providers::HttpClient& upstream,
         co_await handle_models(upstream, call, out);
         break;
       case RouteKind::embeddings:
-        co_await handle_embeddings(upstream, request, call.record, out);
+        co_await handle_embeddings(upstream, request, call.route, call.record, out);
         break;
       case RouteKind::passthrough:
         co_await handle_passthrough(upstream, request, call.route, call.record, out);

@@ -50,7 +50,11 @@ Usage free_usage(Provider provider, std::string_view body, std::string_view memb
 Usage embeddings_usage(Provider provider, std::string_view body) {
   const json::object root = detail::parse_object(provider, body);
   check_not_error(provider, root, body);
-  if (!find_array(root, "data")) detail::throw_invalid(provider, "no data list", body);
+  // Gemini's batchEmbedContents answers {"embeddings": [...]} and reports no tokens.
+  const std::string_view list = provider == Provider::gemini ? "embeddings" : "data";
+  if (!find_array(root, list)) {
+    detail::throw_invalid(provider, "no \"" + std::string(list) + "\" list", body);
+  }
   Usage usage;
   usage.requests = 1;
   if (const json::object* counts = detail::find_object(root, "usage")) {
@@ -176,6 +180,12 @@ std::string request_path(Provider provider, Api api, std::string_view model, boo
       if (api == Api::count_tokens) return "/v1/messages/count_tokens";
       break;
     case Provider::gemini:
+      if (api == Api::embeddings) {  // one request for any number of inputs (route_embeddings)
+        if (model.substr(0, 7) == "models/") model.remove_prefix(7);
+        std::string path = "/v1beta/models/";
+        core::append_percent_encoded(path, model);
+        return path + ":batchEmbedContents";
+      }
       if (api == Api::count_tokens) {
         if (model.substr(0, 7) == "models/") model.remove_prefix(7);
         std::string path = "/v1beta/models/";

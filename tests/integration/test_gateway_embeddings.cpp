@@ -100,4 +100,53 @@ TEST_F(GatewayEmbeddings, BadInputAndTheCacheControls) {
   EXPECT_EQ(inputs_sent(), 2);
 }
 
+std::string gemini_item(const std::string& text) {
+  return R"({"model":"models/gemini-embedding-001","content":{"parts":[{"text":)" +
+         json::serialize(json::value(text)) + "}]}}";
+}
+
+std::string gemini_batch(const std::vector<std::string>& texts) {
+  std::string body = R"({"requests":[)";
+  for (std::size_t i = 0; i < texts.size(); ++i) body += (i ? "," : "") + gemini_item(texts[i]);
+  return body + "]}";
+}
+
+TEST_F(GatewayEmbeddings, GeminiBatchAndSingleShareTheirInputsEntries) {
+  const std::string base = gateway.base_url() + "/v1beta/models/gemini-embedding-001:";
+  auto gemini = [&](const std::string& action, const std::string& body) {
+    return curl(
+        "-H 'x-goog-api-key: AIza-embeddings-test' -H 'content-type: application/json' "
+        "--data-binary " +
+        quoted(body) + " " + base + action);
+  };
+  const CurlResult batch = gemini("batchEmbedContents", gemini_batch({"red", "green", "blue"}));
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  EXPECT_EQ(batch.headers.at("x-llm-cache-inputs"), "0 cached, 3 sent");
+  EXPECT_EQ(json::parse(batch.body).at("embeddings").as_array().size(), 3u);
+  EXPECT_EQ(inputs_sent(), 3);
+
+  // :embedContent of an input the batch had: a hit, answered in embedContent's shape.
+  const CurlResult one = gemini("embedContent", R"({"content":{"parts":[{"text":"green"}]}})");
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.headers.at("x-llm-cache"), "HIT");
+  EXPECT_EQ(json::parse(one.body).at("embedding"), json::parse(batch.body).at("embeddings").at(1));
+
+  const CurlResult mixed = gemini("batchEmbedContents", gemini_batch({"blue", "violet", "red"}));
+  ASSERT_EQ(mixed.status, 200) << mixed.body;
+  EXPECT_EQ(mixed.headers.at("x-llm-cache-inputs"), "2 cached, 1 sent");
+  EXPECT_EQ(inputs_sent(), 4);                               // only "violet" went upstream
+  const json::value mixed_answer = json::parse(mixed.body);  // kept: `got` points into it
+  const json::value batch_answer = json::parse(batch.body);
+  const json::array& got = mixed_answer.at("embeddings").as_array();
+  const json::array& first = batch_answer.at("embeddings").as_array();
+  EXPECT_EQ(got.at(0), first.at(2));
+  EXPECT_EQ(got.at(2), first.at(0));
+  const CurlResult direct =
+      curl("-H 'x-goog-api-key: k' -H 'content-type: application/json' --data-binary " +
+           quoted(R"({"content":{"parts":[{"text":"violet"}]}})") + " " + fake.base_url() +
+           "/v1beta/models/gemini-embedding-001:embedContent");
+  EXPECT_EQ(got.at(1), json::parse(direct.body).at("embedding"));
+  EXPECT_EQ(gemini("batchEmbedContents", R"({"requests":[{"nocontent":1}]})").status, 400);
+}
+
 }  // namespace

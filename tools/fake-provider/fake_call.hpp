@@ -134,6 +134,8 @@ Reply handle(const Request& request);
 namespace embeddings {
 /// POST /v1/embeddings; `inputs_seen` is set to the number of inputs answered.
 Reply handle(const Request& request, std::size_t& inputs_seen);
+/// Gemini's :embedContent, or with `batch` :batchEmbedContents.
+Reply handle_gemini(const Request& request, bool batch, std::size_t& inputs_seen);
 }  // namespace embeddings
 
 namespace small {

@@ -51,7 +51,46 @@ std::vector<json::value> inputs_of(const json::value& input) {
   return {input.as_array().begin(), input.as_array().end()};
 }
 
+/// Gemini: {"values": [...]} of an EmbedContentRequest's content (its parts' texts).
+json::object gemini_embedding(const json::value& item) {
+  const json::value* parts =
+      item.is_object() ? find_path(item.as_object(), {"content", "parts"}) : nullptr;
+  std::string text;
+  if (parts && parts->is_array()) {
+    for (const auto& part : parts->as_array()) {
+      const auto* t = part.is_object() ? part.as_object().if_contains("text") : nullptr;
+      if (t && t->is_string()) text += t->as_string();
+    }
+  }
+  std::int64_t dimensions = 8;
+  if (const auto* d =
+          item.is_object() ? item.as_object().if_contains("outputDimensionality") : nullptr;
+      d && d->is_int64()) {
+    dimensions = d->as_int64();
+  }
+  json::array values;
+  for (float v : vector_of(json::value(text), dimensions)) values.push_back(static_cast<double>(v));
+  return {{"values", std::move(values)}};
+}
+
 }  // namespace
+
+Reply handle_gemini(const Request& request, bool batch, std::size_t& inputs_seen) {
+  if (auto denied = gemini::check_auth(request)) return *denied;
+  boost::system::error_code ec;
+  json::value parsed = json::parse(request.body, ec);
+  if (ec || !parsed.is_object()) return gemini::error_reply(400, "Invalid JSON payload.");
+  if (!batch) {
+    inputs_seen = 1;
+    return json_reply(200, {{"embedding", gemini_embedding(parsed)}});
+  }
+  const auto* requests = parsed.as_object().if_contains("requests");
+  if (!requests || !requests->is_array()) return gemini::error_reply(400, "requests is required");
+  json::array embeddings;
+  for (const auto& item : requests->as_array()) embeddings.push_back(gemini_embedding(item));
+  inputs_seen = embeddings.size();
+  return json_reply(200, {{"embeddings", std::move(embeddings)}});
+}
 
 Reply handle(const Request& request, std::size_t& inputs_seen) {
   if (auto denied = openai::check_auth(request)) return *denied;
@@ -96,9 +135,15 @@ Reply handle(const Request& request, std::size_t& inputs_seen) {
 namespace llm_caching::fake {
 
 Reply Provider::embed(const Request& request) {
-  count("/v1/embeddings", {});
+  count(request.path.starts_with("/v1beta/")
+            ? "/v1beta/models:" + request.path.substr(request.path.rfind(':') + 1)
+            : "/v1/embeddings",
+        {});
   std::size_t inputs = 0;
-  Reply reply = embeddings::handle(request, inputs);
+  const bool gemini_batch = request.path.ends_with(":batchEmbedContents");
+  Reply reply = request.path.starts_with("/v1beta/")
+                    ? embeddings::handle_gemini(request, gemini_batch, inputs)
+                    : embeddings::handle(request, inputs);
   std::lock_guard lock(mutex_);
   embedding_inputs_ += inputs;
   return reply;

@@ -319,7 +319,12 @@ Reply Provider::handle(const Request& request) {
     }
     return json_reply(200, {{"object", "list"}, {"data", models}});
   }
-  if (request.path == "/v1/embeddings" && request.method == "POST") return embed(request);
+  const bool gemini_embeddings =
+      request.path.starts_with("/v1beta/models/") &&
+      (request.path.ends_with(":embedContent") || request.path.ends_with(":batchEmbedContents"));
+  if ((request.path == "/v1/embeddings" || gemini_embeddings) && request.method == "POST") {
+    return embed(request);
+  }
   if (request.path == "/v1/files" || request.path.starts_with("/v1/files/")) {
     count("/v1/files", {});
     return files::handle(request);
