@@ -19,6 +19,17 @@ std::string_view to_string(Provider p) noexcept;
 /// ConfigurationError naming the accepted values otherwise.
 Provider parse_provider(std::string_view name);
 
+/// Which of a provider's APIs a native request is for. `chat` is each provider's conversation
+/// API (OpenAI chat completions, Anthropic messages, Gemini generateContent); the others are
+/// the further calls the gateway caches: OpenAI's Responses API, legacy completions and
+/// moderations, Anthropic's messages/count_tokens and Gemini's countTokens (`count_tokens`),
+/// OpenAI's embeddings (the gateway keys each input apart). Part of the key: the same body sent
+/// to two APIs never shares an entry.
+enum class Api { chat, responses, completions, count_tokens, moderations, embeddings };
+
+/// "chat", "responses", "completions", "count_tokens", "moderations", "embeddings".
+std::string_view to_string(Api api) noexcept;
+
 struct KeyDerivation {
   std::string hex;                   ///< lowercase sha256 hex of `material`
   std::string material;              ///< exactly the bytes that were hashed
@@ -35,6 +46,12 @@ KeyDerivation derive_key(Provider provider, std::string_view model,
 /// The same for a body held as an object (NativeRequest::body), which the overload above would
 /// first copy into a json::value.
 KeyDerivation derive_key(Provider provider, std::string_view model,
+                         const boost::json::object& request, std::string_view scope = {});
+/// The key of a request to another of the provider's APIs. For Api::chat it is the key above;
+/// otherwise the material names the API after the provider ("openai/responses"), and the
+/// volatile fields are that API's (the Responses API keeps `store` in the key: whether the
+/// provider kept the answer decides whether its id can be named by `previous_response_id`).
+KeyDerivation derive_key(Provider provider, Api api, std::string_view model,
                          const boost::json::object& request, std::string_view scope = {});
 
 /// `llm-caching:v1:<namespace>:<hex>`; an empty namespace becomes "default".

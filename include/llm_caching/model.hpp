@@ -18,6 +18,7 @@ struct NativeRequest {
   std::string model;         ///< model id as sent (no "provider:" prefix)
   boost::json::object body;  ///< the provider's native request body
   bool stream = false;       ///< the caller wants a stream (gateway); the cache key ignores it
+  Api api = Api::chat;       ///< which of the provider's APIs (path, key, usage, stream format)
 };
 
 /// Why no response arrived (NativeResponse::status 0). `timeout` answers 504 in the gateway and

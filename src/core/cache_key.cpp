@@ -34,12 +34,18 @@ constexpr std::array<std::string_view, 3> generic_volatile_fields = {"request_id
 constexpr std::array<std::string_view, 5> openai_volatile_fields = {"stream", "stream_options",
                                                                     "user", "metadata", "store"};
 constexpr std::array<std::string_view, 2> anthropic_volatile_fields = {"stream", "metadata"};
+// The Responses API keeps "store" in the key: an answer the provider did not keep has an id
+// that a later previous_response_id cannot name, so a store:true request must not be served
+// one. "background" requests are not cached at all (the gateway bypasses them).
+constexpr std::array<std::string_view, 4> responses_volatile_fields = {"stream", "stream_options",
+                                                                       "user", "metadata"};
 
-bool is_volatile_field(Provider provider, std::string_view name) {
+bool is_volatile_field(Provider provider, Api api, std::string_view name) {
   const auto listed = [name](const auto& fields) {
     return std::find(fields.begin(), fields.end(), name) != fields.end();
   };
   if (listed(generic_volatile_fields)) return true;
+  if (api == Api::responses) return listed(responses_volatile_fields);
   switch (provider) {
     case Provider::openai:
       return listed(openai_volatile_fields);
@@ -204,6 +210,24 @@ std::string_view to_string(Provider p) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(Api api) noexcept {
+  switch (api) {
+    case Api::chat:
+      return "chat";
+    case Api::responses:
+      return "responses";
+    case Api::completions:
+      return "completions";
+    case Api::count_tokens:
+      return "count_tokens";
+    case Api::moderations:
+      return "moderations";
+    case Api::embeddings:
+      return "embeddings";
+  }
+  return "unknown";
+}
+
 Provider parse_provider(std::string_view name) {
   if (name == "openai") return Provider::openai;
   if (name == "anthropic") return Provider::anthropic;
@@ -229,11 +253,18 @@ KeyDerivation derive_key(Provider provider, std::string_view model,
 
 KeyDerivation derive_key(Provider provider, std::string_view model, const boost::json::object& body,
                          std::string_view scope) {
+  return derive_key(provider, Api::chat, model, body, scope);
+}
+
+KeyDerivation derive_key(Provider provider, Api api, std::string_view model,
+                         const boost::json::object& body, std::string_view scope) {
   validate_key_parts(model, scope);
   KeyDerivation key;
   VolatileFieldCollector collector(key.dropped);
   for (const auto& member : body) {
-    if (is_volatile_field(provider, member.key())) collector.omit(member.value(), member.key());
+    if (is_volatile_field(provider, api, member.key())) {
+      collector.omit(member.value(), member.key());
+    }
   }
   switch (provider) {
     case Provider::openai:
@@ -247,7 +278,9 @@ KeyDerivation derive_key(Provider provider, std::string_view model, const boost:
       break;
   }
 
-  const std::string_view provider_name = to_string(provider);
+  // Chat keys name the provider alone (unchanged since v1); another API adds "/<api>".
+  std::string provider_name(to_string(provider));
+  if (api != Api::chat) provider_name.append("/").append(to_string(api));
   key.material.reserve(key_material_version.size() + provider_name.size() + model.size() +
                        scope.size() + 3 + 1024);
   key.material.append(key_material_version);

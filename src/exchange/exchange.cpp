@@ -46,7 +46,8 @@ void serve_unpaid(ExchangeResult& result, std::shared_ptr<const core::CacheEntry
 /// burst's woken waiters would free them one after the other.
 std::string request_storage_key(const ExchangeRequest& request) {
   const KeyDerivation derived =
-      derive_key(request.native.provider, request.native.model, request.native.body, request.scope);
+      derive_key(request.native.provider, request.native.api, request.native.model,
+                 request.native.body, request.scope);
   return storage_key(request.namespace_, derived.hex);
 }
 
@@ -54,6 +55,11 @@ std::string request_storage_key(const ExchangeRequest& request) {
 /// else the defaults). Null when the model is in neither and unpriced models are allowed;
 /// ConfigurationError when they are not.
 const ModelCosts* find_price(const ExchangeRequest& request, const CostTable* prices) {
+  // Counting tokens and moderating are free: priced, at nothing, whatever the model's rates.
+  static const ModelCosts kFree{};
+  if (request.native.api == Api::count_tokens || request.native.api == Api::moderations) {
+    return &kFree;
+  }
   const CostTable& table = request.costs ? *request.costs
                            : prices      ? *prices
                                          : CostTable::defaults();

@@ -29,14 +29,14 @@ std::shared_ptr<core::CacheEntry> entry_from(const ExchangeRequest& request, Nat
   entry->created_at_ms = clock();
   entry->ttl_ms = request.ttl.count();
   if (resp.streamed) {
-    entry->response = providers::sse_to_response(native.provider, resp.body);
+    entry->response = providers::sse_to_response(native.provider, native.api, resp.body);
     entry->stream = std::move(resp.body);
   } else {
     entry->response = std::move(resp.body);
   }
   // Throws ProviderError on garbage: nothing is cached and the caller learns why. Only the
   // usage is needed here (the cost); the answer goes out as the provider sent it.
-  entry->usage = providers::parse_usage(native.provider, entry->response);
+  entry->usage = providers::parse_usage(native.provider, native.api, entry->response);
   entry->usage.requests = 1;
   entry->cost_nano_usd = cost_nano_usd(price, entry->usage);
   if (request.validate) request.validate(*entry);

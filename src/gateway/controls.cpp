@@ -175,6 +175,16 @@ bool is_plain_path(std::string_view target) noexcept {
   });
 }
 
+/// The cached APIs beyond chat that have a fixed path (Gemini's countTokens is a model action).
+std::optional<Api> further_api(std::string_view path) {
+  if (path == "/v1/messages/count_tokens") return Api::count_tokens;
+  if (path.starts_with("/v1/")) path.remove_prefix(3);  // OpenAI's, with or without the /v1
+  if (path == "/responses") return Api::responses;
+  if (path == "/completions") return Api::completions;
+  if (path == "/moderations") return Api::moderations;
+  return std::nullopt;
+}
+
 }  // namespace
 
 Route match_route(std::string_view method, std::string_view target) {
@@ -191,7 +201,9 @@ Route match_route(std::string_view method, std::string_view target) {
     path = parsed->path();  // percent-decoded
   }
   if (path.starts_with("/v1beta/")) route.provider = Provider::gemini;
-  if (path == "/v1/messages") route.provider = Provider::anthropic;
+  if (path == "/v1/messages" || path == "/v1/messages/count_tokens") {
+    route.provider = Provider::anthropic;
+  }
 
   auto expect = [&](std::string_view wanted, RouteKind kind) {
     route.kind = method == wanted ? kind : RouteKind::method_not_allowed;
@@ -201,6 +213,15 @@ Route match_route(std::string_view method, std::string_view target) {
     return expect("POST", RouteKind::llm);
   }
   if (path == "/v1/messages") return expect("POST", RouteKind::llm);
+  if (path == "/v1/embeddings" || path == "/embeddings") {
+    route.api = Api::embeddings;
+    return expect("POST", RouteKind::embeddings);
+  }
+  if (const auto api = further_api(path)) {
+    route.api = *api;
+    if (route.api == Api::moderations) route.model = "omni-moderation-latest";
+    return expect("POST", RouteKind::llm);
+  }
   if (path == "/v1/models" || path == "/models") return expect("GET", RouteKind::models);
   if (path == "/healthz") return expect("GET", RouteKind::healthz);
   if (path == "/metrics") return expect("GET", RouteKind::metrics);
@@ -209,18 +230,41 @@ Route match_route(std::string_view method, std::string_view target) {
   if (path.starts_with(kGeminiPrefix)) {
     const std::string_view rest = std::string_view(path).substr(kGeminiPrefix.size());
     const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return route;
-    const std::string_view action = rest.substr(colon + 1);
-    if (action != "generateContent" && action != "streamGenerateContent") return route;
-    route.model = std::string(rest.substr(0, colon));
-    route.gemini_stream = action == "streamGenerateContent";
-    if (parsed) {  // a plain path has no query
+    const std::string_view action =
+        colon == std::string_view::npos || colon == 0 ? std::string_view() : rest.substr(colon + 1);
+    if (action == "embedContent" || action == "batchEmbedContents") {
+      route.api = Api::embeddings;
+      route.model = std::string(rest.substr(0, colon));
+      route.gemini_batch = action == "batchEmbedContents";
+      if (parsed) {
+        for (const auto& param : parsed->params()) {
+          if (param.key == "key") route.query_key = param.value;
+        }
+      }
+      return expect("POST", RouteKind::embeddings);
+    }
+    if (action == "generateContent" || action == "streamGenerateContent" ||
+        action == "countTokens") {
+      if (action == "countTokens") route.api = Api::count_tokens;
+      route.model = std::string(rest.substr(0, colon));
+      route.gemini_stream = action == "streamGenerateContent";
+      if (parsed) {  // a plain path has no query
+        for (const auto& param : parsed->params()) {
+          if (param.key == "alt") route.gemini_sse = param.value == "sse";
+          if (param.key == "key") route.query_key = param.value;
+        }
+      }
+      return expect("POST", RouteKind::llm);
+    }
+  }
+  if (path.starts_with("/v1/") || path.starts_with("/v1beta/") || path.starts_with("/upload/")) {
+    route.kind = RouteKind::passthrough;
+    if (path.starts_with("/upload/")) route.provider = Provider::gemini;  // Gemini's file uploads
+    if (parsed) {
       for (const auto& param : parsed->params()) {
-        if (param.key == "alt") route.gemini_sse = param.value == "sse";
         if (param.key == "key") route.query_key = param.value;
       }
     }
-    return expect("POST", RouteKind::llm);
   }
   return route;
 }

@@ -60,6 +60,12 @@ std::string_view cache_status(CacheMode mode, bool cache_hit, bool coalesced,
 enum class RouteKind {
   llm,     ///< a provider call: the exchange
   models,  ///< GET /v1/models, passed through to the OpenAI upstream
+  /// POST /v1/embeddings, Gemini's :embedContent and :batchEmbedContents: cached per input
+  /// (route_embeddings.cpp).
+  embeddings,
+  /// Any other path under /v1/, /v1beta/ or /upload/: forwarded as it is, never cached
+  /// (passthrough.cpp).
+  passthrough,
   healthz,
   metrics,
   not_found,
@@ -69,10 +75,14 @@ enum class RouteKind {
 struct Route {
   RouteKind kind = RouteKind::not_found;
   Provider provider = Provider::openai;  ///< for llm routes, and the error format of any route
-  std::string model;                     ///< Gemini: from the path (percent-decoded)
-  bool gemini_stream = false;            ///< :streamGenerateContent
-  bool gemini_sse = false;               ///< ...?alt=sse (else one JSON array of chunks)
-  std::string query_key;                 ///< Gemini ?key= (a secret: never log it)
+  Api api = Api::chat;                   ///< which of the provider's APIs an llm route calls
+  /// Gemini: from the path (percent-decoded); else the model of a body that names none
+  /// (OpenAI moderations: "omni-moderation-latest", the API's own default).
+  std::string model;
+  bool gemini_stream = false;  ///< :streamGenerateContent
+  bool gemini_sse = false;     ///< ...?alt=sse (else one JSON array of chunks)
+  bool gemini_batch = false;   ///< :batchEmbedContents (else :embedContent)
+  std::string query_key;       ///< Gemini ?key= (a secret: never log it)
 };
 
 /// Matches a request line. Paths are exact; a trailing query is ignored except Gemini's alt and

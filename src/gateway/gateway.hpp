@@ -4,6 +4,7 @@
 
 #include "core/log_throttle.hpp"
 #include "exchange/exchange.hpp"
+#include "gateway/controls.hpp"
 #include "gateway/http_types.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/stale.hpp"
@@ -76,6 +77,14 @@ class Gateway {
                                                 ResponseStream& out, RequestRecord& record);
   boost::asio::awaitable<void> handle_llm(WorkerState& worker, Call& call, ResponseStream& out);
   boost::asio::awaitable<void> handle_models(WorkerState& worker, Call& call, ResponseStream& out);
+  /// Embeddings (OpenAI, Gemini), cached per input (route_embeddings.cpp).
+  boost::asio::awaitable<void> handle_embeddings(providers::HttpClient& upstream,
+                                                 const IncomingRequest& request, const Route& route,
+                                                 RequestRecord& record, ResponseStream& out);
+  /// Forwards a request on a path the gateway does not cache, as it is (passthrough.cpp).
+  boost::asio::awaitable<void> handle_passthrough(providers::HttpClient& upstream,
+                                                  const IncomingRequest& request, Route& route,
+                                                  RequestRecord& record, ResponseStream& out);
   void warn_unpriced(const std::string& model);
 
   GatewayConfig config_;

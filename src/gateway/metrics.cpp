@@ -223,6 +223,12 @@ void Metrics::render_latency_and_connections(std::string& out) const {
     fmt::format_to(it, "llmc_gateway_refused_total{{reason=\"{}\"}} {}\n", kRefusalNames[r],
                    refused_[r].load(relaxed));
   }
+  header(out, "llmc_gateway_passthrough_requests_total", "counter",
+         "Requests forwarded to an upstream uncached (files, batches, ...), by route class.");
+  for (std::size_t c = 0; c < passthrough_.size(); ++c) {
+    fmt::format_to(it, "llmc_gateway_passthrough_requests_total{{class=\"{}\"}} {}\n",
+                   kPassthroughClasses[c], passthrough_[c].load(relaxed));
+  }
   header(out, "llmc_gateway_requests_in_flight", "gauge", "Requests being handled now.");
   fmt::format_to(it, "llmc_gateway_requests_in_flight {}\n", in_flight_.load(relaxed));
 }

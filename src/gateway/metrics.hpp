@@ -18,6 +18,12 @@
 
 namespace llm_caching::gateway {
 
+/// The classes of paths the gateway passes through uncached (passthrough.cpp), for the counters:
+/// the first segment after the API version, "other" for the rest.
+inline constexpr std::array<std::string_view, 11> kPassthroughClasses = {
+    "files",       "uploads",   "batches",       "audio", "images", "models",
+    "fine_tuning", "responses", "vector_stores", "chat",  "other"};
+
 /// What a request turned out to be, for the counters.
 enum class Outcome { hit, miss, bypass, error, other };
 
@@ -80,6 +86,14 @@ class Metrics {
     for (std::size_t w = 0; w < workers_; ++w) total += open_[w].load(std::memory_order_relaxed);
     return total;
   }
+  /// A request forwarded uncached (kPassthroughClasses[route_class]), and its upstream's status
+  /// (0: unreachable).
+  void passed_through(std::size_t route_class) {
+    passthrough_[route_class].fetch_add(1, std::memory_order_relaxed);
+  }
+  std::uint64_t passed_through_count(std::size_t route_class) const {
+    return passthrough_[route_class].load(std::memory_order_relaxed);
+  }
   void request_started() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
   void request_finished() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -124,6 +138,7 @@ class Metrics {
   std::array<Histogram<kBuckets.size()>, kOutcomes> latency_{};
   std::array<Histogram<kOverheadBuckets.size()>, kOutcomes> overhead_{};
   std::array<Counter, kRefusalNames.size()> refused_{};
+  std::array<Counter, kPassthroughClasses.size()> passthrough_{};
   Counter connections_{0};
   std::unique_ptr<std::atomic<std::int64_t>[]> open_;  // per worker, set_workers() sizes it
   std::size_t workers_ = 0;

@@ -50,13 +50,17 @@ void parse_llm_request(const GatewayConfig& config, const IncomingRequest& reque
   out.body = std::move(parsed.as_object());
   if (route.provider != Provider::gemini) {
     const json::value* model = out.body.if_contains("model");
-    if (!model || !model->is_string() || model->as_string().empty()) {
-      throw BadRequest("the request body has no \"model\" string");
+    if (model || route.model.empty()) {  // a route with a default model may go without one
+      if (!model || !model->is_string() || model->as_string().empty()) {
+        throw BadRequest("the request body has no \"model\" string");
+      }
+      out.model_id = std::string(model->as_string());
     }
-    out.model_id = std::string(model->as_string());
     const json::value* wants_stream = out.body.if_contains("stream");
-    out.stream = wants_stream && wants_stream->is_bool() && wants_stream->as_bool();
+    out.stream = wants_stream && wants_stream->is_bool() && wants_stream->as_bool() &&
+                 providers::api_streams(route.api);
   }
+  if (never_cached(route.api, out.body)) out.controls.mode = CacheMode::bypass;
   if (out.model_id.empty()) throw BadRequest("no model in the request");
 }
 
@@ -87,6 +91,7 @@ exchange::ExchangeRequest exchange_request_for(const GatewayConfig& config, cons
   const CacheControls& controls = llm.controls;
   exchange::ExchangeRequest r;
   r.native = NativeRequest{route.provider, llm.model_id, std::move(llm.body), llm.stream};
+  r.native.api = route.api;
   r.namespace_ = controls.namespace_;
   r.scope = std::move(scope);
   r.mode = controls.mode;
@@ -122,7 +127,9 @@ std::string request_scope(const GatewayConfig& config, WorkerState& worker,
 /// the miss is costed; the key ignores stream_options).
 void choose_upstream_body(const GatewayConfig& config, const IncomingRequest& request,
                           NativeRequest& native, UpstreamModel& model) {
-  if (native.provider == Provider::openai && native.stream && config.openai_stream_usage) {
+  // The Responses API always reports usage, and refuses stream_options.
+  if (native.provider == Provider::openai && native.stream && config.openai_stream_usage &&
+      native.api != Api::responses) {
     json::value& options = native.body["stream_options"];
     if (!options.is_object()) options = json::object{};
     options.as_object()["include_usage"] = true;
@@ -142,8 +149,9 @@ OutgoingResponse answer_response(const Route& route, bool stream, std::string_vi
   OutgoingResponse response;
   std::string_view content_type = kJson;
   const auto stream_text = [&] {
-    return entry.stream.empty() ? providers::response_to_sse(route.provider, entry.response)
-                                : entry.stream;
+    return entry.stream.empty()
+               ? providers::response_to_sse(route.provider, route.api, entry.response)
+               : entry.stream;
   };
   if (!stream) {
     response.body = entry.response;

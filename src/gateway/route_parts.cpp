@@ -155,6 +155,12 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
   }
 }
 
+bool never_cached(Api api, const json::object& body) {
+  if (api != Api::responses) return false;
+  const json::value* background = body.if_contains("background");
+  return background && background->is_bool() && background->as_bool();
+}
+
 Outcome outcome_of(std::string_view cache_header) {
   if (cache_header == "HIT" || cache_header == "COALESCED" || cache_header == "STALE") {
     return Outcome::hit;

@@ -98,6 +98,11 @@ class OwnedUpstreamModel final : public Model {
   UpstreamModel model_;
 };
 
+/// Whether a request to `api` is forwarded without the cache (as with x-llm-cache: bypass): a
+/// Responses API request with "background": true answers a queued response whose id the caller
+/// then polls; a replay would hand a second caller the first one's job.
+bool never_cached(Api api, const boost::json::object& body);
+
 /// One request as the routes see it (gateway.hpp: Gateway::handle).
 struct Gateway::Call {
   const IncomingRequest& request;

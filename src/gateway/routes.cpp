@@ -32,39 +32,6 @@ namespace json = boost::json;
 Gateway::Gateway(GatewayConfig config, std::shared_ptr<exchange::Exchange> exchange)
     : config_(std::move(config)), exchange_(std::move(exchange)) {}
 
-asio::awaitable<bool> Gateway::answer_from_memo(WorkerState& worker, const IncomingRequest& request,
-                                                ResponseStream& out, RequestRecord& record) {
-  const HitMemo::HitPtr hit = worker.hits.find(request.target, request.body);
-  if (!hit) co_return false;
-  if (!config_.share_across_keys) {
-    const std::string query_key = hit->provider == Provider::gemini
-                                      ? match_route(request.method, request.target).query_key
-                                      : std::string();
-    if (worker.scopes(caller_identity(hit->provider, request.headers, query_key)) != hit->scope) {
-      co_return false;
-    }
-  }
-  const auto remembered = hit->entry.lock();
-  if (!remembered) co_return false;
-  // The tiers decide: only the very entry the response was prepared from may be served (an L1
-  // hit completes without suspending). Any trouble: the full path handles it.
-  cache::TieredCache::EntryPtr current;
-  try {
-    current = co_await exchange_->cache().get(hit->storage_key, exchange::system_now_ms());
-  } catch (const std::exception&) {
-    co_return false;
-  }
-  if (current != remembered) co_return false;
-  record.llm = true;
-  record.provider = hit->provider;
-  record.outcome = Outcome::hit;
-  record.status = 200;
-  record.avoided_nano_usd = hit->avoided_nano_usd;
-  record.unpriced = !hit->priced;
-  co_await out.send_prepared(hit->response);
-  co_return true;
-}
-
 void Gateway::warn_unpriced(const std::string& model) {
   const std::string name = core::printable(model);
   switch (unpriced_warned_.see(name)) {
@@ -112,6 +79,12 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
         break;
       case RouteKind::models:
         co_await handle_models(worker, call, out);
+        break;
+      case RouteKind::embeddings:
+        co_await handle_embeddings(worker.upstream, request, call.route, call.record, out);
+        break;
+      case RouteKind::passthrough:
+        co_await handle_passthrough(worker.upstream, request, call.route, call.record, out);
         break;
       case RouteKind::healthz:
         co_await out.send(typed_response(200, kJson, R"({"status":"ok"})"));

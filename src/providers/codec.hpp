@@ -110,4 +110,20 @@ std::string response_to_sse(Provider provider, std::string_view complete_respons
 /// event (the provider's error type).
 std::string sse_to_response(Provider provider, std::string_view sse_body);
 
+// ---- the further APIs (Api in cache_key.hpp); Api::chat gives the functions above ----------
+// (codec_apis.cpp; the Responses API in codec_openai_responses.cpp)
+
+/// The path of a call to `api`: "/v1/responses", "/v1/completions", "/v1/moderations",
+/// "/v1/messages/count_tokens", "/v1beta/models/{model}:countTokens". Throws
+/// ConfigurationError for an API the provider does not have.
+std::string request_path(Provider provider, Api api, std::string_view model, bool stream);
+/// Whether the API streams at all (count_tokens and moderations answer one JSON object).
+bool api_streams(Api api) noexcept;
+/// The usage of a complete answer of `api`, with the same checks as parse_response: throws
+/// ProviderError ("invalid_response", or the provider's error type) for a body that is not a
+/// sound answer. count_tokens and moderations are free: their usage is requests = 1 only.
+Usage parse_usage(Provider provider, Api api, std::string_view body);
+std::string response_to_sse(Provider provider, Api api, std::string_view complete_response_json);
+std::string sse_to_response(Provider provider, Api api, std::string_view sse_body);
+
 }  // namespace llm_caching::providers

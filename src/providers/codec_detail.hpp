@@ -63,6 +63,12 @@ ProviderErrorInfo parse_error_body(std::string_view body);
 std::string response_to_sse(const boost::json::object& response);
 std::string sse_to_response(std::string_view sse_body);
 }  // namespace openai
+/// OpenAI's Responses API (codec_openai_responses.cpp) and legacy completions (codec_apis.cpp).
+namespace openai_responses {
+Usage parse_usage(std::string_view body);
+std::string response_to_sse(const boost::json::object& response);
+std::string sse_to_response(std::string_view sse_body);
+}  // namespace openai_responses
 namespace anthropic {
 boost::json::object build_request(const ChatRequest& request);
 ChatResponse parse_response(std::string_view body, bool structured);

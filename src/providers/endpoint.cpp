@@ -145,14 +145,17 @@ std::string cache_scope(const ProviderEndpoint& endpoint) {
   return scope;
 }
 
-std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream) {
+std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream,
+                         Api api) {
+  const std::string path = request_path(endpoint.provider, api, model, stream);
   switch (endpoint.provider) {
     case Provider::openai:
-      // OpenAI-style base URLs end in the version (".../v1", ".../openai/v1", ".../api/v1").
-      return endpoint.base_url + "/chat/completions";
+      // OpenAI-style base URLs end in the version (".../v1", ".../openai/v1", ".../api/v1"):
+      // ".../v1" + "/responses".
+      return endpoint.base_url + path.substr(3);
     case Provider::anthropic:
     case Provider::gemini:
-      return endpoint.base_url + request_path(endpoint.provider, model, stream);
+      return endpoint.base_url + path;
   }
   return endpoint.base_url;
 }

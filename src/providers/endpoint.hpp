@@ -68,8 +68,9 @@ ProviderEndpoint resolve_endpoint(Provider provider, std::string base_url, std::
 /// differently, so they never share entries.
 std::string cache_scope(const ProviderEndpoint& endpoint);
 
-/// The URL a request for `model` goes to.
-std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream);
+/// The URL a request for `model` to `api` goes to.
+std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream,
+                         Api api = Api::chat);
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 

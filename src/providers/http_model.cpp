@@ -36,7 +36,7 @@ boost::asio::awaitable<NativeResponse> HttpModel::call_streaming(const NativeReq
 HttpRequest HttpModel::http_request(const NativeRequest& request) const {
   HttpRequest http;
   http.method = "POST";
-  http.url = endpoint_url(*endpoint_, request.model, request.stream);
+  http.url = endpoint_url(*endpoint_, request.model, request.stream, request.api);
   http.headers = request_headers(*endpoint_, caller_headers_, caller_credential_);
   http.body = verbatim_body_ ? std::string(*verbatim_body_) : boost::json::serialize(request.body);
   return http;

@@ -53,7 +53,7 @@ TEST_F(GatewayErrors, MalformedJsonIs400InEachProvidersFormat) {
 }
 
 TEST_F(GatewayErrors, UnknownRouteIs404AndWrongMethodIs405) {
-  const HttpResponse missing = send(post(url("/v1/completions?key=SECRET"), "{}"));
+  const HttpResponse missing = send(post(url("/v2/completions?key=SECRET"), "{}"));
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.body.find("SECRET"), std::string::npos);  // queries are never echoed
   HttpRequest get;

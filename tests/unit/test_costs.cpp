@@ -107,7 +107,12 @@ TEST(DefaultCosts, EveryEntryHasSourceDateAndSaneRates) {
     EXPECT_THAT(costs.source, HasSubstr("https://"));
     EXPECT_TRUE(std::regex_match(costs.as_of, iso_date)) << costs.as_of;
     EXPECT_GT(costs.cost_per_million_input_tokens, 0.0);
-    EXPECT_GT(costs.cost_per_million_output_tokens, 0.0);
+    // Embedding models bill their input only: they have no output tokens.
+    if (model.find("embedding") != std::string::npos) {
+      EXPECT_EQ(costs.cost_per_million_output_tokens, 0.0);
+    } else {
+      EXPECT_GT(costs.cost_per_million_output_tokens, 0.0);
+    }
     EXPECT_GE(costs.cost_per_million_caching_input_tokens, 0.0);
     EXPECT_GE(costs.cost_per_million_caching_hit_tokens, 0.0);
     // A cache read never costs more than a plain input token.

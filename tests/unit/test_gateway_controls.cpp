@@ -152,10 +152,32 @@ TEST(GatewayRoutes, OtherRoutesAndMisses) {
       {"GET", "/metrics", RouteKind::metrics},
       {"GET", "/v1/chat/completions", RouteKind::method_not_allowed},
       {"POST", "/v2/whatever", RouteKind::not_found},
-      {"POST", "/v1beta/models/x:deleteEverything", RouteKind::not_found},
-      {"POST", "/v1beta/models/:generateContent", RouteKind::not_found},
       {"POST", "not a target", RouteKind::not_found},
+      // The further cached APIs.
+      {"POST", "/v1/responses", RouteKind::llm},
+      {"POST", "/responses", RouteKind::llm},
+      {"GET", "/v1/responses", RouteKind::method_not_allowed},
+      {"POST", "/v1/completions", RouteKind::llm},
+      {"POST", "/v1/embeddings", RouteKind::embeddings},
+      {"POST", "/v1/moderations", RouteKind::llm},
+      {"POST", "/v1/messages/count_tokens", RouteKind::llm},
+      {"POST", "/v1beta/models/gemini-2.0-flash:countTokens", RouteKind::llm},
+      // Everything else under a provider's prefix is passed through uncached.
+      {"POST", "/v1beta/models/x:deleteEverything", RouteKind::passthrough},
+      {"POST", "/v1beta/models/:generateContent", RouteKind::passthrough},
+      {"GET", "/v1beta/models/gemini-2.0-flash", RouteKind::passthrough},
+      {"POST", "/v1/files", RouteKind::passthrough},
+      {"GET", "/v1/responses/resp_1?include=x", RouteKind::passthrough},
+      {"DELETE", "/v1/files/file-1", RouteKind::passthrough},
+      {"POST", "/upload/v1beta/files", RouteKind::passthrough},
   });
+  const Route count = match_route("POST", "/v1/messages/count_tokens");
+  EXPECT_EQ(count.provider, Provider::anthropic);
+  EXPECT_EQ(count.api, llm_caching::Api::count_tokens);
+  EXPECT_EQ(match_route("POST", "/v1/moderations").model, "omni-moderation-latest");
+  EXPECT_EQ(match_route("POST", "/v1beta/models/g:countTokens").api,
+            llm_caching::Api::count_tokens);
+  EXPECT_EQ(match_route("POST", "/upload/v1beta/files?key=K").query_key, "K");
   EXPECT_EQ(match_route("POST", "/v1beta/nothing").provider, Provider::gemini);
 }
 
@@ -164,7 +186,7 @@ TEST(GatewayRoutes, PlainAndEncodedTargetsRouteAlike) {
   expect_route_kinds({
       {"POST", "/v1/chat%2Fcompletions", RouteKind::llm},
       {"POST", "/chat/completions?x=1", RouteKind::llm},
-      {"POST", "/v1/chat/completions/", RouteKind::not_found},
+      {"POST", "/v1/chat/completions/", RouteKind::passthrough},
       {"POST", "/v1/chat/completions%", RouteKind::not_found},
       {"POST", "/v1/chat/completions\\x", RouteKind::not_found},
       {"POST", "/v1/chat/completions#x", RouteKind::not_found},

@@ -33,7 +33,25 @@ std::string text_of(const json::value& content, const char* text_key = "text") {
   return out;
 }
 
+/// The Responses API's input: a string, or items with a role and a content (string or parts).
+std::string last_input_text(const json::value* input) {
+  if (!input) return {};
+  if (input->is_string()) return std::string(input->as_string());
+  if (!input->is_array()) return {};
+  const auto& items = input->as_array();
+  for (auto it = items.rbegin(); it != items.rend(); ++it) {
+    const auto* role = it->is_object() ? it->as_object().if_contains("role") : nullptr;
+    if (!role || !role->is_string() || role->as_string() != "user") continue;
+    const auto* content = it->as_object().if_contains("content");
+    return content ? text_of(*content) : std::string();
+  }
+  return {};
+}
+
 std::string last_user_text(const Call& call) {
+  if (call.endpoint == Endpoint::responses) return last_input_text(call.body.if_contains("input"));
+  if (call.endpoint == Endpoint::completions)
+    return last_input_text(call.body.if_contains("prompt"));
   const char* list = call.api == Api::gemini ? "contents" : "messages";
   const auto* messages = call.body.if_contains(list);
   if (!messages || !messages->is_array()) return {};
@@ -52,6 +70,7 @@ std::string last_user_text(const Call& call) {
 }
 
 std::optional<ForcedTool> forced_tool(const Call& call) {
+  if (call.endpoint == Endpoint::responses) return responses::forced_tool(call.body);
   switch (call.api) {
     case Api::openai:
       return openai::forced_tool(call.body);
@@ -64,6 +83,7 @@ std::optional<ForcedTool> forced_tool(const Call& call) {
 }
 
 const json::value* output_schema(const Call& call) {
+  if (call.endpoint == Endpoint::responses) return responses::output_schema(call.body);
   if (call.api == Api::openai) return openai::output_schema(call.body);
   if (call.api == Api::gemini) return gemini::output_schema(call.body);
   return nullptr;
@@ -156,6 +176,10 @@ Tokens count_tokens(const Call& call, const Answer& answer) {
   if (call.request->body.find("cache-me") != std::string::npos) {
     tokens.cache_read = tokens.prompt / 2;
     tokens.cache_write = tokens.prompt / 4;
+  }
+  if (call.request->body.find("reason-me") != std::string::npos) {
+    tokens.reasoning = 8;  // thought before answering: billed as output
+    tokens.completion += tokens.reasoning;
   }
   return tokens;
 }

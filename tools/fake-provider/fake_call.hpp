@@ -23,6 +23,9 @@ namespace llm_caching::fake {
 namespace json = boost::json;
 
 enum class Api { openai, anthropic, gemini };
+/// Which call of the API: its chat call (chat completions, messages, generateContent) or one of
+/// the others (fake_responses.cpp, fake_small.cpp).
+enum class Endpoint { chat, responses, completions, moderations, count_tokens };
 
 /// `created` of every answer, and of the listed models.
 inline constexpr std::int64_t kCreated = 1700000000;
@@ -38,6 +41,7 @@ struct Behaviors {
 /// The request's view shared by the three formats.
 struct Call {
   Api api;
+  Endpoint endpoint = Endpoint::chat;
   const Request* request;
   json::object body;
   std::string model;
@@ -61,6 +65,7 @@ struct Tokens {
   std::int64_t completion = 0;
   std::int64_t cache_read = 0;
   std::int64_t cache_write = 0;
+  std::int64_t reasoning = 0;  // included in completion (the Responses API reports it)
 };
 
 /// A tool the request forces: its name and its input schema.
@@ -113,5 +118,35 @@ Reply exhausted_reply();
 std::string body(const Call& call, const Answer& answer, const Tokens& tokens);
 std::vector<std::string> events(const Call& call, const Answer& answer, const Tokens& tokens);
 }  // namespace gemini
+
+namespace responses {
+std::optional<ForcedTool> forced_tool(const json::object& body);
+const json::value* output_schema(const json::object& body);
+std::string body(const Call& call, const Answer& answer, const Tokens& tokens);
+std::vector<std::string> events(const Call& call, const Answer& answer, const Tokens& tokens);
+}  // namespace responses
+
+namespace files {
+/// POST /v1/files (multipart) and GET /v1/files/{id}.
+Reply handle(const Request& request);
+}  // namespace files
+
+namespace embeddings {
+/// POST /v1/embeddings; `inputs_seen` is set to the number of inputs answered.
+Reply handle(const Request& request, std::size_t& inputs_seen);
+/// Gemini's :embedContent, or with `batch` :batchEmbedContents.
+Reply handle_gemini(const Request& request, bool batch, std::size_t& inputs_seen);
+}  // namespace embeddings
+
+namespace small {
+/// The body of a plain answer, or the events of a streamed one, of a call that is not a chat.
+void answer(const Call& call, const Answer& answer, const Tokens& tokens, Reply& reply);
+std::string completion_body(const Call& call, const Answer& answer, const Tokens& tokens);
+std::vector<std::string> completion_events(const Call& call, const Answer& answer,
+                                           const Tokens& tokens);
+std::string moderation_body(const Call& call);
+/// Anthropic's {"input_tokens"} or Gemini's {"totalTokens"}: the prompt's count.
+std::string count_tokens_body(const Call& call, const Tokens& tokens);
+}  // namespace small
 
 }  // namespace llm_caching::fake

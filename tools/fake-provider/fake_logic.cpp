@@ -157,16 +157,20 @@ Reply success_reply(const Call& call) {
   const std::string request_id = "req_fake" + call.short_hash;
   reply.headers.emplace_back(call.api == Api::anthropic ? "request-id" : "x-request-id",
                              request_id);
+  if (call.endpoint != Endpoint::chat) small::answer(call, answer, tokens, reply);
   if (call.streaming) {
     reply.streaming = true;
-    if (call.api == Api::openai) reply.events = openai::events(call, answer, tokens);
-    if (call.api == Api::anthropic) reply.events = anthropic::events(call, answer, tokens);
-    if (call.api == Api::gemini) reply.events = gemini::events(call, answer, tokens);
+    if (call.endpoint == Endpoint::chat) {
+      if (call.api == Api::openai) reply.events = openai::events(call, answer, tokens);
+      if (call.api == Api::anthropic) reply.events = anthropic::events(call, answer, tokens);
+      if (call.api == Api::gemini) reply.events = gemini::events(call, answer, tokens);
+    }
     reply.headers.emplace_back("Content-Type", "text/event-stream");
     reply.headers.emplace_back("Cache-Control", "no-cache");
     return reply;
   }
   reply.headers.emplace_back("Content-Type", "application/json");
+  if (call.endpoint != Endpoint::chat) return reply;
   if (call.api == Api::openai) reply.body = openai::body(call, answer, tokens);
   if (call.api == Api::anthropic) reply.body = anthropic::body(call, answer, tokens);
   if (call.api == Api::gemini) reply.body = gemini::body(call, answer, tokens);
@@ -199,6 +203,7 @@ void apply_output_faults(const Call& call, Reply& reply) {
 /// The API a request's path belongs to.
 struct Route {
   Api api = Api::openai;
+  Endpoint endpoint = Endpoint::chat;
   std::string key;    ///< what /_stats counts it under
   std::string model;  ///< Gemini's, from the path
   bool gemini_stream_method = false;
@@ -213,6 +218,16 @@ std::variant<Route, Reply> find_route(const Request& request) {
     route.api = Api::openai;
   } else if (request.path == "/v1/messages") {
     route.api = Api::anthropic;
+  } else if (request.path == "/v1/responses") {
+    route.endpoint = Endpoint::responses;
+  } else if (request.path == "/v1/completions") {
+    route.endpoint = Endpoint::completions;
+  } else if (request.path == "/v1/moderations") {
+    route.endpoint = Endpoint::moderations;
+    route.model = "omni-moderation-latest";  // the API's default when the body names none
+  } else if (request.path == "/v1/messages/count_tokens") {
+    route.api = Api::anthropic;
+    route.endpoint = Endpoint::count_tokens;
   } else if (request.path.starts_with(kGeminiPrefix) &&
              request.path.rfind(':') > kGeminiPrefix.size()) {
     route.api = Api::gemini;
@@ -220,9 +235,11 @@ std::variant<Route, Reply> find_route(const Request& request) {
     route.model =
         percent_decode(request.path.substr(kGeminiPrefix.size(), colon - kGeminiPrefix.size()));
     const std::string method = request.path.substr(colon + 1);
-    if (method != "generateContent" && method != "streamGenerateContent") {
+    if (method != "generateContent" && method != "streamGenerateContent" &&
+        method != "countTokens") {
       return error_reply(Api::gemini, 404, "Unknown method " + method);
     }
+    if (method == "countTokens") route.endpoint = Endpoint::count_tokens;
     route.gemini_stream_method = method == "streamGenerateContent";
     route.key = "/v1beta/models:" + method;
   } else {
@@ -245,6 +262,9 @@ void describe_call(Call& call, const Route& route, json::object body) {
     call.streaming = stream && stream->is_bool() && stream->as_bool();
   }
   const auto* include_usage = find_path(call.body, {"stream_options", "include_usage"});
+  call.streaming =
+      call.streaming && (call.endpoint == Endpoint::chat || call.endpoint == Endpoint::responses ||
+                         call.endpoint == Endpoint::completions);
   call.wants_usage_chunk = call.api == Api::openai && include_usage && include_usage->is_bool() &&
                            include_usage->as_bool();
 }
@@ -276,14 +296,15 @@ Reply Provider::stats() {
   return json_reply(200, {{"total", total_},
                           {"routes", routes},
                           {"behaviors", behaviors},
-                          {"connections", connections_}});
+                          {"connections", connections_},
+                          {"embedding_inputs", embedding_inputs_}});
 }
 
 Reply Provider::handle(const Request& request) {
   if (request.path == "/_stats" && request.method == "GET") return stats();
   if (request.path == "/_reset" && request.method == "POST") {
     std::lock_guard lock(mutex_);
-    total_ = connections_ = 0;
+    total_ = connections_ = embedding_inputs_ = 0;
     routes_.clear();
     behaviors_.clear();
     calls_per_body_.clear();
@@ -298,6 +319,16 @@ Reply Provider::handle(const Request& request) {
     }
     return json_reply(200, {{"object", "list"}, {"data", models}});
   }
+  const bool gemini_embeddings =
+      request.path.starts_with("/v1beta/models/") &&
+      (request.path.ends_with(":embedContent") || request.path.ends_with(":batchEmbedContents"));
+  if ((request.path == "/v1/embeddings" || gemini_embeddings) && request.method == "POST") {
+    return embed(request);
+  }
+  if (request.path == "/v1/files" || request.path.starts_with("/v1/files/")) {
+    count("/v1/files", {});
+    return files::handle(request);
+  }
   return route(request);
 }
 
@@ -311,6 +342,7 @@ Reply Provider::route(const Request& request) {
   Call call;
   call.request = &request;
   call.api = route.api;
+  call.endpoint = route.endpoint;
 
   boost::system::error_code parse_error;
   json::value parsed = json::parse(request.body, parse_error);

@@ -56,12 +56,14 @@ class Provider {
   /// The reply the call's behaviour asks for (a failure, or the answer with its faults).
   Reply answer(const Call& call);
   Reply stats();
+  Reply embed(const Request& request);
   void count(const std::string& route, const std::vector<std::string>& behaviors);
   int bump_body_counter(std::uint64_t body_hash);
 
   std::mutex mutex_;
   std::uint64_t total_ = 0;
   std::uint64_t connections_ = 0;
+  std::uint64_t embedding_inputs_ = 0;  ///< inputs answered by /v1/embeddings
   std::map<std::string, std::uint64_t> routes_;
   std::map<std::string, std::uint64_t> behaviors_;
   std::unordered_map<std::uint64_t, int> calls_per_body_;

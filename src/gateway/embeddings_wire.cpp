@@ -1,0 +1,172 @@
+// The embeddings wire formats (embeddings_wire.hpp).
+#include "gateway/embeddings_wire.hpp"
+
+#include "gateway/controls.hpp"
+
+#include <boost/json/serialize.hpp>
+
+namespace llm_caching::gateway::embeddings {
+
+namespace json = boost::json;
+
+namespace {
+
+std::vector<json::value> split_openai_input(const json::value& input) {
+  if (input.is_string()) return {input};
+  if (!input.is_array() || input.as_array().empty()) {
+    throw BadRequest("\"input\" must be a string, an array of strings or token arrays");
+  }
+  const json::array& list = input.as_array();
+  if (list.front().is_number()) return {input};  // one input given as tokens
+  return {list.begin(), list.end()};
+}
+
+/// A Gemini input: an EmbedContentRequest without its "model" (the path names it).
+json::value gemini_input(json::value item) {
+  if (!item.is_object() || !item.as_object().contains("content")) {
+    throw BadRequest("each embedding request needs a \"content\" object");
+  }
+  item.as_object().erase("model");
+  return item;
+}
+
+/// The sizes of the texts, for one allocation of the answer.
+std::size_t total_size(const std::vector<std::string_view>& texts) {
+  std::size_t size = 0;
+  for (std::string_view text : texts) size += text.size() + 64;
+  return size;
+}
+
+}  // namespace
+
+Provider provider_of(Wire wire) noexcept {
+  return wire == Wire::openai ? Provider::openai : Provider::gemini;
+}
+
+Request read_request(Wire wire, std::string route_model, json::object body) {
+  Request request;
+  request.wire = wire;
+  if (wire == Wire::gemini_one) {
+    request.model = std::move(route_model);
+    request.inputs.push_back(gemini_input(std::move(body)));
+    return request;
+  }
+  if (wire == Wire::gemini_batch) {
+    request.model = std::move(route_model);
+    const json::value* list = body.if_contains("requests");
+    if (!list || !list->is_array() || list->as_array().empty()) {
+      throw BadRequest("the request body has no \"requests\" list");
+    }
+    for (const json::value& item : list->as_array()) request.inputs.push_back(gemini_input(item));
+    return request;
+  }
+  const json::value* model = body.if_contains("model");
+  if (!model || !model->is_string() || model->as_string().empty()) {
+    throw BadRequest("the request body has no \"model\" string");
+  }
+  request.model = std::string(model->as_string());
+  const json::value* input = body.if_contains("input");
+  if (!input) throw BadRequest("the request body has no \"input\"");
+  request.inputs = split_openai_input(*input);
+  // Without the inputs: a copy per input for its key would otherwise copy all of them.
+  body.erase("input");
+  request.base = std::move(body);
+  return request;
+}
+
+json::object key_body(const Request& request, const json::value& input) {
+  if (request.wire != Wire::openai) return input.as_object();
+  json::object out = request.base;
+  out["input"] = input;
+  return out;
+}
+
+json::object upstream_body(const Request& request, const std::vector<const json::value*>& inputs) {
+  if (request.wire == Wire::openai) {
+    json::object out = request.base;
+    if (request.inputs.size() == 1) {
+      out["input"] = *inputs.front();  // the caller's own shape: a string or tokens
+    } else {
+      json::array list;
+      for (const json::value* input : inputs) list.push_back(*input);
+      out["input"] = std::move(list);
+    }
+    return out;
+  }
+  const std::string model =
+      request.model.starts_with("models/") ? request.model : "models/" + request.model;
+  json::array list;
+  for (const json::value* input : inputs) {
+    json::object item = input->as_object();
+    item["model"] = model;
+    list.push_back(std::move(item));
+  }
+  return json::object{{"requests", std::move(list)}};
+}
+
+std::string read_answer(Wire wire, std::string_view response, std::size_t count,
+                        std::vector<std::string>& embeddings, std::string& model) {
+  const json::value answer = parse_json_exact(response);
+  const json::object& root = answer.as_object();
+  embeddings.assign(count, std::string());
+  if (wire != Wire::openai) {  // always :batchEmbedContents: {"embeddings": [...]}, in order
+    const json::value* list = root.if_contains("embeddings");
+    if (!list || !list->is_array() || list->as_array().size() != count) {
+      return "the upstream answered a different number of embeddings than it was sent inputs";
+    }
+    for (std::size_t j = 0; j < count; ++j) embeddings[j] = canonical_json(list->as_array()[j]);
+    return {};
+  }
+  const json::value* data_value = root.if_contains("data");
+  const json::array* data = data_value ? data_value->if_array() : nullptr;
+  if (!data || data->size() != count) {
+    return "the upstream answered a different number of embeddings than it was sent inputs";
+  }
+  if (const json::value* m = root.if_contains("model"); m && m->is_string()) {
+    model = m->as_string();
+  }
+  for (const json::value& item : *data) {
+    const json::object* object = item.if_object();
+    const json::value* index = object ? object->if_contains("index") : nullptr;
+    const json::value* embedding = object ? object->if_contains("embedding") : nullptr;
+    if (!index || !index->is_int64() || index->as_int64() < 0 ||
+        static_cast<std::size_t>(index->as_int64()) >= count || !embedding) {
+      return "the upstream answered an embedding without a valid index";
+    }
+    embeddings[static_cast<std::size_t>(index->as_int64())] = canonical_json(*embedding);
+  }
+  return {};
+}
+
+std::string answer_body(Wire wire, const std::vector<std::string_view>& embeddings,
+                        std::string_view model, std::int64_t sent_tokens) {
+  std::string out;
+  out.reserve(total_size(embeddings) + 128 + model.size());  // megabytes: one allocation
+  if (wire == Wire::gemini_one) {
+    out.append(R"({"embedding":)").append(embeddings.front()).append("}");
+    return out;
+  }
+  if (wire == Wire::gemini_batch) {
+    out += R"({"embeddings":[)";
+    for (std::size_t i = 0; i < embeddings.size(); ++i) {
+      if (i > 0) out += ',';
+      out += embeddings[i];
+    }
+    out += "]}";
+    return out;
+  }
+  out += R"({"object":"list","data":[)";
+  for (std::size_t i = 0; i < embeddings.size(); ++i) {
+    if (i > 0) out += ',';
+    out += R"({"object":"embedding","index":)";
+    out += std::to_string(i);
+    out += R"(,"embedding":)";
+    out += embeddings[i];
+    out += '}';
+  }
+  out += R"(],"model":)" + json::serialize(json::value(model)) + R"(,"usage":{"prompt_tokens":)" +
+         std::to_string(sent_tokens) + R"(,"total_tokens":)" + std::to_string(sent_tokens) + "}}";
+  return out;
+}
+
+}  // namespace llm_caching::gateway::embeddings
