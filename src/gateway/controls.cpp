@@ -185,6 +185,15 @@ std::optional<Api> further_api(std::string_view path) {
   return std::nullopt;
 }
 
+/// Gemini's ?key= (and, for generateContent, ?alt=) from the query, when there is one.
+void read_query(const std::optional<boost::urls::url_view>& parsed, Route& route) {
+  if (!parsed) return;  // a plain path has no query
+  for (const auto& param : parsed->params()) {
+    if (param.key == "key") route.query_key = param.value;
+    if (param.key == "alt") route.gemini_sse = param.value == "sse";
+  }
+}
+
 }  // namespace
 
 Route match_route(std::string_view method, std::string_view target) {
@@ -236,11 +245,8 @@ Route match_route(std::string_view method, std::string_view target) {
       route.api = Api::embeddings;
       route.model = std::string(rest.substr(0, colon));
       route.gemini_batch = action == "batchEmbedContents";
-      if (parsed) {
-        for (const auto& param : parsed->params()) {
-          if (param.key == "key") route.query_key = param.value;
-        }
-      }
+      read_query(parsed, route);
+      route.gemini_sse = false;  // embeddings never stream
       return expect("POST", RouteKind::embeddings);
     }
     if (action == "generateContent" || action == "streamGenerateContent" ||
@@ -248,23 +254,15 @@ Route match_route(std::string_view method, std::string_view target) {
       if (action == "countTokens") route.api = Api::count_tokens;
       route.model = std::string(rest.substr(0, colon));
       route.gemini_stream = action == "streamGenerateContent";
-      if (parsed) {  // a plain path has no query
-        for (const auto& param : parsed->params()) {
-          if (param.key == "alt") route.gemini_sse = param.value == "sse";
-          if (param.key == "key") route.query_key = param.value;
-        }
-      }
+      read_query(parsed, route);
       return expect("POST", RouteKind::llm);
     }
   }
   if (path.starts_with("/v1/") || path.starts_with("/v1beta/") || path.starts_with("/upload/")) {
     route.kind = RouteKind::passthrough;
     if (path.starts_with("/upload/")) route.provider = Provider::gemini;  // Gemini's file uploads
-    if (parsed) {
-      for (const auto& param : parsed->params()) {
-        if (param.key == "key") route.query_key = param.value;
-      }
-    }
+    read_query(parsed, route);
+    route.gemini_sse = false;
   }
   return route;
 }

@@ -146,7 +146,15 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
     if (upstream && upstream->status == status) return pass_through();
     return error_response(provider, status, e.what());
   } catch (const ConfigurationError& e) {
-    return error_response(provider, 400, e.what());
+    // The library's hint is for its programmers; a gateway's caller can only ask the operator.
+    std::string message = e.what();
+    constexpr std::string_view kLibraryHint = "pass custom_costs or load a LiteLLM price file";
+    if (const auto at = message.find(kLibraryHint); at != std::string::npos) {
+      message.replace(at, kLibraryHint.size(),
+                      "this gateway has no price for it (its operator can add one with "
+                      "llm-caching serve --prices FILE)");
+    }
+    return error_response(provider, 400, message);
   } catch (const CacheError& e) {
     return error_response(provider, 503, std::string("cache unavailable: ") + e.what());
   } catch (const std::exception& e) {

@@ -37,8 +37,8 @@ void Gateway::warn_unpriced(const std::string& model) {
   switch (unpriced_warned_.see(name)) {
     case core::LogOncePerName::Verdict::log:
       spdlog::warn(
-          "gateway: no price for model '{}': its calls are costed $0 (add it with a cost "
-          "table, or run with --reject-unpriced to refuse such calls)",
+          "gateway: no price for model '{}': its calls are costed $0 (add it with serve "
+          "--prices FILE, or run with --reject-unpriced to refuse such calls)",
           name);
       break;
     case core::LogOncePerName::Verdict::log_that_names_stop:

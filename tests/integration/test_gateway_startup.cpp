@@ -122,6 +122,15 @@ TEST_F(GatewayPrices, APriceFileInOurFormatPricesAModelTheTableLacks) {
   EXPECT_EQ(call({"--prices", prices}, "gpt-4o-mini").first, 200);
 }
 
+TEST_F(GatewayPrices, TheRefusalNamesTheGatewaysOptionNotTheLibrarys) {
+  GatewayProcess gateway(fake, {"--reject-unpriced"});
+  const HttpResponse r = send(post(gateway.base_url() + "/v1/chat/completions",
+                                   openai_body("price me", false, "house-model-64"), kCallerKey));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("--prices FILE"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("custom_costs"), std::string::npos) << r.body;
+}
+
 TEST_F(GatewayPrices, LiteLlmsFormatAndTheConfigFieldWorkToo) {
   const std::string prices = dir.file("litellm.json");
   write_file(prices, R"({"house-model-litellm": {"input_cost_per_token": 0.001,
