@@ -1,5 +1,7 @@
 // llm-caching-fake-provider: a wire-compatible fake OpenAI / Anthropic / Gemini server for tests,
 // demos and benchmarks. One coroutine per connection, keep-alive, optional TLS.
+#include "core/text.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -61,9 +63,8 @@ Request to_request(const http::request<http::string_body>& message) {
   request.path = std::string(target.substr(0, question));
   if (question != std::string_view::npos) request.query = std::string(target.substr(question + 1));
   for (const auto& field : message) {
-    std::string name(field.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    request.headers.emplace_back(std::move(name), std::string(field.value()));
+    request.headers.emplace_back(llm_caching::core::lowercase(field.name_string()),
+                                 std::string(field.value()));
   }
   request.body = message.body();
   return request;
