@@ -86,7 +86,7 @@ gateway::GatewayConfig make_gateway_config(const ServeFlags& flags,
   for (const auto& upstream : flags.upstreams) config.upstreams.set_base_url(upstream);
   for (const auto& key_env : flags.upstream_key_envs) config.upstreams.set_key_from_env(key_env);
   check_upstreams(config.upstreams, upstream_sources(flags, file));
-  if (!flags.mode.empty()) config.default_mode = parse_cache_mode(flags.mode);
+  config.default_mode = parse_cache_mode(flags.mode);  // apply_environment set it
   config.share_across_keys = flags.share_across_keys;
   config.allow_unpriced = !flags.reject_unpriced;
   config.default_ttl = std::chrono::seconds(flags.ttl_seconds);

@@ -3,10 +3,8 @@
 #include "cli/serve_flags.hpp"
 
 #include "agent/run.hpp"
-#include "llm_caching/runtime.hpp"
-
-#include <cstdlib>
 #include "gateway/stale.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include <chrono>
 #include <type_traits>
@@ -157,10 +155,7 @@ void apply_environment(ServeFlags& flags) {
   if (!flags.given("--stale-if-error")) {
     flags.stale_if_error_seconds = duration_cast<seconds>(env.stale_if_error).count();
   }
-  if (!flags.given("--mode") && std::getenv("LLM_CACHE_MODE") != nullptr &&
-      *std::getenv("LLM_CACHE_MODE") != '\0') {
-    flags.mode = std::string(to_string(env.mode));
-  }
+  if (!flags.given("--mode")) flags.mode = std::string(to_string(env.mode));
 }
 
 void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, ServeFlags& flags) {

@@ -27,7 +27,8 @@ struct ServeFlags {
     return found != options.end() && found->second->count() > 0;
   }
   std::string listen = "127.0.0.1:8080";
-  /// The cache mode of requests whose headers set none; empty: $LLM_CACHE_MODE, else use.
+  /// The cache mode of requests whose headers set none: the flag, else the config file, else
+  /// $LLM_CACHE_MODE (apply_environment), else use.
   std::string mode;
   std::vector<std::string> upstreams;
   std::vector<std::string> upstream_key_envs;

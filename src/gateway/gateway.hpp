@@ -78,7 +78,7 @@ class Gateway {
   boost::asio::awaitable<void> handle_llm(WorkerState& worker, Call& call, ResponseStream& out);
   boost::asio::awaitable<void> handle_models(WorkerState& worker, Call& call, ResponseStream& out);
   /// Embeddings (OpenAI, Gemini), cached per input (route_embeddings.cpp).
-  boost::asio::awaitable<void> handle_embeddings(providers::HttpClient& upstream,
+  boost::asio::awaitable<void> handle_embeddings(WorkerState& worker,
                                                  const IncomingRequest& request, const Route& route,
                                                  RequestRecord& record, ResponseStream& out);
   /// Forwards a request on a path the gateway does not cache, as it is (passthrough.cpp).

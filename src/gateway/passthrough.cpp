@@ -90,14 +90,10 @@ boost::asio::awaitable<void> Gateway::handle_passthrough(providers::HttpClient& 
   metrics_.passed_through(class_of(path));
   const std::string credential =
       caller_credential(route.provider, request.headers, route.query_key);
-  if (config_.require_key && caller_identity(credential, request.headers).empty()) {
-    metrics_.refused(Refusal::no_key);
-    OutgoingResponse refusal =
-        error_response(route.provider, 401,
-                       "this gateway requires an API key (Authorization: "
-                       "Bearer, x-api-key, x-goog-api-key, ?key= or api-key)");
-    record.status = refusal.status;
-    co_await out.send(std::move(refusal));
+  if (auto refusal = keyless_refusal(config_, metrics_, route.provider,
+                                     caller_identity(credential, request.headers))) {
+    record.status = refusal->status;
+    co_await out.send(std::move(*refusal));
     co_return;
   }
   const Upstream& target = config_.upstreams[route.provider];

@@ -13,6 +13,7 @@
 #include "gateway/controls.hpp"
 #include "gateway/embeddings_wire.hpp"
 #include "gateway/route_parts.hpp"
+#include "gateway/worker_state.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
 
@@ -211,7 +212,7 @@ OutgoingResponse embeddings_answer(const EmbeddingsCall& call, std::size_t sent,
 
 }  // namespace
 
-boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& upstream,
+boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
                                                         const IncomingRequest& request,
                                                         const Route& route, RequestRecord& record,
                                                         ResponseStream& out) {
@@ -230,19 +231,13 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& u
   }
   const std::string credential = caller_credential(provider, request.headers, route.query_key);
   const std::string identity = caller_identity(credential, request.headers);
-  if (!refusal && config_.require_key && identity.empty()) {
-    metrics_.refused(Refusal::no_key);
-    refusal = error_response(provider, 401, "this gateway requires an API key");
-  }
+  if (!refusal) refusal = keyless_refusal(config_, metrics_, provider, identity);
   if (refusal) {
     record.status = refusal->status;
     co_await out.send(std::move(*refusal));
     co_return;
   }
-  std::string scope = config_.share_across_keys ? std::string() : tenant_scope(identity);
-  if (const std::string shaping = answer_shaping_headers(request.headers); !shaping.empty()) {
-    scope += (scope.empty() ? "" : ";") + shaping;
-  }
+  const std::string scope = request_scope(config_, worker.scopes, identity, request.headers);
 
   // 1. Each input's key, and what the cache holds for it.
   exchange::ExchangeResult summary;  // this call's cost, and what the cached inputs avoided
@@ -259,7 +254,7 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(providers::HttpClient& u
   }
 
   // 2. One upstream request for the inputs the cache did not hold, then their entries.
-  UpstreamModel model(upstream, config_.upstreams[provider], request.headers, credential);
+  UpstreamModel model(worker.upstream, config_.upstreams[provider], request.headers, credential);
   Batch batch{provider, *exchange_, config_, model, scope, now, call.request.model, 0};
   std::optional<OutgoingResponse> failed;
   if (!missing.empty()) failed = co_await send_missing(batch, call, missing, summary, out);

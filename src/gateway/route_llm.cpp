@@ -76,12 +76,7 @@ std::optional<OutgoingResponse> read_llm_request(const GatewayConfig& config,
   }
   out.credential = caller_credential(route.provider, request.headers, route.query_key);
   out.identity = caller_identity(out.credential, request.headers);
-  if (!refusal && config.require_key && out.identity.empty()) {
-    metrics.refused(Refusal::no_key);
-    refusal = error_response(route.provider, 401,
-                             "this gateway requires an API key (Authorization: Bearer, x-api-key, "
-                             "x-goog-api-key, ?key= or api-key)");
-  }
+  if (!refusal) refusal = keyless_refusal(config, metrics, route.provider, out.identity);
   return refusal;
 }
 
@@ -110,18 +105,6 @@ exchange::ExchangeRequest exchange_request_for(const GatewayConfig& config, cons
   return r;
 }
 
-/// The tenant partition and the answer-shaping headers: what the key adds to the body.
-std::string request_scope(const GatewayConfig& config, WorkerState& worker,
-                          const IncomingRequest& request, const LlmRequest& llm) {
-  std::string scope = config.share_across_keys ? std::string() : worker.scopes(llm.identity);
-  // A beta feature or another API version may change the answer: never one for the other.
-  if (const std::string shaping = answer_shaping_headers(request.headers); !shaping.empty()) {
-    if (!scope.empty()) scope += ';';
-    scope += shaping;
-  }
-  return scope;
-}
-
 /// What goes upstream on a miss: the caller's own bytes when the route leaves the JSON as it
 /// came, else the request re-serialised (an OpenAI stream asks for its final usage chunk, so
 /// the miss is costed; the key ignores stream_options).
@@ -136,10 +119,6 @@ void choose_upstream_body(const GatewayConfig& config, const IncomingRequest& re
   } else {
     model.send_verbatim(request.body);
   }
-}
-
-std::int64_t now_ms() {
-  return exchange::system_now_ms();
 }
 
 /// Step 4: the body and headers of an answer that was not relayed.
@@ -239,7 +218,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   // 2. The exchange request, and the model that forwards a miss upstream.
   const Upstream& target = config_.upstreams[route.provider];
   UpstreamModel model(worker.upstream, target, request.headers, llm.credential);
-  const std::string scope = request_scope(config_, worker, request, llm);  // before the body moves
+  const std::string scope = request_scope(config_, worker.scopes, llm.identity, request.headers);
   exchange::ExchangeRequest exchange_request = exchange_request_for(config_, route, llm, scope);
   // A caller that hung up reads no answer: its retries stop (unless another caller joined).
   exchange_request.caller_gone = [&out] { return out.client_gone(); };
@@ -258,7 +237,8 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   Relay relay(executor);  // an idle timer: cheap, never armed on hits
   const StaleWindows stale_windows{controls.stale_while_revalidate, controls.stale_if_error};
   // Read before the exchange looks at the entry: stale_reason tells the two policies apart by it.
-  const std::int64_t started_ms = stale_windows.stale_while_revalidate.count() > 0 ? now_ms() : 0;
+  const std::int64_t started_ms =
+      stale_windows.stale_while_revalidate.count() > 0 ? exchange::system_now_ms() : 0;
   std::optional<exchange::ExchangeResult> result;
   std::exception_ptr failure;
   co_await run_exchange(*exchange_, model, std::move(exchange_request), relays ? &relay : nullptr,

@@ -177,4 +177,23 @@ Outcome outcome_of(std::string_view cache_header) {
   return Outcome::bypass;
 }
 
+std::optional<OutgoingResponse> keyless_refusal(const GatewayConfig& config, Metrics& metrics,
+                                                Provider provider, std::string_view identity) {
+  if (!config.require_key || !identity.empty()) return std::nullopt;
+  metrics.refused(Refusal::no_key);
+  return error_response(provider, 401,
+                        "this gateway requires an API key (Authorization: Bearer, x-api-key, "
+                        "x-goog-api-key, ?key= or api-key)");
+}
+
+std::string request_scope(const GatewayConfig& config, TenantScopeMemo& scopes,
+                          std::string_view identity, const Headers& headers) {
+  std::string scope = config.share_across_keys ? std::string() : scopes(identity);
+  if (const std::string shaping = answer_shaping_headers(headers); !shaping.empty()) {
+    if (!scope.empty()) scope += ';';
+    scope += shaping;
+  }
+  return scope;
+}
+
 }  // namespace llm_caching::gateway

@@ -103,6 +103,17 @@ class OwnedUpstreamModel final : public Model {
 /// then polls; a replay would hand a second caller the first one's job.
 bool never_cached(Api api, const boost::json::object& body);
 
+/// The 401 a caller without a credential gets when the gateway requires one (counted in the
+/// refusals), or nothing when it may go on. `identity` is caller_identity's.
+std::optional<OutgoingResponse> keyless_refusal(const GatewayConfig& config, Metrics& metrics,
+                                                Provider provider, std::string_view identity);
+
+/// What a request's key adds to its body: the caller's tenant partition (none when the gateway
+/// shares entries across keys), then the answer-shaping headers (a beta feature or another API
+/// version may change the answer: never one for the other).
+std::string request_scope(const GatewayConfig& config, TenantScopeMemo& scopes,
+                          std::string_view identity, const Headers& headers);
+
 /// One request as the routes see it (gateway.hpp: Gateway::handle).
 struct Gateway::Call {
   const IncomingRequest& request;

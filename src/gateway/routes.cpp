@@ -81,7 +81,7 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
         co_await handle_models(worker, call, out);
         break;
       case RouteKind::embeddings:
-        co_await handle_embeddings(worker.upstream, request, call.route, call.record, out);
+        co_await handle_embeddings(worker, request, call.route, call.record, out);
         break;
       case RouteKind::passthrough:
         co_await handle_passthrough(worker.upstream, request, call.route, call.record, out);
