@@ -7,6 +7,7 @@
 #include "llm_caching/errors.hpp"
 
 #include "support/codec_fixtures.hpp"
+#include "support/scripted_streaming_model.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/bind_executor.hpp>
@@ -28,38 +29,7 @@ using namespace std::chrono_literals;
 
 using llmc_test::fixture;
 
-/// Plays scripted replies; a streamed 2xx one is handed over in two pieces, and a status 0 one
-/// with a body relays that body first (a stream that broke off).
-class StreamingFake final : public exchange::StreamingModel {
- public:
-  std::deque<NativeResponse> replies;
-  int calls = 0;
-  int streamed_calls = 0;
-
-  asio::awaitable<NativeResponse> call(const NativeRequest&) override { co_return next(); }
-  asio::awaitable<NativeResponse> call_streaming(const NativeRequest&,
-                                                 exchange::ChunkSink on_chunk) override {
-    ++streamed_calls;
-    NativeResponse reply = next();
-    if (reply.status == 200) {
-      const std::size_t half = reply.body.size() / 2;
-      on_chunk(std::string_view(reply.body).substr(0, half));
-      on_chunk(std::string_view(reply.body).substr(half));
-    } else if (reply.status == 0 && !reply.body.empty()) {
-      on_chunk(reply.body);
-      reply.body.clear();
-    }
-    co_return reply;
-  }
-
- private:
-  NativeResponse next() {
-    ++calls;
-    NativeResponse reply = std::move(replies.front());
-    replies.pop_front();
-    return reply;
-  }
-};
+using StreamingFake = llmc_test::ScriptedStreamingModel;  // two chunks a stream
 
 NativeResponse failure(int status, std::string transport_error = "",
                        TransportFailure kind = TransportFailure::none) {

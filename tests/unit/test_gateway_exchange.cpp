@@ -7,6 +7,7 @@
 #include "providers/codec.hpp"
 
 #include "support/codec_fixtures.hpp"
+#include "support/scripted_streaming_model.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
@@ -24,43 +25,12 @@ namespace asio = boost::asio;
 
 using llmc_test::fixture;
 
-/// Plays scripted answers; a 2xx streamed answer is handed over in three pieces.
-class ScriptedStreamingModel final : public exchange::StreamingModel {
- public:
-  std::deque<NativeResponse> replies;
-  int calls = 0;
-
-  asio::awaitable<NativeResponse> call(const NativeRequest&) override { co_return next(); }
-  asio::awaitable<NativeResponse> call_streaming(const NativeRequest&,
-                                                 exchange::ChunkSink on_chunk) override {
-    NativeResponse reply = next();
-    if (reply.status == 200) {
-      const std::size_t third = reply.body.size() / 3;
-      on_chunk(std::string_view(reply.body).substr(0, third));
-      on_chunk(std::string_view(reply.body).substr(third, third));
-      on_chunk(std::string_view(reply.body).substr(2 * third));
-    } else if (reply.status == 0 && !reply.body.empty()) {
-      on_chunk(reply.body);  // part of a stream, then the connection broke
-      reply.body.clear();
-    }
-    co_return reply;
-  }
-
- private:
-  NativeResponse next() {
-    ++calls;
-    NativeResponse reply = std::move(replies.front());
-    replies.pop_front();
-    return reply;
-  }
-};
-
 class GatewayExchange : public ::testing::Test {
  protected:
   std::shared_ptr<cache::TieredCache> cache_ = std::make_shared<cache::TieredCache>(
       std::make_shared<cache::MemoryBackend>(MemoryOptions{}), 64 * kMiB, false);
   exchange::Exchange exchange_{cache_};
-  ScriptedStreamingModel model_;
+  llmc_test::ScriptedStreamingModel model_{3};  // three chunks a stream
   asio::io_context io_;
   std::string relayed_;
 
