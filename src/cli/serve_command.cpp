@@ -154,7 +154,9 @@ void log_start(const gateway::Gateway& core, const cache::TieredCache& cache,
 }
 
 void run_serve(GlobalOptions global, ServeFlags flags) {
-  apply_environment(flags);
+  // The environment, read here, once, as the library's runtime reads it.
+  const RuntimeOptions runtime_options = RuntimeOptions::from_environment();
+  apply_environment(flags, runtime_options);
   std::optional<gateway::ServeFileSettings> file;
   if (!flags.config_file.empty()) {
     file = gateway::load_serve_config(flags.config_file);
@@ -168,8 +170,6 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   gateway::ServerOptions server_options = make_server_options(flags);
   // Declared before the exchange, which points to it, so that it outlives it.
   const std::optional<CostTable> prices = make_prices(flags);
-  // The lock settings from the environment, read here, once, as the library's runtime does.
-  const RuntimeOptions runtime_options = RuntimeOptions::from_environment();
   exchange::ExchangeOptions exchange_options;
   exchange_options.lock_ttl = runtime_options.lock_ttl;
   exchange_options.lock_wait = runtime_options.lock_wait;

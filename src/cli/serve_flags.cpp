@@ -144,8 +144,7 @@ void add_serve_options(CLI::App& serve, ServeFlags& flags) {
   add_stale_options(serve, flags);
 }
 
-void apply_environment(ServeFlags& flags) {
-  const RuntimeOptions env = RuntimeOptions::from_environment();
+void apply_environment(ServeFlags& flags, const RuntimeOptions& env) {
   using std::chrono::duration_cast;
   using std::chrono::seconds;
   if (!flags.given("--stale-while-revalidate")) {

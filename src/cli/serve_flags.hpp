@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "gateway/serve_config.hpp"
 #include "llm_caching/cache_options.hpp"
+#include "llm_caching/runtime.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -59,9 +60,10 @@ struct ServeFlags {
 /// Adds serve's options (all but --config) to `serve`, bound to `flags`.
 void add_serve_options(CLI::App& serve, ServeFlags& flags);
 
-/// The stale windows whose flags were not given, from LLM_CACHE_STALE_WHILE_REVALIDATE and
-/// LLM_CACHE_STALE_IF_ERROR, as the library reads them. The config file, applied after, wins.
-void apply_environment(ServeFlags& flags);
+/// The stale windows and the mode whose flags were not given, from the environment as the
+/// library's runtime reads it (`env`: RuntimeOptions::from_environment). The config file,
+/// applied after, wins.
+void apply_environment(ServeFlags& flags, const RuntimeOptions& env);
 
 /// Fills every setting whose flag was not given from the config file (flags win).
 void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, ServeFlags& flags);
