@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package the build, the tests and the benchmarks need.
+# Installs every Debian 12 package the build, the tests and the benchmarks need, and the Python
+# front's packages (from the Python package registry) into build/python-venv.
 # Idempotent: when everything is present it changes nothing and exits at once.
 set -euo pipefail
 
@@ -30,7 +31,37 @@ done
 # npm package conflicts with it. Ask for npm only when there is no npm command at all.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 
+# The Python front's packages (python/pyproject.toml's pins: the build's nanobind and
+# scikit-build-core, pydantic-ai, pytest) go into a virtual environment inside the build
+# directory, build/python-venv, remade only when the pins change.
+install_python_venv() {
+  local root venv stamp pins
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  venv="$root/build/python-venv"
+  stamp="$venv/.pins"
+  pins=$(python3 - "$root/python/pyproject.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    project = tomllib.load(f)
+pins = project["build-system"]["requires"] + project["project"]["dependencies"]
+for extra in project["project"].get("optional-dependencies", {}).values():
+    pins += extra
+print("\n".join(pins))
+PY
+)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$pins" ]]; then
+    return 0
+  fi
+  echo "install-deps: making $venv with the Python front's packages" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  mapfile -t pin_list <<<"$pins"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${pin_list[@]}"
+  printf '%s' "$pins" >"$stamp"
+}
+
 if ((${#missing[@]} == 0)); then
+  install_python_venv
   exit 0
 fi
 
@@ -47,4 +78,5 @@ export DEBIAN_FRONTEND=noninteractive
 for svc in redis-server redis-sentinel nginx; do
   "${sudo_cmd[@]}" service "$svc" stop >/dev/null 2>&1 || true
 done
+install_python_venv
 echo "install-deps: done" >&2

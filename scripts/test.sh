@@ -7,6 +7,9 @@ preset=release
 [[ "${1:-}" == "--asan" ]] && preset=debug-asan
 
 scripts/install-deps.sh
+# Paths relative to the tree in ccache's keys: the Python wheel's build (a test) reuses the
+# objects of this one.
+export CCACHE_BASEDIR="$PWD"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$(nproc)"
 ctest --preset "$preset"

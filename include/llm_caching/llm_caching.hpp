@@ -10,6 +10,7 @@
 #include "llm_caching/errors.hpp"
 #include "llm_caching/expense.hpp"
 #include "llm_caching/history.hpp"
+#include "llm_caching/http_call.hpp"
 #include "llm_caching/messages.hpp"
 #include "llm_caching/model.hpp"
 #include "llm_caching/runtime.hpp"

@@ -57,13 +57,6 @@ namespace {
 
 namespace asio = boost::asio;
 
-CacheOptions cache_options_of(const RunOptions& options) {
-  CacheOptions cache_options;
-  cache_options.url = options.cache_url.empty() ? options.redis_url : options.cache_url;
-  cache_options.strict = options.strict_cache;
-  return cache_options;
-}
-
 std::string text_of(const boost::json::value& v) {
   if (const auto* s = v.if_string()) return std::string(*s);
   return boost::json::serialize(v);
@@ -97,23 +90,7 @@ exchange::ExchangeRequest exchange_request(const agent::ModelSpec& spec,
   request.native.provider = spec.provider;
   request.native.model = spec.model;
   request.native.body = providers::build_request(spec.provider, chat);
-  request.namespace_ = options.namespace_;
-  // Different servers may answer the same model id differently: key by endpoint (DESIGN §3).
-  if (const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get())) {
-    request.scope = providers::cache_scope(http_model->endpoint());
-  }
-  request.mode = options.mode.value_or(defaults.mode);
-  request.coalesce = options.coalesce;
-  // Every call passes the windows in force (its own, else the runtime's), so what it stores is
-  // kept for its TTL plus the larger one: a later call that asks for a window finds it.
-  request.stale_while_revalidate =
-      options.stale_while_revalidate.value_or(defaults.stale_while_revalidate);
-  request.stale_if_error = options.stale_if_error.value_or(defaults.stale_if_error);
-  request.refresh_model = std::move(model);
-  request.ttl = options.ttl;
-  request.retry.initial_wait = options.initial_wait;
-  request.retry.max_wait = options.max_wait;
-  request.overrides = options.custom_costs.empty() ? nullptr : &overrides;
+  agent::apply_run_options(request, options, defaults, std::move(model), overrides);
   if (output) {
     // By value: a background refresh (stale-while-revalidate) outlives the run.
     request.validate = [validate = output->validate,
@@ -165,7 +142,7 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   providers::ChatRequest chat =
       build_chat(agent, spec, prompt, options, output ? &*output : nullptr);
   const std::shared_ptr<exchange::Exchange> shared =
-      runtime.impl().exchange_for(cache_options_of(options));
+      runtime.impl().exchange_for(agent::cache_options_of(options));
   exchange::ExchangeRequest request = exchange_request(
       spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 

@@ -2,12 +2,24 @@
 #pragma once
 
 #include "llm_caching/cache_key.hpp"
+#include "llm_caching/cache_options.hpp"
+
+#include <memory>
 
 #include <string>
 #include <string_view>
 
+namespace llm_caching {
+struct RunOptions;
+struct RuntimeOptions;
+class CostTable;
+class Model;
+}  // namespace llm_caching
 namespace llm_caching::providers {
 struct ProviderHost;
+}
+namespace llm_caching::exchange {
+struct ExchangeRequest;
 }
 
 namespace llm_caching::agent {
@@ -25,5 +37,16 @@ struct ModelSpec {
 /// "ollama:llama3.2:1b" is the model "llama3.2:1b". Throws ConfigurationError naming the
 /// accepted prefixes.
 ModelSpec parse_model_spec(std::string_view spec);
+
+/// The cache a run's options name: cache_url, else the seed's redis_url (then the environment).
+CacheOptions cache_options_of(const RunOptions& options);
+
+/// What a run's options set on its exchange request (namespace, mode, TTL, retry budget, stale
+/// windows, prices, the endpoint's key scope), the runtime's defaults where they leave a setting
+/// unset. `overrides` (the options' custom costs) must outlive the request; `model` is kept for a
+/// background refresh.
+void apply_run_options(exchange::ExchangeRequest& request, const RunOptions& options,
+                       const RuntimeOptions& defaults, std::shared_ptr<Model> model,
+                       const CostTable& overrides);
 
 }  // namespace llm_caching::agent

@@ -29,7 +29,8 @@ TieredCache::TieredCache(std::shared_ptr<Backend> l2, std::uint64_t l1_max_bytes
       l1_(l1_max_bytes),
       failure_log_(std::chrono::milliseconds(kBackendFailureIntervalMs)) {}
 
-TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t now_ms) {
+TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t now_ms,
+                                           bool count_miss) {
   if (!l1_enabled_) return nullptr;
   EntryPtr entry;
   std::lock_guard lock(l1_mutex_);
@@ -38,7 +39,7 @@ TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t 
     if (usage_log_) usage_log_->record(key);
     return entry;
   }
-  ++l1_misses_;
+  if (count_miss) ++l1_misses_;
   return nullptr;
 }
 
@@ -165,6 +166,10 @@ asio::awaitable<void> TieredCache::put_l2(const std::string& storage_key, std::s
 
 TieredCache::EntryPtr TieredCache::get_l1(const std::string& storage_key, std::int64_t now_ms) {
   return l1_find(storage_key, now_ms);
+}
+
+TieredCache::EntryPtr TieredCache::peek_l1(const std::string& storage_key, std::int64_t now_ms) {
+  return l1_find(storage_key, now_ms, false);
 }
 
 asio::awaitable<TieredCache::EntryPtr> TieredCache::get_l2(const std::string& storage_key,

@@ -74,6 +74,9 @@ class TieredCache {
   bool l2_writes_batches() const noexcept;
   /// Reads the L1 only: the fresh entry, or nullptr (never suspends, never touches the L2).
   EntryPtr get_l1(const std::string& storage_key, std::int64_t now_ms);
+  /// get_l1 for a caller that looks again through get() on a miss (a fast path tried first):
+  /// a hit counts, a miss does not (the second lookup counts it).
+  EntryPtr peek_l1(const std::string& storage_key, std::int64_t now_ms);
   /// Reads the L2 only, bypassing the L1 (a waiter polling for another process's answer). A
   /// fresh entry is also stored in the L1; nullptr on a miss, expired entry, or failure.
   asio::awaitable<EntryPtr> get_l2(const std::string& storage_key, std::int64_t now_ms);
@@ -119,7 +122,7 @@ class TieredCache {
   std::string describe() const { return l2_->describe(); }
 
  private:
-  EntryPtr l1_find(const std::string& key, std::int64_t now_ms);
+  EntryPtr l1_find(const std::string& key, std::int64_t now_ms, bool count_miss = true);
   /// The L2's entry decoded, whatever its TTL says; nullptr on a miss.
   asio::awaitable<EntryPtr> l2_read(const std::string& storage_key);
   void l1_store(const std::string& key, EntryPtr entry);

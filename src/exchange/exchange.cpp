@@ -153,6 +153,25 @@ bool Exchange::reads_l2_under_lock(const ExchangeRequest& request, std::int64_t 
          !cache_->locks_cost_a_round_trip();
 }
 
+std::optional<ExchangeResult> Exchange::answer_from_l1(const ExchangeRequest& request) {
+  if (!reads_cache(request.mode)) return std::nullopt;
+  const ModelCosts* found = nullptr;
+  try {
+    found = find_price(request, options_.prices);
+  } catch (const ConfigurationError&) {
+    return std::nullopt;
+  }
+  ExchangeResult result;
+  result.storage_key = request_storage_key(request);
+  std::shared_ptr<const core::CacheEntry> entry = cache_->peek_l1(result.storage_key, clock_());
+  if (!entry) return std::nullopt;
+  if (request.storage_key_out) *request.storage_key_out = result.storage_key;
+  result.cache_hit = true;
+  result.priced = found != nullptr;
+  serve_unpaid(result, std::move(entry));
+  return result;
+}
+
 // One coroutine from the cache lookup to the flight's answer: a woken waiter resumes, returns
 // and frees this one frame (no fetch coroutine of its own; see docs/PERFORMANCE.md, burst).
 asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest request) {

@@ -154,6 +154,10 @@ class Exchange {
   /// Throws ConfigurationError (no price), CacheMissError (replay_only miss), CacheError
   /// (strict backend failure), RateLimitError, ProviderError.
   asio::awaitable<ExchangeResult> run(Model& model, ExchangeRequest request);
+  /// run()'s answer when it is a fresh L1 hit, found without suspending (a caller on another
+  /// thread than the exchange's skips the hop there); nullopt: call run(), which looks again.
+  /// Never throws for a missing price: run() raises that.
+  std::optional<ExchangeResult> answer_from_l1(const ExchangeRequest& request);
 
   cache::TieredCache& cache() noexcept { return *cache_; }
   const ExchangeOptions& options() const noexcept { return options_; }

@@ -70,7 +70,14 @@ std::string last_user_text(const Call& call) {
 }
 
 std::optional<ForcedTool> forced_tool(const Call& call) {
-  if (call.endpoint == Endpoint::responses) return responses::forced_tool(call.body);
+  if (call.endpoint == Endpoint::responses) {
+    // "tool-first": an agent's tool loop, one step: call the first tool, then answer in text
+    // once the request carries a tool's result.
+    if (call.behaviors.tool_first && !responses::has_tool_result(call.body)) {
+      return pick_tool(call.body.if_contains("tools"), "", "parameters", false);
+    }
+    return responses::forced_tool(call.body);
+  }
   switch (call.api) {
     case Api::openai:
       return openai::forced_tool(call.body);

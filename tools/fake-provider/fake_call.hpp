@@ -33,8 +33,9 @@ inline constexpr std::int64_t kCreated = 1700000000;
 struct Behaviors {
   std::vector<std::string> tokens;
   std::chrono::milliseconds delay{0};
-  std::string failure;  // "429", "429ms", "gemini-exhausted", "500", "529", "invalid-json", ...
-  int count = 0;        // K of the counted failures
+  std::string failure;      // "429", "429ms", "gemini-exhausted", "500", "529", "invalid-json", ...
+  int count = 0;            // K of the counted failures
+  bool tool_first = false;  // "tool-first": call the first tool until a tool result is sent
   std::string unknown;
 };
 
@@ -121,6 +122,8 @@ std::vector<std::string> events(const Call& call, const Answer& answer, const To
 
 namespace responses {
 std::optional<ForcedTool> forced_tool(const json::object& body);
+/// The input carries a function_call_output item (an agent sent its tool's result).
+bool has_tool_result(const json::object& body);
 const json::value* output_schema(const json::object& body);
 std::string body(const Call& call, const Answer& answer, const Tokens& tokens);
 std::vector<std::string> events(const Call& call, const Answer& answer, const Tokens& tokens);

@@ -86,6 +86,8 @@ void add_behavior(Behaviors& b, std::string_view token) {
   } else if (token == "500" || token == "529" || token == "invalid-json" || token == "truncated" ||
              token == "drop" || token == "wrong-schema") {
     b.failure = std::string(token);
+  } else if (token == "tool-first") {
+    b.tool_first = true;
   } else if (b.unknown.empty()) {
     b.unknown = std::string(token);
   }

@@ -90,6 +90,16 @@ std::optional<ForcedTool> forced_tool(const json::object& body) {
   return std::nullopt;
 }
 
+bool has_tool_result(const json::object& body) {
+  const auto* input = body.if_contains("input");
+  if (!input || !input->is_array()) return false;
+  for (const auto& item : input->as_array()) {
+    const auto* type = item.is_object() ? item.as_object().if_contains("type") : nullptr;
+    if (type && type->is_string() && type->as_string() == "function_call_output") return true;
+  }
+  return false;
+}
+
 const json::value* output_schema(const json::object& body) {
   const auto* type = find_path(body, {"text", "format", "type"});
   if (!type || !type->is_string() || type->as_string() != "json_schema") return nullptr;

@@ -1,0 +1,138 @@
+"""What a cache hit costs through the Python front, against two baselines, in one session:
+
+  function_model  agent.run() of the same agent shape on pydantic_ai's in-memory FunctionModel,
+                  returning the same answer (no HTTP, no cache): the floor an agent run costs;
+  seed_redis      the original library's hit: an asyncio Redis GET of the pickled result and
+                  pickle.loads (over a raw asyncio socket: cheaper than redis-py, so a
+                  conservative baseline);
+  cached_run      cached_agent_run() answered from the cache (its L1), the agent run for real:
+                  the SDK builds its request, the core answers it, the SDK parses the answer;
+  transport_hit   the cache's own share of that: the SDK's HTTP request in, the recorded HTTP
+                  response out (CachingTransport.handle_async_request alone).
+
+Usage: bench/python/run.sh [BUILD_DIR] (starts the fake provider and a redis-server).
+Prints per-call medians over ROUNDS rounds of N calls, and the ratios."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import statistics
+import sys
+import time
+
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+import httpx2
+
+from llm_caching import CachingTransport, cached_agent_run
+from llm_caching import _core
+from llm_caching._transport import RunScope
+
+N = int(os.environ.get("N", "500"))
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+
+
+async def per_call(fn) -> float:
+    for _ in range(50):  # warm-up
+        await fn()
+    start = time.perf_counter()
+    for _ in range(N):
+        await fn()
+    return (time.perf_counter() - start) / N * 1e6
+
+
+class RawRedis:
+    """GET over one asyncio connection (RESP, as redis-py's asyncio client sends it)."""
+
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+
+    async def command(self, *parts: bytes) -> bytes | None:
+        out = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+        self.writer.write(out)
+        line = await self.reader.readline()
+        if line.startswith(b"$-1"):
+            return None
+        if line.startswith(b"$"):
+            data = await self.reader.readexactly(int(line[1:]) + 2)
+            return data[:-2]
+        return line
+
+
+def _capture_model(transport):
+    from pydantic_ai.models.openai import OpenAIResponsesModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+    client = httpx2.AsyncClient(transport=transport)
+    return OpenAIResponsesModel("gpt-4o-mini", provider=OpenAIProvider(http_client=client))
+
+
+async def main() -> None:
+    answer = (await cached_agent_run(Agent("openai:gpt-4o-mini"), "Hello", "bench",
+                                     cache_url="memory://")).output
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart(answer)])
+
+    function_agent = Agent(FunctionModel(reply))
+    cached_agent = Agent("openai:gpt-4o-mini")
+    redis_port = int(os.environ["BENCH_REDIS_PORT"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", redis_port)
+    redis = RawRedis(reader, writer)
+    stored = await function_agent.run("Hello")
+    await redis.command(b"SET", b"seed:key", pickle.dumps(stored))
+
+    async def function_model():
+        await function_agent.run("Hello")
+
+    async def seed_redis():
+        pickle.loads(await redis.command(b"GET", b"seed:key"))
+
+    async def cached_run():
+        result = await cached_agent_run(cached_agent, "Hello", "bench", cache_url="memory://")
+        assert result.llm_cache.cache_hit
+
+    # The request the SDK sent for that run, replayed at the transport.
+    captured: list[httpx2.Request] = []
+
+    class Capture(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            captured.append(request)
+            return httpx2.Response(599)
+
+    try:
+        await Agent("openai:gpt-4o-mini").run("Hello", model=_capture_model(Capture()))
+    except Exception:
+        pass
+    request = captured[0]
+    await request.aread()
+    scope = RunScope(_core.make_options("memory://", None, "", 3600.0, 10.0, 1.0, False, True,
+                                        None, None, {}), "bench")
+    transport = CachingTransport(scope=scope)
+    await transport.handle_async_request(request)  # recorded (a miss) once
+
+    async def transport_hit():
+        await transport.handle_async_request(request)
+
+    figures: dict[str, list[float]] = {"function_model": [], "seed_redis": [], "cached_run": [],
+                                       "transport_hit": []}
+    for _ in range(ROUNDS):  # interleaved, so the machine's noise falls on all three alike
+        figures["function_model"].append(await per_call(function_model))
+        figures["seed_redis"].append(await per_call(seed_redis))
+        figures["cached_run"].append(await per_call(cached_run))
+        figures["transport_hit"].append(await per_call(transport_hit))
+    medians = {name: statistics.median(values) for name, values in figures.items()}
+    for name, values in figures.items():
+        print(f"{name:15s} median {medians[name]:8.1f} us/call  rounds "
+              + " ".join(f"{v:.1f}" for v in values))
+    print(f"cached_run / function_model = {medians['cached_run'] / medians['function_model']:.2f}")
+    print(f"cached_run / seed_redis     = {medians['cached_run'] / medians['seed_redis']:.2f}")
+    print(f"transport_hit / seed_redis  = {medians['transport_hit'] / medians['seed_redis']:.2f}")
+    writer.close()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
