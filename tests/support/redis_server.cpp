@@ -68,6 +68,12 @@ RedisServer::RedisServer(RedisServerOptions options)
   for (const auto& user : options_.acl_users) {
     config += "user " + user.name + " on >" + user.password + " ~* &* +@all\n";
   }
+  if (options_.cluster) {
+    // A short node timeout: a killed master's replica takes over within about two seconds.
+    config +=
+        "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+        "cluster-node-timeout 1000\ncluster-replica-validity-factor 0\n";
+  }
   if (options_.replica_of_port) {
     config += "replicaof 127.0.0.1 " + std::to_string(*options_.replica_of_port) + "\n";
   }

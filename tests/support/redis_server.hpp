@@ -32,6 +32,7 @@ struct RedisServerOptions {
   std::string requirepass;                       ///< password of the default user
   std::optional<std::uint16_t> replica_of_port;  ///< replicate 127.0.0.1:<port>
   std::optional<std::uint16_t> port;             ///< default: a free port
+  bool cluster = false;  ///< cluster-enabled, 1 s node timeout (support/redis_cluster.hpp)
 };
 
 class RedisServer {
