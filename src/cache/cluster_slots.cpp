@@ -103,17 +103,22 @@ std::string storage_key_of(std::string_view cluster_name) {
 
 std::optional<std::string_view> routing_key(const RedisCommand& command) {
   if (command.size() < 2) return std::nullopt;
-  std::string name = command[0];
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  if (name == "EVAL" || name == "EVALSHA") {
+  // Case-insensitive, without a copy: this runs for every command.
+  const auto is = [name = std::string_view(command[0])](std::string_view upper) {
+    return name.size() == upper.size() &&
+           std::equal(name.begin(), name.end(), upper.begin(), [](char a, char b) {
+             return std::toupper(static_cast<unsigned char>(a)) == b;
+           });
+  };
+  if (is("GET") || is("SET")) return command[1];
+  if (is("EVAL") || is("EVALSHA")) {
     const auto keys = number(command.size() > 2 ? command[2] : std::string_view{});
     if (!keys || *keys == 0 || command.size() < 4) return std::nullopt;
     return command[3];
   }
-  if (name == "SCAN" || name == "INFO" || name == "DBSIZE" || name == "PING" || name == "CLUSTER" ||
-      name == "CLIENT" || name == "FLUSHALL" || name == "FLUSHDB") {
-    return std::nullopt;
+  for (std::string_view keyless :
+       {"SCAN", "INFO", "DBSIZE", "PING", "CLUSTER", "CLIENT", "FLUSHALL", "FLUSHDB"}) {
+    if (is(keyless)) return std::nullopt;
   }
   return command[1];
 }
