@@ -52,6 +52,7 @@ struct RedisClusterClient::State {
   std::uint64_t generation = 0;            // guarded by mutex
   std::chrono::steady_clock::time_point last_refresh{};  // guarded by mutex
   std::map<std::pair<std::string, std::uint16_t>, std::shared_ptr<RedisClient>> nodes;  // guarded
+  std::string refresh_error;  // guarded by mutex: why the last node asked for the map could not say
   std::atomic<std::uint64_t> moved_count{0};
   std::atomic<std::uint64_t> ask_count{0};
   std::atomic<std::uint64_t> retry_count{0};
@@ -132,9 +133,12 @@ asio::awaitable<bool> refresh(std::shared_ptr<State> state, std::uint64_t seen) 
     std::optional<SlotMap> map;
     try {
       const RedisReply reply = co_await state->node(candidate)->command(std::move(slots));
-      if (!reply.is_error()) map.emplace(parse_cluster_slots(reply, candidate.host));
-    } catch (const std::exception&) {
+      if (reply.is_error()) throw CacheError(describe_endpoint(candidate) + ": " + reply.text);
+      map.emplace(parse_cluster_slots(reply, candidate.host));
+    } catch (const std::exception& e) {
       // This node is down or not a cluster node: ask the next one.
+      std::lock_guard lock(state->mutex);
+      state->refresh_error = e.what();
     }
     if (!map) continue;
     ++state->refresh_count;
@@ -178,10 +182,11 @@ asio::awaitable<RedisReply> route(std::shared_ptr<State> state, RedisCommand arg
       client = routing->clients[static_cast<std::size_t>(shard)];
     } else {
       if (attempt >= kMaxAttempts) {
-        throw CacheError(
-            fmt::format("Redis Cluster {}: no master serves slot {} (is the cluster "
-                        "reachable and all its slots assigned?)",
-                        state->options.masked_url, slot));
+        std::lock_guard lock(state->mutex);
+        throw CacheError(fmt::format(
+            "Redis Cluster {}: no master known for slot {} (are all slots assigned?){}",
+            state->options.masked_url, slot,
+            state->refresh_error.empty() ? "" : "; last error: " + state->refresh_error));
       }
       const bool changed = co_await refresh(state, seen);
       if (!changed) co_await pause(kRetryPause);
