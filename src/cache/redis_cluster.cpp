@@ -272,8 +272,10 @@ asio::awaitable<std::vector<RedisEndpoint>> RedisClusterClient::masters() {
   co_await refresh(state_, routing ? routing->generation : 0);
   routing = state_->current();
   if (!routing) {
-    throw CacheError(fmt::format("Redis Cluster {}: no node answered CLUSTER SLOTS",
-                                 state_->options.masked_url));
+    std::lock_guard lock(state_->mutex);
+    throw CacheError(fmt::format(
+        "Redis Cluster {}: no node answered CLUSTER SLOTS{}", state_->options.masked_url,
+        state_->refresh_error.empty() ? "" : "; last error: " + state_->refresh_error));
   }
   co_return routing->map.masters();
 }

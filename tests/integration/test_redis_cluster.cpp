@@ -152,6 +152,32 @@ TEST(RedisCluster, LibraryCallsAreSharedWithOtherProcessesAndTheCliCoversEveryMa
   for (std::size_t m : cluster.masters()) EXPECT_EQ(cluster.node(m).cli({"DBSIZE"}), "0");
 }
 
+TEST(RedisClusterTls, EntriesAndLocksOverTlsOnEveryMaster) {
+  const TestCertificates certs = make_test_certificates();
+  RedisCluster cluster(RedisTls{certs.ca_cert, certs.server_cert, certs.server_key, false});
+  RedisBackend backend(cluster_options(cluster.url()));
+  for (int i = 0; i < 30; ++i) {
+    run_blocking(backend.put(storage_key("tls", i), "secret " + std::to_string(i), 60'000ms));
+  }
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(run_blocking(backend.get(storage_key("tls", i))), "secret " + std::to_string(i));
+  }
+  for (std::size_t m : cluster.masters()) EXPECT_GT(std::stoi(cluster.node(m).cli({"DBSIZE"})), 0);
+  const std::string lock = "llm-caching:lock:" + storage_key("tls", 3);
+  EXPECT_TRUE(run_blocking(backend.try_lock(lock, "t", 60'000ms)));
+  run_blocking(backend.unlock(lock, "t"));
+  EXPECT_EQ(run_blocking(backend.stats()).entries, 30u);
+  // Without the CA the nodes' certificates are not trusted: a CacheError saying so.
+  RedisBackend untrusted(
+      cluster_options("rediss+cluster://127.0.0.1:" + std::to_string(cluster.node(0).port())));
+  try {
+    run_blocking(untrusted.get(storage_key("tls", 1)));
+    ADD_FAILURE() << "an untrusted cluster served a read";
+  } catch (const CacheError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("certificate verify failed"));
+  }
+}
+
 TEST(RedisClusterFailover, AMasterKilledDuringAThousandCallsLosesNoReplicatedEntry) {
   RedisCluster cluster;
   auto model = std::make_shared<llm_caching::testing::ScriptedModel>();

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -74,14 +76,35 @@ std::string field(const std::string& info, const std::string& name) {
   return info.substr(start, info.find_first_of("\r\n", start) - start);
 }
 
+/// A node certificate for both ends of the cluster bus (nodes present it as clients too, and
+/// the test server certificates are for servers only), signed by the test CA.
+RedisTls node_certificate(RedisTls tls) {
+  const std::filesystem::path dir = std::filesystem::path(tls.ca_cert).parent_path();
+  std::ofstream(dir / "node_ext.cnf")
+      << "[v3_node]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+         "extendedKeyUsage = serverAuth,clientAuth\nsubjectAltName = IP:127.0.0.1\n";
+  run_command({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-nodes", "-subj", "/CN=llm-caching test cluster node", "-keyout",
+               (dir / "node.key").string(), "-out", (dir / "node.csr").string()});
+  run_command({"openssl", "x509", "-req", "-in", (dir / "node.csr").string(), "-CA", tls.ca_cert,
+               "-CAkey", (dir / "ca.key").string(), "-set_serial", "11", "-days", "2", "-extfile",
+               (dir / "node_ext.cnf").string(), "-extensions", "v3_node", "-out",
+               (dir / "node.pem").string()});
+  tls.server_cert = (dir / "node.pem").string();
+  tls.server_key = (dir / "node.key").string();
+  return tls;
+}
+
 }  // namespace
 
-RedisCluster::RedisCluster() {
+RedisCluster::RedisCluster(std::optional<RedisTls> tls) {
   require_program("redis-cli", "redis-tools");
+  if (tls) tls_ = node_certificate(*tls);
   std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
+  if (tls_) create = {"redis-cli", "--tls", "--cacert", tls_->ca_cert, "--cluster", "create"};
   for (int i = 0; i < 6; ++i) {
     nodes_.push_back(std::make_unique<RedisServer>(
-        RedisServerOptions{.port = free_cluster_port(), .cluster = true}));
+        RedisServerOptions{.tls = tls_, .port = free_cluster_port(), .cluster = true}));
     alive_.push_back(true);
     create.push_back("127.0.0.1:" + std::to_string(nodes_.back()->port()));
   }
@@ -93,8 +116,10 @@ RedisCluster::RedisCluster() {
 RedisCluster::~RedisCluster() = default;
 
 std::string RedisCluster::url() const {
-  return "redis+cluster://127.0.0.1:" + std::to_string(nodes_[0]->port()) +
-         ",127.0.0.1:" + std::to_string(nodes_[1]->port());
+  const std::string hosts = "127.0.0.1:" + std::to_string(nodes_[0]->port()) +
+                            ",127.0.0.1:" + std::to_string(nodes_[1]->port());
+  if (tls_) return "rediss+cluster://" + hosts + "/?ssl_ca_certs=" + tls_->ca_cert;
+  return "redis+cluster://" + hosts;
 }
 
 std::size_t RedisCluster::live_node() const {

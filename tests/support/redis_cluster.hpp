@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,13 @@ namespace llmc_test {
 
 class RedisCluster {
  public:
-  RedisCluster();
+  /// `tls`: every node TLS-only (clients, replication and the cluster bus), with a node
+  /// certificate for client and server use signed by `tls->ca_cert` (its key: ca.key beside it).
+  explicit RedisCluster(std::optional<RedisTls> tls = std::nullopt);
   ~RedisCluster();
 
-  /// redis+cluster://127.0.0.1:<p0>,127.0.0.1:<p1> (two seeds: any subset will do).
+  /// redis+cluster://127.0.0.1:<p0>,127.0.0.1:<p1> (two seeds: any subset will do); for a TLS
+  /// cluster rediss+cluster://...?ssl_ca_certs=<the CA>.
   std::string url() const;
   std::size_t size() const { return nodes_.size(); }
   RedisServer& node(std::size_t i) { return *nodes_[i]; }
@@ -38,6 +42,7 @@ class RedisCluster {
   std::size_t live_node() const;
   std::vector<std::unique_ptr<RedisServer>> nodes_;
   std::vector<bool> alive_;
+  std::optional<RedisTls> tls_;
 };
 
 }  // namespace llmc_test

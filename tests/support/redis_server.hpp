@@ -47,7 +47,8 @@ class RedisServer {
   /// SIGKILL, like a crash. start() brings it back on the same port with the same data dir.
   void kill();
   void start();
-  /// redis-cli against the server (plain servers only); returns its stdout, trimmed.
+  /// redis-cli against the server (with --tls and the test CA for a TLS server); returns its
+  /// stdout, trimmed.
   std::string cli(const std::vector<std::string>& args) const;
 
  private:
