@@ -56,11 +56,15 @@ struct RedisTlsOptions {
   bool verify_peer = true;  ///< [ssl_cert_reqs=required|none] verify chain and host name
 };
 
-/// A Redis server (`redis://`, `rediss://`) or a master found through Sentinel
-/// (`redis+sentinel://`). See docs/REDIS.md for every URL form and parameter.
+/// A Redis server (`redis://`, `rediss://`), a master found through Sentinel
+/// (`redis+sentinel://`) or a Redis Cluster (`redis+cluster://`, `rediss+cluster://`). See
+/// docs/REDIS.md for every URL form and parameter.
 struct RedisOptions {
-  /// One endpoint for a direct connection; the sentinels (tried in order) in Sentinel mode.
+  /// One endpoint for a direct connection; the sentinels (tried in order) in Sentinel mode; in
+  /// Cluster mode, seed nodes (any of the cluster's nodes) asked in order for the slot map.
   std::vector<RedisEndpoint> endpoints;
+  /// Cluster mode: keys are routed to the master serving their hash slot (docs/SCALING.md).
+  bool cluster = false;
   /// Non-empty: Sentinel mode; the master's name as the sentinels know it.
   std::string sentinel_master;
   std::string username;  ///< ACL user; empty: the default user
@@ -91,7 +95,8 @@ struct CacheOptions {
   /// `sqlite:///abs/path.db[?max_bytes=1GiB&busy_timeout_ms=5000]`, `memory://[?max_bytes=64MiB]`,
   /// `dir://relative/path` or `dir:///abs/path` (one JSON file per entry, docs/TESTING.md),
   /// `redis://[[user]:[password]@]host[:port][/db]`, `rediss://...` (TLS),
-  /// `redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]` (docs/REDIS.md).
+  /// `redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]`,
+  /// `redis+cluster://[user:password@]h1:7000,h2:7001` and `rediss+cluster://` (docs/REDIS.md).
   std::string url;
   /// In-process L1 of decoded entries in front of the backend; 0 disables it.
   std::uint64_t l1_max_bytes = 64 * kMiB;

@@ -33,7 +33,8 @@ constexpr std::string_view kAcceptedForms =
     "sqlite:///absolute/path/cache.db[?max_bytes=1GiB&busy_timeout_ms=5000&mmap_size=64MiB], "
     "memory://[?max_bytes=64MiB], dir://relative/path or dir:///absolute/path, "
     "redis://[[user]:[password]@]host[:port][/db], "
-    "rediss://... (TLS), redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db]";
+    "rediss://... (TLS), redis+sentinel://[user:password@]h1:26379,h2:26379/master[/db], "
+    "redis+cluster://[user:password@]h1:7000,h2:7001 or rediss+cluster://... (TLS)";
 
 const char* env_or_null(const char* name) {
   const char* value = std::getenv(name);
@@ -202,12 +203,6 @@ BackendConfig parse_cache_url(std::string_view url) {
   const std::size_t sep = url.find("://");
   if (sep == std::string_view::npos || !is_scheme(url.substr(0, sep))) fail(kAcceptedForms, url);
   const std::string scheme = core::lowercase(url.substr(0, sep));
-  if (scheme == "redis+cluster") {
-    throw ConfigurationError(fmt::format(
-        "Redis Cluster (redis+cluster://) is not available in this build yet (url {}); use "
-        "redis://, rediss:// or redis+sentinel://",
-        mask_url_password(url)));
-  }
   std::string_view rest = url.substr(sep + 3);
   if (rest.find('#') != std::string_view::npos) fail("a fragment ('#') is not allowed", url);
   const std::size_t q = rest.find('?');
@@ -216,7 +211,8 @@ BackendConfig parse_cache_url(std::string_view url) {
   if (scheme == "sqlite") return parse_sqlite(rest, query, url);
   if (scheme == "memory") return parse_memory(rest, query, url);
   if (scheme == "dir") return parse_dir(rest, query, url);
-  if (scheme == "redis" || scheme == "rediss" || scheme == "redis+sentinel") {
+  if (scheme == "redis" || scheme == "rediss" || scheme == "redis+sentinel" ||
+      scheme == "redis+cluster" || scheme == "rediss+cluster") {
     return parse_redis_url(scheme, rest, query, url);
   }
   fail(fmt::format("unknown scheme; {}", kAcceptedForms), url);
@@ -264,12 +260,13 @@ std::string backend_identity(const BackendConfig& config) {
   for (const auto& e : redis.endpoints) hosts += fmt::format("[{}]:{},", e.host, e.port);
   const auto hash = [](const std::string& s) { return std::hash<std::string>{}(s); };
   return fmt::format(
-      "redis:{}/{}/{}?user={}&pw={:x}&suser={}&spw={:x}&tls={}&ca={}&cert={}&key={}&verify={}"
+      "redis:{}{}/{}/{}?user={}&pw={:x}&suser={}&spw={:x}&tls={}&ca={}&cert={}&key={}&verify={}"
       "&ct={}&st={}&pool={}&name={}",
-      hosts, redis.sentinel_master, redis.db, redis.username, hash(redis.password),
-      redis.sentinel_username, hash(redis.sentinel_password), redis.tls.enabled, redis.tls.ca_file,
-      redis.tls.cert_file, redis.tls.key_file, redis.tls.verify_peer, redis.connect_timeout.count(),
-      redis.command_timeout.count(), redis.pool_size, redis.client_name);
+      redis.cluster ? "cluster:" : "", hosts, redis.sentinel_master, redis.db, redis.username,
+      hash(redis.password), redis.sentinel_username, hash(redis.sentinel_password),
+      redis.tls.enabled, redis.tls.ca_file, redis.tls.cert_file, redis.tls.key_file,
+      redis.tls.verify_peer, redis.connect_timeout.count(), redis.command_timeout.count(),
+      redis.pool_size, redis.client_name);
 }
 
 }  // namespace llm_caching::cache

@@ -10,7 +10,7 @@
 
 namespace llm_caching::cache {
 
-/// Which backend a URL selects, with its options. redis+cluster:// is recognised but rejected.
+/// Which backend a URL selects, with its options.
 using BackendConfig = std::variant<SqliteOptions, MemoryOptions, RedisOptions, DirOptions>;
 
 /// Parses a cache URL; "" means the embedded default SQLite file. Throws ConfigurationError for

@@ -1,5 +1,5 @@
-// The Redis forms of a cache URL (docs/REDIS.md): redis://, rediss:// and redis+sentinel://,
-// with redis-py's query parameters.
+// The Redis forms of a cache URL (docs/REDIS.md): redis://, rediss://, redis+sentinel:// and
+// redis+cluster:// / rediss+cluster://, with redis-py's query parameters.
 #include "cache/cache_url_redis.hpp"
 
 #include "cache/cache_url.hpp"
@@ -190,6 +190,21 @@ void apply_redis_params(RedisOptions& options, const Params& params, bool tls, b
   }
 }
 
+/// "h1:p1,h2:p2" -> endpoints (default port `default_port`).
+std::vector<RedisEndpoint> parse_host_list(std::string_view hosts, std::uint16_t default_port,
+                                           std::string_view what, std::string_view url) {
+  std::vector<RedisEndpoint> endpoints;
+  for (std::string_view list = hosts;;) {
+    const std::size_t comma = list.find(',');
+    const std::string_view one = list.substr(0, comma);
+    if (one.empty()) fail(fmt::format("the {} host list has an empty entry", what), url);
+    endpoints.push_back(parse_endpoint(one, default_port, url));
+    if (comma == std::string_view::npos) break;
+    list = list.substr(comma + 1);
+  }
+  return endpoints;
+}
+
 }  // namespace
 
 RedisOptions parse_redis_url(std::string_view scheme, std::string_view rest, std::string_view query,
@@ -197,7 +212,8 @@ RedisOptions parse_redis_url(std::string_view scheme, std::string_view rest, std
   const bool sentinel = scheme == "redis+sentinel";
   RedisOptions options;
   options.masked_url = mask_url_password(url);
-  options.tls.enabled = scheme == "rediss";
+  options.cluster = scheme == "redis+cluster" || scheme == "rediss+cluster";
+  options.tls.enabled = scheme == "rediss" || scheme == "rediss+cluster";
   // The user-info ends at the last '@' before the path (a password may hold an unencoded '@').
   const std::size_t at = rest.substr(0, rest.find('/', rest.rfind('@') + 1)).rfind('@');
   if (at != std::string_view::npos) {
@@ -209,23 +225,21 @@ RedisOptions parse_redis_url(std::string_view scheme, std::string_view rest, std
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
   if (hosts.empty()) fail("the host is missing, e.g. redis://localhost:6379/0", url);
   if (sentinel) {
-    for (std::string_view list = hosts;;) {
-      const std::size_t comma = list.find(',');
-      const std::string_view one = list.substr(0, comma);
-      if (one.empty()) fail("the sentinel host list has an empty entry", url);
-      options.endpoints.push_back(parse_endpoint(one, 26379, url));
-      if (comma == std::string_view::npos) break;
-      list = list.substr(comma + 1);
-    }
+    options.endpoints = parse_host_list(hosts, 26379, "sentinel", url);
     const std::size_t next = path.find('/');
     options.sentinel_master = percent_decode(path.substr(0, next), url);
     if (options.sentinel_master.empty()) {
       fail("the master name is missing: redis+sentinel://h1:26379,h2:26379/mymaster/0", url);
     }
     path = next == std::string_view::npos ? "" : path.substr(next + 1);
+  } else if (options.cluster) {
+    options.endpoints = parse_host_list(hosts, 6379, "cluster", url);
   } else {
     if (hosts.find(',') != std::string_view::npos) {
-      fail("several hosts need redis+sentinel://h1:26379,h2:26379/master/db", url);
+      fail(
+          "several hosts need redis+sentinel://h1:26379,h2:26379/master/db or "
+          "redis+cluster://h1:7000,h2:7001",
+          url);
     }
     options.endpoints.push_back(parse_endpoint(hosts, 6379, url));
   }
@@ -238,6 +252,8 @@ RedisOptions parse_redis_url(std::string_view scheme, std::string_view rest, std
   if (!path.empty() && params.count("db") != 0)
     fail("the database is given twice (path and ?db=)", url);
   apply_redis_params(options, params, options.tls.enabled, sentinel, url);
+  // A cluster has database 0 only (SELECT is refused there).
+  if (options.cluster && options.db != 0) fail("Redis Cluster has only database 0", url);
   if (!options.sentinel_auth_set) {
     options.sentinel_username = options.username;
     options.sentinel_password = options.password;

@@ -1,5 +1,6 @@
 #include "cache/redis_backend.hpp"
 
+#include "cache/cluster_slots.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
@@ -74,32 +75,96 @@ std::uint64_t info_field(std::string_view info, std::string_view name) {
   return value;
 }
 
+/// SCAN's reply as [cursor, keys]; anything else is a CacheError.
+void check_scan_reply(const RedisReply& page, const std::string& where) {
+  if (page.kind != RedisReply::Kind::array || page.elements.size() != 2) {
+    throw CacheError(fmt::format("Redis SCAN on {} gave an unexpected reply", where));
+  }
+}
+
 }  // namespace
 
-RedisBackend::RedisBackend(RedisOptions options) : client_(std::move(options)) {}
+RedisBackend::RedisBackend(RedisOptions options) {
+  if (options.cluster) {
+    cluster_ = std::make_unique<RedisClusterClient>(std::move(options));
+  } else {
+    single_ = std::make_unique<RedisClient>(std::move(options));
+  }
+}
+
+const RedisOptions& RedisBackend::options() const noexcept {
+  return cluster_ ? cluster_->options() : single_->options();
+}
+
+RedisClusterClient::Counters RedisBackend::cluster_counters() const noexcept {
+  return cluster_ ? cluster_->counters() : RedisClusterClient::Counters{};
+}
 
 std::string RedisBackend::describe() const {
-  return client_.options().masked_url;
+  return options().masked_url;
+}
+
+std::string RedisBackend::redis_key(std::string key) const {
+  return cluster_ ? cluster_key(key) : std::move(key);
+}
+
+RedisReply RedisBackend::checked(RedisReply reply, const std::string& name) {
+  if (reply.is_error()) {
+    ++errors_;
+    throw CacheError(fmt::format("Redis {} failed on {}: {}", name, describe(), reply.text));
+  }
+  return reply;
 }
 
 asio::awaitable<RedisReply> RedisBackend::run(RedisCommand command) {
   const std::string name = command.front();
   RedisReply reply;
   try {
-    reply = co_await client_.command(std::move(command));
+    if (cluster_) {
+      reply = co_await cluster_->command(std::move(command));
+    } else {
+      reply = co_await single_->command(std::move(command));
+    }
   } catch (...) {
     ++errors_;
     throw;
   }
-  if (reply.is_error()) {
+  co_return checked(std::move(reply), name);
+}
+
+asio::awaitable<RedisReply> RedisBackend::run_on(std::optional<RedisEndpoint> server,
+                                                 RedisCommand command) {
+  if (!server) co_return co_await run(std::move(command));
+  const std::string name = command.front();
+  RedisReply reply;
+  try {
+    reply = co_await cluster_->command_on(std::move(*server), std::move(command));
+  } catch (...) {
     ++errors_;
-    throw CacheError(fmt::format("Redis {} failed on {}: {}", name, describe(), reply.text));
+    throw;
   }
-  co_return reply;
+  co_return checked(std::move(reply), name);
+}
+
+asio::awaitable<std::vector<std::optional<RedisEndpoint>>> RedisBackend::servers() {
+  std::vector<std::optional<RedisEndpoint>> out;
+  if (!cluster_) {
+    out.emplace_back();
+    co_return out;
+  }
+  std::vector<RedisEndpoint> masters;
+  try {
+    masters = co_await cluster_->masters();
+  } catch (...) {
+    ++errors_;
+    throw;
+  }
+  for (auto& master : masters) out.emplace_back(std::move(master));
+  co_return out;
 }
 
 asio::awaitable<std::optional<std::string>> RedisBackend::get(std::string key) {
-  RedisCommand command{"GET", std::move(key)};
+  RedisCommand command{"GET", redis_key(std::move(key))};
   RedisReply reply = co_await run(std::move(command));
   if (reply.kind != RedisReply::Kind::string) {
     ++misses_;
@@ -112,7 +177,7 @@ asio::awaitable<std::optional<std::string>> RedisBackend::get(std::string key) {
 asio::awaitable<void> RedisBackend::put(std::string key, std::string value,
                                         std::chrono::milliseconds ttl) {
   if (ttl.count() < 0) co_return;
-  RedisCommand command{"SET", std::move(key), std::move(value)};
+  RedisCommand command{"SET", redis_key(std::move(key)), std::move(value)};
   if (ttl.count() > 0) {
     command.push_back("PX");
     command.push_back(std::to_string(ttl.count()));
@@ -122,41 +187,64 @@ asio::awaitable<void> RedisBackend::put(std::string key, std::string value,
 }
 
 asio::awaitable<bool> RedisBackend::erase(std::string key) {
-  RedisCommand command{"DEL", std::move(key)};
+  RedisCommand command{"DEL", redis_key(std::move(key))};
   const RedisReply reply = co_await run(std::move(command));
   co_return reply.integer > 0;
 }
 
 asio::awaitable<std::uint64_t> RedisBackend::clear(std::string prefix) {
   const std::string pattern = glob_escape(prefix) + "*";
-  std::string cursor = "0";
   std::uint64_t removed = 0;
-  do {
-    RedisCommand scan{"SCAN", cursor, "MATCH", pattern, "COUNT", std::to_string(kScanBatch)};
-    RedisReply page = co_await run(std::move(scan));
-    if (page.kind != RedisReply::Kind::array || page.elements.size() != 2) {
-      throw CacheError(fmt::format("Redis SCAN on {} gave an unexpected reply", describe()));
-    }
-    cursor = page.elements[0].text;
-    RedisCommand unlink{"UNLINK"};
-    for (auto& key : page.elements[1].elements) unlink.push_back(std::move(key.text));
-    if (unlink.size() > 1) removed += (co_await run(std::move(unlink))).integer;
-  } while (cursor != "0");
+  const auto all = co_await servers();
+  for (const auto& server : all) {
+    std::string cursor = "0";
+    do {
+      RedisCommand scan{"SCAN", cursor, "MATCH", pattern, "COUNT", std::to_string(kScanBatch)};
+      RedisReply page = co_await run_on(server, std::move(scan));
+      check_scan_reply(page, describe());
+      cursor = page.elements[0].text;
+      if (cluster_) {
+        // One slot per command on a cluster (keys of several slots: CROSSSLOT), and routed, so
+        // that a key resharded since the SCAN is still found.
+        for (auto& key : page.elements[1].elements) {
+          RedisCommand unlink{"UNLINK", std::move(key.text)};
+          removed += (co_await run(std::move(unlink))).integer;
+        }
+        continue;
+      }
+      RedisCommand unlink{"UNLINK"};
+      for (auto& key : page.elements[1].elements) unlink.push_back(std::move(key.text));
+      if (unlink.size() > 1) removed += (co_await run(std::move(unlink))).integer;
+    } while (cursor != "0");
+  }
   co_return removed;
 }
 
 asio::awaitable<Backend::KeyPage> RedisBackend::list_keys(std::string prefix, std::string cursor,
                                                           std::size_t limit) {
+  // On a cluster the cursor is "<master index>:<SCAN cursor>" over the sorted masters.
+  std::size_t index = 0;
+  if (const std::size_t colon = cursor.find(':'); cluster_ && colon != std::string::npos) {
+    std::from_chars(cursor.data(), cursor.data() + colon, index);
+    cursor.erase(0, colon + 1);
+  }
+  const auto all = co_await servers();
+  KeyPage page;
+  if (index >= all.size()) co_return page;
   RedisCommand scan{"SCAN",  cursor.empty() ? std::string("0") : cursor,
                     "MATCH", glob_escape(prefix) + "*",
                     "COUNT", std::to_string(std::max<std::size_t>(limit, 1))};
-  RedisReply reply = co_await run(std::move(scan));
-  if (reply.kind != RedisReply::Kind::array || reply.elements.size() != 2) {
-    throw CacheError(fmt::format("Redis SCAN on {} gave an unexpected reply", describe()));
+  RedisReply reply = co_await run_on(all[index], std::move(scan));
+  check_scan_reply(reply, describe());
+  if (reply.elements[0].text != "0") {
+    page.cursor = cluster_ ? fmt::format("{}:{}", index, reply.elements[0].text)
+                           : std::move(reply.elements[0].text);
+  } else if (index + 1 < all.size()) {
+    page.cursor = fmt::format("{}:0", index + 1);
   }
-  KeyPage page;
-  if (reply.elements[0].text != "0") page.cursor = std::move(reply.elements[0].text);
-  for (auto& key : reply.elements[1].elements) page.keys.push_back(std::move(key.text));
+  for (auto& key : reply.elements[1].elements) {
+    page.keys.push_back(cluster_ ? storage_key_of(key.text) : std::move(key.text));
+  }
   co_return page;
 }
 
@@ -166,15 +254,19 @@ asio::awaitable<std::uint64_t> RedisBackend::prune() {
 
 asio::awaitable<BackendStats> RedisBackend::stats() {
   BackendStats stats;
-  RedisCommand dbsize{"DBSIZE"};
-  stats.entries = static_cast<std::uint64_t>((co_await run(std::move(dbsize))).integer);
-  RedisCommand info_memory{"INFO", "memory"};
-  const std::string memory = (co_await run(std::move(info_memory))).text;
-  RedisCommand info_stats{"INFO", "stats"};
-  const std::string counters = (co_await run(std::move(info_stats))).text;
-  stats.bytes = info_field(memory, "used_memory");
-  stats.expired = info_field(counters, "expired_keys");
-  stats.evictions = info_field(counters, "evicted_keys");
+  const auto all = co_await servers();
+  for (const auto& server : all) {
+    RedisCommand dbsize{"DBSIZE"};
+    stats.entries +=
+        static_cast<std::uint64_t>((co_await run_on(server, std::move(dbsize))).integer);
+    RedisCommand info_memory{"INFO", "memory"};
+    const std::string memory = (co_await run_on(server, std::move(info_memory))).text;
+    RedisCommand info_stats{"INFO", "stats"};
+    const std::string counters = (co_await run_on(server, std::move(info_stats))).text;
+    stats.bytes += info_field(memory, "used_memory");
+    stats.expired += info_field(counters, "expired_keys");
+    stats.evictions += info_field(counters, "evicted_keys");
+  }
   stats.hits = hits_.load();
   stats.misses = misses_.load();
   stats.writes = writes_.load();
@@ -184,6 +276,7 @@ asio::awaitable<BackendStats> RedisBackend::stats() {
 
 asio::awaitable<bool> RedisBackend::try_lock(std::string lock_key, std::string token,
                                              std::chrono::milliseconds ttl) {
+  lock_key = redis_key(std::move(lock_key));
   std::string signal = release_signal(lock_key);
   // At least 1 ms: PX 0 is an error reply.
   RedisCommand command{"EVAL",
@@ -198,6 +291,7 @@ asio::awaitable<bool> RedisBackend::try_lock(std::string lock_key, std::string t
 }
 
 asio::awaitable<void> RedisBackend::unlock(std::string lock_key, std::string token) {
+  lock_key = redis_key(std::move(lock_key));
   std::string signal = release_signal(lock_key);
   std::string mark = waiter_mark(lock_key);
   RedisCommand command{"EVAL",
@@ -213,6 +307,7 @@ asio::awaitable<void> RedisBackend::unlock(std::string lock_key, std::string tok
 
 asio::awaitable<void> RedisBackend::wait_for_unlock(std::string lock_key,
                                                     std::chrono::milliseconds at_most) {
+  lock_key = redis_key(std::move(lock_key));
   const std::string signal = release_signal(lock_key);
   RedisCommand registration{"EVAL", kRegisterWaiter, "2", lock_key, waiter_mark(lock_key)};
   if ((co_await run(std::move(registration))).integer == 0) co_return;  // released already
@@ -221,7 +316,11 @@ asio::awaitable<void> RedisBackend::wait_for_unlock(std::string lock_key,
   RedisCommand command{"BRPOPLPUSH", signal, signal, fmt::format("{}.{:03}", ms / 1000, ms % 1000)};
   RedisReply reply;
   try {
-    reply = co_await client_.blocking_command(std::move(command), at_most + kBlockingMargin);
+    if (cluster_) {
+      reply = co_await cluster_->blocking_command(std::move(command), at_most + kBlockingMargin);
+    } else {
+      reply = co_await single_->blocking_command(std::move(command), at_most + kBlockingMargin);
+    }
   } catch (...) {
     ++errors_;
     throw;

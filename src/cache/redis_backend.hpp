@@ -1,12 +1,19 @@
-// Redis L2 (`redis://`, `rediss://`, `redis+sentinel://`): entries as plain string values with a
-// PX expiry, under the storage keys of DESIGN §3. Redis expires entries itself.
+// Redis L2 (`redis://`, `rediss://`, `redis+sentinel://`, `redis+cluster://`): entries as plain
+// string values with a PX expiry, under the storage keys of DESIGN §3. Redis expires entries
+// itself. On a cluster a key's last part is a hash tag (`llm-caching:v1:<ns>:{<hex>}`,
+// cluster_slots.hpp), so that an entry, its lock and its release signal share a slot; keyless
+// commands (SCAN, DBSIZE, INFO) go to every master.
 #pragma once
 
 #include "cache/backend.hpp"
 #include "cache/redis_client.hpp"
+#include "cache/redis_cluster.hpp"
 #include "llm_caching/cache_options.hpp"
 
 #include <atomic>
+#include <memory>
+#include <optional>
+#include <vector>
 
 namespace llm_caching::cache {
 
@@ -22,15 +29,17 @@ class RedisBackend final : public Backend {
   asio::awaitable<void> put(std::string key, std::string value,
                             std::chrono::milliseconds ttl) override;
   asio::awaitable<bool> erase(std::string key) override;
-  /// SCAN MATCH prefix* + UNLINK, in batches.
+  /// SCAN MATCH prefix* + UNLINK, in batches (on a cluster: on each master, UNLINK per key).
   asio::awaitable<std::uint64_t> clear(std::string prefix) override;
-  /// One SCAN MATCH prefix* step (the cursor is SCAN's; a page may be empty mid-walk).
+  /// One SCAN MATCH prefix* step (the cursor is SCAN's, on a cluster prefixed with the index of
+  /// the master being walked; a page may be empty mid-walk).
   asio::awaitable<KeyPage> list_keys(std::string prefix, std::string cursor,
                                      std::size_t limit) override;
   /// Redis expires keys itself: nothing to do, returns 0.
   asio::awaitable<std::uint64_t> prune() override;
   /// entries: DBSIZE of the selected database; bytes: the server's used_memory; expired and
-  /// evictions: the server's counters; hits/misses/writes/errors: this process's.
+  /// evictions: the server's counters (on a cluster, each summed over the masters);
+  /// hits/misses/writes/errors: this process's.
   asio::awaitable<BackendStats> stats() override;
   std::string describe() const override;
   /// SET lock_key token NX PX ttl (Redis expires a dead holder's lock by itself); a taken lock
@@ -49,12 +58,23 @@ class RedisBackend final : public Backend {
                                         std::chrono::milliseconds at_most) override;
   bool notifies_unlock() const noexcept override { return true; }
   bool locks_cost_a_round_trip() const noexcept override { return true; }
+  /// The cluster routing's counters (zeros for a single server).
+  RedisClusterClient::Counters cluster_counters() const noexcept;
 
  private:
   /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).
   asio::awaitable<RedisReply> run(RedisCommand command);
+  /// Runs a keyless command on one server (nullopt: the one server of a non-cluster URL).
+  asio::awaitable<RedisReply> run_on(std::optional<RedisEndpoint> server, RedisCommand command);
+  /// Where keyless commands go: each master of a cluster, or {nullopt} for one server.
+  asio::awaitable<std::vector<std::optional<RedisEndpoint>>> servers();
+  /// The name `key` has in Redis (cluster_key on a cluster).
+  std::string redis_key(std::string key) const;
+  const RedisOptions& options() const noexcept;
+  RedisReply checked(RedisReply reply, const std::string& name);
 
-  RedisClient client_;
+  std::unique_ptr<RedisClient> single_;          ///< redis://, rediss://, redis+sentinel://
+  std::unique_ptr<RedisClusterClient> cluster_;  ///< redis+cluster://, rediss+cluster://
   std::atomic<std::uint64_t> hits_{0};
   std::atomic<std::uint64_t> misses_{0};
   std::atomic<std::uint64_t> writes_{0};

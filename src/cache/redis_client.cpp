@@ -112,11 +112,12 @@ const RedisOptions& RedisClient::options() const noexcept {
   return impl_->options;
 }
 
-asio::awaitable<RedisReply> RedisClient::command(RedisCommand args) {
-  auto initiate = [impl = impl_, &args](auto handler) {
+asio::awaitable<RedisReply> RedisClient::command(RedisCommand args, bool asking) {
+  auto initiate = [impl = impl_, &args, asking](auto handler) {
     auto lane = lane_of(impl, asio::get_associated_executor(handler));
     PendingPtr command = std::make_unique<HandlerCommand<decltype(handler)>>(std::move(handler));
     command->args = std::move(args);
+    command->asking = asking;
     if (!lane) {
       impl->send_home(std::move(command));
       return;
@@ -129,7 +130,8 @@ asio::awaitable<RedisReply> RedisClient::command(RedisCommand args) {
 }
 
 asio::awaitable<RedisReply> RedisClient::blocking_command(RedisCommand args,
-                                                          std::chrono::milliseconds reply_within) {
+                                                          std::chrono::milliseconds reply_within,
+                                                          bool asking) {
   const std::optional<RedisEndpoint> endpoint = impl_->published().first;
   if (!endpoint) {
     throw CacheError(fmt::format("Redis {}: no master known yet", impl_->target()));
@@ -143,9 +145,10 @@ asio::awaitable<RedisReply> RedisClient::blocking_command(RedisCommand args,
         for (auto& orphan : orphans) fail_command(*orphan, reason);
       }};
   connection->start(std::move(events), reply_within, RedisConnection::Watch::always);
-  auto initiate = [connection, &args](auto handler) {
+  auto initiate = [connection, &args, asking](auto handler) {
     PendingPtr command = std::make_unique<HandlerCommand<decltype(handler)>>(std::move(handler));
     command->args = std::move(args);
+    command->asking = asking;
     connection->submit(std::move(command));
   };
   std::exception_ptr error;

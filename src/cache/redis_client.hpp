@@ -31,13 +31,15 @@ class RedisClient {
   /// CacheError (naming host:port, never the password) when Redis cannot be reached, does not
   /// answer within the command timeout, or is known to be down (then at once, without waiting,
   /// until a background reconnect succeeds).
-  boost::asio::awaitable<RedisReply> command(RedisCommand args);
+  /// `asking`: sent right after ASKING on the same connection (Redis Cluster's ASK redirect).
+  boost::asio::awaitable<RedisReply> command(RedisCommand args, bool asking = false);
   /// Sends one blocking command (BRPOPLPUSH with a timeout) over a connection of its own, opened
   /// for it on the caller's executor and closed after the reply, so that no pooled or lane
   /// connection is held up. `reply_within`: the longest the server may take (the command's own
   /// timeout plus a margin). Throws CacheError like command(), and when no master is known yet.
   boost::asio::awaitable<RedisReply> blocking_command(RedisCommand args,
-                                                      std::chrono::milliseconds reply_within);
+                                                      std::chrono::milliseconds reply_within,
+                                                      bool asking = false);
 
   const RedisOptions& options() const noexcept;
 

@@ -28,6 +28,11 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
+/// The ASKING sent ahead of an ASK-redirected command: its OK (or failure) goes nowhere.
+struct DroppedReply final : PendingCommand {
+  void complete(std::exception_ptr, RedisReply) override {}
+};
+
 }  // namespace
 
 std::string describe_endpoint(const RedisEndpoint& endpoint) {
@@ -177,6 +182,14 @@ void RedisConnection::on_read(boost::system::error_code ec, std::size_t size) {
 
 void RedisConnection::submit(PendingPtr command) {
   command->deadline = std::chrono::steady_clock::now() + command_timeout_;
+  if (command->asking) {
+    auto asking = std::make_unique<DroppedReply>();
+    asking->args = {"ASKING"};
+    asking->attempts = 1;  // never sent again alone: its command carries its own ASKING
+    asking->deadline = command->deadline;
+    append_redis_command(outgoing_, asking->args);
+    in_flight_.push_back(std::move(asking));
+  }
   append_redis_command(outgoing_, command->args);
   in_flight_.push_back(std::move(command));
   if (watch_ == Watch::always) {

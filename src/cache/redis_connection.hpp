@@ -40,6 +40,9 @@ struct PendingCommand {
   RedisCommand args;
   std::chrono::steady_clock::time_point deadline{};
   int attempts = 0;  ///< resubmissions after a lost connection or READONLY
+  /// Redis Cluster's ASK redirect: ASKING goes just before the command, on the same connection
+  /// (its own reply is dropped), so the node that imports the slot serves this one command.
+  bool asking = false;
 };
 using PendingPtr = std::unique_ptr<PendingCommand>;
 

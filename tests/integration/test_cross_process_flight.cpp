@@ -8,6 +8,7 @@
 #include "cache/redis_backend.hpp"
 #include "cache/run_blocking.hpp"
 #include "integration/gateway_harness.hpp"
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 
 #include <signal.h>
@@ -195,6 +196,24 @@ TEST(CrossProcessFlight, FourGatewaysSharingRedisMakeOneUpstreamCallForAHundredR
   EXPECT_EQ(upstream_calls(fake), 1);
   // No lock is left behind once the answer landed.
   EXPECT_EQ(redis.cli({"--scan", "--pattern", "llm-caching:lock:*"}), "");
+}
+
+TEST(CrossProcessFlight, FourGatewaysSharingARedisClusterMakeOneUpstreamCallForAHundredRequests) {
+  llmc_test::RedisCluster cluster;
+  FakeProvider fake{{.delay = 1000ms}};
+  std::vector<std::unique_ptr<SharedCacheGateway>> gateways;
+  for (int i = 0; i < 4; ++i) {
+    gateways.push_back(std::make_unique<SharedCacheGateway>(fake, cluster.url()));
+  }
+  const BurstOutcome outcome = burst(gateways, 100, "one call for four processes on a cluster");
+  EXPECT_EQ(outcome.ok, 100);
+  EXPECT_EQ(outcome.bodies.size(), 1u);
+  EXPECT_EQ(outcome.misses, 1);
+  EXPECT_EQ(outcome.misses + outcome.coalesced + outcome.hits, 100);
+  EXPECT_EQ(upstream_calls(fake), 1);
+  for (std::size_t m : cluster.masters()) {
+    EXPECT_EQ(cluster.node(m).cli({"--scan", "--pattern", "llm-caching:lock:*"}), "");
+  }
 }
 
 TEST(CrossProcessFlight, TwoGatewaysSharingOneSqliteFileMakeOneUpstreamCall) {

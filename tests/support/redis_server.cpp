@@ -68,6 +68,17 @@ RedisServer::RedisServer(RedisServerOptions options)
   for (const auto& user : options_.acl_users) {
     config += "user " + user.name + " on >" + user.password + " ~* &* +@all\n";
   }
+  if (options_.cluster) {
+    // A short node timeout: a killed master's replica takes over within about two seconds.
+    config +=
+        "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+        "cluster-node-timeout 1000\ncluster-replica-validity-factor 0\n";
+    // TLS only: replication and the bus too, on a named bus port (it would be 0 + 10000).
+    if (options_.tls) {
+      config += "tls-cluster yes\ntls-replication yes\ncluster-port " +
+                std::to_string(port_ + 10000) + "\n";
+    }
+  }
   if (options_.replica_of_port) {
     config += "replicaof 127.0.0.1 " + std::to_string(*options_.replica_of_port) + "\n";
   }
@@ -99,6 +110,11 @@ std::string RedisServer::cli(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
   if (!options_.requirepass.empty()) {
     argv.insert(argv.end(), {"--no-auth-warning", "-a", options_.requirepass});
+  }
+  if (options_.tls) {
+    // The server's own certificate doubles as a client certificate where one is required.
+    argv.insert(argv.end(), {"--tls", "--cacert", options_.tls->ca_cert, "--cert",
+                             options_.tls->server_cert, "--key", options_.tls->server_key});
   }
   argv.insert(argv.end(), args.begin(), args.end());
   return run_command(argv);

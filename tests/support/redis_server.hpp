@@ -32,6 +32,7 @@ struct RedisServerOptions {
   std::string requirepass;                       ///< password of the default user
   std::optional<std::uint16_t> replica_of_port;  ///< replicate 127.0.0.1:<port>
   std::optional<std::uint16_t> port;             ///< default: a free port
+  bool cluster = false;  ///< cluster-enabled, 1 s node timeout (support/redis_cluster.hpp)
 };
 
 class RedisServer {
@@ -46,7 +47,8 @@ class RedisServer {
   /// SIGKILL, like a crash. start() brings it back on the same port with the same data dir.
   void kill();
   void start();
-  /// redis-cli against the server (plain servers only); returns its stdout, trimmed.
+  /// redis-cli against the server (with --tls and the test CA for a TLS server); returns its
+  /// stdout, trimmed.
   std::string cli(const std::vector<std::string>& args) const;
 
  private:

@@ -151,11 +151,54 @@ TEST(CacheUrl, UnknownSchemeOrGarbageListsAcceptedForms) {
   }
 }
 
-TEST(CacheUrl, RedisClusterIsNotAvailableYetAndMasksThePassword) {
-  const std::string message = config_error("redis+cluster://:hunter2@h1:7000,h2:7001");
-  EXPECT_THAT(message, HasSubstr("not available in this build yet"));
-  EXPECT_THAT(message, HasSubstr(":***@"));
-  EXPECT_THAT(message, Not(HasSubstr("hunter2")));
+TEST(CacheUrl, RedisClusterTakesSeedNodesCredentialsAndRedisPyParameters) {
+  const auto options = std::get<RedisOptions>(parse_cache_url(
+      "redis+cluster://app:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002/?socket_timeout=0.5&"
+      "max_connections=2"));
+  EXPECT_TRUE(options.cluster);
+  EXPECT_FALSE(options.tls.enabled);
+  ASSERT_EQ(options.endpoints.size(), 3u);
+  EXPECT_EQ(options.endpoints[0].host, "10.0.0.1");
+  EXPECT_EQ(options.endpoints[0].port, 7000);
+  EXPECT_EQ(options.endpoints[1].port, 6379);
+  EXPECT_EQ(options.endpoints[2].host, "::1");
+  EXPECT_EQ(options.username, "app");
+  EXPECT_EQ(options.password, "p@ss");
+  EXPECT_EQ(options.command_timeout.count(), 500);
+  EXPECT_EQ(options.pool_size, 2u);
+  EXPECT_EQ(options.masked_url,
+            "redis+cluster://app:***@10.0.0.1:7000,10.0.0.2,[::1]:7002/?socket_timeout=0.5&"
+            "max_connections=2");
+
+  const auto tls = std::get<RedisOptions>(
+      parse_cache_url("rediss+cluster://h1:7000?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=none"));
+  EXPECT_TRUE(tls.cluster);
+  EXPECT_TRUE(tls.tls.enabled);
+  EXPECT_EQ(tls.tls.ca_file, "/etc/ca.pem");
+  EXPECT_FALSE(tls.tls.verify_peer);
+  EXPECT_EQ(std::get<RedisOptions>(parse_cache_url("redis+cluster://h1:7000/0")).db, 0);
+  // A cluster and a single server at the same address are different stores.
+  EXPECT_NE(backend_identity(parse_cache_url("redis+cluster://h1:7000")),
+            backend_identity(parse_cache_url("redis://h1:7000")));
+}
+
+TEST(CacheUrl, RedisClusterErrorsNameTheProblemAndMaskThePassword) {
+  const auto error_of = [](const char* url) {
+    const std::string message = config_error(url);
+    EXPECT_THAT(message, Not(HasSubstr("hunter2"))) << url;
+    EXPECT_THAT(message, HasSubstr(":***@")) << url;
+    return message;
+  };
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:7000,h2:7001/?read_from_nowhere=1"),
+              HasSubstr("unknown query parameter 'read_from_nowhere'"));
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:7000/3"), HasSubstr("only database 0"));
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:7000?db=1"), HasSubstr("only database 0"));
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:7000,,h2"), HasSubstr("empty entry"));
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:70000"), HasSubstr("port '70000'"));
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:7000?ssl_ca_certs=/x"),
+              HasSubstr("needs a TLS URL"));
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@/"), HasSubstr("host is missing"));
+  EXPECT_THAT(error_of("redis://:hunter2@h1:7000,h2:7001"), HasSubstr("redis+cluster://"));
 }
 
 TEST(CacheUrl, ErrorsForOtherSchemesNeverShowThePassword) {

@@ -1,0 +1,287 @@
+#include "cache/redis_cluster.hpp"
+
+#include "cache/cluster_slots.hpp"
+#include "cache/redis_client.hpp"
+#include "cache/redis_connection.hpp"
+#include "llm_caching/errors.hpp"
+
+#include <fmt/format.h>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+
+namespace llm_caching::cache {
+namespace {
+
+/// MOVED redirects and unreachable nodes one command may meet before its last reply (or
+/// failure) is final: a reshard moves a slot once, a failover needs one new map.
+constexpr int kMaxAttempts = 6;
+/// ASK redirects and TRYAGAIN/CLUSTERDOWN pauses one command may meet (about 2 s of pauses):
+/// a script over a slot being migrated is refused with TRYAGAIN until the slot has moved.
+constexpr int kMaxWaits = 80;
+/// The slot map is asked again at most this often: a dead master makes every call that
+/// reaches it want a new map, and the answer only changes once the cluster has failed over.
+constexpr std::chrono::milliseconds kRefreshGap{100};
+/// How long TRYAGAIN (a slot half migrated) and CLUSTERDOWN (a failover under way) are waited
+/// out before the command is sent again.
+constexpr std::chrono::milliseconds kRetryPause{25};
+
+/// The slot map with a client for each of its masters (same index as SlotMap::shards()).
+struct Routing {
+  SlotMap map;
+  std::vector<std::shared_ptr<RedisClient>> clients;
+  std::uint64_t generation = 0;
+};
+
+asio::awaitable<void> pause(std::chrono::milliseconds duration) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, duration);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+}  // namespace
+
+struct RedisClusterClient::State {
+  RedisOptions options;
+  std::mutex mutex;
+  std::shared_ptr<const Routing> routing;  // guarded by mutex; null until the first map
+  std::uint64_t generation = 0;            // guarded by mutex
+  std::chrono::steady_clock::time_point last_refresh{};  // guarded by mutex
+  std::map<std::pair<std::string, std::uint16_t>, std::shared_ptr<RedisClient>> nodes;  // guarded
+  std::string refresh_error;  // guarded by mutex: why the last node asked for the map could not say
+  std::atomic<std::uint64_t> moved_count{0};
+  std::atomic<std::uint64_t> ask_count{0};
+  std::atomic<std::uint64_t> retry_count{0};
+  std::atomic<std::uint64_t> refresh_count{0};
+
+  std::shared_ptr<const Routing> current() {
+    std::lock_guard lock(mutex);
+    return routing;
+  }
+
+  /// The pooled client of one node, made on first use (it connects in the background).
+  std::shared_ptr<RedisClient> node_locked(const RedisEndpoint& endpoint) {
+    auto& client = nodes[{endpoint.host, endpoint.port}];
+    if (!client) {
+      RedisOptions node = options;
+      node.cluster = false;
+      node.endpoints = {endpoint};
+      node.masked_url = options.masked_url;
+      client = std::make_shared<RedisClient>(std::move(node));
+    }
+    return client;
+  }
+  std::shared_ptr<RedisClient> node(const RedisEndpoint& endpoint) {
+    std::lock_guard lock(mutex);
+    return node_locked(endpoint);
+  }
+
+  /// Installs `map` (with its masters' clients) as the current routing.
+  void install(SlotMap map) {
+    std::lock_guard lock(mutex);
+    auto next = std::make_shared<Routing>();
+    for (const auto& shard : map.shards()) next->clients.push_back(node_locked(shard.master));
+    next->map = std::move(map);
+    next->generation = ++generation;
+    routing = std::move(next);
+  }
+
+  /// A MOVED reply: the slot is patched in a copy of the current map.
+  void moved(std::uint16_t slot, const RedisEndpoint& to) {
+    auto base = current();
+    SlotMap map = base ? base->map : SlotMap();
+    map.move_slot(slot, to);
+    install(std::move(map));
+  }
+
+  /// Nodes to ask for the map: the known masters, their replicas, then the seeds.
+  std::vector<RedisEndpoint> candidates() {
+    std::vector<RedisEndpoint> out;
+    if (auto now = current()) {
+      for (const auto& shard : now->map.shards()) out.push_back(shard.master);
+      for (const auto& shard : now->map.shards()) {
+        out.insert(out.end(), shard.replicas.begin(), shard.replicas.end());
+      }
+    }
+    out.insert(out.end(), options.endpoints.begin(), options.endpoints.end());
+    return out;
+  }
+};
+
+namespace {
+
+using State = RedisClusterClient::State;
+
+/// Asks the nodes in turn for CLUSTER SLOTS and installs the first map that covers every slot
+/// (else the best one seen). True when the routing is newer than `seen` afterwards, whether this
+/// call or another one installed it; false when nothing could be learned or it was asked just now.
+asio::awaitable<bool> refresh(std::shared_ptr<State> state, std::uint64_t seen) {
+  {
+    std::lock_guard lock(state->mutex);
+    if (state->generation != seen) co_return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (state->routing && now - state->last_refresh < kRefreshGap) co_return false;
+    state->last_refresh = now;
+  }
+  std::optional<SlotMap> partial;
+  for (const RedisEndpoint& candidate : state->candidates()) {
+    RedisCommand slots{"CLUSTER", "SLOTS"};
+    std::optional<SlotMap> map;
+    try {
+      const RedisReply reply = co_await state->node(candidate)->command(std::move(slots));
+      if (reply.is_error()) throw CacheError(describe_endpoint(candidate) + ": " + reply.text);
+      map.emplace(parse_cluster_slots(reply, candidate.host));
+    } catch (const std::exception& e) {
+      // This node is down or not a cluster node: ask the next one.
+      std::lock_guard lock(state->mutex);
+      state->refresh_error = e.what();
+    }
+    if (!map) continue;
+    ++state->refresh_count;
+    if (map->complete()) {
+      state->install(std::move(*map));
+      co_return true;
+    }
+    if (!partial) partial = std::move(map);
+  }
+  if (!partial) co_return false;
+  state->install(std::move(*partial));
+  co_return true;
+}
+
+/// Error replies that pass once the cluster has moved on: a slot half migrated, a failover.
+bool transient(const RedisReply& reply) {
+  const std::string_view code = reply.error_code();
+  return code == "TRYAGAIN" || code == "CLUSTERDOWN";
+}
+
+/// Sends `args` to the master of its key's slot, following redirects (see the header).
+/// `blocking`: as RedisClient::blocking_command with this reply bound.
+asio::awaitable<RedisReply> route(std::shared_ptr<State> state, RedisCommand args,
+                                  std::optional<std::chrono::milliseconds> blocking) {
+  const auto key = routing_key(args);
+  const std::uint16_t slot = key ? key_slot(*key) : 0;
+  std::optional<RedisEndpoint> ask;
+  int waits = 0;
+  for (int attempt = 1;; ++attempt) {
+    auto routing = state->current();
+    if (!routing) {
+      co_await refresh(state, 0);
+      routing = state->current();
+    }
+    const std::uint64_t seen = routing ? routing->generation : 0;
+    const int shard = routing ? routing->map.shard_of(slot) : -1;
+    std::shared_ptr<RedisClient> client;
+    if (ask) {
+      client = state->node(*ask);
+    } else if (shard >= 0) {
+      client = routing->clients[static_cast<std::size_t>(shard)];
+    } else {
+      if (attempt >= kMaxAttempts) {
+        std::lock_guard lock(state->mutex);
+        throw CacheError(fmt::format(
+            "Redis Cluster {}: no master known for slot {} (are all slots assigned?){}",
+            state->options.masked_url, slot,
+            state->refresh_error.empty() ? "" : "; last error: " + state->refresh_error));
+      }
+      const bool changed = co_await refresh(state, seen);
+      if (!changed) co_await pause(kRetryPause);
+      continue;
+    }
+    const bool asking = ask.has_value();
+    ask.reset();
+    RedisReply reply;
+    std::exception_ptr failure;
+    try {
+      if (blocking) {
+        reply = co_await client->blocking_command(args, *blocking, asking);
+      } else {
+        reply = co_await client->command(args, asking);
+      }
+    } catch (const CacheError&) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      // The node is unreachable: if the cluster failed over, a new map sends this elsewhere.
+      if (attempt >= kMaxAttempts) std::rethrow_exception(failure);
+      ++state->retry_count;
+      const bool changed = co_await refresh(state, seen);
+      if (!changed) std::rethrow_exception(failure);
+      continue;
+    }
+    const auto redirect = parse_redirect(reply, client->options().endpoints.front().host);
+    const bool ask_reply = redirect && redirect->kind == ClusterRedirect::Kind::ask;
+    if (ask_reply || transient(reply)) {
+      if (++waits > kMaxWaits) co_return reply;
+      --attempt;  // counted as a wait, not as an attempt
+    } else if (!redirect || attempt >= kMaxAttempts) {
+      co_return reply;
+    }
+    if (ask_reply) {
+      ++state->ask_count;
+      ask = redirect->to;
+    } else if (redirect) {
+      ++state->moved_count;
+      state->moved(redirect->slot, redirect->to);
+    } else {
+      ++state->retry_count;
+      if (reply.error_code() == "CLUSTERDOWN") co_await refresh(state, seen);
+      co_await pause(kRetryPause);
+    }
+  }
+}
+
+}  // namespace
+
+RedisClusterClient::RedisClusterClient(RedisOptions options) : state_(std::make_shared<State>()) {
+  if (options.endpoints.empty()) throw ConfigurationError("Redis Cluster: no seed node given");
+  if (options.pool_size == 0) options.pool_size = 1;
+  // Each node's client loads the TLS files again; loading them here once reports a bad file
+  // when the cache is opened rather than on the first command.
+  if (options.tls.enabled) make_redis_tls_context(options.tls);
+  state_->options = std::move(options);
+}
+
+RedisClusterClient::~RedisClusterClient() = default;
+
+const RedisOptions& RedisClusterClient::options() const noexcept {
+  return state_->options;
+}
+
+RedisClusterClient::Counters RedisClusterClient::counters() const noexcept {
+  return {state_->moved_count.load(), state_->ask_count.load(), state_->retry_count.load(),
+          state_->refresh_count.load()};
+}
+
+// Not coroutines themselves: one coroutine frame less per command.
+asio::awaitable<RedisReply> RedisClusterClient::command(RedisCommand args) {
+  return route(state_, std::move(args), std::nullopt);
+}
+
+asio::awaitable<RedisReply> RedisClusterClient::blocking_command(
+    RedisCommand args, std::chrono::milliseconds reply_within) {
+  return route(state_, std::move(args), reply_within);
+}
+
+asio::awaitable<std::vector<RedisEndpoint>> RedisClusterClient::masters() {
+  auto routing = state_->current();
+  co_await refresh(state_, routing ? routing->generation : 0);
+  routing = state_->current();
+  if (!routing) {
+    std::lock_guard lock(state_->mutex);
+    throw CacheError(fmt::format(
+        "Redis Cluster {}: no node answered CLUSTER SLOTS{}", state_->options.masked_url,
+        state_->refresh_error.empty() ? "" : "; last error: " + state_->refresh_error));
+  }
+  co_return routing->map.masters();
+}
+
+asio::awaitable<RedisReply> RedisClusterClient::command_on(RedisEndpoint node, RedisCommand args) {
+  co_return co_await state_->node(node)->command(std::move(args));
+}
+
+}  // namespace llm_caching::cache
