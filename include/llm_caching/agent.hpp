@@ -47,6 +47,12 @@ struct RunOptions {
   std::vector<HistoryItem> transcript_history;
   MessageConverter message_converter;  ///< empty: default_message_converter
   ExpenseRecorder expense_recorder;
+  /// The ledger (docs/COSTS.md): true writes a record of this call (miss, hit, coalesced,
+  /// stale or failed) into the cache's ledger, beside expense_recorder, off the call's path.
+  bool ledger = false;
+  /// The ledger record's tenant and tags (who the call was for; free-form labels).
+  std::string tenant;
+  std::vector<std::string> tags;
   /// Cache URL (sqlite:///path, memory://, redis://...; docs/REDIS.md); empty: redis_url, else
   /// LLM_CACHE_REDIS_URL, else the embedded SQLite file. Opened once per runtime and shared.
   std::string cache_url;

@@ -138,6 +138,43 @@ asio::awaitable<void> record_expense(const RunOptions& options, const Expense& e
   }
 }
 
+/// The ledger record of a call (RunOptions::ledger); `exchanged` null: it failed.
+core::LedgerRecord ledger_record(const RunOptions& options, const agent::ModelSpec& spec,
+                                 std::string_view task_name,
+                                 const exchange::ExchangeResult* exchanged,
+                                 std::chrono::steady_clock::time_point started) {
+  core::LedgerRecord r;
+  r.time_ms = exchange::system_now_ms();
+  r.task = std::string(task_name);
+  r.namespace_ = options.namespace_;
+  r.model = spec.model;
+  r.provider = std::string(to_string(spec.provider));
+  r.tenant = options.tenant;
+  for (const std::string& tag : options.tags) {
+    if (!r.tags.empty()) r.tags += ',';
+    r.tags += tag;
+  }
+  r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count();
+  if (exchanged == nullptr) {
+    r.outcome = core::LedgerOutcome::failed;
+    return r;
+  }
+  const Usage& usage = exchanged->entry->usage;
+  r.input_tokens = usage.input_tokens;
+  r.output_tokens = usage.output_tokens;
+  r.cache_write_tokens = usage.cache_write_tokens;
+  r.cache_read_tokens = usage.cache_read_tokens;
+  r.cost_nano_usd = exchanged->cost_nano_usd;
+  r.avoided_nano_usd = exchanged->avoided_nano_usd;
+  r.outcome = exchanged->stale       ? core::LedgerOutcome::stale
+              : exchanged->cache_hit ? core::LedgerOutcome::hit
+              : exchanged->coalesced ? core::LedgerOutcome::coalesced
+                                     : core::LedgerOutcome::miss;
+  return r;
+}
+
 asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in,
                                std::string_view task_in, RunOptions options,
                                std::optional<detail::StructuredOutput> output) {
@@ -169,15 +206,25 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   exchange::ExchangeRequest request = exchange_request(
       spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
+  exchange::LedgerWriter* ledger = nullptr;
+  if (options.ledger) {
+    shared->start_ledger(runtime.impl().ledger_options());
+    ledger = shared->ledger();
+  }
   std::optional<exchange::ExchangeResult> ran;
   try {
     ran = co_await shared->run(*model, std::move(request));
   } catch (const CacheMissError& e) {
+    if (ledger) ledger->record(ledger_record(options, spec, task_name, nullptr, started));
     // A replay that misses says which test asked for what (docs/TESTING.md).
     throw CacheMissError(fmt::format("task '{}', prompt '{}': {}", core::printable(task_name, 64),
                                      core::printable(prompt, 80), e.what()));
+  } catch (...) {
+    if (ledger) ledger->record(ledger_record(options, spec, task_name, nullptr, started));
+    throw;
   }
   const exchange::ExchangeResult& exchanged = *ran;
+  if (ledger) ledger->record(ledger_record(options, spec, task_name, &exchanged, started));
 
   const providers::ChatResponse parsed =
       providers::parse_response(spec.provider, exchanged.entry->response, output.has_value());

@@ -19,6 +19,19 @@ asio::awaitable<Backend::KeyPage> Backend::list_keys(std::string prefix, std::st
   co_return KeyPage{};
 }
 
+asio::awaitable<void> Backend::ledger_append(std::vector<core::LedgerRecord> records) {
+  (void)records;
+  throw CacheError("the cache backend " + describe() + " keeps no ledger");
+  co_return;
+}
+
+asio::awaitable<std::vector<core::LedgerRecord>> Backend::ledger_read(std::int64_t since_ms,
+                                                                      std::int64_t until_ms) {
+  (void)since_ms, (void)until_ms;
+  throw CacheError("the cache backend " + describe() + " keeps no ledger");
+  co_return std::vector<core::LedgerRecord>{};
+}
+
 asio::awaitable<void> Backend::wait_for_unlock(std::string lock_key,
                                                std::chrono::milliseconds at_most) {
   (void)lock_key;

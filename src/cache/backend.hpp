@@ -2,6 +2,8 @@
 // what the exchange stores; a backend never looks inside them.
 #pragma once
 
+#include "core/ledger.hpp"
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -82,6 +84,20 @@ class Backend {
     (void)key;
     return {};
   }
+  // The ledger (core/ledger.hpp, docs/COSTS.md): a record of every call, kept beside the
+  // entries. Written by exchange/ledger_writer.* in batches, off the requests' path.
+
+  /// true: ledger_append and ledger_read work on this backend.
+  virtual bool keeps_ledger() const noexcept { return false; }
+  /// Stores the records, as one write where the backend can. Throws CacheError (then none or
+  /// some are stored: the writer spills the batch and replays it, so a record may be doubled
+  /// by a failure between the two, never lost).
+  virtual asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records);
+  /// The stored records with since_ms <= time_ms < until_ms, in no set order. Throws
+  /// CacheError.
+  virtual asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
+                                                                     std::int64_t until_ms);
+
   /// The URL it was opened with, password masked. Safe to log.
   virtual std::string describe() const = 0;
 

@@ -130,6 +130,22 @@ asio::awaitable<BackendStats> MemoryBackend::stats() {
   co_return stats_now();
 }
 
+asio::awaitable<void> MemoryBackend::ledger_append(std::vector<core::LedgerRecord> records) {
+  std::lock_guard lock(mutex_);
+  for (core::LedgerRecord& record : records) ledger_.push_back(std::move(record));
+  co_return;
+}
+
+asio::awaitable<std::vector<core::LedgerRecord>> MemoryBackend::ledger_read(std::int64_t since_ms,
+                                                                            std::int64_t until_ms) {
+  std::vector<core::LedgerRecord> out;
+  std::lock_guard lock(mutex_);
+  for (const core::LedgerRecord& record : ledger_) {
+    if (record.time_ms >= since_ms && record.time_ms < until_ms) out.push_back(record);
+  }
+  co_return out;
+}
+
 std::string MemoryBackend::describe() const {
   return fmt::format("memory://?max_bytes={}", options_.max_bytes);
 }

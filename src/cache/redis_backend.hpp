@@ -49,6 +49,14 @@ class RedisBackend final : public Backend {
                                         std::chrono::milliseconds at_most) override;
   bool notifies_unlock() const noexcept override { return true; }
   bool locks_cost_a_round_trip() const noexcept override { return true; }
+  /// The ledger (redis_ledger.cpp): the stream llm-caching:ledger (about
+  /// RedisOptions::ledger_max_records records) and per-day counter hashes
+  /// llm-caching:ledger:day:<YYYY-MM-DD>, written by one script per batch.
+  bool keeps_ledger() const noexcept override { return true; }
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  /// XRANGE from since_ms (a record's stream id is never before its time), filtered by time.
+  asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
+                                                             std::int64_t until_ms) override;
 
  private:
   /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).

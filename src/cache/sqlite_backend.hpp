@@ -69,6 +69,14 @@ class SqliteBackend final : public Backend {
   asio::awaitable<void> wait_for_unlock(std::string lock_key,
                                         std::chrono::milliseconds at_most) override;
   bool notifies_unlock() const noexcept override { return true; }
+  /// The ledger is the table `ledger` of the same file (sqlite_ledger.cpp), created on first
+  /// use; one transaction per batch.
+  bool keeps_ledger() const noexcept override { return true; }
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
+                                                             std::int64_t until_ms) override;
+  void ledger_append_now(const std::vector<core::LedgerRecord>& records);
+  std::vector<core::LedgerRecord> ledger_read_now(std::int64_t since_ms, std::int64_t until_ms);
 
   // The same operations without a coroutine frame; SQLite calls block (local file, short locks).
   std::optional<std::string> get_now(std::string_view key);
@@ -116,6 +124,9 @@ class SqliteBackend final : public Backend {
   UnguardedCounters unguarded_;
   std::unique_ptr<KeyLockFile> locks_;  // has its own mutex
   BackendStats counters_;               // guarded by mutex_
+  bool ledger_table_ready_ = false;     // guarded by mutex_
+  /// Under mutex_: creates the ledger table once per backend (CREATE TABLE IF NOT EXISTS).
+  void ensure_ledger_table();
 };
 
 }  // namespace llm_caching::cache

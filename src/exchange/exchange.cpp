@@ -146,6 +146,16 @@ Exchange::~Exchange() {
   write_behind_.finish();
 }
 
+void Exchange::start_ledger(LedgerOptions options) {
+  if (!options.enabled) return;
+  std::call_once(ledger_once_, [&] {
+    const std::shared_ptr<cache::Backend>& backend = cache_->backend();
+    if (!backend || !backend->keeps_ledger()) return;
+    ledger_ = std::make_unique<LedgerWriter>(backend, std::move(options));
+    ledger_view_.store(ledger_.get(), std::memory_order_release);
+  });
+}
+
 bool Exchange::reads_l2_under_lock(const ExchangeRequest& request, std::int64_t swr_ms,
                                    std::int64_t sie_ms) const noexcept {
   return request.read_l2_under_lock && request.mode == CacheMode::use && request.coalesce &&

@@ -68,6 +68,7 @@ enum class RouteKind {
   passthrough,
   healthz,
   metrics,
+  costs,  ///< GET /costs: the ledger's report as JSON (route_costs.cpp)
   not_found,
   method_not_allowed,
 };

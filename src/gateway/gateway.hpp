@@ -86,6 +86,10 @@ class Gateway {
                                                   const IncomingRequest& request, Route& route,
                                                   RequestRecord& record, ResponseStream& out);
   void warn_unpriced(const std::string& model);
+  /// GET /costs?since=7d&until=..&by=task: the ledger's report as JSON (route_costs.cpp).
+  boost::asio::awaitable<void> handle_costs(const IncomingRequest& request, ResponseStream& out);
+  /// Hands a finished provider-route request's ledger record to the exchange's writer.
+  void write_ledger(RequestRecord& record);
 
   GatewayConfig config_;
   std::shared_ptr<exchange::Exchange> exchange_;

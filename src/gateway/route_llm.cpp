@@ -6,6 +6,7 @@
 
 #include "core/printable.hpp"
 #include "gateway/hit_memo.hpp"
+#include "gateway/ledger_record.hpp"
 #include "gateway/route_parts.hpp"
 #include "gateway/worker_state.hpp"
 #include "llm_caching/errors.hpp"
@@ -231,6 +232,10 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
     exchange_request.refresh_executor = executor;
   }
   choose_upstream_body(config_, request, exchange_request.native, model);
+  if (exchange_->ledger() != nullptr) {
+    record.ledger = ledger_request(request, route.provider, llm.model_id, controls.namespace_,
+                                   worker.scopes(llm.identity));
+  }
 
   // 3. Run it; a streamed miss is relayed while it arrives.
   const bool relays = llm.stream && (route.provider != Provider::gemini || route.gemini_sse);
@@ -261,6 +266,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   const std::string_view status =
       cache_status(controls.mode, result->cache_hit, result->coalesced, result->stale);
   record_result(record, status, *result, stale_windows, started_ms);
+  if (record.ledger) ledger_result(*record.ledger, *result);
   if (!result->priced) warn_unpriced(llm.model_id);
   if (result->relayed) {
     if (relay.client_gone) {
