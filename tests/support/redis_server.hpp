@@ -32,6 +32,9 @@ struct RedisServerOptions {
   std::string requirepass;                       ///< password of the default user
   std::optional<std::uint16_t> replica_of_port;  ///< replicate 127.0.0.1:<port>
   std::optional<std::uint16_t> port;             ///< default: a free port
+  /// appendonly with fsync on every write: what was written survives kill() (the ledger's
+  /// spill test); default off, as a cache needs no persistence.
+  bool persistent = false;
 };
 
 class RedisServer {
