@@ -2,6 +2,7 @@
 // `cached_agent_run(agent, prompt, task_name, ...)`.
 #pragma once
 
+#include "llm_caching/budget.hpp"
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/expense.hpp"
@@ -53,6 +54,10 @@ struct RunOptions {
   /// The ledger record's tenant and tags (who the call was for; free-form labels).
   std::string tenant;
   std::vector<std::string> tags;
+  /// Budgets (docs/COSTS.md): a call that falls under one reserves its worst case before the
+  /// provider is called, in the cache's backend (shared by every process using it), and throws
+  /// BudgetExceededError when there is no room. Budget::parse("task=nightly:20usd/day").
+  std::vector<Budget> budgets;
   /// Cache URL (sqlite:///path, memory://, redis://...; docs/REDIS.md); empty: redis_url, else
   /// LLM_CACHE_REDIS_URL, else the embedded SQLite file. Opened once per runtime and shared.
   std::string cache_url;

@@ -175,6 +175,52 @@ core::LedgerRecord ledger_record(const RunOptions& options, const agent::ModelSp
   return r;
 }
 
+/// The budgets of a call (RunOptions::budgets) that apply to it now.
+std::vector<core::BudgetLine> budget_lines_of(const RunOptions& options,
+                                              const std::string& task_name) {
+  if (options.budgets.empty()) return {};
+  std::string tags;
+  for (const std::string& tag : options.tags) tags += (tags.empty() ? "" : ",") + tag;
+  return core::budget_lines(options.budgets, {task_name, options.tenant, tags, options.namespace_},
+                            exchange::system_now_ms());
+}
+
+/// What a call's ledger record and its errors name.
+struct CallRecord {
+  const RunOptions& options;
+  const agent::ModelSpec& spec;
+  const std::string& task_name;
+  const std::string& prompt;
+  std::chrono::steady_clock::time_point started;
+  exchange::LedgerWriter* ledger;  ///< null: no record
+};
+
+/// Runs the exchange; records the call in the ledger when asked, a failed one too.
+asio::awaitable<exchange::ExchangeResult> run_recorded(exchange::Exchange& shared, Model& model,
+                                                       exchange::ExchangeRequest request,
+                                                       const CallRecord& call) {
+  const auto record = [&](const exchange::ExchangeResult* result) {
+    if (call.ledger == nullptr) return;
+    call.ledger->record(
+        ledger_record(call.options, call.spec, call.task_name, result, call.started));
+  };
+  std::optional<exchange::ExchangeResult> ran;
+  try {
+    ran = co_await shared.run(model, std::move(request));
+  } catch (const CacheMissError& e) {
+    record(nullptr);
+    // A replay that misses says which test asked for what (docs/TESTING.md).
+    throw CacheMissError(fmt::format("task '{}', prompt '{}': {}",
+                                     core::printable(call.task_name, 64),
+                                     core::printable(call.prompt, 80), e.what()));
+  } catch (...) {
+    record(nullptr);
+    throw;
+  }
+  record(&*ran);
+  co_return std::move(*ran);
+}
+
 asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in,
                                std::string_view task_in, RunOptions options,
                                std::optional<detail::StructuredOutput> output) {
@@ -206,25 +252,15 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   exchange::ExchangeRequest request = exchange_request(
       spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
+  request.budgets = budget_lines_of(options, task_name);
   exchange::LedgerWriter* ledger = nullptr;
   if (options.ledger) {
     shared->start_ledger(runtime.impl().ledger_options());
     ledger = shared->ledger();
   }
-  std::optional<exchange::ExchangeResult> ran;
-  try {
-    ran = co_await shared->run(*model, std::move(request));
-  } catch (const CacheMissError& e) {
-    if (ledger) ledger->record(ledger_record(options, spec, task_name, nullptr, started));
-    // A replay that misses says which test asked for what (docs/TESTING.md).
-    throw CacheMissError(fmt::format("task '{}', prompt '{}': {}", core::printable(task_name, 64),
-                                     core::printable(prompt, 80), e.what()));
-  } catch (...) {
-    if (ledger) ledger->record(ledger_record(options, spec, task_name, nullptr, started));
-    throw;
-  }
-  const exchange::ExchangeResult& exchanged = *ran;
-  if (ledger) ledger->record(ledger_record(options, spec, task_name, &exchanged, started));
+  const CallRecord call{options, spec, task_name, prompt, started, ledger};
+  const exchange::ExchangeResult exchanged =
+      co_await run_recorded(*shared, *model, std::move(request), call);
 
   const providers::ChatResponse parsed =
       providers::parse_response(spec.provider, exchanged.entry->response, output.has_value());

@@ -32,6 +32,20 @@ asio::awaitable<std::vector<core::LedgerRecord>> Backend::ledger_read(std::int64
   co_return std::vector<core::LedgerRecord>{};
 }
 
+asio::awaitable<Backend::BudgetVerdict> Backend::budget_reserve(std::vector<BudgetCharge> charges,
+                                                               std::int64_t amount) {
+  (void)charges, (void)amount;
+  throw CacheError("the cache backend " + describe() + " keeps no budgets");
+  co_return BudgetVerdict{};
+}
+
+asio::awaitable<void> Backend::budget_adjust(std::vector<BudgetCharge> charges,
+                                             std::int64_t delta) {
+  (void)charges, (void)delta;
+  throw CacheError("the cache backend " + describe() + " keeps no budgets");
+  co_return;
+}
+
 asio::awaitable<void> Backend::wait_for_unlock(std::string lock_key,
                                                std::chrono::milliseconds at_most) {
   (void)lock_key;

@@ -35,6 +35,12 @@ class MemoryBackend final : public Backend {
   asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
                                                              std::int64_t until_ms) override;
+  /// Budget counters in this process's memory (TTLs ignored).
+  bool keeps_budgets() const noexcept override { return true; }
+  asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
+                                                std::int64_t amount) override;
+  asio::awaitable<void> budget_adjust(std::vector<BudgetCharge> charges,
+                                      std::int64_t delta) override;
 
   // The same operations without a coroutine frame (everything here is synchronous anyway).
   std::optional<std::string> get_now(std::string_view key);
@@ -60,6 +66,7 @@ class MemoryBackend final : public Backend {
   };
   std::unordered_map<std::string, Lock> locks_;  // guarded by mutex_
   std::vector<core::LedgerRecord> ledger_;       // guarded by mutex_
+  std::unordered_map<std::string, std::int64_t> budgets_;  // guarded by mutex_
 };
 
 }  // namespace llm_caching::cache

@@ -32,6 +32,30 @@ constexpr const char* kAppendScript =
     "if not seen[ARGV[i]] then seen[ARGV[i]] = true redis.call('expire', ARGV[i], ARGV[3]) end "
     "i = i + 3 end return n";
 
+/// KEYS: the counters; ARGV[1]: the amount, then per counter its limit and TTL (ms). Refused:
+/// {0, index (0-based), used}; granted: {1, 0, used after...}.
+constexpr const char* kReserveScript =
+    "local amount = tonumber(ARGV[1]) "
+    "for i = 1, #KEYS do local used = tonumber(redis.call('get', KEYS[i]) or '0') "
+    "if amount > 0 and used + amount > tonumber(ARGV[2 * i]) then return {0, i - 1, used} end "
+    "end "
+    "local out = {1, 0} "
+    "for i = 1, #KEYS do out[i + 2] = redis.call('incrby', KEYS[i], amount) "
+    "local ttl = tonumber(ARGV[2 * i + 1]) "
+    "if ttl > 0 then redis.call('pexpire', KEYS[i], ttl) end end return out";
+
+RedisCommand budget_command(const std::vector<Backend::BudgetCharge>& charges,
+                            std::int64_t amount) {
+  RedisCommand command{"EVAL", kReserveScript, std::to_string(charges.size())};
+  for (const Backend::BudgetCharge& charge : charges) command.push_back(charge.key);
+  command.push_back(std::to_string(amount));
+  for (const Backend::BudgetCharge& charge : charges) {
+    command.push_back(std::to_string(charge.limit_nano_usd));
+    command.push_back(std::to_string(charge.ttl.count()));
+  }
+  return command;
+}
+
 using Counters = std::map<std::pair<std::string, std::string>, std::int64_t>;
 
 void count(Counters& counters, const core::LedgerRecord& r) {
@@ -95,6 +119,29 @@ asio::awaitable<std::vector<core::LedgerRecord>> RedisBackend::ledger_read(std::
     start = "(" + last;
   }
   co_return out;
+}
+
+asio::awaitable<Backend::BudgetVerdict> RedisBackend::budget_reserve(
+    std::vector<BudgetCharge> charges, std::int64_t amount) {
+  BudgetVerdict verdict;
+  if (charges.empty()) co_return verdict;
+  const RedisReply reply = co_await run(budget_command(charges, amount));
+  if (reply.kind != RedisReply::Kind::array || reply.elements.size() < 3) {
+    throw CacheError("Redis budget script gave an unexpected reply on " + describe());
+  }
+  verdict.granted = reply.elements[0].integer == 1;
+  verdict.refused = static_cast<std::size_t>(reply.elements[1].integer);
+  for (std::size_t i = 2; i < reply.elements.size(); ++i) {
+    verdict.used.push_back(reply.elements[i].integer);
+  }
+  co_return verdict;
+}
+
+asio::awaitable<void> RedisBackend::budget_adjust(std::vector<BudgetCharge> charges,
+                                                  std::int64_t delta) {
+  if (charges.empty() || delta == 0) co_return;
+  // A negative amount is never refused: the same script gives it back.
+  co_await run(budget_command(charges, delta));
 }
 
 }  // namespace llm_caching::cache

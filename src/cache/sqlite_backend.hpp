@@ -75,6 +75,14 @@ class SqliteBackend final : public Backend {
   asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
                                                              std::int64_t until_ms) override;
+  /// Budget counters: the table `budgets` of the same file (sqlite_ledger.cpp), checked and
+  /// charged in one write transaction, so processes sharing the file never overspend together.
+  bool keeps_budgets() const noexcept override { return true; }
+  asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
+                                                std::int64_t amount) override;
+  asio::awaitable<void> budget_adjust(std::vector<BudgetCharge> charges,
+                                      std::int64_t delta) override;
+  BudgetVerdict budget_reserve_now(const std::vector<BudgetCharge>& charges, std::int64_t amount);
   void ledger_append_now(const std::vector<core::LedgerRecord>& records);
   std::vector<core::LedgerRecord> ledger_read_now(std::int64_t since_ms, std::int64_t until_ms);
 

@@ -1,6 +1,7 @@
-// The SQLite backend's ledger (core/ledger.hpp): a table `ledger` in the cache's file, beside
-// the entries. It is not part of the entries' schema version: a file without it gets it on the
-// first record, and builds that do not know it leave it alone.
+// The SQLite backend's ledger (core/ledger.hpp) and budget counters (core/budget.hpp): the
+// tables `ledger` and `budgets` in the cache's file, beside the entries. They are not part of the
+// entries' schema version: a file without them gets them on first use, and builds that do not
+// know them leave them alone.
 #include "cache/sqlite_backend.hpp"
 #include "cache/sqlite_connection.hpp"
 
@@ -18,7 +19,12 @@ constexpr const char* kCreateLedger =
     "output_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, "
     "cache_read_tokens INTEGER NOT NULL, cost_nano_usd INTEGER NOT NULL, "
     "avoided_nano_usd INTEGER NOT NULL, latency_us INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS ledger_time ON ledger(time_ms);";
+    "CREATE INDEX IF NOT EXISTS ledger_time ON ledger(time_ms);"
+    "CREATE TABLE IF NOT EXISTS budgets (key TEXT PRIMARY KEY, used INTEGER NOT NULL, "
+    "expires_at INTEGER NOT NULL);";
+
+constexpr const char* kSelectBudget = "SELECT used, expires_at FROM budgets WHERE key = ?1";
+constexpr const char* kWriteBudget = "INSERT OR REPLACE INTO budgets VALUES (?1, ?2, ?3)";
 
 constexpr const char* kInsert =
     "INSERT INTO ledger VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
@@ -119,6 +125,58 @@ std::vector<core::LedgerRecord> SqliteBackend::ledger_read_now(std::int64_t sinc
   std::vector<core::LedgerRecord> out;
   while (db.step(select.stmt, "reading the ledger")) out.push_back(read_record(select.stmt));
   return out;
+}
+
+Backend::BudgetVerdict SqliteBackend::budget_reserve_now(const std::vector<BudgetCharge>& charges,
+                                                         std::int64_t amount) {
+  const std::int64_t now = now_ms_();
+  std::lock_guard lock(mutex_);
+  ensure_ledger_table();
+  SqliteConnection& db = *db_;
+  const Statement select{db.prepare(kSelectBudget)};
+  const Statement write{db.prepare(kWriteBudget)};
+  // Read and charge in one write transaction: another process's reservation waits for it.
+  return db.write_transaction([&] {
+    BudgetVerdict verdict;
+    std::vector<std::int64_t> used;
+    for (std::size_t i = 0; i < charges.size(); ++i) {
+      StatementUse use(select.stmt);
+      db.bind_text(select.stmt, 1, charges[i].key);
+      std::int64_t current = 0;
+      if (db.step(select.stmt, "reading a budget")) {
+        const std::int64_t expires_at = sqlite3_column_int64(select.stmt, 1);
+        if (expires_at == 0 || expires_at > now) current = sqlite3_column_int64(select.stmt, 0);
+      }
+      if (amount > 0 && current > charges[i].limit_nano_usd - amount) {
+        verdict.granted = false;
+        verdict.refused = i;
+        verdict.used = {current};
+        return verdict;
+      }
+      used.push_back(current + amount);
+    }
+    for (std::size_t i = 0; i < charges.size(); ++i) {
+      StatementUse use(write.stmt);
+      db.bind_text(write.stmt, 1, charges[i].key);
+      db.bind_int(write.stmt, 2, used[i]);
+      db.bind_int(write.stmt, 3, charges[i].ttl.count() > 0 ? now + charges[i].ttl.count() : 0);
+      db.step(write.stmt, "charging a budget");
+    }
+    verdict.used = std::move(used);
+    return verdict;
+  });
+}
+
+asio::awaitable<Backend::BudgetVerdict> SqliteBackend::budget_reserve(
+    std::vector<BudgetCharge> charges, std::int64_t amount) {
+  co_return budget_reserve_now(charges, amount);
+}
+
+asio::awaitable<void> SqliteBackend::budget_adjust(std::vector<BudgetCharge> charges,
+                                                   std::int64_t delta) {
+  // A negative amount is never refused.
+  budget_reserve_now(charges, delta);
+  co_return;
 }
 
 asio::awaitable<void> SqliteBackend::ledger_append(std::vector<core::LedgerRecord> records) {

@@ -84,7 +84,12 @@ void add_costs_command(CLI::App& app, GlobalOptions& global) {
       "  llm-caching costs --since 7d --by task\n"
       "  llm-caching costs --since 2026-12-01 --until 2026-12-06 --by day --csv\n"
       "  llm-caching costs --by model --json --cache-url redis://127.0.0.1:6379/0");
-  costs->callback([&global, flags] { run_costs(global, *flags); });
+  add_price_commands(*costs, global);
+  costs->require_subcommand(0, 1);
+  costs->callback([&global, flags, costs] {
+    // `costs models` and `costs import` run their own callbacks; this one is the report's.
+    if (costs->get_subcommands().empty()) run_costs(global, *flags);
+  });
 }
 
 }  // namespace llm_caching::cli

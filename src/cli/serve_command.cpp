@@ -89,6 +89,11 @@ gateway::GatewayConfig make_gateway_config(const ServeFlags& flags,
   check_upstreams(config.upstreams, upstream_sources(flags, file));
   config.default_mode = parse_cache_mode(flags.mode);  // apply_environment set it
   config.share_across_keys = flags.share_across_keys;
+  for (const std::string& spec : flags.budgets) config.budgets.push_back(Budget::parse(spec));
+  for (const std::string& spec : flags.soft_budgets) {
+    config.budgets.push_back(Budget::parse(spec));
+    config.budgets.back().soft = true;
+  }
   config.allow_unpriced = !flags.reject_unpriced;
   config.default_ttl = std::chrono::seconds(flags.ttl_seconds);
   config.retry.max_wait = std::chrono::milliseconds(flags.max_wait_ms);

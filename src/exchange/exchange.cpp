@@ -4,11 +4,14 @@
 // policies (docs/SINGLE_FLIGHT.md) around them.
 #include "exchange/exchange.hpp"
 
+#include "exchange/budget_hold.hpp"
+
 #include "exchange/cross_process_lock.hpp"
 #include "exchange/named_thread.hpp"
 #include "exchange/provider_call.hpp"
 #include "llm_caching/errors.hpp"
 
+#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -321,7 +324,27 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
   HeldLock held(write_behind_, key, std::move(lock_token));
   ExchangeResult result;
   result.storage_key = key;
-  ProviderAnswer answer = co_await call_provider(model, request, key, price, clock_, flights_);
+  BudgetHold budget;
+  if (!request.budgets.empty()) {
+    const std::int64_t worst_case = core::worst_case_nano_usd(
+        price, static_cast<std::int64_t>(boost::json::serialize(request.native.body).size()),
+        core::output_limit(request.native.provider, request.native.body));
+    budget = co_await reserve_budget(*cache_->backend(), request.budgets, worst_case,
+                                     cache_->strict());
+  }
+  std::optional<ProviderAnswer> called;
+  std::exception_ptr failure;
+  try {
+    called.emplace(co_await call_provider(model, request, key, price, clock_, flights_));
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!budget.charges.empty()) {
+    const std::int64_t spent = failure ? 0 : called->entry->cost_nano_usd;
+    co_await settle_budget(*cache_->backend(), std::move(budget), spent);
+  }
+  if (failure) std::rethrow_exception(failure);
+  ProviderAnswer& answer = *called;
   result.entry = std::move(answer.entry);
   result.attempts = answer.attempts;
   result.relayed = answer.relayed;

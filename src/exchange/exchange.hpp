@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cache/tiered_cache.hpp"
+#include "core/budget.hpp"
 #include "core/entry.hpp"
 #include "core/log_throttle.hpp"
 #include "core/retry.hpp"
@@ -97,6 +98,9 @@ struct ExchangeRequest {
   /// hung up). The retries then stop (ProviderError, error_type "abandoned"), unless another
   /// caller joined this call's flight and still waits for it.
   std::function<bool()> caller_gone;
+  /// Budgets this call falls under (core/budget_lines): a miss reserves its worst case on each
+  /// before the provider call (BudgetExceededError when one has no room) and settles after.
+  std::vector<core::BudgetLine> budgets;
   /// Deterministic jitter for tests.
   std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
 };

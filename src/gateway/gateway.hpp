@@ -7,6 +7,7 @@
 #include "gateway/controls.hpp"
 #include "gateway/http_types.hpp"
 #include "gateway/metrics.hpp"
+#include "llm_caching/budget.hpp"
 #include "gateway/stale.hpp"
 #include "gateway/upstream.hpp"
 #include "providers/http_client.hpp"
@@ -28,6 +29,9 @@ inline constexpr std::size_t kUnpricedModelsNamed = 256;
 struct GatewayConfig {
   /// The public endpoints by default; `llm-caching serve` starts from Upstreams::from_environment.
   Upstreams upstreams;
+  /// Budgets (serve --budget, --soft-budget; docs/COSTS.md): by x-llm-task, x-llm-user (else
+  /// the caller's key scope), x-llm-tags and x-llm-namespace.
+  std::vector<Budget> budgets;
   /// Share cache entries across callers' keys. Default: partitioned by a hash of the key.
   bool share_across_keys = false;
   /// Serve models missing from the price table, costed 0 (counted and warned about once per
