@@ -9,10 +9,10 @@
 
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
 namespace {
 
@@ -66,8 +66,8 @@ void BM_LedgerHandOver(benchmark::State& state) {
 BENCHMARK(BM_LedgerHandOver);
 
 void BM_LedgerSqliteAppend(benchmark::State& state) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("llmc-bench-ledger-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("llmc-bench-ledger-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   SqliteOptions options;
   options.path = dir / "cache.db";

@@ -45,8 +45,7 @@ class RateLimitError : public Error {
 /// has left (may be less than this call needs, never negative).
 class BudgetExceededError : public Error {
  public:
-  BudgetExceededError(const std::string& what, std::string budget,
-                      std::int64_t remaining_nano_usd)
+  BudgetExceededError(const std::string& what, std::string budget, std::int64_t remaining_nano_usd)
       : Error(what), budget_(std::move(budget)), remaining_nano_usd_(remaining_nano_usd) {}
   const std::string& budget() const noexcept { return budget_; }
   std::int64_t remaining_nano_usd() const noexcept { return remaining_nano_usd_; }

@@ -33,7 +33,7 @@ asio::awaitable<std::vector<core::LedgerRecord>> Backend::ledger_read(std::int64
 }
 
 asio::awaitable<Backend::BudgetVerdict> Backend::budget_reserve(std::vector<BudgetCharge> charges,
-                                                               std::int64_t amount) {
+                                                                std::int64_t amount) {
   (void)charges, (void)amount;
   throw CacheError("the cache backend " + describe() + " keeps no budgets");
   co_return BudgetVerdict{};

@@ -96,7 +96,7 @@ class Backend {
   /// The stored records with since_ms <= time_ms < until_ms, in no set order. Throws
   /// CacheError.
   virtual asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
-                                                                     std::int64_t until_ms);
+                                                                       std::int64_t until_ms);
 
   // Budgets (llm_caching/budget.hpp, docs/COSTS.md): counters of nano-USD, shared by every
   // process that uses the store. exchange/budget_hold.* reserves and settles around a call.

@@ -114,9 +114,9 @@ void parse_userinfo(std::string_view userinfo, std::string& user, std::string& p
 /// redis-py's parameter names that `tls` and `sentinel` URLs accept; fails on any other.
 void reject_unknown_redis_params(const Params& params, bool tls, bool sentinel,
                                  std::string_view url) {
-  std::vector<std::string_view> known = {"timeout", "socket_timeout", "socket_connect_timeout",
-                                         "db",      "client_name",    "max_connections",
-                                         "ledger_max_records"};
+  std::vector<std::string_view> known = {
+      "timeout",     "socket_timeout",  "socket_connect_timeout", "db",
+      "client_name", "max_connections", "ledger_max_records"};
   if (tls)
     known.insert(known.end(), {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"});
   if (sentinel) known.insert(known.end(), {"sentinel_username", "sentinel_password"});

@@ -34,7 +34,7 @@ class MemoryBackend final : public Backend {
   bool keeps_ledger() const noexcept override { return true; }
   asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
-                                                             std::int64_t until_ms) override;
+                                                               std::int64_t until_ms) override;
   /// Budget counters in this process's memory (TTLs ignored).
   bool keeps_budgets() const noexcept override { return true; }
   asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
@@ -64,8 +64,8 @@ class MemoryBackend final : public Backend {
     std::string token;
     std::int64_t expires_at = 0;
   };
-  std::unordered_map<std::string, Lock> locks_;  // guarded by mutex_
-  std::vector<core::LedgerRecord> ledger_;       // guarded by mutex_
+  std::unordered_map<std::string, Lock> locks_;            // guarded by mutex_
+  std::vector<core::LedgerRecord> ledger_;                 // guarded by mutex_
   std::unordered_map<std::string, std::int64_t> budgets_;  // guarded by mutex_
 };
 

@@ -56,8 +56,9 @@ class RedisBackend final : public Backend {
   asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
   /// XRANGE from since_ms (a record's stream id is never before its time), filtered by time.
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
-                                                             std::int64_t until_ms) override;
-  /// Budget counters are string keys (INCRBY), checked and charged by one script (redis_ledger.cpp).
+                                                               std::int64_t until_ms) override;
+  /// Budget counters are string keys (INCRBY), checked and charged by one script
+  /// (redis_ledger.cpp).
   bool keeps_budgets() const noexcept override { return true; }
   asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
                                                 std::int64_t amount) override;

@@ -64,8 +64,10 @@ void count(Counters& counters, const core::LedgerRecord& r) {
                    r.outcome == core::LedgerOutcome::stale ||
                    r.outcome == core::LedgerOutcome::coalesced;
   const std::pair<std::string_view, std::string_view> dims[] = {
-      {"total", ""},        {"task", r.task},
-      {"model", r.model},   {"tenant", r.tenant},
+      {"total", ""},
+      {"task", r.task},
+      {"model", r.model},
+      {"tenant", r.tenant},
       {"outcome", core::outcome_name(r.outcome)}};
   for (const auto& [dim, value] : dims) {
     const std::string field = fmt::format("{}:{}:", dim, value);
@@ -82,7 +84,11 @@ void count(Counters& counters, const core::LedgerRecord& r) {
 
 asio::awaitable<void> RedisBackend::ledger_append(std::vector<core::LedgerRecord> records) {
   if (records.empty()) co_return;
-  RedisCommand command{"EVAL", kAppendScript, "1", kLedgerStream, std::to_string(records.size()),
+  RedisCommand command{"EVAL",
+                       kAppendScript,
+                       "1",
+                       kLedgerStream,
+                       std::to_string(records.size()),
                        std::to_string(client_.options().ledger_max_records),
                        std::to_string(kCounterSeconds)};
   Counters counters;

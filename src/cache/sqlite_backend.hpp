@@ -74,7 +74,7 @@ class SqliteBackend final : public Backend {
   bool keeps_ledger() const noexcept override { return true; }
   asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
-                                                             std::int64_t until_ms) override;
+                                                               std::int64_t until_ms) override;
   /// Budget counters: the table `budgets` of the same file (sqlite_ledger.cpp), checked and
   /// charged in one write transaction, so processes sharing the file never overspend together.
   bool keeps_budgets() const noexcept override { return true; }

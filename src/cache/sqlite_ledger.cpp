@@ -42,9 +42,9 @@ struct Statement {
 
 std::string text_column(sqlite3_stmt* stmt, int column) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
-  return text == nullptr ? std::string()
-                         : std::string(text, static_cast<std::size_t>(
-                                                 sqlite3_column_bytes(stmt, column)));
+  return text == nullptr
+             ? std::string()
+             : std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
 }
 
 void bind_record(const SqliteConnection& db, sqlite3_stmt* stmt, const core::LedgerRecord& r) {

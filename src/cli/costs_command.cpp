@@ -2,8 +2,8 @@
 // dimension, as a table with bars, JSON (--json, the gateway's /costs) or CSV (--csv).
 #include "commands.hpp"
 
-#include "cache/tiered_cache.hpp"
 #include "cache/run_blocking.hpp"
+#include "cache/tiered_cache.hpp"
 #include "core/ledger.hpp"
 #include "llm_caching/errors.hpp"
 
@@ -36,7 +36,8 @@ void run_costs(const GlobalOptions& global, const CostsFlags& flags) {
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
   const std::int64_t since = report_time(flags.since, "--since", now);
-  const std::int64_t until = flags.until.empty() ? now + 1 : report_time(flags.until, "--until", now);
+  const std::int64_t until =
+      flags.until.empty() ? now + 1 : report_time(flags.until, "--until", now);
   const auto by = core::report_by_from_name(flags.by);
   if (!by) {
     throw ConfigurationError("--by '" + flags.by +

@@ -6,9 +6,9 @@
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
 
+#include <fmt/format.h>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
-#include <fmt/format.h>
 
 #include <fstream>
 #include <iostream>
@@ -45,12 +45,11 @@ std::string json_text(std::string_view text) {
 
 /// One entry in data/model_costs.json's format; rates in their shortest exact decimal form.
 std::string entry_json(const std::string& model, const ModelCosts& c) {
-  std::string out = fmt::format("    {}: {{\"input\": {}, \"output\": {}, \"cache_write\": {}, "
-                                "\"cache_read\": {}",
-                                json_text(model), c.cost_per_million_input_tokens,
-                                c.cost_per_million_output_tokens,
-                                c.cost_per_million_caching_input_tokens,
-                                c.cost_per_million_caching_hit_tokens);
+  std::string out = fmt::format(
+      "    {}: {{\"input\": {}, \"output\": {}, \"cache_write\": {}, "
+      "\"cache_read\": {}",
+      json_text(model), c.cost_per_million_input_tokens, c.cost_per_million_output_tokens,
+      c.cost_per_million_caching_input_tokens, c.cost_per_million_caching_hit_tokens);
   if (c.tier_threshold_tokens) {
     out += fmt::format(", \"tier_threshold_tokens\": {}", *c.tier_threshold_tokens);
     const auto above = [&](const char* name, const std::optional<double>& rate) {
@@ -87,12 +86,13 @@ void list_models(const GlobalOptions& global, const std::string& prices) {
   std::cout << fmt::format("{:<40} {:>9} {:>9} {:>9} {:>9}  {:<10} {}\n", "model", "input/M",
                            "output/M", "c.write/M", "c.read/M", "as of", "source");
   for (const auto& [model, c] : table.entries()) {
-    std::string rates = fmt::format(
-        "{:<40} {:>9} {:>9} {:>9} {:>9}  {:<10} {}", model, c.cost_per_million_input_tokens,
-        c.cost_per_million_output_tokens, c.cost_per_million_caching_input_tokens,
-        c.cost_per_million_caching_hit_tokens, c.as_of.empty() ? "-" : c.as_of,
-        c.source.empty() ? "-" : c.source);
-    if (c.tier_threshold_tokens) rates += fmt::format(" (tiered above {})", *c.tier_threshold_tokens);
+    std::string rates =
+        fmt::format("{:<40} {:>9} {:>9} {:>9} {:>9}  {:<10} {}", model,
+                    c.cost_per_million_input_tokens, c.cost_per_million_output_tokens,
+                    c.cost_per_million_caching_input_tokens, c.cost_per_million_caching_hit_tokens,
+                    c.as_of.empty() ? "-" : c.as_of, c.source.empty() ? "-" : c.source);
+    if (c.tier_threshold_tokens)
+      rates += fmt::format(" (tiered above {})", *c.tier_threshold_tokens);
     std::cout << rates << "\n";
   }
 }
@@ -132,7 +132,9 @@ void add_price_commands(CLI::App& costs, GlobalOptions& global) {
       "the result in this project's format (for serve --prices / ask --prices)");
   auto file = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
-  import_cmd->add_option("FILE", *file, "LiteLLM's price file")->required()->check(CLI::ExistingFile);
+  import_cmd->add_option("FILE", *file, "LiteLLM's price file")
+      ->required()
+      ->check(CLI::ExistingFile);
   import_cmd->add_option("--out", *out, "Write here instead of standard output");
   import_cmd->footer(
       "Examples:\n"

@@ -1,8 +1,8 @@
 // llm-caching serve: the caching gateway (docs/GATEWAY.md). Its options: serve_flags.cpp.
 #include "cli/serve_flags.hpp"
 
-#include "cache/tiered_cache.hpp"
 #include "cache/cache_url.hpp"
+#include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/serve_config.hpp"
@@ -163,8 +163,8 @@ exchange::LedgerOptions ledger_options(const ServeFlags& flags,
                                        const RuntimeOptions& runtime_options) {
   exchange::LedgerOptions out;
   out.enabled = !flags.no_ledger;
-  out.spill_dir = !flags.ledger_spill_dir.empty() ? flags.ledger_spill_dir
-                                                   : runtime_options.ledger_spill_dir;
+  out.spill_dir =
+      !flags.ledger_spill_dir.empty() ? flags.ledger_spill_dir : runtime_options.ledger_spill_dir;
   if (out.spill_dir.empty()) {
     try {
       out.spill_dir = cache::default_cache_file().parent_path() / "ledger-spill";

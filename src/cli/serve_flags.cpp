@@ -47,9 +47,10 @@ void add_upstream_options(CLI::App& serve, ServeFlags& flags) {
   serve.add_flag("--no-ledger", flags.no_ledger,
                  "Write no ledger record of the calls (default: every call is recorded in the "
                  "cache's ledger; see llm-caching costs)");
-  serve.add_option("--ledger-spill-dir", flags.ledger_spill_dir,
-                   "Where ledger records wait while the cache backend is down (default: "
-                   "$LLM_CACHE_LEDGER_SPILL_DIR, else ledger-spill beside the embedded cache file)");
+  serve.add_option(
+      "--ledger-spill-dir", flags.ledger_spill_dir,
+      "Where ledger records wait while the cache backend is down (default: "
+      "$LLM_CACHE_LEDGER_SPILL_DIR, else ledger-spill beside the embedded cache file)");
 }
 
 void add_limit_options(CLI::App& serve, ServeFlags& flags) {

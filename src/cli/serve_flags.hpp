@@ -40,7 +40,7 @@ struct ServeFlags {
   bool require_key = false;
   std::vector<std::string> budgets;       ///< --budget SPEC (llm_caching/budget.hpp)
   std::vector<std::string> soft_budgets;  ///< --soft-budget SPEC: logged, never refused
-  bool no_ledger = false;        ///< --no-ledger: write no ledger records
+  bool no_ledger = false;                 ///< --no-ledger: write no ledger records
   std::string ledger_spill_dir;  ///< empty: $LLM_CACHE_LEDGER_SPILL_DIR, else beside the cache
   unsigned threads = 0;
   std::uint64_t body_limit = 8 * kMiB;

@@ -23,20 +23,28 @@ constexpr std::string_view kSpecHelp =
 
 std::string_view scope_name(Budget::Scope scope) {
   switch (scope) {
-    case Budget::Scope::all: return "all";
-    case Budget::Scope::task: return "task";
-    case Budget::Scope::tenant: return "tenant";
-    case Budget::Scope::tag: return "tag";
-    case Budget::Scope::namespace_: return "namespace";
+    case Budget::Scope::all:
+      return "all";
+    case Budget::Scope::task:
+      return "task";
+    case Budget::Scope::tenant:
+      return "tenant";
+    case Budget::Scope::tag:
+      return "tag";
+    case Budget::Scope::namespace_:
+      return "namespace";
   }
   return "all";
 }
 
 std::string_view period_name(Budget::Period period) {
   switch (period) {
-    case Budget::Period::day: return "day";
-    case Budget::Period::month: return "month";
-    case Budget::Period::total: return "total";
+    case Budget::Period::day:
+      return "day";
+    case Budget::Period::month:
+      return "month";
+    case Budget::Period::total:
+      return "total";
   }
   return "total";
 }
@@ -75,10 +83,14 @@ Budget Budget::parse(std::string_view spec) {
   std::string_view amount = rest.substr(colon + 1);
   if (const std::size_t slash = amount.find('/'); slash != std::string_view::npos) {
     const std::string_view period = amount.substr(slash + 1);
-    if (period == "day") budget.period = Period::day;
-    else if (period == "month") budget.period = Period::month;
-    else if (period == "total") budget.period = Period::total;
-    else bad_spec(spec, fmt::format("unknown period '{}'", period));
+    if (period == "day")
+      budget.period = Period::day;
+    else if (period == "month")
+      budget.period = Period::month;
+    else if (period == "total")
+      budget.period = Period::total;
+    else
+      bad_spec(spec, fmt::format("unknown period '{}'", period));
     amount = amount.substr(0, slash);
   }
   budget.limit_nano_usd = parse_amount(spec, amount);
@@ -89,19 +101,24 @@ Budget Budget::parse(std::string_view spec) {
   }
   const std::string_view scope = who.substr(0, eq);
   budget.value = std::string(who.substr(eq + 1));
-  if (scope == "task") budget.scope = Scope::task;
-  else if (scope == "tenant") budget.scope = Scope::tenant;
-  else if (scope == "tag") budget.scope = Scope::tag;
-  else if (scope == "namespace") budget.scope = Scope::namespace_;
-  else bad_spec(spec, fmt::format("unknown scope '{}'", scope));
+  if (scope == "task")
+    budget.scope = Scope::task;
+  else if (scope == "tenant")
+    budget.scope = Scope::tenant;
+  else if (scope == "tag")
+    budget.scope = Scope::tag;
+  else if (scope == "namespace")
+    budget.scope = Scope::namespace_;
+  else
+    bad_spec(spec, fmt::format("unknown scope '{}'", scope));
   return budget;
 }
 
 std::string Budget::describe() const {
   const std::string who =
       scope == Scope::all ? std::string("all") : fmt::format("{}={}", scope_name(scope), value);
-  return fmt::format("{}:{}usd/{}{}", who, core::dollars_text(limit_nano_usd),
-                     period_name(period), soft ? ",soft" : "");
+  return fmt::format("{}:{}usd/{}{}", who, core::dollars_text(limit_nano_usd), period_name(period),
+                     soft ? ",soft" : "");
 }
 
 namespace core {
@@ -119,11 +136,16 @@ bool has_tag(std::string_view tags, std::string_view tag) {
 
 bool applies(const Budget& budget, const BudgetSubject& subject) {
   switch (budget.scope) {
-    case Budget::Scope::all: return true;
-    case Budget::Scope::task: return subject.task == budget.value;
-    case Budget::Scope::tenant: return subject.tenant == budget.value;
-    case Budget::Scope::tag: return has_tag(subject.tags, budget.value);
-    case Budget::Scope::namespace_: return subject.namespace_ == budget.value;
+    case Budget::Scope::all:
+      return true;
+    case Budget::Scope::task:
+      return subject.task == budget.value;
+    case Budget::Scope::tenant:
+      return subject.tenant == budget.value;
+    case Budget::Scope::tag:
+      return has_tag(subject.tags, budget.value);
+    case Budget::Scope::namespace_:
+      return subject.namespace_ == budget.value;
   }
   return false;
 }

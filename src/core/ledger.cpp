@@ -77,12 +77,12 @@ std::optional<LedgerRecord> decode_ledger_line(std::string_view line) {
   const json::object& o = parsed.get_object();
   LedgerRecord r;
   std::string outcome;
-  const bool ok = o.contains(kTime) && read_int(o, kTime, r.time_ms) && read_text(o, "o", outcome) &&
-                  read_text(o, "task", r.task) && read_text(o, "ns", r.namespace_) &&
-                  read_text(o, "model", r.model) && read_text(o, "provider", r.provider) &&
-                  read_text(o, "tenant", r.tenant) && read_text(o, "tags", r.tags) &&
-                  read_int(o, "in", r.input_tokens) && read_int(o, "out", r.output_tokens) &&
-                  read_int(o, "cw", r.cache_write_tokens) &&
+  const bool ok = o.contains(kTime) && read_int(o, kTime, r.time_ms) &&
+                  read_text(o, "o", outcome) && read_text(o, "task", r.task) &&
+                  read_text(o, "ns", r.namespace_) && read_text(o, "model", r.model) &&
+                  read_text(o, "provider", r.provider) && read_text(o, "tenant", r.tenant) &&
+                  read_text(o, "tags", r.tags) && read_int(o, "in", r.input_tokens) &&
+                  read_int(o, "out", r.output_tokens) && read_int(o, "cw", r.cache_write_tokens) &&
                   read_int(o, "cr", r.cache_read_tokens) && read_int(o, "cost", r.cost_nano_usd) &&
                   read_int(o, "avoided", r.avoided_nano_usd) && read_int(o, "us", r.latency_us);
   if (!ok) return std::nullopt;

@@ -37,15 +37,24 @@ void add(ReportRow& row, const LedgerRecord& r) {
 /// The keys a record is counted under.
 std::vector<std::string> keys_of(const LedgerRecord& r, ReportBy by) {
   switch (by) {
-    case ReportBy::total: return {""};
-    case ReportBy::task: return {r.task};
-    case ReportBy::model: return {r.model};
-    case ReportBy::tenant: return {r.tenant};
-    case ReportBy::day: return {utc_day(r.time_ms)};
-    case ReportBy::outcome: return {std::string(outcome_name(r.outcome))};
-    case ReportBy::provider: return {r.provider};
-    case ReportBy::namespace_: return {r.namespace_};
-    case ReportBy::tag: break;
+    case ReportBy::total:
+      return {""};
+    case ReportBy::task:
+      return {r.task};
+    case ReportBy::model:
+      return {r.model};
+    case ReportBy::tenant:
+      return {r.tenant};
+    case ReportBy::day:
+      return {utc_day(r.time_ms)};
+    case ReportBy::outcome:
+      return {std::string(outcome_name(r.outcome))};
+    case ReportBy::provider:
+      return {r.provider};
+    case ReportBy::namespace_:
+      return {r.namespace_};
+    case ReportBy::tag:
+      break;
   }
   std::vector<std::string> tags;
   std::string_view rest = r.tags;
@@ -171,18 +180,18 @@ std::string report_table(const CostReport& report, int bar_width) {
   key_width = std::min<std::size_t>(key_width, 40);
   std::int64_t largest = 0;
   for (const ReportRow& row : report.rows) largest = std::max(largest, row.spent_nano_usd);
-  std::string out = fmt::format("{:<{}}  {:>8}  {:>6}  {:>14}  {:>14}  spent\n",
-                                report_by_name(report.by), key_width, "calls", "hit%",
-                                "spent $", "avoided $");
+  std::string out =
+      fmt::format("{:<{}}  {:>8}  {:>6}  {:>14}  {:>14}  spent\n", report_by_name(report.by),
+                  key_width, "calls", "hit%", "spent $", "avoided $");
   const auto line = [&](std::string key, const ReportRow& row, bool with_bar) {
     if (key.size() > key_width) key = key.substr(0, key_width - 1) + "~";
-    const int bar = largest == 0 || !with_bar
-                        ? 0
-                        : static_cast<int>((static_cast<long double>(row.spent_nano_usd) *
-                                            bar_width) / largest +
-                                           0.5L);
-    out += fmt::format("{:<{}}  {:>8}  {:>5.1f}%  {:>14}  {:>14}  {}\n", key, key_width,
-                       row.calls, row.hit_ratio() * 100.0, dollars_text(row.spent_nano_usd),
+    const int bar =
+        largest == 0 || !with_bar
+            ? 0
+            : static_cast<int>(
+                  (static_cast<long double>(row.spent_nano_usd) * bar_width) / largest + 0.5L);
+    out += fmt::format("{:<{}}  {:>8}  {:>5.1f}%  {:>14}  {:>14}  {}\n", key, key_width, row.calls,
+                       row.hit_ratio() * 100.0, dollars_text(row.spent_nano_usd),
                        dollars_text(row.avoided_nano_usd), std::string(bar, '#'));
   };
   for (const ReportRow& row : report.rows) line(shown(row.key), row, true);

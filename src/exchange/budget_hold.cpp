@@ -59,8 +59,7 @@ asio::awaitable<BudgetHold> reserve_budget(cache::Backend& backend,
   co_return hold;
 }
 
-asio::awaitable<void> settle_budget(cache::Backend& backend, BudgetHold hold,
-                                    std::int64_t actual) {
+asio::awaitable<void> settle_budget(cache::Backend& backend, BudgetHold hold, std::int64_t actual) {
   const std::int64_t delta = actual - hold.reserved_nano_usd;
   if (hold.charges.empty() || delta == 0) co_return;
   for (cache::Backend::BudgetCharge& charge : hold.charges) charge.limit_nano_usd = kNoLimit;

@@ -11,12 +11,12 @@
 #include "exchange/provider_call.hpp"
 #include "llm_caching/errors.hpp"
 
-#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -329,8 +329,8 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
     const std::int64_t worst_case = core::worst_case_nano_usd(
         price, static_cast<std::int64_t>(boost::json::serialize(request.native.body).size()),
         core::output_limit(request.native.provider, request.native.body));
-    budget = co_await reserve_budget(*cache_->backend(), request.budgets, worst_case,
-                                     cache_->strict());
+    budget =
+        co_await reserve_budget(*cache_->backend(), request.budgets, worst_case, cache_->strict());
   }
   std::optional<ProviderAnswer> called;
   std::exception_ptr failure;

@@ -138,7 +138,7 @@ void LedgerWriter::run() {
     for (std::size_t at = 0; at < batch.size(); at += options_.batch_limit) {
       const auto first = batch.begin() + static_cast<std::ptrdiff_t>(at);
       const auto last = batch.begin() + static_cast<std::ptrdiff_t>(
-                                             std::min(batch.size(), at + options_.batch_limit));
+                                            std::min(batch.size(), at + options_.batch_limit));
       write(std::vector<core::LedgerRecord>(std::make_move_iterator(first),
                                             std::make_move_iterator(last)));
     }
@@ -169,9 +169,10 @@ bool LedgerWriter::store(std::vector<core::LedgerRecord> batch) {
     cache::run_blocking(backend_->ledger_append(std::move(batch)));
     return true;
   } catch (const std::exception& e) {
-    spdlog::warn("ledger: cannot write to {} ({}); records go to {} until it answers",
-                 backend_->describe(), e.what(),
-                 spill_file_.empty() ? std::string("nowhere (no spill dir)") : spill_file_.string());
+    spdlog::warn(
+        "ledger: cannot write to {} ({}); records go to {} until it answers", backend_->describe(),
+        e.what(),
+        spill_file_.empty() ? std::string("nowhere (no spill dir)") : spill_file_.string());
     return false;
   }
 }

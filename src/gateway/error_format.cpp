@@ -73,10 +73,11 @@ std::string error_body(Provider provider, int status, std::string_view message,
   namespace json = boost::json;
   switch (provider) {
     case Provider::openai:
-      return json::serialize(json::object{{"error", json::object{{"message", message},
-                                                                 {"type", type.empty() ? openai_type(status) : type},
-                                                                 {"param", nullptr},
-                                                                 {"code", nullptr}}}});
+      return json::serialize(
+          json::object{{"error", json::object{{"message", message},
+                                              {"type", type.empty() ? openai_type(status) : type},
+                                              {"param", nullptr},
+                                              {"code", nullptr}}}});
     case Provider::anthropic:
       return json::serialize(json::object{
           {"type", "error"},

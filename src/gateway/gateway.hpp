@@ -7,9 +7,9 @@
 #include "gateway/controls.hpp"
 #include "gateway/http_types.hpp"
 #include "gateway/metrics.hpp"
-#include "llm_caching/budget.hpp"
 #include "gateway/stale.hpp"
 #include "gateway/upstream.hpp"
+#include "llm_caching/budget.hpp"
 #include "providers/http_client.hpp"
 
 #include <chrono>

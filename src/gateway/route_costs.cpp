@@ -34,7 +34,8 @@ std::string query_value(std::string_view target, std::string_view name) {
     std::string out;
     const std::string_view raw = pair.substr(eq + 1);
     for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
+      if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 &&
+          hex_value(raw[i + 2]) >= 0) {
         out.push_back(static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2])));
         i += 2;
       } else {

@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 namespace llm_caching::gateway {
 

@@ -34,10 +34,10 @@ class BudgetGateway {
  private:
   static std::vector<std::string> argv(const FakeProvider& fake, const std::string& cache_url,
                                        const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {kCliPath,      "--cache-url", cache_url, "serve",
-                                     "--listen",    "127.0.0.1:0", "--threads", "2",
-                                     "--log-level", "error",       "--upstream",
-                                     "openai=" + fake.base_url() + "/v1"};
+    std::vector<std::string> args = {
+        kCliPath,      "--cache-url", cache_url,    "serve",
+        "--listen",    "127.0.0.1:0", "--threads",  "2",
+        "--log-level", "error",       "--upstream", "openai=" + fake.base_url() + "/v1"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -49,10 +49,10 @@ class BudgetGateway {
 std::string body_of(int i) {
   char text[32];
   std::snprintf(text, sizeof text, "budget request %03d", i);
-  return json::serialize(json::object{
-      {"model", "gpt-4o-mini"},
-      {"max_tokens", 8},
-      {"messages", json::array{json::object{{"role", "user"}, {"content", text}}}}});
+  return json::serialize(
+      json::object{{"model", "gpt-4o-mini"},
+                   {"max_tokens", 8},
+                   {"messages", json::array{json::object{{"role", "user"}, {"content", text}}}}});
 }
 
 std::int64_t nano_of(const std::string& dollars) {
@@ -112,9 +112,9 @@ void hundred_requests_under_a_budget_of_ten(const std::string& cache_url) {
   EXPECT_LE(spent, 10 * one_call);
   EXPECT_EQ(upstream_calls(fake), ok);
   // Another task is not under this budget.
-  const HttpResponse other = send(post(first.url("/v1/chat/completions"), body_of(500),
-                                       {{"authorization", "Bearer sk-budget"},
-                                        {"x-llm-task", "interactive"}}));
+  const HttpResponse other =
+      send(post(first.url("/v1/chat/completions"), body_of(500),
+                {{"authorization", "Bearer sk-budget"}, {"x-llm-task", "interactive"}}));
   EXPECT_EQ(other.status, 200) << other.body;
 }
 
@@ -136,9 +136,8 @@ TEST(Budget, TheLibraryThrowsBudgetExceededErrorAndHitsNeverSpend) {
   options.cache_url = "sqlite://" + dir.file("cache.db");
   options.runtime = &runtime;
   options.max_wait = 0ms;
-  const llm_caching::Agent agent{.model = "openai:gpt-4o-mini",
-                                 .base_url = fake.base_url() + "/v1",
-                                 .api_key = "sk-lib"};
+  const llm_caching::Agent agent{
+      .model = "openai:gpt-4o-mini", .base_url = fake.base_url() + "/v1", .api_key = "sk-lib"};
   options.budgets = {llm_caching::Budget::parse("task=lib:1usd/total")};
   const auto first = llm_caching::cached_agent_run_sync(agent, "budgeted one", "lib", options);
   EXPECT_GT(first.cost_nano_usd, 0);
@@ -154,8 +153,7 @@ TEST(Budget, TheLibraryThrowsBudgetExceededErrorAndHitsNeverSpend) {
     llm_caching::cached_agent_run_sync(agent, "budgeted three", "lib", options);
     ADD_FAILURE() << "no BudgetExceededError";
   } catch (const llm_caching::Error& e) {  // an Error, for callers that catch the base
-    EXPECT_NE(std::string(e.what()).find("task=lib:0.00usd/total"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("task=lib:0.00usd/total"), std::string::npos) << e.what();
   }
   EXPECT_EQ(upstream_calls(fake), 1);
 }

@@ -36,9 +36,9 @@ TEST(CliCosts, ImportMergesALiteLlmFileUnderTheBuiltInTable) {
                     "litellm_provider": "openai"},
     "dall-e-3": {"output_cost_per_image": 0.04}
   })";
-  const auto result = llmc_test::run_shell(std::string(kCli) + " costs import " +
-                                           dir.file("litellm.json") + " --out " +
-                                           dir.file("prices.json") + " 2>&1");
+  const auto result =
+      llmc_test::run_shell(std::string(kCli) + " costs import " + dir.file("litellm.json") +
+                           " --out " + dir.file("prices.json") + " 2>&1");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("2 prices read"), std::string::npos) << result.output;
   std::ifstream in(dir.file("prices.json"));
@@ -46,22 +46,23 @@ TEST(CliCosts, ImportMergesALiteLlmFileUnderTheBuiltInTable) {
   const auto table = llm_caching::CostTable::from_json(text);
   EXPECT_DOUBLE_EQ(table.at("my-new-model").cost_per_million_input_tokens, 0.15);
   // Ours win where both name a model.
-  EXPECT_DOUBLE_EQ(table.at("gpt-4o-mini").cost_per_million_input_tokens,
-                   llm_caching::CostTable::defaults().at("gpt-4o-mini").cost_per_million_input_tokens);
+  EXPECT_DOUBLE_EQ(
+      table.at("gpt-4o-mini").cost_per_million_input_tokens,
+      llm_caching::CostTable::defaults().at("gpt-4o-mini").cost_per_million_input_tokens);
   // The file is what `ask --prices` reads.
-  const auto listed = llmc_test::run_shell(std::string(kCli) + " costs models --prices " +
-                                           dir.file("prices.json"));
+  const auto listed =
+      llmc_test::run_shell(std::string(kCli) + " costs models --prices " + dir.file("prices.json"));
   EXPECT_NE(listed.output.find("my-new-model"), std::string::npos);
 }
 
 TEST(CliCosts, ReportsRefuseBadTimesAndCachesWithoutALedger) {
   llmc_test::TempDir dir;
-  const auto bad = llmc_test::run_shell(std::string(kCli) + " costs --since 7y --cache-url sqlite://" +
-                                        dir.file("c.db") + " 2>&1");
+  const auto bad = llmc_test::run_shell(
+      std::string(kCli) + " costs --since 7y --cache-url sqlite://" + dir.file("c.db") + " 2>&1");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("--since '7y'"), std::string::npos) << bad.output;
-  const auto empty = llmc_test::run_shell(std::string(kCli) + " costs --by model --cache-url sqlite://" +
-                                          dir.file("c.db"));
+  const auto empty = llmc_test::run_shell(
+      std::string(kCli) + " costs --by model --cache-url sqlite://" + dir.file("c.db"));
   ASSERT_EQ(empty.exit_code, 0) << empty.output;
   EXPECT_NE(empty.output.find("TOTAL"), std::string::npos);
   const auto dir_cache = llmc_test::run_shell(std::string(kCli) + " costs --cache-url dir://" +

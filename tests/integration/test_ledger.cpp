@@ -25,11 +25,26 @@ class LedgerGateway {
  public:
   LedgerGateway(const FakeProvider& fake, const std::string& cache_url,
                 const std::string& spill_dir)
-      : process_({kCliPath, "--cache-url", cache_url, "serve", "--listen", "127.0.0.1:0",
-                  "--threads", "2", "--log-level", "error", "--initial-wait-ms", "20",
-                  "--upstream", "openai=" + fake.base_url() + "/v1", "--upstream",
-                  "anthropic=" + fake.base_url(), "--upstream", "gemini=" + fake.base_url(),
-                  "--ledger-spill-dir", spill_dir}),
+      : process_({kCliPath,
+                  "--cache-url",
+                  cache_url,
+                  "serve",
+                  "--listen",
+                  "127.0.0.1:0",
+                  "--threads",
+                  "2",
+                  "--log-level",
+                  "error",
+                  "--initial-wait-ms",
+                  "20",
+                  "--upstream",
+                  "openai=" + fake.base_url() + "/v1",
+                  "--upstream",
+                  "anthropic=" + fake.base_url(),
+                  "--upstream",
+                  "gemini=" + fake.base_url(),
+                  "--ledger-spill-dir",
+                  spill_dir}),
         port_(port_of(process_.ready_line())) {}
 
   std::string url(const std::string& path) const {
@@ -128,8 +143,9 @@ json::object costs_json(const std::string& body) {
 }
 
 json::object cli_costs(const std::string& cache_url, const std::string& by) {
-  const auto result = llmc_test::run_shell(std::string(kCliPath) + " costs --json --since 1d --by " +
-                                           by + " --cache-url '" + cache_url + "'");
+  const auto result =
+      llmc_test::run_shell(std::string(kCliPath) + " costs --json --since 1d --by " + by +
+                           " --cache-url '" + cache_url + "'");
   EXPECT_EQ(result.exit_code, 0) << result.output;
   return costs_json(result.output);
 }
@@ -236,9 +252,8 @@ TEST(Ledger, LibraryCallsWithRunOptionsLedgerLandInTheSqliteFile) {
     options.tags = {"lib", "nightly"};
     options.initial_wait = 1ms;
     options.max_wait = 0ms;
-    const llm_caching::Agent agent{.model = "openai:gpt-4o-mini",
-                                   .base_url = fake.base_url() + "/v1",
-                                   .api_key = "sk-lib"};
+    const llm_caching::Agent agent{
+        .model = "openai:gpt-4o-mini", .base_url = fake.base_url() + "/v1", .api_key = "sk-lib"};
     for (int i = 0; i < 30; ++i) {
       const auto result = llm_caching::cached_agent_run_sync(
           agent, "library question " + std::to_string(i % 10), "lib-task", options);
@@ -261,8 +276,8 @@ TEST(Ledger, LibraryCallsWithRunOptionsLedgerLandInTheSqliteFile) {
   EXPECT_EQ(total.at("avoided_nano_usd").as_int64(), avoided);
   const json::object by_tenant = cli_costs(cache_url, "tenant");
   EXPECT_EQ(by_tenant.at("rows").as_array().at(0).at("key").as_string(), "team-a");
-  const auto table = llmc_test::run_shell(std::string(kCliPath) +
-                                          " costs --by tag --cache-url '" + cache_url + "'");
+  const auto table = llmc_test::run_shell(std::string(kCliPath) + " costs --by tag --cache-url '" +
+                                          cache_url + "'");
   EXPECT_NE(table.output.find("nightly"), std::string::npos) << table.output;
   EXPECT_NE(table.output.find("TOTAL"), std::string::npos) << table.output;
 }

@@ -9,8 +9,8 @@
 #include "llm_caching/errors.hpp"
 #include "support/test_env.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 #include <limits>
 
@@ -40,8 +40,8 @@ TEST(BudgetSpec, ParsesScopesAmountsPeriodsAndSoft) {
 }
 
 TEST(BudgetSpec, RefusesWhatItCannotRead) {
-  for (const char* bad : {"task=x", "task=x:20", "task=x:20usd/week", "colour=x:1usd",
-                          "task=:1usd", "task=x:-1usd", "x:1usd", "task=x:nanusd"}) {
+  for (const char* bad : {"task=x", "task=x:20", "task=x:20usd/week", "colour=x:1usd", "task=:1usd",
+                          "task=x:-1usd", "x:1usd", "task=x:nanusd"}) {
     EXPECT_THROW(Budget::parse(bad), ConfigurationError) << bad;
   }
 }
@@ -49,8 +49,8 @@ TEST(BudgetSpec, RefusesWhatItCannotRead) {
 TEST(BudgetLines, MatchTheSubjectAndNameThePeriod) {
   const std::vector<Budget> budgets = {
       Budget::parse("task=nightly:1usd/day"), Budget::parse("tenant=team-a:2usd/month"),
-      Budget::parse("tag=batch:3usd"), Budget::parse("namespace=tests:4usd"),
-      Budget::parse("all:5usd/day,soft"), Budget::parse("task=other:6usd")};
+      Budget::parse("tag=batch:3usd"),        Budget::parse("namespace=tests:4usd"),
+      Budget::parse("all:5usd/day,soft"),     Budget::parse("task=other:6usd")};
   const core::BudgetSubject subject{"nightly", "team-a", "x,batch", "tests"};
   const auto lines = core::budget_lines(budgets, subject, kDec6 + 1000);
   ASSERT_EQ(lines.size(), 5u);
@@ -68,9 +68,9 @@ TEST(BudgetWorstCase, IsEveryByteAnInputTokenPlusTheOutputLimit) {
   EXPECT_EQ(core::output_limit(Provider::openai, body(R"({"max_tokens":10})")), 10);
   EXPECT_EQ(core::output_limit(Provider::openai, body(R"({"max_completion_tokens":7})")), 7);
   EXPECT_EQ(core::output_limit(Provider::anthropic, body(R"({})")), core::kDefaultOutputLimit);
-  EXPECT_EQ(core::output_limit(Provider::gemini,
-                               body(R"({"generationConfig":{"maxOutputTokens":99}})")),
-            99);
+  EXPECT_EQ(
+      core::output_limit(Provider::gemini, body(R"({"generationConfig":{"maxOutputTokens":99}})")),
+      99);
   const ModelCosts& mini = CostTable::defaults().at("gpt-4o-mini");  // 0.15 / 0.60 per M
   EXPECT_EQ(core::worst_case_nano_usd(mini, 1000, 100), 150'000 + 60'000);
 }
@@ -111,7 +111,8 @@ TEST(BudgetReserve, TwoConnectionsToOneSqliteFileNeverOverspend) {
 
 TEST(BudgetHold, RefusesWithWhatIsLeftAndSettlesToTheRealCost) {
   cache::MemoryBackend backend(MemoryOptions{});
-  const auto lines = core::budget_lines({Budget::parse("all:0.000001usd")}, {}, kDec6);  // 1000 nano
+  const auto lines =
+      core::budget_lines({Budget::parse("all:0.000001usd")}, {}, kDec6);  // 1000 nano
   exchange::BudgetHold hold =
       cache::run_blocking(exchange::reserve_budget(backend, lines, 700, false));
   EXPECT_EQ(hold.reserved_nano_usd, 700);
