@@ -2,6 +2,7 @@
 // `cached_agent_run(agent, prompt, task_name, ...)`.
 #pragma once
 
+#include "llm_caching/budget.hpp"
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/expense.hpp"
@@ -47,6 +48,16 @@ struct RunOptions {
   std::vector<HistoryItem> transcript_history;
   MessageConverter message_converter;  ///< empty: default_message_converter
   ExpenseRecorder expense_recorder;
+  /// The ledger (docs/COSTS.md): true writes a record of this call (miss, hit, coalesced,
+  /// stale or failed) into the cache's ledger, beside expense_recorder, off the call's path.
+  bool ledger = false;
+  /// The ledger record's tenant and tags (who the call was for; free-form labels).
+  std::string tenant;
+  std::vector<std::string> tags;
+  /// Budgets (docs/COSTS.md): a call that falls under one reserves its worst case before the
+  /// provider is called, in the cache's backend (shared by every process using it), and throws
+  /// BudgetExceededError when there is no room. Budget::parse("task=nightly:20usd/day").
+  std::vector<Budget> budgets;
   /// Cache URL (sqlite:///path, memory://, redis://...; docs/REDIS.md); empty: redis_url, else
   /// LLM_CACHE_REDIS_URL, else the embedded SQLite file. Opened once per runtime and shared.
   std::string cache_url;

@@ -83,6 +83,9 @@ struct RedisOptions {
   std::size_t pool_size = 4;
   /// CLIENT SETNAME value (empty: not sent).
   std::string client_name = "llm-caching";
+  /// The ledger's stream (docs/COSTS.md) keeps about this many records (XADD MAXLEN ~); the
+  /// per-day counters beside it are kept 400 days.
+  std::size_t ledger_max_records = 1'000'000;
   /// The URL with its password masked, for logs and errors.
   std::string masked_url;
 };

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace llm_caching {
 
@@ -36,6 +38,21 @@ class RateLimitError : public Error {
   int attempts_;
   std::chrono::milliseconds waited_;
   std::optional<std::chrono::milliseconds> last_retry_after_;
+};
+
+/// A budget (llm_caching/budget.hpp) has no room for the call's worst case: the provider was not
+/// called. budget() names it ("task=nightly-eval:20usd/day"); remaining_nano_usd() is what it
+/// has left (may be less than this call needs, never negative).
+class BudgetExceededError : public Error {
+ public:
+  BudgetExceededError(const std::string& what, std::string budget, std::int64_t remaining_nano_usd)
+      : Error(what), budget_(std::move(budget)), remaining_nano_usd_(remaining_nano_usd) {}
+  const std::string& budget() const noexcept { return budget_; }
+  std::int64_t remaining_nano_usd() const noexcept { return remaining_nano_usd_; }
+
+ private:
+  std::string budget_;
+  std::int64_t remaining_nano_usd_;
 };
 
 /// The cache backend failed and the call was in strict mode (the default degrades instead).

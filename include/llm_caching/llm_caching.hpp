@@ -3,6 +3,7 @@
 #pragma once
 
 #include "llm_caching/agent.hpp"
+#include "llm_caching/budget.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/cache_options.hpp"

@@ -22,6 +22,9 @@ struct RuntimeOptions {
   /// The stale windows of calls whose RunOptions leave them unset (0 = off).
   std::chrono::milliseconds stale_while_revalidate{0};
   std::chrono::milliseconds stale_if_error{0};
+  /// Where ledger records wait while the cache cannot take them (docs/COSTS.md); empty: the
+  /// folder ledger-spill beside the embedded cache file. LLM_CACHE_LEDGER_SPILL_DIR.
+  std::string ledger_spill_dir;
 
   /// The defaults, overridden by LLM_CACHE_MODE (use, refresh, bypass, read_only, replay_only),
   /// LLM_CACHE_LOCK_TTL_MS and LLM_CACHE_LOCK_WAIT_MS (milliseconds,

@@ -115,6 +115,89 @@ asio::awaitable<void> record_expense(const RunOptions& options, const Expense& e
   }
 }
 
+/// The ledger record of a call (RunOptions::ledger); `exchanged` null: it failed.
+core::LedgerRecord ledger_record(const RunOptions& options, const agent::ModelSpec& spec,
+                                 std::string_view task_name,
+                                 const exchange::ExchangeResult* exchanged,
+                                 std::chrono::steady_clock::time_point started) {
+  core::LedgerRecord r;
+  r.time_ms = exchange::system_now_ms();
+  r.task = std::string(task_name);
+  r.namespace_ = options.namespace_;
+  r.model = spec.model;
+  r.provider = std::string(to_string(spec.provider));
+  r.tenant = options.tenant;
+  for (const std::string& tag : options.tags) {
+    if (!r.tags.empty()) r.tags += ',';
+    r.tags += tag;
+  }
+  r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count();
+  if (exchanged == nullptr) {
+    r.outcome = core::LedgerOutcome::failed;
+    return r;
+  }
+  const Usage& usage = exchanged->entry->usage;
+  r.input_tokens = usage.input_tokens;
+  r.output_tokens = usage.output_tokens;
+  r.cache_write_tokens = usage.cache_write_tokens;
+  r.cache_read_tokens = usage.cache_read_tokens;
+  r.cost_nano_usd = exchanged->cost_nano_usd;
+  r.avoided_nano_usd = exchanged->avoided_nano_usd;
+  r.outcome = exchanged->stale       ? core::LedgerOutcome::stale
+              : exchanged->cache_hit ? core::LedgerOutcome::hit
+              : exchanged->coalesced ? core::LedgerOutcome::coalesced
+                                     : core::LedgerOutcome::miss;
+  return r;
+}
+
+/// The budgets of a call (RunOptions::budgets) that apply to it now.
+std::vector<core::BudgetLine> budget_lines_of(const RunOptions& options,
+                                              const std::string& task_name) {
+  if (options.budgets.empty()) return {};
+  std::string tags;
+  for (const std::string& tag : options.tags) tags += (tags.empty() ? "" : ",") + tag;
+  return core::budget_lines(options.budgets, {task_name, options.tenant, tags, options.namespace_},
+                            exchange::system_now_ms());
+}
+
+/// What a call's ledger record and its errors name.
+struct CallRecord {
+  const RunOptions& options;
+  const agent::ModelSpec& spec;
+  const std::string& task_name;
+  const std::string& prompt;
+  std::chrono::steady_clock::time_point started;
+  exchange::LedgerWriter* ledger;  ///< null: no record
+};
+
+/// Runs the exchange; records the call in the ledger when asked, a failed one too.
+asio::awaitable<exchange::ExchangeResult> run_recorded(exchange::Exchange& shared, Model& model,
+                                                       exchange::ExchangeRequest request,
+                                                       const CallRecord& call) {
+  const auto record = [&](const exchange::ExchangeResult* result) {
+    if (call.ledger == nullptr) return;
+    call.ledger->record(
+        ledger_record(call.options, call.spec, call.task_name, result, call.started));
+  };
+  std::optional<exchange::ExchangeResult> ran;
+  try {
+    ran = co_await shared.run(model, std::move(request));
+  } catch (const CacheMissError& e) {
+    record(nullptr);
+    // A replay that misses says which test asked for what (docs/TESTING.md).
+    throw CacheMissError(fmt::format("task '{}', prompt '{}': {}",
+                                     core::printable(call.task_name, 64),
+                                     core::printable(call.prompt, 80), e.what()));
+  } catch (...) {
+    record(nullptr);
+    throw;
+  }
+  record(&*ran);
+  co_return std::move(*ran);
+}
+
 asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in,
                                std::string_view task_in, RunOptions options,
                                std::optional<detail::StructuredOutput> output) {
@@ -146,15 +229,15 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   exchange::ExchangeRequest request = exchange_request(
       spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
-  std::optional<exchange::ExchangeResult> ran;
-  try {
-    ran = co_await shared->run(*model, std::move(request));
-  } catch (const CacheMissError& e) {
-    // A replay that misses says which test asked for what (docs/TESTING.md).
-    throw CacheMissError(fmt::format("task '{}', prompt '{}': {}", core::printable(task_name, 64),
-                                     core::printable(prompt, 80), e.what()));
+  request.budgets = budget_lines_of(options, task_name);
+  exchange::LedgerWriter* ledger = nullptr;
+  if (options.ledger) {
+    shared->start_ledger(runtime.impl().ledger_options());
+    ledger = shared->ledger();
   }
-  const exchange::ExchangeResult& exchanged = *ran;
+  const CallRecord call{options, spec, task_name, prompt, started, ledger};
+  const exchange::ExchangeResult exchanged =
+      co_await run_recorded(*shared, *model, std::move(request), call);
 
   const providers::ChatResponse parsed =
       providers::parse_response(spec.provider, exchanged.entry->response, output.has_value());

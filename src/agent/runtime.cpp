@@ -1,4 +1,5 @@
 #include "agent/runtime_impl.hpp"
+#include "cache/cache_url.hpp"
 
 #include "llm_caching/errors.hpp"
 
@@ -59,6 +60,9 @@ RuntimeOptions RuntimeOptions::from_environment() {
   if (auto s = env_number("LLM_CACHE_STALE_IF_ERROR", kYearSeconds, "seconds", true)) {
     options.stale_if_error = std::chrono::seconds(*s);
   }
+  if (const char* dir = std::getenv("LLM_CACHE_LEDGER_SPILL_DIR"); dir != nullptr && *dir != 0) {
+    options.ledger_spill_dir = dir;
+  }
   return options;
 }
 
@@ -80,6 +84,20 @@ exchange::ExchangeOptions Runtime::Impl::exchange_options() const {
   exchange::ExchangeOptions out;
   out.lock_ttl = options.lock_ttl;
   out.lock_wait = options.lock_wait;
+  return out;
+}
+
+exchange::LedgerOptions Runtime::Impl::ledger_options() const {
+  exchange::LedgerOptions out;
+  out.enabled = true;
+  out.spill_dir = options.ledger_spill_dir;
+  if (out.spill_dir.empty()) {
+    try {
+      out.spill_dir = cache::default_cache_file().parent_path() / "ledger-spill";
+    } catch (const ConfigurationError&) {
+      // No HOME: a failed batch is logged and dropped (LedgerOptions::spill_dir).
+    }
+  }
   return out;
 }
 

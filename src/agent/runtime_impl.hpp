@@ -20,6 +20,8 @@ struct Runtime::Impl {
   /// cache. Keyed by the resolved URL and strictness, so the hot path does not reopen anything.
   std::shared_ptr<exchange::Exchange> exchange_for(const CacheOptions& cache_options);
   exchange::ExchangeOptions exchange_options() const;
+  /// The ledger's writer settings for calls that ask for it (RunOptions::ledger).
+  exchange::LedgerOptions ledger_options() const;
 
   RuntimeOptions options;
   // Declared first, destroyed last: the exchanges' background refreshes call through it.

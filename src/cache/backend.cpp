@@ -19,6 +19,33 @@ asio::awaitable<Backend::KeyPage> Backend::list_keys(std::string prefix, std::st
   co_return KeyPage{};
 }
 
+asio::awaitable<void> Backend::ledger_append(std::vector<core::LedgerRecord> records) {
+  (void)records;
+  throw CacheError("the cache backend " + describe() + " keeps no ledger");
+  co_return;
+}
+
+asio::awaitable<std::vector<core::LedgerRecord>> Backend::ledger_read(std::int64_t since_ms,
+                                                                      std::int64_t until_ms) {
+  (void)since_ms, (void)until_ms;
+  throw CacheError("the cache backend " + describe() + " keeps no ledger");
+  co_return std::vector<core::LedgerRecord>{};
+}
+
+asio::awaitable<Backend::BudgetVerdict> Backend::budget_reserve(std::vector<BudgetCharge> charges,
+                                                                std::int64_t amount) {
+  (void)charges, (void)amount;
+  throw CacheError("the cache backend " + describe() + " keeps no budgets");
+  co_return BudgetVerdict{};
+}
+
+asio::awaitable<void> Backend::budget_adjust(std::vector<BudgetCharge> charges,
+                                             std::int64_t delta) {
+  (void)charges, (void)delta;
+  throw CacheError("the cache backend " + describe() + " keeps no budgets");
+  co_return;
+}
+
 asio::awaitable<void> Backend::wait_for_unlock(std::string lock_key,
                                                std::chrono::milliseconds at_most) {
   (void)lock_key;

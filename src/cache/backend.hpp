@@ -2,6 +2,8 @@
 // what the exchange stores; a backend never looks inside them.
 #pragma once
 
+#include "core/ledger.hpp"
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -82,6 +84,47 @@ class Backend {
     (void)key;
     return {};
   }
+  // The ledger (core/ledger.hpp, docs/COSTS.md): a record of every call, kept beside the
+  // entries. Written by exchange/ledger_writer.* in batches, off the requests' path.
+
+  /// true: ledger_append and ledger_read work on this backend.
+  virtual bool keeps_ledger() const noexcept { return false; }
+  /// Stores the records, as one write where the backend can. Throws CacheError (then none or
+  /// some are stored: the writer spills the batch and replays it, so a record may be doubled
+  /// by a failure between the two, never lost).
+  virtual asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records);
+  /// The stored records with since_ms <= time_ms < until_ms, in no set order. Throws
+  /// CacheError.
+  virtual asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
+                                                                       std::int64_t until_ms);
+
+  // Budgets (llm_caching/budget.hpp, docs/COSTS.md): counters of nano-USD, shared by every
+  // process that uses the store. exchange/budget_hold.* reserves and settles around a call.
+
+  /// One counter a call charges.
+  struct BudgetCharge {
+    std::string key;
+    std::int64_t limit_nano_usd = 0;
+    std::chrono::milliseconds ttl{0};  ///< set on each charge; 0: kept
+  };
+  struct BudgetVerdict {
+    bool granted = true;
+    /// Granted: each counter after the charge. Refused: one element, the refused counter as it
+    /// is (`refused` its index).
+    std::vector<std::int64_t> used;
+    std::size_t refused = 0;
+  };
+  /// true: budget_reserve and budget_adjust work on this backend.
+  virtual bool keeps_budgets() const noexcept { return false; }
+  /// Adds `amount` to every counter unless one would pass its limit: all or none, atomic
+  /// across the processes that share the store. Throws CacheError.
+  virtual asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
+                                                        std::int64_t amount);
+  /// Adds `delta` to every counter (negative: gives back the unused part of a reservation).
+  /// Throws CacheError.
+  virtual asio::awaitable<void> budget_adjust(std::vector<BudgetCharge> charges,
+                                              std::int64_t delta);
+
   /// The URL it was opened with, password masked. Safe to log.
   virtual std::string describe() const = 0;
 

@@ -114,8 +114,9 @@ void parse_userinfo(std::string_view userinfo, std::string& user, std::string& p
 /// redis-py's parameter names that `tls` and `sentinel` URLs accept; fails on any other.
 void reject_unknown_redis_params(const Params& params, bool tls, bool sentinel,
                                  std::string_view url) {
-  std::vector<std::string_view> known = {"timeout", "socket_timeout", "socket_connect_timeout",
-                                         "db",      "client_name",    "max_connections"};
+  std::vector<std::string_view> known = {
+      "timeout",     "socket_timeout",  "socket_connect_timeout", "db",
+      "client_name", "max_connections", "ledger_max_records"};
   if (tls)
     known.insert(known.end(), {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"});
   if (sentinel) known.insert(known.end(), {"sentinel_username", "sentinel_password"});
@@ -159,6 +160,11 @@ void apply_redis_params(RedisOptions& options, const Params& params, bool tls, b
     const std::uint64_t n = parse_unsigned(*v, "cache URL parameter max_connections");
     if (n < 1 || n > 64) fail("max_connections must be from 1 to 64", url);
     options.pool_size = static_cast<std::size_t>(n);
+  }
+  if (const auto* v = get("ledger_max_records")) {
+    const std::uint64_t n = parse_unsigned(*v, "cache URL parameter ledger_max_records");
+    if (n < 1) fail("ledger_max_records must be at least 1", url);
+    options.ledger_max_records = static_cast<std::size_t>(n);
   }
   if (const auto* v = get("ssl_ca_certs")) options.tls.ca_file = *v;
   if (const auto* v = get("ssl_certfile")) options.tls.cert_file = *v;

@@ -130,6 +130,46 @@ asio::awaitable<BackendStats> MemoryBackend::stats() {
   co_return stats_now();
 }
 
+asio::awaitable<void> MemoryBackend::ledger_append(std::vector<core::LedgerRecord> records) {
+  std::lock_guard lock(mutex_);
+  for (core::LedgerRecord& record : records) ledger_.push_back(std::move(record));
+  co_return;
+}
+
+asio::awaitable<std::vector<core::LedgerRecord>> MemoryBackend::ledger_read(std::int64_t since_ms,
+                                                                            std::int64_t until_ms) {
+  std::vector<core::LedgerRecord> out;
+  std::lock_guard lock(mutex_);
+  for (const core::LedgerRecord& record : ledger_) {
+    if (record.time_ms >= since_ms && record.time_ms < until_ms) out.push_back(record);
+  }
+  co_return out;
+}
+
+asio::awaitable<Backend::BudgetVerdict> MemoryBackend::budget_reserve(
+    std::vector<BudgetCharge> charges, std::int64_t amount) {
+  BudgetVerdict verdict;
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < charges.size(); ++i) {
+    const std::int64_t used = budgets_[charges[i].key];
+    if (amount > 0 && used > charges[i].limit_nano_usd - amount) {
+      verdict.granted = false;
+      verdict.refused = i;
+      verdict.used = {used};
+      co_return verdict;
+    }
+  }
+  for (const BudgetCharge& charge : charges) verdict.used.push_back(budgets_[charge.key] += amount);
+  co_return verdict;
+}
+
+asio::awaitable<void> MemoryBackend::budget_adjust(std::vector<BudgetCharge> charges,
+                                                   std::int64_t delta) {
+  std::lock_guard lock(mutex_);
+  for (const BudgetCharge& charge : charges) budgets_[charge.key] += delta;
+  co_return;
+}
+
 std::string MemoryBackend::describe() const {
   return fmt::format("memory://?max_bytes={}", options_.max_bytes);
 }

@@ -30,6 +30,17 @@ class MemoryBackend final : public Backend {
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
                                  std::chrono::milliseconds ttl) override;
   asio::awaitable<void> unlock(std::string lock_key, std::string token) override;
+  /// The ledger in this process's memory, like the entries (unbounded: a test's or a demo's).
+  bool keeps_ledger() const noexcept override { return true; }
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
+                                                               std::int64_t until_ms) override;
+  /// Budget counters in this process's memory (TTLs ignored).
+  bool keeps_budgets() const noexcept override { return true; }
+  asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
+                                                std::int64_t amount) override;
+  asio::awaitable<void> budget_adjust(std::vector<BudgetCharge> charges,
+                                      std::int64_t delta) override;
 
   // The same operations without a coroutine frame (everything here is synchronous anyway).
   std::optional<std::string> get_now(std::string_view key);
@@ -53,7 +64,9 @@ class MemoryBackend final : public Backend {
     std::string token;
     std::int64_t expires_at = 0;
   };
-  std::unordered_map<std::string, Lock> locks_;  // guarded by mutex_
+  std::unordered_map<std::string, Lock> locks_;            // guarded by mutex_
+  std::vector<core::LedgerRecord> ledger_;                 // guarded by mutex_
+  std::unordered_map<std::string, std::int64_t> budgets_;  // guarded by mutex_
 };
 
 }  // namespace llm_caching::cache

@@ -60,6 +60,21 @@ class RedisBackend final : public Backend {
   bool locks_cost_a_round_trip() const noexcept override { return true; }
   /// The cluster routing's counters (zeros for a single server).
   RedisClusterClient::Counters cluster_counters() const noexcept;
+  /// The ledger (redis_ledger.cpp): the stream llm-caching:{ledger} (about
+  /// RedisOptions::ledger_max_records records) and per-day counter hashes
+  /// llm-caching:{ledger}:day:<YYYY-MM-DD>, written by one script per batch.
+  bool keeps_ledger() const noexcept override { return true; }
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  /// XRANGE from since_ms (a record's stream id is never before its time), filtered by time.
+  asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
+                                                               std::int64_t until_ms) override;
+  /// Budget counters are string keys (INCRBY), checked and charged by one script
+  /// (redis_ledger.cpp).
+  bool keeps_budgets() const noexcept override { return true; }
+  asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
+                                                std::int64_t amount) override;
+  asio::awaitable<void> budget_adjust(std::vector<BudgetCharge> charges,
+                                      std::int64_t delta) override;
 
  private:
   /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).

@@ -69,6 +69,22 @@ class SqliteBackend final : public Backend {
   asio::awaitable<void> wait_for_unlock(std::string lock_key,
                                         std::chrono::milliseconds at_most) override;
   bool notifies_unlock() const noexcept override { return true; }
+  /// The ledger is the table `ledger` of the same file (sqlite_ledger.cpp), created on first
+  /// use; one transaction per batch.
+  bool keeps_ledger() const noexcept override { return true; }
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
+                                                               std::int64_t until_ms) override;
+  /// Budget counters: the table `budgets` of the same file (sqlite_ledger.cpp), checked and
+  /// charged in one write transaction, so processes sharing the file never overspend together.
+  bool keeps_budgets() const noexcept override { return true; }
+  asio::awaitable<BudgetVerdict> budget_reserve(std::vector<BudgetCharge> charges,
+                                                std::int64_t amount) override;
+  asio::awaitable<void> budget_adjust(std::vector<BudgetCharge> charges,
+                                      std::int64_t delta) override;
+  BudgetVerdict budget_reserve_now(const std::vector<BudgetCharge>& charges, std::int64_t amount);
+  void ledger_append_now(const std::vector<core::LedgerRecord>& records);
+  std::vector<core::LedgerRecord> ledger_read_now(std::int64_t since_ms, std::int64_t until_ms);
 
   // The same operations without a coroutine frame; SQLite calls block (local file, short locks).
   std::optional<std::string> get_now(std::string_view key);
@@ -116,6 +132,9 @@ class SqliteBackend final : public Backend {
   UnguardedCounters unguarded_;
   std::unique_ptr<KeyLockFile> locks_;  // has its own mutex
   BackendStats counters_;               // guarded by mutex_
+  bool ledger_table_ready_ = false;     // guarded by mutex_
+  /// Under mutex_: creates the ledger table once per backend (CREATE TABLE IF NOT EXISTS).
+  void ensure_ledger_table();
 };
 
 }  // namespace llm_caching::cache

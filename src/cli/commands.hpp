@@ -26,6 +26,10 @@ void prune_unused(const GlobalOptions& global, const std::vector<std::string>& l
 void add_ask_command(CLI::App& app, GlobalOptions& global);
 void add_serve_command(CLI::App& app, GlobalOptions& global);
 void add_warm_command(CLI::App& app, GlobalOptions& global);
+/// `llm-caching costs` (costs_command.cpp): the ledger's report.
+void add_costs_command(CLI::App& app, GlobalOptions& global);
+/// `costs models` and `costs import` (costs_prices.cpp).
+void add_price_commands(CLI::App& costs, GlobalOptions& global);
 
 /// Prints a parse error as an `llm-caching:` line naming the bad flag or command (with a "did
 /// you mean" for a near miss) and returns 2; help, --version and a command's own exit code

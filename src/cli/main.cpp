@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
       "  llm-caching cache key --provider openai --explain request.json\n"
       "  llm-caching cache clear --namespace tests\n"
       "  llm-caching --cache-url dir://tests/llm-cache warm batch.jsonl --concurrency 8\n"
+      "  llm-caching costs --since 7d --by task\n"
       "Run 'llm-caching <command> --help' for the options and an example of each command.\n"
       "Exit codes: 0 ok, 1 other failure, 2 configuration or usage error, 3 cache miss "
       "(replay_only, cache get), 4 rate limited, 5 provider error.");
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   cli::add_ask_command(app, global);
   cli::add_serve_command(app, global);
   cli::add_warm_command(app, global);
+  cli::add_costs_command(app, global);
   mention_global_options(app);
 
   // Warnings (a stale answer served, a cache backend down) go to stderr: stdout carries only

@@ -1,6 +1,7 @@
 // llm-caching serve: the caching gateway (docs/GATEWAY.md). Its options: serve_flags.cpp.
 #include "cli/serve_flags.hpp"
 
+#include "cache/cache_url.hpp"
 #include "cache/tiered_cache.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/gateway.hpp"
@@ -88,6 +89,11 @@ gateway::GatewayConfig make_gateway_config(const ServeFlags& flags,
   check_upstreams(config.upstreams, upstream_sources(flags, file));
   config.default_mode = parse_cache_mode(flags.mode);  // apply_environment set it
   config.share_across_keys = flags.share_across_keys;
+  for (const std::string& spec : flags.budgets) config.budgets.push_back(Budget::parse(spec));
+  for (const std::string& spec : flags.soft_budgets) {
+    config.budgets.push_back(Budget::parse(spec));
+    config.budgets.back().soft = true;
+  }
   config.allow_unpriced = !flags.reject_unpriced;
   config.default_ttl = std::chrono::seconds(flags.ttl_seconds);
   config.retry.max_wait = std::chrono::milliseconds(flags.max_wait_ms);
@@ -153,6 +159,22 @@ void log_start(const gateway::Gateway& core, const cache::TieredCache& cache,
       flags.stale_while_revalidate_seconds, flags.stale_if_error_seconds);
 }
 
+exchange::LedgerOptions ledger_options(const ServeFlags& flags,
+                                       const RuntimeOptions& runtime_options) {
+  exchange::LedgerOptions out;
+  out.enabled = !flags.no_ledger;
+  out.spill_dir =
+      !flags.ledger_spill_dir.empty() ? flags.ledger_spill_dir : runtime_options.ledger_spill_dir;
+  if (out.spill_dir.empty()) {
+    try {
+      out.spill_dir = cache::default_cache_file().parent_path() / "ledger-spill";
+    } catch (const ConfigurationError&) {
+      spdlog::warn("ledger: no spill dir (HOME unset): records are lost while the cache is down");
+    }
+  }
+  return out;
+}
+
 void run_serve(GlobalOptions global, ServeFlags flags) {
   // The environment, read here, once, as the library's runtime reads it.
   const RuntimeOptions runtime_options = RuntimeOptions::from_environment();
@@ -182,6 +204,7 @@ void run_serve(GlobalOptions global, ServeFlags flags) {
   auto cache = caches.open(cache_options);
   auto exchange =
       std::make_shared<exchange::Exchange>(cache, exchange::system_now_ms, exchange_options);
+  exchange->start_ledger(ledger_options(flags, runtime_options));
   auto core = std::make_shared<gateway::Gateway>(std::move(config), exchange);
   warn_if_few_files(gateway::raise_open_file_limit(), flags.max_connections);
 

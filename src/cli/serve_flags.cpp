@@ -38,6 +38,19 @@ void add_upstream_options(CLI::App& serve, ServeFlags& flags) {
   serve.add_flag("--require-key", flags.require_key,
                  "Refuse callers that send no API key (401) instead of serving them from the "
                  "keyless partition");
+  serve.add_option("--budget", flags.budgets,
+                   "A spending limit, e.g. 'task=nightly-eval:20usd/day' (scopes: task, tenant "
+                   "(x-llm-user, else the key's hash), tag, namespace, or all:AMOUNTusd/month); "
+                   "a call over it gets 429 budget_exceeded. Repeatable");
+  serve.add_option("--soft-budget", flags.soft_budgets,
+                   "Like --budget, but a call over it is only logged. Repeatable");
+  serve.add_flag("--no-ledger", flags.no_ledger,
+                 "Write no ledger record of the calls (default: every call is recorded in the "
+                 "cache's ledger; see llm-caching costs)");
+  serve.add_option(
+      "--ledger-spill-dir", flags.ledger_spill_dir,
+      "Where ledger records wait while the cache backend is down (default: "
+      "$LLM_CACHE_LEDGER_SPILL_DIR, else ledger-spill beside the embedded cache file)");
 }
 
 void add_limit_options(CLI::App& serve, ServeFlags& flags) {
@@ -169,6 +182,8 @@ void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, S
   take("--share-cache-across-keys", file.share_cache_across_keys, flags.share_across_keys);
   take("--reject-unpriced", file.reject_unpriced, flags.reject_unpriced);
   take("--require-key", file.require_key, flags.require_key);
+  if (!flags.given("--budget")) flags.budgets = file.budgets;
+  if (!flags.given("--soft-budget")) flags.soft_budgets = file.soft_budgets;
   take("--max-wait-cap-ms", file.max_wait_cap_ms, flags.max_wait_cap_ms);
   take("--max-connections", file.max_connections, flags.max_connections);
   take("--max-body-bytes-in-flight", file.max_body_bytes_in_flight, flags.max_body_bytes_in_flight);

@@ -38,6 +38,10 @@ struct ServeFlags {
   bool share_across_keys = false;
   bool reject_unpriced = false;
   bool require_key = false;
+  std::vector<std::string> budgets;       ///< --budget SPEC (llm_caching/budget.hpp)
+  std::vector<std::string> soft_budgets;  ///< --soft-budget SPEC: logged, never refused
+  bool no_ledger = false;                 ///< --no-ledger: write no ledger records
+  std::string ledger_spill_dir;  ///< empty: $LLM_CACHE_LEDGER_SPILL_DIR, else beside the cache
   unsigned threads = 0;
   std::uint64_t body_limit = 8 * kMiB;
   std::uint64_t max_body_bytes_in_flight = 128 * kMiB;

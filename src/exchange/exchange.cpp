@@ -4,6 +4,8 @@
 // policies (docs/SINGLE_FLIGHT.md) around them.
 #include "exchange/exchange.hpp"
 
+#include "exchange/budget_hold.hpp"
+
 #include "exchange/cross_process_lock.hpp"
 #include "exchange/named_thread.hpp"
 #include "exchange/provider_call.hpp"
@@ -14,6 +16,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -144,6 +147,16 @@ Exchange::Exchange(std::shared_ptr<cache::TieredCache> cache, Clock clock, Excha
 // The pending writes first, then (the members, last first) the background refreshes.
 Exchange::~Exchange() {
   write_behind_.finish();
+}
+
+void Exchange::start_ledger(LedgerOptions options) {
+  if (!options.enabled) return;
+  std::call_once(ledger_once_, [&] {
+    const std::shared_ptr<cache::Backend>& backend = cache_->backend();
+    if (!backend || !backend->keeps_ledger()) return;
+    ledger_ = std::make_unique<LedgerWriter>(backend, std::move(options));
+    ledger_view_.store(ledger_.get(), std::memory_order_release);
+  });
 }
 
 bool Exchange::reads_l2_under_lock(const ExchangeRequest& request, std::int64_t swr_ms,
@@ -330,7 +343,27 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
   HeldLock held(write_behind_, key, std::move(lock_token));
   ExchangeResult result;
   result.storage_key = key;
-  ProviderAnswer answer = co_await call_provider(model, request, key, price, clock_, flights_);
+  BudgetHold budget;
+  if (!request.budgets.empty()) {
+    const std::int64_t worst_case = core::worst_case_nano_usd(
+        price, static_cast<std::int64_t>(boost::json::serialize(request.native.body).size()),
+        core::output_limit(request.native.provider, request.native.body));
+    budget =
+        co_await reserve_budget(*cache_->backend(), request.budgets, worst_case, cache_->strict());
+  }
+  std::optional<ProviderAnswer> called;
+  std::exception_ptr failure;
+  try {
+    called.emplace(co_await call_provider(model, request, key, price, clock_, flights_));
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!budget.charges.empty()) {
+    const std::int64_t spent = failure ? 0 : called->entry->cost_nano_usd;
+    co_await settle_budget(*cache_->backend(), std::move(budget), spent);
+  }
+  if (failure) std::rethrow_exception(failure);
+  ProviderAnswer& answer = *called;
   result.entry = std::move(answer.entry);
   result.attempts = answer.attempts;
   result.relayed = answer.relayed;

@@ -3,10 +3,12 @@
 #pragma once
 
 #include "cache/tiered_cache.hpp"
+#include "core/budget.hpp"
 #include "core/entry.hpp"
 #include "core/log_throttle.hpp"
 #include "core/retry.hpp"
 #include "exchange/flight.hpp"
+#include "exchange/ledger_writer.hpp"
 #include "exchange/write_behind.hpp"
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/costs.hpp"
@@ -96,6 +98,9 @@ struct ExchangeRequest {
   /// hung up). The retries then stop (ProviderError, error_type "abandoned"), unless another
   /// caller joined this call's flight and still waits for it.
   std::function<bool()> caller_gone;
+  /// Budgets this call falls under (core/budget_lines): a miss reserves its worst case on each
+  /// before the provider call (BudgetExceededError when one has no room) and settles after.
+  std::vector<core::BudgetLine> budgets;
   /// Deterministic jitter for tests.
   std::uint64_t retry_seed = 0x9e3779b97f4a7c15ULL;
 };
@@ -159,6 +164,13 @@ class Exchange {
   /// Never throws for a missing price: run() raises that.
   std::optional<ExchangeResult> answer_from_l1(const ExchangeRequest& request);
 
+  /// Starts the ledger's writer (docs/COSTS.md) when options.enabled and the backend keeps a
+  /// ledger; the first call decides, later ones do nothing (thread-safe). Its destructor, run
+  /// by the exchange's, stores every record handed over.
+  void start_ledger(LedgerOptions options);
+  /// The ledger's writer; null when it is off (then callers record nothing).
+  LedgerWriter* ledger() noexcept { return ledger_view_.load(std::memory_order_acquire); }
+
   cache::TieredCache& cache() noexcept { return *cache_; }
   const ExchangeOptions& options() const noexcept { return options_; }
 
@@ -201,6 +213,10 @@ class Exchange {
   // Write-behinds and lock releases still running on its writers; the destructor waits for them.
   WriteBehind write_behind_;
   FlightTable flights_;
+  // Destroyed after the write-behind has finished (the destructor's body): every record is in.
+  std::unique_ptr<LedgerWriter> ledger_;
+  std::once_flag ledger_once_;
+  std::atomic<LedgerWriter*> ledger_view_{nullptr};
   std::mutex background_mutex_;
   // Started on the first background refresh (guarded by background_mutex_). Last: destroyed
   // first, so abandoned refreshes still find the members above.

@@ -234,6 +234,7 @@ Route match_route(std::string_view method, std::string_view target) {
   if (path == "/v1/models" || path == "/models") return expect("GET", RouteKind::models);
   if (path == "/healthz") return expect("GET", RouteKind::healthz);
   if (path == "/metrics") return expect("GET", RouteKind::metrics);
+  if (path == "/costs") return expect("GET", RouteKind::costs);
 
   constexpr std::string_view kGeminiPrefix = "/v1beta/models/";
   if (path.starts_with(kGeminiPrefix)) {

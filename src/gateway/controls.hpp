@@ -68,6 +68,7 @@ enum class RouteKind {
   passthrough,
   healthz,
   metrics,
+  costs,  ///< GET /costs: the ledger's report as JSON (route_costs.cpp)
   not_found,
   method_not_allowed,
 };
@@ -135,7 +136,8 @@ std::string answer_shaping_headers(const Headers& headers);
 /// A JSON error body in the provider's own format (OpenAI {"error": {...}}, Anthropic
 /// {"type": "error", "error": {...}}, Gemini {"error": {"code", "message", "status"}}), with the
 /// error type each provider uses for that HTTP status.
-std::string error_body(Provider provider, int status, std::string_view message);
+std::string error_body(Provider provider, int status, std::string_view message,
+                       std::string_view type = {});
 
 /// Dollars with 9 decimals, trailing zeros trimmed ("0.000125", "0").
 std::string format_usd(std::int64_t nano_usd);

@@ -68,18 +68,21 @@ std::string_view gemini_status(int status) {
 
 }  // namespace
 
-std::string error_body(Provider provider, int status, std::string_view message) {
+std::string error_body(Provider provider, int status, std::string_view message,
+                       std::string_view type) {
   namespace json = boost::json;
   switch (provider) {
     case Provider::openai:
-      return json::serialize(json::object{{"error", json::object{{"message", message},
-                                                                 {"type", openai_type(status)},
-                                                                 {"param", nullptr},
-                                                                 {"code", nullptr}}}});
+      return json::serialize(
+          json::object{{"error", json::object{{"message", message},
+                                              {"type", type.empty() ? openai_type(status) : type},
+                                              {"param", nullptr},
+                                              {"code", nullptr}}}});
     case Provider::anthropic:
       return json::serialize(json::object{
           {"type", "error"},
-          {"error", json::object{{"type", anthropic_type(status)}, {"message", message}}}});
+          {"error", json::object{{"type", type.empty() ? anthropic_type(status) : type},
+                                 {"message", message}}}});
     case Provider::gemini:
       return json::serialize(
           json::object{{"error", json::object{{"code", status},

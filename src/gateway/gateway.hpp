@@ -9,6 +9,7 @@
 #include "gateway/metrics.hpp"
 #include "gateway/stale.hpp"
 #include "gateway/upstream.hpp"
+#include "llm_caching/budget.hpp"
 #include "providers/http_client.hpp"
 
 #include <chrono>
@@ -28,6 +29,9 @@ inline constexpr std::size_t kUnpricedModelsNamed = 256;
 struct GatewayConfig {
   /// The public endpoints by default; `llm-caching serve` starts from Upstreams::from_environment.
   Upstreams upstreams;
+  /// Budgets (serve --budget, --soft-budget; docs/COSTS.md): by x-llm-task, x-llm-user (else
+  /// the caller's key scope), x-llm-tags and x-llm-namespace.
+  std::vector<Budget> budgets;
   /// Share cache entries across callers' keys. Default: partitioned by a hash of the key.
   bool share_across_keys = false;
   /// Serve models missing from the price table, costed 0 (counted and warned about once per
@@ -86,6 +90,10 @@ class Gateway {
                                                   const IncomingRequest& request, Route& route,
                                                   RequestRecord& record, ResponseStream& out);
   void warn_unpriced(const std::string& model);
+  /// GET /costs?since=7d&until=..&by=task: the ledger's report as JSON (route_costs.cpp).
+  boost::asio::awaitable<void> handle_costs(const IncomingRequest& request, ResponseStream& out);
+  /// Hands a finished provider-route request's ledger record to the exchange's writer.
+  void write_ledger(RequestRecord& record);
 
   GatewayConfig config_;
   std::shared_ptr<exchange::Exchange> exchange_;

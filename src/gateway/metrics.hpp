@@ -2,6 +2,7 @@
 // worker thread updates, rendered on GET /metrics.
 #pragma once
 
+#include "core/ledger.hpp"
 #include "gateway/limits.hpp"
 #include "gateway/stale.hpp"
 #include "llm_caching/cache_key.hpp"
@@ -45,6 +46,9 @@ struct RequestRecord {
   /// Set when an expired entry was served under a stale policy: why.
   std::optional<StaleReason> stale;
   std::string_view task;  ///< x-llm-task, "" when not given
+  /// Set by a provider route when the ledger is on: the record to write once the request ends
+  /// (its latency is filled in then).
+  std::optional<core::LedgerRecord> ledger;
 };
 
 class Metrics {

@@ -6,6 +6,7 @@
 
 #include "core/printable.hpp"
 #include "gateway/hit_memo.hpp"
+#include "gateway/ledger_record.hpp"
 #include "gateway/route_parts.hpp"
 #include "gateway/worker_state.hpp"
 #include "llm_caching/errors.hpp"
@@ -172,11 +173,29 @@ void record_result(RequestRecord& record, std::string_view status,
   record.cost_nano_usd = result.cost_nano_usd;
   record.avoided_nano_usd = result.avoided_nano_usd;
   record.unpriced = !result.priced;
+  if (record.ledger) ledger_result(*record.ledger, result);
   if (result.stale) {
     const core::CacheEntry& served = *result.entry;
     const std::chrono::milliseconds expired_for(started_ms - served.created_at_ms - served.ttl_ms);
     record.stale = stale_reason(windows, record.upstream_calls, expired_for);
   }
+}
+
+/// Who a call is for (its ledger record before the outcome): the budgets it falls under, and
+/// the record to write when it ends (`ledger`).
+void who_pays(const GatewayConfig& config, const exchange::LedgerWriter* ledger,
+              const IncomingRequest& request, const Route& route, const LlmRequest& llm,
+              WorkerState& worker, exchange::ExchangeRequest& exchange_request,
+              RequestRecord& record) {
+  const std::vector<Budget>& budgets = config.budgets;
+  if (budgets.empty() && ledger == nullptr) return;
+  core::LedgerRecord who = ledger_request(request, route.provider, llm.model_id,
+                                          llm.controls.namespace_, worker.scopes(llm.identity));
+  if (!budgets.empty()) {
+    exchange_request.budgets = core::budget_lines(
+        budgets, {who.task, who.tenant, who.tags, who.namespace_}, exchange::system_now_ms());
+  }
+  if (ledger != nullptr) record.ledger = std::move(who);
 }
 
 /// Step 3: runs the exchange, relaying a streamed miss through `relay` when set. Sets `result`,
@@ -231,6 +250,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
     exchange_request.refresh_executor = executor;
   }
   choose_upstream_body(config_, request, exchange_request.native, model);
+  who_pays(config_, exchange_->ledger(), request, route, llm, worker, exchange_request, record);
 
   // 3. Run it; a streamed miss is relayed while it arrives.
   const bool relays = llm.stream && (route.provider != Provider::gemini || route.gemini_sse);

@@ -5,6 +5,7 @@
 
 #include "gateway/controls.hpp"
 #include "gateway/hit_memo.hpp"
+#include "gateway/ledger_record.hpp"
 #include "gateway/worker_state.hpp"
 
 namespace llm_caching::gateway {
@@ -40,6 +41,15 @@ asio::awaitable<bool> Gateway::answer_from_memo(WorkerState& worker, const Incom
   record.status = 200;
   record.avoided_nano_usd = hit->avoided_nano_usd;
   record.unpriced = !hit->priced;
+  if (exchange_->ledger() != nullptr) {
+    const std::string query_key = hit->provider == Provider::gemini
+                                      ? match_route(request.method, request.target).query_key
+                                      : std::string();
+    record.ledger = ledger_request(
+        request, hit->provider, remembered->model, namespace_of_key(hit->storage_key),
+        worker.scopes(caller_identity(hit->provider, request.headers, query_key)));
+    ledger_memo_hit(*record.ledger, *remembered, hit->avoided_nano_usd);
+  }
   co_await out.send_prepared(hit->response);
   co_return true;
 }

@@ -124,6 +124,12 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
   } catch (const CacheMissError& e) {
     // RFC 9111's only-if-cached: 504. The message names the call and the key it derived.
     return error_response(provider, 504, std::string(e.what()) + " (only-if-cached)");
+  } catch (const BudgetExceededError& e) {
+    // Not the provider's rate limit: a type of its own, so clients can tell them apart.
+    OutgoingResponse r =
+        typed_response(429, kJson, error_body(provider, 429, e.what(), "budget_exceeded"));
+    r.headers.emplace_back("x-llm-budget-remaining-usd", format_usd(e.remaining_nano_usd()));
+    return r;
   } catch (const RateLimitError& e) {
     if (upstream && upstream->status == 429) return pass_through();
     OutgoingResponse r = error_response(provider, 429, e.what());

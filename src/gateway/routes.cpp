@@ -52,6 +52,16 @@ void Gateway::warn_unpriced(const std::string& model) {
   }
 }
 
+void Gateway::write_ledger(RequestRecord& record) {
+  if (!record.ledger) return;
+  exchange::LedgerWriter* ledger = exchange_->ledger();
+  if (ledger == nullptr) return;
+  record.ledger->time_ms = exchange::system_now_ms();
+  record.ledger->latency_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(record.latency).count();
+  ledger->record(std::move(*record.ledger));
+}
+
 asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest& request,
                                       ResponseStream& out) {
   const auto started = std::chrono::steady_clock::now();
@@ -66,6 +76,7 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
       record.latency = std::chrono::steady_clock::now() - started;
       record.overhead_applies = true;
       metrics_.record(record);
+      write_ledger(record);
       metrics_.request_finished();
       co_return;
     }
@@ -91,6 +102,9 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
         break;
       case RouteKind::metrics:
         co_await out.send(typed_response(200, "text/plain; version=0.0.4", metrics_.render()));
+        break;
+      case RouteKind::costs:
+        co_await handle_costs(call.request, out);
         break;
       case RouteKind::method_not_allowed: {
         call.record.status = 405;
@@ -122,6 +136,7 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
   call.record.latency = std::chrono::steady_clock::now() - started;
   if (call.record.status >= 400) call.record.outcome = Outcome::error;
   metrics_.record(call.record);
+  write_ledger(call.record);
   metrics_.request_finished();
 }
 

@@ -1,5 +1,7 @@
 #include "gateway/serve_config.hpp"
 
+#include "llm_caching/budget.hpp"
+
 #include "cache/cache_url.hpp"
 #include "gateway/stale.hpp"
 #include "llm_caching/cache_mode.hpp"
@@ -210,6 +212,17 @@ void read_field(const Context& ctx, std::string_view name, const json::value& it
     out.require_key = read_bool(ctx, name, item);
   } else if (name == "upstreams") {
     read_upstreams(ctx, item, out);
+  } else if (name == "budgets" || name == "soft_budgets") {
+    if (!item.is_array()) ctx.fail(name, "expected an array of budget specs");
+    for (const json::value& spec : item.as_array()) {
+      const std::string text = read_string(ctx, name, spec);
+      try {
+        Budget::parse(text);
+      } catch (const std::exception& e) {
+        ctx.fail(name, e.what());
+      }
+      (name == "budgets" ? out.budgets : out.soft_budgets).push_back(text);
+    }
   } else {
     ctx.fail(name,
              "unknown field (the fields are the serve flags' names with underscores, "

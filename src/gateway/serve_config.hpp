@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace llm_caching::gateway {
 
@@ -53,6 +54,9 @@ struct ServeFileSettings {
   std::optional<std::int64_t> stale_while_revalidate;            ///< seconds, as the flag
   std::optional<std::int64_t> stale_if_error;                    ///< seconds, as the flag
   std::array<std::optional<UpstreamFileSettings>, 3> upstreams;  ///< indexed by Provider
+  /// As --budget and --soft-budget: arrays of specs (llm_caching/budget.hpp), checked here.
+  std::vector<std::string> budgets;
+  std::vector<std::string> soft_budgets;
 };
 
 /// Parses a config file's text. `file_name` only names the file in errors. Throws

@@ -52,7 +52,8 @@ RedisServer::RedisServer(RedisServerOptions options)
     : options_(std::move(options)), dir_(std::make_unique<TempDir>()) {
   require_program("redis-server", "redis-server");
   port_ = options_.port ? *options_.port : free_tcp_port();
-  std::string config = "bind 127.0.0.1\nsave \"\"\nappendonly no\nprotected-mode no\n";
+  std::string config = "bind 127.0.0.1\nsave \"\"\nprotected-mode no\n";
+  config += options_.persistent ? "appendonly yes\nappendfsync always\n" : "appendonly no\n";
   config += "dir " + dir_->path().string() + "\n";
   if (options_.tls) {
     config += "port 0\ntls-port " + std::to_string(port_) + "\n";

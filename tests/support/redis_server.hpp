@@ -33,6 +33,9 @@ struct RedisServerOptions {
   std::optional<std::uint16_t> replica_of_port;  ///< replicate 127.0.0.1:<port>
   std::optional<std::uint16_t> port;             ///< default: a free port
   bool cluster = false;  ///< cluster-enabled, 1 s node timeout (support/redis_cluster.hpp)
+  /// appendonly with fsync on every write: what was written survives kill() (the ledger's
+  /// spill test); default off, as a cache needs no persistence.
+  bool persistent = false;
 };
 
 class RedisServer {

@@ -1,0 +1,99 @@
+// The ledger's record of one call (docs/COSTS.md, "The ledger") and the pure parts around it:
+// the line a record is stored and spilled as, and the report `llm-caching costs` and the
+// gateway's /costs give. No I/O here: the backends store records, exchange/ledger_writer.*
+// moves them off the hot path.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llm_caching::core {
+
+/// How a call ended. Every call that reaches the exchange gets one record.
+enum class LedgerOutcome { miss, hit, coalesced, stale, failed };
+
+std::string_view outcome_name(LedgerOutcome outcome) noexcept;
+std::optional<LedgerOutcome> outcome_from_name(std::string_view name) noexcept;
+
+struct LedgerRecord {
+  std::int64_t time_ms = 0;  ///< Unix ms when the call finished
+  std::string task;
+  std::string namespace_;
+  std::string model;
+  std::string provider;
+  /// The gateway: x-llm-user, else the caller's key scope (a one-way hash); the library: its
+  /// RunOptions::tenant.
+  std::string tenant;
+  std::string tags;  ///< comma-separated (x-llm-tags as given, spaces trimmed)
+  std::int64_t input_tokens = 0;
+  std::int64_t output_tokens = 0;
+  std::int64_t cache_write_tokens = 0;
+  std::int64_t cache_read_tokens = 0;
+  std::int64_t cost_nano_usd = 0;
+  std::int64_t avoided_nano_usd = 0;
+  std::int64_t latency_us = 0;
+  LedgerOutcome outcome = LedgerOutcome::miss;
+
+  friend bool operator==(const LedgerRecord&, const LedgerRecord&) = default;
+};
+
+/// One record as one line of JSON (no newline): the Redis stream's value and the spill file's
+/// line. decode_ledger_line returns nullopt for a line it cannot read in full (a spill file cut
+/// by a crash ends in one).
+std::string encode_ledger_line(const LedgerRecord& record);
+std::optional<LedgerRecord> decode_ledger_line(std::string_view line);
+
+/// "2026-12-06" (UTC) of a Unix ms time.
+std::string utc_day(std::int64_t time_ms);
+/// A point in time for --since/--until: a duration before `now_ms` ("90s", "15m", "12h", "7d",
+/// "2w"), a UTC date ("2026-12-01", its midnight), or Unix ms. nullopt when it is none of them.
+std::optional<std::int64_t> parse_report_time(std::string_view text, std::int64_t now_ms);
+
+/// What a report groups by.
+enum class ReportBy { total, task, model, tenant, day, tag, outcome, provider, namespace_ };
+std::optional<ReportBy> report_by_from_name(std::string_view name) noexcept;
+std::string_view report_by_name(ReportBy by) noexcept;
+
+struct ReportRow {
+  std::string key;  ///< the group's value ("" is shown as "(none)")
+  std::int64_t calls = 0;
+  /// Calls answered without a provider call of their own: hit, stale, coalesced.
+  std::int64_t hits = 0;
+  std::int64_t failed = 0;
+  std::int64_t spent_nano_usd = 0;
+  std::int64_t avoided_nano_usd = 0;
+  std::int64_t input_tokens = 0;
+  std::int64_t output_tokens = 0;
+  double hit_ratio() const noexcept {
+    return calls == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(calls);
+  }
+};
+
+struct CostReport {
+  std::int64_t since_ms = 0;
+  std::int64_t until_ms = 0;
+  ReportBy by = ReportBy::total;
+  ReportRow total;
+  std::vector<ReportRow> rows;  ///< by spent, then calls, descending; then key ascending
+};
+
+/// Sums the records with since_ms <= time_ms < until_ms. By tag, a record counts under each of
+/// its tags (so rows may sum to more than the total); a record without one under "".
+CostReport build_report(const std::vector<LedgerRecord>& records, std::int64_t since_ms,
+                        std::int64_t until_ms, ReportBy by);
+
+/// The report as JSON (dollars as exact decimal strings, nano-USD as integers).
+std::string report_json(const CostReport& report);
+/// As CSV with a header line.
+std::string report_csv(const CostReport& report);
+/// A table with a bar per row (the width of the spent column, `bar_width` characters for the
+/// largest), for a terminal.
+std::string report_table(const CostReport& report, int bar_width = 30);
+
+/// An amount of nano-USD as exact decimal dollars: "0.00000555", "1.50", "0.00".
+std::string dollars_text(std::int64_t nano_usd);
+
+}  // namespace llm_caching::core

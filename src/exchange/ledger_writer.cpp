@@ -1,0 +1,265 @@
+// The ledger's writer thread, its batches and its spill files (ledger_writer.hpp).
+#include "exchange/ledger_writer.hpp"
+
+#include "cache/fnv1a.hpp"
+#include "cache/run_blocking.hpp"
+#include "core/thread_name.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace llm_caching::exchange {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// "ledger-<16 hex of the store>-": the spill files of one store (any process's).
+std::string spill_prefix(const cache::Backend& backend) {
+  return fmt::format("ledger-{:016x}-", cache::fnv1a64(backend.describe()));
+}
+
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buffer[65536];
+  off_t at = 0;
+  while (true) {
+    const ssize_t n = ::pread(fd, buffer, sizeof buffer, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+    at += n;
+  }
+  return out;
+}
+
+std::vector<core::LedgerRecord> decode_lines(std::string_view text, const fs::path& file) {
+  std::vector<core::LedgerRecord> out;
+  std::size_t unreadable = 0;
+  while (!text.empty()) {
+    const std::size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    if (line.empty()) continue;
+    if (auto record = core::decode_ledger_line(line)) {
+      out.push_back(std::move(*record));
+    } else {
+      ++unreadable;  // a line cut by a crash
+    }
+  }
+  if (unreadable != 0) {
+    spdlog::warn("ledger: {} unreadable lines in the spill file {} skipped", unreadable,
+                 file.string());
+  }
+  return out;
+}
+
+}  // namespace
+
+LedgerWriter::LedgerWriter(std::shared_ptr<cache::Backend> backend, LedgerOptions options)
+    : backend_(std::move(backend)), options_(std::move(options)) {
+  if (!options_.spill_dir.empty()) {
+    spill_file_ = options_.spill_dir /
+                  fmt::format("{}{}.jsonl", spill_prefix(*backend_), static_cast<long>(::getpid()));
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+LedgerWriter::~LedgerWriter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  if (spill_fd_ >= 0) ::close(spill_fd_);
+}
+
+void LedgerWriter::record(core::LedgerRecord record) {
+  bool full = false;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(record));
+    full = queue_.size() >= options_.batch_limit;
+  }
+  if (full) wake_.notify_one();
+}
+
+void LedgerWriter::flush() {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t round = rounds_started_;
+  ++flush_asked_;
+  wake_.notify_one();
+  // The round after this call started saw the queue as it is now, and tried the spill files.
+  flushed_.wait(lock, [&] { return rounds_finished_ > round; });
+  --flush_asked_;
+}
+
+LedgerWriter::Stats LedgerWriter::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void LedgerWriter::run() {
+  core::name_this_thread("llmc-ledger");
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait_for(lock, options_.flush_interval, [&] {
+      return stopping_ || flush_asked_ > 0 || queue_.size() >= options_.batch_limit;
+    });
+    ++rounds_started_;
+    std::vector<core::LedgerRecord> batch = std::move(queue_);
+    queue_.clear();
+    const bool urgent = stopping_ || flush_asked_ > 0;
+    const bool stop = stopping_;
+    lock.unlock();
+    if (spill_pending_ && (urgent || std::chrono::steady_clock::now() >= next_replay_)) {
+      spill_pending_ = !replay_spills();
+      if (spill_pending_) next_replay_ = std::chrono::steady_clock::now() + options_.retry_interval;
+    }
+    for (std::size_t at = 0; at < batch.size(); at += options_.batch_limit) {
+      const auto first = batch.begin() + static_cast<std::ptrdiff_t>(at);
+      const auto last = batch.begin() + static_cast<std::ptrdiff_t>(
+                                            std::min(batch.size(), at + options_.batch_limit));
+      write(std::vector<core::LedgerRecord>(std::make_move_iterator(first),
+                                            std::make_move_iterator(last)));
+    }
+    lock.lock();
+    ++rounds_finished_;
+    flushed_.notify_all();
+    if (stop && queue_.empty()) return;
+  }
+}
+
+void LedgerWriter::write(std::vector<core::LedgerRecord> batch) {
+  if (batch.empty()) return;
+  // Behind a pending spill, records join it: they reach the backend in order, after it.
+  if (!spill_pending_ && store(batch)) {
+    std::lock_guard lock(mutex_);
+    stats_.stored += batch.size();
+    return;
+  }
+  spill(batch);
+  if (!spill_pending_) {
+    spill_pending_ = true;
+    next_replay_ = std::chrono::steady_clock::now() + options_.retry_interval;
+  }
+}
+
+bool LedgerWriter::store(std::vector<core::LedgerRecord> batch) {
+  try {
+    cache::run_blocking(backend_->ledger_append(std::move(batch)));
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::warn(
+        "ledger: cannot write to {} ({}); records go to {} until it answers", backend_->describe(),
+        e.what(),
+        spill_file_.empty() ? std::string("nowhere (no spill dir)") : spill_file_.string());
+    return false;
+  }
+}
+
+void LedgerWriter::spill(const std::vector<core::LedgerRecord>& batch) {
+  bool written = false;
+  if (!spill_file_.empty()) {
+    if (spill_fd_ < 0) {
+      std::error_code ec;
+      fs::create_directories(options_.spill_dir, ec);
+      spill_fd_ = ::open(spill_file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      // Held while this process lives: another process replays only files nobody holds.
+      if (spill_fd_ >= 0) ::flock(spill_fd_, LOCK_EX);
+    }
+    std::string lines;
+    for (const core::LedgerRecord& record : batch) lines += core::encode_ledger_line(record) + "\n";
+    written = spill_fd_ >= 0 && write_all(spill_fd_, lines);
+  }
+  std::lock_guard lock(mutex_);
+  if (written) {
+    stats_.spilled += batch.size();
+  } else {
+    stats_.dropped += batch.size();
+    spdlog::error("ledger: {} records lost: cannot write them to {} nor to a spill file ({})",
+                  batch.size(), backend_->describe(),
+                  spill_file_.empty() ? "no spill dir" : std::strerror(errno));
+  }
+}
+
+bool LedgerWriter::replay_spills() {
+  if (spill_file_.empty()) return true;
+  if (spill_fd_ >= 0 && !replay_file(spill_file_, true)) return false;
+  // Files of processes that ended before they could replay theirs.
+  const std::string prefix = spill_prefix(*backend_);
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(options_.spill_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix) || !name.ends_with(".jsonl") || entry.path() == spill_file_) {
+      continue;
+    }
+    if (!replay_file(entry.path(), false)) return false;
+  }
+  return true;
+}
+
+bool LedgerWriter::replay_file(const fs::path& file, bool own) {
+  int fd = own ? spill_fd_ : ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return true;  // gone meanwhile
+  if (!own && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return true;  // its process still runs, and replays it itself
+  }
+  std::vector<core::LedgerRecord> records = decode_lines(read_all(fd), file);
+  std::size_t stored = 0;
+  bool ok = true;
+  while (stored < records.size()) {
+    const std::size_t end = std::min(records.size(), stored + options_.batch_limit);
+    std::vector<core::LedgerRecord> chunk(records.begin() + static_cast<std::ptrdiff_t>(stored),
+                                          records.begin() + static_cast<std::ptrdiff_t>(end));
+    if (!store(std::move(chunk))) {
+      ok = false;
+      break;
+    }
+    stored = end;
+  }
+  // What was stored leaves the file, so that no record is written twice; the rest stays.
+  std::string rest;
+  for (std::size_t i = stored; i < records.size(); ++i) {
+    rest += core::encode_ledger_line(records[i]) + "\n";
+  }
+  if (::ftruncate(fd, 0) != 0 || !write_all(fd, rest)) {
+    spdlog::error("ledger: cannot rewrite the spill file {}: {}", file.string(),
+                  std::strerror(errno));
+  }
+  if (ok) ::unlink(file.c_str());
+  if (!own || ok) ::close(fd);
+  if (own && ok) spill_fd_ = -1;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.stored += stored;
+    stats_.replayed += stored;
+  }
+  if (stored != 0) {
+    spdlog::info("ledger: {} records replayed from {} into {}", stored, file.string(),
+                 backend_->describe());
+  }
+  return ok;
+}
+
+}  // namespace llm_caching::exchange

@@ -1,0 +1,92 @@
+// The ledger's writer (docs/COSTS.md, "The ledger"): callers hand it a record and go on; a
+// thread of its own stores the records in batches in the backend (Backend::ledger_append). While
+// the backend fails, batches go to a spill file, replayed in order once it answers again. The
+// destructor stores (or spills) every record handed over: a clean shutdown loses none.
+#pragma once
+
+#include "cache/backend.hpp"
+#include "core/ledger.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace llm_caching::exchange {
+
+struct LedgerOptions {
+  /// Off: no writer, no record.
+  bool enabled = false;
+  /// Where a batch the backend refused waits (ledger-<store>-<pid>.jsonl, one record a line).
+  /// Spill files of processes that ended before replaying theirs are replayed too. Empty: such a
+  /// batch is logged and dropped.
+  std::filesystem::path spill_dir;
+  /// The longest a record waits before its batch is written.
+  std::chrono::milliseconds flush_interval{100};
+  /// How often a spill file is tried again while the backend keeps failing.
+  std::chrono::milliseconds retry_interval{1000};
+  /// At most this many records per write (a larger queue is written in several).
+  std::size_t batch_limit = 5000;
+};
+
+class LedgerWriter {
+ public:
+  /// Starts the thread. Replays leftover spill files of this store on its first round.
+  LedgerWriter(std::shared_ptr<cache::Backend> backend, LedgerOptions options);
+  /// Stores or spills every record recorded, then joins the thread.
+  ~LedgerWriter();
+  LedgerWriter(const LedgerWriter&) = delete;
+  LedgerWriter& operator=(const LedgerWriter&) = delete;
+
+  /// Queues one record (a lock and a move: the hot path's share).
+  void record(core::LedgerRecord record);
+  /// Returns once every record recorded before the call is stored or spilled, and (when the
+  /// backend answers) the spill files are replayed. For tests and `costs` in the same process.
+  void flush();
+
+  struct Stats {
+    std::uint64_t stored = 0;    ///< records written to the backend (replays included)
+    std::uint64_t spilled = 0;   ///< records written to a spill file
+    std::uint64_t replayed = 0;  ///< records moved from spill files to the backend
+    std::uint64_t dropped = 0;   ///< records lost (no spill dir, or the spill file failed)
+  };
+  Stats stats() const;
+  /// This process's spill file (empty without a spill dir).
+  const std::filesystem::path& spill_file() const noexcept { return spill_file_; }
+
+ private:
+  void run();
+  /// Writes one batch: to the backend, else to the spill file (also while a spill is pending,
+  /// so that records keep their order).
+  void write(std::vector<core::LedgerRecord> batch);
+  /// Moves this store's spill files to the backend; false when the backend failed.
+  bool replay_spills();
+  bool replay_file(const std::filesystem::path& file, bool own);
+  void spill(const std::vector<core::LedgerRecord>& batch);
+  bool store(std::vector<core::LedgerRecord> batch);
+
+  std::shared_ptr<cache::Backend> backend_;
+  LedgerOptions options_;
+  std::filesystem::path spill_file_;
+  int spill_fd_ = -1;  ///< open (and flock'ed) while the spill file exists; writer thread only
+  bool spill_pending_ = true;  ///< writer thread only; true at start: look for leftovers
+  std::chrono::steady_clock::time_point next_replay_{};
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable flushed_;
+  std::vector<core::LedgerRecord> queue_;  // guarded by mutex_
+  std::uint64_t rounds_started_ = 0;       // guarded by mutex_
+  std::uint64_t rounds_finished_ = 0;      // guarded by mutex_
+  std::uint64_t flush_asked_ = 0;          // guarded by mutex_
+  bool stopping_ = false;                  // guarded by mutex_
+  Stats stats_;                            // guarded by mutex_
+  std::thread thread_;
+};
+
+}  // namespace llm_caching::exchange

@@ -1,0 +1,73 @@
+// The ledger record of a provider-route request (ledger_record.hpp).
+#include "gateway/ledger_record.hpp"
+
+namespace llm_caching::gateway {
+
+namespace {
+
+/// A header value as stored: printable ASCII only, spaces around commas dropped, at most
+/// `limit` bytes (a caller's header must not grow the ledger without bound).
+std::string kept(std::string_view value, std::size_t limit) {
+  std::string out;
+  for (char c : value.substr(0, limit)) {
+    if (c < 0x20 || c > 0x7e) continue;
+    if (c == ' ' && (out.empty() || out.back() == ',')) continue;
+    if (c == ',') {
+      while (!out.empty() && out.back() == ' ') out.pop_back();
+    }
+    out.push_back(c);
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+void take_usage(core::LedgerRecord& r, const Usage& usage) {
+  r.input_tokens = usage.input_tokens;
+  r.output_tokens = usage.output_tokens;
+  r.cache_write_tokens = usage.cache_write_tokens;
+  r.cache_read_tokens = usage.cache_read_tokens;
+}
+
+}  // namespace
+
+core::LedgerRecord ledger_request(const IncomingRequest& request, Provider provider,
+                                  std::string_view model, std::string_view namespace_,
+                                  std::string_view tenant_scope) {
+  core::LedgerRecord r;
+  r.task = kept(request.header("x-llm-task"), 128);
+  r.namespace_ = std::string(namespace_);
+  r.model = kept(model, 256);
+  r.provider = std::string(to_string(provider));
+  const std::string_view user = request.header("x-llm-user");
+  r.tenant = user.empty() ? std::string(tenant_scope) : kept(user, 128);
+  r.tags = kept(request.header("x-llm-tags"), 256);
+  r.outcome = core::LedgerOutcome::failed;  // until a result says otherwise
+  return r;
+}
+
+void ledger_result(core::LedgerRecord& r, const exchange::ExchangeResult& result) {
+  take_usage(r, result.entry->usage);
+  r.cost_nano_usd = result.cost_nano_usd;
+  r.avoided_nano_usd = result.avoided_nano_usd;
+  r.outcome = result.stale       ? core::LedgerOutcome::stale
+              : result.cache_hit ? core::LedgerOutcome::hit
+              : result.coalesced ? core::LedgerOutcome::coalesced
+                                 : core::LedgerOutcome::miss;
+}
+
+void ledger_memo_hit(core::LedgerRecord& r, const core::CacheEntry& entry,
+                     std::int64_t avoided_nano_usd) {
+  take_usage(r, entry.usage);
+  r.avoided_nano_usd = avoided_nano_usd;
+  r.outcome = core::LedgerOutcome::hit;
+}
+
+std::string_view namespace_of_key(std::string_view storage_key) {
+  constexpr std::string_view kPrefix = "llm-caching:v1:";
+  if (!storage_key.starts_with(kPrefix)) return {};
+  storage_key.remove_prefix(kPrefix.size());
+  const std::size_t colon = storage_key.rfind(':');
+  return colon == std::string_view::npos ? std::string_view() : storage_key.substr(0, colon);
+}
+
+}  // namespace llm_caching::gateway
