@@ -110,7 +110,7 @@ async def main() -> None:
     request = captured[0]
     await request.aread()
     scope = RunScope(_core.make_options("memory://", None, "", 3600.0, 10.0, 1.0, False, True,
-                                        None, None, {}), "bench")
+                                        None, None, {}, False, "", [], []), "bench")
     transport = CachingTransport(scope=scope)
     await transport.handle_async_request(request)  # recorded (a miss) once
 

@@ -12,8 +12,8 @@ import atexit
 from . import _core
 from ._run import RunInfo, cached_agent_run, configure, default_message_converter
 from ._transport import CachingTransport, CallRecord
-from .exceptions import (CacheError, CacheMissError, ConfigurationError, Error, ProviderError,
-                         RateLimitError)
+from .exceptions import (BudgetExceededError, CacheError, CacheMissError, ConfigurationError,
+                         Error, ProviderError, RateLimitError)
 from .types import ModelCosts, ModelMessage
 
 __version__ = "0.1.0"
@@ -24,5 +24,6 @@ atexit.register(_core.shutdown)
 __all__ = [
     "cached_agent_run", "configure", "default_message_converter", "RunInfo", "CallRecord",
     "CachingTransport", "ModelCosts", "ModelMessage", "Error", "ConfigurationError",
-    "RateLimitError", "CacheError", "CacheMissError", "ProviderError", "__version__",
+    "RateLimitError", "CacheError", "CacheMissError", "BudgetExceededError", "ProviderError",
+    "__version__",
 ]

@@ -187,6 +187,10 @@ async def cached_agent_run(
     stale_if_error: float | timedelta | None = None,
     strict_cache: bool = False,
     coalesce: bool = True,
+    ledger: bool = False,
+    tenant: str = "",
+    tags: Sequence[str] = (),
+    budgets: Sequence[str] = (),
     **run_kwargs: Any,
 ) -> Any:
     """Runs ``agent.run(prompt, message_history=...)`` with every provider request it makes
@@ -196,7 +200,10 @@ async def cached_agent_run(
     The original library's arguments keep their names and meaning; ``cache_url`` (any URL the C++
     library takes: sqlite:///, memory://, dir://, redis://, rediss://, redis+sentinel://) wins
     over ``redis_url``, then LLM_CACHE_REDIS_URL, then the embedded SQLite file. Further keyword
-    arguments (deps, output_type, model_settings, ...) go to ``agent.run``."""
+    arguments (deps, output_type, model_settings, ...) go to ``agent.run``. ``ledger`` writes a
+    record of each provider request into the cache's ledger (``llm-caching costs`` reports it),
+    with ``tenant`` and ``tags``; ``budgets`` ("task=nightly:20usd/day", ...) refuse a request
+    whose worst case would pass one, with BudgetExceededError, before the provider is called."""
     if not task_name:
         raise ConfigurationError("task_name must be a non-empty string")
     url = cache_url or redis_url or _defaults["cache_url"] or ""
@@ -207,7 +214,8 @@ async def cached_agent_run(
             _seconds(initial_wait, "initial_wait"), strict_cache, coalesce,
             _seconds(stale_while_revalidate, "stale_while_revalidate"),
             _seconds(stale_if_error, "stale_if_error"),
-            {name: _rates(costs, name) for name, costs in (custom_costs or {}).items()})
+            {name: _rates(costs, name) for name, costs in (custom_costs or {}).items()},
+            ledger, tenant, list(tags), list(budgets))
     except RuntimeError as error:  # the core's ConfigurationError: names the setting
         raise ConfigurationError(str(error)) from None
     model = _resolved_model(agent)

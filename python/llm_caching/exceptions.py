@@ -30,6 +30,21 @@ class CacheMissError(CacheError):
     """``mode="replay_only"`` and no recorded answer: names the task, the call and the key."""
 
 
+class BudgetExceededError(Error):
+    """A budget (``budgets=["task=nightly:20usd/day"]``) would be exceeded by this call's worst
+    case: the provider was not called."""
+
+    def __init__(self, message: str, budget: str = "", remaining_nano_usd: int = 0) -> None:
+        super().__init__(message)
+        self.budget = budget  #: the budget, as written
+        self.remaining_nano_usd = remaining_nano_usd
+
+    @property
+    def remaining(self) -> float:
+        """Dollars left in the budget."""
+        return self.remaining_nano_usd / 1e9
+
+
 class ProviderError(Error):
     """No usable answer arrived from the provider (connection, TLS, timeout, garbage)."""
 
@@ -47,6 +62,9 @@ def from_core(error: tuple[str, str, dict]) -> Error:
     if kind == "rate_limit":
         return RateLimitError(message, details.get("attempts", 0), details.get("waited", 0.0),
                               details.get("retry_after"))
+    if kind == "budget":
+        return BudgetExceededError(message, details.get("budget", ""),
+                                   details.get("remaining_nano_usd", 0))
     if kind == "cache_miss":
         return CacheMissError(message)
     if kind == "cache":
@@ -60,4 +78,4 @@ def from_core(error: tuple[str, str, dict]) -> Error:
 
 
 __all__ = ["Error", "ConfigurationError", "RateLimitError", "CacheError", "CacheMissError",
-           "ProviderError"]
+           "BudgetExceededError", "ProviderError"]

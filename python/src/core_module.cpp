@@ -2,6 +2,7 @@
 // as an SDK built it, run through cached_http_call on the module's I/O thread; the answer (or
 // the error) reaches Python through a callback that takes the GIL. C++ never holds the GIL while
 // it works: the caller only posts, and the synchronous form releases it.
+#include "llm_caching/budget.hpp"
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/errors.hpp"
 #include "llm_caching/http_call.hpp"
@@ -51,7 +52,9 @@ CallOptions make_options(std::string cache_url, std::optional<std::string> mode,
                          bool strict_cache, bool coalesce,
                          std::optional<double> stale_while_revalidate,
                          std::optional<double> stale_if_error,
-                         std::map<std::string, std::array<double, 4>> custom_costs) {
+                         std::map<std::string, std::array<double, 4>> custom_costs, bool ledger,
+                         std::string tenant, std::vector<std::string> tags,
+                         std::vector<std::string> budgets) {
   CallOptions options;
   RunOptions& run = options.run;
   run.cache_url = std::move(cache_url);
@@ -75,6 +78,10 @@ CallOptions make_options(std::string cache_url, std::optional<std::string> mode,
     costs.source = "custom_costs";
     run.custom_costs.emplace(model, costs);
   }
+  run.ledger = ledger;
+  run.tenant = std::move(tenant);
+  run.tags = std::move(tags);
+  for (const std::string& spec : budgets) run.budgets.push_back(Budget::parse(spec));
   return options;
 }
 
@@ -123,6 +130,10 @@ nb::tuple error_tuple(std::exception_ptr failure) {
     details["waited"] = e.waited().count() / 1000.0;
     if (e.last_retry_after()) details["retry_after"] = e.last_retry_after()->count() / 1000.0;
     return nb::make_tuple("rate_limit", e.what(), details);
+  } catch (const BudgetExceededError& e) {
+    details["budget"] = e.budget();
+    details["remaining_nano_usd"] = e.remaining_nano_usd();
+    return nb::make_tuple("budget", e.what(), details);
   } catch (const CacheMissError& e) {
     return nb::make_tuple("cache_miss", e.what(), details);
   } catch (const CacheError& e) {
@@ -218,7 +229,8 @@ NB_MODULE(_core, m) {
   m.def("make_options", &make_options, nb::arg("cache_url"), nb::arg("mode"),
         nb::arg("namespace"), nb::arg("ttl"), nb::arg("max_wait"), nb::arg("initial_wait"),
         nb::arg("strict_cache"), nb::arg("coalesce"), nb::arg("stale_while_revalidate"),
-        nb::arg("stale_if_error"), nb::arg("custom_costs"));
+        nb::arg("stale_if_error"), nb::arg("custom_costs"), nb::arg("ledger"), nb::arg("tenant"),
+        nb::arg("tags"), nb::arg("budgets"));
 
   nb::class_<HttpCallResult>(m, "CallResult")
       .def_ro("handled", &HttpCallResult::handled)

@@ -162,3 +162,31 @@ def test_a_streamed_run_is_recorded_and_replayed_as_a_stream(fake_provider, mode
     assert first.llm_cache.cost > 0  # the stream's usage was read
     assert "PartDeltaEvent" in streamed_first and "PartDeltaEvent" in events
     assert fake_provider.calls() == 1
+
+
+def test_a_budget_refuses_before_the_provider_and_the_ledger_records_each_request(
+        fake_provider, tmp_path):
+    import subprocess
+    agent = Agent("openai:gpt-4o-mini")
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    # Worth one call's worst case at most (every request byte an input token, plus max_tokens).
+    budget = ["task=capped:0.01usd/day"]
+    first = run(cached_agent_run(agent, "Hello", "capped", cache_url=url, budgets=budget,
+                                 ledger=True, tenant="team-a", tags=["py"],
+                                 model_settings={"max_tokens": 100}))
+    assert first.llm_cache.cost > 0
+    with pytest.raises(llm_caching.BudgetExceededError) as refused:
+        run(cached_agent_run(agent, "Hello again", "capped", cache_url=url,
+                             budgets=["task=capped:0.000001usd/day"], ledger=True,
+                             model_settings={"max_tokens": 100}))
+    assert "capped" in refused.value.budget and refused.value.remaining >= 0
+    assert fake_provider.calls() == 1  # the refused call never reached the provider
+    hit = run(cached_agent_run(agent, "Hello", "capped", cache_url=url,
+                               budgets=["task=capped:0.000001usd/day"], ledger=True))
+    assert hit.llm_cache.cache_hit  # hits never spend
+    cli = str(Path(__file__).resolve().parents[2] / "build" / "release" / "llm-caching")
+    report = subprocess.run([cli, "costs", "--cache-url", url, "--by", "outcome", "--json"],
+                            capture_output=True, text=True, check=True)
+    rows = json.loads(report.stdout)
+    text = json.dumps(rows)
+    assert "miss" in text and "hit" in text and "failed" in text, text

@@ -115,53 +115,6 @@ asio::awaitable<void> record_expense(const RunOptions& options, const Expense& e
   }
 }
 
-/// The ledger record of a call (RunOptions::ledger); `exchanged` null: it failed.
-core::LedgerRecord ledger_record(const RunOptions& options, const agent::ModelSpec& spec,
-                                 std::string_view task_name,
-                                 const exchange::ExchangeResult* exchanged,
-                                 std::chrono::steady_clock::time_point started) {
-  core::LedgerRecord r;
-  r.time_ms = exchange::system_now_ms();
-  r.task = std::string(task_name);
-  r.namespace_ = options.namespace_;
-  r.model = spec.model;
-  r.provider = std::string(to_string(spec.provider));
-  r.tenant = options.tenant;
-  for (const std::string& tag : options.tags) {
-    if (!r.tags.empty()) r.tags += ',';
-    r.tags += tag;
-  }
-  r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                     std::chrono::steady_clock::now() - started)
-                     .count();
-  if (exchanged == nullptr) {
-    r.outcome = core::LedgerOutcome::failed;
-    return r;
-  }
-  const Usage& usage = exchanged->entry->usage;
-  r.input_tokens = usage.input_tokens;
-  r.output_tokens = usage.output_tokens;
-  r.cache_write_tokens = usage.cache_write_tokens;
-  r.cache_read_tokens = usage.cache_read_tokens;
-  r.cost_nano_usd = exchanged->cost_nano_usd;
-  r.avoided_nano_usd = exchanged->avoided_nano_usd;
-  r.outcome = exchanged->stale       ? core::LedgerOutcome::stale
-              : exchanged->cache_hit ? core::LedgerOutcome::hit
-              : exchanged->coalesced ? core::LedgerOutcome::coalesced
-                                     : core::LedgerOutcome::miss;
-  return r;
-}
-
-/// The budgets of a call (RunOptions::budgets) that apply to it now.
-std::vector<core::BudgetLine> budget_lines_of(const RunOptions& options,
-                                              const std::string& task_name) {
-  if (options.budgets.empty()) return {};
-  std::string tags;
-  for (const std::string& tag : options.tags) tags += (tags.empty() ? "" : ",") + tag;
-  return core::budget_lines(options.budgets, {task_name, options.tenant, tags, options.namespace_},
-                            exchange::system_now_ms());
-}
-
 /// What a call's ledger record and its errors name.
 struct CallRecord {
   const RunOptions& options;
@@ -178,8 +131,8 @@ asio::awaitable<exchange::ExchangeResult> run_recorded(exchange::Exchange& share
                                                        const CallRecord& call) {
   const auto record = [&](const exchange::ExchangeResult* result) {
     if (call.ledger == nullptr) return;
-    call.ledger->record(
-        ledger_record(call.options, call.spec, call.task_name, result, call.started));
+    call.ledger->record(agent::ledger_record(call.options, call.spec.provider, call.spec.model,
+                                             call.task_name, result, call.started));
   };
   std::optional<exchange::ExchangeResult> ran;
   try {
@@ -229,7 +182,7 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   exchange::ExchangeRequest request = exchange_request(
       spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
-  request.budgets = budget_lines_of(options, task_name);
+  request.budgets = agent::budget_lines_of(options, task_name);
   exchange::LedgerWriter* ledger = nullptr;
   if (options.ledger) {
     shared->start_ledger(runtime.impl().ledger_options());

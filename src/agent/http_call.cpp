@@ -147,17 +147,35 @@ asio::awaitable<HttpCallResult> run_call(HttpCall call, std::string task_name,
   const std::shared_ptr<exchange::Exchange> shared =
       runtime.impl().exchange_for(agent::cache_options_of(options));
 
+  request.budgets = agent::budget_lines_of(options, task_name);
+  exchange::LedgerWriter* ledger = nullptr;
+  if (options.ledger) {
+    shared->start_ledger(runtime.impl().ledger_options());
+    ledger = shared->ledger();
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const auto record = [&](const exchange::ExchangeResult* result) {
+    if (ledger == nullptr) return;
+    ledger->record(
+        agent::ledger_record(options, native.provider, native.model, task_name, result, started));
+  };
+
   std::optional<exchange::ExchangeResult> ran;
   std::optional<providers::HttpModel::ErrorAnswer> refused;
   try {
     ran = co_await shared->run(*model, std::move(request));
   } catch (const CacheMissError& e) {
+    record(nullptr);
     throw CacheMissError(fmt::format("task '{}': {}", core::printable(task_name, 64), e.what()));
   } catch (const ProviderError& e) {
+    record(nullptr);
     // The provider's own refusal (400, 401, a 5xx past the retries) goes back to the SDK as it
     // came, so its usual error reaches the caller; no answer at all is ours to raise.
     if (!model->last_error() || e.http_status() == 0) throw;
     refused = model->last_error();
+  } catch (...) {
+    record(nullptr);
+    throw;
   }
   if (refused) {
     out.status = refused->status;
@@ -168,6 +186,7 @@ asio::awaitable<HttpCallResult> run_call(HttpCall call, std::string task_name,
     out.attempts = model->calls();
     co_return out;
   }
+  record(&*ran);
   fill_result(out, native, *ran);
   co_return out;
 }
@@ -181,6 +200,8 @@ asio::awaitable<HttpCallResult> cached_http_call(HttpCall call, std::string task
 
 std::optional<HttpCallResult> cached_http_call_from_memory(const HttpCall& call,
                                                            const RunOptions& options) {
+  // A call that writes the ledger takes the full path, which records it.
+  if (options.ledger) return std::nullopt;
   std::optional<Prepared> prepared = prepare(call, options);
   if (!prepared) return std::nullopt;
   Runtime& runtime = *prepared->runtime;

@@ -4,7 +4,9 @@
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_options.hpp"
 
+#include <chrono>
 #include <memory>
+#include <vector>
 
 #include <string>
 #include <string_view>
@@ -20,7 +22,12 @@ struct ProviderHost;
 }
 namespace llm_caching::exchange {
 struct ExchangeRequest;
-}
+struct ExchangeResult;
+}  // namespace llm_caching::exchange
+namespace llm_caching::core {
+struct LedgerRecord;
+struct BudgetLine;
+}  // namespace llm_caching::core
 
 namespace llm_caching::agent {
 
@@ -45,6 +52,16 @@ CacheOptions cache_options_of(const RunOptions& options);
 /// windows, prices, the endpoint's key scope), the runtime's defaults where they leave a setting
 /// unset. `overrides` (the options' custom costs) must outlive the request; `model` is kept for a
 /// background refresh.
+/// The ledger record of a call (RunOptions::ledger); `exchanged` null: it failed.
+core::LedgerRecord ledger_record(const RunOptions& options, Provider provider,
+                                 std::string_view model, std::string_view task_name,
+                                 const exchange::ExchangeResult* exchanged,
+                                 std::chrono::steady_clock::time_point started);
+
+/// The budgets of a call (RunOptions::budgets) that apply to it now.
+std::vector<core::BudgetLine> budget_lines_of(const RunOptions& options,
+                                              const std::string& task_name);
+
 void apply_run_options(exchange::ExchangeRequest& request, const RunOptions& options,
                        const RuntimeOptions& defaults, std::shared_ptr<Model> model,
                        const CostTable& overrides);

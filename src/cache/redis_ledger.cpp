@@ -90,7 +90,7 @@ asio::awaitable<void> RedisBackend::ledger_append(std::vector<core::LedgerRecord
                        "1",
                        kLedgerStream,
                        std::to_string(records.size()),
-                       std::to_string(client_.options().ledger_max_records),
+                       std::to_string(options().ledger_max_records),
                        std::to_string(kCounterSeconds)};
   Counters counters;
   for (const core::LedgerRecord& record : records) {
