@@ -74,6 +74,16 @@ asio::awaitable<exchange::ExchangeResult> run_relayed(exchange::Exchange& exchan
 /// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
 std::string sse_to_json_array(std::string_view sse);
 
+/// Whether the exchange failed on an upstream answer over the response size limit (counted as
+/// Refusal::upstream_too_large).
+bool upstream_too_large(std::exception_ptr failure) noexcept;
+
+/// The answer when a request forwarded as it came (pass-through, the model list) got no usable
+/// response: 504 for a timeout, else 502, never naming the upstream; an answer over
+/// --max-upstream-response-bytes is counted and logged as Refusal::upstream_too_large.
+OutgoingResponse forwarding_failure(Metrics& metrics, Provider provider,
+                                    const providers::TransportError& error);
+
 /// The answer to a request that failed in the exchange, in the provider's format. An upstream
 /// HTTP error this call saw itself is passed through unchanged.
 OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
@@ -91,6 +101,7 @@ class OwnedUpstreamModel final : public Model {
   asio::awaitable<NativeResponse> call(const NativeRequest& request) override {
     return model_.call(request);
   }
+  void use_api_version(std::string_view version) noexcept { model_.use_api_version(version); }
 
  private:
   Headers headers_;
@@ -111,8 +122,9 @@ std::optional<OutgoingResponse> keyless_refusal(const GatewayConfig& config, Met
 /// What a request's key adds to its body: the caller's tenant partition (none when the gateway
 /// shares entries across keys), then the answer-shaping headers (a beta feature or another API
 /// version may change the answer: never one for the other).
+/// A Gemini route's API version other than v1beta joins it too ("gemini-api=v1").
 std::string request_scope(const GatewayConfig& config, TenantScopeMemo& scopes,
-                          std::string_view identity, const Headers& headers);
+                          std::string_view identity, const Headers& headers, const Route& route);
 
 /// One request as the routes see it (gateway.hpp: Gateway::handle).
 struct Gateway::Call {
