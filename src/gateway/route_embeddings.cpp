@@ -255,7 +255,7 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
 
   // 2. One upstream request for the inputs the cache did not hold, then their entries.
   UpstreamModel model(worker.upstream, config_.upstreams[provider], request.headers, credential);
-  if (route.gemini_version != kGeminiDefaultVersion) model.use_api_version(route.gemini_version);
+  model.use_api_version(route.gemini_version);
   Batch batch{provider, *exchange_, config_, model, scope, now, call.request.model, 0};
   std::optional<OutgoingResponse> failed;
   if (!missing.empty()) failed = co_await send_missing(batch, call, missing, summary, out);

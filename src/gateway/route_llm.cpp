@@ -109,7 +109,8 @@ exchange::ExchangeRequest exchange_request_for(const GatewayConfig& config, cons
 /// came, else the request re-serialised (an OpenAI stream asks for its final usage chunk, so
 /// the miss is costed; the key ignores stream_options).
 void choose_upstream_body(const GatewayConfig& config, const IncomingRequest& request,
-                          NativeRequest& native, UpstreamModel& model) {
+                          const Route& route, NativeRequest& native, UpstreamModel& model) {
+  model.use_api_version(route.gemini_version);  // Gemini's, as the caller's path named it
   // The Responses API always reports usage, and refuses stream_options.
   if (native.provider == Provider::openai && native.stream && config.openai_stream_usage &&
       native.api != Api::responses) {
@@ -218,8 +219,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   // 2. The exchange request, and the model that forwards a miss upstream.
   const Upstream& target = config_.upstreams[route.provider];
   UpstreamModel model(worker.upstream, target, request.headers, llm.credential);
-  const std::string scope =
-      request_scope(config_, worker.scopes, llm.identity, request.headers, route);
+  const auto scope = request_scope(config_, worker.scopes, llm.identity, request.headers, route);
   exchange::ExchangeRequest exchange_request = exchange_request_for(config_, route, llm, scope);
   // A caller that hung up reads no answer: its retries stop (unless another caller joined).
   exchange_request.caller_gone = [&out] { return out.client_gone(); };
@@ -227,15 +227,11 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   if (controls.stale_while_revalidate.count() > 0) {
     // The refresh runs after this request is answered, on this thread (the client is the
     // worker's), with its own copies of what the model borrows.
-    auto refresh = std::make_shared<OwnedUpstreamModel>(worker.upstream, target, request.headers,
-                                                        llm.credential);
-    if (route.gemini_version != kGeminiDefaultVersion)
-      refresh->use_api_version(route.gemini_version);
-    exchange_request.refresh_model = std::move(refresh);
+    exchange_request.refresh_model = std::make_shared<OwnedUpstreamModel>(
+        worker.upstream, target, request.headers, llm.credential, route.gemini_version);
     exchange_request.refresh_executor = executor;
   }
-  choose_upstream_body(config_, request, exchange_request.native, model);
-  if (route.gemini_version != kGeminiDefaultVersion) model.use_api_version(route.gemini_version);
+  choose_upstream_body(config_, request, route, exchange_request.native, model);
 
   // 3. Run it; a streamed miss is relayed while it arrives.
   const bool relays = llm.stream && (route.provider != Provider::gemini || route.gemini_sse);
@@ -253,11 +249,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   // 4. Answer.
   if (failure) {
     record.outcome = Outcome::error;
-    if (upstream_too_large(failure)) {
-      metrics_.refused(Refusal::upstream_too_large);
-      log_refusal(Refusal::upstream_too_large,
-                  "an upstream answer passed --max-upstream-response-bytes; answered 502");
-    }
+    count_upstream_too_large(metrics_, failure);
     if (relay.head_sent) {
       record.status = 502;  // counted as an error; the client sees a truncated stream
       out.abort();

@@ -120,14 +120,17 @@ OutgoingResponse forwarding_failure(Metrics& metrics, Provider provider,
       "upstream unreachable: " + providers::describe_transport_failure(error.kind()));
 }
 
-bool upstream_too_large(std::exception_ptr failure) noexcept {
+void count_upstream_too_large(Metrics& metrics, std::exception_ptr failure) {
   try {
     std::rethrow_exception(failure);
   } catch (const ProviderError& e) {
-    return e.http_status() == 0 && e.error_type() == "too_large";
+    if (e.http_status() != 0 || e.error_type() != "too_large") return;
   } catch (...) {
-    return false;
+    return;
   }
+  metrics.refused(Refusal::upstream_too_large);
+  log_refusal(Refusal::upstream_too_large,
+              "an upstream answer passed --max-upstream-response-bytes; answered 502");
 }
 
 OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,

@@ -74,9 +74,9 @@ asio::awaitable<exchange::ExchangeResult> run_relayed(exchange::Exchange& exchan
 /// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
 std::string sse_to_json_array(std::string_view sse);
 
-/// Whether the exchange failed on an upstream answer over the response size limit (counted as
-/// Refusal::upstream_too_large).
-bool upstream_too_large(std::exception_ptr failure) noexcept;
+/// When the exchange failed on an upstream answer over --max-upstream-response-bytes: counts and
+/// logs it as Refusal::upstream_too_large.
+void count_upstream_too_large(Metrics& metrics, std::exception_ptr failure);
 
 /// The answer when a request forwarded as it came (pass-through, the model list) got no usable
 /// response: 504 for a timeout, else 502, never naming the upstream; an answer over
@@ -93,15 +93,17 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
 /// (stale-while-revalidate) that outlives the request.
 class OwnedUpstreamModel final : public Model {
  public:
+  /// `api_version`: Gemini's, as the caller's path named it (HttpModel::use_api_version).
   OwnedUpstreamModel(providers::HttpClient& client, const Upstream& upstream, Headers headers,
-                     std::string credential)
+                     std::string credential, std::string_view api_version)
       : headers_(std::move(headers)),
         credential_(std::move(credential)),
-        model_(client, upstream, headers_, credential_) {}
+        model_(client, upstream, headers_, credential_) {
+    model_.use_api_version(api_version);
+  }
   asio::awaitable<NativeResponse> call(const NativeRequest& request) override {
     return model_.call(request);
   }
-  void use_api_version(std::string_view version) noexcept { model_.use_api_version(version); }
 
  private:
   Headers headers_;

@@ -47,7 +47,8 @@ class HttpModel final : public StreamingModel {
   /// only when the caller left that JSON unchanged. Must outlive the model.
   void send_verbatim(std::string_view body) noexcept { verbatim_body_ = body; }
   /// Gemini: call this API version ("v1", "v1alpha") instead of the v1beta that the codec's
-  /// paths name, as the gateway's caller did. Must outlive the model (a literal, in practice).
+  /// paths name, as the gateway's caller did ("v1beta" changes nothing). Must outlive the model
+  /// (a literal, in practice).
   void use_api_version(std::string_view version) noexcept { api_version_ = version; }
 
   const ProviderEndpoint& endpoint() const noexcept { return *endpoint_; }
