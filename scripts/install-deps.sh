@@ -17,8 +17,10 @@ packages=(
   nginx wrk hyperfine valgrind
   # the Debian package and its test (man pages from --help, the zsh completion's syntax check)
   dpkg-dev help2man zsh make procps
-  # the gateway test with the official openai npm package
+  # the gateway tests with the official openai, @anthropic-ai/sdk and @google/genai npm packages
   nodejs
+  # the libFuzzer targets (scripts/fuzz.sh): Debian's clang and its fuzzer runtime
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -108,6 +108,15 @@ struct CacheOptions {
   /// Appends the key of every entry read to this file, once per process (for `llm-caching cache
   /// unused --since-log`). Empty: $LLM_CACHE_USAGE_LOG if set, else no log.
   std::filesystem::path usage_log;
+  /// Signed entries (docs/SECURITY-MODEL.md, "Poisoned caches"): every entry written carries an
+  /// HMAC-SHA256 of its key and bytes under this key, and an entry in the store that no key
+  /// here signed is a miss (counted, logged, deleted). At least 16 bytes. Empty (both): the
+  /// environment's LLM_CACHE_SIGNING_KEY or LLM_CACHE_SIGNING_KEY_FILE (and _PREVIOUS,
+  /// _PREVIOUS_FILE), else no signing. A secret: never logged, never in an error or an entry.
+  std::string signing_key;
+  /// The key being rotated out: entries it signed are still read (and new ones signed with
+  /// signing_key) until they expire or are rewritten.
+  std::string signing_key_previous;
 };
 
 }  // namespace llm_caching

@@ -128,6 +128,19 @@ class Backend {
   /// The URL it was opened with, password masked. Safe to log.
   virtual std::string describe() const = 0;
 
+  // Signed entries (core/entry_signature.hpp): the tiers sign what a get will return.
+
+  /// The bytes a get returns after `encoded` was put under `key`. Most backends return what they
+  /// were given; one that keeps entries in another form (dir://) re-encodes them on reads, and
+  /// the MAC must be made over those bytes. Throws CacheError when it cannot tell.
+  virtual std::string stored_form(const std::string& key, std::string encoded) const {
+    (void)key;
+    return encoded;
+  }
+  /// Whether the tiers delete an entry whose signature they refuse. dir:// keeps its files,
+  /// which a test suite commits: a refused one is a miss until it is recorded again.
+  virtual bool erases_refused_entries() const noexcept { return true; }
+
   // Cross-process single-flight (docs/SINGLE_FLIGHT.md): a lock per key, owned by a token.
   // The defaults suit a backend that no other process can see: every attempt succeeds, and the
   // in-process flight is the only coordination needed.

@@ -3,6 +3,7 @@
 #include "cache/dir_backend.hpp"
 #include "cache/memory_backend.hpp"
 #include "cache/redis_backend.hpp"
+#include "cache/signing_keys.hpp"
 #include "cache/sqlite_backend.hpp"
 #include "cache/tiered_cache.hpp"
 #include "llm_caching/errors.hpp"
@@ -76,11 +77,14 @@ std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
   BackendConfig config = parse_cache_url(resolve_cache_url(options));
   apply_environment(config);
   const std::string identity = backend_identity(config);
+  core::SigningKeys signing = resolve_signing_keys(options, process_env);
   auto& backends = backends_;
   auto& caches = caches_;
 
   std::lock_guard lock(mutex_);
-  const auto cache_key = std::make_tuple(identity, options.l1_max_bytes, options.strict);
+  // Signing keys tell caches apart: one L1 must never hold what another's keys refused.
+  const auto cache_key = std::make_tuple(identity, options.l1_max_bytes, options.strict,
+                                         signing_keys_identity(signing));
   const std::int64_t now = steady_now_ms();
   if (auto it = caches.find(cache_key); it != caches.end()) {
     if (it->second.retry_open_at_ms == 0 || now < it->second.retry_open_at_ms) {
@@ -105,6 +109,7 @@ std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
     }
   }
   if (auto log = usage_log_for(options)) registered.cache->set_usage_log(std::move(log));
+  registered.cache->set_signing_keys(std::move(signing));
   caches[cache_key] = registered;
   return registered.cache;
 }

@@ -4,6 +4,7 @@
 #include "cache/dir_document.hpp"
 #include "cache/dir_files.hpp"
 #include "core/entry.hpp"
+#include "core/entry_signature.hpp"
 #include "core/sha256.hpp"
 #include "llm_caching/errors.hpp"
 
@@ -147,8 +148,9 @@ void DirBackend::put_now(std::string_view key, std::string_view value) {
   try {
     auto decoded = core::decode_entry(value);
     const auto* entry = std::get_if<core::CacheEntry>(&decoded);
-    const std::string text =
-        entry != nullptr ? entry_document(key, *entry, redact_) : raw_document(key, value);
+    const std::string text = entry != nullptr
+                                 ? entry_document(key, *entry, redact_, core::entry_mac(value))
+                                 : raw_document(key, value);
     const fs::path path = file_of(key);
     // The same bytes already there (an answer recorded again): leave the file alone.
     if (const auto existing = read_file(path); existing && *existing == text) return;
@@ -159,6 +161,18 @@ void DirBackend::put_now(std::string_view key, std::string_view value) {
     ++errors_;
     throw;
   }
+}
+
+std::string DirBackend::stored_form(const std::string& key, std::string encoded) const {
+  // What a get of this put returns: the document's round trip (canonical JSON, redactions,
+  // created_at 0). A signed entry's MAC must be made over these bytes, not the caller's.
+  auto decoded = core::decode_entry(encoded);
+  const auto* entry = std::get_if<core::CacheEntry>(&decoded);
+  if (entry == nullptr) return encoded;
+  auto parsed = parse_document(entry_document(key, *entry, redact_));
+  if (auto* document = std::get_if<ParsedDocument>(&parsed)) return std::move(document->value);
+  throw CacheError(fmt::format("an entry for {} cannot be kept as a document: {}", key,
+                               std::get<std::string>(parsed)));
 }
 
 bool DirBackend::erase_now(std::string_view key) {

@@ -53,6 +53,8 @@ class DirBackend final : public Backend {
                                         std::chrono::milliseconds at_most) override;
   bool notifies_unlock() const noexcept override { return true; }
   std::string unreadable_reason(const std::string& key) override;
+  std::string stored_form(const std::string& key, std::string encoded) const override;
+  bool erases_refused_entries() const noexcept override { return false; }
 
   // The same operations without a coroutine frame (local files: they block briefly).
   std::optional<std::string> get_now(std::string_view key);

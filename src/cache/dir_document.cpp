@@ -3,6 +3,8 @@
 #include "cache/dir_document.hpp"
 
 #include "core/canonical_json.hpp"
+#include "core/entry_signature.hpp"
+#include "core/text.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
@@ -198,7 +200,7 @@ std::string finish(const json::object& doc) {
 }  // namespace
 
 std::string entry_document(std::string_view key, const core::CacheEntry& entry,
-                           const Redactor& redact) {
+                           const Redactor& redact, std::string_view mac) {
   json::object doc;
   doc["format"] = kDirDocumentFormat;
   doc["key"] = key;
@@ -220,6 +222,7 @@ std::string entry_document(std::string_view key, const core::CacheEntry& entry,
       put_body(doc, "stream", entry.stream, redact, /*as_json=*/false);
     }
   }
+  if (!mac.empty()) doc["mac"] = core::hex(mac);
   return finish(doc);
 }
 
@@ -320,9 +323,18 @@ std::string sse_text(const json::array& events) {
   return out;
 }
 
-constexpr std::string_view kEntryFields[] = {"format",      "key",           "provider", "model",
-                                             "usage",       "cost_nano_usd", "cost_usd", "response",
-                                             "response_as", "stream",        "stream_as"};
+constexpr std::string_view kEntryFields[] = {
+    "format",   "key",      "provider",    "model",  "usage",     "cost_nano_usd",
+    "cost_usd", "response", "response_as", "stream", "stream_as", "mac"};
+
+/// The "mac" field's bytes: 64 hex digits.
+std::string mac_of(const json::object& doc) {
+  auto mac = core::from_hex(string_field(doc, "mac"));
+  if (!mac || mac->size() != core::kEntryMacBytes) {
+    throw Invalid{"\"mac\" must be 64 lowercase hex digits"};
+  }
+  return std::move(*mac);
+}
 
 core::CacheEntry entry_of(const json::object& doc) {
   for (const auto& member : doc) {
@@ -372,6 +384,7 @@ std::variant<ParsedDocument, std::string> parse_document(std::string_view text) 
       return parsed;
     }
     parsed.value = core::encode_entry(entry_of(doc));
+    if (doc.contains("mac")) parsed.value = core::attach_mac(std::move(parsed.value), mac_of(doc));
     return parsed;
   } catch (const Invalid& e) {
     return e.what;

@@ -24,8 +24,9 @@ namespace llm_caching::cache {
 inline constexpr std::string_view kDirDocumentFormat = "llm-caching-dir-entry/1";
 
 /// The document for an entry stored under `key`. Strings of the answer pass through `redact`.
+/// `mac`: a signed entry's MAC (core::entry_mac), kept as "mac" in hex and put back on reads.
 std::string entry_document(std::string_view key, const core::CacheEntry& entry,
-                           const Redactor& redact);
+                           const Redactor& redact, std::string_view mac = {});
 /// The document for a value that is not an encoded entry (kept as base64; Backend takes any
 /// bytes, and the generic backend tests store such values).
 std::string raw_document(std::string_view key, std::string_view value);

@@ -12,12 +12,21 @@ namespace {
 // is copied once, from the reader's buffer into its std::string (not into a redisReply first).
 // The hooks are called from C: they never throw (nullptr tells hiredis "out of memory").
 
-/// Puts `value` into its parent array (pre-sized by create_array) or, for a top-level reply, on
-/// the heap; hiredis hands the root back from redisReaderGetReply and frees it with free_reply.
+/// Elements an array reply reserves before they arrive: its header's count is the server's
+/// word, and "*2147483647" must not allocate for two billion replies (a fuzzer found that).
+constexpr std::size_t kMostPreallocatedElements = 1024;
+
+/// Puts `value` into its parent array (grown as its elements arrive, in order) or, for a
+/// top-level reply, on the heap; hiredis hands the root back from redisReaderGetReply and frees
+/// it with free_reply. Growing moves earlier elements, which is safe: hiredis fills an element
+/// completely (children included) before it creates the next, and keeps no pointer to it.
 void* place(const redisReadTask* task, RedisReply&& value) noexcept {
   try {
     if (task->parent != nullptr) {
-      auto& slot = static_cast<RedisReply*>(task->parent->obj)->elements.at(task->idx);
+      auto& elements = static_cast<RedisReply*>(task->parent->obj)->elements;
+      const auto index = static_cast<std::size_t>(task->idx);
+      if (index >= elements.size()) elements.resize(index + 1);
+      auto& slot = elements[index];
       slot = std::move(value);
       return &slot;
     }
@@ -52,7 +61,8 @@ void* create_array(const redisReadTask* task, int elements) {
   RedisReply reply;
   reply.kind = RedisReply::Kind::array;
   try {
-    reply.elements.resize(static_cast<std::size_t>(std::max(elements, 0)));
+    reply.elements.reserve(
+        std::min(static_cast<std::size_t>(std::max(elements, 0)), kMostPreallocatedElements));
   } catch (...) {
     return nullptr;
   }

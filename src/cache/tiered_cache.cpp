@@ -27,7 +27,8 @@ TieredCache::TieredCache(std::shared_ptr<Backend> l2, std::uint64_t l1_max_bytes
       strict_(strict),
       l1_enabled_(l1_max_bytes > 0),
       l1_(l1_max_bytes),
-      failure_log_(std::chrono::milliseconds(kBackendFailureIntervalMs)) {}
+      failure_log_(std::chrono::milliseconds(kBackendFailureIntervalMs)),
+      refusal_log_(std::chrono::milliseconds(kBackendFailureIntervalMs)) {}
 
 TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t now_ms,
                                            bool count_miss) {
@@ -83,6 +84,13 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::l2_read(const std::string& s
     absorb_backend_failure("get");
   }
   if (!bytes) co_return nullptr;
+  if (signing_.enabled()) {
+    const core::SignatureCheck check = core::check_signature(*bytes, storage_key, signing_);
+    if (!core::accepted(check)) {
+      co_await refuse(storage_key, check);
+      co_return nullptr;
+    }
+  }
 
   auto decoded = core::decode_entry(*bytes);
   if (const auto* error = std::get_if<core::DecodeError>(&decoded)) {
@@ -100,6 +108,33 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::l2_read(const std::string& s
   if (usage_log_) usage_log_->record(storage_key);
   co_return std::make_shared<const core::CacheEntry>(
       std::get<core::CacheEntry>(std::move(decoded)));
+}
+
+asio::awaitable<void> TieredCache::refuse(const std::string& storage_key,
+                                          core::SignatureCheck why) {
+  ++(why == core::SignatureCheck::unsigned_entry ? refused_unsigned_ : refused_wrong_mac_);
+  const bool erase = l2_->erases_refused_entries();
+  // The key and the verdict only: never the bytes, the MAC or anything about the signing key.
+  // A poisoner can write many entries; the log says so once per 30 s, the counters say how many.
+  if (refusal_log_.allow()) {
+    spdlog::warn(
+        "cache entry {} refused ({}; entries must be signed): treating it as a miss{} (written "
+        "without the signing key: a misconfigured writer, or someone poisoning the cache; "
+        "further refusals in the next 30 s are only counted)",
+        storage_key, core::to_string(why), erase ? " and deleting it" : "");
+  }
+  if (!erase) co_return;
+  try {
+    co_await l2_->erase(storage_key);
+  } catch (...) {
+    absorb_backend_failure("erase");
+  }
+}
+
+std::string TieredCache::for_l2(const std::string& storage_key, std::string encoded) const {
+  if (!signing_.enabled()) return encoded;
+  return core::sign_entry(l2_->stored_form(storage_key, std::move(encoded)), storage_key,
+                          signing_.current);
 }
 
 asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& storage_key,
@@ -158,7 +193,8 @@ bool TieredCache::put_l1(const std::string& storage_key, EntryPtr entry) {
 asio::awaitable<void> TieredCache::put_l2(const std::string& storage_key, std::string encoded,
                                           std::chrono::milliseconds ttl) {
   try {
-    co_await l2_->put(storage_key, std::move(encoded), ttl);
+    std::string bytes = for_l2(storage_key, std::move(encoded));
+    co_await l2_->put(storage_key, std::move(bytes), ttl);
   } catch (...) {
     absorb_backend_failure("put");
   }
@@ -198,6 +234,7 @@ asio::awaitable<TieredCache::LockOutcome> TieredCache::try_lock(const std::strin
 
 asio::awaitable<void> TieredCache::put_l2_many(std::vector<Backend::PutItem> items) {
   try {
+    for (auto& item : items) item.value = for_l2(item.key, std::move(item.value));
     co_await l2_->put_many(std::move(items));
   } catch (...) {
     absorb_backend_failure("put");
@@ -301,6 +338,8 @@ asio::awaitable<TieredStats> TieredCache::stats() {
   }
   stats.corrupt = corrupt_.load();
   stats.backend_errors = backend_errors_.load();
+  stats.refused_unsigned = refused_unsigned_.load();
+  stats.refused_wrong_mac = refused_wrong_mac_.load();
   co_return stats;
 }
 

@@ -8,6 +8,7 @@
 #include "cache/lru_map.hpp"
 #include "cache/usage_log.hpp"
 #include "core/entry.hpp"
+#include "core/entry_signature.hpp"
 #include "core/log_throttle.hpp"
 #include "llm_caching/cache_options.hpp"
 
@@ -33,6 +34,10 @@ struct TieredStats {
   BackendStats l2;                   ///< zeros when the backend could not report
   std::uint64_t corrupt = 0;         ///< L2 entries that failed to decode (deleted, served as miss)
   std::uint64_t backend_errors = 0;  ///< L2 failures absorbed as misses (non-strict mode)
+  /// L2 entries refused because signing is on and no key of ours signed them (served as a miss,
+  /// deleted): without a signature, and with one that does not match.
+  std::uint64_t refused_unsigned = 0;
+  std::uint64_t refused_wrong_mac = 0;
 };
 
 class TieredCache {
@@ -112,6 +117,22 @@ class TieredCache {
   /// cache is shared (CacheRegistry::open does, from CacheOptions::usage_log).
   void set_usage_log(std::shared_ptr<UsageLog> log) { usage_log_ = std::move(log); }
 
+  /// From now on, every L2 write is signed with keys.current and an L2 entry that no key of
+  /// `keys` signed is a miss: counted, logged (its key only) and deleted (core/
+  /// entry_signature.hpp). Set before the cache is shared; disabled keys change nothing.
+  void set_signing_keys(core::SigningKeys keys) { signing_ = std::move(keys); }
+  bool signs_entries() const noexcept { return signing_.enabled(); }
+  /// L2 entries served as misses for what they held (TieredStats' counters, read without the
+  /// L2's stats round trip, for the gateway's /metrics).
+  struct EntryRefusals {
+    std::uint64_t corrupt = 0;
+    std::uint64_t unsigned_entry = 0;
+    std::uint64_t wrong_mac = 0;
+  };
+  EntryRefusals entry_refusals() const noexcept {
+    return {corrupt_.load(), refused_unsigned_.load(), refused_wrong_mac_.load()};
+  }
+
   bool strict() const noexcept { return strict_; }
   const std::shared_ptr<Backend>& backend() const noexcept { return l2_; }
   /// Backend::unreadable_reason: why the L2 holds the key's entry but cannot read it, or "".
@@ -129,6 +150,10 @@ class TieredCache {
   /// Call from a catch block: rethrows as CacheError when strict, else logs (at most once per
   /// 30 s) and counts.
   void absorb_backend_failure(std::string_view operation);
+  /// The bytes to put in the L2 for `encoded`: signed when signing is on.
+  std::string for_l2(const std::string& storage_key, std::string encoded) const;
+  /// An L2 entry whose signature was refused: count, log, delete.
+  asio::awaitable<void> refuse(const std::string& storage_key, core::SignatureCheck why);
 
   std::shared_ptr<Backend> l2_;
   const bool strict_;
@@ -144,6 +169,10 @@ class TieredCache {
   std::atomic<std::uint64_t> corrupt_{0};
   std::atomic<std::uint64_t> backend_errors_{0};
   core::LogThrottle failure_log_;
+  core::SigningKeys signing_;  // set before sharing
+  std::atomic<std::uint64_t> refused_unsigned_{0};
+  std::atomic<std::uint64_t> refused_wrong_mac_{0};
+  core::LogThrottle refusal_log_;
 };
 
 // backend_registry.cpp
@@ -169,7 +198,8 @@ class CacheRegistry {
   };
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Backend>> backends_;
-  std::map<std::tuple<std::string, std::uint64_t, bool>, Registered> caches_;
+  /// By backend identity, L1 size, strict and signing keys' identity.
+  std::map<std::tuple<std::string, std::uint64_t, bool, std::string>, Registered> caches_;
   /// options.usage_log, else $LLM_CACHE_USAGE_LOG: one log per file, shared by every cache of
   /// the registry that logs there; null when neither names a file.
   std::shared_ptr<UsageLog> usage_log_for(const CacheOptions& options);

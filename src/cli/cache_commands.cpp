@@ -102,6 +102,8 @@ void print_stats(const cache::TieredStats& s, const std::string& where, bool as_
                    {"evictions", s.l2.evictions},
                    {"expired", s.l2.expired},
                    {"corrupt", s.corrupt},
+                   {"refused_unsigned", s.refused_unsigned},
+                   {"refused_wrong_mac", s.refused_wrong_mac},
                    {"backend_errors", s.backend_errors}};
     std::cout << json::serialize(o) << '\n';
     return;

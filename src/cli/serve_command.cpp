@@ -125,6 +125,10 @@ gateway::ServerOptions make_server_options(const ServeFlags& flags) {
   options.body_limit = flags.body_limit;
   options.max_body_bytes_in_flight = flags.max_body_bytes_in_flight;
   options.max_header_fields = flags.max_header_fields;
+  options.header_limit = flags.max_header_bytes;
+  options.max_request_line = flags.max_request_line;
+  options.header_timeout = std::chrono::milliseconds(flags.header_timeout_ms);
+  options.upstream.max_response_bytes = flags.max_upstream_response_bytes;
   options.max_connections = flags.max_connections;
   options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
   options.shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms);
@@ -151,9 +155,10 @@ void log_start(const gateway::Gateway& core, const cache::TieredCache& cache,
                                                        : "");
   };
   spdlog::info(
-      "gateway: cache {}, upstreams openai={} anthropic={} gemini={}, tenants {}, stale "
+      "gateway: cache {}{}, upstreams openai={} anthropic={} gemini={}, tenants {}, stale "
       "defaults: while-revalidate {} s, if-error {} s",
-      cache.describe(), describe_upstream(Provider::openai), describe_upstream(Provider::anthropic),
+      cache.describe(), cache.signs_entries() ? " (signed entries)" : "",
+      describe_upstream(Provider::openai), describe_upstream(Provider::anthropic),
       describe_upstream(Provider::gemini),
       flags.share_across_keys ? "share entries" : "partitioned by key",
       flags.stale_while_revalidate_seconds, flags.stale_if_error_seconds);

@@ -78,6 +78,21 @@ void add_limit_options(CLI::App& serve, ServeFlags& flags) {
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10000}));
   serve
+      .add_option("--max-header-bytes", flags.max_header_bytes,
+                  "Bytes of one request's head: request line and header fields (else 431)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 24));
+  serve
+      .add_option("--max-request-line", flags.max_request_line,
+                  "Bytes of one request line: method, path and query, version (else 414)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{64}, std::uint64_t{1} << 24));
+  serve
+      .add_option("--max-upstream-response-bytes", flags.max_upstream_response_bytes,
+                  "Largest upstream answer (or stream) relayed or cached (else 502)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
       .add_option("--max-wait-cap-ms", flags.max_wait_cap_ms,
                   "The most a caller may ask for with x-llm-max-wait-ms (larger values are cut)")
       ->capture_default_str()
@@ -108,7 +123,13 @@ void add_timing_options(CLI::App& serve, ServeFlags& flags) {
       ->check(CLI::PositiveNumber);
   serve
       .add_option("--request-timeout-ms", flags.request_timeout_ms,
-                  "Longest wait for a complete request on a connection (keep-alive idle too)")
+                  "Longest wait for a request's first byte (keep-alive idle), then for its body")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      .add_option("--header-timeout-ms", flags.header_timeout_ms,
+                  "Longest time from a request's first byte to the end of its head (else 408: "
+                  "slow clients holding connections)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   serve
@@ -188,6 +209,11 @@ void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, S
   take("--max-connections", file.max_connections, flags.max_connections);
   take("--max-body-bytes-in-flight", file.max_body_bytes_in_flight, flags.max_body_bytes_in_flight);
   take("--max-header-fields", file.max_header_fields, flags.max_header_fields);
+  take("--max-header-bytes", file.max_header_bytes, flags.max_header_bytes);
+  take("--max-request-line", file.max_request_line, flags.max_request_line);
+  take("--max-upstream-response-bytes", file.max_upstream_response_bytes,
+       flags.max_upstream_response_bytes);
+  take("--header-timeout-ms", file.header_timeout_ms, flags.header_timeout_ms);
   take("--threads", file.threads, flags.threads);
   take("--body-limit", file.body_limit, flags.body_limit);
   take("--l1-mb", file.l1_mb, flags.l1_mib);

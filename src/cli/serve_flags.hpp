@@ -47,6 +47,10 @@ struct ServeFlags {
   std::uint64_t max_body_bytes_in_flight = 128 * kMiB;
   std::uint64_t max_connections = 0;
   std::uint64_t max_header_fields = 100;
+  std::uint64_t max_header_bytes = 64 * 1024;
+  std::uint64_t max_request_line = 8 * 1024;
+  std::uint64_t max_upstream_response_bytes = 64 * kMiB;
+  std::int64_t header_timeout_ms = 10000;
   std::int64_t max_wait_cap_ms = 120000;
   std::uint64_t l1_mib = 64;
   std::int64_t ttl_seconds = 15 * 24 * 3600;

@@ -1,6 +1,7 @@
 #include "core/entry.hpp"
 
 #include "core/checksum.hpp"
+#include "core/entry_signature.hpp"
 
 #include <zstd.h>
 #include <boost/json/monotonic_resource.hpp>
@@ -302,9 +303,16 @@ std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes) {
   const auto flags = static_cast<unsigned char>(bytes[kFlagsOffset]);
   const int version = static_cast<unsigned char>(bytes[kVersionOffset]);
   // Unknown flag bits or non-zero reserved bytes mean a writer newer than this reader.
-  if ((version != 1 && version != kEntryFormatVersion) || (flags & ~kFlagZstd) != 0 ||
-      bytes[kReservedOffset] != 0 || bytes[kReservedOffset + 1] != 0) {
+  if ((version != 1 && version != kEntryFormatVersion) ||
+      (flags & ~(kFlagZstd | kEntryFlagSigned)) != 0 || bytes[kReservedOffset] != 0 ||
+      bytes[kReservedOffset + 1] != 0) {
     return DecodeError::unknown_version;
+  }
+  // A signed entry's MAC follows the payload; checking it is the tiers' business
+  // (entry_signature.hpp), so a reader without the key still reads the entry.
+  if ((flags & kEntryFlagSigned) != 0) {
+    if (bytes.size() < kEntryHeaderSize + kEntryMacBytes) return DecodeError::truncated;
+    bytes.remove_suffix(kEntryMacBytes);
   }
   const std::string_view stored = bytes.substr(kEntryHeaderSize);
   if (load_le32(bytes.data() + kLengthOffset) != stored.size()) return DecodeError::truncated;

@@ -19,8 +19,9 @@ namespace llm_caching::core {
 ///   v1 payload: one JSON object holding the bodies as JSON strings.
 /// v2 keeps the bodies raw: a v1 decode spent most of its time unescaping them.
 inline constexpr int kEntryFormatVersion = 2;
-/// Envelope header: magic "LLMC", version u8, flags u8 (bit0 = zstd), 2 reserved zero bytes,
-/// stored payload length u32 LE, CRC-32C of the stored payload u32 LE.
+/// Envelope header: magic "LLMC", version u8, flags u8 (bit0 = zstd, bit1 = signed: a 32-byte
+/// HMAC-SHA256 follows the payload, entry_signature.hpp), 2 reserved zero bytes, stored payload
+/// length u32 LE, CRC-32C of the stored payload u32 LE.
 inline constexpr std::size_t kEntryHeaderSize = 16;
 /// Largest payload an entry may hold (before compression). decode_entry refuses zstd frames
 /// that claim more, so a hostile frame cannot make it allocate without bound.

@@ -67,14 +67,18 @@ std::string_view transport_error_type(TransportFailure failure) noexcept {
       return "timeout";
     case TransportFailure::tls_verify:
       return "tls_verify";
+    case TransportFailure::too_large:
+      return "too_large";
     default:
       return "transport";
   }
 }
 
 bool is_retryable(const NativeResponse& response) noexcept {
-  // A certificate that does not verify will not verify on the next try either.
-  if (response.status == 0 && response.transport_failure == TransportFailure::tls_verify) {
+  // A certificate that does not verify will not verify on the next try either, and an answer
+  // over the size limit is as large again on the next (each try spends the quota).
+  if (response.status == 0 && (response.transport_failure == TransportFailure::tls_verify ||
+                               response.transport_failure == TransportFailure::too_large)) {
     return false;
   }
   return is_retryable_status(response.status);

@@ -126,9 +126,19 @@ std::vector<std::string> transfer_codings(const http::request_header<>& head) {
 
 }  // namespace
 
+std::size_t request_line_bytes(const http::request_header<>& head) {
+  return head.method_string().size() + 1 + head.target().size() +
+         std::string_view(" HTTP/1.1\r\n").size();
+}
+
 std::optional<HeadRefusal> check_head(const http::request_header<>& head,
                                       std::optional<std::uint64_t> content_length,
                                       const HeadLimits& limits) {
+  if (const std::size_t line = request_line_bytes(head); line > limits.max_request_line) {
+    return HeadRefusal{414, Refusal::request_line_too_long,
+                       "request line too long (" + std::to_string(line) + " bytes; limit " +
+                           std::to_string(limits.max_request_line) + ")"};
+  }
   const auto fields = static_cast<std::size_t>(std::distance(head.begin(), head.end()));
   if (fields > limits.max_header_fields) {
     return HeadRefusal{431, Refusal::header_fields,

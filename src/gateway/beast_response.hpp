@@ -73,9 +73,14 @@ struct HeadRefusal {
 struct HeadLimits {
   std::size_t max_header_fields = 100;
   std::size_t body_limit = 0;
+  std::size_t max_request_line = 8 * 1024;
 };
 
-/// The checks a complete head must pass: at most `max_header_fields` fields; a Transfer-Encoding
+/// The bytes of a head's request line: method, target, version, spaces and CRLF.
+std::size_t request_line_bytes(const boost::beast::http::request_header<>& head);
+
+/// The checks a complete head must pass: a request line of at most `max_request_line` bytes
+/// (414); at most `max_header_fields` fields; a Transfer-Encoding
 /// only as exactly `chunked` (RFC 9112 §6.1: a last coding other than chunked cannot be framed,
 /// 400; other codings, 501) and never beside a Content-Length (the shape of request smuggling);
 /// a Content-Length within the body limit.

@@ -194,6 +194,18 @@ void read_query(const std::optional<boost::urls::url_view>& parsed, Route& route
   }
 }
 
+/// The Gemini API version of a path under "/<version>/models/" (v1beta, v1alpha or v1: the
+/// real API serves each), or "" for any other path.
+std::string_view gemini_version_of(std::string_view path) {
+  for (const std::string_view version : {"v1beta", "v1alpha", "v1"}) {
+    if (path.size() > version.size() + 9 && path[0] == '/' && path.substr(1).starts_with(version) &&
+        path.substr(1 + version.size()).starts_with("/models/")) {
+      return version;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Route match_route(std::string_view method, std::string_view target) {
@@ -236,12 +248,18 @@ Route match_route(std::string_view method, std::string_view target) {
   if (path == "/metrics") return expect("GET", RouteKind::metrics);
   if (path == "/costs") return expect("GET", RouteKind::costs);
 
-  constexpr std::string_view kGeminiPrefix = "/v1beta/models/";
-  if (path.starts_with(kGeminiPrefix)) {
-    const std::string_view rest = std::string_view(path).substr(kGeminiPrefix.size());
+  if (const std::string_view version = gemini_version_of(path); !version.empty()) {
+    const std::string_view rest = std::string_view(path).substr(version.size() + 9);  // /v/models/
     const auto colon = rest.rfind(':');
     const std::string_view action =
         colon == std::string_view::npos || colon == 0 ? std::string_view() : rest.substr(colon + 1);
+    const bool gemini_action = action == "embedContent" || action == "batchEmbedContents" ||
+                               action == "generateContent" || action == "streamGenerateContent" ||
+                               action == "countTokens";
+    if (gemini_action) {
+      route.provider = Provider::gemini;
+      route.gemini_version = version;
+    }
     if (action == "embedContent" || action == "batchEmbedContents") {
       route.api = Api::embeddings;
       route.model = std::string(rest.substr(0, colon));
@@ -259,9 +277,12 @@ Route match_route(std::string_view method, std::string_view target) {
       return expect("POST", RouteKind::llm);
     }
   }
-  if (path.starts_with("/v1/") || path.starts_with("/v1beta/") || path.starts_with("/upload/")) {
+  if (path.starts_with("/v1/") || path.starts_with("/v1beta/") || path.starts_with("/v1alpha/") ||
+      path.starts_with("/upload/")) {
     route.kind = RouteKind::passthrough;
-    if (path.starts_with("/upload/")) route.provider = Provider::gemini;  // Gemini's file uploads
+    if (path.starts_with("/upload/") || path.starts_with("/v1alpha/")) {
+      route.provider = Provider::gemini;  // Gemini's file uploads, its alpha API
+    }
     read_query(parsed, route);
     route.gemini_sse = false;
   }

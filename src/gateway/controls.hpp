@@ -73,6 +73,9 @@ enum class RouteKind {
   method_not_allowed,
 };
 
+/// The Gemini API version the library calls and the gateway's keys assume.
+inline constexpr std::string_view kGeminiDefaultVersion = "v1beta";
+
 struct Route {
   RouteKind kind = RouteKind::not_found;
   Provider provider = Provider::openai;  ///< for llm routes, and the error format of any route
@@ -83,7 +86,10 @@ struct Route {
   bool gemini_stream = false;  ///< :streamGenerateContent
   bool gemini_sse = false;     ///< ...?alt=sse (else one JSON array of chunks)
   bool gemini_batch = false;   ///< :batchEmbedContents (else :embedContent)
-  std::string query_key;       ///< Gemini ?key= (a secret: never log it)
+  /// Gemini: the API version in the caller's path ("v1beta", "v1", "v1alpha"), which the
+  /// upstream is called with too (the real API serves each, with different features).
+  std::string_view gemini_version = kGeminiDefaultVersion;
+  std::string query_key;  ///< Gemini ?key= (a secret: never log it)
 };
 
 /// Matches a request line. Paths are exact; a trailing query is ignored except Gemini's alt and

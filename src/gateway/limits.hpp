@@ -9,19 +9,24 @@
 
 namespace llm_caching::gateway {
 
-/// Why a request or a connection was refused before it reached a route.
+/// Why a request or a connection was refused before it reached a route (or, upstream_too_large,
+/// why an upstream answer was).
 enum class Refusal {
-  body_too_large,    ///< 413: over --body-limit
-  body_budget,       ///< 503: the bodies in flight would pass --max-body-bytes-in-flight
-  connections,       ///< 503: --max-connections connections already open
-  header_fields,     ///< 431: more header fields than the limit
-  header_too_large,  ///< 431: a head over the byte limit
-  framing,           ///< 400/501: a Transfer-Encoding the gateway will not frame by
-  no_key,            ///< 401: --require-key and the caller sent no credential
+  body_too_large,         ///< 413: over --body-limit
+  body_budget,            ///< 503: the bodies in flight would pass --max-body-bytes-in-flight
+  connections,            ///< 503: --max-connections connections already open
+  header_fields,          ///< 431: more header fields than the limit
+  header_too_large,       ///< 431: a head over the byte limit
+  framing,                ///< 400/501: a Transfer-Encoding the gateway will not frame by
+  no_key,                 ///< 401: --require-key and the caller sent no credential
+  request_line_too_long,  ///< 414: a request line over --max-request-line
+  header_timeout,         ///< 408: a head begun but not finished in --header-timeout-ms
+  upstream_too_large,     ///< 502: an upstream answer over --max-upstream-response-bytes
 };
-inline constexpr std::array<std::string_view, 7> kRefusalNames = {
-    "body_too_large",   "body_budget", "connections", "header_fields",
-    "header_too_large", "framing",     "no_key"};
+inline constexpr std::array<std::string_view, 10> kRefusalNames = {
+    "body_too_large",   "body_budget",       "connections", "header_fields",
+    "header_too_large", "framing",           "no_key",      "request_line_too_long",
+    "header_timeout",   "upstream_too_large"};
 
 /// Logs a refusal: one warning per reason at most every 10 s (server_limits.cpp).
 void log_refusal(Refusal reason, std::string_view message);

@@ -119,6 +119,18 @@ std::string Metrics::render() const {
   return out;
 }
 
+void Metrics::render_cache_refusals(std::string& out, std::uint64_t corrupt,
+                                    std::uint64_t unsigned_entry, std::uint64_t wrong_mac) {
+  header(out, "llmc_gateway_cache_entries_refused_total", "counter",
+         "Stored entries served as a miss and deleted: unreadable (corrupt), or, with signed "
+         "entries on, unsigned or with a signature no key of ours made (wrong_mac).");
+  fmt::format_to(std::back_inserter(out),
+                 "llmc_gateway_cache_entries_refused_total{{reason=\"corrupt\"}} {}\n"
+                 "llmc_gateway_cache_entries_refused_total{{reason=\"unsigned\"}} {}\n"
+                 "llmc_gateway_cache_entries_refused_total{{reason=\"wrong_mac\"}} {}\n",
+                 corrupt, unsigned_entry, wrong_mac);
+}
+
 void Metrics::render_requests(std::string& out) const {
   auto it = std::back_inserter(out);
 

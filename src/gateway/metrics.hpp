@@ -103,6 +103,10 @@ class Metrics {
 
   /// Prometheus text exposition format 0.0.4.
   std::string render() const;
+  /// Appends the cache's refused entries (llmc_gateway_cache_entries_refused_total{reason}):
+  /// counted by the tiers, not here.
+  static void render_cache_refusals(std::string& out, std::uint64_t corrupt,
+                                    std::uint64_t unsigned_entry, std::uint64_t wrong_mac);
 
  private:
   // render()'s sections, in the order they appear.

@@ -26,9 +26,12 @@ std::string_view path_of(std::string_view target) {
 }
 
 /// /v1/* is OpenAI's unless the caller speaks Anthropic (its version header, or its key header
-/// without a bearer token); /v1beta/* and /upload/* are Gemini's.
+/// without a bearer token); /v1beta/*, /v1alpha/* and /upload/* are Gemini's.
 Provider provider_of(std::string_view path, const Headers& headers) {
-  if (path.starts_with("/v1beta/") || path.starts_with("/upload/")) return Provider::gemini;
+  if (path.starts_with("/v1beta/") || path.starts_with("/v1alpha/") ||
+      path.starts_with("/upload/")) {
+    return Provider::gemini;
+  }
   const bool anthropic_version = !find_header(headers, "anthropic-version").empty();
   const bool anthropic_key =
       !find_header(headers, "x-api-key").empty() && find_header(headers, "authorization").empty();
@@ -38,7 +41,7 @@ Provider provider_of(std::string_view path, const Headers& headers) {
 /// The index in kPassthroughClasses of a path: its first segment after the version
 /// ("/v1/files/f-1/content" -> files; "/v1/fine_tuning/jobs" -> fine_tuning).
 std::size_t class_of(std::string_view path) {
-  for (std::string_view prefix : {"/upload/v1beta/", "/v1beta/", "/v1/"}) {
+  for (std::string_view prefix : {"/upload/v1beta/", "/v1beta/", "/v1alpha/", "/v1/"}) {
     if (!path.starts_with(prefix)) continue;
     std::string_view segment = path.substr(prefix.size());
     segment = segment.substr(0, segment.find('/'));
@@ -107,9 +110,7 @@ boost::asio::awaitable<void> Gateway::handle_passthrough(providers::HttpClient& 
       if (!is_hop_by_hop(name)) response.headers.emplace_back(std::move(name), std::move(value));
     }
   } catch (const providers::TransportError& e) {
-    response = error_response(
-        route.provider, e.kind() == providers::TransportError::Kind::timeout ? 504 : 502,
-        "upstream unreachable: " + providers::describe_transport_failure(e.kind()));
+    response = forwarding_failure(metrics_, route.provider, e);
     record.outcome = Outcome::error;
   }
   record.status = response.status;

@@ -237,7 +237,7 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
     co_await out.send(std::move(*refusal));
     co_return;
   }
-  const std::string scope = request_scope(config_, worker.scopes, identity, request.headers);
+  const std::string scope = request_scope(config_, worker.scopes, identity, request.headers, route);
 
   // 1. Each input's key, and what the cache holds for it.
   exchange::ExchangeResult summary;  // this call's cost, and what the cached inputs avoided
@@ -255,6 +255,7 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
 
   // 2. One upstream request for the inputs the cache did not hold, then their entries.
   UpstreamModel model(worker.upstream, config_.upstreams[provider], request.headers, credential);
+  model.use_api_version(route.gemini_version);
   Batch batch{provider, *exchange_, config_, model, scope, now, call.request.model, 0};
   std::optional<OutgoingResponse> failed;
   if (!missing.empty()) failed = co_await send_missing(batch, call, missing, summary, out);

@@ -110,7 +110,8 @@ exchange::ExchangeRequest exchange_request_for(const GatewayConfig& config, cons
 /// came, else the request re-serialised (an OpenAI stream asks for its final usage chunk, so
 /// the miss is costed; the key ignores stream_options).
 void choose_upstream_body(const GatewayConfig& config, const IncomingRequest& request,
-                          NativeRequest& native, UpstreamModel& model) {
+                          const Route& route, NativeRequest& native, UpstreamModel& model) {
+  model.use_api_version(route.gemini_version);  // Gemini's, as the caller's path named it
   // The Responses API always reports usage, and refuses stream_options.
   if (native.provider == Provider::openai && native.stream && config.openai_stream_usage &&
       native.api != Api::responses) {
@@ -237,7 +238,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   // 2. The exchange request, and the model that forwards a miss upstream.
   const Upstream& target = config_.upstreams[route.provider];
   UpstreamModel model(worker.upstream, target, request.headers, llm.credential);
-  const std::string scope = request_scope(config_, worker.scopes, llm.identity, request.headers);
+  const auto scope = request_scope(config_, worker.scopes, llm.identity, request.headers, route);
   exchange::ExchangeRequest exchange_request = exchange_request_for(config_, route, llm, scope);
   // A caller that hung up reads no answer: its retries stop (unless another caller joined).
   exchange_request.caller_gone = [&out] { return out.client_gone(); };
@@ -246,10 +247,10 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
     // The refresh runs after this request is answered, on this thread (the client is the
     // worker's), with its own copies of what the model borrows.
     exchange_request.refresh_model = std::make_shared<OwnedUpstreamModel>(
-        worker.upstream, target, request.headers, llm.credential);
+        worker.upstream, target, request.headers, llm.credential, route.gemini_version);
     exchange_request.refresh_executor = executor;
   }
-  choose_upstream_body(config_, request, exchange_request.native, model);
+  choose_upstream_body(config_, request, route, exchange_request.native, model);
   who_pays(config_, exchange_->ledger(), request, route, llm, worker, exchange_request, record);
 
   // 3. Run it; a streamed miss is relayed while it arrives.
@@ -268,6 +269,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   // 4. Answer.
   if (failure) {
     record.outcome = Outcome::error;
+    count_upstream_too_large(metrics_, failure);
     if (relay.head_sent) {
       record.status = 502;  // counted as an error; the client sees a truncated stream
       out.abort();

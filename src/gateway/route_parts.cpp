@@ -107,6 +107,32 @@ std::string sse_to_json_array(std::string_view sse) {
 
 /// The answer to a request that failed in the exchange, in the provider's format. An upstream
 /// HTTP error this call saw itself is passed through unchanged.
+OutgoingResponse forwarding_failure(Metrics& metrics, Provider provider,
+                                    const providers::TransportError& error) {
+  using Kind = providers::TransportError::Kind;
+  if (error.kind() == Kind::too_large) {
+    metrics.refused(Refusal::upstream_too_large);
+    log_refusal(Refusal::upstream_too_large,
+                "an upstream answer passed --max-upstream-response-bytes; answered 502");
+  }
+  return error_response(
+      provider, error.kind() == Kind::timeout ? 504 : 502,
+      "upstream unreachable: " + providers::describe_transport_failure(error.kind()));
+}
+
+void count_upstream_too_large(Metrics& metrics, std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const ProviderError& e) {
+    if (e.http_status() != 0 || e.error_type() != "too_large") return;
+  } catch (...) {
+    return;
+  }
+  metrics.refused(Refusal::upstream_too_large);
+  log_refusal(Refusal::upstream_too_large,
+              "an upstream answer passed --max-upstream-response-bytes; answered 502");
+}
+
 OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
                                   const std::optional<UpstreamModel::ErrorAnswer>& upstream) {
   auto pass_through = [&]() {
@@ -140,6 +166,11 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
     return r;
   } catch (const ProviderError& e) {
     const int status = e.http_status();
+    if (status == 0 && e.error_type() == "too_large") {
+      return error_response(provider, 502,
+                            "the upstream's response was larger than this gateway accepts "
+                            "(--max-upstream-response-bytes); it was not relayed or cached");
+    }
     if (status == 0) {
       return e.error_type() == "timeout"
                  ? error_response(provider, 504, std::string("upstream timed out: ") + e.what())
@@ -193,11 +224,18 @@ std::optional<OutgoingResponse> keyless_refusal(const GatewayConfig& config, Met
 }
 
 std::string request_scope(const GatewayConfig& config, TenantScopeMemo& scopes,
-                          std::string_view identity, const Headers& headers) {
+                          std::string_view identity, const Headers& headers, const Route& route) {
   std::string scope = config.share_across_keys ? std::string() : scopes(identity);
   if (const std::string shaping = answer_shaping_headers(headers); !shaping.empty()) {
     if (!scope.empty()) scope += ';';
     scope += shaping;
+  }
+  // The versions serve different features (and may answer differently): never one for another.
+  // v1beta keeps the scope the library's keys have.
+  if (route.provider == Provider::gemini && route.gemini_version != kGeminiDefaultVersion) {
+    if (!scope.empty()) scope += ';';
+    scope += "gemini-api=";
+    scope += route.gemini_version;
   }
   return scope;
 }

@@ -74,6 +74,16 @@ asio::awaitable<exchange::ExchangeResult> run_relayed(exchange::Exchange& exchan
 /// Gemini's :streamGenerateContent without alt=sse answers one JSON array of the chunks.
 std::string sse_to_json_array(std::string_view sse);
 
+/// When the exchange failed on an upstream answer over --max-upstream-response-bytes: counts and
+/// logs it as Refusal::upstream_too_large.
+void count_upstream_too_large(Metrics& metrics, std::exception_ptr failure);
+
+/// The answer when a request forwarded as it came (pass-through, the model list) got no usable
+/// response: 504 for a timeout, else 502, never naming the upstream; an answer over
+/// --max-upstream-response-bytes is counted and logged as Refusal::upstream_too_large.
+OutgoingResponse forwarding_failure(Metrics& metrics, Provider provider,
+                                    const providers::TransportError& error);
+
 /// The answer to a request that failed in the exchange, in the provider's format. An upstream
 /// HTTP error this call saw itself is passed through unchanged.
 OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
@@ -83,11 +93,14 @@ OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
 /// (stale-while-revalidate) that outlives the request.
 class OwnedUpstreamModel final : public Model {
  public:
+  /// `api_version`: Gemini's, as the caller's path named it (HttpModel::use_api_version).
   OwnedUpstreamModel(providers::HttpClient& client, const Upstream& upstream, Headers headers,
-                     std::string credential)
+                     std::string credential, std::string_view api_version)
       : headers_(std::move(headers)),
         credential_(std::move(credential)),
-        model_(client, upstream, headers_, credential_) {}
+        model_(client, upstream, headers_, credential_) {
+    model_.use_api_version(api_version);
+  }
   asio::awaitable<NativeResponse> call(const NativeRequest& request) override {
     return model_.call(request);
   }
@@ -111,8 +124,9 @@ std::optional<OutgoingResponse> keyless_refusal(const GatewayConfig& config, Met
 /// What a request's key adds to its body: the caller's tenant partition (none when the gateway
 /// shares entries across keys), then the answer-shaping headers (a beta feature or another API
 /// version may change the answer: never one for the other).
+/// A Gemini route's API version other than v1beta joins it too ("gemini-api=v1").
 std::string request_scope(const GatewayConfig& config, TenantScopeMemo& scopes,
-                          std::string_view identity, const Headers& headers);
+                          std::string_view identity, const Headers& headers, const Route& route);
 
 /// One request as the routes see it (gateway.hpp: Gateway::handle).
 struct Gateway::Call {

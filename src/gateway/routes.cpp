@@ -100,9 +100,14 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
       case RouteKind::healthz:
         co_await out.send(typed_response(200, kJson, R"({"status":"ok"})"));
         break;
-      case RouteKind::metrics:
-        co_await out.send(typed_response(200, "text/plain; version=0.0.4", metrics_.render()));
+      case RouteKind::metrics: {
+        std::string text = metrics_.render();
+        const auto refused = exchange_->cache().entry_refusals();
+        Metrics::render_cache_refusals(text, refused.corrupt, refused.unsigned_entry,
+                                       refused.wrong_mac);
+        co_await out.send(typed_response(200, "text/plain; version=0.0.4", std::move(text)));
         break;
+      }
       case RouteKind::costs:
         co_await handle_costs(call.request, out);
         break;
@@ -156,9 +161,7 @@ asio::awaitable<void> Gateway::handle_models(WorkerState& worker, Call& call, Re
     const std::string type = answer.header("content-type");
     response.headers.emplace_back("content-type", type.empty() ? std::string(kJson) : type);
   } catch (const providers::TransportError& e) {
-    response = error_response(
-        Provider::openai, e.kind() == providers::TransportError::Kind::timeout ? 504 : 502,
-        "upstream unreachable: " + providers::describe_transport_failure(e.kind()));
+    response = forwarding_failure(metrics_, Provider::openai, e);
     unreachable = true;
   } catch (const std::exception& e) {
     spdlog::warn("gateway: GET /v1/models failed: {}", e.what());

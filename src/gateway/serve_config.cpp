@@ -139,7 +139,7 @@ struct IntegerField {
 };
 
 constexpr std::int64_t kDay = 24 * 3600;
-const std::array<IntegerField, 16> kIntegerFields = {{
+const std::array<IntegerField, 20> kIntegerFields = {{
     {"threads", &ServeFileSettings::threads, 0, 1024},
     {"body_limit", &ServeFileSettings::body_limit, 1, std::int64_t{1} << 40},
     {"l1_mb", &ServeFileSettings::l1_mb, 0, std::int64_t{1} << 20},
@@ -155,6 +155,11 @@ const std::array<IntegerField, 16> kIntegerFields = {{
     {"max_body_bytes_in_flight", &ServeFileSettings::max_body_bytes_in_flight, 1,
      std::int64_t{1} << 40},
     {"max_header_fields", &ServeFileSettings::max_header_fields, 1, 10'000},
+    {"max_header_bytes", &ServeFileSettings::max_header_bytes, 1024, std::int64_t{1} << 24},
+    {"max_request_line", &ServeFileSettings::max_request_line, 64, std::int64_t{1} << 24},
+    {"max_upstream_response_bytes", &ServeFileSettings::max_upstream_response_bytes, 1,
+     std::int64_t{1} << 40},
+    {"header_timeout_ms", &ServeFileSettings::header_timeout_ms, 1, 366 * kDay * 1000},
     {"stale_while_revalidate", &ServeFileSettings::stale_while_revalidate, 0, kMaxStaleSeconds},
     {"stale_if_error", &ServeFileSettings::stale_if_error, 0, kMaxStaleSeconds},
 }};

@@ -51,6 +51,10 @@ struct ServeFileSettings {
   std::optional<std::int64_t> max_connections;
   std::optional<std::int64_t> max_body_bytes_in_flight;
   std::optional<std::int64_t> max_header_fields;
+  std::optional<std::int64_t> max_header_bytes;
+  std::optional<std::int64_t> max_request_line;
+  std::optional<std::int64_t> max_upstream_response_bytes;
+  std::optional<std::int64_t> header_timeout_ms;
   std::optional<std::int64_t> stale_while_revalidate;            ///< seconds, as the flag
   std::optional<std::int64_t> stale_if_error;                    ///< seconds, as the flag
   std::array<std::optional<UpstreamFileSettings>, 3> upstreams;  ///< indexed by Provider

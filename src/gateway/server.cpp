@@ -64,6 +64,47 @@ asio::awaitable<void> read_body(beast::tcp_stream& stream, beast::flat_buffer& b
   }
 }
 
+/// Reads a request head into `parser`: first waits up to `idle` for its first byte (a
+/// keep-alive connection between requests), then up to `head_time` for the rest of the head. A
+/// timeout in the second wait is `head_late` (a slowloris client), in the first a plain timeout.
+asio::awaitable<void> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                RequestParser& parser, std::chrono::milliseconds idle,
+                                std::chrono::milliseconds head_time, bool& head_late,
+                                error_code& ec) {
+  head_late = false;
+  if (buffer.size() == 0) {  // else a pipelined request has begun already
+    stream.expires_after(idle);
+    const std::size_t n = co_await stream.async_read_some(
+        buffer.prepare(providers::kFirstReadBytes), asio::redirect_error(asio::use_awaitable, ec));
+    buffer.commit(n);
+    if (ec) co_return;
+  }
+  // A head that came whole (nearly every one) is parsed at once, without arming a timer.
+  buffer.consume(parser.put(buffer.data(), ec));
+  if (ec == http::error::need_more) ec = {};
+  if (ec || parser.is_header_done()) co_return;
+  // Not the stream's own timeout, which closes the socket: the client is owed its 408. A timer
+  // cancels the read instead; its state is shared, as its handler may run after this returns.
+  struct Deadline {
+    bool fired = false;
+    bool read_done = false;
+  };
+  const auto deadline = std::make_shared<Deadline>();
+  asio::steady_timer timer(stream.get_executor(), head_time);
+  timer.async_wait([deadline, &socket = stream.socket()](const error_code& timer_ec) {
+    if (timer_ec || deadline->read_done) return;
+    deadline->fired = true;
+    error_code ignored;
+    socket.cancel(ignored);  // the read ends with operation_aborted; the socket stays open
+  });
+  stream.expires_never();
+  co_await http::async_read_header(stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  deadline->read_done = true;
+  timer.cancel();
+  head_late = deadline->fired && ec == asio::error::operation_aborted;
+}
+
 }  // namespace
 
 namespace {
@@ -194,21 +235,28 @@ asio::awaitable<void> Server::Worker::serve(tcp::socket socket) {
 asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
   beast::flat_buffer buffer;
   buffer.reserve(providers::kFirstReadBytes);
-  const HeadLimits limits{options.max_header_fields, options.body_limit};
+  const HeadLimits limits{options.max_header_fields, options.body_limit, options.max_request_line};
   while (!draining) {
     RequestParser parser;
     parser.header_limit(options.header_limit);
     parser.body_limit(options.body_limit);
     error_code ec;
+    bool head_late = false;
     session.idle = true;
-    session.stream.expires_after(options.request_timeout);
-    co_await http::async_read_header(session.stream, buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+    co_await read_head(session.stream, buffer, parser, options.request_timeout,
+                       options.header_timeout, head_late, ec);
     session.idle = false;
+    if (head_late && !draining) {
+      co_await refuse(session, target_of(parser), 408, Refusal::header_timeout,
+                      "request head not complete within " +
+                          std::to_string(options.header_timeout.count()) + " ms of its first byte");
+      co_return;
+    }
     if (ec) {
       co_await refuse_unread_head(session, parser, ec);
       co_return;
     }
+    session.stream.expires_after(options.request_timeout);  // for the body
     const std::string target(parser.get().target());
     std::optional<std::uint64_t> content_length;
     if (const auto length = parser.content_length()) content_length = *length;

@@ -35,8 +35,15 @@ struct ServerOptions {
   /// Header fields in a request (more: 431), and the bytes of its head (more: 431).
   std::size_t max_header_fields = 100;
   std::size_t header_limit = 64 * 1024;
-  /// Longest wait for a request to arrive complete on a connection (keep-alive idle included).
+  /// The request line (method, target, version); longer: 414. 8 KiB, as nginx's default buffer.
+  std::size_t max_request_line = 8 * 1024;
+  /// Longest wait for a request's first byte on a connection (keep-alive idle included), then
+  /// for its body once the head is in.
   std::chrono::milliseconds request_timeout{60000};
+  /// Once a request's first byte has come, its head must be complete within this, else 408 and
+  /// the connection closes: a slowloris client, which sends its head a byte at a time to hold a
+  /// connection for ever, holds one for this long. Clients send a head in one write.
+  std::chrono::milliseconds header_timeout{10000};
   /// Longest wait for a client to accept response bytes.
   std::chrono::milliseconds write_timeout{60000};
   /// After SIGTERM, requests in flight get this long to finish before the process exits.

@@ -9,16 +9,24 @@
 
 #include <algorithm>
 #include <array>
+#include <utility>
 
 namespace llm_caching::gateway {
 
+namespace {
+
+/// One throttle per reason (a LogThrottle is neither copied nor moved: built in place).
+template <std::size_t... I>
+std::array<core::LogThrottle, sizeof...(I)> make_throttles(std::index_sequence<I...>) {
+  return {((void)I, core::LogThrottle(std::chrono::seconds(10)))...};
+}
+
+}  // namespace
+
 /// One warning per reason at most every 10 s: a flood of refusals must not flood the log.
 void log_refusal(Refusal reason, std::string_view message) {
-  static std::array<core::LogThrottle, kRefusalNames.size()> throttles = {
-      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
-      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
-      core::LogThrottle(std::chrono::seconds(10)), core::LogThrottle(std::chrono::seconds(10)),
-      core::LogThrottle(std::chrono::seconds(10))};
+  static std::array<core::LogThrottle, kRefusalNames.size()> throttles =
+      make_throttles(std::make_index_sequence<kRefusalNames.size()>());
   if (throttles[static_cast<std::size_t>(reason)].allow()) {
     spdlog::warn("gateway: refused: {} (llmc_gateway_refused_total{{reason=\"{}\"}} counts them)",
                  message, kRefusalNames[static_cast<std::size_t>(reason)]);

@@ -60,6 +60,11 @@ asio::awaitable<void> Server::Worker::refuse_unread_head(Session& session,
     co_await refuse(
         session, target_of(parser), 413, Refusal::body_too_large,
         "request body too large (limit " + std::to_string(options.body_limit) + " bytes)");
+  } else if (ec == http::error::header_limit && parser.get().target().empty()) {
+    // The request line alone passed the head's limit.
+    co_await refuse(
+        session, "/", 414, Refusal::request_line_too_long,
+        "request line too long (limit " + std::to_string(options.max_request_line) + " bytes)");
   } else if (ec == http::error::header_limit) {
     co_await refuse(
         session, target_of(parser), 431, Refusal::header_too_large,

@@ -37,6 +37,12 @@ HttpRequest HttpModel::http_request(const NativeRequest& request) const {
   HttpRequest http;
   http.method = "POST";
   http.url = endpoint_url(*endpoint_, request.model, request.stream, request.api);
+  constexpr std::string_view kCodecVersion = "/v1beta/";
+  if (!api_version_.empty() && api_version_ != kCodecVersion.substr(1, 6) &&
+      endpoint_->provider == Provider::gemini &&
+      std::string_view(http.url).substr(endpoint_->base_url.size()).starts_with(kCodecVersion)) {
+    http.url.replace(endpoint_->base_url.size() + 1, kCodecVersion.size() - 2, api_version_);
+  }
   http.headers = request_headers(*endpoint_, caller_headers_, caller_credential_);
   http.body = verbatim_body_ ? std::string(*verbatim_body_) : boost::json::serialize(request.body);
   return http;

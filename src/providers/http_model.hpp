@@ -46,6 +46,10 @@ class HttpModel final : public StreamingModel {
   /// The caller's body bytes, to be sent as they are instead of re-serialising the parsed JSON:
   /// only when the caller left that JSON unchanged. Must outlive the model.
   void send_verbatim(std::string_view body) noexcept { verbatim_body_ = body; }
+  /// Gemini: call this API version ("v1", "v1alpha") instead of the v1beta that the codec's
+  /// paths name, as the gateway's caller did ("v1beta" changes nothing). Must outlive the model
+  /// (a literal, in practice).
+  void use_api_version(std::string_view version) noexcept { api_version_ = version; }
 
   const ProviderEndpoint& endpoint() const noexcept { return *endpoint_; }
   const std::optional<ErrorAnswer>& last_error() const noexcept { return last_error_; }
@@ -68,6 +72,7 @@ class HttpModel final : public StreamingModel {
   const HeaderList* caller_headers_ = nullptr;
   std::string_view caller_credential_;
   std::optional<std::string_view> verbatim_body_;
+  std::string_view api_version_;
   std::optional<ErrorAnswer> last_error_;
   int calls_ = 0;
   std::chrono::nanoseconds waited_{0};

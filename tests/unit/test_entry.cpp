@@ -322,12 +322,19 @@ TEST(EntryDecode, OtherVersionsFlagsOrReservedBytesAreUnknownVersion) {
       std::string bytes = good;
       bytes[offset] = value;
       if (bytes == good) continue;
-      // Flags 0 is the original; flag bit0 alone is covered by BadCompression below.
-      if (offset == 5 && value == '\x00') continue;
+      // Flags 0 is the original; flag bit0 alone is covered by BadCompression below, and bit1
+      // (signed: a MAC follows) by SignedFlagWithoutItsMacIsTruncated and test_signed_entries.
+      if (offset == 5 && (value == '\x00' || value == '\x02')) continue;
       EXPECT_EQ(error_of(decode_entry(bytes)), DecodeError::unknown_version)
           << "offset " << offset << " value " << int(value);
     }
   }
+}
+
+TEST(EntryDecode, SignedFlagWithoutItsMacIsTruncated) {
+  std::string bytes = encode_entry(small_entry());
+  bytes[5] = '\x02';  // says a 32-byte MAC follows the payload; none does
+  EXPECT_EQ(error_of(decode_entry(bytes)), DecodeError::truncated);
 }
 
 TEST(EntryDecode, EveryFlippedPayloadBitIsBadChecksum) {

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 
 #include <charconv>
+#include <cstring>
 #include <variant>
 
 namespace llm_caching::fake {
@@ -215,7 +216,15 @@ struct Route {
 std::variant<Route, Reply> find_route(const Request& request) {
   Route route;
   route.key = request.path;
-  constexpr std::string_view kGeminiPrefix = "/v1beta/models/";
+  // Gemini under each version path the real API serves; /_stats counts each apart, so a test
+  // sees which version was called.
+  std::string gemini_prefix;
+  for (const char* version : {"/v1beta/models/", "/v1alpha/models/", "/v1/models/"}) {
+    if (request.path.starts_with(version) && request.path.rfind(':') > std::strlen(version)) {
+      gemini_prefix = version;
+      break;
+    }
+  }
   if (request.path == "/v1/chat/completions") {
     route.api = Api::openai;
   } else if (request.path == "/v1/messages") {
@@ -230,12 +239,11 @@ std::variant<Route, Reply> find_route(const Request& request) {
   } else if (request.path == "/v1/messages/count_tokens") {
     route.api = Api::anthropic;
     route.endpoint = Endpoint::count_tokens;
-  } else if (request.path.starts_with(kGeminiPrefix) &&
-             request.path.rfind(':') > kGeminiPrefix.size()) {
+  } else if (!gemini_prefix.empty()) {
     route.api = Api::gemini;
     const auto colon = request.path.rfind(':');
     route.model =
-        percent_decode(request.path.substr(kGeminiPrefix.size(), colon - kGeminiPrefix.size()));
+        percent_decode(request.path.substr(gemini_prefix.size(), colon - gemini_prefix.size()));
     const std::string method = request.path.substr(colon + 1);
     if (method != "generateContent" && method != "streamGenerateContent" &&
         method != "countTokens") {
@@ -243,7 +251,7 @@ std::variant<Route, Reply> find_route(const Request& request) {
     }
     if (method == "countTokens") route.endpoint = Endpoint::count_tokens;
     route.gemini_stream_method = method == "streamGenerateContent";
-    route.key = "/v1beta/models:" + method;
+    route.key = gemini_prefix.substr(0, gemini_prefix.size() - 1) + ":" + method;
   } else {
     return error_reply(Api::openai, 404, "No route for " + request.method + " " + request.path);
   }
