@@ -182,11 +182,17 @@ def test_a_budget_refuses_before_the_provider_and_the_ledger_records_each_reques
     assert "capped" in refused.value.budget and refused.value.remaining >= 0
     assert fake_provider.calls() == 1  # the refused call never reached the provider
     hit = run(cached_agent_run(agent, "Hello", "capped", cache_url=url,
-                               budgets=["task=capped:0.000001usd/day"], ledger=True))
+                               budgets=["task=capped:0.000001usd/day"], ledger=True,
+                               model_settings={"max_tokens": 100}))
     assert hit.llm_cache.cache_hit  # hits never spend
     cli = str(Path(__file__).resolve().parents[2] / "build" / "release" / "llm-caching")
-    report = subprocess.run([cli, "costs", "--cache-url", url, "--by", "outcome", "--json"],
-                            capture_output=True, text=True, check=True)
-    rows = json.loads(report.stdout)
-    text = json.dumps(rows)
-    assert "miss" in text and "hit" in text and "failed" in text, text
+    # The ledger's writer stores every 100 ms: ask until the three records are there (bounded).
+    import time
+    for _ in range(100):
+        report = subprocess.run([cli, "costs", "--cache-url", url, "--by", "outcome", "--json"],
+                                capture_output=True, text=True, check=True)
+        text = json.dumps(json.loads(report.stdout))
+        if all(outcome in text for outcome in ('"miss"', '"hit"', '"failed"')):
+            break
+        time.sleep(0.05)
+    assert all(outcome in text for outcome in ('"miss"', '"hit"', '"failed"')), text
