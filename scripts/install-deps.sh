@@ -58,7 +58,13 @@ PY
   rm -rf "$venv"
   python3 -m venv "$venv"
   mapfile -t pin_list <<<"$pins"
-  "$venv/bin/pip" install -q --disable-pip-version-check "${pin_list[@]}"
+  if ! "$venv/bin/pip" install -q --disable-pip-version-check "${pin_list[@]}"; then
+    # No half-made environment left behind for the build to find.
+    rm -rf "$venv"
+    echo "install-deps: could not install the Python front's packages from the Python package" \
+         "registry (python/pyproject.toml: ${pin_list[*]})" >&2
+    return 1
+  fi
   printf '%s' "$pins" >"$stamp"
 }
 

@@ -2,6 +2,7 @@
 #include "agent/run.hpp"
 #include "agent/runtime_impl.hpp"
 #include "cli/commands.hpp"
+#include "core/ledger.hpp"
 #include "gateway/serve_config.hpp"
 
 #include "llm_caching/agent.hpp"
@@ -148,13 +149,13 @@ json::object result_to_json(const RunResult& r, milliseconds latency) {
           {"usage", usage_to_json(r.usage)},
           {"model", r.model},
           {"finish_reason", r.finish_reason},
-          {"cost", money_text(r.cost_nano_usd)},
+          {"cost", core::dollars_text(r.cost_nano_usd)},
           {"cost_nano_usd", r.cost_nano_usd},
           {"cache_hit", r.cache_hit},
           {"coalesced", r.coalesced},
           {"stale", r.stale},
           {"attempts", r.attempts},
-          {"avoided_cost", money_text(r.avoided_cost_nano_usd)},
+          {"avoided_cost", core::dollars_text(r.avoided_cost_nano_usd)},
           {"avoided_cost_nano_usd", r.avoided_cost_nano_usd},
           {"cache_key", r.cache_key},
           {"latency_ms", latency.count()}};

@@ -1,6 +1,7 @@
 // llm-caching cache stats | get | rm | clear | prune | key (export and unused: cache_move_commands)
 #include "cache/run_blocking.hpp"
 #include "cli/commands.hpp"
+#include "core/ledger.hpp"
 
 #include "cache/tiered_cache.hpp"
 #include "core/entry.hpp"
@@ -82,7 +83,7 @@ json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
                   {"output_tokens", e.usage.output_tokens},
                   {"cache_write_tokens", e.usage.cache_write_tokens},
                   {"cache_read_tokens", e.usage.cache_read_tokens}};
-  out["cost_usd"] = money_text(e.cost_nano_usd);
+  out["cost_usd"] = core::dollars_text(e.cost_nano_usd);
   out["cost_nano_usd"] = e.cost_nano_usd;
   out["streamed"] = !e.stream.empty();
   boost::system::error_code ec;

@@ -41,9 +41,6 @@ int report_usage_error(const CLI::App& app, const CLI::ParseError& error);
 /// library's own messages stay as they are for library users.
 std::string in_cli_terms(std::string message, const CLI::App& app);
 
-/// An amount of nano-USD as exact decimal dollars for JSON output: "0.00000555", "1.50", "0.00".
-std::string money_text(std::int64_t nano_usd);
-
 /// "jemalloc 5.3.0" or "glibc malloc": the allocator this program runs on.
 std::string allocator_description();
 

@@ -200,7 +200,8 @@ std::string report_table(const CostReport& report, int bar_width) {
 }
 
 std::string dollars_text(std::int64_t nano_usd) {
-  // A double rounds; the integer divides exactly.
+  // A double rounds (and JSON writes it as 5.55E-6 or 0E0); the integer divides exactly.
+  // Trailing zeros say nothing, but cents are kept: "0.00", "1.50", "0.00000555".
   constexpr std::int64_t kNanoPerDollar = 1'000'000'000;
   const bool negative = nano_usd < 0;
   const std::uint64_t magnitude =
