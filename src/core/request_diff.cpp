@@ -7,6 +7,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <utility>
 
 namespace llm_caching::core {
 namespace {
@@ -90,11 +91,21 @@ struct Walk {
       const std::string_view x = a.get_string(), y = b.get_string();
       const std::size_t from = static_cast<std::size_t>(
           std::mismatch(x.begin(), x.end(), y.begin(), y.end()).first - x.begin());
+      const std::size_t tail = static_cast<std::size_t>(
+          std::mismatch(x.rbegin(), x.rend() - from, y.rbegin(), y.rend() - from).first -
+          x.rbegin());
+      diff.weight += std::max(x.size(), y.size()) - from - tail;
       return note(path, string_excerpt(x, from, options.excerpt_bytes) + " → " +
                             string_excerpt(y, from, options.excerpt_bytes));
     }
+    diff.weight += canonical_json(a).size() + canonical_json(b).size();
     note(path,
          value_excerpt(a, options.excerpt_bytes) + " → " + value_excerpt(b, options.excerpt_bytes));
+  }
+  /// A member or element present on one side only.
+  void one_sided(const std::string& path, std::string_view how, const json::value& v) {
+    diff.weight += canonical_json(v).size();
+    note(path, std::string(how) + value_excerpt(v, options.excerpt_bytes));
   }
   void objects(const std::string& path, const json::object& a, const json::object& b) {
     std::vector<std::string_view> keys;
@@ -108,9 +119,9 @@ struct Walk {
       const json::value* y = b.if_contains(key);
       const std::string at = member_path(path, key);
       if (x == nullptr) {
-        note(at, "added " + value_excerpt(*y, options.excerpt_bytes));
+        one_sided(at, "added ", *y);
       } else if (y == nullptr) {
-        note(at, "removed " + value_excerpt(*x, options.excerpt_bytes));
+        one_sided(at, "removed ", *x);
       } else {
         values(at, *x, *y);
       }
@@ -120,9 +131,9 @@ struct Walk {
     for (std::size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
       const std::string at = fmt::format("{}[{}]", path, i);
       if (i >= a.size()) {
-        note(at, "added " + value_excerpt(b[i], options.excerpt_bytes));
+        one_sided(at, "added ", b[i]);
       } else if (i >= b.size()) {
-        note(at, "removed " + value_excerpt(a[i], options.excerpt_bytes));
+        one_sided(at, "removed ", a[i]);
       } else {
         values(at, a[i], b[i]);
       }
@@ -173,7 +184,10 @@ std::optional<NearestRequest> nearest_request(std::string_view live_model,
     json::value recorded = parse_or_string(candidates[i].request);
     inject_model(recorded, candidates[i].model);
     RequestDiff diff = diff_values(recorded, live, options);
-    if (!best || (same_model && !best_same_model) || diff.changes < best->diff.changes) {
+    const bool nearer =
+        !best || (same_model && !best_same_model) ||
+        std::pair(diff.changes, diff.weight) < std::pair(best->diff.changes, best->diff.weight);
+    if (nearer) {
       best = NearestRequest{i, std::move(diff)};
       best_same_model = same_model;
     }

@@ -21,6 +21,9 @@ struct RequestDiff {
   /// Every differing field, also those past max_lines. A field is a leaf whose value changed, or
   /// a member or array element added or removed (counted once, whatever it holds).
   std::size_t changes = 0;
+  /// How much differs, in bytes: a changed string counts what lies between its common head and
+  /// tail, any other change the canonical size of the values. Ties between equal `changes`.
+  std::size_t weight = 0;
   /// One a field, from recorded to live: `model: "gpt-4o" → "gpt-4o-mini"`,
   /// `messages[2].content: "…about cats" → "…about dogs"`, `temperature: added 0.2`,
   /// `top_p: removed 1`; then `… 3 more fields differ` when there are more than max_lines.
@@ -43,7 +46,8 @@ struct NearestRequest {
   RequestDiff diff;       ///< from the candidate to the live request
 };
 /// The candidate closest to the live request: one of the same model before any other, then the
-/// fewest differing fields, then the first. nullopt when there is no candidate.
+/// fewest differing fields, then the lightest diff (RequestDiff::weight), then the first. nullopt
+/// when there is no candidate.
 std::optional<NearestRequest> nearest_request(std::string_view live_model,
                                               std::string_view live_request,
                                               const std::vector<RecordedRequest>& candidates,

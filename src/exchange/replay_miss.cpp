@@ -31,11 +31,12 @@ std::string describe_nearest(const cache::TieredCache& cache, const ExchangeRequ
   const std::string bound = found.bounded ? fmt::format(" (the first {} read)", found.read) : "";
   if (found.read == 0) return fmt::format("\n  namespace '{}' holds no other recorded entry", ns);
   if (candidates.empty()) {
+    const std::size_t without = found.read - found.entries.size();
     return fmt::format(
-        "\n  no nearest entry to name: none of the {} entries of namespace '{}'{} records a "
-        "{} {} request of this scope (entries recorded before entry format 3 keep no request; "
-        "record them again to compare)",
-        found.read, ns, bound, provider, api);
+        "\n  no nearest entry to name: of the {} entries read in namespace '{}'{}, {} keep no "
+        "request (recorded before entry format 3, or unreadable: record them again to compare) "
+        "and {} answer another provider, API or scope than {} {}",
+        found.read, ns, bound, without, found.entries.size(), provider, api);
   }
   const auto nearest = core::nearest_request(native.model, live_request, candidates);
   const auto& [key, entry] = found.entries[index[nearest->index]];

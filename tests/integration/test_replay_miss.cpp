@@ -170,6 +170,10 @@ TEST_F(ReplayMiss, TheCliAndTheGateway504BodyNameItToo) {
     ASSERT_TRUE(recorded.ends_with("\n200")) << recorded;
     EXPECT_EQ(gateway.stop(), 0);
   }
+  const std::string ask = std::string(LLMC_CLI_PATH) + " --cache-url " + quote(url) +
+                          " ask --namespace cli --model openai:gpt-4o-mini ";
+  const auto cli_recorded = llmc_test::run_shell(ask + "'Count to three' 2>&1");
+  ASSERT_EQ(cli_recorded.exit_code, 0) << cli_recorded.output;
   stop_provider();
   llmc_test::ChildProcess replay(serve);
   const std::string out =
@@ -188,13 +192,10 @@ TEST_F(ReplayMiss, TheCliAndTheGateway504BodyNameItToo) {
   EXPECT_EQ(replay.stop(), 0);
 
   // The CLI: exit 3, the same explanation on stderr.
-  const auto cli = llmc_test::run_shell(std::string(LLMC_CLI_PATH) + " --cache-url " + quote(url) +
-                                        " ask --model openai:gpt-4o-mini --mode replay_only "
-                                        "'from the gateway!' 2>&1");
+  const auto cli = llmc_test::run_shell(ask + "--mode replay_only 'Count to four' 2>&1");
   EXPECT_EQ(cli.exit_code, 3) << cli.output;
-  EXPECT_THAT(cli.output, HasSubstr("nearest recorded entry: llm-caching:v1:default:"));
-  EXPECT_THAT(cli.output, HasSubstr(R"(messages[0].content: "Be brief." → "from the gateway!")"))
-      << "the nearest differs in its messages";
+  EXPECT_THAT(cli.output, HasSubstr("nearest recorded entry: llm-caching:v1:cli:"));
+  EXPECT_THAT(cli.output, HasSubstr(R"(messages[0].content: "Count to three" → "Count to four")"));
 }
 
 }  // namespace

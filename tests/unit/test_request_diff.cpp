@@ -118,6 +118,19 @@ TEST(NearestRequest, PrefersTheSameModelThenTheFewestChanges) {
   EXPECT_EQ(nearest->diff.lines, (Lines{"a: 9 → 1"}));
 }
 
+TEST(NearestRequest, BetweenEquallyManyChangesTheSmallerChangeWins) {
+  const std::vector<RecordedRequest> candidates{
+      {"m", R"({"messages":[{"content":"my token is [REDACTED], keep it"}]})"},
+      {"m", R"({"messages":[{"content":"Tell me a joke about cats"}]})"},
+  };
+  const auto nearest =
+      nearest_request("m", R"({"messages":[{"content":"Tell me a joke about dogs"}]})", candidates);
+  ASSERT_TRUE(nearest);
+  EXPECT_EQ(nearest->index, 1u);
+  EXPECT_EQ(nearest->diff.changes, 1u);
+  EXPECT_EQ(nearest->diff.weight, 3u) << "\"cat\" against \"dog\": the \"s\" is common";
+}
+
 TEST(NearestRequest, FallsBackToAnotherModelAndNamesIt) {
   const auto nearest = nearest_request(
       "gpt-4o-mini", R"({"model":"gpt-4o-mini","x":1})",
