@@ -7,6 +7,7 @@
 
 #include "support/child_process.hpp"
 #include "support/fake_provider.hpp"
+#include "support/redis_server.hpp"
 #include "support/test_env.hpp"
 
 #include <gmock/gmock.h>
@@ -135,6 +136,21 @@ TEST_F(ReplayMiss, TheLibraryNamesTheNearestSqliteEntry) {
   EXPECT_THAT(miss, HasSubstr("1 field differs from it:"));
   EXPECT_THAT(miss,
               HasSubstr(R"("What is the capital of France?" → "What is the capital of Spain?")"));
+}
+
+TEST_F(ReplayMiss, TheLibraryNamesTheNearestRedisEntryFoundBySCAN) {
+  llmc_test::RedisServer server;
+  // Other namespaces' keys around the suite's: the walk's SCAN MATCHes the namespace only.
+  for (int i = 0; i < 50; ++i) {
+    server.cli({"SET", "llm-caching:v1:other:" + std::to_string(i), "x"});
+  }
+  run(server.url(), "Translate 'good morning' into French", CacheMode::use);
+  run(server.url(), "Translate 'good night' into German", CacheMode::use);
+  stop_provider();
+  const std::string miss = miss_of(server.url(), "Translate 'good morning' into Italian");
+  EXPECT_THAT(miss, HasSubstr("nearest of 2 openai chat entries of namespace 'suite'"));
+  EXPECT_THAT(miss, HasSubstr(R"("Translate 'good morning' into French" → )"
+                              R"("Translate 'good morning' into Italian")"));
 }
 
 TEST_F(ReplayMiss, TheCliAndTheGateway504BodyNameItToo) {
