@@ -43,8 +43,22 @@ std::string response_2kb(std::uint64_t i) {
          R"("system_fingerprint":"fp_fc9f1d7035"})";
 }
 
-std::string entry_bytes(std::uint64_t i) {
+/// The canonical request of a chat call with a 1 KB prompt (what a format 3 entry carries).
+std::string request_1kb(std::uint64_t i) {
+  std::string prompt = "question " + std::to_string(i) + ": ";
+  while (prompt.size() < 1024) prompt += "Explain, with one example, why caches need good keys. ";
+  return R"({"messages":[{"content":"You are a careful assistant.","role":"system"},)"
+         R"({"content":")" +
+         prompt + R"(","role":"user"}],"model":"gpt-4o-2024-08-06","temperature":0.2})";
+}
+
+/// An encoded entry; `with_request`: format 3, carrying its request (else format 2).
+std::string entry_bytes(std::uint64_t i, bool with_request = false) {
   core::CacheEntry entry;
+  if (with_request) {
+    entry.request = request_1kb(i);
+    entry.api = "chat";
+  }
   entry.provider = "openai";
   entry.model = "gpt-4o-2024-08-06";
   entry.created_at_ms = 1'750'000'000'000;
@@ -77,21 +91,26 @@ struct BenchDir {
 };
 
 /// A DirBackend over `entries` entries, written once per process (the repetitions share it).
-std::shared_ptr<cache::DirBackend> filled_dir(std::uint64_t entries) {
+std::shared_ptr<cache::DirBackend> filled_dir(std::uint64_t entries, bool with_request) {
   static BenchDir dir;
-  static std::map<std::uint64_t, std::shared_ptr<cache::DirBackend>> built;
-  auto& backend = built[entries];
+  static std::map<std::pair<std::uint64_t, bool>, std::shared_ptr<cache::DirBackend>> built;
+  auto& backend = built[{entries, with_request}];
   if (!backend) {
-    backend = std::make_shared<cache::DirBackend>(
-        DirOptions{.path = dir.path / ("cache-" + std::to_string(entries))});
-    for (std::uint64_t i = 0; i < entries; ++i) backend->put_now(storage_key(i), entry_bytes(i));
+    backend = std::make_shared<cache::DirBackend>(DirOptions{
+        .path = dir.path / ("cache-" + std::to_string(entries) + (with_request ? "-v3" : ""))});
+    for (std::uint64_t i = 0; i < entries; ++i) {
+      backend->put_now(storage_key(i), entry_bytes(i, with_request));
+    }
   }
   return backend;
 }
 
 void BM_DirHitColdL1(benchmark::State& state) {
   const auto entries = static_cast<std::uint64_t>(state.range(0));
-  auto l2 = filled_dir(entries);
+  const bool with_request = state.range(1) != 0;  // format 3 entries (issue 22) or format 2
+  auto l2 = filled_dir(entries, with_request);
+  state.counters["entry_bytes"] = static_cast<double>(entry_bytes(0, with_request).size());
+  state.counters["file_bytes"] = static_cast<double>(fs::file_size(l2->file_of(storage_key(0))));
   std::vector<std::string> keys;
   for (std::size_t i = 0; i < kProbeKeys; ++i) keys.push_back(storage_key((i * 7919) % entries));
   TieredCache cache(l2, /*l1_max_bytes=*/0, false);  // every get reads and parses the file
@@ -114,7 +133,8 @@ void BM_DirHitColdL1(benchmark::State& state) {
   if (misses != 0) state.SkipWithError("unexpected misses");
 }
 BENCHMARK(BM_DirHitColdL1)
-    ->Arg(10'000)
+    ->Args({10'000, 0})
+    ->Args({10'000, 1})
     ->Repetitions(5)
     ->ReportAggregatesOnly(true)
     ->Unit(benchmark::kMicrosecond);

@@ -53,6 +53,31 @@ def test_replay_only_fails_a_test_whose_answer_was_never_recorded(pytester: pyte
     assert fake_provider.calls() == 0
 
 
+CHANGED_SUITE = SUITE.replace("What is 2+2?", "What is 2+3?")
+
+
+def test_a_replay_miss_names_the_nearest_recording_and_what_changed(
+        pytester: pytest.Pytester, fake_provider, monkeypatch: pytest.MonkeyPatch):
+    plugin = ["-p", "llm_caching.pytest_plugin", "--llm-cache-url", "dir://llm-cache"]
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.runpytest_subprocess(*plugin, "--llm-cache-mode", "use").assert_outcomes(passed=1)
+    recorded = list((pytester.path / "llm-cache").rglob("*.json"))
+    assert len(recorded) == 1
+    assert '"content": "What is 2+2?"' in recorded[0].read_text()  # the request, reviewable
+
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    pytester.makepyfile(test_suite=CHANGED_SUITE)
+    result = pytester.runpytest_subprocess(*plugin, "--llm-cache-mode", "replay_only")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*CacheMissError*task 'math'*",
+        f"*nearest recorded entry: llm-caching:v1:*{recorded[0].name}*",
+        '*.content: "What is 2+2?" → "What is 2+3?"*',
+    ])
+    assert fake_provider.calls() == 1
+
+
 def test_the_plugin_options_show_in_help(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "llm_caching.pytest_plugin", "--help")
     result.stdout.fnmatch_lines(["*--llm-cache-mode*", "*--llm-cache-url*"])

@@ -281,6 +281,9 @@ asio::awaitable<Backend::KeyPage> DirBackend::list_keys(std::string prefix, std:
   page.keys = keys_now(prefix);
   co_return page;
 }
+std::string DirBackend::stored_request(std::string canonical) const {
+  return redacted_request(canonical, redact_);
+}
 std::string DirBackend::describe() const {
   return "dir://" + root_.string();
 }

@@ -53,6 +53,10 @@ class DirBackend final : public Backend {
                                         std::chrono::milliseconds at_most) override;
   bool notifies_unlock() const noexcept override { return true; }
   std::string unreadable_reason(const std::string& key) override;
+  std::string entry_location(const std::string& key) const override {
+    return file_of(key).string();
+  }
+  std::string stored_request(std::string canonical) const override;
   std::string stored_form(const std::string& key, std::string encoded) const override;
   bool erases_refused_entries() const noexcept override { return false; }
 

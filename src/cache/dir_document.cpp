@@ -2,6 +2,8 @@
 // back into the bytes a backend returns. See dir_document.hpp for the format's promises.
 #include "cache/dir_document.hpp"
 
+#include "cache/dir_base64.hpp"
+
 #include "core/canonical_json.hpp"
 #include "core/entry_signature.hpp"
 #include "core/text.hpp"
@@ -83,48 +85,6 @@ bool is_utf8(std::string_view text) {
   }
 }
 
-constexpr std::string_view kBase64 =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    std::uint32_t n = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
-    if (i + 2 < in.size()) n |= static_cast<unsigned char>(in[i + 2]);
-    out.push_back(kBase64[(n >> 18) & 63]);
-    out.push_back(kBase64[(n >> 12) & 63]);
-    out.push_back(i + 1 < in.size() ? kBase64[(n >> 6) & 63] : '=');
-    out.push_back(i + 2 < in.size() ? kBase64[n & 63] : '=');
-  }
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (std::size_t i = 0; i < in.size(); i += 4) {
-    std::uint32_t n = 0;
-    int pad = 0;
-    for (std::size_t j = 0; j < 4; ++j) {
-      const char c = in[i + j];
-      const std::size_t at = kBase64.find(c);
-      if (c == '=' && i + 4 == in.size() && j >= 2) {
-        ++pad;
-      } else if (at == std::string_view::npos || pad > 0) {
-        return std::nullopt;
-      }
-      n = (n << 6) | (at == std::string_view::npos ? 0 : static_cast<std::uint32_t>(at));
-    }
-    out.push_back(static_cast<char>((n >> 16) & 0xff));
-    if (pad < 2) out.push_back(static_cast<char>((n >> 8) & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
-  }
-  return out;
-}
-
 /// Every string in `v` (not the member names) passed through `redact`.
 void redact_strings(json::value& v, const Redactor& redact) {
   if (v.is_string()) {
@@ -202,9 +162,14 @@ std::string finish(const json::object& doc) {
 std::string entry_document(std::string_view key, const core::CacheEntry& entry,
                            const Redactor& redact, std::string_view mac) {
   json::object doc;
-  doc["format"] = kDirDocumentFormat;
+  doc["format"] = entry.request.empty() ? kDirDocumentFormat : kDirDocumentFormatWithRequest;
   doc["key"] = key;
   doc["provider"] = entry.provider;
+  if (!entry.request.empty()) {
+    put_body(doc, "request", entry.request, redact);
+    doc["api"] = entry.api;
+    doc["scope_digest"] = entry.scope_digest;
+  }
   doc["model"] = entry.model;
   doc["usage"] = {{"input_tokens", entry.usage.input_tokens},
                   {"output_tokens", entry.usage.output_tokens},
@@ -224,6 +189,17 @@ std::string entry_document(std::string_view key, const core::CacheEntry& entry,
   }
   if (!mac.empty()) doc["mac"] = core::hex(mac);
   return finish(doc);
+}
+
+std::string redacted_request(std::string_view canonical, const Redactor& redact) {
+  if (redact.empty()) return std::string(canonical);
+  json::error_code ec;
+  json::value parsed = parse_json_exact(canonical, ec);
+  if (ec) return std::string(canonical);
+  redact_strings(parsed, redact);
+  std::string out;
+  detail::append_canonical_json(out, parsed);
+  return out;
 }
 
 std::string raw_document(std::string_view key, std::string_view value) {
@@ -324,8 +300,10 @@ std::string sse_text(const json::array& events) {
 }
 
 constexpr std::string_view kEntryFields[] = {
-    "format",   "key",      "provider",    "model",  "usage",     "cost_nano_usd",
-    "cost_usd", "response", "response_as", "stream", "stream_as", "mac"};
+    "format",   "key",        "provider",    "model",       "usage",     "cost_nano_usd",
+    "cost_usd", "response",   "response_as", "stream",      "stream_as", "mac",
+    "request",  "request_as", "api",         "scope_digest"};
+constexpr std::string_view kRequestFields[] = {"request", "request_as", "api", "scope_digest"};
 
 /// The "mac" field's bytes: 64 hex digits.
 std::string mac_of(const json::object& doc) {
@@ -336,7 +314,24 @@ std::string mac_of(const json::object& doc) {
   return std::move(*mac);
 }
 
-core::CacheEntry entry_of(const json::object& doc) {
+/// The request of a format /2 document; a /1 document may not have one.
+void read_request(const json::object& doc, bool with_request, core::CacheEntry& entry) {
+  if (!with_request) {
+    for (const std::string_view name : kRequestFields) {
+      if (doc.contains(name)) {
+        throw Invalid{
+            fmt::format("\"{}\" needs \"format\": \"{}\"", name, kDirDocumentFormatWithRequest)};
+      }
+    }
+    return;
+  }
+  entry.request = body_text(doc, "request");
+  if (entry.request.empty()) throw Invalid{"\"request\" must not be empty"};
+  entry.api = string_field(doc, "api");
+  entry.scope_digest = string_field(doc, "scope_digest");
+}
+
+core::CacheEntry entry_of(const json::object& doc, bool with_request) {
   for (const auto& member : doc) {
     if (std::find(std::begin(kEntryFields), std::end(kEntryFields), member.key()) ==
         std::end(kEntryFields)) {
@@ -344,6 +339,7 @@ core::CacheEntry entry_of(const json::object& doc) {
     }
   }
   core::CacheEntry entry;  // created_at 0, no expiry: a recorded answer does not age
+  read_request(doc, with_request, entry);
   entry.provider = string_field(doc, "provider");
   entry.model = string_field(doc, "model");
   const json::value& usage = field(doc, "usage");
@@ -371,8 +367,10 @@ std::variant<ParsedDocument, std::string> parse_document(std::string_view text) 
   if (!v.is_object()) return std::string("it is not a JSON object");
   const json::object& doc = v.get_object();
   try {
-    if (string_field(doc, "format") != kDirDocumentFormat) {
-      return fmt::format("its \"format\" is not \"{}\"", kDirDocumentFormat);
+    const std::string_view format = string_field(doc, "format");
+    if (format != kDirDocumentFormat && format != kDirDocumentFormatWithRequest) {
+      return fmt::format("its \"format\" is neither \"{}\" nor \"{}\"", kDirDocumentFormat,
+                         kDirDocumentFormatWithRequest);
     }
     ParsedDocument parsed;
     parsed.key = string_field(doc, "key");
@@ -383,7 +381,7 @@ std::variant<ParsedDocument, std::string> parse_document(std::string_view text) 
       parsed.value = std::move(*bytes);
       return parsed;
     }
-    parsed.value = core::encode_entry(entry_of(doc));
+    parsed.value = core::encode_entry(entry_of(doc, format == kDirDocumentFormatWithRequest));
     if (doc.contains("mac")) parsed.value = core::attach_mac(std::move(parsed.value), mac_of(doc));
     return parsed;
   } catch (const Invalid& e) {

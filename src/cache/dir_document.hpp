@@ -20,16 +20,24 @@
 
 namespace llm_caching::cache {
 
-/// The `format` field of every document this build writes and reads.
+/// The `format` of a document whose entry carries no request (written before entry format 3).
 inline constexpr std::string_view kDirDocumentFormat = "llm-caching-dir-entry/1";
+/// The `format` of a document that shows its entry's request too (entry format 3): "request"
+/// (the keyed canonical request, parsed), "api" and "scope_digest". Both formats are read.
+inline constexpr std::string_view kDirDocumentFormatWithRequest = "llm-caching-dir-entry/2";
 
-/// The document for an entry stored under `key`. Strings of the answer pass through `redact`.
+/// The document for an entry stored under `key`. Strings of the answer and of the request pass
+/// through `redact`.
 /// `mac`: a signed entry's MAC (core::entry_mac), kept as "mac" in hex and put back on reads.
 std::string entry_document(std::string_view key, const core::CacheEntry& entry,
                            const Redactor& redact, std::string_view mac = {});
 /// The document for a value that is not an encoded entry (kept as base64; Backend takes any
 /// bytes, and the generic backend tests store such values).
 std::string raw_document(std::string_view key, std::string_view value);
+
+/// A canonical request as a document stores it: its strings passed through `redact` (the same
+/// text when nothing matches, or when it is not JSON).
+std::string redacted_request(std::string_view canonical, const Redactor& redact);
 
 /// What a document holds: the encoded bytes a get returns (an entry is re-encoded with
 /// encode_entry, created_at 0 and no expiry), and its key.

@@ -139,6 +139,25 @@ class TieredCache {
   std::string unreadable_reason(const std::string& storage_key) const {
     return l2_->unreadable_reason(storage_key);
   }
+  /// Bounds of recorded_neighbours: a replay miss's explanation costs at most this much.
+  struct NeighbourBounds {
+    std::size_t max_entries = 1000;  ///< entries read (gets) at most
+    std::size_t max_pages = 16;      ///< list_keys calls at most (Redis SCAN pages)
+  };
+  struct Neighbours {
+    /// The entries read that carry their request (format 3), with their keys.
+    std::vector<std::pair<std::string, EntryPtr>> entries;
+    std::size_t read = 0;  ///< entries read, with or without a request
+    bool bounded = false;  ///< keys were left unread: a bound was reached
+  };
+  /// The L2's entries under `prefix` (a namespace's keys) other than `except`, for the error of
+  /// a replay miss (exchange/replay_miss.hpp): a bounded walk of Backend::list_keys. An entry
+  /// that does not decode, or whose signature the tiers would refuse, is skipped: nothing is
+  /// deleted, logged or counted, and the usage log is not written. Never throws for the L2: a
+  /// failure ends the walk with what was read (tiered_neighbours.cpp).
+  asio::awaitable<Neighbours> recorded_neighbours(std::string prefix, std::string except,
+                                                  NeighbourBounds bounds);
+
   /// The backend's description (password masked). Safe to log.
   std::string describe() const { return l2_->describe(); }
 

@@ -2,6 +2,7 @@
 
 #include "core/checksum.hpp"
 #include "core/entry_signature.hpp"
+#include "core/sha256.hpp"
 
 #include <zstd.h>
 #include <boost/json/monotonic_resource.hpp>
@@ -57,7 +58,12 @@ ZSTD_DCtx* thread_decompressor() noexcept {
   return ctx.get();
 }
 
-/// The v2 payload: meta length, meta JSON, then the bodies as they are.
+/// The version encode_entry writes for `e`: 3 when it carries its request, else 2.
+int version_of(const CacheEntry& e) noexcept {
+  return e.request.empty() ? kEntryFormatVersionWithoutRequest : kEntryFormatVersion;
+}
+
+/// The v2/v3 payload: meta length, meta JSON, then the bodies as they are.
 std::string serialize_payload(const CacheEntry& e) {
   unsigned char first_block[2048];  // the tree is scratch: it never needs the heap
   json::monotonic_resource arena(first_block, sizeof first_block);
@@ -69,9 +75,10 @@ std::string serialize_payload(const CacheEntry& e) {
   usage.emplace("cache_read_tokens", e.usage.cache_read_tokens);
   usage.emplace("requests", e.usage.requests);
 
+  const int version = version_of(e);
   json::object meta(&arena);
-  meta.reserve(9);
-  meta.emplace("v", kEntryFormatVersion);
+  meta.reserve(12);
+  meta.emplace("v", version);
   meta.emplace("provider", e.provider);
   meta.emplace("model", e.model);
   meta.emplace("created_at_ms", e.created_at_ms);
@@ -80,9 +87,15 @@ std::string serialize_payload(const CacheEntry& e) {
   meta.emplace("cost_nano_usd", e.cost_nano_usd);
   meta.emplace("response_bytes", static_cast<std::int64_t>(e.response.size()));
   meta.emplace("stream_bytes", static_cast<std::int64_t>(e.stream.size()));
+  if (version == 3) {
+    meta.emplace("api", e.api);
+    meta.emplace("scope_digest", e.scope_digest);
+    meta.emplace("request_bytes", static_cast<std::int64_t>(e.request.size()));
+  }
   const std::string meta_text = json::serialize(meta);
 
-  const std::size_t total = 4 + meta_text.size() + e.response.size() + e.stream.size();
+  const std::size_t total = 4 + meta_text.size() + e.response.size() + e.stream.size() +
+                            (version == 3 ? e.request.size() : 0);
   if (total > kMaxEntryPayloadBytes) {
     throw std::length_error("cache entry payload exceeds the 64 MiB limit");
   }
@@ -93,13 +106,14 @@ std::string serialize_payload(const CacheEntry& e) {
   payload += meta_text;
   payload += e.response;
   payload += e.stream;
+  if (version == 3) payload += e.request;
   return payload;
 }
 
-void write_header(char* out, unsigned char flags, std::size_t stored_size,
+void write_header(char* out, int version, unsigned char flags, std::size_t stored_size,
                   std::string_view stored) noexcept {
   std::memcpy(out, kMagic.data(), kMagic.size());
-  out[kVersionOffset] = static_cast<char>(kEntryFormatVersion);
+  out[kVersionOffset] = static_cast<char>(version);
   out[kFlagsOffset] = static_cast<char>(flags);
   out[kReservedOffset] = 0;
   out[kReservedOffset + 1] = 0;
@@ -206,37 +220,55 @@ std::variant<CacheEntry, DecodeError> read_payload_v1(std::string_view text) {
   return e;
 }
 
-std::variant<CacheEntry, DecodeError> read_payload_v2(std::string_view payload) {
+/// The v3 meta fields beyond v2's.
+bool read_request_meta(const json::object& obj, CacheEntry& e, std::int64_t& request_bytes) {
+  return read_string(obj, "api", e.api) && read_string(obj, "scope_digest", e.scope_digest) &&
+         read_int(obj, "request_bytes", request_bytes);
+}
+
+/// Cuts `bodies` into the declared lengths, which must cover it exactly (each is checked
+/// against what is left before it is used, so no sum can overflow).
+bool split_bodies(std::string_view bodies, const std::array<std::int64_t, 3>& lengths,
+                  const std::array<std::string*, 3>& out) {
+  for (int i = 0; i < 3; ++i) {
+    if (lengths[i] < 0 || static_cast<std::uint64_t>(lengths[i]) > bodies.size()) return false;
+    out[i]->assign(bodies.substr(0, static_cast<std::size_t>(lengths[i])));
+    bodies.remove_prefix(static_cast<std::size_t>(lengths[i]));
+  }
+  return bodies.empty();
+}
+
+/// Versions 2 and 3 (3 adds the request, after the bodies).
+std::variant<CacheEntry, DecodeError> read_payload_v2(std::string_view payload, int version) {
   if (payload.size() < 4) return DecodeError::bad_payload;
   const std::uint32_t meta_size = load_le32(payload.data());
   if (meta_size > payload.size() - 4) return DecodeError::bad_payload;
   const std::string_view meta = payload.substr(4, meta_size);
   const std::string_view bodies = payload.substr(4 + meta_size);
   CacheEntry e;
-  std::int64_t response_bytes = -1, stream_bytes = -1;
+  std::array<std::int64_t, 3> lengths{-1, -1, 0};  // response, stream, request
   const auto error = with_object(meta, [&](const json::object& obj) -> std::optional<DecodeError> {
-    if (auto common = read_common(obj, 2, e)) return common;
-    const bool ok = obj.size() == 9 && read_int(obj, "response_bytes", response_bytes) &&
-                    read_int(obj, "stream_bytes", stream_bytes);
+    if (auto common = read_common(obj, version, e)) return common;
+    const bool ok = obj.size() == (version == 3 ? 12u : 9u) &&
+                    read_int(obj, "response_bytes", lengths[0]) &&
+                    read_int(obj, "stream_bytes", lengths[1]) &&
+                    (version != 3 || read_request_meta(obj, e, lengths[2]));
     if (!ok) return DecodeError::bad_payload;
     return std::nullopt;
   });
   if (error) return *error;
-  // The declared lengths must cover the bodies exactly (both are checked against what is there
-  // before either is used, so no sum can overflow).
-  if (response_bytes < 0 || stream_bytes < 0 ||
-      static_cast<std::uint64_t>(response_bytes) > bodies.size() ||
-      static_cast<std::uint64_t>(stream_bytes) != bodies.size() - response_bytes) {
+  // A v3 entry always carries its request: an empty one would be written as v2.
+  if (version == 3 && lengths[2] <= 0) return DecodeError::bad_payload;
+  const std::array<std::string*, 3> parts{&e.response, &e.stream, &e.request};
+  if (!split_bodies(bodies, lengths, parts)) {
     return DecodeError::bad_payload;
   }
-  e.response.assign(bodies.substr(0, static_cast<std::size_t>(response_bytes)));
-  e.stream.assign(bodies.substr(static_cast<std::size_t>(response_bytes)));
   return e;
 }
 
 std::variant<CacheEntry, DecodeError> read_payload(int version, std::string_view text) noexcept {
   try {
-    return version == 1 ? read_payload_v1(text) : read_payload_v2(text);
+    return version == 1 ? read_payload_v1(text) : read_payload_v2(text, version);
   } catch (const std::exception&) {  // allocation failure only: the parse reports via ec
     return DecodeError::bad_payload;
   }
@@ -264,7 +296,7 @@ std::string_view to_string(DecodeError e) noexcept {
 
 std::uint64_t entry_memory_bytes(const CacheEntry& entry) noexcept {
   return sizeof(CacheEntry) + entry.provider.size() + entry.model.size() + entry.response.size() +
-         entry.stream.size();
+         entry.stream.size() + entry.request.size() + entry.api.size() + entry.scope_digest.size();
 }
 
 bool entry_fits(const CacheEntry& entry) noexcept {
@@ -272,8 +304,10 @@ bool entry_fits(const CacheEntry& entry) noexcept {
   // names and at most 20 digits per number (under 512 bytes), plus provider and model, each at
   // most 6 bytes per byte once escaped.
   constexpr std::size_t kMetadataBound = 512;
-  const std::size_t bound = 4 + kMetadataBound + 6 * (entry.provider.size() + entry.model.size()) +
-                            entry.response.size() + entry.stream.size();
+  const std::size_t bound = 4 + kMetadataBound +
+                            6 * (entry.provider.size() + entry.model.size() + entry.api.size() +
+                                 entry.scope_digest.size()) +
+                            entry.response.size() + entry.stream.size() + entry.request.size();
   return bound <= kMaxEntryPayloadBytes;
 }
 
@@ -283,7 +317,7 @@ std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts) {
   if (payload.size() < opts.compress_threshold) {
     out.resize(kEntryHeaderSize);
     out += payload;
-    write_header(out.data(), 0, payload.size(), payload);
+    write_header(out.data(), version_of(entry), 0, payload.size(), payload);
     return out;
   }
   out.resize(kEntryHeaderSize + ZSTD_compressBound(payload.size()));
@@ -292,7 +326,7 @@ std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts) {
                                                payload.size(), opts.zstd_level);
   if (ZSTD_isError(stored)) throw std::runtime_error("zstd compression of a cache entry failed");
   out.resize(kEntryHeaderSize + stored);
-  write_header(out.data(), kFlagZstd, stored,
+  write_header(out.data(), version_of(entry), kFlagZstd, stored,
                std::string_view(out).substr(kEntryHeaderSize, stored));
   return out;
 }
@@ -303,7 +337,7 @@ std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes) {
   const auto flags = static_cast<unsigned char>(bytes[kFlagsOffset]);
   const int version = static_cast<unsigned char>(bytes[kVersionOffset]);
   // Unknown flag bits or non-zero reserved bytes mean a writer newer than this reader.
-  if ((version != 1 && version != kEntryFormatVersion) ||
+  if (version < 1 || version > kEntryFormatVersion ||
       (flags & ~(kFlagZstd | kEntryFlagSigned)) != 0 || bytes[kReservedOffset] != 0 ||
       bytes[kReservedOffset + 1] != 0) {
     return DecodeError::unknown_version;
@@ -323,6 +357,11 @@ std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes) {
   const std::optional<std::string> payload = decompress(stored);
   if (!payload) return DecodeError::bad_compression;
   return read_payload(version, *payload);
+}
+
+std::string request_scope_digest(std::string_view scope) {
+  if (scope.empty()) return {};
+  return sha256_hex(scope).substr(0, 16);
 }
 
 }  // namespace llm_caching::core

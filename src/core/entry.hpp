@@ -13,12 +13,17 @@
 
 namespace llm_caching::core {
 
-/// The format encode_entry writes. decode_entry also reads version 1 (entries already stored).
+/// The format encode_entry writes for an entry that carries its request. One without (request
+/// empty) is written as format 2, byte for byte as before, so entries signed or committed before
+/// format 3 keep their bytes. decode_entry reads versions 1, 2 and 3.
+///   v3 payload: as v2, plus "api", "scope_digest" and "request_bytes" in the meta JSON, and the
+///               request bytes after the stream bytes.
 ///   v2 payload: meta length u32 LE, meta JSON (every field but the bodies, plus
 ///               "response_bytes" and "stream_bytes"), the response bytes, the stream bytes.
 ///   v1 payload: one JSON object holding the bodies as JSON strings.
 /// v2 keeps the bodies raw: a v1 decode spent most of its time unescaping them.
-inline constexpr int kEntryFormatVersion = 2;
+inline constexpr int kEntryFormatVersion = 3;
+inline constexpr int kEntryFormatVersionWithoutRequest = 2;
 /// Envelope header: magic "LLMC", version u8, flags u8 (bit0 = zstd, bit1 = signed: a 32-byte
 /// HMAC-SHA256 follows the payload, entry_signature.hpp), 2 reserved zero bytes, stored payload
 /// length u32 LE, CRC-32C of the stored payload u32 LE.
@@ -38,6 +43,14 @@ struct CacheEntry {
   std::string stream;
   Usage usage;
   std::int64_t cost_nano_usd = 0;  ///< cost of the original call
+  // Format 3: the request the entry answers, as it was keyed (DESIGN §3), so that a replay miss
+  // can name the nearest recorded request and what differs. All three are empty in entries
+  // written before format 3; encode_entry keeps api and scope_digest only with a request.
+  /// The keyed canonical request: RFC 8785, volatile fields removed. It holds no credential
+  /// (those travel in headers and URLs, never in the keyed body).
+  std::string request;
+  std::string api;           ///< to_string(Api): "chat", "responses", ...
+  std::string scope_digest;  ///< request_scope_digest(scope): "" for the shared scope
 
   bool expired_at(std::int64_t now_ms) const noexcept {
     return ttl_ms > 0 && now_ms >= created_at_ms + ttl_ms;
@@ -74,5 +87,10 @@ std::string encode_entry(const CacheEntry& entry, const EncodeOptions& opts = {}
 /// extra or mistyped field, or body lengths that do not add up, is bad_payload; a payload "v"
 /// other than the header's version is unknown_version.
 std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes);
+
+/// What an entry keeps of its key's scope (a tenant's credential hash, an endpoint): 16 hex
+/// digits of SHA-256 over it, "" for the empty (shared) scope. Enough to tell scopes apart,
+/// and nothing of a tenant's credential hash is stored as it was keyed.
+std::string request_scope_digest(std::string_view scope);
 
 }  // namespace llm_caching::core

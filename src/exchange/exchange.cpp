@@ -9,6 +9,7 @@
 #include "exchange/cross_process_lock.hpp"
 #include "exchange/named_thread.hpp"
 #include "exchange/provider_call.hpp"
+#include "exchange/replay_miss.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
@@ -73,13 +74,13 @@ const ModelCosts* find_price(const ExchangeRequest& request, const CostTable* pr
                                 : &table.at(request.native.model);
 }
 
-/// `unreadable`: why the stored entry could not be read (a hand-broken dir:// file), or "".
+/// `why`: explain_replay_miss's words (an unreadable entry, the nearest recorded one), or "".
 [[noreturn]] void throw_replay_miss(const ExchangeRequest& request, const std::string& key,
-                                    const std::string& unreadable) {
+                                    const std::string& why) {
   throw CacheMissError(fmt::format(
       "no cached answer for {} (key {}) and the cache mode is replay_only, so the provider "
       "was not called{}",
-      describe_call(request.native), key, unreadable.empty() ? "" : "; " + unreadable));
+      describe_call(request.native), key, why));
 }
 
 /// stale-if-error's fallback: the expired entry, served when the provider is down or rate
@@ -215,7 +216,8 @@ asio::awaitable<ExchangeResult> Exchange::run(Model& model, ExchangeRequest requ
       co_return std::move(result);
     }
     if (request.mode == CacheMode::replay_only) {
-      throw_replay_miss(request, result.storage_key, cache_->unreadable_reason(result.storage_key));
+      const std::string why = co_await explain_replay_miss(*cache_, request, result.storage_key);
+      throw_replay_miss(request, result.storage_key, why);
     }
   }
 

@@ -39,6 +39,13 @@ std::shared_ptr<core::CacheEntry> entry_from(const ExchangeRequest& request, Nat
   entry->usage = providers::parse_usage(native.provider, native.api, entry->response);
   entry->usage.requests = 1;
   entry->cost_nano_usd = cost_nano_usd(price, entry->usage);
+  // Format 3: the request as keyed (no credential: those are headers, never the keyed body),
+  // for a replay miss to name what differs (DESIGN §4). Derived again here, on a miss only:
+  // the lookup's derivation is not kept for the length of the call.
+  entry->request = derive_key(native.provider, native.api, native.model, native.body, request.scope)
+                       .canonical_request;
+  entry->api = std::string(to_string(native.api));
+  entry->scope_digest = core::request_scope_digest(request.scope);
   if (request.validate) request.validate(*entry);
   return entry;
 }
