@@ -238,7 +238,8 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   // 2. The exchange request, and the model that forwards a miss upstream.
   const Upstream& target = config_.upstreams[route.provider];
   UpstreamModel model(worker.upstream, target, request.headers, llm.credential);
-  const auto scope = request_scope(config_, worker.scopes, llm.identity, request.headers, route);
+  const auto scope = request_scope(config_, worker.scopes, llm.identity, request.headers, route,
+                                   endpoint_scope(route.provider));
   exchange::ExchangeRequest exchange_request = exchange_request_for(config_, route, llm, scope);
   // A caller that hung up reads no answer: its retries stop (unless another caller joined).
   exchange_request.caller_gone = [&out] { return out.client_gone(); };
