@@ -3,7 +3,7 @@
 # provider, one gateway from each binary on its own SQLite file (or CACHE=redis://... for both),
 # the same fixed POST (post_hit.lua), wrk -t1 -c16 against each in turn, ROUNDS times,
 # alternating which goes first. Prints requests/s and p50 per run and the ratio after/before
-# of the medians.
+# of the medians. SERVE_ARGS="--l1-mb 0" (say) adds flags to both serve commands.
 # Usage: bench/gateway/ab_hits.sh BEFORE_CLI AFTER_CLI FAKE_PROVIDER [rounds] [seconds]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +25,7 @@ pids+=($!)
 fake_at=$(wait_for_line "$work/fake.out")
 start_gateway() {  # NAME CLI
   "$2" --cache-url "${CACHE:-sqlite://$work/$1.db}" serve --listen 127.0.0.1:0 --threads 1 \
-    --log-level info --upstream "openai=http://$fake_at/v1" >"$work/$1.out" 2>&1 &
+    --log-level info --upstream "openai=http://$fake_at/v1" ${SERVE_ARGS:-} >"$work/$1.out" 2>&1 &
   pids+=($!)
   wait_for_line "$work/$1.out"
 }

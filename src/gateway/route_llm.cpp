@@ -296,8 +296,11 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   OutgoingResponse response = answer_response(route, llm.stream, status, *result);
   if (config_.memoize_hits && status == "HIT" && controls.mode == CacheMode::use &&
       has_default_controls(request.headers)) {
-    co_await out.send_prepared(
-        memoize_hit(worker, request, route.provider, scope, *result, std::move(response)));
+    // The memo checks the caller's tenant partition alone (route_memo.cpp): the rest of the
+    // scope (the upstream, no shaping headers) is the same for every request it answers.
+    co_await out.send_prepared(memoize_hit(worker, request, route.provider,
+                                           worker.scopes(llm.identity), *result,
+                                           std::move(response)));
     co_return;
   }
   co_await out.send(std::move(response));
