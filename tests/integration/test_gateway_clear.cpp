@@ -200,6 +200,24 @@ TEST(RedisStats, CountsHitsMissesAndWritesOfEveryProcess) {
   EXPECT_EQ(redis.cli({"HGET", "llm-caching:{meta}:counters", "writes"}), "1");
 }
 
+TEST(SqliteStats, CountsHitsMissesAndWritesOfEveryProcess) {
+  llmc_test::TempDir dir;
+  FakeProvider fake;
+  const std::string url = "sqlite://" + dir.file("cache.db");
+  const std::string ask = "OPENAI_API_KEY=sk-stats " + std::string(kCliPath) + " --cache-url " +
+                          quoted(url) + " ask --model openai:gpt-4o-mini --base-url " +
+                          quoted(fake.base_url() + "/v1") + " Hello 2>&1";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(llmc_test::run_shell(ask).exit_code, 0);  // miss, 2 hits
+  ASSERT_EQ(upstream_calls(fake), 1);
+  // Three processes came and went: their counts are in the file, read by a fourth.
+  const auto stats = cli(url, "cache stats --json");
+  ASSERT_EQ(stats.exit_code, 0) << stats.output;
+  const json::object o = json::parse(stats.output).as_object();
+  EXPECT_EQ(o.at("hits").as_int64(), 2) << stats.output;
+  EXPECT_GE(o.at("misses").as_int64(), 1) << stats.output;
+  EXPECT_EQ(o.at("writes").as_int64(), 1) << stats.output;
+}
+
 TEST(ScopeRule, AskAndAGatewaySharingItsCacheKeyACustomUpstreamAlike) {
   llmc_test::TempDir dir;
   FakeProvider fake;
