@@ -23,14 +23,15 @@ wait_for_line() {  # FILE: prints the address of its "listening on ADDR" line
 "$fake" --listen 127.0.0.1:0 >"$work/fake.out" 2>&1 &
 pids+=($!)
 fake_at=$(wait_for_line "$work/fake.out")
-start_gateway() {  # NAME CLI
+start_gateway() {  # NAME CLI (not in a $(...): the trap must see the pid)
   "$2" --cache-url "${CACHE:-sqlite://$work/$1.db}" serve --listen 127.0.0.1:0 --threads 1 \
     --log-level info --upstream "openai=http://$fake_at/v1" ${SERVE_ARGS:-} >"$work/$1.out" 2>&1 &
   pids+=($!)
-  wait_for_line "$work/$1.out"
 }
-before_at=$(start_gateway before "$before")
-after_at=$(start_gateway after "$after")
+start_gateway before "$before"
+start_gateway after "$after"
+before_at=$(wait_for_line "$work/before.out")
+after_at=$(wait_for_line "$work/after.out")
 body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/post_hit.lua")
 for at in "$before_at" "$after_at"; do
   for _ in 1 2; do
