@@ -105,6 +105,11 @@ struct CacheOptions {
   std::uint64_t l1_max_bytes = 64 * kMiB;
   /// Strict: a backend failure raises CacheError. Default: log, count, and carry on as on a miss.
   bool strict = false;
+  /// How often a thread of the process reads the store's clear mark, to drop the L1 after a
+  /// clear by any process (`llm-caching cache clear`, `cache rm`): a cleared entry is served
+  /// from memory for at most this long plus one read of the mark. 0: never (a clear by another
+  /// process then reaches this L1 only as its entries expire or are evicted).
+  std::chrono::milliseconds clear_check_interval{250};
   /// Appends the key of every entry read to this file, once per process (for `llm-caching cache
   /// unused --since-log`). Empty: $LLM_CACHE_USAGE_LOG if set, else no log.
   std::filesystem::path usage_log;

@@ -213,7 +213,7 @@ std::optional<HttpCallResult> cached_http_call_from_memory(const HttpCall& call,
   providers::ProviderEndpoint endpoint;
   endpoint.provider = prepared->target.provider;
   endpoint.base_url = prepared->target.base_url;
-  request.scope = providers::cache_scope(endpoint);
+  request.scope = providers::key_scope(endpoint);
   const std::shared_ptr<exchange::Exchange> shared =
       runtime.impl().exchange_for(agent::cache_options_of(options));
   std::optional<exchange::ExchangeResult> ran = shared->answer_from_l1(request);

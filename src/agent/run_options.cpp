@@ -21,7 +21,7 @@ void apply_run_options(exchange::ExchangeRequest& request, const RunOptions& opt
   request.namespace_ = options.namespace_;
   // Different servers may answer the same model id differently: key by endpoint (DESIGN §3).
   if (const auto* http_model = dynamic_cast<const providers::HttpModel*>(model.get())) {
-    request.scope = providers::cache_scope(http_model->endpoint());
+    request.scope = providers::key_scope(http_model->endpoint());
   }
   request.mode = options.mode.value_or(defaults.mode);
   request.coalesce = options.coalesce;

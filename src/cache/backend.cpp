@@ -1,12 +1,24 @@
 #include "cache/backend.hpp"
 
 #include <boost/asio/steady_timer.hpp>
+
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <random>
 
 #include "llm_caching/errors.hpp"
 
 namespace llm_caching::cache {
+
+std::int64_t new_clear_mark() {
+  std::random_device device;
+  const std::uint64_t high = device();
+  const std::uint64_t low = device();
+  const auto now = static_cast<std::uint64_t>(system_now_ms());
+  // Random bits, and the time in case random_device is deterministic on this platform.
+  const std::uint64_t mark = ((high << 32) ^ low ^ (now << 20)) & 0x7fffffffffffffffULL;
+  return mark == 0 ? 1 : static_cast<std::int64_t>(mark);
+}
 
 asio::awaitable<void> Backend::put_many(std::vector<PutItem> items) {
   for (PutItem& item : items) co_await put(std::move(item.key), std::move(item.value), item.ttl);

@@ -26,6 +26,9 @@ inline std::int64_t system_now_ms() {
       .count();
 }
 
+/// A new clear mark: random, positive, never 0 (Backend::write_clear_mark).
+std::int64_t new_clear_mark();
+
 struct BackendStats {
   std::uint64_t entries = 0;
   std::uint64_t bytes = 0;  ///< stored value bytes (approximate for remote backends)
@@ -77,6 +80,19 @@ class Backend {
   virtual asio::awaitable<KeyPage> list_keys(std::string prefix, std::string cursor,
                                              std::size_t limit);
   virtual asio::awaitable<BackendStats> stats() = 0;
+
+  // Clear marks (DESIGN §5, docs/RELIABILITY.md): a clear by any process must reach the L1 of
+  // every process sharing the store. The store keeps a mark that every clear replaces with a new
+  // random value; each process's tiers read it every CacheOptions::clear_check_interval (off
+  // the requests' path, tiered_cache.hpp) and drop their L1 when it changed.
+
+  /// true: the store is shared with other processes and keeps a clear mark (not memory://).
+  virtual bool keeps_clear_mark() const noexcept { return false; }
+  /// The store's clear mark (0 before any clear). May also store what the backend counts in
+  /// batches (Redis: its hit, miss and write counters). Throws CacheError.
+  virtual asio::awaitable<std::uint64_t> read_clear_mark() { co_return 0; }
+  /// Replaces the mark with a new value (after a clear, or a `cache rm`). Throws CacheError.
+  virtual asio::awaitable<void> write_clear_mark() { co_return; }
   /// Why the stored entry of `key` cannot be read (a hand-broken file of `dir://`), for the error
   /// of a replay_only miss; "" when it is absent or readable, or the backend cannot tell. Reads
   /// local state only; never throws.

@@ -110,6 +110,7 @@ std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
   }
   if (auto log = usage_log_for(options)) registered.cache->set_usage_log(std::move(log));
   registered.cache->set_signing_keys(std::move(signing));
+  registered.cache->watch_clears(options.clear_check_interval);
   caches[cache_key] = registered;
   return registered.cache;
 }

@@ -94,7 +94,32 @@ DirBackend::DirBackend(DirOptions options, NowMs now_ms)
       now_ms_(std::move(now_ms)) {
   if (root_.filename().empty()) root_ = root_.parent_path();  // "dir:///a/b/" names a/b
   make_directories(root_);
-  locks_ = std::make_unique<KeyLockFile>(lock_file_for(root_));
+  const fs::path lock_file = lock_file_for(root_);
+  locks_ = std::make_unique<KeyLockFile>(lock_file);
+  clear_mark_file_ = fs::path(lock_file).replace_extension(".cleared");
+}
+
+asio::awaitable<std::uint64_t> DirBackend::read_clear_mark() {
+  std::optional<std::string> text;
+  try {
+    text = read_file(clear_mark_file_);
+  } catch (...) {
+    ++errors_;
+    throw;
+  }
+  std::uint64_t mark = 0;
+  if (text) std::from_chars(text->data(), text->data() + text->size(), mark);
+  co_return mark;
+}
+
+asio::awaitable<void> DirBackend::write_clear_mark() {
+  try {
+    write_atomically(clear_mark_file_, std::to_string(new_clear_mark()));
+  } catch (...) {
+    ++errors_;
+    throw;
+  }
+  co_return;
 }
 
 fs::path DirBackend::file_of(std::string_view key) const {

@@ -59,6 +59,11 @@ class DirBackend final : public Backend {
   std::string stored_request(std::string canonical) const override;
   std::string stored_form(const std::string& key, std::string encoded) const override;
   bool erases_refused_entries() const noexcept override { return false; }
+  /// The clear mark is a side file beside the lock file (`<lock file>.cleared`), outside the tree,
+  /// so the tree a test suite commits holds only entries.
+  bool keeps_clear_mark() const noexcept override { return true; }
+  asio::awaitable<std::uint64_t> read_clear_mark() override;
+  asio::awaitable<void> write_clear_mark() override;
 
   // The same operations without a coroutine frame (local files: they block briefly).
   std::optional<std::string> get_now(std::string_view key);
@@ -85,6 +90,7 @@ class DirBackend final : public Backend {
   Redactor redact_;
   NowMs now_ms_;
   std::unique_ptr<KeyLockFile> locks_;
+  std::filesystem::path clear_mark_file_;
   std::atomic<std::uint64_t> hits_{0};
   std::atomic<std::uint64_t> misses_{0};
   std::atomic<std::uint64_t> writes_{0};

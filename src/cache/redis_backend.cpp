@@ -267,9 +267,7 @@ asio::awaitable<BackendStats> RedisBackend::stats() {
     stats.expired += info_field(counters, "expired_keys");
     stats.evictions += info_field(counters, "evicted_keys");
   }
-  stats.hits = hits_.load();
-  stats.misses = misses_.load();
-  stats.writes = writes_.load();
+  co_await add_stored_counters(stats);
   stats.errors = errors_.load();
   co_return stats;
 }

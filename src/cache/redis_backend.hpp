@@ -37,10 +37,18 @@ class RedisBackend final : public Backend {
                                      std::size_t limit) override;
   /// Redis expires keys itself: nothing to do, returns 0.
   asio::awaitable<std::uint64_t> prune() override;
-  /// entries: DBSIZE of the selected database; bytes: the server's used_memory; expired and
-  /// evictions: the server's counters (on a cluster, each summed over the masters);
-  /// hits/misses/writes/errors: this process's.
+  /// entries: DBSIZE of the selected database, less the two llm-caching:{meta} keys; bytes: the
+  /// server's used_memory; expired and evictions: the server's counters (on a cluster, each summed
+  /// over the masters); hits/misses/writes: every process's (the hash llm-caching:{meta}:counters,
+  /// plus what this process counted since it last added its counts there); errors: this process's.
   asio::awaitable<BackendStats> stats() override;
+  /// The string llm-caching:{meta}:cleared (redis_counters.cpp). Reading it also adds this
+  /// process's hit, miss and write counts since the last read to llm-caching:{meta}:counters
+  /// (HINCRBY, in the same script): a hit costs an atomic increment, the store one script per
+  /// clear_check_interval.
+  bool keeps_clear_mark() const noexcept override { return true; }
+  asio::awaitable<std::uint64_t> read_clear_mark() override;
+  asio::awaitable<void> write_clear_mark() override;
   std::string describe() const override;
   /// SET lock_key token NX PX ttl (Redis expires a dead holder's lock by itself); a taken lock
   /// also deletes the release signal of the previous holder (llm-caching:released:<storage key>),
@@ -94,6 +102,15 @@ class RedisBackend final : public Backend {
   std::atomic<std::uint64_t> misses_{0};
   std::atomic<std::uint64_t> writes_{0};
   std::atomic<std::uint64_t> errors_{0};
+  /// The part of hits_, misses_ and writes_ already added to the stored counters.
+  struct Flushed {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+    std::atomic<std::uint64_t> writes{0};
+  };
+  Flushed flushed_;
+  /// Sets stats' hits, misses and writes from the stored counters and this process's rest.
+  asio::awaitable<void> add_stored_counters(BackendStats& stats);
 };
 
 }  // namespace llm_caching::cache

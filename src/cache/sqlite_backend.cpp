@@ -273,6 +273,7 @@ BackendStats SqliteBackend::stats_now() {
     stats.expired += unguarded_.expired;
     stats.errors += unguarded_.errors;
     std::tie(stats.bytes, stats.entries) = db.totals();
+    add_stored_counters(stats);
     return stats;
   });
 }

@@ -60,6 +60,14 @@ class SqliteBackend final : public Backend {
   asio::awaitable<KeyPage> list_keys(std::string prefix, std::string cursor,
                                      std::size_t limit) override;
   std::string describe() const override;
+  /// The meta table's row 'clear_mark' (sqlite_clear_mark.cpp), read on the reader connection;
+  /// reading it first adds this process's hit, miss and write counts since the last read to the
+  /// rows 'hits', 'misses', 'writes', which stats() reports for every process.
+  bool keeps_clear_mark() const noexcept override { return true; }
+  asio::awaitable<std::uint64_t> read_clear_mark() override;
+  asio::awaitable<void> write_clear_mark() override;
+  std::uint64_t read_clear_mark_now();
+  void write_clear_mark_now();
   /// A byte of the side file `<path>-locks` (KeyLockFile): held until unlocked or until this
   /// backend (its process) ends. `ttl` only lets another token of this backend take it over.
   asio::awaitable<bool> try_lock(std::string lock_key, std::string token,
@@ -132,7 +140,19 @@ class SqliteBackend final : public Backend {
   UnguardedCounters unguarded_;
   std::unique_ptr<KeyLockFile> locks_;  // has its own mutex
   BackendStats counters_;               // guarded by mutex_
-  bool ledger_table_ready_ = false;     // guarded by mutex_
+  /// The part of the hit, miss and write counts already added to the meta rows.
+  struct Flushed {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+    std::atomic<std::uint64_t> writes{0};
+  };
+  Flushed flushed_;
+  /// Adds the counts since the last call to the meta rows (sqlite_clear_mark.cpp).
+  void store_counters();
+  /// Under mutex_ (stats_now): the stored counts, less what of them is this process's and
+  /// already in stats.
+  void add_stored_counters(BackendStats& stats);
+  bool ledger_table_ready_ = false;  // guarded by mutex_
   /// Under mutex_: creates the ledger table once per backend (CREATE TABLE IF NOT EXISTS).
   void ensure_ledger_table();
 };

@@ -44,16 +44,20 @@ TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t 
   return nullptr;
 }
 
-void TieredCache::l1_store(const std::string& key, EntryPtr entry) {
+void TieredCache::l1_store(const std::string& key, EntryPtr entry, std::uint64_t seen) {
   if (!l1_enabled_) return;
   const std::int64_t expires_at = expires_at_ms(*entry);
   // The decoded size: that is what the L1 holds in memory, however small zstd made the bytes.
   const std::uint64_t bytes = core::entry_memory_bytes(*entry);
   std::lock_guard lock(l1_mutex_);
+  // Read from the L2 before a clear reached this process: the store may no longer hold it.
+  if (seen != kAnyGeneration && seen != l1_generation_.load()) return;
   l1_evictions_ += l1_.put(key, std::move(entry), bytes, expires_at);
 }
 
-void TieredCache::absorb_backend_failure(std::string_view operation) {
+void TieredCache::absorb_backend_failure(BackendOp op) {
+  const std::string_view operation = op == BackendOp::wait ? "wait for unlock" : to_string(op);
+  ++failures_[static_cast<std::size_t>(op)];
   std::string reason;
   try {
     throw;
@@ -81,7 +85,7 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::l2_read(const std::string& s
   try {
     bytes = co_await l2_->get(storage_key);
   } catch (...) {
-    absorb_backend_failure("get");
+    absorb_backend_failure(BackendOp::get);
   }
   if (!bytes) co_return nullptr;
   if (signing_.enabled()) {
@@ -101,7 +105,7 @@ asio::awaitable<TieredCache::EntryPtr> TieredCache::l2_read(const std::string& s
     try {
       co_await l2_->erase(storage_key);
     } catch (...) {
-      absorb_backend_failure("erase");
+      absorb_backend_failure(BackendOp::erase);
     }
     co_return nullptr;
   }
@@ -127,7 +131,7 @@ asio::awaitable<void> TieredCache::refuse(const std::string& storage_key,
   try {
     co_await l2_->erase(storage_key);
   } catch (...) {
-    absorb_backend_failure("erase");
+    absorb_backend_failure(BackendOp::erase);
   }
 }
 
@@ -140,9 +144,10 @@ std::string TieredCache::for_l2(const std::string& storage_key, std::string enco
 asio::awaitable<TieredCache::EntryPtr> TieredCache::get(const std::string& storage_key,
                                                         std::int64_t now_ms) {
   if (EntryPtr hit = l1_find(storage_key, now_ms)) co_return hit;
+  const std::uint64_t generation = l1_generation_.load();
   EntryPtr entry = co_await l2_read(storage_key);
   if (!entry || entry->expired_at(now_ms)) co_return nullptr;
-  l1_store(storage_key, entry);
+  l1_store(storage_key, entry, generation);
   co_return entry;
 }
 
@@ -154,10 +159,11 @@ asio::awaitable<TieredCache::GraceLookup> TieredCache::get(const std::string& st
     lookup.entry = std::move(hit);
     co_return lookup;
   }
+  const std::uint64_t generation = l1_generation_.load();
   EntryPtr entry = co_await l2_read(storage_key);
   if (!entry) co_return lookup;
   if (!entry->expired_at(now_ms)) {
-    l1_store(storage_key, entry);
+    l1_store(storage_key, entry, generation);
     lookup.entry = std::move(entry);
     co_return lookup;
   }
@@ -196,7 +202,7 @@ asio::awaitable<void> TieredCache::put_l2(const std::string& storage_key, std::s
     std::string bytes = for_l2(storage_key, std::move(encoded));
     co_await l2_->put(storage_key, std::move(bytes), ttl);
   } catch (...) {
-    absorb_backend_failure("put");
+    absorb_backend_failure(BackendOp::put);
   }
 }
 
@@ -210,9 +216,10 @@ TieredCache::EntryPtr TieredCache::peek_l1(const std::string& storage_key, std::
 
 asio::awaitable<TieredCache::EntryPtr> TieredCache::get_l2(const std::string& storage_key,
                                                            std::int64_t now_ms) {
+  const std::uint64_t generation = l1_generation_.load();
   EntryPtr entry = co_await l2_read(storage_key);
   if (!entry || entry->expired_at(now_ms)) co_return nullptr;
-  l1_store(storage_key, entry);
+  l1_store(storage_key, entry, generation);
   co_return entry;
 }
 
@@ -227,7 +234,7 @@ asio::awaitable<TieredCache::LockOutcome> TieredCache::try_lock(const std::strin
     const bool taken = co_await l2_->try_lock(lock_key(storage_key), token, ttl);
     co_return taken ? LockOutcome::acquired : LockOutcome::held_elsewhere;
   } catch (...) {
-    absorb_backend_failure("lock");
+    absorb_backend_failure(BackendOp::lock);
   }
   co_return LockOutcome::unavailable;
 }
@@ -237,7 +244,7 @@ asio::awaitable<void> TieredCache::put_l2_many(std::vector<Backend::PutItem> ite
     for (auto& item : items) item.value = for_l2(item.key, std::move(item.value));
     co_await l2_->put_many(std::move(items));
   } catch (...) {
-    absorb_backend_failure("put");
+    absorb_backend_failure(BackendOp::put);
   }
 }
 
@@ -246,7 +253,7 @@ asio::awaitable<void> TieredCache::unlock(const std::string& storage_key,
   try {
     co_await l2_->unlock(lock_key(storage_key), token);
   } catch (...) {
-    absorb_backend_failure("unlock");
+    absorb_backend_failure(BackendOp::unlock);
   }
 }
 
@@ -257,7 +264,7 @@ asio::awaitable<void> TieredCache::wait_for_unlock(const std::string& storage_ke
   try {
     co_await l2_->wait_for_unlock(lock_key(storage_key), at_most);
   } catch (...) {
-    absorb_backend_failure("wait for unlock");
+    absorb_backend_failure(BackendOp::wait);
     failed = true;
   }
   if (failed) {
@@ -288,7 +295,7 @@ asio::awaitable<bool> TieredCache::erase(const std::string& storage_key) {
   try {
     erased = co_await l2_->erase(storage_key) || erased;
   } catch (...) {
-    absorb_backend_failure("erase");
+    absorb_backend_failure(BackendOp::erase);
   }
   co_return erased;
 }
@@ -302,8 +309,9 @@ asio::awaitable<std::uint64_t> TieredCache::clear(const std::string& prefix) {
   try {
     removed = co_await l2_->clear(prefix);
   } catch (...) {
-    absorb_backend_failure("clear");
+    absorb_backend_failure(BackendOp::clear);
   }
+  co_await announce_clear();  // after the entries are gone: a watcher's next L2 read misses
   co_return removed;
 }
 
@@ -316,7 +324,7 @@ asio::awaitable<std::uint64_t> TieredCache::prune(std::int64_t now_ms) {
   try {
     removed = co_await l2_->prune();
   } catch (...) {
-    absorb_backend_failure("prune");
+    absorb_backend_failure(BackendOp::prune);
   }
   co_return removed;
 }
@@ -334,7 +342,7 @@ asio::awaitable<TieredStats> TieredCache::stats() {
   try {
     stats.l2 = co_await l2_->stats();
   } catch (...) {
-    absorb_backend_failure("stats");
+    absorb_backend_failure(BackendOp::stats);
   }
   stats.corrupt = corrupt_.load();
   stats.backend_errors = backend_errors_.load();

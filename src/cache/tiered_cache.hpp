@@ -5,6 +5,7 @@
 
 #include "cache/backend.hpp"
 #include "cache/cache_url.hpp"
+#include "cache/clear_watch.hpp"
 #include "cache/lru_map.hpp"
 #include "cache/usage_log.hpp"
 #include "core/entry.hpp"
@@ -12,6 +13,7 @@
 #include "core/log_throttle.hpp"
 #include "llm_caching/cache_options.hpp"
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -24,6 +26,13 @@ namespace llm_caching::cache {
 /// A failing L2 is logged at most once in this interval (the rest only counted), and a backend
 /// that failed to open (not strict) is tried again once it has passed.
 inline constexpr std::int64_t kBackendFailureIntervalMs = 30'000;
+
+/// The L2 operations whose failures the tiers count apart (TieredCache::failures; the gateway's
+/// llmc_gateway_backend_errors_total{backend,op}).
+enum class BackendOp { get, put, erase, clear, prune, stats, lock, unlock, wait, clear_mark };
+inline constexpr std::size_t kBackendOpCount = 10;
+/// The metric label of an operation: "get", "put", ..., "wait_for_unlock", "clear_mark".
+std::string_view to_string(BackendOp op) noexcept;
 
 struct TieredStats {
   std::uint64_t l1_entries = 0;
@@ -133,6 +142,26 @@ class TieredCache {
     return {corrupt_.load(), refused_unsigned_.load(), refused_wrong_mac_.load()};
   }
 
+  /// Failures absorbed (non-strict) or raised (strict) per L2 operation, failed reads of the
+  /// clear mark included; TieredStats::backend_errors counts the absorbed ones of all but those.
+  std::array<std::uint64_t, kBackendOpCount> failures() const noexcept;
+  /// The L2's kind for a metric label: its URL's scheme ("sqlite", "redis+sentinel", ...).
+  std::string backend_kind() const;
+
+  // Clears reaching every process (Backend's clear mark, DESIGN §5; tiered_cache_clear.cpp).
+
+  /// From now on, a thread reads the L2's clear mark every `interval` and empties the L1 when
+  /// it moved (ClearWatch). Call before the cache is shared (CacheRegistry::open does, from
+  /// CacheOptions::clear_check_interval); nothing happens for an interval of 0 or a backend
+  /// that keeps no mark (memory://).
+  void watch_clears(std::chrono::milliseconds interval);
+  /// Empties the L1 (another process cleared the store). A read of the L2 begun before this
+  /// does not put its entry back in the L1.
+  void drop_l1();
+  /// Replaces the L2's clear mark, so that every process watching drops its L1 (clear() does it
+  /// itself; `cache rm` calls it after an erase). Failures: the usual policy.
+  asio::awaitable<void> announce_clear();
+
   bool strict() const noexcept { return strict_; }
   const std::shared_ptr<Backend>& backend() const noexcept { return l2_; }
   /// Backend::unreadable_reason: why the L2 holds the key's entry but cannot read it, or "".
@@ -165,10 +194,13 @@ class TieredCache {
   EntryPtr l1_find(const std::string& key, std::int64_t now_ms, bool count_miss = true);
   /// The L2's entry decoded, whatever its TTL says; nullptr on a miss.
   asio::awaitable<EntryPtr> l2_read(const std::string& storage_key);
-  void l1_store(const std::string& key, EntryPtr entry);
+  /// Stores in the L1 unless drop_l1 ran since generation `seen` was read (kAnyGeneration:
+  /// store anyway, for an answer made after any clear).
+  void l1_store(const std::string& key, EntryPtr entry, std::uint64_t seen = kAnyGeneration);
+  static constexpr std::uint64_t kAnyGeneration = ~std::uint64_t{0};
   /// Call from a catch block: rethrows as CacheError when strict, else logs (at most once per
   /// 30 s) and counts.
-  void absorb_backend_failure(std::string_view operation);
+  void absorb_backend_failure(BackendOp operation);
   /// The bytes to put in the L2 for `encoded`: signed when signing is on.
   std::string for_l2(const std::string& storage_key, std::string encoded) const;
   /// An L2 entry whose signature was refused: count, log, delete.
@@ -192,6 +224,9 @@ class TieredCache {
   std::atomic<std::uint64_t> refused_unsigned_{0};
   std::atomic<std::uint64_t> refused_wrong_mac_{0};
   core::LogThrottle refusal_log_;
+  std::array<std::atomic<std::uint64_t>, kBackendOpCount> failures_{};
+  std::atomic<std::uint64_t> l1_generation_{0};  // moved by drop_l1, under l1_mutex_
+  std::unique_ptr<ClearWatch> clear_watch_;      // last: stopped before the rest goes
 };
 
 // backend_registry.cpp

@@ -6,10 +6,12 @@
 #include "cache/tiered_cache.hpp"
 #include "core/entry.hpp"
 #include "core/printable.hpp"
+#include "core/text.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
+#include "providers/endpoint.hpp"
 
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
@@ -100,6 +102,9 @@ void print_stats(const cache::TieredStats& s, const std::string& where, bool as_
                    {"bytes", s.l2.bytes},
                    {"l1_entries", s.l1_entries},
                    {"l1_bytes", s.l1_bytes},
+                   {"hits", s.l2.hits},
+                   {"misses", s.l2.misses},
+                   {"writes", s.l2.writes},
                    {"evictions", s.l2.evictions},
                    {"expired", s.l2.expired},
                    {"corrupt", s.corrupt},
@@ -137,7 +142,7 @@ json::value parse_keyed_request(std::string_view text, const std::string& file) 
 
 void add_key_command(CLI::App& cache_cmd) {
   struct KeyArgs {
-    std::string provider, model, ns, scope, file;
+    std::string provider, model, ns, scope, base_url, file;
     bool explain = false;
   };
   auto args = std::make_shared<KeyArgs>();
@@ -149,6 +154,9 @@ void add_key_command(CLI::App& cache_cmd) {
                   "whose model is in the URL)");
   key->add_option("--namespace", args->ns, "Namespace part of the storage key");
   key->add_option("--scope", args->scope, "Tenant scope (the gateway's hash of the caller's key)");
+  key->add_option("--base-url", args->base_url,
+                  "Where misses go, when not the provider's public service (ask --base-url, "
+                  "serve --upstream): it is part of the key");
   key->add_flag("--explain", args->explain,
                 "Also print the canonical material and which fields were dropped");
   key->add_option("FILE", args->file, "Request JSON file, or - for standard input")->required();
@@ -167,12 +175,22 @@ void add_key_command(CLI::App& cache_cmd) {
     if (model.empty()) {
       throw ConfigurationError("no model: pass --model (the request has no \"model\" string)");
     }
-    const KeyDerivation d = derive_key(provider, model, request, args->scope);
+    std::string endpoint;  // the one scope rule of the library and the gateway (DESIGN §3)
+    if (!args->base_url.empty()) {
+      providers::ProviderEndpoint target;
+      target.provider = provider;
+      target.host = args->base_url;
+      target.base_url = core::without_trailing_slashes(args->base_url);
+      endpoint = providers::cache_scope(target);
+    }
+    const std::string scope =
+        providers::key_scope(providers::ScopeParts{.tenant = args->scope, .endpoint = endpoint});
+    const KeyDerivation d = derive_key(provider, model, request, scope);
     std::cout << storage_key(args->ns, d.hex) << '\n';
     if (args->explain) {
       std::cout << "provider: " << to_string(provider) << "\nmodel:    " << model
-                << "\nscope:    " << (args->scope.empty() ? "(shared)" : args->scope)
-                << "\nsha256:   " << d.hex << "\ndropped:  ";
+                << "\nscope:    " << (scope.empty() ? "(shared)" : scope) << "\nsha256:   " << d.hex
+                << "\ndropped:  ";
       if (d.dropped.empty()) std::cout << "(nothing)";
       for (std::size_t i = 0; i < d.dropped.size(); ++i) {
         std::cout << (i ? ", " : "") << d.dropped[i];
@@ -206,8 +224,10 @@ void add_entry_commands(CLI::App& cache_cmd, GlobalOptions& global) {
   rm->footer("Example:\n  llm-caching cache rm llm-caching:v1:default:3f2a...");
   rm->callback([&global, key_arg, ns_arg] {
     const std::string key = resolve_key(*key_arg, *ns_arg);
-    if (!cache::run_blocking(open_cache(global)->erase(key)))
-      throw CacheMissError("no entry for " + key);
+    const auto tiers = open_cache(global);
+    if (!cache::run_blocking(tiers->erase(key))) throw CacheMissError("no entry for " + key);
+    // Running gateways and programs drop their memory tier, which may still hold the entry.
+    cache::run_blocking(tiers->announce_clear());
     std::cout << "removed " << key << '\n';
   });
 }

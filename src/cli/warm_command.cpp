@@ -111,7 +111,7 @@ asio::awaitable<void> worker(exchange::Exchange& exchange, const std::vector<War
     request.native = line.native;
     request.namespace_ = args.ns;
     // As the library keys this endpoint (empty for the provider's public service).
-    request.scope = providers::cache_scope(model.endpoint());
+    request.scope = providers::key_scope(model.endpoint());
     request.ttl = std::chrono::seconds(args.ttl_seconds);
     request.allow_unpriced = true;  // a warm-up of an unpriced model still caches its answers
     try {

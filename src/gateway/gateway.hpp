@@ -12,6 +12,7 @@
 #include "llm_caching/budget.hpp"
 #include "providers/http_client.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -95,7 +96,15 @@ class Gateway {
   /// Hands a finished provider-route request's ledger record to the exchange's writer.
   void write_ledger(RequestRecord& record);
 
+  /// The upstream's part of the key scope (providers::cache_scope, worked out once): two
+  /// upstreams serving a model of the same name may answer differently; empty for the public
+  /// service, so library and gateway keys agree there too.
+  std::string_view endpoint_scope(Provider provider) const noexcept {
+    return endpoint_scopes_[static_cast<std::size_t>(provider)];
+  }
+
   GatewayConfig config_;
+  std::array<std::string, 3> endpoint_scopes_;
   std::shared_ptr<exchange::Exchange> exchange_;
   Metrics metrics_;
   /// Which unpriced models were named in a warning: a bounded set, as the names are the callers'.

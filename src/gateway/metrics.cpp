@@ -131,6 +131,19 @@ void Metrics::render_cache_refusals(std::string& out, std::uint64_t corrupt,
                  corrupt, unsigned_entry, wrong_mac);
 }
 
+void Metrics::render_backend_errors(
+    std::string& out, std::string_view backend,
+    const std::vector<std::pair<std::string_view, std::uint64_t>>& by_operation) {
+  header(out, "llmc_gateway_backend_errors_total", "counter",
+         "Failed operations on the cache backend (the L2), by operation: reads and writes that "
+         "went on as misses, lock round trips, reads of the clear mark.");
+  for (const auto& [op, count] : by_operation) {
+    fmt::format_to(std::back_inserter(out),
+                   "llmc_gateway_backend_errors_total{{backend=\"{}\",op=\"{}\"}} {}\n",
+                   escape_label(backend), op, count);
+  }
+}
+
 void Metrics::render_requests(std::string& out) const {
   auto it = std::back_inserter(out);
 

@@ -16,6 +16,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace llm_caching::gateway {
 
@@ -107,6 +110,11 @@ class Metrics {
   /// counted by the tiers, not here.
   static void render_cache_refusals(std::string& out, std::uint64_t corrupt,
                                     std::uint64_t unsigned_entry, std::uint64_t wrong_mac);
+  /// Appends the cache backend's failures by operation
+  /// (llmc_gateway_backend_errors_total{backend,op}): counted by the tiers, not here.
+  static void render_backend_errors(
+      std::string& out, std::string_view backend,
+      const std::vector<std::pair<std::string_view, std::uint64_t>>& by_operation);
 
  private:
   // render()'s sections, in the order they appear.

@@ -237,7 +237,8 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
     co_await out.send(std::move(*refusal));
     co_return;
   }
-  const std::string scope = request_scope(config_, worker.scopes, identity, request.headers, route);
+  const std::string scope = request_scope(config_, worker.scopes, identity, request.headers, route,
+                                          endpoint_scope(route.provider));
 
   // 1. Each input's key, and what the cache holds for it.
   exchange::ExchangeResult summary;  // this call's cost, and what the cached inputs avoided

@@ -238,7 +238,8 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   // 2. The exchange request, and the model that forwards a miss upstream.
   const Upstream& target = config_.upstreams[route.provider];
   UpstreamModel model(worker.upstream, target, request.headers, llm.credential);
-  const auto scope = request_scope(config_, worker.scopes, llm.identity, request.headers, route);
+  const auto scope = request_scope(config_, worker.scopes, llm.identity, request.headers, route,
+                                   endpoint_scope(route.provider));
   exchange::ExchangeRequest exchange_request = exchange_request_for(config_, route, llm, scope);
   // A caller that hung up reads no answer: its retries stop (unless another caller joined).
   exchange_request.caller_gone = [&out] { return out.client_gone(); };
@@ -295,8 +296,11 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   OutgoingResponse response = answer_response(route, llm.stream, status, *result);
   if (config_.memoize_hits && status == "HIT" && controls.mode == CacheMode::use &&
       has_default_controls(request.headers)) {
-    co_await out.send_prepared(
-        memoize_hit(worker, request, route.provider, scope, *result, std::move(response)));
+    // The memo checks the caller's tenant partition alone (route_memo.cpp): the rest of the
+    // scope (the upstream, no shaping headers) is the same for every request it answers.
+    co_await out.send_prepared(memoize_hit(worker, request, route.provider,
+                                           worker.scopes(llm.identity), *result,
+                                           std::move(response)));
     co_return;
   }
   co_await out.send(std::move(response));

@@ -224,20 +224,18 @@ std::optional<OutgoingResponse> keyless_refusal(const GatewayConfig& config, Met
 }
 
 std::string request_scope(const GatewayConfig& config, TenantScopeMemo& scopes,
-                          std::string_view identity, const Headers& headers, const Route& route) {
-  std::string scope = config.share_across_keys ? std::string() : scopes(identity);
-  if (const std::string shaping = answer_shaping_headers(headers); !shaping.empty()) {
-    if (!scope.empty()) scope += ';';
-    scope += shaping;
-  }
+                          std::string_view identity, const Headers& headers, const Route& route,
+                          std::string_view endpoint) {
+  const std::string tenant = config.share_across_keys ? std::string() : scopes(identity);
+  const std::string shaping = answer_shaping_headers(headers);
   // The versions serve different features (and may answer differently): never one for another.
   // v1beta keeps the scope the library's keys have.
+  std::string api;
   if (route.provider == Provider::gemini && route.gemini_version != kGeminiDefaultVersion) {
-    if (!scope.empty()) scope += ';';
-    scope += "gemini-api=";
-    scope += route.gemini_version;
+    api = "gemini-api=" + std::string(route.gemini_version);
   }
-  return scope;
+  return providers::key_scope(providers::ScopeParts{
+      .tenant = tenant, .endpoint = endpoint, .shaping = shaping, .api = api});
 }
 
 }  // namespace llm_caching::gateway

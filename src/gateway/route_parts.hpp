@@ -121,12 +121,15 @@ bool never_cached(Api api, const boost::json::object& body);
 std::optional<OutgoingResponse> keyless_refusal(const GatewayConfig& config, Metrics& metrics,
                                                 Provider provider, std::string_view identity);
 
-/// What a request's key adds to its body: the caller's tenant partition (none when the gateway
-/// shares entries across keys), then the answer-shaping headers (a beta feature or another API
-/// version may change the answer: never one for the other).
-/// A Gemini route's API version other than v1beta joins it too ("gemini-api=v1").
+/// What a request's key adds to its body (providers::key_scope, the rule the library shares):
+/// the caller's tenant partition (none when the gateway shares entries across keys), the
+/// upstream's endpoint scope (none for the provider's public service), then the answer-shaping
+/// headers (a beta feature or another API version may change the answer: never one for the
+/// other). A Gemini route's API version other than v1beta joins it too ("gemini-api=v1").
+/// `endpoint`: the route's provider's Gateway::endpoint_scope.
 std::string request_scope(const GatewayConfig& config, TenantScopeMemo& scopes,
-                          std::string_view identity, const Headers& headers, const Route& route);
+                          std::string_view identity, const Headers& headers, const Route& route,
+                          std::string_view endpoint);
 
 /// One request as the routes see it (gateway.hpp: Gateway::handle).
 struct Gateway::Call {

@@ -29,8 +29,27 @@ namespace llm_caching::gateway {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
+namespace {
+
+/// The tiers' failure counters as metric lines.
+void render_backend_errors(std::string& out, const cache::TieredCache& cache) {
+  const auto failures = cache.failures();
+  std::vector<std::pair<std::string_view, std::uint64_t>> by_operation;
+  for (std::size_t i = 0; i < failures.size(); ++i) {
+    by_operation.emplace_back(cache::to_string(static_cast<cache::BackendOp>(i)), failures[i]);
+  }
+  Metrics::render_backend_errors(out, cache.backend_kind(), by_operation);
+}
+
+}  // namespace
+
 Gateway::Gateway(GatewayConfig config, std::shared_ptr<exchange::Exchange> exchange)
-    : config_(std::move(config)), exchange_(std::move(exchange)) {}
+    : config_(std::move(config)), exchange_(std::move(exchange)) {
+  for (const Provider provider : {Provider::openai, Provider::anthropic, Provider::gemini}) {
+    endpoint_scopes_[static_cast<std::size_t>(provider)] =
+        providers::cache_scope(config_.upstreams[provider]);
+  }
+}
 
 void Gateway::warn_unpriced(const std::string& model) {
   const std::string name = core::printable(model);
@@ -105,6 +124,7 @@ asio::awaitable<void> Gateway::handle(WorkerState& worker, const IncomingRequest
         const auto refused = exchange_->cache().entry_refusals();
         Metrics::render_cache_refusals(text, refused.corrupt, refused.unsigned_entry,
                                        refused.wrong_mac);
+        render_backend_errors(text, exchange_->cache());
         co_await out.send(typed_response(200, "text/plain; version=0.0.4", std::move(text)));
         break;
       }

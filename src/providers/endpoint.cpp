@@ -145,6 +145,21 @@ std::string cache_scope(const ProviderEndpoint& endpoint) {
   return scope;
 }
 
+std::string key_scope(const ScopeParts& parts) {
+  std::string scope;
+  for (const std::string_view part : {parts.tenant, parts.endpoint, parts.shaping, parts.api}) {
+    if (part.empty()) continue;
+    if (!scope.empty()) scope += ';';
+    scope += part;
+  }
+  return scope;
+}
+
+std::string key_scope(const ProviderEndpoint& endpoint) {
+  const std::string where = cache_scope(endpoint);
+  return key_scope(ScopeParts{.endpoint = where});
+}
+
 std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream,
                          Api api) {
   const std::string path = request_path(endpoint.provider, api, model, stream);

@@ -68,6 +68,20 @@ ProviderEndpoint resolve_endpoint(Provider provider, std::string base_url, std::
 /// differently, so they never share entries.
 std::string cache_scope(const ProviderEndpoint& endpoint);
 
+/// The parts of a cache key's scope (DESIGN §3, "Scope"). The one rule for the library, the CLI
+/// and the gateway: key_scope joins the non-empty parts with ';' in this order.
+struct ScopeParts {
+  std::string_view tenant;    ///< the gateway's partition of the caller (empty when shared)
+  std::string_view endpoint;  ///< cache_scope of where a miss goes (empty: the public service)
+  std::string_view shaping;   ///< the gateway's answer-shaping headers (anthropic-beta, ...)
+  std::string_view api;       ///< another API version than the library's ("gemini-api=v1")
+};
+std::string key_scope(const ScopeParts& parts);
+/// The scope of a call to `endpoint` with no tenant, headers or API version: what the library
+/// and the CLI key a call with, and what a gateway sharing its cache across keys keys the same
+/// call with when it forwards misses to the same base URL.
+std::string key_scope(const ProviderEndpoint& endpoint);
+
 /// The URL a request for `model` to `api` goes to.
 std::string endpoint_url(const ProviderEndpoint& endpoint, std::string_view model, bool stream,
                          Api api = Api::chat);

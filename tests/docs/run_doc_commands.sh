@@ -2,8 +2,9 @@
 # Runs the commands the docs promise work: every fenced block opened with ```sh tested in the
 # given Markdown files, each in a fresh temp dir, against the fake provider. Then checks every
 # option that any ```sh block gives an llm-caching command (synopses with placeholders too)
-# against that command's --help. Fails naming the file and line of each block or option that
-# fails, and when no block is marked at all (a renamed marker would otherwise pass by running
+# against that command's --help, and that every other ```sh block with an llm-caching command
+# says why it is not run ("# not tested: REASON"). Fails naming the file and line of each block
+# or option that fails, and when no block is marked at all (a renamed marker would otherwise pass by running
 # nothing).
 #
 #   run_doc_commands.sh CLI FAKE_PROVIDER EXAMPLES_DIR FILE.md...
@@ -150,6 +151,20 @@ while IFS=$'\t' read -r where line; do
   done
 done < <(command_lines "$@")
 
+# Every other ```sh block with an llm-caching command says why it is not run: a line
+# "# not tested: REASON" (a synopsis, a real key or host, a command that runs until stopped).
+while IFS= read -r where; do
+  failed=$((failed + 1))
+  echo "FAIL $where: a \`\`\`sh block with an llm-caching command is not \`\`\`sh tested and has no" \
+    "'# not tested: REASON' line"
+done < <(awk '
+  function flush() { if (inside && has_cmd && !has_reason) print where; inside = 0 }
+  FNR == 1 { inside = 0 }
+  !inside && /^```sh[[:space:]]*$/ { inside = 1; has_cmd = 0; has_reason = 0; where = FILENAME ":" FNR; next }
+  inside && /^```[[:space:]]*$/ { flush(); next }
+  inside && /^[[:space:]]*# not tested: [^[:space:]]/ { has_reason = 1 }
+  inside && /(^|[[:space:]|;(])llm-caching[[:space:]]/ { has_cmd = 1 }
+' "$@")
 if ((blocks == 0)); then
   echo "no \`\`\`sh tested block in: $*" >&2
   exit 1

@@ -113,7 +113,14 @@ class CliAskTest : public ::testing::TestWithParam<Api> {
   static std::int64_t calls(const FakeProvider& f) { return f.stats().at("total").as_int64(); }
 
   llmc_test::TempDir dir_;
-  std::vector<std::unique_ptr<ScopedEnv>> env_;
+  /// Restored last set, first (a variable set twice gets its value from before the test
+  /// back, not the first setting; a std::vector destroys its elements first to last).
+  struct ScopedEnvs : std::vector<std::unique_ptr<ScopedEnv>> {
+    ~ScopedEnvs() {
+      while (!empty()) pop_back();
+    }
+  };
+  ScopedEnvs env_;
 };
 
 TEST_P(CliAskTest, PrintsTheAnswerThenAnswersFromTheCache) {

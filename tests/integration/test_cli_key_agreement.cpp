@@ -2,7 +2,8 @@
 // same bytes under, and the library derives, for bodies whose numbers carry full double
 // precision (where Boost.JSON's own parser rounds to the wrong neighbour), integers beyond 2^53,
 // and strings and keys full of escapes and non-ASCII text. The gateway shares its cache across
-// callers here, so its key has the empty scope that `cache key` uses by default.
+// callers here, so its key's scope is its upstream's alone (the fake provider: not a public
+// service), which `cache key --base-url` and the library's endpoint scope give too (issue 32).
 #include "integration/gateway_harness.hpp"
 #include "llm_caching/cache_key.hpp"
 
@@ -137,12 +138,20 @@ std::string model_of(const Case& c, const json::value& body) {
   return std::string(body.at("model").as_string());
 }
 
-/// The key the library derives from the body parsed with `parse`.
+/// The gateway's upstream for the provider (gateway_harness.hpp's GatewayProcess).
+std::string upstream_of(const FakeProvider& fake, Provider provider) {
+  return fake.base_url() + (provider == Provider::openai ? "/v1" : "");
+}
+
+/// The key the library derives from the body parsed with `parse`, for a call to the fake
+/// provider: the scope names the endpoint (DESIGN §3, "Scope").
 template <typename Parse>
-std::string library_key(const Case& c, Parse parse) {
+std::string library_key(const FakeProvider& fake, const Case& c, Parse parse) {
   const json::value body = parse(c.body);
-  return llm_caching::storage_key("",
-                                  llm_caching::derive_key(c.provider, model_of(c, body), body).hex);
+  const std::string scope =
+      "endpoint=" + fake.host_port() + (c.provider == Provider::openai ? "/v1" : "");
+  return llm_caching::storage_key(
+      "", llm_caching::derive_key(c.provider, model_of(c, body), body, scope).hex);
 }
 
 TEST(CliKeyAgreement, TheCliTheLibraryAndTheGatewayGiveOneKeyForOneBody) {
@@ -156,14 +165,17 @@ TEST(CliKeyAgreement, TheCliTheLibraryAndTheGatewayGiveOneKeyForOneBody) {
     const std::string gateway_key = served.header("x-llm-cache-key");
     ASSERT_EQ(gateway_key.rfind("llm-caching:v1:default:", 0), 0u) << gateway_key;
 
-    const CliResult printed = cli_key(c.provider, c.body, cli_model_args(c.provider));
+    std::vector<std::string> more = cli_model_args(c.provider);
+    more.insert(more.end(), {"--base-url", upstream_of(fake, c.provider)});
+    const CliResult printed = cli_key(c.provider, c.body, more);
     ASSERT_EQ(printed.exit_code, 0) << printed.output << "\n" << c.body;
     EXPECT_EQ(printed.output, gateway_key + "\n") << c.body;
-    EXPECT_EQ(library_key(c, [](const std::string& t) { return llm_caching::parse_json_exact(t); }),
-              gateway_key)
+    EXPECT_EQ(
+        library_key(fake, c, [](const std::string& t) { return llm_caching::parse_json_exact(t); }),
+        gateway_key)
         << c.body;
     boost_disagrees +=
-        library_key(c, [](const std::string& t) { return json::parse(t); }) != gateway_key;
+        library_key(fake, c, [](const std::string& t) { return json::parse(t); }) != gateway_key;
   }
   // The bodies must reach issue 28's bug: Boost.JSON 1.81's parser keys some of them
   // differently (about one number in seven), or this test could not catch a regression.

@@ -393,6 +393,7 @@ TEST_F(Gateway, ThreadsAreNamedForWhatTheyDo) {
   }
   EXPECT_GE(names.count("llmc-worker"), 1u);
   EXPECT_EQ(names.count("llmc-l2-writer"), 1u);
+  EXPECT_EQ(names.count("llmc-clearwatch"), 1u);  // reads the store's clear mark (issue 32)
   // Background threads only: the writer, and the SQLite checkpoint thread if a WAL filled.
   EXPECT_EQ(idle.count("llmc-l2-writer"), 1u);
   EXPECT_EQ(idle.size(), 1u + idle.count("llmc-checkpoint"));

@@ -149,7 +149,12 @@ TEST(RedisCluster, LibraryCallsAreSharedWithOtherProcessesAndTheCliCoversEveryMa
               HasSubstr("\"entries\":30"));
   run_command({LLMC_CLI_PATH, "--cache-url", url, "cache", "prune"});
   run_command({LLMC_CLI_PATH, "--cache-url", url, "cache", "clear", "--namespace", "lib"});
-  for (std::size_t m : cluster.masters()) EXPECT_EQ(cluster.node(m).cli({"DBSIZE"}), "0");
+  // No entry is left; the clear mark and the counters (llm-caching:{meta}:*) are.
+  for (std::size_t m : cluster.masters()) {
+    EXPECT_EQ(cluster.node(m).cli({"EVAL", "return #redis.call('keys', 'llm-caching:v1:*')", "0"}),
+              "0");
+  }
+  EXPECT_EQ(cluster.cli({"EXISTS", "llm-caching:{meta}:cleared"}), "1");
 }
 
 TEST(RedisClusterTls, EntriesAndLocksOverTlsOnEveryMaster) {

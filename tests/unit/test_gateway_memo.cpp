@@ -4,6 +4,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/hit_memo.hpp"
 #include "gateway/worker_state.hpp"
+#include "providers/endpoint.hpp"
 
 #include "cache/memory_backend.hpp"
 #include "gateway/controls.hpp"
@@ -60,7 +61,12 @@ class GatewayMemo : public ::testing::Test {
     exchange::ExchangeRequest r;
     r.native = NativeRequest{Provider::openai, "gpt-4o-mini", boost::json::parse(kBody).as_object(),
                              false};
-    r.scope = tenant_scope(caller_key);
+    // The gateway's scope rule (providers::key_scope): the tenant, then the upstream (not a
+    // public service here).
+    const std::string tenant = tenant_scope(caller_key);
+    const std::string endpoint =
+        providers::cache_scope(gateway_->config().upstreams[Provider::openai]);
+    r.scope = providers::key_scope(providers::ScopeParts{.tenant = tenant, .endpoint = endpoint});
     return llmc_test::run_sync(io_, exchange_->run(model_, std::move(r))).storage_key;
   }
 
