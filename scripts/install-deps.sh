@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-sentinel redis-tools openssl curl
   nginx wrk hyperfine valgrind
+  # line coverage of src/ in CI (scripts/test-sanitizers.sh)
+  gcovr
   # the Debian package and its test (man pages from --help, the zsh completion's syntax check)
   dpkg-dev help2man zsh make procps
   # the gateway tests with the official openai, @anthropic-ai/sdk and @google/genai npm packages

@@ -372,7 +372,7 @@ TEST_P(FakeProviderTest, InvalidJsonBehaviorSendsA200ThatDoesNotParse) {
   EXPECT_TRUE(ec);
 }
 
-TEST_P(FakeProviderTest, TruncatedAndDroppedRepliesAreTransportErrors) {
+TEST_P(FakeProviderTest, TruncatedDroppedAndResetRepliesAreTransportErrors) {
   auto truncated = call();
   truncated.behavior = "truncated";
   try {
@@ -388,6 +388,15 @@ TEST_P(FakeProviderTest, TruncatedAndDroppedRepliesAreTransportErrors) {
     ADD_FAILURE() << "dropped connection gave a reply";
   } catch (const TransportError& error) {
     EXPECT_EQ(error.kind(), TransportError::Kind::reset);
+  }
+  auto reset = call();
+  reset.behavior = "reset";
+  try {
+    send(reset);
+    ADD_FAILURE() << "reset connection gave a reply";
+  } catch (const TransportError& error) {
+    EXPECT_EQ(error.kind(), TransportError::Kind::reset);
+    EXPECT_NE(std::string(error.what()).find("reset"), std::string::npos) << error.what();
   }
 }
 

@@ -85,7 +85,7 @@ void add_behavior(Behaviors& b, std::string_view token) {
   } else if (parse_count(token, "gemini-exhausted-", &n)) {
     b.failure = "gemini-exhausted", b.count = n;
   } else if (token == "500" || token == "529" || token == "invalid-json" || token == "truncated" ||
-             token == "drop" || token == "wrong-schema") {
+             token == "drop" || token == "reset" || token == "wrong-schema") {
     b.failure = std::string(token);
   } else if (token == "tool-first") {
     b.tool_first = true;
@@ -380,9 +380,9 @@ Reply Provider::route(const Request& request) {
 
 Reply Provider::answer(const Call& call) {
   const std::string& failure = call.behaviors.failure;
-  if (failure == "drop") {
+  if (failure == "drop" || failure == "reset") {
     Reply reply;
-    reply.fault = Reply::Fault::drop;
+    reply.fault = failure == "drop" ? Reply::Fault::drop : Reply::Fault::reset;
     return reply;
   }
   if (failure == "429" || failure == "429ms" || failure == "gemini-exhausted") {

@@ -30,7 +30,7 @@ struct Request {
 };
 
 struct Reply {
-  enum class Fault { none, drop, truncated };
+  enum class Fault { none, drop, reset, truncated };
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;                 // when not streaming

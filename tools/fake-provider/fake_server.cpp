@@ -125,6 +125,12 @@ asio::awaitable<void> serve(Stream& stream, Provider& provider, const Options& o
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     if (reply.fault == Reply::Fault::drop) co_return;
+    if (reply.fault == Reply::Fault::reset) {  // SO_LINGER 0: the close sends RST, not FIN
+      auto& socket = beast::get_lowest_layer(stream).socket();
+      socket.set_option(asio::socket_base::linger(true, 0), ec);
+      socket.close(ec);
+      co_return;
+    }
     const bool keep_alive = message.keep_alive() && reply.fault == Reply::Fault::none;
     co_await write_reply(stream, reply, keep_alive, ec);
     if (ec || !keep_alive) co_return;

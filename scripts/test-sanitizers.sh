@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The sanitizer and coverage half of CI (.ci/run runs it after scripts/test.sh):
+#   1. the test suite (all but the Debian package test, which scripts/test.sh runs) on the
+#      asan-coverage preset: AddressSanitizer + UndefinedBehaviorSanitizer at -O1, with gcov;
+#   2. gcovr's line coverage of src/ from that run, printed;
+#   3. the concurrency tests (tests/CMakeLists.txt, LLMC_TSAN_TESTS) on the tsan preset;
+#   4. each libFuzzer target for LLMC_FUZZ_SECONDS (default 30; 0 skips) from its seed corpus.
+# Any sanitizer report fails the run, even one from a child process (a gateway, the fake
+# provider, the CLI) whose test passed: every report is written to build/sanitizer-reports/,
+# printed at the end, and counted.
+# Usage: scripts/test-sanitizers.sh [asan] [coverage] [tsan] [fuzz]   (no argument: all four)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=(asan coverage tsan fuzz)
+wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
+
+scripts/install-deps.sh
+export CCACHE_BASEDIR="$root"
+reports="$root/build/sanitizer-reports"
+rm -rf "$reports"
+mkdir -p "$reports"
+# log_path: each process writes its reports to <prefix>.<pid>, which the end of this script
+# reads. The tests' own output stays readable, and no report goes unnoticed.
+export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
+export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="log_path=$reports/tsan:second_deadlock_stack=1"
+status=0
+elapsed() { echo "test-sanitizers: $1 took $((SECONDS - $2)) s"; }
+
+if wants asan || wants coverage; then
+  start=$SECONDS
+  cmake --preset asan-coverage >/dev/null
+  cmake --build --preset asan-coverage -j "$(nproc)"
+  elapsed "the asan-coverage build" "$start"
+fi
+if wants asan; then
+  start=$SECONDS
+  # Counts from this run only.
+  find build/asan-coverage -name '*.gcda' -delete
+  ctest --preset asan-coverage -E '^package\.' || status=1
+  elapsed "the suite under ASan+UBSan" "$start"
+fi
+if wants coverage; then
+  start=$SECONDS
+  echo "test-sanitizers: line coverage of src/ (gcovr)"
+  # Per file, least covered first, then the total (also in build/asan-coverage/coverage.txt).
+  gcovr --root "$root" --filter "$root/src/" --object-directory build/asan-coverage \
+    -j "$(nproc)" --sort-percentage --print-summary | tee build/asan-coverage/coverage.txt
+  elapsed "coverage" "$start"
+fi
+if wants tsan; then
+  start=$SECONDS
+  cmake --preset tsan >/dev/null
+  cmake --build --preset tsan -j "$(nproc)"
+  ctest --preset tsan || status=1
+  elapsed "the concurrency tests under TSan" "$start"
+fi
+if wants fuzz && [[ "${LLMC_FUZZ_SECONDS:-30}" != 0 ]]; then
+  start=$SECONDS
+  # scripts/fuzz.sh sets its own sanitizer options: reports go to its findings' logs.
+  env -u ASAN_OPTIONS -u UBSAN_OPTIONS scripts/fuzz.sh "${LLMC_FUZZ_SECONDS:-30}" || status=1
+  elapsed "fuzzing" "$start"
+fi
+
+shopt -s nullglob
+found=("$reports"/*)
+if ((${#found[@]} > 0)); then
+  echo "test-sanitizers: ${#found[@]} sanitizer report(s):" >&2
+  for report in "${found[@]}"; do
+    echo "==== $report" >&2
+    head -80 "$report" >&2
+  done
+  status=1
+fi
+if ((status == 0)); then
+  echo "test-sanitizers: passed (${steps[*]}), no sanitizer report"
+else
+  echo "test-sanitizers: FAILED" >&2
+fi
+exit $status
