@@ -160,6 +160,11 @@ asio::awaitable<HttpCallResult> run_call(HttpCall call, std::string task_name,
         agent::ledger_record(options, native.provider, native.model, task_name, result, started));
   };
 
+  if (ledger != nullptr && request.stale_while_revalidate.count() > 0) {
+    // A background refresh records what it spends under this call's task and tenant.
+    request.ledger_who =
+        agent::ledger_record(options, native.provider, native.model, task_name, nullptr, started);
+  }
   std::optional<exchange::ExchangeResult> ran;
   std::optional<providers::HttpModel::ErrorAnswer> refused;
   try {
