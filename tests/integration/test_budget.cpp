@@ -150,8 +150,9 @@ TEST(Budget, ASoftBudgetOnlyWarnsAndIsCountedInTheMetrics) {
     EXPECT_EQ(r.status, 200) << r.body;
   }
   // A hit reserves nothing, so it goes past no budget.
-  const HttpResponse hit = send(post(gateway.url("/v1/chat/completions"), body_of(0),
-                                     {{"authorization", "Bearer sk-budget"}, {"x-llm-task", "soft"}}));
+  const HttpResponse hit =
+      send(post(gateway.url("/v1/chat/completions"), body_of(0),
+                {{"authorization", "Bearer sk-budget"}, {"x-llm-task", "soft"}}));
   EXPECT_EQ(hit.header("x-llm-cache"), "HIT");
   EXPECT_EQ(upstream_calls(fake), 5);
   EXPECT_EQ(gateway.budget_metric("soft", 5), 5);

@@ -46,10 +46,10 @@ Sent gateway_mix(const LedgerGateway& a, const LedgerGateway& b) {
 /// Entries stored with a 1 s TTL through `a`, asked again through `b` once expired: STALE, each
 /// refreshed in the background. Adds what the refreshes will spend to `refresh_spend`.
 Sent stale_round(const LedgerGateway& a, const LedgerGateway& b, std::int64_t& refresh_spend) {
-  const Mix short_lived{.distinct_texts = kStaleEntries,
-                        .fail_every = 0,
-                        .extra = {{"x-llm-cache-ttl", "1"},
-                                  {"cache-control", "stale-while-revalidate=3600"}}};
+  const Mix short_lived{
+      .distinct_texts = kStaleEntries,
+      .fail_every = 0,
+      .extra = {{"x-llm-cache-ttl", "1"}, {"cache-control", "stale-while-revalidate=3600"}}};
   Sent sent;
   std::array<std::int64_t, kStaleEntries> first_cost{};
   for (int i = 0; i < kStaleEntries; ++i) {
@@ -83,9 +83,8 @@ Sent library_mix(const FakeProvider& fake, const std::string& cache_url,
   options.max_wait = 0ms;
   options.custom_costs["gpt-4o-mini+500"] = llm_caching::CostTable::defaults().at("gpt-4o-mini");
   const std::array<llm_caching::Agent, 3> agents = {
-      llm_caching::Agent{.model = "openai:gpt-4o-mini",
-                         .base_url = fake.base_url() + "/v1",
-                         .api_key = "sk-lib"},
+      llm_caching::Agent{
+          .model = "openai:gpt-4o-mini", .base_url = fake.base_url() + "/v1", .api_key = "sk-lib"},
       llm_caching::Agent{.model = "anthropic:claude-3-5-haiku-latest",
                          .base_url = fake.base_url(),
                          .api_key = "sk-ant-lib"},

@@ -25,8 +25,8 @@ struct Golden {
   Api api;
   std::string_view model;
   std::string_view body;
-  Usage usage;           // what the codec must read
-  std::int64_t nano_usd; // worked out by hand from the table's per-million rates
+  Usage usage;            // what the codec must read
+  std::int64_t nano_usd;  // worked out by hand from the table's per-million rates
 };
 
 // gpt-4o: $2.50 in, $10 out, $1.25 cached. 93 x 2.50 + 1024 x 1.25 + 46 x 10 = 1972.5 (/M).
@@ -141,14 +141,31 @@ constexpr std::string_view kEmbeddings = R"({
   "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}})";
 
 const Golden kGoldens[] = {
-    {"openai chat, cached prompt", Provider::openai, Api::chat, "gpt-4o", kOpenAiChatCached,
+    {"openai chat, cached prompt",
+     Provider::openai,
+     Api::chat,
+     "gpt-4o",
+     kOpenAiChatCached,
      {.input_tokens = 93, .output_tokens = 46, .cache_read_tokens = 1024, .requests = 1},
      1'972'500},
-    {"openai chat, reasoning", Provider::openai, Api::chat, "o3-mini", kOpenAiChatReasoning,
-     {.input_tokens = 75, .output_tokens = 1806, .requests = 1}, 8'028'900},
-    {"openai responses", Provider::openai, Api::responses, "gpt-4o-mini", kOpenAiResponses,
-     {.input_tokens = 200, .output_tokens = 52, .cache_read_tokens = 128, .requests = 1}, 70'800},
-    {"anthropic, 5-minute and 1-hour writes", Provider::anthropic, Api::chat, "claude-sonnet-4-5",
+    {"openai chat, reasoning",
+     Provider::openai,
+     Api::chat,
+     "o3-mini",
+     kOpenAiChatReasoning,
+     {.input_tokens = 75, .output_tokens = 1806, .requests = 1},
+     8'028'900},
+    {"openai responses",
+     Provider::openai,
+     Api::responses,
+     "gpt-4o-mini",
+     kOpenAiResponses,
+     {.input_tokens = 200, .output_tokens = 52, .cache_read_tokens = 128, .requests = 1},
+     70'800},
+    {"anthropic, 5-minute and 1-hour writes",
+     Provider::anthropic,
+     Api::chat,
+     "claude-sonnet-4-5",
      kAnthropicTwoLifetimes,
      {.input_tokens = 12,
       .output_tokens = 393,
@@ -157,7 +174,10 @@ const Golden kGoldens[] = {
       .cache_read_tokens = 1800,
       .requests = 1},
      16'455'000},
-    {"anthropic, above 200k", Provider::anthropic, Api::chat, "claude-sonnet-4-5",
+    {"anthropic, above 200k",
+     Provider::anthropic,
+     Api::chat,
+     "claude-sonnet-4-5",
      kAnthropicLongContext,
      {.input_tokens = 150000,
       .output_tokens = 1000,
@@ -166,21 +186,41 @@ const Golden kGoldens[] = {
       .cache_read_tokens = 59000,
       .requests = 1},
      969'900'000},
-    {"anthropic, no lifetime split", Provider::anthropic, Api::chat, "claude-3-5-haiku",
+    {"anthropic, no lifetime split",
+     Provider::anthropic,
+     Api::chat,
+     "claude-3-5-haiku",
      kAnthropicNoSplit,
      {.input_tokens = 20, .output_tokens = 10, .cache_write_tokens = 3000, .requests = 1},
      3'056'000},
-    {"gemini, above 200k with cached content and thoughts", Provider::gemini, Api::chat,
-     "gemini-2.5-pro", kGeminiLongCached,
+    {"gemini, above 200k with cached content and thoughts",
+     Provider::gemini,
+     Api::chat,
+     "gemini-2.5-pro",
+     kGeminiLongCached,
      {.input_tokens = 150000, .output_tokens = 2000, .cache_read_tokens = 100000, .requests = 1},
      430'000'000},
-    {"gemini, thoughts are output", Provider::gemini, Api::chat, "gemini-2.5-flash",
-     kGeminiFlashThoughts, {.input_tokens = 8, .output_tokens = 32, .requests = 1}, 82'400},
-    {"deepseek, prompt cache hits", Provider::openai, Api::chat, "deepseek-chat", kDeepSeek,
+    {"gemini, thoughts are output",
+     Provider::gemini,
+     Api::chat,
+     "gemini-2.5-flash",
+     kGeminiFlashThoughts,
+     {.input_tokens = 8, .output_tokens = 32, .requests = 1},
+     82'400},
+    {"deepseek, prompt cache hits",
+     Provider::openai,
+     Api::chat,
+     "deepseek-chat",
+     kDeepSeek,
      {.input_tokens = 176, .output_tokens = 300, .cache_read_tokens = 1024, .requests = 1},
      203'952},
-    {"openai embeddings", Provider::openai, Api::embeddings, "text-embedding-3-small",
-     kEmbeddings, {.input_tokens = 8, .requests = 1}, 160},
+    {"openai embeddings",
+     Provider::openai,
+     Api::embeddings,
+     "text-embedding-3-small",
+     kEmbeddings,
+     {.input_tokens = 8, .requests = 1},
+     160},
 };
 
 TEST(GoldenCosts, RealAnswersArePricedToTheNanoDollar) {
@@ -198,8 +238,8 @@ TEST(GoldenCosts, OneHourWritesWithoutTheirOwnRateAreBilledAsWrites) {
   llm_caching::ModelCosts price = CostTable::defaults().at("claude-sonnet-4-5");
   price.cost_per_million_caching_input_tokens_1h.reset();
   price.cost_per_million_caching_input_tokens_1h_above.reset();
-  const Usage usage = llm_caching::providers::parse_usage(Provider::anthropic, Api::chat,
-                                                          kAnthropicTwoLifetimes);
+  const Usage usage =
+      llm_caching::providers::parse_usage(Provider::anthropic, Api::chat, kAnthropicTwoLifetimes);
   // 36 + 2048 x 3.75 + 540 + 5895 = 14151 (/M).
   EXPECT_EQ(llm_caching::cost_nano_usd(price, usage), 14'151'000);
 }

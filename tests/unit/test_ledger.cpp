@@ -165,8 +165,9 @@ TEST(SqliteLedger, ABatchOfManyRowsKeepsEveryRecordInOrder) {
   backend.ledger_append_now({records.front()});
   std::vector<LedgerRecord> read = backend.ledger_read_now(kDec1, kDec1 + 70);
   ASSERT_EQ(read.size(), 71u);
-  std::stable_sort(read.begin(), read.end(),
-                   [](const LedgerRecord& a, const LedgerRecord& b) { return a.time_ms < b.time_ms; });
+  std::stable_sort(read.begin(), read.end(), [](const LedgerRecord& a, const LedgerRecord& b) {
+    return a.time_ms < b.time_ms;
+  });
   read.erase(read.begin());  // the one appended again
   EXPECT_EQ(read, records);
 }
