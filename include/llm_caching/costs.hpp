@@ -16,8 +16,10 @@ namespace llm_caching {
 struct ModelCosts {
   double cost_per_million_input_tokens = 0.0;
   double cost_per_million_output_tokens = 0.0;
-  /// Provider prompt-cache writes (Anthropic cache_creation_input_tokens).
+  /// Provider prompt-cache writes (Anthropic cache_creation_input_tokens; its 5-minute writes).
   double cost_per_million_caching_input_tokens = 0.0;
+  /// One-hour prompt-cache writes (Usage::cache_write_1h_tokens); unset: the write rate above.
+  std::optional<double> cost_per_million_caching_input_tokens_1h;
   /// Provider prompt-cache reads.
   double cost_per_million_caching_hit_tokens = 0.0;
 
@@ -27,6 +29,7 @@ struct ModelCosts {
   std::optional<double> cost_per_million_output_tokens_above;
   std::optional<double> cost_per_million_caching_input_tokens_above;
   std::optional<double> cost_per_million_caching_hit_tokens_above;
+  std::optional<double> cost_per_million_caching_input_tokens_1h_above;
 
   /// Where the price came from and when it was read (informational).
   std::string source;

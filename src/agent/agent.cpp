@@ -134,6 +134,11 @@ asio::awaitable<exchange::ExchangeResult> run_recorded(exchange::Exchange& share
     call.ledger->record(agent::ledger_record(call.options, call.spec.provider, call.spec.model,
                                              call.task_name, result, call.started));
   };
+  if (call.ledger != nullptr && request.stale_while_revalidate.count() > 0) {
+    // A background refresh records what it spends under this call's task and tenant.
+    request.ledger_who = agent::ledger_record(call.options, call.spec.provider, call.spec.model,
+                                              call.task_name, nullptr, call.started);
+  }
   std::optional<exchange::ExchangeResult> ran;
   try {
     ran = co_await shared.run(model, std::move(request));

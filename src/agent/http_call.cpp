@@ -58,8 +58,7 @@ std::optional<NativeRequest> native_request(const HttpCall& call,
   json::error_code ec;
   json::value parsed = parse_json_exact(call.body, ec);
   if (ec || !parsed.is_object()) return std::nullopt;
-  NativeRequest native{target.provider, target.model, std::move(parsed.as_object()),
-                       target.stream};
+  NativeRequest native{target.provider, target.model, std::move(parsed.as_object()), target.stream};
   native.api = target.api;
   if (target.provider != Provider::gemini) {
     if (const json::value* model = native.body.if_contains("model")) {
@@ -67,8 +66,8 @@ std::optional<NativeRequest> native_request(const HttpCall& call,
       native.model = std::string(model->as_string());
     }
     const json::value* stream = native.body.if_contains("stream");
-    native.stream = stream && stream->is_bool() && stream->as_bool() &&
-                    providers::api_streams(target.api);
+    native.stream =
+        stream && stream->is_bool() && stream->as_bool() && providers::api_streams(target.api);
   }
   if (native.model.empty()) return std::nullopt;
   return native;
@@ -116,8 +115,7 @@ std::optional<Prepared> prepare(const HttpCall& call, const RunOptions& options)
   return Prepared{std::move(*target), std::move(*native), &runtime};
 }
 
-asio::awaitable<HttpCallResult> run_call(HttpCall call, std::string task_name,
-                                         RunOptions options) {
+asio::awaitable<HttpCallResult> run_call(HttpCall call, std::string task_name, RunOptions options) {
   HttpCallResult out;
   std::optional<Prepared> prepared = prepare(call, options);
   if (!prepared) {
@@ -160,6 +158,11 @@ asio::awaitable<HttpCallResult> run_call(HttpCall call, std::string task_name,
         agent::ledger_record(options, native.provider, native.model, task_name, result, started));
   };
 
+  if (ledger != nullptr && request.stale_while_revalidate.count() > 0) {
+    // A background refresh records what it spends under this call's task and tenant.
+    request.ledger_who =
+        agent::ledger_record(options, native.provider, native.model, task_name, nullptr, started);
+  }
   std::optional<exchange::ExchangeResult> ran;
   std::optional<providers::HttpModel::ErrorAnswer> refused;
   try {
@@ -225,8 +228,7 @@ std::optional<HttpCallResult> cached_http_call_from_memory(const HttpCall& call,
 
 HttpCallResult cached_http_call_sync(HttpCall call, std::string_view task_name,
                                      RunOptions options) {
-  return cache::run_blocking(
-      run_call(std::move(call), std::string(task_name), std::move(options)));
+  return cache::run_blocking(run_call(std::move(call), std::string(task_name), std::move(options)));
 }
 
 }  // namespace llm_caching

@@ -31,17 +31,7 @@ core::LedgerRecord ledger_record(const RunOptions& options, Provider provider,
     r.outcome = core::LedgerOutcome::failed;
     return r;
   }
-  const Usage& usage = exchanged->entry->usage;
-  r.input_tokens = usage.input_tokens;
-  r.output_tokens = usage.output_tokens;
-  r.cache_write_tokens = usage.cache_write_tokens;
-  r.cache_read_tokens = usage.cache_read_tokens;
-  r.cost_nano_usd = exchanged->cost_nano_usd;
-  r.avoided_nano_usd = exchanged->avoided_nano_usd;
-  r.outcome = exchanged->stale       ? core::LedgerOutcome::stale
-              : exchanged->cache_hit ? core::LedgerOutcome::hit
-              : exchanged->coalesced ? core::LedgerOutcome::coalesced
-                                     : core::LedgerOutcome::miss;
+  exchange::record_result(r, *exchanged);
   return r;
 }
 

@@ -26,8 +26,20 @@ constexpr const char* kCreateLedger =
 constexpr const char* kSelectBudget = "SELECT used, expires_at FROM budgets WHERE key = ?1";
 constexpr const char* kWriteBudget = "INSERT OR REPLACE INTO budgets VALUES (?1, ?2, ?3)";
 
-constexpr const char* kInsert =
-    "INSERT INTO ledger VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+constexpr int kColumns = 15;
+/// Records per INSERT statement: one statement step per row costs more than the row itself, so a
+/// batch goes in rows of this many (and one-row inserts for the rest).
+constexpr std::size_t kRowsPerInsert = 32;
+
+/// "INSERT INTO ledger VALUES (?,...,?), ... (?,...,?)" with `rows` rows.
+std::string insert_sql(std::size_t rows) {
+  std::string row = "(?";
+  for (int c = 1; c < kColumns; ++c) row += ",?";
+  row += ")";
+  std::string sql = "INSERT INTO ledger VALUES " + row;
+  for (std::size_t r = 1; r < rows; ++r) sql += "," + row;
+  return sql;
+}
 
 constexpr const char* kSelect =
     "SELECT time_ms, outcome, task, namespace, model, provider, tenant, tags, input_tokens, "
@@ -47,22 +59,24 @@ std::string text_column(sqlite3_stmt* stmt, int column) {
              : std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
 }
 
-void bind_record(const SqliteConnection& db, sqlite3_stmt* stmt, const core::LedgerRecord& r) {
-  db.bind_int(stmt, 1, r.time_ms);
-  db.bind_text(stmt, 2, core::outcome_name(r.outcome));
-  db.bind_text(stmt, 3, r.task);
-  db.bind_text(stmt, 4, r.namespace_);
-  db.bind_text(stmt, 5, r.model);
-  db.bind_text(stmt, 6, r.provider);
-  db.bind_text(stmt, 7, r.tenant);
-  db.bind_text(stmt, 8, r.tags);
-  db.bind_int(stmt, 9, r.input_tokens);
-  db.bind_int(stmt, 10, r.output_tokens);
-  db.bind_int(stmt, 11, r.cache_write_tokens);
-  db.bind_int(stmt, 12, r.cache_read_tokens);
-  db.bind_int(stmt, 13, r.cost_nano_usd);
-  db.bind_int(stmt, 14, r.avoided_nano_usd);
-  db.bind_int(stmt, 15, r.latency_us);
+/// Binds `r` as the row whose first parameter is `first` (1-based).
+void bind_record(const SqliteConnection& db, sqlite3_stmt* stmt, int first,
+                 const core::LedgerRecord& r) {
+  db.bind_int(stmt, first, r.time_ms);
+  db.bind_text(stmt, first + 1, core::outcome_name(r.outcome));
+  db.bind_text(stmt, first + 2, r.task);
+  db.bind_text(stmt, first + 3, r.namespace_);
+  db.bind_text(stmt, first + 4, r.model);
+  db.bind_text(stmt, first + 5, r.provider);
+  db.bind_text(stmt, first + 6, r.tenant);
+  db.bind_text(stmt, first + 7, r.tags);
+  db.bind_int(stmt, first + 8, r.input_tokens);
+  db.bind_int(stmt, first + 9, r.output_tokens);
+  db.bind_int(stmt, first + 10, r.cache_write_tokens);
+  db.bind_int(stmt, first + 11, r.cache_read_tokens);
+  db.bind_int(stmt, first + 12, r.cost_nano_usd);
+  db.bind_int(stmt, first + 13, r.avoided_nano_usd);
+  db.bind_int(stmt, first + 14, r.latency_us);
 }
 
 core::LedgerRecord read_record(sqlite3_stmt* stmt) {
@@ -99,12 +113,20 @@ void SqliteBackend::ledger_append_now(const std::vector<core::LedgerRecord>& rec
   try {
     ensure_ledger_table();
     SqliteConnection& db = *db_;
-    const Statement insert{db.prepare(kInsert)};
+    const std::size_t full = records.size() / kRowsPerInsert * kRowsPerInsert;
+    const Statement many{full > 0 ? db.prepare(insert_sql(kRowsPerInsert).c_str()) : nullptr};
+    const Statement one{db.prepare(insert_sql(1).c_str())};
     db.write_transaction([&] {
-      for (const core::LedgerRecord& record : records) {
-        StatementUse use(insert.stmt);
-        bind_record(db, insert.stmt, record);
-        db.step(insert.stmt, "writing a ledger record");
+      for (std::size_t i = 0; i < records.size();) {
+        const bool whole_rows = i < full;
+        sqlite3_stmt* stmt = whole_rows ? many.stmt : one.stmt;
+        StatementUse use(stmt);
+        const std::size_t rows = whole_rows ? kRowsPerInsert : 1;
+        for (std::size_t r = 0; r < rows; ++r) {
+          bind_record(db, stmt, static_cast<int>(r) * kColumns + 1, records[i + r]);
+        }
+        db.step(stmt, "writing ledger records");
+        i += rows;
       }
     });
   } catch (...) {

@@ -50,6 +50,9 @@ std::string entry_json(const std::string& model, const ModelCosts& c) {
       "\"cache_read\": {}",
       json_text(model), c.cost_per_million_input_tokens, c.cost_per_million_output_tokens,
       c.cost_per_million_caching_input_tokens, c.cost_per_million_caching_hit_tokens);
+  if (c.cost_per_million_caching_input_tokens_1h) {
+    out += fmt::format(", \"cache_write_1h\": {}", *c.cost_per_million_caching_input_tokens_1h);
+  }
   if (c.tier_threshold_tokens) {
     out += fmt::format(", \"tier_threshold_tokens\": {}", *c.tier_threshold_tokens);
     const auto above = [&](const char* name, const std::optional<double>& rate) {
@@ -59,6 +62,7 @@ std::string entry_json(const std::string& model, const ModelCosts& c) {
     above("output_above", c.cost_per_million_output_tokens_above);
     above("cache_write_above", c.cost_per_million_caching_input_tokens_above);
     above("cache_read_above", c.cost_per_million_caching_hit_tokens_above);
+    above("cache_write_1h_above", c.cost_per_million_caching_input_tokens_1h_above);
   }
   if (!c.source.empty()) out += ", \"source\": " + json_text(c.source);
   if (!c.as_of.empty()) out += ", \"as_of\": " + json_text(c.as_of);
@@ -91,6 +95,9 @@ void list_models(const GlobalOptions& global, const std::string& prices) {
                     c.cost_per_million_input_tokens, c.cost_per_million_output_tokens,
                     c.cost_per_million_caching_input_tokens, c.cost_per_million_caching_hit_tokens,
                     c.as_of.empty() ? "-" : c.as_of, c.source.empty() ? "-" : c.source);
+    if (c.cost_per_million_caching_input_tokens_1h) {
+      rates += fmt::format(" (1-hour writes {}/M)", *c.cost_per_million_caching_input_tokens_1h);
+    }
     if (c.tier_threshold_tokens)
       rates += fmt::format(" (tiered above {})", *c.tier_threshold_tokens);
     std::cout << rates << "\n";

@@ -51,11 +51,15 @@ void validate_costs(std::string_view model, const ModelCosts& costs) {
   check_rate(subject, "output", costs.cost_per_million_output_tokens);
   check_rate(subject, "cache_write", costs.cost_per_million_caching_input_tokens);
   check_rate(subject, "cache_read", costs.cost_per_million_caching_hit_tokens);
-  const std::array<std::pair<const char*, const std::optional<double>*>, 4> tier_rates{{
+  if (costs.cost_per_million_caching_input_tokens_1h) {
+    check_rate(subject, "cache_write_1h", *costs.cost_per_million_caching_input_tokens_1h);
+  }
+  const std::array<std::pair<const char*, const std::optional<double>*>, 5> tier_rates{{
       {"input_above", &costs.cost_per_million_input_tokens_above},
       {"output_above", &costs.cost_per_million_output_tokens_above},
       {"cache_write_above", &costs.cost_per_million_caching_input_tokens_above},
       {"cache_read_above", &costs.cost_per_million_caching_hit_tokens_above},
+      {"cache_write_1h_above", &costs.cost_per_million_caching_input_tokens_1h_above},
   }};
   bool any_tier_rate = false;
   for (const auto& [field, rate] : tier_rates) {
@@ -222,7 +226,7 @@ std::int64_t token_count_value(std::string_view model, std::string_view field,
   throw ConfigurationError(fmt::format("price for model '{}': {} must be a non-negative integer",
                                        printable(model), field));
 }
-struct TierRateField {
+struct OptionalRateField {
   std::string_view name;
   std::optional<double> ModelCosts::*member;
 };
@@ -232,11 +236,14 @@ constexpr std::array<RateField, 4> kOwnRateFields{{
     {"cache_write", &ModelCosts::cost_per_million_caching_input_tokens},
     {"cache_read", &ModelCosts::cost_per_million_caching_hit_tokens},
 }};
-constexpr std::array<TierRateField, 4> kOwnTierRateFields{{
+// Optional rates: the one-hour cache write, and the tier rates (with tier_threshold_tokens).
+constexpr std::array<OptionalRateField, 6> kOwnOptionalRateFields{{
+    {"cache_write_1h", &ModelCosts::cost_per_million_caching_input_tokens_1h},
     {"input_above", &ModelCosts::cost_per_million_input_tokens_above},
     {"output_above", &ModelCosts::cost_per_million_output_tokens_above},
     {"cache_write_above", &ModelCosts::cost_per_million_caching_input_tokens_above},
     {"cache_read_above", &ModelCosts::cost_per_million_caching_hit_tokens_above},
+    {"cache_write_1h_above", &ModelCosts::cost_per_million_caching_input_tokens_1h_above},
 }};
 
 // Returns false if `key` is not one of the rate fields.
@@ -248,7 +255,7 @@ bool read_rate_field(std::string_view model, std::string_view key, const json::v
       return true;
     }
   }
-  for (const auto& field : kOwnTierRateFields) {
+  for (const auto& field : kOwnOptionalRateFields) {
     if (key == field.name) {
       costs.*field.member = rate_value(model, key, value);
       return true;

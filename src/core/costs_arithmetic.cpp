@@ -26,7 +26,7 @@ constexpr std::int64_t kPicoPerNano = 1000;
 using core::check_rate;
 
 struct PicoRates {  // pico-USD per token
-  std::int64_t input, output, cache_write, cache_read;
+  std::int64_t input, output, cache_write, cache_read, cache_write_1h;
 };
 
 std::int64_t pico_per_token(std::string_view field, double usd_per_million) {
@@ -42,14 +42,23 @@ PicoRates applicable_rates(const ModelCosts& costs, Int128 total_input_tokens) {
     return above && tier ? pico_per_token(std::string(field) + "_above", *tier)
                          : pico_per_token(field, base);
   };
+  // One-hour writes: their own rate (its tier rate above the threshold) when the price has one,
+  // else the cache-write rate that applies.
+  const std::int64_t cache_write = pick("cache_write", costs.cost_per_million_caching_input_tokens,
+                                        costs.cost_per_million_caching_input_tokens_above);
+  std::int64_t cache_write_1h = cache_write;
+  if (costs.cost_per_million_caching_input_tokens_1h) {
+    cache_write_1h = pick("cache_write_1h", *costs.cost_per_million_caching_input_tokens_1h,
+                          costs.cost_per_million_caching_input_tokens_1h_above);
+  }
   return {
       pick("input", costs.cost_per_million_input_tokens, costs.cost_per_million_input_tokens_above),
       pick("output", costs.cost_per_million_output_tokens,
            costs.cost_per_million_output_tokens_above),
-      pick("cache_write", costs.cost_per_million_caching_input_tokens,
-           costs.cost_per_million_caching_input_tokens_above),
+      cache_write,
       pick("cache_read", costs.cost_per_million_caching_hit_tokens,
-           costs.cost_per_million_caching_hit_tokens_above)};
+           costs.cost_per_million_caching_hit_tokens_above),
+      cache_write_1h};
 }
 
 void check_token_count(std::string_view field, std::int64_t tokens) {
@@ -66,14 +75,22 @@ std::int64_t cost_nano_usd(const ModelCosts& costs, const Usage& usage) {
   check_token_count("output_tokens", usage.output_tokens);
   check_token_count("cache_write_tokens", usage.cache_write_tokens);
   check_token_count("cache_read_tokens", usage.cache_read_tokens);
+  check_token_count("cache_write_1h_tokens", usage.cache_write_1h_tokens);
+  if (usage.cache_write_1h_tokens > usage.cache_write_tokens) {
+    throw ConfigurationError(fmt::format(
+        "cannot price cache_write_1h_tokens = {} above cache_write_tokens = {} (a part of them)",
+        usage.cache_write_1h_tokens, usage.cache_write_tokens));
+  }
   // Summed in 128 bits: Usage::total_input_tokens() could overflow int64 on absurd counts.
   const Int128 total_input =
       Int128{usage.input_tokens} + usage.cache_write_tokens + usage.cache_read_tokens;
   const PicoRates rates = applicable_rates(costs, total_input);
-  // Each product is below 1e15 * 2^63 < 2^113, so the sum of four cannot overflow.
+  // Each product is below 1e15 * 2^63 < 2^113, so the sum of five cannot overflow.
+  const std::int64_t five_minute_writes = usage.cache_write_tokens - usage.cache_write_1h_tokens;
   const Int128 pico = Int128{rates.input} * usage.input_tokens +
                       Int128{rates.output} * usage.output_tokens +
-                      Int128{rates.cache_write} * usage.cache_write_tokens +
+                      Int128{rates.cache_write} * five_minute_writes +
+                      Int128{rates.cache_write_1h} * usage.cache_write_1h_tokens +
                       Int128{rates.cache_read} * usage.cache_read_tokens;
   const Int128 nano = (pico + kPicoPerNano / 2) / kPicoPerNano;  // half up; pico >= 0
   if (nano > std::numeric_limits<std::int64_t>::max()) {

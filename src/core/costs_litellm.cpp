@@ -59,7 +59,7 @@ std::optional<double> per_million_from_per_token(const json::value& value) {
 }
 
 // "input_cost_per_token_above_200k_tokens" -> {0, 200000}. Other suffixes such as
-// "_above_1hr" (one-hour cache writes) are not token tiers and give nullopt.
+// "_above_1hr" (one-hour cache writes, read by read_litellm_hourly_writes) give nullopt.
 std::optional<std::pair<std::size_t, std::int64_t>> tier_field(std::string_view key) {
   for (std::size_t i = 0; i < kLiteLlmRateFields.size(); ++i) {
     const std::string_view base = kLiteLlmRateFields[i].name;
@@ -105,6 +105,22 @@ bool read_litellm_tier(const json::object& object, ModelCosts& costs) {
   return true;
 }
 
+// One-hour cache writes: "cache_creation_input_token_cost_above_1hr", and its rate in the entry's
+// token tier ("..._above_1hr_above_200k_tokens"). Returns false if one is malformed.
+bool read_litellm_hourly_writes(const json::object& object, ModelCosts& costs) {
+  constexpr std::string_view kHourly = "cache_creation_input_token_cost_above_1hr";
+  const auto read = [&object](const std::string& key, std::optional<double>& member) {
+    const json::value* value = object.if_contains(key);
+    if (value == nullptr || value->is_null()) return true;
+    member = per_million_from_per_token(*value);
+    return member.has_value();
+  };
+  if (!read(std::string(kHourly), costs.cost_per_million_caching_input_tokens_1h)) return false;
+  if (!costs.tier_threshold_tokens) return true;
+  return read(fmt::format("{}_above_{}k_tokens", kHourly, *costs.tier_threshold_tokens / 1000),
+              costs.cost_per_million_caching_input_tokens_1h_above);
+}
+
 // nullopt: the entry is not a usable per-token price (image models, malformed values).
 std::optional<ModelCosts> litellm_entry(const json::value& value) {
   const json::object* object = value.if_object();
@@ -123,7 +139,9 @@ std::optional<ModelCosts> litellm_entry(const json::value& value) {
     if (!rate) return std::nullopt;
     costs.*kLiteLlmRateFields[i].member = *rate;
   }
-  if (!read_litellm_tier(*object, costs)) return std::nullopt;
+  if (!read_litellm_tier(*object, costs) || !read_litellm_hourly_writes(*object, costs)) {
+    return std::nullopt;
+  }
   costs.source = "LiteLLM price file";
   if (const auto* provider = object->if_contains("litellm_provider");
       provider && provider->is_string()) {

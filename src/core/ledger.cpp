@@ -15,8 +15,8 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::array<std::string_view, 5> kOutcomeNames = {"miss", "hit", "coalesced", "stale",
-                                                           "failed"};
+constexpr std::array<std::string_view, 6> kOutcomeNames = {"miss",  "hit",    "coalesced",
+                                                           "stale", "failed", "refresh"};
 
 // Short field names: a record is stored per call, in a stream that keeps a million of them.
 constexpr std::string_view kTime = "t";

@@ -12,8 +12,10 @@
 
 namespace llm_caching::core {
 
-/// How a call ended. Every call that reaches the exchange gets one record.
-enum class LedgerOutcome { miss, hit, coalesced, stale, failed };
+/// How a call ended. Every call that reaches the exchange gets one record; so does each
+/// background refresh a stale-while-revalidate answer starts (`refresh`: the cache's own call to
+/// the provider, on behalf of the caller that got the stale answer, which it spends for).
+enum class LedgerOutcome { miss, hit, coalesced, stale, failed, refresh };
 
 std::string_view outcome_name(LedgerOutcome outcome) noexcept;
 std::optional<LedgerOutcome> outcome_from_name(std::string_view name) noexcept;

@@ -53,6 +53,7 @@ asio::awaitable<BudgetHold> reserve_budget(cache::Backend& backend,
     if (lines[i].soft && verdict.used[i] > lines[i].limit_nano_usd) {
       spdlog::warn("budget {} (soft) exceeded: ${} reserved or spent", lines[i].label,
                    core::dollars_text(verdict.used[i]));
+      ++hold.soft_exceeded;
     }
   }
   hold.reserved_nano_usd = worst_case;

@@ -17,6 +17,8 @@ namespace llm_caching::exchange {
 struct BudgetHold {
   std::vector<cache::Backend::BudgetCharge> charges;  ///< empty: nothing reserved
   std::int64_t reserved_nano_usd = 0;
+  /// Soft budgets this reservation took past their limit (logged; the gateway counts them).
+  int soft_exceeded = 0;
 };
 
 /// Reserves `worst_case` on every line. A hard line without room throws BudgetExceededError

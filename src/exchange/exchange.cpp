@@ -312,11 +312,24 @@ asio::awaitable<void> Exchange::background_refresh(std::shared_ptr<Model> model,
                                                    ExchangeRequest request,
                                                    std::shared_ptr<Flight> flight, std::string key,
                                                    ModelCosts price, bool priced) {
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<ExchangeResult> refreshed;
   try {
-    co_await lead_flight(*model, request, std::move(flight), key, price, priced, false);
+    refreshed = co_await lead_flight(*model, request, std::move(flight), key, price, priced, false);
   } catch (const std::exception& e) {
     spdlog::warn("stale-while-revalidate: refreshing {} failed: {}", key, e.what());
   }
+  LedgerWriter* ledger = this->ledger();
+  if (ledger == nullptr || !request.ledger_who || !refreshed) co_return;  // a failure spent 0
+  // The refresh spent on behalf of the caller that got the stale answer: its own record.
+  core::LedgerRecord record = *request.ledger_who;
+  record_result(record, *refreshed);
+  record.outcome = core::LedgerOutcome::refresh;
+  record.time_ms = system_now_ms();
+  record.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - started)
+                          .count();
+  ledger->record(std::move(record));
 }
 
 asio::awaitable<ExchangeResult> Exchange::lead_across_processes(Model& model,
@@ -360,6 +373,7 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
   } catch (...) {
     failure = std::current_exception();
   }
+  result.soft_budgets_exceeded = budget.soft_exceeded;
   if (!budget.charges.empty()) {
     const std::int64_t spent = failure ? 0 : called->entry->cost_nano_usd;
     co_await settle_budget(*cache_->backend(), std::move(budget), spent);

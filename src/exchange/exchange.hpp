@@ -98,6 +98,10 @@ struct ExchangeRequest {
   /// hung up). The retries then stop (ProviderError, error_type "abandoned"), unless another
   /// caller joined this call's flight and still waits for it.
   std::function<bool()> caller_gone;
+  /// Who the call is for: its ledger record before the outcome (task, tenant, tags...). Set when
+  /// the ledger is on and the call may start a background refresh, which records its own cost
+  /// from it (outcome `refresh`): money spent with no caller waiting is still accounted for.
+  std::optional<core::LedgerRecord> ledger_who;
   /// Budgets this call falls under (core/budget_lines): a miss reserves its worst case on each
   /// before the provider call (BudgetExceededError when one has no room) and settles after.
   std::vector<core::BudgetLine> budgets;
@@ -116,6 +120,7 @@ struct ExchangeResult {
   int attempts = 0;                   ///< provider attempts made by this call
   bool priced = true;                 ///< false: unpriced model allowed, costed 0
   bool relayed = false;               ///< the answer already went to request.relay
+  int soft_budgets_exceeded = 0;      ///< soft budgets this call's reservation went past
 };
 
 // FlightOutcome (how an in-process flight ended for its waiters): exchange/flight.hpp.

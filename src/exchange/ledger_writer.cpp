@@ -1,6 +1,8 @@
 // The ledger's writer thread, its batches and its spill files (ledger_writer.hpp).
 #include "exchange/ledger_writer.hpp"
 
+#include "exchange/exchange.hpp"
+
 #include "cache/fnv1a.hpp"
 #include "cache/run_blocking.hpp"
 #include "core/thread_name.hpp"
@@ -260,6 +262,20 @@ bool LedgerWriter::replay_file(const fs::path& file, bool own) {
                  backend_->describe());
   }
   return ok;
+}
+
+void record_result(core::LedgerRecord& r, const ExchangeResult& result) {
+  const Usage& usage = result.entry->usage;
+  r.input_tokens = usage.input_tokens;
+  r.output_tokens = usage.output_tokens;
+  r.cache_write_tokens = usage.cache_write_tokens;
+  r.cache_read_tokens = usage.cache_read_tokens;
+  r.cost_nano_usd = result.cost_nano_usd;
+  r.avoided_nano_usd = result.avoided_nano_usd;
+  r.outcome = result.stale       ? core::LedgerOutcome::stale
+              : result.cache_hit ? core::LedgerOutcome::hit
+              : result.coalesced ? core::LedgerOutcome::coalesced
+                                 : core::LedgerOutcome::miss;
 }
 
 }  // namespace llm_caching::exchange

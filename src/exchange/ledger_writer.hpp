@@ -34,6 +34,11 @@ struct LedgerOptions {
   std::size_t batch_limit = 5000;
 };
 
+struct ExchangeResult;
+
+/// Fills `record`'s outcome, token counts, cost and avoided cost from a finished exchange.
+void record_result(core::LedgerRecord& record, const ExchangeResult& result);
+
 class LedgerWriter {
  public:
   /// Starts the thread. Replays leftover spill files of this store on its first round.

@@ -45,16 +45,6 @@ core::LedgerRecord ledger_request(const IncomingRequest& request, Provider provi
   return r;
 }
 
-void ledger_result(core::LedgerRecord& r, const exchange::ExchangeResult& result) {
-  take_usage(r, result.entry->usage);
-  r.cost_nano_usd = result.cost_nano_usd;
-  r.avoided_nano_usd = result.avoided_nano_usd;
-  r.outcome = result.stale       ? core::LedgerOutcome::stale
-              : result.cache_hit ? core::LedgerOutcome::hit
-              : result.coalesced ? core::LedgerOutcome::coalesced
-                                 : core::LedgerOutcome::miss;
-}
-
 void ledger_memo_hit(core::LedgerRecord& r, const core::CacheEntry& entry,
                      std::int64_t avoided_nano_usd) {
   take_usage(r, entry.usage);

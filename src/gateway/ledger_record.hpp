@@ -18,8 +18,7 @@ namespace llm_caching::gateway {
 core::LedgerRecord ledger_request(const IncomingRequest& request, Provider provider,
                                   std::string_view model, std::string_view namespace_,
                                   std::string_view tenant_scope);
-/// The outcome, tokens and money of a finished exchange.
-void ledger_result(core::LedgerRecord& record, const exchange::ExchangeResult& result);
+// The outcome, tokens and money of a finished exchange: exchange::record_result.
 /// A hit answered from the worker's memo of `entry`, avoiding `avoided_nano_usd`.
 void ledger_memo_hit(core::LedgerRecord& record, const core::CacheEntry& entry,
                      std::int64_t avoided_nano_usd);

@@ -85,6 +85,8 @@ void Metrics::record(const RequestRecord& r) {
     avoided_nano_usd_[provider].fetch_add(r.avoided_nano_usd, relaxed);
     if (r.unpriced) unpriced_[provider].fetch_add(1, relaxed);
     if (r.stale) stale_served_[static_cast<std::size_t>(*r.stale)].fetch_add(1, relaxed);
+    if (r.budget_refused) budget_refused_.fetch_add(1, relaxed);
+    soft_budgets_exceeded_.fetch_add(static_cast<std::uint64_t>(r.soft_budgets_exceeded), relaxed);
   } else {
     other_requests_[outcome].fetch_add(1, relaxed);
   }
@@ -208,6 +210,14 @@ void Metrics::render_outcomes(std::string& out) const {
     fmt::format_to(it, "llmc_gateway_stale_served_total{{reason=\"{}\"}} {}\n",
                    kStaleReasonNames[r], stale_served_[r].load(relaxed));
   }
+
+  header(out, "llmc_gateway_budget_exceeded_total", "counter",
+         "Budgets exceeded, by kind: hard (the call was refused with 429 budget_exceeded) or soft "
+         "(the call went on; counted once per soft budget it went past, and logged).");
+  fmt::format_to(it, "llmc_gateway_budget_exceeded_total{{kind=\"hard\"}} {}\n",
+                 budget_refused_.load(relaxed));
+  fmt::format_to(it, "llmc_gateway_budget_exceeded_total{{kind=\"soft\"}} {}\n",
+                 soft_budgets_exceeded_.load(relaxed));
 
   header(out, "llmc_gateway_responses_total", "counter", "Responses by HTTP status class.");
   for (std::size_t c = 0; c < status_classes_.size(); ++c) {

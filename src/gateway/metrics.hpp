@@ -46,6 +46,9 @@ struct RequestRecord {
   std::int64_t cost_nano_usd = 0;
   std::int64_t avoided_nano_usd = 0;
   bool unpriced = false;
+  /// Budgets: refused by a hard one (429 budget_exceeded), and soft ones the call went past.
+  bool budget_refused = false;
+  int soft_budgets_exceeded = 0;
   /// Set when an expired entry was served under a stale policy: why.
   std::optional<StaleReason> stale;
   std::string_view task;  ///< x-llm-task, "" when not given
@@ -151,6 +154,8 @@ class Metrics {
   std::array<std::atomic<std::int64_t>, kProviders> avoided_nano_usd_{};
   std::array<Counter, kProviders> unpriced_{};
   std::array<Counter, 2> stale_served_{};  // by StaleReason
+  Counter budget_refused_{0};
+  Counter soft_budgets_exceeded_{0};
   std::array<Histogram<kBuckets.size()>, kOutcomes> latency_{};
   std::array<Histogram<kOverheadBuckets.size()>, kOutcomes> overhead_{};
   std::array<Counter, kRefusalNames.size()> refused_{};

@@ -174,7 +174,8 @@ void record_result(RequestRecord& record, std::string_view status,
   record.cost_nano_usd = result.cost_nano_usd;
   record.avoided_nano_usd = result.avoided_nano_usd;
   record.unpriced = !result.priced;
-  if (record.ledger) ledger_result(*record.ledger, result);
+  record.soft_budgets_exceeded = result.soft_budgets_exceeded;
+  if (record.ledger) exchange::record_result(*record.ledger, result);
   if (result.stale) {
     const core::CacheEntry& served = *result.entry;
     const std::chrono::milliseconds expired_for(started_ms - served.created_at_ms - served.ttl_ms);
@@ -196,7 +197,9 @@ void who_pays(const GatewayConfig& config, const exchange::LedgerWriter* ledger,
     exchange_request.budgets = core::budget_lines(
         budgets, {who.task, who.tenant, who.tags, who.namespace_}, exchange::system_now_ms());
   }
-  if (ledger != nullptr) record.ledger = std::move(who);
+  if (ledger == nullptr) return;
+  if (exchange_request.refresh_model) exchange_request.ledger_who = who;
+  record.ledger = std::move(who);
 }
 
 /// Step 3: runs the exchange, relaying a streamed miss through `relay` when set. Sets `result`,
@@ -271,6 +274,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
   if (failure) {
     record.outcome = Outcome::error;
     count_upstream_too_large(metrics_, failure);
+    record.budget_refused = is_budget_refusal(failure);
     if (relay.head_sent) {
       record.status = 502;  // counted as an error; the client sees a truncated stream
       out.abort();

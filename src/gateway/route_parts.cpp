@@ -133,6 +133,16 @@ void count_upstream_too_large(Metrics& metrics, std::exception_ptr failure) {
               "an upstream answer passed --max-upstream-response-bytes; answered 502");
 }
 
+bool is_budget_refusal(std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const BudgetExceededError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 OutgoingResponse failure_response(Provider provider, std::exception_ptr failure,
                                   const std::optional<UpstreamModel::ErrorAnswer>& upstream) {
   auto pass_through = [&]() {

@@ -77,6 +77,8 @@ std::string sse_to_json_array(std::string_view sse);
 /// When the exchange failed on an upstream answer over --max-upstream-response-bytes: counts and
 /// logs it as Refusal::upstream_too_large.
 void count_upstream_too_large(Metrics& metrics, std::exception_ptr failure);
+/// Whether `failure` is a hard budget's refusal (BudgetExceededError).
+bool is_budget_refusal(std::exception_ptr failure);
 
 /// The answer when a request forwarded as it came (pass-through, the model list) got no usable
 /// response: 504 for a timeout, else 502, never naming the upstream; an answer over

@@ -142,6 +142,11 @@ Usage extract_usage(const json::object& response) {
   usage.cache_write_tokens = find_count(*counts, "cache_creation_input_tokens");
   usage.cache_read_tokens = find_count(*counts, "cache_read_input_tokens");
   usage.output_tokens = find_count(*counts, "output_tokens");
+  // The writes' split by lifetime: {"ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"}.
+  if (const json::object* writes = find_object(*counts, "cache_creation")) {
+    usage.cache_write_1h_tokens =
+        std::min(find_count(*writes, "ephemeral_1h_input_tokens"), usage.cache_write_tokens);
+  }
   return usage;
 }
 

@@ -158,6 +158,40 @@ inline std::int64_t upstream_calls(const llmc_test::FakeProvider& fake) {
   return fake.stats().at("total").as_int64();
 }
 
+/// "0.00000555" (x-llm-cost-usd) as nano-USD, exactly.
+inline std::int64_t nano_usd_of(const std::string& dollars) {
+  const std::size_t dot = dollars.find('.');
+  const std::int64_t whole = std::stoll(dollars.substr(0, dot));
+  std::string fraction = dot == std::string::npos ? "" : dollars.substr(dot + 1);
+  fraction.resize(9, '0');
+  return whole * 1'000'000'000 + std::stoll(fraction);
+}
+
+/// One sample of a gateway's /metrics, by its full name with labels
+/// (`llmc_gateway_refused_total{reason="header_count"}`); -1 when the page has no such line.
+inline std::int64_t metric_sample(const std::string& base_url, const std::string& series) {
+  HttpRequest get;
+  get.method = "GET";
+  get.url = base_url + "/metrics";
+  const std::string text = send(std::move(get)).body;
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + series.size() + 2));
+}
+
+/// metric_sample once it reads `expected`, asking again for at most ~2 s: a request's counters
+/// are recorded just after its answer is sent, so a client that reads /metrics at once may be
+/// served first by another worker. Returns the last value read (the test compares it).
+inline std::int64_t settled_metric(const std::string& base_url, const std::string& series,
+                                   std::int64_t expected) {
+  std::int64_t value = metric_sample(base_url, series);
+  for (int attempt = 0; attempt < 200 && value != expected; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    value = metric_sample(base_url, series);
+  }
+  return value;
+}
+
 struct CurlResult {
   int exit_code = -1;
   int status = 0;

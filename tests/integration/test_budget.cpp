@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <future>
+#include <thread>
 
 namespace {
 
@@ -29,6 +30,11 @@ class BudgetGateway {
       : process_(argv(fake, cache_url, extra)), port_(port_of(process_.ready_line())) {}
   std::string url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  /// llmc_gateway_budget_exceeded_total{kind}, once it reads `expected` (bounded).
+  std::int64_t budget_metric(const std::string& kind, std::int64_t expected) const {
+    return settled_metric(url(""), "llmc_gateway_budget_exceeded_total{kind=\"" + kind + "\"}",
+                          expected);
   }
 
  private:
@@ -55,13 +61,6 @@ std::string body_of(int i) {
                    {"messages", json::array{json::object{{"role", "user"}, {"content", text}}}}});
 }
 
-std::int64_t nano_of(const std::string& dollars) {
-  const std::size_t dot = dollars.find('.');
-  std::string fraction = dot == std::string::npos ? "" : dollars.substr(dot + 1);
-  fraction.resize(9, '0');
-  return std::stoll(dollars.substr(0, dot)) * 1'000'000'000 + std::stoll(fraction);
-}
-
 /// What one call costs (all calls of body_of's size cost the same), from a gateway of its own.
 std::int64_t cost_of_one_call(const FakeProvider& fake) {
   llmc_test::TempDir dir;
@@ -69,7 +68,7 @@ std::int64_t cost_of_one_call(const FakeProvider& fake) {
   const HttpResponse r = send(post(probe.url("/v1/chat/completions"), body_of(999),
                                    {{"authorization", "Bearer sk-budget"}}));
   EXPECT_EQ(r.status, 200) << r.body;
-  return nano_of(r.header("x-llm-cost-usd"));
+  return nano_usd_of(r.header("x-llm-cost-usd"));
 }
 
 void hundred_requests_under_a_budget_of_ten(const std::string& cache_url) {
@@ -96,7 +95,7 @@ void hundred_requests_under_a_budget_of_ten(const std::string& cache_url) {
     const HttpResponse r = p.get();
     if (r.status == 200) {
       ++ok;
-      spent += nano_of(r.header("x-llm-cost-usd"));
+      spent += nano_usd_of(r.header("x-llm-cost-usd"));
       continue;
     }
     ASSERT_EQ(r.status, 429) << r.body;
@@ -111,6 +110,15 @@ void hundred_requests_under_a_budget_of_ten(const std::string& cache_url) {
   EXPECT_EQ(ok + refused, 100);
   EXPECT_LE(spent, 10 * one_call);
   EXPECT_EQ(upstream_calls(fake), ok);
+  // Each gateway counts the refusals it answered; the two sum to all of them.
+  std::int64_t hard = 0;
+  for (int attempt = 0; attempt < 200 && hard != refused; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(10ms);
+    hard = metric_sample(first.url(""), R"(llmc_gateway_budget_exceeded_total{kind="hard"})") +
+           metric_sample(second.url(""), R"(llmc_gateway_budget_exceeded_total{kind="hard"})");
+  }
+  EXPECT_EQ(hard, refused);
+  EXPECT_EQ(first.budget_metric("soft", 0) + second.budget_metric("soft", 0), 0);
   // Another task is not under this budget.
   const HttpResponse other =
       send(post(first.url("/v1/chat/completions"), body_of(500),
@@ -126,6 +134,29 @@ TEST(Budget, TwoGatewaysOnOneRedisLetAtMostTenCallsThrough) {
 TEST(Budget, TwoGatewaysOnOneSqliteFileLetAtMostTenCallsThrough) {
   llmc_test::TempDir dir;
   hundred_requests_under_a_budget_of_ten("sqlite://" + dir.file("cache.db"));
+}
+
+TEST(Budget, ASoftBudgetOnlyWarnsAndIsCountedInTheMetrics) {
+  FakeProvider fake;
+  llmc_test::TempDir dir;
+  // Soft: $0 a day, so every call that reaches the upstream goes past it; a hard budget of
+  // another task is never touched.
+  BudgetGateway gateway(fake, "sqlite://" + dir.file("cache.db"),
+                        {"--soft-budget=task=soft:0usd/day", "--budget=task=other:1usd/day"});
+  for (int i = 0; i < 5; ++i) {
+    const HttpResponse r =
+        send(post(gateway.url("/v1/chat/completions"), body_of(i),
+                  {{"authorization", "Bearer sk-budget"}, {"x-llm-task", "soft"}}));
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  // A hit reserves nothing, so it goes past no budget.
+  const HttpResponse hit =
+      send(post(gateway.url("/v1/chat/completions"), body_of(0),
+                {{"authorization", "Bearer sk-budget"}, {"x-llm-task", "soft"}}));
+  EXPECT_EQ(hit.header("x-llm-cache"), "HIT");
+  EXPECT_EQ(upstream_calls(fake), 5);
+  EXPECT_EQ(gateway.budget_metric("soft", 5), 5);
+  EXPECT_EQ(gateway.budget_metric("hard", 0), 0);
 }
 
 TEST(Budget, TheLibraryThrowsBudgetExceededErrorAndHitsNeverSpend) {

@@ -21,14 +21,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 std::int64_t refusals(const GatewayProcess& gateway, const std::string& reason) {
-  HttpRequest get;
-  get.method = "GET";
-  get.url = gateway.base_url() + "/metrics";
-  const std::string text = send(get).body;
-  const std::string series = "llmc_gateway_refused_total{reason=\"" + reason + "\"} ";
-  const auto at = text.find(series);
-  if (at == std::string::npos) return -1;
-  return std::stoll(text.substr(at + series.size()));
+  return metric_sample(gateway.base_url(), "llmc_gateway_refused_total{reason=\"" + reason + "\"}");
 }
 
 /// Writes `bytes` and reads until the server closes the connection; write errors (the server

@@ -34,13 +34,7 @@ std::int64_t rss_bytes(pid_t pid) {
 
 /// A counter of the gateway's /metrics, by its full name with labels.
 std::int64_t metric(const GatewayProcess& gateway, const std::string& series) {
-  HttpRequest get;
-  get.method = "GET";
-  get.url = gateway.base_url() + "/metrics";
-  const std::string text = send(get).body;
-  const auto at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stoll(text.substr(at + series.size() + 2));
+  return metric_sample(gateway.base_url(), series);
 }
 
 std::string chat_body(const std::string& text) {

@@ -35,13 +35,7 @@ HttpResponse write_short_lived(const GatewayProcess& gateway, const std::string&
 
 /// The value of one sample line of /metrics ("name{labels}"), or -1 when absent.
 long metric(const GatewayProcess& gateway, const std::string& sample) {
-  HttpRequest request;
-  request.method = "GET";
-  request.url = gateway.base_url() + "/metrics";
-  const std::string text = send(std::move(request)).body;
-  const auto at = text.find("\n" + sample + " ");
-  if (at == std::string::npos) return -1;
-  return std::stol(text.substr(at + sample.size() + 2));
+  return static_cast<long>(metric_sample(gateway.base_url(), sample));
 }
 
 TEST(GatewayStaleDefaults, StaleIfErrorServesTheLastAnswerWhileTheUpstreamIsDown) {
@@ -79,7 +73,9 @@ TEST(GatewayStaleDefaults, StaleIfErrorServesTheLastAnswerWhileTheUpstreamIsDown
   // The entry is still there for the next request that accepts it.
   EXPECT_EQ(ask(with_default, "down").header("x-llm-cache"), "STALE");
 
-  EXPECT_EQ(metric(with_default, R"(llmc_gateway_stale_served_total{reason="error"})"), 2);
+  EXPECT_EQ(settled_metric(with_default.base_url(),
+                           R"(llmc_gateway_stale_served_total{reason="error"})", 2),
+            2);
   EXPECT_EQ(metric(with_default, R"(llmc_gateway_stale_served_total{reason="revalidate"})"), 0);
 }
 
@@ -111,7 +107,9 @@ TEST(GatewayStaleDefaults, StaleWhileRevalidateFromTheConfigFile) {
   const HttpResponse stale = ask(gateway, "refresh me");
   ASSERT_EQ(stale.status, 200) << stale.body;
   EXPECT_EQ(stale.header("x-llm-cache"), "STALE");
-  EXPECT_EQ(metric(gateway, R"(llmc_gateway_stale_served_total{reason="revalidate"})"), 1);
+  EXPECT_EQ(settled_metric(gateway.base_url(),
+                           R"(llmc_gateway_stale_served_total{reason="revalidate"})", 1),
+            1);
   EXPECT_EQ(metric(gateway, R"(llmc_gateway_stale_served_total{reason="error"})"), 0);
   // Bounded wait for the background refresh to land; it stores with the default TTL.
   std::string cache = "STALE";

@@ -148,11 +148,11 @@ TEST(CodecCompletions, StreamAndAnswerAgree) {
 
 TEST(CodecApis, CountingTokensAndModeratingAreFree) {
   EXPECT_EQ(parse_usage(Provider::anthropic, Api::count_tokens, R"({"input_tokens":19})"),
-            (Usage{0, 0, 0, 0, 1}));
+            (Usage{.requests = 1}));
   EXPECT_EQ(parse_usage(Provider::gemini, Api::count_tokens, R"({"totalTokens":10})"),
-            (Usage{0, 0, 0, 0, 1}));
+            (Usage{.requests = 1}));
   EXPECT_EQ(parse_usage(Provider::openai, Api::moderations, R"({"id":"m","results":[]})"),
-            (Usage{0, 0, 0, 0, 1}));
+            (Usage{.requests = 1}));
   EXPECT_EQ(error_of([] {
               parse_usage(Provider::anthropic, Api::count_tokens,
                           R"({"type":"error","error":{"type":"overloaded_error","message":"x"}})");

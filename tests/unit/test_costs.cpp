@@ -430,7 +430,7 @@ TEST(LiteLlm, PerTokenPricesBecomeExactPerMillionRates) {
   EXPECT_THAT(mini.source, HasSubstr("LiteLLM"));
 }
 
-TEST(LiteLlm, TokenTiersAreReadAndHourlyCacheFieldsIgnored) {
+TEST(LiteLlm, TokenTiersAndOneHourCacheWritesAreRead) {
   const CostTable table = CostTable::from_litellm_file(kSamplePath);
   const ModelCosts& sonnet = table.at("claude-sonnet-4-5-20250929");
   EXPECT_EQ(sonnet.tier_threshold_tokens, 200000);
@@ -439,6 +439,9 @@ TEST(LiteLlm, TokenTiersAreReadAndHourlyCacheFieldsIgnored) {
   EXPECT_EQ(sonnet.cost_per_million_output_tokens_above, 22.5);
   EXPECT_EQ(sonnet.cost_per_million_caching_input_tokens_above, 7.5);  // not the 1-hour 12.0
   EXPECT_EQ(sonnet.cost_per_million_caching_hit_tokens_above, 0.6);
+  EXPECT_EQ(sonnet.cost_per_million_caching_input_tokens_1h, 6.0);
+  EXPECT_EQ(sonnet.cost_per_million_caching_input_tokens_1h_above, 12.0);
+  EXPECT_FALSE(table.at("gpt-4o").cost_per_million_caching_input_tokens_1h.has_value());
   const ModelCosts& gemini = table.at("gemini-1.5-pro");
   EXPECT_EQ(gemini.tier_threshold_tokens, 128000);
   EXPECT_EQ(gemini.cost_per_million_output_tokens_above, 10.0);

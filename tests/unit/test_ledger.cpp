@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -146,6 +148,28 @@ TEST(SqliteLedger, StoresAndReadsRecordsBesideTheEntries) {
   EXPECT_EQ(reopened.ledger_read_now(kDec1, kDec1 + 11), records);
   EXPECT_EQ(reopened.ledger_read_now(kDec1 + 1, kDec1 + 11).size(), 1u);
   EXPECT_TRUE(reopened.get_now("llm-caching:v1:default:ab").has_value());
+}
+
+TEST(SqliteLedger, ABatchOfManyRowsKeepsEveryRecordInOrder) {
+  // 70 records: two 32-row inserts and six one-row ones, in one transaction.
+  llmc_test::TempDir dir;
+  SqliteOptions options;
+  options.path = dir.file("cache.db");
+  std::vector<LedgerRecord> records;
+  for (int i = 0; i < 70; ++i) {
+    records.push_back(record(kDec1 + i, "task-" + std::to_string(i),
+                             i % 3 == 0 ? LedgerOutcome::hit : LedgerOutcome::miss, i * 1000));
+  }
+  cache::SqliteBackend backend(options);
+  backend.ledger_append_now(records);
+  backend.ledger_append_now({records.front()});
+  std::vector<LedgerRecord> read = backend.ledger_read_now(kDec1, kDec1 + 70);
+  ASSERT_EQ(read.size(), 71u);
+  std::stable_sort(read.begin(), read.end(), [](const LedgerRecord& a, const LedgerRecord& b) {
+    return a.time_ms < b.time_ms;
+  });
+  read.erase(read.begin());  // the one appended again
+  EXPECT_EQ(read, records);
 }
 
 /// A ledger that fails while `down` is set, as a store that is unreachable.
