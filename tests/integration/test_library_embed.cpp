@@ -51,8 +51,9 @@ class LibraryEmbed : public ::testing::Test {
                   json::serialize(json::object{{"model", "text-embedding-3-small"},
                                                {"input", text}}),
                   {{"authorization", "Bearer k"}}));
+    const json::value parsed = json::parse(answer.body);  // kept: the loop reads into it
     std::vector<double> out;
-    for (const json::value& v : json::parse(answer.body).at("data").at(0).at("embedding").as_array())
+    for (const json::value& v : parsed.at("data").at(0).at("embedding").as_array())
       out.push_back(v.to_number<double>());
     return out;
   }
