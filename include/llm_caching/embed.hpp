@@ -32,7 +32,7 @@ struct Embedder {
 
 struct EmbedResult {
   std::vector<std::vector<double>> embeddings;  ///< one per text, in the texts' order
-  std::size_t cached = 0;     ///< texts answered from the cache
+  std::size_t cached = 0;                       ///< texts answered from the cache
   std::size_t coalesced = 0;  ///< texts another concurrent call in this process fetched
   std::size_t sent = 0;       ///< texts this call sent to the provider
   Usage usage;                ///< the provider's tokens for what was sent (requests: 0 or 1+)

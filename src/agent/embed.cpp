@@ -29,8 +29,8 @@ emb::Request split_request(const agent::ModelSpec& spec, const Embedder& embedde
   json::array inputs;
   if (spec.provider == Provider::gemini) {
     for (const std::string& text : texts) {
-      json::object item{{"content", json::object{{"parts", json::array{json::object{
-                                                               {"text", text}}}}}}};
+      json::object item{
+          {"content", json::object{{"parts", json::array{json::object{{"text", text}}}}}}};
       if (embedder.dimensions) item["outputDimensionality"] = *embedder.dimensions;
       inputs.push_back(std::move(item));
     }
@@ -110,8 +110,8 @@ asio::awaitable<exchange::EmbeddingsResult> run_recorded(exchange::Exchange& sha
     ran = co_await exchange::run_embeddings(shared, model, std::move(request));
   } catch (...) {
     if (ledger) {
-      ledger->record(agent::ledger_record(options, spec.provider, spec.model, task_name, nullptr,
-                                          started));
+      ledger->record(
+          agent::ledger_record(options, spec.provider, spec.model, task_name, nullptr, started));
     }
     throw;
   }

@@ -8,10 +8,10 @@
 #include "core/printable.hpp"
 #include "exchange/embeddings.hpp"
 #include "llm_caching/cache_key.hpp"
-#include "providers/embeddings_wire.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
+#include "providers/embeddings_wire.hpp"
 
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
@@ -139,8 +139,8 @@ json::value parse_keyed_request(std::string_view text, const std::string& file) 
 
 /// "chat" | "responses" | "completions" | "count_tokens" | "moderations" | "embeddings".
 Api parse_api(const std::string& name) {
-  for (Api api : {Api::chat, Api::responses, Api::completions, Api::count_tokens,
-                  Api::moderations, Api::embeddings}) {
+  for (Api api : {Api::chat, Api::responses, Api::completions, Api::count_tokens, Api::moderations,
+                  Api::embeddings}) {
     if (name == to_string(api)) return api;
   }
   throw ConfigurationError("--api '" + name +
@@ -157,7 +157,7 @@ std::vector<std::string> embeddings_keys(Provider provider, std::string model,
   if (!request.is_object() || provider == Provider::anthropic) {
     throw ConfigurationError("embeddings: an OpenAI or Gemini request object is expected");
   }
-  const emb::Wire wire = provider == Provider::openai     ? emb::Wire::openai
+  const emb::Wire wire = provider == Provider::openai               ? emb::Wire::openai
                          : request.as_object().contains("requests") ? emb::Wire::gemini_batch
                                                                     : emb::Wire::gemini_one;
   try {
@@ -191,7 +191,8 @@ void add_key_command(CLI::App& cache_cmd) {
   key->footer(
       "Example:\n  echo '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":"
       "\"Hi\"}],\"stream\":true}' | llm-caching cache key --provider openai --explain -\n"
-      "  echo '{\"model\":\"text-embedding-3-small\",\"input\":[\"a\",\"b\"]}' | llm-caching cache key "
+      "  echo '{\"model\":\"text-embedding-3-small\",\"input\":[\"a\",\"b\"]}' | llm-caching cache "
+      "key "
       "--provider openai --api embeddings -");
   key->callback([args] {
     const Provider provider = parse_provider(args->provider);
@@ -215,9 +216,9 @@ void add_key_command(CLI::App& cache_cmd) {
     if (api != Api::chat && !request.is_object()) {
       throw ConfigurationError("the request is not a JSON object");
     }
-    const KeyDerivation d = api == Api::chat
-                                ? derive_key(provider, model, request, args->scope)
-                                : derive_key(provider, api, model, request.as_object(), args->scope);
+    const KeyDerivation d =
+        api == Api::chat ? derive_key(provider, model, request, args->scope)
+                         : derive_key(provider, api, model, request.as_object(), args->scope);
     std::cout << storage_key(args->ns, d.hex) << '\n';
     if (args->explain) {
       std::cout << "provider: " << to_string(provider) << "\nmodel:    " << model

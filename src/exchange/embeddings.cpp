@@ -100,8 +100,8 @@ asio::awaitable<Plan> plan(Call& call, const std::vector<std::size_t>& missing) 
 }
 
 /// The upstream request for the inputs at `send`.
-ExchangeRequest batch_request(const EmbeddingsRequest& request, const std::vector<std::size_t>& send,
-                              const Plan& plan) {
+ExchangeRequest batch_request(const EmbeddingsRequest& request,
+                              const std::vector<std::size_t>& send, const Plan& plan) {
   std::vector<const json::value*> inputs;
   inputs.reserve(send.size());
   for (std::size_t i : send) inputs.push_back(&request.split.inputs[i]);
@@ -191,7 +191,8 @@ asio::awaitable<void> send_batch(Call& call, Plan& plan) {
   for (std::size_t j = 0; j < plan.send.size(); ++j) {
     EmbeddedInput& in = result.inputs[plan.send[j]];
     in.entry = entries[j];
-    if (writes) co_await call.exchange.cache().put(in.storage_key, entries[j], call.request.settings.ttl);
+    if (writes)
+      co_await call.exchange.cache().put(in.storage_key, entries[j], call.request.settings.ttl);
     if (plan.guards[j]) plan.guards[j]->finish(in.entry, nullptr, false);
   }
 }

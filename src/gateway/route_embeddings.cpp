@@ -51,7 +51,8 @@ exchange::ExchangeRequest settings_for(const EmbeddingsCall& call, const std::st
   r.mode = call.controls.mode;
   r.ttl = call.controls.ttl.value_or(config.default_ttl);
   r.retry = config.retry;
-  if (call.controls.max_wait) r.retry.max_wait = std::min(*call.controls.max_wait, config.max_wait_cap);
+  if (call.controls.max_wait)
+    r.retry.max_wait = std::min(*call.controls.max_wait, config.max_wait_cap);
   r.allow_unpriced = config.allow_unpriced;
   r.coalesce = call.controls.coalesce;
   return r;
@@ -63,11 +64,12 @@ void who_pays(const GatewayConfig& config, const exchange::LedgerWriter* ledger,
               std::string_view tenant_scope, exchange::ExchangeRequest& settings,
               RequestRecord& record) {
   if (config.budgets.empty() && ledger == nullptr) return;
-  core::LedgerRecord who = ledger_request(request, provider, call.request.model,
-                                          call.controls.namespace_, tenant_scope);
+  core::LedgerRecord who =
+      ledger_request(request, provider, call.request.model, call.controls.namespace_, tenant_scope);
   if (!config.budgets.empty()) {
-    settings.budgets = core::budget_lines(
-        config.budgets, {who.task, who.tenant, who.tags, who.namespace_}, exchange::system_now_ms());
+    settings.budgets =
+        core::budget_lines(config.budgets, {who.task, who.tenant, who.tags, who.namespace_},
+                           exchange::system_now_ms());
   }
   if (ledger != nullptr) record.ledger = std::move(who);
 }
@@ -78,9 +80,9 @@ void ledger_embeddings(core::LedgerRecord& r, const exchange::EmbeddingsResult& 
   r.input_tokens = result.sent_tokens;
   r.cost_nano_usd = result.cost_nano_usd;
   r.avoided_nano_usd = result.avoided_nano_usd;
-  r.outcome = result.sent > 0            ? core::LedgerOutcome::miss
-              : result.coalesced > 0     ? core::LedgerOutcome::coalesced
-                                         : core::LedgerOutcome::hit;
+  r.outcome = result.sent > 0        ? core::LedgerOutcome::miss
+              : result.coalesced > 0 ? core::LedgerOutcome::coalesced
+                                     : core::LedgerOutcome::hit;
 }
 
 OutgoingResponse embeddings_answer(Wire wire, const exchange::EmbeddingsResult& result) {

@@ -211,10 +211,11 @@ struct ApiCase {
 HttpResponse post_as(const GatewayProcess& gateway, Provider provider, const std::string& path,
                      const std::string& body) {
   const std::pair<std::string, std::string> auth =
-      provider == Provider::openai      ? std::pair<std::string, std::string>{"authorization",
-                                                                         "Bearer sk-agreement"}
-      : provider == Provider::anthropic ? std::pair<std::string, std::string>{"x-api-key", "sk-ant"}
-                                        : std::pair<std::string, std::string>{"x-goog-api-key", "g"};
+      provider == Provider::openai
+          ? std::pair<std::string, std::string>{"authorization", "Bearer sk-agreement"}
+      : provider == Provider::anthropic
+          ? std::pair<std::string, std::string>{"x-api-key", "sk-ant"}
+          : std::pair<std::string, std::string>{"x-goog-api-key", "g"};
   return send(post(gateway.base_url() + path, body, {auth}));
 }
 
@@ -223,17 +224,26 @@ TEST(CliKeyAgreement, TheOtherApisKeyAsTheGatewayDoes) {
   GatewayProcess gateway(fake, {"--share-cache-across-keys"});
   const std::string text = kTexts[2];
   const std::vector<ApiCase> all = {
-      {"responses", Provider::openai, "/v1/responses",
-       R"({"model":"gpt-4o-mini","input":")" + text + R"(","temperature":0.9024298076890763})", {}},
-      {"completions", Provider::openai, "/v1/completions",
+      {"responses",
+       Provider::openai,
+       "/v1/responses",
+       R"({"model":"gpt-4o-mini","input":")" + text + R"(","temperature":0.9024298076890763})",
+       {}},
+      {"completions",
+       Provider::openai,
+       "/v1/completions",
        R"({"model":"gpt-3.5-turbo-instruct","prompt":")" + text + R"(","seed":9007199254740993})",
        {}},
       {"moderations", Provider::openai, "/v1/moderations", R"({"input":")" + text + R"("})", {}},
-      {"count_tokens", Provider::anthropic, "/v1/messages/count_tokens",
+      {"count_tokens",
+       Provider::anthropic,
+       "/v1/messages/count_tokens",
        R"({"model":"claude-3-5-haiku-latest","messages":[{"role":"user","content":")" + text +
            R"("}]})",
        {}},
-      {"count_tokens", Provider::gemini, "/v1beta/models/gemini-2.0-flash:countTokens",
+      {"count_tokens",
+       Provider::gemini,
+       "/v1beta/models/gemini-2.0-flash:countTokens",
        R"({"contents":[{"role":"user","parts":[{"text":")" + text + R"("}]}]})",
        {"--model", "gemini-2.0-flash"}},
   };

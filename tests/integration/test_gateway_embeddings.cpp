@@ -192,21 +192,20 @@ TEST(GatewayEmbeddingsLedger, EachCallIsARecordWithItsCostAndAvoidedCost) {
   GatewayProcess gateway{fake, {"--ledger-spill-dir", spill.path().string()}};
   const std::string cache_url = gateway.cache_url();  // in the gateway's folder: kept till the end
   {
-    for (const auto& inputs : std::vector<std::vector<std::string>>{
-             {"a", "b", "c"}, {"b", "c", "d", "e"}, {"e", "a"}}) {
-      const CurlResult r =
-          curl("-H 'Authorization: Bearer sk-ledger' -H 'x-llm-task: embed-task' "
-               "-H 'content-type: application/json' --data-binary " +
-               quoted(body_for(inputs)) + " " + gateway.base_url() + "/v1/embeddings");
+    for (const auto& inputs :
+         std::vector<std::vector<std::string>>{{"a", "b", "c"}, {"b", "c", "d", "e"}, {"e", "a"}}) {
+      const CurlResult r = curl(
+          "-H 'Authorization: Bearer sk-ledger' -H 'x-llm-task: embed-task' "
+          "-H 'content-type: application/json' --data-binary " +
+          quoted(body_for(inputs)) + " " + gateway.base_url() + "/v1/embeddings");
       ASSERT_EQ(r.status, 200) << r.body;
       spent += std::llround(std::stod(r.headers.at("x-llm-cost-usd")) * 1e9);
       avoided += std::llround(std::stod(r.headers.at("x-llm-avoided-usd")) * 1e9);
     }
     EXPECT_EQ(gateway.stop(), 0);  // its end flushes the ledger
   }
-  const auto printed = llmc_test::run_shell(std::string(kCliPath) +
-                                            " costs --json --since 1d --by task --cache-url '" +
-                                            cache_url + "'");
+  const auto printed = llmc_test::run_shell(
+      std::string(kCliPath) + " costs --json --since 1d --by task --cache-url '" + cache_url + "'");
   ASSERT_EQ(printed.exit_code, 0) << printed.output;
   const json::value report = json::parse(printed.output);
   const json::object& total = report.at("total").as_object();

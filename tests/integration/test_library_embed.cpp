@@ -46,11 +46,10 @@ class LibraryEmbed : public ::testing::Test {
   std::int64_t inputs_sent() const { return fake.stats().at("embedding_inputs").as_int64(); }
   /// The embedding the fake gives `text` alone (OpenAI wire).
   std::vector<double> alone(const std::string& text) {
-    const HttpResponse answer =
-        send(post(fake.base_url() + "/v1/embeddings",
-                  json::serialize(json::object{{"model", "text-embedding-3-small"},
-                                               {"input", text}}),
-                  {{"authorization", "Bearer k"}}));
+    const HttpResponse answer = send(
+        post(fake.base_url() + "/v1/embeddings",
+             json::serialize(json::object{{"model", "text-embedding-3-small"}, {"input", text}}),
+             {{"authorization", "Bearer k"}}));
     const json::value parsed = json::parse(answer.body);  // kept: the loop reads into it
     std::vector<double> out;
     for (const json::value& v : parsed.at("data").at(0).at("embedding").as_array())
@@ -103,8 +102,8 @@ TEST_F(LibraryEmbed, TheAwaitableFormAndTheModes) {
   EXPECT_EQ(inputs_sent(), 0);
 
   const RunOptions use = options();
-  auto pending = boost::asio::co_spawn(io, cached_embed(embedder, some, "t", use),
-                                       boost::asio::use_future);
+  auto pending =
+      boost::asio::co_spawn(io, cached_embed(embedder, some, "t", use), boost::asio::use_future);
   io.run();
   const EmbedResult ran = pending.get();
   EXPECT_EQ(ran.sent, 3u);
@@ -115,10 +114,10 @@ TEST_F(LibraryEmbed, TheAwaitableFormAndTheModes) {
   EXPECT_EQ(cached_embed_sync(embedder, some, "t", bypass).sent, 3u);
   EXPECT_EQ(inputs_sent(), 6);
   EXPECT_THROW(cached_embed_sync(embedder, {}, "t", options()), ConfigurationError);
-  EXPECT_THROW(cached_embed_sync(Embedder{.model = "anthropic:claude-3-5-haiku-latest",
-                                          .api_key = "k"},
-                                 some, "t", options()),
-               ConfigurationError);
+  EXPECT_THROW(
+      cached_embed_sync(Embedder{.model = "anthropic:claude-3-5-haiku-latest", .api_key = "k"},
+                        some, "t", options()),
+      ConfigurationError);
 }
 
 TEST_F(LibraryEmbed, GeminiBatchesTheInputsTheCacheDoesNotHold) {
@@ -127,8 +126,7 @@ TEST_F(LibraryEmbed, GeminiBatchesTheInputsTheCacheDoesNotHold) {
                         .api_key = "AIza-embed"};
   const EmbedResult first = cached_embed_sync(gemini, {"red", "green", "blue"}, "t", options());
   EXPECT_EQ(first.sent, 3u);
-  const EmbedResult second =
-      cached_embed_sync(gemini, {"blue", "violet", "red"}, "t", options());
+  const EmbedResult second = cached_embed_sync(gemini, {"blue", "violet", "red"}, "t", options());
   EXPECT_EQ(second.sent, 1u);
   EXPECT_EQ(second.cached, 2u);
   EXPECT_EQ(inputs_sent(), 4);
@@ -156,9 +154,9 @@ TEST_F(LibraryEmbed, TheLedgerRecordsEachCallWithItsCostAndAvoidedCost) {
       avoided += r.avoided_cost_nano_usd;
     }
   }  // the runtime's end flushes the ledger
-  const auto printed = llmc_test::run_shell(std::string(kCliPath) +
-                                            " costs --json --since 1d --by outcome --cache-url '" +
-                                            cache_url + "'");
+  const auto printed =
+      llmc_test::run_shell(std::string(kCliPath) +
+                           " costs --json --since 1d --by outcome --cache-url '" + cache_url + "'");
   ASSERT_EQ(printed.exit_code, 0) << printed.output;
   const json::value report = json::parse(printed.output);
   const json::object& total = report.at("total").as_object();
