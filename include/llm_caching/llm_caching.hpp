@@ -8,6 +8,7 @@
 #include "llm_caching/cache_mode.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/costs.hpp"
+#include "llm_caching/embed.hpp"
 #include "llm_caching/errors.hpp"
 #include "llm_caching/expense.hpp"
 #include "llm_caching/history.hpp"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 
 from . import _core
+from ._embed import EmbedResult, cached_embed, cached_embed_sync
 from ._run import RunInfo, cached_agent_run, configure, default_message_converter
 from ._transport import CachingTransport, CallRecord
 from .exceptions import (BudgetExceededError, CacheError, CacheMissError, ConfigurationError,
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 atexit.register(_core.shutdown)
 
 __all__ = [
-    "cached_agent_run", "configure", "default_message_converter", "RunInfo", "CallRecord",
+    "cached_agent_run", "cached_embed", "cached_embed_sync", "EmbedResult", "configure", "default_message_converter", "RunInfo", "CallRecord",
     "CachingTransport", "ModelCosts", "ModelMessage", "Error", "ConfigurationError",
     "RateLimitError", "CacheError", "CacheMissError", "BudgetExceededError", "ProviderError",
     "__version__",

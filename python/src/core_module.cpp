@@ -4,6 +4,7 @@
 // it works: the caller only posts, and the synchronous form releases it.
 #include "llm_caching/budget.hpp"
 #include "llm_caching/cache_mode.hpp"
+#include "llm_caching/embed.hpp"
 #include "llm_caching/errors.hpp"
 #include "llm_caching/http_call.hpp"
 
@@ -220,17 +221,42 @@ nb::tuple call_sync(const CallOptions& options, std::string method, std::string 
   return nb::make_tuple(nb::cast(std::move(*result)), nb::none());
 }
 
+/// cached_embed_sync without the GIL. Returns (result, None) or (None, error); result is
+/// (embeddings, cached, coalesced, sent, input_tokens, cost_nano_usd, avoided_cost_nano_usd,
+/// cache_keys, attempts).
+nb::tuple embed_sync(const CallOptions& options, std::string model, std::vector<std::string> texts,
+                     std::string task_name, std::string base_url, std::string api_key,
+                     std::optional<std::int64_t> dimensions) {
+  Embedder embedder{std::move(model), dimensions, std::move(base_url), std::move(api_key)};
+  std::optional<EmbedResult> result;
+  std::exception_ptr failure;
+  {
+    nb::gil_scoped_release released;
+    try {
+      result = cached_embed_sync(embedder, texts, task_name, options.run);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  if (failure) return nb::make_tuple(nb::none(), error_tuple(failure));
+  const EmbedResult& r = *result;
+  return nb::make_tuple(
+      nb::make_tuple(r.embeddings, r.cached, r.coalesced, r.sent, r.usage.input_tokens,
+                     r.cost_nano_usd, r.avoided_cost_nano_usd, r.cache_keys, r.attempts),
+      nb::none());
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
   m.doc() = "llm-caching's C++ core (the Python package wraps it; see llm_caching).";
 
   nb::class_<CallOptions>(m, "CallOptions");
-  m.def("make_options", &make_options, nb::arg("cache_url"), nb::arg("mode"),
-        nb::arg("namespace"), nb::arg("ttl"), nb::arg("max_wait"), nb::arg("initial_wait"),
-        nb::arg("strict_cache"), nb::arg("coalesce"), nb::arg("stale_while_revalidate"),
-        nb::arg("stale_if_error"), nb::arg("custom_costs"), nb::arg("ledger"), nb::arg("tenant"),
-        nb::arg("tags"), nb::arg("budgets"));
+  m.def("make_options", &make_options, nb::arg("cache_url"), nb::arg("mode"), nb::arg("namespace"),
+        nb::arg("ttl"), nb::arg("max_wait"), nb::arg("initial_wait"), nb::arg("strict_cache"),
+        nb::arg("coalesce"), nb::arg("stale_while_revalidate"), nb::arg("stale_if_error"),
+        nb::arg("custom_costs"), nb::arg("ledger"), nb::arg("tenant"), nb::arg("tags"),
+        nb::arg("budgets"));
 
   nb::class_<HttpCallResult>(m, "CallResult")
       .def_ro("handled", &HttpCallResult::handled)
@@ -261,6 +287,8 @@ NB_MODULE(_core, m) {
         nb::arg("headers"), nb::arg("body"));
   m.def("call_sync", &call_sync, nb::arg("options"), nb::arg("method"), nb::arg("url"),
         nb::arg("headers"), nb::arg("body"), nb::arg("task_name"));
+  m.def("embed_sync", &embed_sync, nb::arg("options"), nb::arg("model"), nb::arg("texts"),
+        nb::arg("task_name"), nb::arg("base_url"), nb::arg("api_key"), nb::arg("dimensions"));
   m.def(
       "shutdown", [] { io_thread().stop(); }, nb::call_guard<nb::gil_scoped_release>(),
       "Waits for the calls in flight, then stops the I/O thread (registered with atexit).");

@@ -102,19 +102,6 @@ exchange::ExchangeRequest exchange_request(const agent::ModelSpec& spec,
   return request;
 }
 
-asio::awaitable<void> record_expense(const RunOptions& options, const Expense& expense) {
-  if (!options.expense_recorder) co_return;
-  try {
-    co_await options.expense_recorder(expense);
-  } catch (const std::exception& e) {
-    // The answer is already paid for and cached: a failing recorder must not lose it.
-    spdlog::error("expense recorder failed for task '{}' ({}): {}", expense.task_name,
-                  expense.model, e.what());
-  } catch (...) {
-    spdlog::error("expense recorder failed for task '{}' ({})", expense.task_name, expense.model);
-  }
-}
-
 /// What a call's ledger record and its errors name.
 struct CallRecord {
   const RunOptions& options;
@@ -232,7 +219,7 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
                   std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started),
                   result.attempts};
-  co_await record_expense(options, expense);
+  co_await agent::record_expense(options, expense);
   co_return result;
 }
 

@@ -4,6 +4,8 @@
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_options.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
 #include <chrono>
 #include <memory>
 #include <vector>
@@ -16,6 +18,7 @@ struct RunOptions;
 struct RuntimeOptions;
 class CostTable;
 class Model;
+struct Expense;
 }  // namespace llm_caching
 namespace llm_caching::providers {
 struct ProviderHost;
@@ -61,6 +64,10 @@ core::LedgerRecord ledger_record(const RunOptions& options, Provider provider,
 /// The budgets of a call (RunOptions::budgets) that apply to it now.
 std::vector<core::BudgetLine> budget_lines_of(const RunOptions& options,
                                               const std::string& task_name);
+
+/// Hands `expense` to the options' recorder, if any; a recorder that throws is logged, not raised
+/// (the answer is already paid for and cached).
+boost::asio::awaitable<void> record_expense(const RunOptions& options, const Expense& expense);
 
 void apply_run_options(exchange::ExchangeRequest& request, const RunOptions& options,
                        const RuntimeOptions& defaults, std::shared_ptr<Model> model,

@@ -1,11 +1,13 @@
-// What a run's ledger record and budgets are (RunOptions::ledger, ::budgets): shared by
-// cached_agent_run and cached_http_call.
+// What a run's ledger record, budgets and expense are (RunOptions::ledger, ::budgets,
+// ::expense_recorder): shared by cached_agent_run, cached_http_call and cached_embed.
 #include "agent/run.hpp"
 
 #include "core/budget.hpp"
 #include "core/ledger.hpp"
 #include "exchange/exchange.hpp"
 #include "llm_caching/agent.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace llm_caching::agent {
 
@@ -42,6 +44,19 @@ std::vector<core::BudgetLine> budget_lines_of(const RunOptions& options,
   for (const std::string& tag : options.tags) tags += (tags.empty() ? "" : ",") + tag;
   return core::budget_lines(options.budgets, {task_name, options.tenant, tags, options.namespace_},
                             exchange::system_now_ms());
+}
+
+boost::asio::awaitable<void> record_expense(const RunOptions& options, const Expense& expense) {
+  if (!options.expense_recorder) co_return;
+  try {
+    co_await options.expense_recorder(expense);
+  } catch (const std::exception& e) {
+    // The answer is already paid for and cached: a failing recorder must not lose it.
+    spdlog::error("expense recorder failed for task '{}' ({}): {}", expense.task_name,
+                  expense.model, e.what());
+  } catch (...) {
+    spdlog::error("expense recorder failed for task '{}' ({})", expense.task_name, expense.model);
+  }
 }
 
 }  // namespace llm_caching::agent

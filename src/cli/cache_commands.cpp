@@ -7,11 +7,13 @@
 #include "core/entry.hpp"
 #include "core/printable.hpp"
 #include "core/text.hpp"
+#include "exchange/embeddings.hpp"
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
 #include "providers/endpoint.hpp"
+#include "providers/embeddings_wire.hpp"
 
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
@@ -140,9 +142,40 @@ json::value parse_keyed_request(std::string_view text, const std::string& file) 
   return request;
 }
 
+/// "chat" | "responses" | "completions" | "count_tokens" | "moderations" | "embeddings".
+Api parse_api(const std::string& name) {
+  for (Api api : {Api::chat, Api::responses, Api::completions, Api::count_tokens, Api::moderations,
+                  Api::embeddings}) {
+    if (name == to_string(api)) return api;
+  }
+  throw ConfigurationError("--api '" + name +
+                           "': expected chat, responses, completions, count_tokens, moderations "
+                           "or embeddings");
+}
+
+/// An embeddings request's keys, one per input, in order: as the gateway's embeddings routes
+/// key them (exchange::embeddings_keys). Gemini: an :embedContent body, or :batchEmbedContents'.
+std::vector<std::string> embeddings_keys(Provider provider, std::string model,
+                                         const json::value& request, const std::string& ns,
+                                         const std::string& scope) {
+  namespace emb = providers::embeddings;
+  if (!request.is_object() || provider == Provider::anthropic) {
+    throw ConfigurationError("embeddings: an OpenAI or Gemini request object is expected");
+  }
+  const emb::Wire wire = provider == Provider::openai               ? emb::Wire::openai
+                         : request.as_object().contains("requests") ? emb::Wire::gemini_batch
+                                                                    : emb::Wire::gemini_one;
+  try {
+    return exchange::embeddings_keys(emb::read_request(wire, std::move(model), request.as_object()),
+                                     ns, scope);
+  } catch (const emb::BadInput& e) {
+    throw ConfigurationError(std::string("embeddings: ") + e.what());
+  }
+}
+
 void add_key_command(CLI::App& cache_cmd) {
   struct KeyArgs {
-    std::string provider, model, ns, scope, base_url, file;
+    std::string provider, model, ns, scope, base_url, file, api = "chat";
     bool explain = false;
   };
   auto args = std::make_shared<KeyArgs>();
@@ -157,12 +190,18 @@ void add_key_command(CLI::App& cache_cmd) {
   key->add_option("--base-url", args->base_url,
                   "Where misses go, when not the provider's public service (ask --base-url, "
                   "serve --upstream): it is part of the key");
+  key->add_option("--api", args->api,
+                  "chat (default) | responses | completions | count_tokens | moderations | "
+                  "embeddings (one key per input, in order)");
   key->add_flag("--explain", args->explain,
                 "Also print the canonical material and which fields were dropped");
   key->add_option("FILE", args->file, "Request JSON file, or - for standard input")->required();
   key->footer(
       "Example:\n  echo '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":"
-      "\"Hi\"}],\"stream\":true}' | llm-caching cache key --provider openai --explain -");
+      "\"Hi\"}],\"stream\":true}' | llm-caching cache key --provider openai --explain -\n"
+      "  echo '{\"model\":\"text-embedding-3-small\",\"input\":[\"a\",\"b\"]}' | llm-caching cache "
+      "key "
+      "--provider openai --api embeddings -");
   key->callback([args] {
     const Provider provider = parse_provider(args->provider);
     const json::value request = parse_keyed_request(read_input(args->file), args->file);
@@ -172,6 +211,8 @@ void add_key_command(CLI::App& cache_cmd) {
         model = std::string(m->get_string());
       }
     }
+    const Api api = parse_api(args->api);
+    if (model.empty() && api == Api::moderations) model = "omni-moderation-latest";  // as served
     if (model.empty()) {
       throw ConfigurationError("no model: pass --model (the request has no \"model\" string)");
     }
@@ -185,7 +226,17 @@ void add_key_command(CLI::App& cache_cmd) {
     }
     const std::string scope =
         providers::key_scope(providers::ScopeParts{.tenant = args->scope, .endpoint = endpoint});
-    const KeyDerivation d = derive_key(provider, model, request, scope);
+    if (api == Api::embeddings) {
+      for (const std::string& k : embeddings_keys(provider, model, request, args->ns, scope))
+        std::cout << k << '\n';
+      return;
+    }
+    if (api != Api::chat && !request.is_object()) {
+      throw ConfigurationError("the request is not a JSON object");
+    }
+    const KeyDerivation d =
+        api == Api::chat ? derive_key(provider, model, request, scope)
+                         : derive_key(provider, api, model, request.as_object(), scope);
     std::cout << storage_key(args->ns, d.hex) << '\n';
     if (args->explain) {
       std::cout << "provider: " << to_string(provider) << "\nmodel:    " << model

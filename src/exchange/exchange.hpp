@@ -177,6 +177,9 @@ class Exchange {
   LedgerWriter* ledger() noexcept { return ledger_view_.load(std::memory_order_acquire); }
 
   cache::TieredCache& cache() noexcept { return *cache_; }
+  /// The in-process flights, one per storage key: the per-input flights of run_embeddings
+  /// (embeddings.hpp) join the same table.
+  FlightTable& flights() noexcept { return flights_; }
   const ExchangeOptions& options() const noexcept { return options_; }
 
  private:

@@ -172,6 +172,8 @@ class FlightGuard {
   /// (operation_aborted hands the flight over), or `entry` (from_cache: found in the L2).
   void finish(std::shared_ptr<const core::CacheEntry> entry, std::exception_ptr error,
               bool from_cache);
+  /// Whether a caller waits for this flight now.
+  bool has_waiters() { return flight_->has_waiters(); }
 
  private:
   FlightTable& table_;

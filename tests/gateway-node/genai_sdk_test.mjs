@@ -3,7 +3,8 @@
 // generateContentStream twice each, under the SDK's default API version (v1beta) and under v1 and
 // v1alpha, which the gateway serves too and calls the upstream with. The second call of each
 // pair is answered from the cache (identical content), and the provider saw one call per pair,
-// on the version path the caller used.
+// on the version path the caller used. embedContent twice, the second call with one new text of
+// three: the provider embeds only that one.
 //   GATEWAY_URL=http://127.0.0.1:8080 FAKE_URL=http://127.0.0.1:9000 node genai_sdk_test.mjs
 import { GoogleGenAI } from '@google/genai';
 
@@ -75,9 +76,32 @@ async function exercise(apiVersion) {
   }
 }
 
+// embedContent, cached per input: the second call repeats two of the first call's texts, so
+// only its new text goes upstream, and its embeddings come back in the order asked.
+async function embeddings() {
+  const ai = client(undefined);
+  const embedModel = 'gemini-embedding-001';
+  const before = await stats();
+  const first = await ai.models.embedContent({ model: embedModel, contents: ['red text', 'green text'] });
+  const second = await ai.models.embedContent({
+    model: embedModel, contents: ['green text', 'blue text', 'red text'],
+  });
+  const values = (response, i) => JSON.stringify(response.embeddings?.[i]?.values);
+  check(first.embeddings?.length === 2, `embedContent: ${first.embeddings?.length} embeddings, not 2`);
+  check(second.embeddings?.length === 3, `embedContent: ${second.embeddings?.length} embeddings, not 3`);
+  check(first.embeddings?.[0]?.values?.length > 0, 'embedContent: no values');
+  check(values(second, 0) === values(first, 1), 'embedContent: a cached input answered differently');
+  check(values(second, 2) === values(first, 0), 'embedContent: the answer is not in the order asked');
+  check(values(second, 1) !== values(first, 0), 'embedContent: a new input got a cached answer');
+  const after = await stats();
+  const sent = after.embedding_inputs - before.embedding_inputs;
+  check(sent === 3, `embedContent: the provider embedded ${sent} inputs, not 3 (2 + the 1 new one)`);
+}
+
 await exercise(undefined);
 await exercise('v1');
 await exercise('v1alpha');
+await embeddings();
 
 console.log(failures === 0 ? 'genai-sdk: OK' : `genai-sdk: ${failures} failure(s)`);
 process.exit(failures === 0 ? 0 : 1);

@@ -209,4 +209,101 @@ TEST(CliKeyAgreement, ARepeatedKeyIsRefusedByBothNamingTheKey) {
             0);
 }
 
+/// `cache key` for the other APIs (issue 30): the key the gateway names in x-llm-cache-key for
+/// the same body, and for embeddings one key per input, each the key of a request for that input
+/// alone.
+struct ApiCase {
+  const char* api;
+  Provider provider;
+  std::string path;  ///< on the gateway
+  std::string body;
+  std::vector<std::string> more;  ///< more `cache key` arguments
+};
+
+HttpResponse post_as(const GatewayProcess& gateway, Provider provider, const std::string& path,
+                     const std::string& body) {
+  const std::pair<std::string, std::string> auth =
+      provider == Provider::openai
+          ? std::pair<std::string, std::string>{"authorization", "Bearer sk-agreement"}
+      : provider == Provider::anthropic
+          ? std::pair<std::string, std::string>{"x-api-key", "sk-ant"}
+          : std::pair<std::string, std::string>{"x-goog-api-key", "g"};
+  return send(post(gateway.base_url() + path, body, {auth}));
+}
+
+TEST(CliKeyAgreement, TheOtherApisKeyAsTheGatewayDoes) {
+  FakeProvider fake;
+  GatewayProcess gateway(fake, {"--share-cache-across-keys"});
+  const std::string text = kTexts[2];
+  const std::vector<ApiCase> all = {
+      {"responses",
+       Provider::openai,
+       "/v1/responses",
+       R"({"model":"gpt-4o-mini","input":")" + text + R"(","temperature":0.9024298076890763})",
+       {}},
+      {"completions",
+       Provider::openai,
+       "/v1/completions",
+       R"({"model":"gpt-3.5-turbo-instruct","prompt":")" + text + R"(","seed":9007199254740993})",
+       {}},
+      {"moderations", Provider::openai, "/v1/moderations", R"({"input":")" + text + R"("})", {}},
+      {"count_tokens",
+       Provider::anthropic,
+       "/v1/messages/count_tokens",
+       R"({"model":"claude-3-5-haiku-latest","messages":[{"role":"user","content":")" + text +
+           R"("}]})",
+       {}},
+      {"count_tokens",
+       Provider::gemini,
+       "/v1beta/models/gemini-2.0-flash:countTokens",
+       R"({"contents":[{"role":"user","parts":[{"text":")" + text + R"("}]}]})",
+       {"--model", "gemini-2.0-flash"}},
+  };
+  for (const ApiCase& c : all) {
+    SCOPED_TRACE(c.path);
+    const HttpResponse served = post_as(gateway, c.provider, c.path, c.body);
+    ASSERT_EQ(served.status, 200) << served.body;
+    const std::string gateway_key = served.header("x-llm-cache-key");
+    ASSERT_FALSE(gateway_key.empty());
+    std::vector<std::string> args = c.more;
+    args.insert(args.end(), {"--api", c.api});
+    const CliResult printed = cli_key(c.provider, c.body, args);
+    ASSERT_EQ(printed.exit_code, 0) << printed.output;
+    EXPECT_EQ(printed.output, gateway_key + "\n");
+    // The same body under the chat API keys apart.
+    EXPECT_NE(cli_key(c.provider, c.body, c.more).output, printed.output);
+  }
+
+  // Embeddings: one key per input, each the key the gateway gives a request for it alone.
+  const std::vector<std::string> inputs = {"first input", text, "0.9024298076890763"};
+  std::string batch = R"({"model":"text-embedding-3-small","dimensions":8,"input":[)";
+  std::string gemini_batch = R"({"requests":[)";
+  std::string expected;
+  std::string gemini_expected;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const std::string quoted_input = "\"" + inputs[i] + "\"";
+    batch += (i ? "," : "") + quoted_input;
+    const std::string content = R"({"content":{"parts":[{"text":)" + quoted_input + "}]}}";
+    gemini_batch += (i ? "," : "") + content;
+    const HttpResponse one = post_as(
+        gateway, Provider::openai, "/v1/embeddings",
+        R"({"model":"text-embedding-3-small","dimensions":8,"input":)" + quoted_input + "}");
+    ASSERT_EQ(one.status, 200) << one.body;
+    expected += one.header("x-llm-cache-key") + "\n";
+    const HttpResponse gemini_one = post_as(
+        gateway, Provider::gemini, "/v1beta/models/gemini-embedding-001:embedContent", content);
+    ASSERT_EQ(gemini_one.status, 200) << gemini_one.body;
+    gemini_expected += gemini_one.header("x-llm-cache-key") + "\n";
+  }
+  const CliResult printed = cli_key(Provider::openai, batch + "]}", {"--api", "embeddings"});
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  EXPECT_EQ(printed.output, expected);
+  const CliResult gemini_printed =
+      cli_key(Provider::gemini, gemini_batch + "]}",
+              {"--api", "embeddings", "--model", "gemini-embedding-001"});
+  ASSERT_EQ(gemini_printed.exit_code, 0) << gemini_printed.output;
+  EXPECT_EQ(gemini_printed.output, gemini_expected);
+  EXPECT_EQ(cli_key(Provider::openai, "{}", {"--api", "nonsense"}).exit_code, 2);
+}
+
 }  // namespace

@@ -5,10 +5,13 @@
 
 #include "integration/gateway_harness.hpp"
 
+#include <future>
+
 namespace {
 
 using namespace gateway_test;
 using llmc_test::FakeProvider;
+using namespace std::chrono_literals;
 
 class GatewayEmbeddings : public ::testing::Test {
  protected:
@@ -147,6 +150,72 @@ TEST_F(GatewayEmbeddings, GeminiBatchAndSingleShareTheirInputsEntries) {
            "/v1beta/models/gemini-embedding-001:embedContent");
   EXPECT_EQ(got.at(1), json::parse(direct.body).at("embedding"));
   EXPECT_EQ(gemini("batchEmbedContents", R"({"requests":[{"nocontent":1}]})").status, 400);
+}
+
+// Single-flight per input: 20 concurrent requests for the same inputs (the upstream answers
+// after 300 ms, so they all arrive while the first is out) send each input upstream once.
+TEST(GatewayEmbeddingsFlight, TwentyConcurrentRequestsSendEachInputOnce) {
+  FakeProvider fake{{.delay = 300ms}};
+  GatewayProcess gateway{fake};
+  const std::string body = body_for({"one", "two", "three"});
+  std::vector<std::future<HttpResponse>> pending;
+  for (int i = 0; i < 20; ++i) {
+    pending.push_back(std::async(std::launch::async, [&] {
+      return send(post(gateway.base_url() + "/v1/embeddings", body,
+                       {{"authorization", "Bearer sk-flight"}}));
+    }));
+  }
+  int misses = 0;
+  int coalesced = 0;
+  std::string first_body;
+  for (auto& p : pending) {
+    const HttpResponse r = p.get();
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json::value answer = json::parse(r.body);
+    if (first_body.empty()) first_body = json::serialize(answer.at("data"));
+    EXPECT_EQ(json::serialize(answer.at("data")), first_body);
+    misses += r.header("x-llm-cache") == "MISS";
+    coalesced += r.header("x-llm-cache") == "COALESCED";
+  }
+  EXPECT_EQ(fake.stats().at("embedding_inputs").as_int64(), 3);  // each input once
+  EXPECT_EQ(upstream_calls(fake), 1);
+  EXPECT_EQ(misses, 1);
+  EXPECT_GT(coalesced, 0);
+}
+
+// Each embeddings call writes a ledger record with its real and avoided cost.
+TEST(GatewayEmbeddingsLedger, EachCallIsARecordWithItsCostAndAvoidedCost) {
+  FakeProvider fake;
+  llmc_test::TempDir spill;
+  std::int64_t spent = 0;
+  std::int64_t avoided = 0;
+  GatewayProcess gateway{fake, {"--ledger-spill-dir", spill.path().string()}};
+  const std::string cache_url = gateway.cache_url();  // in the gateway's folder: kept till the end
+  {
+    for (const auto& inputs :
+         std::vector<std::vector<std::string>>{{"a", "b", "c"}, {"b", "c", "d", "e"}, {"e", "a"}}) {
+      const CurlResult r = curl(
+          "-H 'Authorization: Bearer sk-ledger' -H 'x-llm-task: embed-task' "
+          "-H 'content-type: application/json' --data-binary " +
+          quoted(body_for(inputs)) + " " + gateway.base_url() + "/v1/embeddings");
+      ASSERT_EQ(r.status, 200) << r.body;
+      spent += std::llround(std::stod(r.headers.at("x-llm-cost-usd")) * 1e9);
+      avoided += std::llround(std::stod(r.headers.at("x-llm-avoided-usd")) * 1e9);
+    }
+    EXPECT_EQ(gateway.stop(), 0);  // its end flushes the ledger
+  }
+  const auto printed = llmc_test::run_shell(
+      std::string(kCliPath) + " costs --json --since 1d --by task --cache-url '" + cache_url + "'");
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  const json::value report = json::parse(printed.output);
+  const json::object& total = report.at("total").as_object();
+  EXPECT_EQ(total.at("calls").as_int64(), 3);
+  EXPECT_EQ(total.at("hits").as_int64(), 1);
+  EXPECT_GT(spent, 0);
+  EXPECT_GT(avoided, 0);
+  EXPECT_EQ(total.at("spent_nano_usd").as_int64(), spent);
+  EXPECT_EQ(total.at("avoided_nano_usd").as_int64(), avoided);
+  EXPECT_EQ(report.at("rows").as_array().at(0).at("key").as_string(), "embed-task");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// The wire formats of the embeddings calls the gateway caches per input (route_embeddings.cpp):
-// how a body splits into inputs, what a request for one input is (its key), the upstream request
-// for the inputs the cache did not hold, and the answers both ways. Pure; internal to the gateway.
+// The wire formats of the embeddings calls cached per input (exchange/embeddings.hpp: the
+// gateway's embeddings routes and the library's cached_embed): how a body splits into inputs,
+// what a request for one input is (its key), the upstream request for the inputs the cache did
+// not hold, and the answers both ways. Pure.
 #pragma once
 
 #include "llm_caching/cache_key.hpp"
@@ -9,11 +10,18 @@
 #include <boost/json/value.hpp>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace llm_caching::gateway::embeddings {
+namespace llm_caching::providers::embeddings {
+
+/// A request body that is not an embeddings request; what() names what to fix.
+class BadInput : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 /// OpenAI's POST /v1/embeddings; Gemini's :embedContent (one input) and :batchEmbedContents.
 enum class Wire { openai, gemini_one, gemini_batch };
@@ -28,7 +36,7 @@ struct Request {
   std::vector<boost::json::value> inputs;
 };
 
-/// Splits a request body (the model of a Gemini call comes from its path). Throws BadRequest.
+/// Splits a request body (the model of a Gemini call comes from its path). Throws BadInput.
 /// OpenAI: a string or a token array is one input, an array of them several. Gemini: the body of
 /// :embedContent is one input, each of :batchEmbedContents' "requests" is one (their "model"
 /// members are left out: the path names the model).
@@ -52,4 +60,8 @@ std::string read_answer(Wire wire, std::string_view response, std::size_t count,
 std::string answer_body(Wire wire, const std::vector<std::string_view>& embeddings,
                         std::string_view model, std::int64_t sent_tokens);
 
-}  // namespace llm_caching::gateway::embeddings
+/// Shares `total` among parts by weight (the provider reports one total for a batch); the
+/// remainder goes to the last part.
+std::vector<std::int64_t> shares(std::int64_t total, const std::vector<std::size_t>& weights);
+
+}  // namespace llm_caching::providers::embeddings

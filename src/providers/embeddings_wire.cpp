@@ -1,11 +1,11 @@
 // The embeddings wire formats (embeddings_wire.hpp).
-#include "gateway/embeddings_wire.hpp"
-
-#include "gateway/controls.hpp"
+#include "providers/embeddings_wire.hpp"
 
 #include <boost/json/serialize.hpp>
 
-namespace llm_caching::gateway::embeddings {
+#include <algorithm>
+
+namespace llm_caching::providers::embeddings {
 
 namespace json = boost::json;
 
@@ -14,7 +14,7 @@ namespace {
 std::vector<json::value> split_openai_input(const json::value& input) {
   if (input.is_string()) return {input};
   if (!input.is_array() || input.as_array().empty()) {
-    throw BadRequest("\"input\" must be a string, an array of strings or token arrays");
+    throw BadInput("\"input\" must be a string, an array of strings or token arrays");
   }
   const json::array& list = input.as_array();
   if (list.front().is_number()) return {input};  // one input given as tokens
@@ -24,7 +24,7 @@ std::vector<json::value> split_openai_input(const json::value& input) {
 /// A Gemini input: an EmbedContentRequest without its "model" (the path names it).
 json::value gemini_input(json::value item) {
   if (!item.is_object() || !item.as_object().contains("content")) {
-    throw BadRequest("each embedding request needs a \"content\" object");
+    throw BadInput("each embedding request needs a \"content\" object");
   }
   item.as_object().erase("model");
   return item;
@@ -55,18 +55,18 @@ Request read_request(Wire wire, std::string route_model, json::object body) {
     request.model = std::move(route_model);
     const json::value* list = body.if_contains("requests");
     if (!list || !list->is_array() || list->as_array().empty()) {
-      throw BadRequest("the request body has no \"requests\" list");
+      throw BadInput("the request body has no \"requests\" list");
     }
     for (const json::value& item : list->as_array()) request.inputs.push_back(gemini_input(item));
     return request;
   }
   const json::value* model = body.if_contains("model");
   if (!model || !model->is_string() || model->as_string().empty()) {
-    throw BadRequest("the request body has no \"model\" string");
+    throw BadInput("the request body has no \"model\" string");
   }
   request.model = std::string(model->as_string());
   const json::value* input = body.if_contains("input");
-  if (!input) throw BadRequest("the request body has no \"input\"");
+  if (!input) throw BadInput("the request body has no \"input\"");
   request.inputs = split_openai_input(*input);
   // Without the inputs: a copy per input for its key would otherwise copy all of them.
   body.erase("input");
@@ -169,4 +169,22 @@ std::string answer_body(Wire wire, const std::vector<std::string_view>& embeddin
   return out;
 }
 
-}  // namespace llm_caching::gateway::embeddings
+std::vector<std::int64_t> shares(std::int64_t total, const std::vector<std::size_t>& weights) {
+  std::size_t sum = 0;
+  for (std::size_t w : weights) sum += w;
+  std::vector<std::int64_t> out;
+  out.reserve(weights.size());
+  std::int64_t given = 0;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const std::int64_t share =
+        i + 1 == weights.size()
+            ? total - given
+            : static_cast<std::int64_t>(static_cast<long double>(total) * weights[i] /
+                                        std::max<std::size_t>(sum, 1));
+    out.push_back(share);
+    given += share;
+  }
+  return out;
+}
+
+}  // namespace llm_caching::providers::embeddings
