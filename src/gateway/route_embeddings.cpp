@@ -156,6 +156,7 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
   record.upstream_calls = model.calls();
   record.upstream_wait = model.waited();
   if (failure) {
+    record.budget_refused = is_budget_refusal(failure);
     OutgoingResponse response = failure_response(provider, failure, model.last_error());
     record.status = response.status;
     co_await out.send(std::move(response));
