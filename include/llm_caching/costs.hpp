@@ -18,8 +18,6 @@ struct ModelCosts {
   double cost_per_million_output_tokens = 0.0;
   /// Provider prompt-cache writes (Anthropic cache_creation_input_tokens; its 5-minute writes).
   double cost_per_million_caching_input_tokens = 0.0;
-  /// One-hour prompt-cache writes (Usage::cache_write_1h_tokens); unset: the write rate above.
-  std::optional<double> cost_per_million_caching_input_tokens_1h;
   /// Provider prompt-cache reads.
   double cost_per_million_caching_hit_tokens = 0.0;
 
@@ -29,11 +27,16 @@ struct ModelCosts {
   std::optional<double> cost_per_million_output_tokens_above;
   std::optional<double> cost_per_million_caching_input_tokens_above;
   std::optional<double> cost_per_million_caching_hit_tokens_above;
-  std::optional<double> cost_per_million_caching_input_tokens_1h_above;
 
   /// Where the price came from and when it was read (informational).
   std::string source;
   std::string as_of;
+
+  // Last, so that positional initialisers of the fields above keep their meaning.
+  /// One-hour prompt-cache writes (Usage::cache_write_1h_tokens); unset: the cache-write rate.
+  std::optional<double> cost_per_million_caching_input_tokens_1h;
+  /// Its rate above tier_threshold_tokens; unset: the one-hour rate.
+  std::optional<double> cost_per_million_caching_input_tokens_1h_above;
 };
 
 /// A model id → costs table. Lookup: exact id, then without a provider prefix

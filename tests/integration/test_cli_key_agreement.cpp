@@ -265,13 +265,16 @@ TEST(CliKeyAgreement, TheOtherApisKeyAsTheGatewayDoes) {
     ASSERT_EQ(served.status, 200) << served.body;
     const std::string gateway_key = served.header("x-llm-cache-key");
     ASSERT_FALSE(gateway_key.empty());
-    std::vector<std::string> args = c.more;
+    // The gateway's upstream is the fake (not a public service): its endpoint is in the scope.
+    std::vector<std::string> chat_args = c.more;
+    chat_args.insert(chat_args.end(), {"--base-url", upstream_of(fake, c.provider)});
+    std::vector<std::string> args = chat_args;
     args.insert(args.end(), {"--api", c.api});
     const CliResult printed = cli_key(c.provider, c.body, args);
     ASSERT_EQ(printed.exit_code, 0) << printed.output;
     EXPECT_EQ(printed.output, gateway_key + "\n");
     // The same body under the chat API keys apart.
-    EXPECT_NE(cli_key(c.provider, c.body, c.more).output, printed.output);
+    EXPECT_NE(cli_key(c.provider, c.body, chat_args).output, printed.output);
   }
 
   // Embeddings: one key per input, each the key the gateway gives a request for it alone.
@@ -295,12 +298,15 @@ TEST(CliKeyAgreement, TheOtherApisKeyAsTheGatewayDoes) {
     ASSERT_EQ(gemini_one.status, 200) << gemini_one.body;
     gemini_expected += gemini_one.header("x-llm-cache-key") + "\n";
   }
-  const CliResult printed = cli_key(Provider::openai, batch + "]}", {"--api", "embeddings"});
+  const CliResult printed =
+      cli_key(Provider::openai, batch + "]}",
+              {"--api", "embeddings", "--base-url", upstream_of(fake, Provider::openai)});
   ASSERT_EQ(printed.exit_code, 0) << printed.output;
   EXPECT_EQ(printed.output, expected);
   const CliResult gemini_printed =
       cli_key(Provider::gemini, gemini_batch + "]}",
-              {"--api", "embeddings", "--model", "gemini-embedding-001"});
+              {"--api", "embeddings", "--model", "gemini-embedding-001", "--base-url",
+               upstream_of(fake, Provider::gemini)});
   ASSERT_EQ(gemini_printed.exit_code, 0) << gemini_printed.output;
   EXPECT_EQ(gemini_printed.output, gemini_expected);
   EXPECT_EQ(cli_key(Provider::openai, "{}", {"--api", "nonsense"}).exit_code, 2);

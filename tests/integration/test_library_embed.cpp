@@ -178,16 +178,17 @@ TEST(LibraryEmbedKeys, AnEmbeddingTheGatewayRecordedIsALibraryHit) {
   ASSERT_EQ(recorded.status, 200) << recorded.body;
   const json::value answer = json::parse(recorded.body);
 
-  // The library at the provider's public endpoint (so the key's scope is the gateway's shared
-  // one), without a key, replaying only: every input must be found under the gateway's key.
+  // The library at the gateway's upstream (one scope rule: a non-public endpoint is in both
+  // scopes), without a key, replaying only: every input must be found under the gateway's key.
   for (const char* name : {"OPENAI_API_KEY", "OPENAI_BASE_URL"}) ::unsetenv(name);
   Runtime runtime;
   RunOptions options;
   options.cache_url = gateway.cache_url();
   options.runtime = &runtime;
   options.mode = CacheMode::replay_only;
-  const EmbedResult hit = cached_embed_sync(Embedder{.model = "openai:text-embedding-3-small"},
-                                            {"shared two", "shared one"}, "t", options);
+  const EmbedResult hit = cached_embed_sync(
+      Embedder{.model = "openai:text-embedding-3-small", .base_url = fake.base_url() + "/v1"},
+      {"shared two", "shared one"}, "t", options);
   EXPECT_EQ(hit.cached, 2u);
   ASSERT_EQ(hit.embeddings.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {

@@ -170,9 +170,9 @@ const Golden kGoldens[] = {
      {.input_tokens = 12,
       .output_tokens = 393,
       .cache_write_tokens = 2048,
-      .cache_write_1h_tokens = 1024,
       .cache_read_tokens = 1800,
-      .requests = 1},
+      .requests = 1,
+      .cache_write_1h_tokens = 1024},
      16'455'000},
     {"anthropic, above 200k",
      Provider::anthropic,
@@ -182,9 +182,9 @@ const Golden kGoldens[] = {
      {.input_tokens = 150000,
       .output_tokens = 1000,
       .cache_write_tokens = 1000,
-      .cache_write_1h_tokens = 1000,
       .cache_read_tokens = 59000,
-      .requests = 1},
+      .requests = 1,
+      .cache_write_1h_tokens = 1000},
      969'900'000},
     {"anthropic, no lifetime split",
      Provider::anthropic,
@@ -245,7 +245,7 @@ TEST(GoldenCosts, OneHourWritesWithoutTheirOwnRateAreBilledAsWrites) {
 }
 
 TEST(GoldenCosts, MoreOneHourWritesThanWritesIsAnError) {
-  const Usage usage{.cache_write_tokens = 10, .cache_write_1h_tokens = 11, .requests = 1};
+  const Usage usage{.cache_write_tokens = 10, .requests = 1, .cache_write_1h_tokens = 11};
   EXPECT_THROW(llm_caching::cost_nano_usd(CostTable::defaults().at("claude-sonnet-4-5"), usage),
                llm_caching::ConfigurationError);
 }
