@@ -1,6 +1,7 @@
 // Embeddings cached per input (embeddings.hpp).
 #include "exchange/embeddings.hpp"
 
+#include "exchange/cache_modes.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <boost/asio/deferred.hpp>
@@ -14,16 +15,6 @@ namespace {
 
 namespace json = boost::json;
 namespace emb = providers::embeddings;
-
-bool reads_cache(CacheMode m) {
-  return m == CacheMode::use || m == CacheMode::read_only || m == CacheMode::replay_only;
-}
-bool writes_cache(CacheMode m) {
-  return m == CacheMode::use || m == CacheMode::refresh;
-}
-bool coalesces(CacheMode m) {
-  return m == CacheMode::use || m == CacheMode::read_only;
-}
 
 /// The inputs this call sends, each with the flight it leads (null when it does not coalesce),
 /// and the inputs whose flight another caller leads.

@@ -5,7 +5,7 @@
 #include "exchange/exchange.hpp"
 
 #include "exchange/budget_hold.hpp"
-
+#include "exchange/cache_modes.hpp"
 #include "exchange/cross_process_lock.hpp"
 #include "exchange/named_thread.hpp"
 #include "exchange/provider_call.hpp"
@@ -27,16 +27,6 @@
 namespace llm_caching::exchange {
 
 namespace {
-
-bool reads_cache(CacheMode m) {
-  return m == CacheMode::use || m == CacheMode::read_only || m == CacheMode::replay_only;
-}
-bool writes_cache(CacheMode m) {
-  return m == CacheMode::use || m == CacheMode::refresh;
-}
-bool coalesces(CacheMode m) {
-  return m == CacheMode::use || m == CacheMode::read_only;
-}
 
 /// An answer this call did not pay for (a hit, a stale entry, another caller's call): it is
 /// billed 0, and the original call's cost is what it avoided.

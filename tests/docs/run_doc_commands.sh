@@ -29,11 +29,15 @@ export PATH="$bin:$examples:$PATH"
 unset HTTP_PROXY http_proxy HTTPS_PROXY https_proxy ALL_PROXY all_proxy LLM_CACHE_REDIS_URL \
       LLM_CACHING_CA_FILE LLM_CACHE_STALE_IF_ERROR LLM_CACHE_STALE_WHILE_REVALIDATE
 
-# A port nothing answers on now (bash cannot bind, so it tries to connect to random ones).
+# A port nothing answers on now (bash cannot bind, so it tries to connect to random ones). It is
+# taken below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default):
+# there, a port nothing listens on may still be the local end of another test's connection, and
+# binding it fails with "Address already in use".
 free_port() {
-  local port
+  local port low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % (low > 21000 ? low - 20000 : 1000)))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ledger_test {
@@ -164,6 +165,23 @@ inline HttpResponse get(const std::string& url) {
   request.method = "GET";
   request.url = url;
   return send(std::move(request));
+}
+
+/// The "total" of the gateway's /costs once its calls reach `calls`, asking every 50 ms at most
+/// `attempts` times (the ledger's writer stores records in the background); the last total read,
+/// empty if /costs never answered.
+inline json::object total_once_calls_reach(const LedgerGateway& gateway, std::int64_t calls,
+                                           int attempts) {
+  json::object total;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    const HttpResponse report = get(gateway.url("/costs?since=1h"));
+    if (report.status == 200) {
+      total = costs_json(report.body).at("total").as_object();
+      if (total.at("calls").as_int64() == calls) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return total;
 }
 
 /// A field of the ledger's per-day Redis hashes ("total::calls"), summed over the UTC days of

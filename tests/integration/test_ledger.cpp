@@ -77,15 +77,7 @@ TEST(Ledger, RecordsWrittenWhileRedisIsDownReachItOnceItIsBack) {
   redis.start();
   sent += down;
   // The gateway reconnects in the background: ask until it has (bounded, not timed).
-  json::object total;
-  for (int attempt = 0; attempt < 600; ++attempt) {
-    const HttpResponse report = get(gateway.url("/costs?since=1h"));
-    if (report.status == 200) {
-      total = costs_json(report.body).at("total").as_object();
-      if (total.at("calls").as_int64() == sent.calls) break;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
+  const json::object total = total_once_calls_reach(gateway, sent.calls, 600);
   ASSERT_FALSE(total.empty());
   EXPECT_EQ(total.at("calls").as_int64(), sent.calls);
   EXPECT_EQ(total.at("spent_nano_usd").as_int64(), sent.cost_nano_usd);
@@ -121,15 +113,8 @@ TEST(Ledger, AThirtySecondRedisOutageUnderLoadLosesNoRecord) {
   for (auto& client : clients) sent += client.get();
   std::printf("outage run: %lld calls\n", static_cast<long long>(sent.calls));
   ASSERT_GT(sent.calls, 1000);
-  json::object total;
-  for (int attempt = 0; attempt < 1200; ++attempt) {  // the writer retries every second
-    const HttpResponse report = get(gateway.url("/costs?since=1h"));
-    if (report.status == 200) {
-      total = costs_json(report.body).at("total").as_object();
-      if (total.at("calls").as_int64() == sent.calls) break;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
+  // The writer retries the store every second: up to a minute to replay the spill.
+  const json::object total = total_once_calls_reach(gateway, sent.calls, 1200);
   ASSERT_FALSE(total.empty());
   EXPECT_EQ(total.at("calls").as_int64(), sent.calls);
   EXPECT_EQ(total.at("spent_nano_usd").as_int64(), sent.cost_nano_usd);

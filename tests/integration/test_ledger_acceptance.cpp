@@ -136,14 +136,7 @@ TEST(LedgerAcceptance, TenThousandMixedCallsSumToTheNanoDollarOfWhatEachReported
     sent += library_mix(fake, redis.url(), spill.file("library"));
     ASSERT_EQ(sent.calls, kCalls);
     // The refreshes run in the background: ask until their records are in (bounded).
-    for (int attempt = 0; attempt < 600; ++attempt) {
-      const HttpResponse report = get(a.url("/costs?since=1h"));
-      if (report.status == 200 &&
-          costs_json(report.body).at("total").at("calls").as_int64() == kCalls + kStaleEntries) {
-        break;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
+    total_once_calls_reach(a, kCalls + kStaleEntries, 600);
     EXPECT_EQ(a.stop(), 0);
     EXPECT_EQ(b.stop(), 0);
   }
