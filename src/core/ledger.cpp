@@ -50,6 +50,13 @@ std::optional<LedgerOutcome> outcome_from_name(std::string_view name) noexcept {
   return std::nullopt;
 }
 
+void take_usage(LedgerRecord& r, const Usage& usage) noexcept {
+  r.input_tokens = usage.input_tokens;
+  r.output_tokens = usage.output_tokens;
+  r.cache_write_tokens = usage.cache_write_tokens;
+  r.cache_read_tokens = usage.cache_read_tokens;
+}
+
 std::string encode_ledger_line(const LedgerRecord& r) {
   json::object o;
   o[kTime] = r.time_ms;

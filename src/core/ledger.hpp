@@ -4,6 +4,8 @@
 // moves them off the hot path.
 #pragma once
 
+#include "llm_caching/usage.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -41,6 +43,9 @@ struct LedgerRecord {
 
   friend bool operator==(const LedgerRecord&, const LedgerRecord&) = default;
 };
+
+/// Copies the four token counts of `usage` into `record`.
+void take_usage(LedgerRecord& record, const Usage& usage) noexcept;
 
 /// One record as one line of JSON (no newline): the Redis stream's value and the spill file's
 /// line. decode_ledger_line returns nullopt for a line it cannot read in full (a spill file cut

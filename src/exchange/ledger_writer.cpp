@@ -265,11 +265,7 @@ bool LedgerWriter::replay_file(const fs::path& file, bool own) {
 }
 
 void record_result(core::LedgerRecord& r, const ExchangeResult& result) {
-  const Usage& usage = result.entry->usage;
-  r.input_tokens = usage.input_tokens;
-  r.output_tokens = usage.output_tokens;
-  r.cache_write_tokens = usage.cache_write_tokens;
-  r.cache_read_tokens = usage.cache_read_tokens;
+  core::take_usage(r, result.entry->usage);
   r.cost_nano_usd = result.cost_nano_usd;
   r.avoided_nano_usd = result.avoided_nano_usd;
   r.outcome = result.stale       ? core::LedgerOutcome::stale

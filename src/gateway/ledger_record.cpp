@@ -21,13 +21,6 @@ std::string kept(std::string_view value, std::size_t limit) {
   return out;
 }
 
-void take_usage(core::LedgerRecord& r, const Usage& usage) {
-  r.input_tokens = usage.input_tokens;
-  r.output_tokens = usage.output_tokens;
-  r.cache_write_tokens = usage.cache_write_tokens;
-  r.cache_read_tokens = usage.cache_read_tokens;
-}
-
 }  // namespace
 
 core::LedgerRecord ledger_request(const IncomingRequest& request, Provider provider,
@@ -47,7 +40,7 @@ core::LedgerRecord ledger_request(const IncomingRequest& request, Provider provi
 
 void ledger_memo_hit(core::LedgerRecord& r, const core::CacheEntry& entry,
                      std::int64_t avoided_nano_usd) {
-  take_usage(r, entry.usage);
+  core::take_usage(r, entry.usage);
   r.avoided_nano_usd = avoided_nano_usd;
   r.outcome = core::LedgerOutcome::hit;
 }
