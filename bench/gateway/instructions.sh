@@ -13,6 +13,7 @@
 #   alike; hits are one fixed POST (post_hit.lua), as fast as they come. 2 connections each.
 #   CACHE_URL=memory:// (say) replaces the fresh SQLite file each run gets.
 #   KEEP=DIR keeps the callgrind files there, for callgrind_annotate.
+#   SERVE_ARGS="--no-ledger" (say) adds flags to the measured gateway's serve command.
 # The gateway runs with one worker thread (--threads 1) under callgrind, 20-50x slower than
 # normal: the counts are per request, the request rate does not matter.
 set -euo pipefail
@@ -48,7 +49,7 @@ measure() {
   start "$work/gw.$label.$phase" valgrind --tool=callgrind --separate-threads=yes \
     --callgrind-out-file="$out" "$binary" --cache-url "${CACHE_URL:-sqlite://$work/c.db}" \
     serve --threads 1 --listen 127.0.0.1:0 --log-level warn \
-    --upstream "openai=http://127.0.0.1:$fake_port/v1"
+    --upstream "openai=http://127.0.0.1:$fake_port/v1" ${SERVE_ARGS:-}
   local gateway=$last_pid url=http://127.0.0.1:$port/v1/chat/completions
   # Warm up (connections, caches, the first hit's miss), then count only what follows.
   PACE_MS=$pace wrk -t1 -c2 -d2s -s "$here/$script" "$url" >/dev/null

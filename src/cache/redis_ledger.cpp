@@ -72,8 +72,8 @@ void count(Counters& counters, const core::LedgerRecord& r) {
       {"outcome", core::outcome_name(r.outcome)}};
   for (const auto& [dim, value] : dims) {
     const std::string field = fmt::format("{}:{}:", dim, value);
-    counters[{hash, field + "calls"}] += 1;
-    if (hit) counters[{hash, field + "hits"}] += 1;
+    counters[{hash, field + "calls"}] += r.calls;
+    if (hit) counters[{hash, field + "hits"}] += r.calls;
     if (r.cost_nano_usd != 0) counters[{hash, field + "spent_nano_usd"}] += r.cost_nano_usd;
     if (r.avoided_nano_usd != 0) {
       counters[{hash, field + "avoided_nano_usd"}] += r.avoided_nano_usd;

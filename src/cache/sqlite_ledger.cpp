@@ -5,6 +5,7 @@
 #include "cache/sqlite_backend.hpp"
 #include "cache/sqlite_connection.hpp"
 
+#include <algorithm>
 #include <mutex>
 
 namespace llm_caching::cache {
@@ -18,7 +19,8 @@ constexpr const char* kCreateLedger =
     "tenant TEXT NOT NULL, tags TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
     "output_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, "
     "cache_read_tokens INTEGER NOT NULL, cost_nano_usd INTEGER NOT NULL, "
-    "avoided_nano_usd INTEGER NOT NULL, latency_us INTEGER NOT NULL);"
+    "avoided_nano_usd INTEGER NOT NULL, latency_us INTEGER NOT NULL, "
+    "calls INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX IF NOT EXISTS ledger_time ON ledger(time_ms);"
     "CREATE TABLE IF NOT EXISTS budgets (key TEXT PRIMARY KEY, used INTEGER NOT NULL, "
     "expires_at INTEGER NOT NULL);";
@@ -26,7 +28,11 @@ constexpr const char* kCreateLedger =
 constexpr const char* kSelectBudget = "SELECT used, expires_at FROM budgets WHERE key = ?1";
 constexpr const char* kWriteBudget = "INSERT OR REPLACE INTO budgets VALUES (?1, ?2, ?3)";
 
-constexpr int kColumns = 15;
+/// A table made before records could stand for several calls gets the column (its rows: 1 each).
+constexpr const char* kHasCalls = "SELECT 1 FROM pragma_table_info('ledger') WHERE name = 'calls'";
+constexpr const char* kAddCalls = "ALTER TABLE ledger ADD COLUMN calls INTEGER NOT NULL DEFAULT 1";
+
+constexpr int kColumns = 16;
 /// Records per INSERT statement: one statement step per row costs more than the row itself, so a
 /// batch goes in rows of this many (and one-row inserts for the rest).
 constexpr std::size_t kRowsPerInsert = 32;
@@ -36,7 +42,11 @@ std::string insert_sql(std::size_t rows) {
   std::string row = "(?";
   for (int c = 1; c < kColumns; ++c) row += ",?";
   row += ")";
-  std::string sql = "INSERT INTO ledger VALUES " + row;
+  std::string sql =
+      "INSERT INTO ledger (time_ms, outcome, task, namespace, model, provider, tenant, tags, "
+      "input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, cost_nano_usd, "
+      "avoided_nano_usd, latency_us, calls) VALUES " +
+      row;
   for (std::size_t r = 1; r < rows; ++r) sql += "," + row;
   return sql;
 }
@@ -44,7 +54,7 @@ std::string insert_sql(std::size_t rows) {
 constexpr const char* kSelect =
     "SELECT time_ms, outcome, task, namespace, model, provider, tenant, tags, input_tokens, "
     "output_tokens, cache_write_tokens, cache_read_tokens, cost_nano_usd, avoided_nano_usd, "
-    "latency_us FROM ledger WHERE time_ms >= ?1 AND time_ms < ?2";
+    "latency_us, calls FROM ledger WHERE time_ms >= ?1 AND time_ms < ?2";
 
 /// Finalizes a statement prepared for one batch or one read.
 struct Statement {
@@ -77,6 +87,7 @@ void bind_record(const SqliteConnection& db, sqlite3_stmt* stmt, int first,
   db.bind_int(stmt, first + 12, r.cost_nano_usd);
   db.bind_int(stmt, first + 13, r.avoided_nano_usd);
   db.bind_int(stmt, first + 14, r.latency_us);
+  db.bind_int(stmt, first + 15, r.calls);
 }
 
 core::LedgerRecord read_record(sqlite3_stmt* stmt) {
@@ -96,6 +107,7 @@ core::LedgerRecord read_record(sqlite3_stmt* stmt) {
   r.cost_nano_usd = sqlite3_column_int64(stmt, 12);
   r.avoided_nano_usd = sqlite3_column_int64(stmt, 13);
   r.latency_us = sqlite3_column_int64(stmt, 14);
+  r.calls = std::max<std::int64_t>(1, sqlite3_column_int64(stmt, 15));
   return r;
 }
 
@@ -104,6 +116,10 @@ core::LedgerRecord read_record(sqlite3_stmt* stmt) {
 void SqliteBackend::ensure_ledger_table() {
   if (ledger_table_ready_) return;
   db_->exec(kCreateLedger, "creating the ledger table");
+  const Statement has_calls{db_->prepare(kHasCalls)};
+  if (!db_->step(has_calls.stmt, "reading the ledger table's columns")) {
+    db_->exec(kAddCalls, "adding the calls column to the ledger table");
+  }
   ledger_table_ready_ = true;
 }
 

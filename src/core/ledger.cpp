@@ -74,6 +74,7 @@ std::string encode_ledger_line(const LedgerRecord& r) {
   o["cost"] = r.cost_nano_usd;
   o["avoided"] = r.avoided_nano_usd;
   o["us"] = r.latency_us;
+  if (r.calls != 1) o["n"] = r.calls;
   return json::serialize(o);
 }
 
@@ -93,6 +94,11 @@ std::optional<LedgerRecord> decode_ledger_line(std::string_view line) {
                   read_int(o, "cr", r.cache_read_tokens) && read_int(o, "cost", r.cost_nano_usd) &&
                   read_int(o, "avoided", r.avoided_nano_usd) && read_int(o, "us", r.latency_us);
   if (!ok) return std::nullopt;
+  // Absent (a record of one call, or a line from before records were folded): 1.
+  if (const json::value* n = o.if_contains("n")) {
+    if (!n->is_int64() || n->get_int64() < 1) return std::nullopt;
+    r.calls = n->get_int64();
+  }
   const auto named = outcome_from_name(outcome);
   if (!named) return std::nullopt;
   r.outcome = *named;

@@ -38,14 +38,29 @@ struct LedgerRecord {
   std::int64_t cache_read_tokens = 0;
   std::int64_t cost_nano_usd = 0;
   std::int64_t avoided_nano_usd = 0;
-  std::int64_t latency_us = 0;
+  std::int64_t latency_us = 0;  ///< of the call; of all its calls summed when calls > 1
   LedgerOutcome outcome = LedgerOutcome::miss;
+  /// The calls this record stands for: 1, or more for answers served without a provider call
+  /// that coalesce_served_records folded into one row (token counts, costs and latency summed).
+  std::int64_t calls = 1;
 
   friend bool operator==(const LedgerRecord&, const LedgerRecord&) = default;
 };
 
 /// Copies the four token counts of `usage` into `record`.
 void take_usage(LedgerRecord& record, const Usage& usage) noexcept;
+
+/// Folds the records of calls answered without a provider call of their own (hit, coalesced,
+/// stale: they spend nothing) that agree on every dimension a report groups by (task, namespace,
+/// model, provider, tenant, tags, outcome) and finished in the same UTC second into one record
+/// each, whose `calls` counts them and whose token counts, avoided cost and latency are their
+/// sums; its time is the earliest of theirs. Every other record (each one spends, or failed)
+/// stays as it is. Sums by any report dimension are unchanged; the order of what is kept is the
+/// order of the first record of each group. `records` is left empty, its capacity kept for the
+/// next batch. A cache under load answers most calls from the
+/// cache, and as one row per second and group, not per call, its hits cost the ledger almost
+/// nothing to store.
+std::vector<LedgerRecord> coalesce_served_records(std::vector<LedgerRecord>& records);
 
 /// One record as one line of JSON (no newline): the Redis stream's value and the spill file's
 /// line. decode_ledger_line returns nullopt for a line it cannot read in full (a spill file cut

@@ -22,12 +22,12 @@ constexpr std::array<std::string_view, 9> kByNames = {
     "total", "task", "model", "tenant", "day", "tag", "outcome", "provider", "namespace"};
 
 void add(ReportRow& row, const LedgerRecord& r) {
-  ++row.calls;
+  row.calls += r.calls;
   if (r.outcome == LedgerOutcome::hit || r.outcome == LedgerOutcome::stale ||
       r.outcome == LedgerOutcome::coalesced) {
-    ++row.hits;
+    row.hits += r.calls;
   }
-  if (r.outcome == LedgerOutcome::failed) ++row.failed;
+  if (r.outcome == LedgerOutcome::failed) row.failed += r.calls;
   row.spent_nano_usd += r.cost_nano_usd;
   row.avoided_nano_usd += r.avoided_nano_usd;
   row.input_tokens += r.input_tokens + r.cache_write_tokens + r.cache_read_tokens;

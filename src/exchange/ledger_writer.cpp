@@ -24,6 +24,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+std::uint64_t calls_in(const std::vector<core::LedgerRecord>& records) {
+  std::uint64_t calls = 0;
+  for (const core::LedgerRecord& r : records) calls += static_cast<std::uint64_t>(r.calls);
+  return calls;
+}
+
 /// "ledger-<16 hex of the store>-": the spill files of one store (any process's).
 std::string spill_prefix(const cache::Backend& backend) {
   return fmt::format("ledger-{:016x}-", cache::fnv1a64(backend.describe()));
@@ -128,8 +134,10 @@ void LedgerWriter::run() {
       return stopping_ || flush_asked_ > 0 || queue_.size() >= options_.batch_limit;
     });
     ++rounds_started_;
-    std::vector<core::LedgerRecord> batch = std::move(queue_);
-    queue_.clear();
+    // The queue takes the spare's capacity, so that the callers' pushes do not grow it again.
+    std::vector<core::LedgerRecord> batch;
+    batch.swap(queue_);
+    queue_.swap(spare_);
     const bool urgent = stopping_ || flush_asked_ > 0;
     const bool stop = stopping_;
     lock.unlock();
@@ -137,14 +145,16 @@ void LedgerWriter::run() {
       spill_pending_ = !replay_spills();
       if (spill_pending_) next_replay_ = std::chrono::steady_clock::now() + options_.retry_interval;
     }
-    for (std::size_t at = 0; at < batch.size(); at += options_.batch_limit) {
-      const auto first = batch.begin() + static_cast<std::ptrdiff_t>(at);
-      const auto last = batch.begin() + static_cast<std::ptrdiff_t>(
-                                            std::min(batch.size(), at + options_.batch_limit));
+    std::vector<core::LedgerRecord> rows = core::coalesce_served_records(batch);
+    for (std::size_t at = 0; at < rows.size(); at += options_.batch_limit) {
+      const auto first = rows.begin() + static_cast<std::ptrdiff_t>(at);
+      const auto last = rows.begin() + static_cast<std::ptrdiff_t>(
+                                           std::min(rows.size(), at + options_.batch_limit));
       write(std::vector<core::LedgerRecord>(std::make_move_iterator(first),
                                             std::make_move_iterator(last)));
     }
     lock.lock();
+    if (batch.capacity() > spare_.capacity()) spare_.swap(batch);
     ++rounds_finished_;
     flushed_.notify_all();
     if (stop && queue_.empty()) return;
@@ -154,9 +164,10 @@ void LedgerWriter::run() {
 void LedgerWriter::write(std::vector<core::LedgerRecord> batch) {
   if (batch.empty()) return;
   // Behind a pending spill, records join it: they reach the backend in order, after it.
+  const std::uint64_t calls = calls_in(batch);
   if (!spill_pending_ && store(batch)) {
     std::lock_guard lock(mutex_);
-    stats_.stored += batch.size();
+    stats_.stored += calls;
     return;
   }
   spill(batch);
@@ -193,14 +204,15 @@ void LedgerWriter::spill(const std::vector<core::LedgerRecord>& batch) {
     for (const core::LedgerRecord& record : batch) lines += core::encode_ledger_line(record) + "\n";
     written = spill_fd_ >= 0 && write_all(spill_fd_, lines);
   }
+  const std::uint64_t calls = calls_in(batch);
   std::lock_guard lock(mutex_);
   if (written) {
-    stats_.spilled += batch.size();
+    stats_.spilled += calls;
   } else {
-    stats_.dropped += batch.size();
-    spdlog::error("ledger: {} records lost: cannot write them to {} nor to a spill file ({})",
-                  batch.size(), backend_->describe(),
-                  spill_file_.empty() ? "no spill dir" : std::strerror(errno));
+    stats_.dropped += calls;
+    spdlog::error(
+        "ledger: {} calls' records lost: cannot write them to {} nor to a spill file ({})", calls,
+        backend_->describe(), spill_file_.empty() ? "no spill dir" : std::strerror(errno));
   }
 }
 
@@ -229,16 +241,19 @@ bool LedgerWriter::replay_file(const fs::path& file, bool own) {
   }
   std::vector<core::LedgerRecord> records = decode_lines(read_all(fd), file);
   std::size_t stored = 0;
+  std::uint64_t stored_calls = 0;
   bool ok = true;
   while (stored < records.size()) {
     const std::size_t end = std::min(records.size(), stored + options_.batch_limit);
     std::vector<core::LedgerRecord> chunk(records.begin() + static_cast<std::ptrdiff_t>(stored),
                                           records.begin() + static_cast<std::ptrdiff_t>(end));
+    const std::uint64_t calls = calls_in(chunk);
     if (!store(std::move(chunk))) {
       ok = false;
       break;
     }
     stored = end;
+    stored_calls += calls;
   }
   // What was stored leaves the file, so that no record is written twice; the rest stays.
   std::string rest;
@@ -254,12 +269,12 @@ bool LedgerWriter::replay_file(const fs::path& file, bool own) {
   if (own && ok) spill_fd_ = -1;
   {
     std::lock_guard lock(mutex_);
-    stats_.stored += stored;
-    stats_.replayed += stored;
+    stats_.stored += stored_calls;
+    stats_.replayed += stored_calls;
   }
   if (stored != 0) {
-    spdlog::info("ledger: {} records replayed from {} into {}", stored, file.string(),
-                 backend_->describe());
+    spdlog::info("ledger: the records of {} calls replayed from {} into {}", stored_calls,
+                 file.string(), backend_->describe());
   }
   return ok;
 }

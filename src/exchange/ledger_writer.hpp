@@ -54,11 +54,12 @@ class LedgerWriter {
   /// backend answers) the spill files are replayed. For tests and `costs` in the same process.
   void flush();
 
+  /// Counted in calls (a record that stands for several calls counts them all).
   struct Stats {
-    std::uint64_t stored = 0;    ///< records written to the backend (replays included)
-    std::uint64_t spilled = 0;   ///< records written to a spill file
-    std::uint64_t replayed = 0;  ///< records moved from spill files to the backend
-    std::uint64_t dropped = 0;   ///< records lost (no spill dir, or the spill file failed)
+    std::uint64_t stored = 0;    ///< calls written to the backend (replays included)
+    std::uint64_t spilled = 0;   ///< calls written to a spill file
+    std::uint64_t replayed = 0;  ///< calls moved from spill files to the backend
+    std::uint64_t dropped = 0;   ///< calls lost (no spill dir, or the spill file failed)
   };
   Stats stats() const;
   /// This process's spill file (empty without a spill dir).
@@ -86,6 +87,7 @@ class LedgerWriter {
   std::condition_variable wake_;
   std::condition_variable flushed_;
   std::vector<core::LedgerRecord> queue_;  // guarded by mutex_
+  std::vector<core::LedgerRecord> spare_;  // guarded by mutex_: empty, a batch's capacity
   std::uint64_t rounds_started_ = 0;       // guarded by mutex_
   std::uint64_t rounds_finished_ = 0;      // guarded by mutex_
   std::uint64_t flush_asked_ = 0;          // guarded by mutex_

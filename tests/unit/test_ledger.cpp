@@ -9,6 +9,7 @@
 #include "support/test_env.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 
@@ -59,6 +60,89 @@ TEST(LedgerLine, RefusesCutAndForeignLines) {
   EXPECT_FALSE(core::decode_ledger_line(R"({"t":1,"o":"exploded"})"));
   EXPECT_FALSE(core::decode_ledger_line(R"({"o":"miss"})"));
   EXPECT_FALSE(core::decode_ledger_line(R"({"t":1,"o":"miss","cost":"5"})"));
+}
+
+TEST(LedgerLine, CarriesTheCallsOfAFoldedRecord) {
+  LedgerRecord r = record(kDec1, "t", LedgerOutcome::hit, 0, 70);
+  r.calls = 7;
+  const std::string line = core::encode_ledger_line(r);
+  EXPECT_NE(line.find(R"("n":7)"), std::string::npos);
+  EXPECT_EQ(core::decode_ledger_line(line), r);
+  // One call: no field, as lines written before records were folded.
+  const std::string one = core::encode_ledger_line(record(kDec1, "t", LedgerOutcome::hit, 0));
+  EXPECT_EQ(one.find(R"("n")"), std::string::npos);
+  EXPECT_EQ(core::decode_ledger_line(one)->calls, 1);
+  EXPECT_FALSE(core::decode_ledger_line(R"({"t":1,"o":"hit","n":0})"));
+  EXPECT_FALSE(core::decode_ledger_line(R"({"t":1,"o":"hit","n":"2"})"));
+}
+
+TEST(LedgerCoalesce, FoldsServedCallsOfOneGroupAndSecondOnly) {
+  std::vector<LedgerRecord> records = {
+      record(kDec1 + 500, "a", LedgerOutcome::hit, 0, 10),
+      record(kDec1 + 100, "a", LedgerOutcome::miss, 10),
+      record(kDec1 + 200, "a", LedgerOutcome::hit, 0, 10),
+      record(kDec1 + 999, "a", LedgerOutcome::hit, 0, 10),
+      record(kDec1 + 1000, "a", LedgerOutcome::hit, 0, 10),   // the next second
+      record(kDec1 + 300, "b", LedgerOutcome::hit, 0, 10),    // another task
+      record(kDec1 + 300, "a", LedgerOutcome::stale, 0, 10),  // another outcome
+      record(kDec1 + 400, "a", LedgerOutcome::failed, 0),     // spends nothing, but failed
+      record(kDec1 + 400, "a", LedgerOutcome::failed, 0),
+  };
+  records.push_back(records.front());
+  records.back().tenant = "user:ann";  // another tenant
+  const std::vector<LedgerRecord> rows = core::coalesce_served_records(records);
+  EXPECT_TRUE(records.empty());
+  ASSERT_EQ(rows.size(), 8u);
+  EXPECT_EQ(rows[0].calls, 3);
+  EXPECT_EQ(rows[0].time_ms, kDec1 + 200);  // the earliest
+  EXPECT_EQ(rows[0].avoided_nano_usd, 30);
+  EXPECT_EQ(rows[0].input_tokens, 30);
+  EXPECT_EQ(rows[0].output_tokens, 15);
+  EXPECT_EQ(rows[0].latency_us, 3 * 1234);
+  EXPECT_EQ(rows[1].outcome, LedgerOutcome::miss);
+  for (std::size_t i = 1; i < rows.size(); ++i) EXPECT_EQ(rows[i].calls, 1) << i;
+  EXPECT_EQ(rows[6].outcome, LedgerOutcome::failed);
+  EXPECT_EQ(rows[7].tenant, "user:ann");
+}
+
+TEST(LedgerCoalesce, EveryReportIsTheSameFoldedOrNot) {
+  // 3,000 calls over 3 tasks, 2 tenants, tag sets, every outcome and 5 seconds either side of
+  // midnight: folded, every report by every dimension is byte for byte the same.
+  std::vector<LedgerRecord> records;
+  std::uint64_t seed = 42;
+  const auto next = [&seed](std::uint64_t n) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (seed >> 33) % n;
+  };
+  constexpr LedgerOutcome kOutcomes[] = {LedgerOutcome::miss,      LedgerOutcome::hit,
+                                         LedgerOutcome::coalesced, LedgerOutcome::stale,
+                                         LedgerOutcome::failed,    LedgerOutcome::refresh};
+  for (int i = 0; i < 3000; ++i) {
+    const LedgerOutcome outcome = kOutcomes[next(6)];
+    const bool spends = outcome == LedgerOutcome::miss || outcome == LedgerOutcome::refresh;
+    LedgerRecord r = record(
+        kDec1 - 5000 + static_cast<std::int64_t>(next(10'000)), "task-" + std::to_string(next(3)),
+        outcome, spends ? static_cast<std::int64_t>(next(5000)) : 0,
+        spends ? 0 : static_cast<std::int64_t>(next(5000)), next(2) == 0 ? "" : "a,b");
+    r.tenant = next(2) == 0 ? "key:0123" : "user:ann";
+    r.input_tokens = static_cast<std::int64_t>(next(100));
+    r.cache_read_tokens = static_cast<std::int64_t>(next(100));
+    records.push_back(std::move(r));
+  }
+  std::vector<LedgerRecord> copy = records;
+  const std::vector<LedgerRecord> rows = core::coalesce_served_records(copy);
+  EXPECT_LT(rows.size(), 2000u);  // 1,500 that spend or failed, and at most 360 groups
+  for (const core::ReportBy by :
+       {core::ReportBy::total, core::ReportBy::task, core::ReportBy::model, core::ReportBy::tenant,
+        core::ReportBy::day, core::ReportBy::tag, core::ReportBy::outcome, core::ReportBy::provider,
+        core::ReportBy::namespace_}) {
+    EXPECT_EQ(core::report_json(core::build_report(rows, kDec1 - kDay, kDec1 + kDay, by)),
+              core::report_json(core::build_report(records, kDec1 - kDay, kDec1 + kDay, by)))
+        << core::report_by_name(by);
+    // A window that starts within the folded seconds: a folded row's time is its earliest call's.
+    EXPECT_EQ(core::build_report(rows, kDec1, kDec1 + kDay, by).total.calls,
+              core::build_report(records, kDec1, kDec1 + kDay, by).total.calls);
+  }
 }
 
 TEST(LedgerTime, ReadsDurationsDatesAndMilliseconds) {
@@ -172,6 +256,39 @@ TEST(SqliteLedger, ABatchOfManyRowsKeepsEveryRecordInOrder) {
   EXPECT_EQ(read, records);
 }
 
+TEST(SqliteLedger, ATableFromBeforeFoldedRecordsGainsTheCallsColumn) {
+  llmc_test::TempDir dir;
+  SqliteOptions options;
+  options.path = dir.file("cache.db");
+  {
+    cache::SqliteBackend backend(options);  // the entries' schema
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(options.path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE ledger (time_ms INTEGER NOT NULL, outcome TEXT NOT NULL, "
+                         "task TEXT NOT NULL, namespace TEXT NOT NULL, model TEXT NOT NULL, "
+                         "provider TEXT NOT NULL, tenant TEXT NOT NULL, tags TEXT NOT NULL, "
+                         "input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, "
+                         "cache_write_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL, "
+                         "cost_nano_usd INTEGER NOT NULL, avoided_nano_usd INTEGER NOT NULL, "
+                         "latency_us INTEGER NOT NULL);"
+                         "INSERT INTO ledger VALUES (1796083200000, 'hit', 'old', '', 'm', 'p', "
+                         "'', '', 1, 2, 0, 0, 0, 5, 10);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  cache::SqliteBackend backend(options);
+  LedgerRecord folded = record(kDec1 + 1, "new", LedgerOutcome::hit, 0, 50);
+  folded.calls = 5;
+  backend.ledger_append_now({folded});
+  const std::vector<LedgerRecord> read = backend.ledger_read_now(kDec1, kDec1 + 2);
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(read[0].task, "old");
+  EXPECT_EQ(read[0].calls, 1);
+  EXPECT_EQ(read[1], folded);
+}
+
 /// A ledger that fails while `down` is set, as a store that is unreachable.
 class FlakyLedger : public llmc_test::MemoryBackedBackend {
  public:
@@ -185,7 +302,14 @@ class FlakyLedger : public llmc_test::MemoryBackedBackend {
                                                                 std::int64_t until) override {
     co_return co_await store.ledger_read(since, until);
   }
-  std::size_t count() { return cache::run_blocking(store.ledger_read(0, INT64_MAX)).size(); }
+  /// The calls the stored records stand for.
+  std::int64_t count() {
+    std::int64_t calls = 0;
+    for (const LedgerRecord& r : cache::run_blocking(store.ledger_read(0, INT64_MAX))) {
+      calls += r.calls;
+    }
+    return calls;
+  }
 };
 
 TEST(LedgerWriter, SpillsWhileTheStoreIsDownAndReplaysInOrderWhenItIsBack) {
@@ -195,12 +319,12 @@ TEST(LedgerWriter, SpillsWhileTheStoreIsDownAndReplaysInOrderWhenItIsBack) {
   exchange::LedgerWriter writer(backend, options);
   for (int i = 0; i < 10; ++i) writer.record(record(kDec1 + i, "up", LedgerOutcome::miss, 1));
   writer.flush();
-  EXPECT_EQ(backend->count(), 10u);
+  EXPECT_EQ(backend->count(), 10);
 
   backend->down = true;
-  for (int i = 10; i < 30; ++i) writer.record(record(kDec1 + i, "down", LedgerOutcome::hit, 0));
+  for (int i = 10; i < 30; ++i) writer.record(record(kDec1 + i, "down", LedgerOutcome::miss, 1));
   writer.flush();
-  EXPECT_EQ(backend->count(), 10u);
+  EXPECT_EQ(backend->count(), 10);
   EXPECT_EQ(writer.stats().spilled, 20u);
   ASSERT_TRUE(std::filesystem::exists(writer.spill_file()));
 
@@ -212,6 +336,31 @@ TEST(LedgerWriter, SpillsWhileTheStoreIsDownAndReplaysInOrderWhenItIsBack) {
   for (int i = 0; i < 31; ++i) EXPECT_EQ(stored[i].time_ms, kDec1 + i);
   EXPECT_EQ(writer.stats().replayed, 20u);
   EXPECT_FALSE(std::filesystem::exists(writer.spill_file()));
+}
+
+TEST(LedgerWriter, FoldsTheHitsOfABatchAndCountsTheirCalls) {
+  llmc_test::TempDir dir;
+  auto backend = std::make_shared<FlakyLedger>();
+  // Written only when flushed: the 1,000 hits are one batch.
+  exchange::LedgerOptions options{
+      .enabled = true, .spill_dir = dir.path() / "spill", .flush_interval = std::chrono::hours(1)};
+  exchange::LedgerWriter writer(backend, options);
+  for (int i = 0; i < 1000; ++i) writer.record(record(kDec1 + i % 100, "t", LedgerOutcome::hit, 0));
+  writer.record(record(kDec1, "t", LedgerOutcome::miss, 3));
+  writer.flush();
+  const auto stored = cache::run_blocking(backend->ledger_read(0, INT64_MAX));
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].calls, 1000);
+  EXPECT_EQ(stored[1].calls, 1);
+  EXPECT_EQ(writer.stats().stored, 1001u);
+  backend->down = true;
+  for (int i = 0; i < 10; ++i) writer.record(record(kDec1, "t", LedgerOutcome::hit, 0));
+  writer.flush();
+  EXPECT_EQ(writer.stats().spilled, 10u);
+  backend->down = false;
+  writer.flush();
+  EXPECT_EQ(writer.stats().replayed, 10u);
+  EXPECT_EQ(backend->count(), 1011);
 }
 
 TEST(LedgerWriter, FlushesEverythingOnDestructionAndReplaysAnotherProcesssLeftovers) {
@@ -235,7 +384,7 @@ TEST(LedgerWriter, FlushesEverythingOnDestructionAndReplaysAnotherProcesssLeftov
     exchange::LedgerWriter writer(backend, options);
     for (int i = 5; i < 8; ++i) writer.record(record(kDec1 + i, "t", LedgerOutcome::hit, 0));
   }
-  EXPECT_EQ(backend->count(), 8u);
+  EXPECT_EQ(backend->count(), 8);
   EXPECT_FALSE(std::filesystem::exists(orphan));
 }
 
