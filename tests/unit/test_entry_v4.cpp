@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <variant>
 
@@ -125,6 +127,21 @@ TEST(EntryV4, TheTaskIsReadStrictly) {
   std::string newer = encode_entry(e);
   newer[4] = '\x05';
   EXPECT_EQ(std::get<DecodeError>(decode_entry(newer)), DecodeError::unknown_version);
+}
+
+TEST(EntryV4, AnEntryWrittenFromTheFormatsDescriptionDecodes) {
+  // tests/fuzz/corpus/entry/tasked0 was written by a script from the layout in core/entry.hpp
+  // (not by encode_entry), so the format, not only the round trip, is pinned; it seeds the fuzzer.
+  std::ifstream in(LLMC_SOURCE_DIR "/tests/fuzz/corpus/entry/tasked0", std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const CacheEntry e = decoded(bytes.str());
+  EXPECT_EQ(e.task, "capitals");
+  EXPECT_EQ(e.api, "chat");
+  EXPECT_EQ(e.request, R"({"messages":[{"content":"Capital of France?","role":"user"}],)"
+                       R"("model":"gpt-4o-mini"})");
+  EXPECT_EQ(e.cost_nano_usd, 1950);
+  EXPECT_EQ(encode_entry(e), bytes.str()) << "encode_entry writes the same bytes";
 }
 
 TEST(EntryV4, TheSignatureCoversTheTask) {
