@@ -289,8 +289,8 @@ std::string sse_text(const json::array& events) {
 }
 
 constexpr std::string_view kEntryFields[] = {
-    "format",   "key",        "provider",    "model",       "usage",     "cost_nano_usd",
-    "cost_usd", "response",   "response_as", "stream",      "stream_as", "mac",
+    "format",   "key",        "provider",    "model",        "usage",     "cost_nano_usd",
+    "cost_usd", "response",   "response_as", "stream",       "stream_as", "mac",
     "request",  "request_as", "api",         "scope_digest", "task"};
 constexpr std::string_view kRequestFields[] = {"request", "request_as", "api", "scope_digest"};
 
@@ -313,13 +313,13 @@ void read_request(const json::object& doc, std::string_view format, core::CacheE
   } else if (doc.contains("task")) {
     throw Invalid{fmt::format("\"task\" needs \"format\": \"{}\"", kDirDocumentFormatWithTask)};
   }
-  const bool with_request = format == kDirDocumentFormatWithRequest ||
-                            (with_task && doc.contains("request"));
+  const bool with_request =
+      format == kDirDocumentFormatWithRequest || (with_task && doc.contains("request"));
   if (!with_request) {
     for (const std::string_view name : kRequestFields) {
       if (doc.contains(name)) {
-        throw Invalid{fmt::format("\"{}\" needs \"request\" and \"format\": \"{}\" or \"{}\"",
-                                  name, kDirDocumentFormatWithRequest, kDirDocumentFormatWithTask)};
+        throw Invalid{fmt::format("\"{}\" needs \"request\" and \"format\": \"{}\" or \"{}\"", name,
+                                  kDirDocumentFormatWithRequest, kDirDocumentFormatWithTask)};
       }
     }
     return;
@@ -369,9 +369,8 @@ std::variant<ParsedDocument, std::string> parse_document(std::string_view text) 
     const std::string_view format = string_field(doc, "format");
     if (format != kDirDocumentFormat && format != kDirDocumentFormatWithRequest &&
         format != kDirDocumentFormatWithTask) {
-      return fmt::format("its \"format\" is none of \"{}\", \"{}\" and \"{}\"",
-                         kDirDocumentFormat, kDirDocumentFormatWithRequest,
-                         kDirDocumentFormatWithTask);
+      return fmt::format("its \"format\" is none of \"{}\", \"{}\" and \"{}\"", kDirDocumentFormat,
+                         kDirDocumentFormatWithRequest, kDirDocumentFormatWithTask);
     }
     ParsedDocument parsed;
     parsed.key = string_field(doc, "key");

@@ -230,7 +230,7 @@ class TieredCache {
   std::atomic<std::uint64_t> corrupt_{0};
   std::atomic<std::uint64_t> backend_errors_{0};
   core::LogThrottle failure_log_;
-  core::SigningKeys signing_;  // set before sharing
+  core::SigningKeys signing_;               // set before sharing
   std::shared_ptr<const Redactor> redact_;  // never null; set before sharing
   std::atomic<std::uint64_t> refused_unsigned_{0};
   std::atomic<std::uint64_t> refused_wrong_mac_{0};

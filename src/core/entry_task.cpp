@@ -27,7 +27,8 @@ std::size_t character_length(std::string_view text) noexcept {
     code = (code << 6) | (byte(i) & 0x3fu);
   }
   const std::uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
-  const bool valid = code >= least[length] && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff);
+  const bool valid =
+      code >= least[length] && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff);
   return valid && !(code >= 0x80 && code <= 0x9f) ? length : 0;
 }
 

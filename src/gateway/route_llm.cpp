@@ -293,8 +293,8 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
       record.status = 502;  // counted as an error; the client sees a truncated stream
       out.abort();
     } else {
-      OutgoingResponse response = failure_response(
-          route.provider, naming_task(failure, controls.task), model.last_error());
+      OutgoingResponse response =
+          failure_response(route.provider, naming_task(failure, controls.task), model.last_error());
       record.status = response.status;
       co_await out.send(std::move(response));
     }

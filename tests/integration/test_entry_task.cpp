@@ -89,11 +89,19 @@ class EntryTask : public ::testing::Test {
     return root_ / "suite" / (key.substr(key.rfind(':') + 1) + ".json");
   }
   std::vector<std::string> serve() const {
-    return {LLMC_CLI_PATH,         "--cache-url", "dir://" + root_.string(),
-            "serve",               "--listen",    "127.0.0.1:0",
-            "--threads",           "1",           "--log-level",
-            "warn",                "--share-cache-across-keys",
-            "--upstream",          "openai=" + fake_->base_url() + "/v1"};
+    return {LLMC_CLI_PATH,
+            "--cache-url",
+            "dir://" + root_.string(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--log-level",
+            "warn",
+            "--share-cache-across-keys",
+            "--upstream",
+            "openai=" + fake_->base_url() + "/v1"};
   }
   static std::string post(const llmc_test::ChildProcess& gateway, const std::string& body,
                           const std::string& headers) {
@@ -119,12 +127,12 @@ TEST_F(EntryTask, TheLibraryAndTheGatewayRecordTheirTasksAndARecordAgainChangesN
   ASSERT_FALSE(recorded.cache_hit);
   const std::string library_file = slurp(file_of(recorded.cache_key));
   EXPECT_NE(library_file.find(R"("format": "llm-caching-dir-entry/3")"), std::string::npos);
-  EXPECT_NE(library_file.find("\n  \"task\": \"capitals\",\n"), std::string::npos)
-      << library_file;
+  EXPECT_NE(library_file.find("\n  \"task\": \"capitals\",\n"), std::string::npos) << library_file;
   {
     llmc_test::ChildProcess gateway(serve());
     const std::string auth = std::string("-H 'authorization: Bearer ") + kKey + "'";
-    EXPECT_TRUE(post(gateway, body("tasked"), auth + " -H 'x-llm-task: gw-suite'").ends_with("\n200"));
+    EXPECT_TRUE(
+        post(gateway, body("tasked"), auth + " -H 'x-llm-task: gw-suite'").ends_with("\n200"));
     EXPECT_TRUE(post(gateway, body("untasked"), auth).ends_with("\n200"));
     EXPECT_EQ(gateway.stop(), 0);
   }

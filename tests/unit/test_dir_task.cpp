@@ -48,7 +48,8 @@ std::string slurp(const fs::path& path) {
 core::CacheEntry read_back(std::string_view document) {
   const auto parsed = parse_document(document);
   EXPECT_TRUE(std::holds_alternative<ParsedDocument>(parsed))
-      << std::get<std::string>(parsed) << "\n" << document;
+      << std::get<std::string>(parsed) << "\n"
+      << document;
   const auto& value = std::get<ParsedDocument>(parsed).value;
   return std::get<core::CacheEntry>(core::decode_entry(value));
 }
