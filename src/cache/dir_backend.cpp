@@ -173,7 +173,7 @@ void DirBackend::put_now(std::string_view key, std::string_view value) {
   try {
     auto decoded = core::decode_entry(value);
     const auto* entry = std::get_if<core::CacheEntry>(&decoded);
-    const std::string mac = entry != nullptr ? core::entry_mac(value) : std::string();
+    const std::string_view mac = entry != nullptr ? core::entry_mac(value) : std::string_view();
     const std::string text =
         entry != nullptr ? entry_document(key, *entry, redact_, mac) : raw_document(key, value);
     const fs::path path = file_of(key);
