@@ -29,6 +29,7 @@ def test_a_suite_records_then_replays_without_keys(pytester: pytest.Pytester, fa
                for line in recorded.outlines)
     files = list((pytester.path / "llm-cache").rglob("*.json"))
     assert len(files) == 1 and "sk-test" not in files[0].read_text()
+    assert '"task": "math"' in files[0].read_text()  # the task that recorded it
     assert fake_provider.calls() == 1
 
     # CI: no key. (The base URL stays: an endpoint other than the recording's is another key.)

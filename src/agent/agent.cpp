@@ -174,6 +174,7 @@ asio::awaitable<RunResult> run(const Agent& agent_in, std::string_view prompt_in
   exchange::ExchangeRequest request = exchange_request(
       spec, chat, options, runtime.options(), model, overrides, output ? &*output : nullptr);
 
+  request.task = task_name;  // named by the entry a miss records (DESIGN §4)
   request.budgets = agent::budget_lines_of(options, task_name);
   exchange::LedgerWriter* ledger = nullptr;
   if (options.ledger) {

@@ -145,6 +145,7 @@ asio::awaitable<HttpCallResult> run_call(HttpCall call, std::string task_name, R
   const std::shared_ptr<exchange::Exchange> shared =
       runtime.impl().exchange_for(agent::cache_options_of(options));
 
+  request.task = task_name;  // named by the entry a miss records (DESIGN §4)
   request.budgets = agent::budget_lines_of(options, task_name);
   exchange::LedgerWriter* ledger = nullptr;
   if (options.ledger) {

@@ -106,10 +106,6 @@ class Backend {
     (void)key;
     return {};
   }
-  /// A canonical request as this backend stores an entry's (dir:// scrubs LLM_CACHE_REDACT's
-  /// matches), so that a live request is compared with recorded ones in the same form and an
-  /// error never shows what the store would not keep.
-  virtual std::string stored_request(std::string canonical) const { return canonical; }
   // The ledger (core/ledger.hpp, docs/COSTS.md): a record of every call, kept beside the
   // entries. Written by exchange/ledger_writer.* in batches, off the requests' path.
 

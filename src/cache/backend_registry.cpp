@@ -2,10 +2,12 @@
 // caller of the same store in a runtime (tiered_cache.hpp: open_backend, CacheRegistry).
 #include "cache/dir_backend.hpp"
 #include "cache/memory_backend.hpp"
+#include "cache/redactor.hpp"
 #include "cache/redis_backend.hpp"
 #include "cache/signing_keys.hpp"
 #include "cache/sqlite_backend.hpp"
 #include "cache/tiered_cache.hpp"
+#include "core/sha256.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <cstdlib>
@@ -78,19 +80,25 @@ std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
   apply_environment(config);
   const std::string identity = backend_identity(config);
   core::SigningKeys signing = resolve_signing_keys(options, process_env);
+  const std::vector<std::string> patterns = redact_patterns(config);
+  std::string patterns_identity;  // the patterns only as a hash: one may hold part of a secret
+  for (const auto& p : patterns) patterns_identity += p + '\n';
+  patterns_identity = core::sha256_hex(patterns_identity);
   auto& backends = backends_;
   auto& caches = caches_;
 
   std::lock_guard lock(mutex_);
-  // Signing keys tell caches apart: one L1 must never hold what another's keys refused.
+  // Signing keys tell caches apart (one L1 must never hold what another's keys refused), and
+  // so do redaction patterns (an L1 holds entries with their requests scrubbed by its own).
   const auto cache_key = std::make_tuple(identity, options.l1_max_bytes, options.strict,
-                                         signing_keys_identity(signing));
+                                         signing_keys_identity(signing) + patterns_identity);
   const std::int64_t now = steady_now_ms();
   if (auto it = caches.find(cache_key); it != caches.end()) {
     if (it->second.retry_open_at_ms == 0 || now < it->second.retry_open_at_ms) {
       return it->second.cache;
     }
   }
+  Redactor redact(patterns, "LLM_CACHE_REDACT");  // ConfigurationError before anything opens
   Registered registered;
   if (auto& backend = backends[identity]; backend) {
     registered.cache = std::make_shared<TieredCache>(backend, options.l1_max_bytes, options.strict);
@@ -110,6 +118,7 @@ std::shared_ptr<TieredCache> CacheRegistry::open(const CacheOptions& options) {
   }
   if (auto log = usage_log_for(options)) registered.cache->set_usage_log(std::move(log));
   registered.cache->set_signing_keys(std::move(signing));
+  registered.cache->set_redactor(std::move(redact));
   registered.cache->watch_clears(options.clear_check_interval);
   caches[cache_key] = registered;
   return registered.cache;

@@ -226,6 +226,12 @@ void apply_environment(BackendConfig& config) {
   }
 }
 
+std::vector<std::string> redact_patterns(const BackendConfig& config) {
+  if (const auto* dir = std::get_if<DirOptions>(&config)) return dir->redact;
+  const char* patterns = env_or_null("LLM_CACHE_REDACT");
+  return patterns != nullptr ? Redactor::split_lines(patterns) : std::vector<std::string>{};
+}
+
 std::string describe_config(const BackendConfig& config) {
   if (const auto* sqlite = std::get_if<SqliteOptions>(&config)) {
     return "sqlite://" + sqlite->path.string();

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace llm_caching::cache {
 
@@ -23,6 +24,11 @@ std::string resolve_cache_url(const CacheOptions& options);
 /// Fills in what a parsed URL leaves to the environment: a dir:// cache's redaction patterns
 /// from $LLM_CACHE_REDACT (one ECMAScript regex a line) when the options name none.
 void apply_environment(BackendConfig& config);
+
+/// The LLM_CACHE_REDACT patterns of a store (after apply_environment): a dir:// cache's own,
+/// else $LLM_CACHE_REDACT's (one a line). The tiers scrub the request every entry keeps with
+/// them, whatever the backend (TieredCache::set_redactor).
+std::vector<std::string> redact_patterns(const BackendConfig& config);
 
 /// The embedded default file: $XDG_CACHE_HOME/llm-caching/cache.db, else
 /// $HOME/.cache/llm-caching/cache.db. Throws ConfigurationError when neither is set.

@@ -173,12 +173,17 @@ void DirBackend::put_now(std::string_view key, std::string_view value) {
   try {
     auto decoded = core::decode_entry(value);
     const auto* entry = std::get_if<core::CacheEntry>(&decoded);
-    const std::string text = entry != nullptr
-                                 ? entry_document(key, *entry, redact_, core::entry_mac(value))
-                                 : raw_document(key, value);
+    const std::string_view mac = entry != nullptr ? core::entry_mac(value) : std::string_view();
+    const std::string text =
+        entry != nullptr ? entry_document(key, *entry, redact_, mac) : raw_document(key, value);
     const fs::path path = file_of(key);
-    // The same bytes already there (an answer recorded again): leave the file alone.
-    if (const auto existing = read_file(path); existing && *existing == text) return;
+    // The same bytes already there (an answer recorded again), or the same answer recorded
+    // first by another task: leave the file alone.
+    if (const auto existing = read_file(path);
+        existing && (*existing == text ||
+                     (entry != nullptr && mac.empty() && same_but_task(key, *entry, *existing)))) {
+      return;
+    }
     make_directories(path.parent_path());
     write_atomically(path, text);
     ++writes_;
@@ -186,6 +191,15 @@ void DirBackend::put_now(std::string_view key, std::string_view value) {
     ++errors_;
     throw;
   }
+}
+
+bool DirBackend::same_but_task(std::string_view key, const core::CacheEntry& entry,
+                               const std::string& existing) const {
+  std::string first = document_task(existing);
+  if (first.empty() || first == entry.task) return false;
+  core::CacheEntry as_first = entry;
+  as_first.task = std::move(first);
+  return existing == entry_document(key, as_first, redact_);
 }
 
 std::string DirBackend::stored_form(const std::string& key, std::string encoded) const {
@@ -305,9 +319,6 @@ asio::awaitable<Backend::KeyPage> DirBackend::list_keys(std::string prefix, std:
   KeyPage page;
   page.keys = keys_now(prefix);
   co_return page;
-}
-std::string DirBackend::stored_request(std::string canonical) const {
-  return redacted_request(canonical, redact_);
 }
 std::string DirBackend::describe() const {
   return "dir://" + root_.string();

@@ -14,6 +14,7 @@
 #include "cache/backend.hpp"
 #include "cache/key_lock_file.hpp"
 #include "cache/redactor.hpp"
+#include "core/entry.hpp"
 #include "llm_caching/cache_options.hpp"
 
 #include <atomic>
@@ -32,7 +33,9 @@ class DirBackend final : public Backend {
   /// A file that is not a valid document (hand-broken, truncated, another key's) throws
   /// CacheError naming the file: a miss, logged, where the tiers degrade; an error when strict.
   asio::awaitable<std::optional<std::string>> get(std::string key) override;
-  /// `value` must be an encoded entry to be readable; other bytes are kept as base64.
+  /// `value` must be an encoded entry to be readable; other bytes are kept as base64. An
+  /// unsigned entry whose file already holds the same answer recorded by another task is not
+  /// rewritten: the file keeps the task that recorded it first.
   asio::awaitable<void> put(std::string key, std::string value,
                             std::chrono::milliseconds ttl) override;
   asio::awaitable<bool> erase(std::string key) override;
@@ -56,7 +59,6 @@ class DirBackend final : public Backend {
   std::string entry_location(const std::string& key) const override {
     return file_of(key).string();
   }
-  std::string stored_request(std::string canonical) const override;
   std::string stored_form(const std::string& key, std::string encoded) const override;
   bool erases_refused_entries() const noexcept override { return false; }
   /// The clear mark is a side file beside the lock file (`<lock file>.cleared`), outside the tree,
@@ -80,6 +82,10 @@ class DirBackend final : public Backend {
  private:
   /// Reads and checks the file of `key`: nullopt when absent; throws CacheError when invalid.
   std::optional<std::string> read(std::string_view key);
+  /// Whether `existing` (a file's text) is `entry`'s unsigned document but for the task: the
+  /// same answer, recorded first by another task.
+  bool same_but_task(std::string_view key, const core::CacheEntry& entry,
+                     const std::string& existing) const;
   /// The key a file of the tree holds, or "" for files that are not entries.
   std::string key_of(const std::filesystem::path& folder, const std::filesystem::path& file);
   /// Calls f(key, file) for every entry file of the tree.

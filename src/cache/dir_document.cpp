@@ -85,17 +85,6 @@ bool is_utf8(std::string_view text) {
   }
 }
 
-/// Every string in `v` (not the member names) passed through `redact`.
-void redact_strings(json::value& v, const Redactor& redact) {
-  if (v.is_string()) {
-    v = json::string(redact.apply(v.get_string()));
-  } else if (v.is_array()) {
-    for (json::value& item : v.get_array()) redact_strings(item, redact);
-  } else if (v.is_object()) {
-    for (auto& member : v.get_object()) redact_strings(member.value(), redact);
-  }
-}
-
 /// A body as the document shows it: parsed when it is a JSON object or array (and `as_json`),
 /// else as text, or base64 when not UTF-8; `<name>_as` names the last two.
 void put_body(json::object& doc, std::string_view name, std::string_view text,
@@ -103,7 +92,7 @@ void put_body(json::object& doc, std::string_view name, std::string_view text,
   json::error_code ec;
   json::value parsed = as_json ? parse_json_exact(text, ec) : json::value();
   if (as_json && !ec && (parsed.is_object() || parsed.is_array())) {
-    redact_strings(parsed, redact);
+    redact.apply_to_strings(parsed);
     doc[name] = std::move(parsed);
   } else if (is_utf8(text)) {
     doc[name] = redact.apply(text);
@@ -138,7 +127,7 @@ std::optional<json::array> sse_events(std::string_view stream, const Redactor& r
     json::error_code ec;
     json::value parsed = parse_json_exact(data, ec);
     if (!ec && parsed.is_object()) {
-      redact_strings(parsed, redact);
+      redact.apply_to_strings(parsed);
       event["data"] = std::move(parsed);
     } else {
       if (!is_utf8(data)) return std::nullopt;
@@ -162,9 +151,12 @@ std::string finish(const json::object& doc) {
 std::string entry_document(std::string_view key, const core::CacheEntry& entry,
                            const Redactor& redact, std::string_view mac) {
   json::object doc;
-  doc["format"] = entry.request.empty() ? kDirDocumentFormat : kDirDocumentFormatWithRequest;
+  doc["format"] = !entry.task.empty()     ? kDirDocumentFormatWithTask
+                  : entry.request.empty() ? kDirDocumentFormat
+                                          : kDirDocumentFormatWithRequest;
   doc["key"] = key;
   doc["provider"] = entry.provider;
+  if (!entry.task.empty()) doc["task"] = entry.task;
   if (!entry.request.empty()) {
     put_body(doc, "request", entry.request, redact);
     doc["api"] = entry.api;
@@ -191,15 +183,12 @@ std::string entry_document(std::string_view key, const core::CacheEntry& entry,
   return finish(doc);
 }
 
-std::string redacted_request(std::string_view canonical, const Redactor& redact) {
-  if (redact.empty()) return std::string(canonical);
+std::string document_task(std::string_view text) {
   json::error_code ec;
-  json::value parsed = parse_json_exact(canonical, ec);
-  if (ec) return std::string(canonical);
-  redact_strings(parsed, redact);
-  std::string out;
-  detail::append_canonical_json(out, parsed);
-  return out;
+  const json::value v = parse_json_exact(text, ec);
+  const json::object* doc = ec ? nullptr : v.if_object();
+  const json::value* task = doc != nullptr ? doc->if_contains("task") : nullptr;
+  return task != nullptr && task->is_string() ? std::string(task->get_string()) : std::string();
 }
 
 std::string raw_document(std::string_view key, std::string_view value) {
@@ -300,9 +289,9 @@ std::string sse_text(const json::array& events) {
 }
 
 constexpr std::string_view kEntryFields[] = {
-    "format",   "key",        "provider",    "model",       "usage",     "cost_nano_usd",
-    "cost_usd", "response",   "response_as", "stream",      "stream_as", "mac",
-    "request",  "request_as", "api",         "scope_digest"};
+    "format",   "key",        "provider",    "model",        "usage",     "cost_nano_usd",
+    "cost_usd", "response",   "response_as", "stream",       "stream_as", "mac",
+    "request",  "request_as", "api",         "scope_digest", "task"};
 constexpr std::string_view kRequestFields[] = {"request", "request_as", "api", "scope_digest"};
 
 /// The "mac" field's bytes: 64 hex digits.
@@ -314,13 +303,23 @@ std::string mac_of(const json::object& doc) {
   return std::move(*mac);
 }
 
-/// The request of a format /2 document; a /1 document may not have one.
-void read_request(const json::object& doc, bool with_request, core::CacheEntry& entry) {
+/// The request of a format /2 document, and of a /3 one that has one; a /1 document may not
+/// have one. The task of a /3 document, which only it has.
+void read_request(const json::object& doc, std::string_view format, core::CacheEntry& entry) {
+  const bool with_task = format == kDirDocumentFormatWithTask;
+  if (with_task) {
+    entry.task = string_field(doc, "task");
+    if (entry.task.empty()) throw Invalid{"\"task\" must not be empty"};
+  } else if (doc.contains("task")) {
+    throw Invalid{fmt::format("\"task\" needs \"format\": \"{}\"", kDirDocumentFormatWithTask)};
+  }
+  const bool with_request =
+      format == kDirDocumentFormatWithRequest || (with_task && doc.contains("request"));
   if (!with_request) {
     for (const std::string_view name : kRequestFields) {
       if (doc.contains(name)) {
-        throw Invalid{
-            fmt::format("\"{}\" needs \"format\": \"{}\"", name, kDirDocumentFormatWithRequest)};
+        throw Invalid{fmt::format("\"{}\" needs \"request\" and \"format\": \"{}\" or \"{}\"", name,
+                                  kDirDocumentFormatWithRequest, kDirDocumentFormatWithTask)};
       }
     }
     return;
@@ -331,7 +330,7 @@ void read_request(const json::object& doc, bool with_request, core::CacheEntry& 
   entry.scope_digest = string_field(doc, "scope_digest");
 }
 
-core::CacheEntry entry_of(const json::object& doc, bool with_request) {
+core::CacheEntry entry_of(const json::object& doc, std::string_view format) {
   for (const auto& member : doc) {
     if (std::find(std::begin(kEntryFields), std::end(kEntryFields), member.key()) ==
         std::end(kEntryFields)) {
@@ -339,7 +338,7 @@ core::CacheEntry entry_of(const json::object& doc, bool with_request) {
     }
   }
   core::CacheEntry entry;  // created_at 0, no expiry: a recorded answer does not age
-  read_request(doc, with_request, entry);
+  read_request(doc, format, entry);
   entry.provider = string_field(doc, "provider");
   entry.model = string_field(doc, "model");
   const json::value& usage = field(doc, "usage");
@@ -368,9 +367,10 @@ std::variant<ParsedDocument, std::string> parse_document(std::string_view text) 
   const json::object& doc = v.get_object();
   try {
     const std::string_view format = string_field(doc, "format");
-    if (format != kDirDocumentFormat && format != kDirDocumentFormatWithRequest) {
-      return fmt::format("its \"format\" is neither \"{}\" nor \"{}\"", kDirDocumentFormat,
-                         kDirDocumentFormatWithRequest);
+    if (format != kDirDocumentFormat && format != kDirDocumentFormatWithRequest &&
+        format != kDirDocumentFormatWithTask) {
+      return fmt::format("its \"format\" is none of \"{}\", \"{}\" and \"{}\"", kDirDocumentFormat,
+                         kDirDocumentFormatWithRequest, kDirDocumentFormatWithTask);
     }
     ParsedDocument parsed;
     parsed.key = string_field(doc, "key");
@@ -381,7 +381,7 @@ std::variant<ParsedDocument, std::string> parse_document(std::string_view text) 
       parsed.value = std::move(*bytes);
       return parsed;
     }
-    parsed.value = core::encode_entry(entry_of(doc, format == kDirDocumentFormatWithRequest));
+    parsed.value = core::encode_entry(entry_of(doc, format));
     if (doc.contains("mac")) parsed.value = core::attach_mac(std::move(parsed.value), mac_of(doc));
     return parsed;
   } catch (const Invalid& e) {

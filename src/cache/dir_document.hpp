@@ -3,7 +3,8 @@
 // (tests/unit/test_dir_document.cpp).
 //
 // A document holds the key, provider, model, usage, cost and the answer: the native response as
-// parsed JSON, and for a streamed original its SSE events as a list. Keys are sorted, two spaces
+// parsed JSON, and for a streamed original its SSE events as a list; the request it answers and
+// the task that recorded it when the entry keeps them. Keys are sorted, two spaces
 // indent, numbers and strings as RFC 8785 writes them, and nothing volatile (no creation time, no
 // expiry, no access time): the same answer always gives the same bytes, so recording it again
 // or replaying it leaves `git status` clean. A body that is not JSON (or an SSE stream this
@@ -25,6 +26,9 @@ inline constexpr std::string_view kDirDocumentFormat = "llm-caching-dir-entry/1"
 /// The `format` of a document that shows its entry's request too (entry format 3): "request"
 /// (the keyed canonical request, parsed), "api" and "scope_digest". Both formats are read.
 inline constexpr std::string_view kDirDocumentFormatWithRequest = "llm-caching-dir-entry/2";
+/// The `format` of a document whose entry names the task that recorded it (entry format 4):
+/// "task", and the request's fields when it has one. All three formats are read.
+inline constexpr std::string_view kDirDocumentFormatWithTask = "llm-caching-dir-entry/3";
 
 /// The document for an entry stored under `key`. Strings of the answer and of the request pass
 /// through `redact`.
@@ -35,9 +39,8 @@ std::string entry_document(std::string_view key, const core::CacheEntry& entry,
 /// bytes, and the generic backend tests store such values).
 std::string raw_document(std::string_view key, std::string_view value);
 
-/// A canonical request as a document stores it: its strings passed through `redact` (the same
-/// text when nothing matches, or when it is not JSON).
-std::string redacted_request(std::string_view canonical, const Redactor& redact);
+/// The "task" of a document's text; "" when it has none (or is not a document).
+std::string document_task(std::string_view text);
 
 /// What a document holds: the encoded bytes a get returns (an entry is re-encoded with
 /// encode_entry, created_at 0 and no expiry), and its key.

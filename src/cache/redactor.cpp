@@ -1,8 +1,11 @@
 #include "cache/redactor.hpp"
 
+#include "core/canonical_json.hpp"
+#include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
+#include <boost/json/value.hpp>
 
 namespace llm_caching::cache {
 
@@ -36,6 +39,31 @@ std::string Redactor::apply(std::string_view text) const {
   std::string out(text);
   for (const std::regex& pattern : patterns_) {
     out = std::regex_replace(out, pattern, std::string(kRedacted));
+  }
+  return out;
+}
+
+void Redactor::apply_to_strings(boost::json::value& v) const {
+  if (v.is_string()) {
+    v = boost::json::string(apply(v.get_string()));
+  } else if (v.is_array()) {
+    for (boost::json::value& item : v.get_array()) apply_to_strings(item);
+  } else if (v.is_object()) {
+    for (auto& member : v.get_object()) apply_to_strings(member.value());
+  }
+}
+
+std::string Redactor::apply_to_request(std::string_view canonical) const {
+  if (empty()) return std::string(canonical);
+  boost::json::error_code ec;
+  boost::json::value parsed = parse_json_exact(canonical, ec);
+  if (ec) return std::string(canonical);
+  apply_to_strings(parsed);
+  std::string out;
+  try {
+    detail::append_canonical_json(out, parsed);
+  } catch (const ConfigurationError&) {
+    return {};  // a match cut a character in two: keep no request rather than an unscrubbed one
   }
   return out;
 }

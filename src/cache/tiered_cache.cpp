@@ -2,6 +2,8 @@
 // the process-wide registry of caches are in backend_registry.cpp.
 #include "cache/tiered_cache.hpp"
 
+#include "cache/redactor.hpp"
+
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
@@ -28,7 +30,20 @@ TieredCache::TieredCache(std::shared_ptr<Backend> l2, std::uint64_t l1_max_bytes
       l1_enabled_(l1_max_bytes > 0),
       l1_(l1_max_bytes),
       failure_log_(std::chrono::milliseconds(kBackendFailureIntervalMs)),
+      redact_(std::make_shared<const Redactor>()),
       refusal_log_(std::chrono::milliseconds(kBackendFailureIntervalMs)) {}
+
+void TieredCache::set_redactor(Redactor redact) {
+  redact_ = std::make_shared<const Redactor>(std::move(redact));
+}
+
+const Redactor& TieredCache::redactor() const noexcept {
+  return *redact_;
+}
+
+std::string TieredCache::stored_request(std::string_view canonical) const {
+  return redact_->apply_to_request(canonical);
+}
 
 TieredCache::EntryPtr TieredCache::l1_find(const std::string& key, std::int64_t now_ms,
                                            bool count_miss) {

@@ -23,6 +23,8 @@
 
 namespace llm_caching::cache {
 
+class Redactor;  // cache/redactor.hpp (kept out of this header: <regex>)
+
 /// A failing L2 is logged at most once in this interval (the rest only counted), and a backend
 /// that failed to open (not strict) is tried again once it has passed.
 inline constexpr std::int64_t kBackendFailureIntervalMs = 30'000;
@@ -130,6 +132,14 @@ class TieredCache {
   /// `keys` signed is a miss: counted, logged (its key only) and deleted (core/
   /// entry_signature.hpp). Set before the cache is shared; disabled keys change nothing.
   void set_signing_keys(core::SigningKeys keys) { signing_ = std::move(keys); }
+  /// LLM_CACHE_REDACT's patterns: the request an entry keeps is scrubbed with them before it is
+  /// stored, whatever the backend (the exchange's provider call does it, with redactor()). Set
+  /// before the cache is shared (CacheRegistry::open does, from the environment).
+  void set_redactor(Redactor redact);
+  const Redactor& redactor() const noexcept;
+  /// A keyed canonical request as this cache's entries keep it (scrubbed), for a replay miss to
+  /// compare a live request with the recorded ones in one form and never show what is not kept.
+  std::string stored_request(std::string_view canonical) const;
   bool signs_entries() const noexcept { return signing_.enabled(); }
   /// L2 entries served as misses for what they held (TieredStats' counters, read without the
   /// L2's stats round trip, for the gateway's /metrics).
@@ -220,7 +230,8 @@ class TieredCache {
   std::atomic<std::uint64_t> corrupt_{0};
   std::atomic<std::uint64_t> backend_errors_{0};
   core::LogThrottle failure_log_;
-  core::SigningKeys signing_;  // set before sharing
+  core::SigningKeys signing_;               // set before sharing
+  std::shared_ptr<const Redactor> redact_;  // never null; set before sharing
   std::atomic<std::uint64_t> refused_unsigned_{0};
   std::atomic<std::uint64_t> refused_wrong_mac_{0};
   core::LogThrottle refusal_log_;

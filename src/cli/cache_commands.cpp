@@ -78,6 +78,8 @@ json::object entry_to_json(const std::string& key, const core::CacheEntry& e) {
   out["key"] = key;
   out["provider"] = e.provider;
   out["model"] = e.model;
+  // The task that recorded it (entry format 4); null in entries that name none.
+  out["task"] = e.task.empty() ? json::value(nullptr) : json::value(e.task);
   // null: no time recorded (a dir:// cache keeps none, so that its files stay byte-stable).
   out["created_at"] =
       e.created_at_ms > 0 ? json::value(format_time_ms(e.created_at_ms)) : json::value(nullptr);

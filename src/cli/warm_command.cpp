@@ -91,6 +91,7 @@ struct WarmArgs {
   std::size_t concurrency = 4;
   std::string ns;
   std::int64_t ttl_seconds = 15 * 24 * 3600;
+  std::string task = "warm";
 };
 
 struct Tally {
@@ -110,6 +111,7 @@ asio::awaitable<void> worker(exchange::Exchange& exchange, const std::vector<War
     exchange::ExchangeRequest request;
     request.native = line.native;
     request.namespace_ = args.ns;
+    request.task = args.task;
     // As the library keys this endpoint (empty for the provider's public service).
     request.scope = providers::key_scope(model.endpoint());
     request.ttl = std::chrono::seconds(args.ttl_seconds);
@@ -174,6 +176,8 @@ void add_warm_command(CLI::App& app, GlobalOptions& global) {
   warm->add_option("--concurrency", args->concurrency, "Requests in flight at once (default 4)");
   warm->add_option("--namespace", args->ns, "Namespace part of the storage keys");
   warm->add_option("--ttl", args->ttl_seconds, "Entry lifetime in seconds (default 15 days)");
+  warm->add_option("--task", args->task, "Task name the recorded entries carry")
+      ->capture_default_str();
   warm->footer(
       "Keys and base URLs come from the usual variables (OPENAI_API_KEY, OPENAI_BASE_URL, ...). "
       "Progress (count, rate, ETA, running cost) goes to standard error. A second run sends only "

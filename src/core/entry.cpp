@@ -58,9 +58,11 @@ ZSTD_DCtx* thread_decompressor() noexcept {
   return ctx.get();
 }
 
-/// The version encode_entry writes for `e`: 3 when it carries its request, else 2.
+/// The version encode_entry writes for `e`: 4 when it names its task, else 3 when it carries
+/// its request, else 2.
 int version_of(const CacheEntry& e) noexcept {
-  return e.request.empty() ? kEntryFormatVersionWithoutRequest : kEntryFormatVersion;
+  if (!e.task.empty()) return kEntryFormatVersion;
+  return e.request.empty() ? kEntryFormatVersionWithoutRequest : kEntryFormatVersionWithoutTask;
 }
 
 /// The v2/v3 payload: meta length, meta JSON, then the bodies as they are.
@@ -77,7 +79,7 @@ std::string serialize_payload(const CacheEntry& e) {
 
   const int version = version_of(e);
   json::object meta(&arena);
-  meta.reserve(12);
+  meta.reserve(13);
   meta.emplace("v", version);
   meta.emplace("provider", e.provider);
   meta.emplace("model", e.model);
@@ -87,15 +89,17 @@ std::string serialize_payload(const CacheEntry& e) {
   meta.emplace("cost_nano_usd", e.cost_nano_usd);
   meta.emplace("response_bytes", static_cast<std::int64_t>(e.response.size()));
   meta.emplace("stream_bytes", static_cast<std::int64_t>(e.stream.size()));
-  if (version == 3) {
+  const bool with_request = version >= 3;
+  if (with_request) {
     meta.emplace("api", e.api);
     meta.emplace("scope_digest", e.scope_digest);
     meta.emplace("request_bytes", static_cast<std::int64_t>(e.request.size()));
   }
+  if (version == 4) meta.emplace("task", e.task);
   const std::string meta_text = json::serialize(meta);
 
   const std::size_t total = 4 + meta_text.size() + e.response.size() + e.stream.size() +
-                            (version == 3 ? e.request.size() : 0);
+                            (with_request ? e.request.size() : 0);
   if (total > kMaxEntryPayloadBytes) {
     throw std::length_error("cache entry payload exceeds the 64 MiB limit");
   }
@@ -106,7 +110,7 @@ std::string serialize_payload(const CacheEntry& e) {
   payload += meta_text;
   payload += e.response;
   payload += e.stream;
-  if (version == 3) payload += e.request;
+  if (with_request) payload += e.request;
   return payload;
 }
 
@@ -238,7 +242,12 @@ bool split_bodies(std::string_view bodies, const std::array<std::int64_t, 3>& le
   return bodies.empty();
 }
 
-/// Versions 2 and 3 (3 adds the request, after the bodies).
+/// The meta fields a version has: v2's 9, v3's request fields, v4's task.
+std::size_t meta_fields(int version) noexcept {
+  return version == 2 ? 9u : version == 3 ? 12u : 13u;
+}
+
+/// Versions 2, 3 and 4 (3 adds the request, after the bodies; 4 the task).
 std::variant<CacheEntry, DecodeError> read_payload_v2(std::string_view payload, int version) {
   if (payload.size() < 4) return DecodeError::bad_payload;
   const std::uint32_t meta_size = load_le32(payload.data());
@@ -249,16 +258,19 @@ std::variant<CacheEntry, DecodeError> read_payload_v2(std::string_view payload, 
   std::array<std::int64_t, 3> lengths{-1, -1, 0};  // response, stream, request
   const auto error = with_object(meta, [&](const json::object& obj) -> std::optional<DecodeError> {
     if (auto common = read_common(obj, version, e)) return common;
-    const bool ok = obj.size() == (version == 3 ? 12u : 9u) &&
+    const bool ok = obj.size() == meta_fields(version) &&
                     read_int(obj, "response_bytes", lengths[0]) &&
                     read_int(obj, "stream_bytes", lengths[1]) &&
-                    (version != 3 || read_request_meta(obj, e, lengths[2]));
+                    (version < 3 || read_request_meta(obj, e, lengths[2])) &&
+                    (version < 4 || read_string(obj, "task", e.task));
     if (!ok) return DecodeError::bad_payload;
     return std::nullopt;
   });
   if (error) return *error;
-  // A v3 entry always carries its request: an empty one would be written as v2.
+  // A v3 entry always carries its request (an empty one would be written as v2), a v4 entry
+  // its task (an empty one would be written as v3 or v2).
   if (version == 3 && lengths[2] <= 0) return DecodeError::bad_payload;
+  if (version == 4 && e.task.empty()) return DecodeError::bad_payload;
   const std::array<std::string*, 3> parts{&e.response, &e.stream, &e.request};
   if (!split_bodies(bodies, lengths, parts)) {
     return DecodeError::bad_payload;
@@ -296,7 +308,8 @@ std::string_view to_string(DecodeError e) noexcept {
 
 std::uint64_t entry_memory_bytes(const CacheEntry& entry) noexcept {
   return sizeof(CacheEntry) + entry.provider.size() + entry.model.size() + entry.response.size() +
-         entry.stream.size() + entry.request.size() + entry.api.size() + entry.scope_digest.size();
+         entry.stream.size() + entry.request.size() + entry.api.size() + entry.scope_digest.size() +
+         entry.task.size();
 }
 
 bool entry_fits(const CacheEntry& entry) noexcept {
@@ -306,7 +319,7 @@ bool entry_fits(const CacheEntry& entry) noexcept {
   constexpr std::size_t kMetadataBound = 512;
   const std::size_t bound = 4 + kMetadataBound +
                             6 * (entry.provider.size() + entry.model.size() + entry.api.size() +
-                                 entry.scope_digest.size()) +
+                                 entry.scope_digest.size() + entry.task.size()) +
                             entry.response.size() + entry.stream.size() + entry.request.size();
   return bound <= kMaxEntryPayloadBytes;
 }

@@ -13,16 +13,18 @@
 
 namespace llm_caching::core {
 
-/// The format encode_entry writes for an entry that carries its request. One without (request
-/// empty) is written as format 2, byte for byte as before, so entries signed or committed before
-/// format 3 keep their bytes. decode_entry reads versions 1, 2 and 3.
+/// The format encode_entry writes for an entry that names the task that recorded it. One without
+/// a task is written as format 3 (with a request) or 2 (without), byte for byte as before, so
+/// entries signed or committed before format 4 keep their bytes. decode_entry reads versions 1-4.
+///   v4 payload: as v3, plus "task" (never empty) in the meta JSON; the request may be empty.
 ///   v3 payload: as v2, plus "api", "scope_digest" and "request_bytes" in the meta JSON, and the
 ///               request bytes after the stream bytes.
 ///   v2 payload: meta length u32 LE, meta JSON (every field but the bodies, plus
 ///               "response_bytes" and "stream_bytes"), the response bytes, the stream bytes.
 ///   v1 payload: one JSON object holding the bodies as JSON strings.
 /// v2 keeps the bodies raw: a v1 decode spent most of its time unescaping them.
-inline constexpr int kEntryFormatVersion = 3;
+inline constexpr int kEntryFormatVersion = 4;
+inline constexpr int kEntryFormatVersionWithoutTask = 3;
 inline constexpr int kEntryFormatVersionWithoutRequest = 2;
 /// Envelope header: magic "LLMC", version u8, flags u8 (bit0 = zstd, bit1 = signed: a 32-byte
 /// HMAC-SHA256 follows the payload, entry_signature.hpp), 2 reserved zero bytes, stored payload
@@ -51,6 +53,11 @@ struct CacheEntry {
   std::string request;
   std::string api;           ///< to_string(Api): "chat", "responses", ...
   std::string scope_digest;  ///< request_scope_digest(scope): "" for the shared scope
+  /// Format 4: the task of the call that recorded the answer (the library's task_name, the
+  /// gateway's x-llm-task), as entry_task_name keeps it; "" when none was given (and in entries
+  /// written before format 4). Not part of the key: the same request from two tasks is one
+  /// entry, and a hit never rewrites it, so it names the task that recorded it first.
+  std::string task;
 
   bool expired_at(std::int64_t now_ms) const noexcept {
     return ttl_ms > 0 && now_ms >= created_at_ms + ttl_ms;
@@ -92,5 +99,12 @@ std::variant<CacheEntry, DecodeError> decode_entry(std::string_view bytes);
 /// digits of SHA-256 over it, "" for the empty (shared) scope. Enough to tell scopes apart,
 /// and nothing of a tenant's credential hash is stored as it was keyed.
 std::string request_scope_digest(std::string_view scope);
+
+/// Longest task name an entry keeps, in bytes.
+inline constexpr std::size_t kMaxEntryTaskBytes = 128;
+/// A caller's task name as an entry keeps it: at most kMaxEntryTaskBytes, cut on a character
+/// boundary, each byte of a control character or of invalid UTF-8 as '?'. The same name always
+/// gives the same text, and the text is valid UTF-8 (a dir:// document can show it).
+std::string entry_task_name(std::string_view task);
 
 }  // namespace llm_caching::core

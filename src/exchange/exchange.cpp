@@ -359,7 +359,8 @@ asio::awaitable<ExchangeResult> Exchange::lead(Model& model, const ExchangeReque
   std::optional<ProviderAnswer> called;
   std::exception_ptr failure;
   try {
-    called.emplace(co_await call_provider(model, request, key, price, clock_, flights_));
+    called.emplace(
+        co_await call_provider(model, request, key, price, clock_, flights_, cache_->redactor()));
   } catch (...) {
     failure = std::current_exception();
   }

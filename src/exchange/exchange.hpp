@@ -47,6 +47,9 @@ struct ExchangeRequest {
   NativeRequest native;
   std::string namespace_;
   std::string scope;  ///< tenant partition (gateway: hash of the caller's key); empty = shared
+  /// The caller's task (the library's task_name, the gateway's x-llm-task): not part of the
+  /// key; the entry a provider call of this request records names it (core::CacheEntry::task).
+  std::string task;
   CacheMode mode = CacheMode::use;
   std::chrono::milliseconds ttl{std::chrono::hours(24 * 15)};
   core::RetryOptions retry;

@@ -1,5 +1,7 @@
 #include "exchange/provider_call.hpp"
 
+#include "cache/redactor.hpp"
+
 #include "core/printable.hpp"
 #include "core/retry.hpp"
 #include "llm_caching/errors.hpp"
@@ -21,7 +23,8 @@ namespace {
 
 /// A 2xx answer as a cache entry: dated, with its stream, priced from its usage.
 std::shared_ptr<core::CacheEntry> entry_from(const ExchangeRequest& request, NativeResponse& resp,
-                                             const ModelCosts& price, const Clock& clock) {
+                                             const ModelCosts& price, const Clock& clock,
+                                             const cache::Redactor& redact) {
   const NativeRequest& native = request.native;
   auto entry = std::make_shared<core::CacheEntry>();
   entry->provider = std::string(to_string(native.provider));
@@ -40,12 +43,19 @@ std::shared_ptr<core::CacheEntry> entry_from(const ExchangeRequest& request, Nat
   entry->usage.requests = 1;
   entry->cost_nano_usd = cost_nano_usd(price, entry->usage);
   // Format 3: the request as keyed (no credential: those are headers, never the keyed body),
-  // for a replay miss to name what differs (DESIGN §4). Derived again here, on a miss only:
-  // the lookup's derivation is not kept for the length of the call.
-  entry->request = derive_key(native.provider, native.api, native.model, native.body, request.scope)
-                       .canonical_request;
-  entry->api = std::string(to_string(native.api));
-  entry->scope_digest = core::request_scope_digest(request.scope);
+  // for a replay miss to name what differs (DESIGN §4), with LLM_CACHE_REDACT's matches
+  // scrubbed whatever the backend (the key was made from the request as sent). Derived again
+  // here, on a miss only: the lookup's derivation is not kept for the length of the call.
+  std::string keyed =
+      derive_key(native.provider, native.api, native.model, native.body, request.scope)
+          .canonical_request;
+  entry->request = redact.empty() ? std::move(keyed) : redact.apply_to_request(keyed);
+  if (!entry->request.empty()) {
+    entry->api = std::string(to_string(native.api));
+    entry->scope_digest = core::request_scope_digest(request.scope);
+  }
+  // Format 4: the task that recorded it (not part of the key).
+  entry->task = core::entry_task_name(request.task);
   if (request.validate) request.validate(*entry);
   return entry;
 }
@@ -130,7 +140,8 @@ bool abandoned(const ExchangeRequest& request, FlightTable& flights, const std::
 
 asio::awaitable<ProviderAnswer> call_provider(Model& model, const ExchangeRequest& request,
                                               const std::string& key, const ModelCosts& price,
-                                              const Clock& clock, FlightTable& flights) {
+                                              const Clock& clock, FlightTable& flights,
+                                              const cache::Redactor& redact) {
   const NativeRequest& native = request.native;
   core::RetryPolicy policy(request.retry, request.retry_seed);
   auto* streaming =
@@ -158,7 +169,7 @@ asio::awaitable<ProviderAnswer> call_provider(Model& model, const ExchangeReques
       throw_provider_failure(native, resp, info, " in the middle of a relayed stream");
     }
     if (resp.status >= 200 && resp.status < 300) {
-      answer.entry = entry_from(request, resp, price, clock);
+      answer.entry = entry_from(request, resp, price, clock, redact);
       co_return std::move(answer);
     }
 

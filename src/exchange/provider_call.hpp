@@ -15,6 +15,10 @@
 #include <string>
 #include <string_view>
 
+namespace llm_caching::cache {
+class Redactor;  // cache/redactor.hpp
+}  // namespace llm_caching::cache
+
 namespace llm_caching::exchange {
 
 /// A provider's answer as the exchange stores it, and what getting it took.
@@ -29,11 +33,14 @@ struct ProviderAnswer {
 /// request.retry's retries, until it answers 2xx. Throws ProviderError (not retryable, retries
 /// exhausted, a failure after bytes were relayed, garbage, or "abandoned": the caller hung up and
 /// no other caller waits on key's flight in `flights`), RateLimitError (429/529 past max_wait),
-/// and whatever request.validate throws. `clock` dates the entry.
+/// and whatever request.validate throws. `clock` dates the entry; the entry names request.task
+/// (core::entry_task_name) and keeps the keyed request scrubbed by `redact` (the cache's
+/// LLM_CACHE_REDACT patterns: TieredCache::redactor).
 boost::asio::awaitable<ProviderAnswer> call_provider(Model& model, const ExchangeRequest& request,
                                                      const std::string& key,
                                                      const ModelCosts& price, const Clock& clock,
-                                                     FlightTable& flights);
+                                                     FlightTable& flights,
+                                                     const cache::Redactor& redact);
 
 /// Whether a provider status is worth another attempt: no response, 408, 429, 500, 502-504, 529.
 bool is_retryable_status(int status);

@@ -65,7 +65,7 @@ boost::asio::awaitable<std::string> explain_replay_miss(
   const std::string unreadable = cache.unreadable_reason(storage_key);
   if (!unreadable.empty()) co_return "; " + unreadable;
   const NativeRequest& native = request.native;
-  const std::string live = cache.backend()->stored_request(
+  const std::string live = cache.stored_request(
       derive_key(native.provider, native.api, native.model, native.body, request.scope)
           .canonical_request);
   const std::size_t colon = storage_key.rfind(':');

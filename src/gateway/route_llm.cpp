@@ -90,6 +90,7 @@ exchange::ExchangeRequest exchange_request_for(const GatewayConfig& config, cons
   r.native.api = route.api;
   r.namespace_ = controls.namespace_;
   r.scope = std::move(scope);
+  r.task = controls.task;  // x-llm-task: the entry a miss records names it
   r.mode = controls.mode;
   r.ttl = controls.ttl.value_or(config.default_ttl);
   r.retry = config.retry;
@@ -220,6 +221,19 @@ asio::awaitable<void> run_exchange(exchange::Exchange& exchange, UpstreamModel& 
   }
 }
 
+/// A replay miss names the caller's task (x-llm-task, validated printable), as the library's
+/// names its task_name (docs/TESTING.md); any other failure is returned as it is.
+std::exception_ptr naming_task(std::exception_ptr failure, const std::string& task) {
+  if (task.empty()) return failure;
+  try {
+    std::rethrow_exception(failure);
+  } catch (const CacheMissError& e) {
+    return std::make_exception_ptr(CacheMissError("task '" + task + "': " + e.what()));
+  } catch (...) {
+    return failure;
+  }
+}
+
 }  // namespace
 
 asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, ResponseStream& out) {
@@ -279,7 +293,8 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
       record.status = 502;  // counted as an error; the client sees a truncated stream
       out.abort();
     } else {
-      OutgoingResponse response = failure_response(route.provider, failure, model.last_error());
+      OutgoingResponse response =
+          failure_response(route.provider, naming_task(failure, controls.task), model.last_error());
       record.status = response.status;
       co_await out.send(std::move(response));
     }

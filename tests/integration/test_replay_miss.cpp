@@ -112,7 +112,8 @@ TEST_F(ReplayMiss, TheLibraryNamesTheNearestDirEntryAndTheFieldsThatDiffer) {
 
   // The files show each request for review, scrubbed, and hold no key.
   const std::string files = all_text(root_);
-  EXPECT_THAT(files, HasSubstr(R"("format": "llm-caching-dir-entry/2")"));
+  EXPECT_THAT(files, HasSubstr(R"("format": "llm-caching-dir-entry/3")"));
+  EXPECT_THAT(files, HasSubstr(R"("task": "jokes")"));
   EXPECT_THAT(files, HasSubstr("  \"request\": {\n"));
   EXPECT_THAT(files, HasSubstr(R"("content": "Tell me a joke about cats")"));
   EXPECT_THAT(files, HasSubstr("my token is [REDACTED], keep it"));

@@ -3,6 +3,7 @@
 // caller that hung up; a relayed stream. The provider is a fake Model (no sockets).
 #include "exchange/provider_call.hpp"
 
+#include "cache/redactor.hpp"
 #include "cache/run_blocking.hpp"
 #include "llm_caching/errors.hpp"
 
@@ -48,6 +49,7 @@ class ProviderCall : public ::testing::Test {
   exchange::Clock clock_ = [] { return std::int64_t{1'700'000'000'000}; };
   ModelCosts price_{.cost_per_million_input_tokens = 2.5, .cost_per_million_output_tokens = 10.0};
   const std::string key_ = "llm-caching:v1::key";
+  cache::Redactor redact_;  // LLM_CACHE_REDACT's patterns: none unless a test sets some
 
   static exchange::ExchangeRequest request(std::chrono::milliseconds max_wait = 10'000ms) {
     exchange::ExchangeRequest r;
@@ -61,7 +63,8 @@ class ProviderCall : public ::testing::Test {
     return r;
   }
   exchange::ProviderAnswer call(Model& model, const exchange::ExchangeRequest& r) {
-    return cache::run_blocking(exchange::call_provider(model, r, key_, price_, clock_, flights_));
+    return cache::run_blocking(
+        exchange::call_provider(model, r, key_, price_, clock_, flights_, redact_));
   }
   exchange::ProviderAnswer call(const exchange::ExchangeRequest& r) { return call(model_, r); }
   /// The ProviderError that `r` ends with (a failed expectation when it answers).
@@ -94,6 +97,24 @@ TEST_F(ProviderCall, AnAnswerBecomesAPricedDatedEntry) {
   EXPECT_EQ(entry.cost_nano_usd, cost_nano_usd(price_, entry.usage));
   EXPECT_EQ(answer.attempts, 1);
   EXPECT_FALSE(answer.relayed);
+}
+
+TEST_F(ProviderCall, TheEntryNamesTheTaskAndKeepsTheRequestScrubbed) {
+  auto r = request();
+  r.native.body["messages"].as_array()[0].as_object()["content"] = "my key is tok-4242";
+  r.task = std::string("summaries\n") + std::string(200, 'x');
+  const core::CacheEntry plain = *call(r).entry;
+  EXPECT_EQ(plain.task, "summaries?" + std::string(core::kMaxEntryTaskBytes - 10, 'x'))
+      << "as core::entry_task_name keeps it";
+  EXPECT_NE(plain.request.find("my key is tok-4242"), std::string::npos) << "as keyed";
+  EXPECT_EQ(plain.api, "chat");
+
+  redact_ = cache::Redactor({"tok-[0-9]+"}, "LLM_CACHE_REDACT");
+  r.task.clear();
+  const core::CacheEntry scrubbed = *call(r).entry;
+  EXPECT_EQ(scrubbed.request.find("tok-4242"), std::string::npos) << scrubbed.request;
+  EXPECT_NE(scrubbed.request.find("my key is [REDACTED]"), std::string::npos);
+  EXPECT_EQ(scrubbed.task, "") << "no task given: the entry names none (format 3)";
 }
 
 TEST_F(ProviderCall, RetryableFailuresAreRetriedUntilTheProviderAnswers) {
