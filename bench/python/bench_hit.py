@@ -11,7 +11,15 @@
                   response out (CachingTransport.handle_async_request alone).
 
 Usage: bench/python/run.sh [BUILD_DIR] (starts the fake provider and a redis-server).
-Prints per-call medians over ROUNDS rounds of N calls, and the ratios."""
+Prints per-call medians over ROUNDS rounds of N calls, and the ratios; then the same two agent
+runs alternated call by call (ALTERNATE calls each, default N * ROUNDS), in wall and CPU time.
+
+Rounds of N calls of one case let each case run with its own code and data in the CPU's caches;
+function_model, the smallest, gains most from that. Alternating call by call puts the two agent
+runs on the same footing, as in a program whose hits come between other work, and the thread's
+CPU time leaves out the time the process waits for a CPU on a loaded machine (in rounds, a case
+that follows one that slept on a socket runs on the scheduler's credit, the next one does not:
+on a machine at load 10 that alone moves a round's wall figure 3-5x)."""
 
 from __future__ import annotations
 
@@ -68,6 +76,27 @@ def _capture_model(transport):
     from pydantic_ai.providers.openai import OpenAIProvider
     client = httpx2.AsyncClient(transport=transport)
     return OpenAIResponsesModel("gpt-4o-mini", provider=OpenAIProvider(http_client=client))
+
+
+async def alternate(cases) -> None:
+    """The cases one call each in turn, ALTERNATE times; wall and thread CPU time per call."""
+    calls = int(os.environ.get("ALTERNATE", str(N * ROUNDS)))
+    wall = dict.fromkeys(cases, 0.0)
+    cpu = dict.fromkeys(cases, 0.0)
+    for _ in range(calls):
+        for name, fn in cases.items():
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            await fn()
+            for _ in range(2):  # what the call left on the event loop runs in its own window
+                await asyncio.sleep(0)
+            wall[name] += time.perf_counter() - started
+            cpu[name] += time.thread_time() - started_cpu
+    for name in cases:
+        print(f"alternating {name:15s} wall {wall[name] / calls * 1e6:8.1f} us/call  "
+              f"cpu {cpu[name] / calls * 1e6:8.1f} us/call")
+    print(f"alternating cached_run / function_model = "
+          f"{wall['cached_run'] / wall['function_model']:.2f} wall, "
+          f"{cpu['cached_run'] / cpu['function_model']:.2f} cpu")
 
 
 async def main() -> None:
@@ -131,6 +160,7 @@ async def main() -> None:
     print(f"cached_run / function_model = {medians['cached_run'] / medians['function_model']:.2f}")
     print(f"cached_run / seed_redis     = {medians['cached_run'] / medians['seed_redis']:.2f}")
     print(f"transport_hit / seed_redis  = {medians['transport_hit'] / medians['seed_redis']:.2f}")
+    await alternate({"function_model": function_model, "cached_run": cached_run})
     writer.close()
 
 

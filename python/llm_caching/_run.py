@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
-from . import _core
-from ._transport import CallRecord, RunScope, current_run, install
+from . import _core, _fast_path
+from ._transport import CallRecord, RunScope, _reachable, current_run, install
 from .exceptions import ConfigurationError, Error
 from .types import ModelCosts, ModelMessage
 
@@ -138,7 +138,9 @@ def _resolved_model(agent: Any) -> Any:
     refresh = getattr(model, "_refresh_http_client", None)
     if callable(refresh):
         refresh()
-    if install(model) == 0:
+    reachable = _reachable(model)
+    _fast_path.install(reachable)
+    if install(model, reachable) == 0:
         log.warning("llm_caching: model %r sends no HTTP requests the cache can see; "
                     "its calls are not cached", getattr(model, "model_name", model))
     return model
@@ -219,12 +221,13 @@ async def cached_agent_run(
     except RuntimeError as error:  # the core's ConfigurationError: names the setting
         raise ConfigurationError(str(error)) from None
     model = _resolved_model(agent)
+    from ._hit_priced import HitPricedModel  # imports pydantic_ai, as agent.run will
     history = (message_converter or default_message_converter)(list(transcript_history or []))
     scope = RunScope(options, task_name)
     token = current_run.set(scope)
     try:
         result = await agent.run(prompt, message_history=_message_history(history) or None,
-                                 model=model, **run_kwargs)
+                                 model=HitPricedModel(model), **run_kwargs)
     except Error:
         raise
     except Exception as exc:

@@ -49,6 +49,18 @@ class RunScope:
 current_run: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar(
     "llm_caching_run", default=None)
 
+#: Set by the hit fast path (_fast_path.py) while the SDK sends a request: the requests the
+#: transport handed to the core, with the core's answers, as (method, url, headers, body, result).
+captured: contextvars.ContextVar[list[tuple[str, str, list, bytes, Any]] | None] = (
+    contextvars.ContextVar("llm_caching_captured", default=None))
+
+
+def record_call(result: Any) -> CallRecord:
+    """The CallRecord of one of the core's answers (a _core.CallResult)."""
+    return CallRecord(result.provider, result.model, result.cache_hit, result.coalesced,
+                      result.stale, result.cost_nano_usd, result.avoided_cost_nano_usd,
+                      result.cache_key, result.attempts, result.usage)
+
 
 def _settle(future: asyncio.Future, result: Any, error: Any) -> None:
     if future.cancelled():
@@ -104,10 +116,10 @@ class CachingTransport(httpx2.AsyncBaseTransport):
             result = await call_core(scope, method, url, headers, body)
         if not result.handled:
             return await self.inner.handle_async_request(request)
-        scope.calls.append(CallRecord(result.provider, result.model, result.cache_hit,
-                                      result.coalesced, result.stale, result.cost_nano_usd,
-                                      result.avoided_cost_nano_usd, result.cache_key,
-                                      result.attempts, result.usage))
+        scope.calls.append(record_call(result))
+        seen = captured.get()
+        if seen is not None:
+            seen.append((method, url, headers, body, result))
         response_headers = [("content-type", result.content_type),
                             ("x-llm-cache", _cache_status(result))]
         if result.status >= 400:
@@ -122,20 +134,18 @@ class CachingTransport(httpx2.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def _async_clients(model: Any) -> list[Any]:
-    """The httpx async clients through which a pydantic_ai model sends its requests."""
+def _reachable(model: Any) -> list[Any]:
+    """The objects through which a pydantic_ai model sends its requests: the model, the models
+    it wraps, their SDK clients and those clients' httpx clients."""
     found: list[Any] = []
     seen: set[int] = set()
-
-    def is_client(obj: Any) -> bool:
-        return type(obj).__name__ == "AsyncClient" and hasattr(obj, "_transport")
 
     def visit(obj: Any, depth: int) -> None:
         if obj is None or id(obj) in seen or depth > 4:
             return
         seen.add(id(obj))
-        if is_client(obj):
-            found.append(obj)
+        found.append(obj)
+        if _is_http_client(obj):
             return
         wrapped_models = getattr(obj, "models", None)  # FallbackModel's list
         if isinstance(wrapped_models, (list, tuple)):
@@ -153,10 +163,15 @@ def _async_clients(model: Any) -> list[Any]:
     return found
 
 
-def install(model: Any) -> int:
+def _is_http_client(obj: Any) -> bool:
+    return type(obj).__name__ == "AsyncClient" and hasattr(obj, "_transport")
+
+
+def install(model: Any, reachable: list[Any] | None = None) -> int:
     """Puts a CachingTransport in front of each of the model's httpx clients (once); returns
-    how many clients the model has."""
-    clients = _async_clients(model)
+    how many clients the model has. ``reachable``: the model's objects, when already walked."""
+    clients = [obj for obj in (reachable if reachable is not None else _reachable(model))
+               if _is_http_client(obj)]
     for client in clients:
         if not isinstance(client._transport, CachingTransport):
             client._transport = CachingTransport(client._transport)
