@@ -70,7 +70,9 @@ void BM_EmbeddingsAllCached(benchmark::State& state) {
       std::make_shared<cache::MemoryBackend>(MemoryOptions{}), 512 * kMiB, false);
   auto exchange = std::make_shared<exchange::Exchange>(cache);
   GatewayConfig config;
-  config.upstreams[Provider::openai].base_url = "http://127.0.0.1:1/v1";  // never called
+  // The public endpoint (never called: every input is a hit), so the key's scope is the
+  // caller's tenant alone, as tenant_scope below computes it; another upstream's endpoint would
+  // be in the scope too (DESIGN §3).
   Gateway gateway(config, exchange);
   asio::io_context io;
   providers::HttpClient client(io.get_executor());

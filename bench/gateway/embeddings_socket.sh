@@ -4,8 +4,10 @@
 # served by nginx as a static file (the floor: the socket and the client for 2.2 MB) and, with
 # BASELINE=<another llm-caching binary> (main's build), against that gateway too: ROUNDS rounds,
 # each running every server for SECS seconds in turn (interleaved, as the machine is noisy).
-# Prints per run: requests, p50/p90/p99 (µs, from wrk's own histogram), and the server's CPU per
-# request (µs: its threads' on-CPU time, /proc/<pid>/task/*/schedstat, over the requests).
+# Prints per run: requests, p50/p90/p99/max (µs, from wrk's own histogram, which wrk corrects for
+# coordinated omission: one stall of 200 ms adds samples up to it), the server's CPU per request
+# (µs: its threads' on-CPU time, /proc/<pid>/task/*/schedstat, over the requests), and the
+# machine's TCP timeouts and loss probes during the run (nstat; every process counts).
 #   bench/gateway/embeddings_socket.sh   (ROUNDS=3 SECS=10 NGINX_PORT=18431 BASELINE=; needs wrk, nginx)
 set -euo pipefail
 B=${BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build/release}
@@ -14,8 +16,8 @@ PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 cat > $D/report.lua <<'LUA'
 done = function(summary, latency, requests)
-  io.write(string.format("requests %d p50 %d p90 %d p99 %d\n", summary.requests,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+  io.write(string.format("requests %d p50 %d p90 %d p99 %d max %d\n", summary.requests,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
 LUA
 cat > $D/post.lua <<LUA
@@ -45,21 +47,26 @@ start_gateway() {
 }
 
 # cpu_ns PID: the on-CPU time of every thread of the process, in ns.
-cpu_ns() { cat /proc/$1/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+cpu_ns() { cat /proc/$1/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 
 # run NAME PID URL [wrk args]: one wrk run with the server's CPU per request.
 run() {
   local name=$1 pid=$2 url=$3; shift 3
-  local before after out
+  local before after out timeouts
   before=$(cpu_ns $pid)
+  nstat -n >/dev/null 2>&1 || true
   out=$(wrk -t1 -c1 -d${SECS:-10}s "$@" $url 2>&1 | grep '^requests')
   after=$(cpu_ns $pid)
+  # The machine's TCP retransmission timeouts and loss probes during the run (all processes).
+  timeouts=$(nstat 2>/dev/null | awk '/TcpExtTCPTimeouts|TcpExtTCPLossProbes/ {printf "%s %s ", $1, $2}') || true
   local requests=$(echo "$out" | awk '{print $2}')
-  echo "$name $out cpu_us_per_request $(( (after - before) / 1000 / (requests > 0 ? requests : 1) ))"
+  echo "$name $out cpu_us_per_request $(( (after - before) / 1000 / (requests > 0 ? requests : 1) )) $timeouts"
 }
 
 start_gateway gateway $B/llm-caching
 cp $D/gateway.answer $D/www/answer.json
+# nginx's workers run as nobody: mktemp's folder is 0700.
+chmod 755 $D $D/www; chmod 644 $D/www/answer.json
 if [[ -n ${BASELINE:-} ]]; then
   start_gateway baseline $BASELINE
   cmp -s $D/gateway.answer $D/baseline.answer && echo "baseline: the same answer bytes" || echo "baseline: DIFFERENT answer bytes"
@@ -76,6 +83,8 @@ NG
 nginx -c $D/nginx.conf & PIDS+=($!)
 sleep 0.5
 NGINX_WORKER=$(pgrep -P ${PIDS[-1]} | head -1)
+echo "nginx: $(curl -s -o $D/nginx.answer -w '%{http_code}' http://127.0.0.1:${NGINX_PORT:-18431}/answer.json) $(wc -c < $D/nginx.answer) bytes"
+cmp -s $D/gateway.answer $D/nginx.answer || { echo "nginx does not serve the answer's bytes"; exit 1; }
 
 for round in $(seq ${ROUNDS:-3}); do
   echo "round $round (load: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -12,7 +12,6 @@
 
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <iterator>
@@ -54,34 +53,8 @@ asio::awaitable<bool> BeastResponse::send_prepared(
   co_return finish_write(ec);
 }
 
-namespace {
-
-/// Answers at least this large raise the socket's send buffer to hold them whole.
-constexpr std::size_t kLargeAnswerBytes = 256 * 1024;
-/// At most this much (the kernel also caps it at net.core.wmem_max, and doubles what it grants).
-constexpr std::size_t kMaxSendBuffer = 4 * 1024 * 1024;
-
-/// Lets the kernel take a large answer in one write: with the default send buffer (autotuned
-/// from 16 KiB) the worker wakes for each part of a 2 MB answer the buffer frees, and on a busy
-/// machine each wake-up waits for a CPU; with room for all of it, the worker writes once and the
-/// kernel sends the rest as the client reads. The kernel charges only what is queued.
-void make_room(asio::ip::tcp::socket& socket, std::size_t bytes) {
-  if (bytes < kLargeAnswerBytes) return;
-  const int size = static_cast<int>(std::min(bytes, kMaxSendBuffer));
-  int current = 0;
-  socklen_t length = sizeof current;
-  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDBUF, &current, &length) == 0 &&
-      current >= size) {
-    return;
-  }
-  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-}
-
-}  // namespace
-
 asio::awaitable<bool> BeastResponse::send_gathered(int status, Headers headers, GatheredBody body) {
   if (broken_) co_return false;
-  make_room(stream_.socket(), body.size());
   const std::string head =
       providers::response_head(status, http::obsolete_reason(static_cast<http::status>(status)),
                                headers, body.size(), keep_alive());
