@@ -33,7 +33,8 @@ struct Embedder {
 struct EmbedResult {
   std::vector<std::vector<double>> embeddings;  ///< one per text, in the texts' order
   std::size_t cached = 0;                       ///< texts answered from the cache
-  std::size_t coalesced = 0;  ///< texts another concurrent call in this process fetched
+  std::size_t coalesced = 0;  ///< texts another concurrent call fetched (here or in a process
+                              ///< sharing the cache)
   std::size_t sent = 0;       ///< texts this call sent to the provider
   Usage usage;                ///< the provider's tokens for what was sent (requests: 0 or 1+)
   std::string model;          ///< as the Embedder named it
@@ -46,9 +47,10 @@ struct EmbedResult {
 };
 
 /// Embeds `texts` through the cache. The options apply as in cached_agent_run: cache_url, mode
-/// (replay_only throws CacheMissError when a text is not cached), namespace_, ttl, tenant, tags,
-/// budgets, ledger (one record per call), expense_recorder, max_wait, custom_costs, coalesce,
-/// model_client, runtime; the transcript, message converter and stale windows do not apply.
+/// (replay_only throws CacheMissError when a text is not cached, naming the nearest recorded
+/// text and what differs), namespace_, ttl, tenant, tags, budgets, ledger (one record per call),
+/// expense_recorder, max_wait, custom_costs, coalesce, model_client, runtime; the transcript,
+/// message converter and stale windows do not apply (docs/SINGLE_FLIGHT.md, "Embeddings").
 /// Throws ConfigurationError (bad model, no key, no price, no texts), RateLimitError,
 /// BudgetExceededError, CacheError, ProviderError. Name the options first (agent.hpp: g++ 12).
 boost::asio::awaitable<EmbedResult> cached_embed(const Embedder& embedder,

@@ -3,9 +3,11 @@
 // as a request for that input alone (providers/embeddings_wire.hpp), so a batch of 100 inputs of
 // which 90 are cached sends only the 10 others upstream, in one request, and is answered with the
 // 100 embeddings in order. Concurrent callers missing on the same input share one upstream request
-// for it (the exchange's in-process flights, one per input's key). Cost: what was sent, shared
-// among the fresh inputs by their byte length (each entry records its share); avoided: the cached
-// inputs' shares.
+// for it: in a process, the exchange's flights (one per input's key); across processes on one
+// L2, the chat path's cross-process lock per input's key (embeddings_flights.hpp). Cost: what was
+// sent, shared among the fresh inputs by their byte length (each entry records its share);
+// avoided: the cached inputs' shares. Each entry keeps the request for its input as keyed (entry
+// format 3), so a replay_only miss names the nearest recorded input and what differs.
 #pragma once
 
 #include "exchange/exchange.hpp"
@@ -57,7 +59,8 @@ struct EmbeddingsResult {
 };
 
 /// Throws what Exchange::run throws (ConfigurationError, RateLimitError, ProviderError, ...),
-/// CacheMissError when the mode is replay_only and an input is not cached, and ProviderError
+/// CacheMissError when the mode is replay_only and an input is not cached (naming the nearest
+/// recorded input of the namespace and its field diff), and ProviderError
 /// (status 502, error_type "bad_answer") when the upstream's answer does not fit the inputs.
 boost::asio::awaitable<EmbeddingsResult> run_embeddings(Exchange& exchange, Model& model,
                                                         EmbeddingsRequest request);

@@ -184,6 +184,9 @@ class Exchange {
   /// (embeddings.hpp) join the same table.
   FlightTable& flights() noexcept { return flights_; }
   const ExchangeOptions& options() const noexcept { return options_; }
+  /// The writer threads: where a HeldLock (cross_process_lock.hpp) that run_embeddings drops
+  /// without handing it on queues its release.
+  WriteBehind& write_behind() noexcept { return write_behind_; }
 
  private:
   // The parts (docs/DESIGN.md §8): the in-process flights (flight.hpp), the write-behind

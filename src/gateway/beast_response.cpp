@@ -53,6 +53,23 @@ asio::awaitable<bool> BeastResponse::send_prepared(
   co_return finish_write(ec);
 }
 
+asio::awaitable<bool> BeastResponse::send_gathered(int status, Headers headers, GatheredBody body) {
+  if (broken_) co_return false;
+  const std::string head =
+      providers::response_head(status, http::obsolete_reason(static_cast<http::status>(status)),
+                               headers, body.size(), keep_alive());
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(body.pieces.size() + 1);
+  buffers.emplace_back(head.data(), head.size());
+  for (std::string_view piece : body.pieces) {
+    if (!piece.empty()) buffers.emplace_back(piece.data(), piece.size());
+  }
+  // `body` (its owner) lives in this frame until the last byte is written.
+  error_code ec;
+  co_await providers::write_now(stream_, buffers, write_timeout_, ec);
+  co_return finish_write(ec);
+}
+
 asio::awaitable<bool> BeastResponse::begin_chunked(int status, Headers headers) {
   if (broken_) co_return false;
   head_.emplace(static_cast<http::status>(status), 11);

@@ -32,6 +32,9 @@ class BeastResponse final : public ResponseStream {
   boost::asio::awaitable<bool> send(OutgoingResponse response) override;
   boost::asio::awaitable<bool> send_prepared(
       std::shared_ptr<const PreparedResponse> prepared) override;
+  /// Gather I/O: the head, then the pieces where they lie (an embeddings answer is megabytes).
+  boost::asio::awaitable<bool> send_gathered(int status, Headers headers,
+                                             GatheredBody body) override;
   boost::asio::awaitable<bool> begin_chunked(int status, Headers headers) override;
   boost::asio::awaitable<bool> write_chunk(std::string_view data) override;
   boost::asio::awaitable<bool> end_chunked(Headers trailers) override;

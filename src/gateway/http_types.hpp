@@ -4,6 +4,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <cstddef>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +36,17 @@ struct OutgoingResponse {
   std::string body;
 };
 
+/// A body made of pieces that live elsewhere (an embeddings answer: the cached entries' texts and
+/// the JSON between them), written with gather I/O rather than joined into one string first.
+/// `owner` keeps the pieces' bytes alive until the response is written.
+struct GatheredBody {
+  std::vector<std::string_view> pieces;
+  std::shared_ptr<const void> owner;
+  std::size_t size() const noexcept;
+  /// The pieces as one string (a stream that cannot gather).
+  std::string joined() const;
+};
+
 /// A 200 response serialised once, to be written again as bytes (memoised cache hits): the
 /// status line and header lines with content-length (`head`, without the blank line that ends
 /// the header block), and the body. `response` is the same answer as a plain value.
@@ -57,6 +70,10 @@ class ResponseStream {
       std::shared_ptr<const PreparedResponse> prepared) {
     return send(prepared->response);
   }
+  /// A whole response whose body is `body`'s pieces in order. A stream over a socket writes them
+  /// as they are (gather I/O, no copy into one buffer); this default joins them and calls send.
+  virtual boost::asio::awaitable<bool> send_gathered(int status, Headers headers,
+                                                     GatheredBody body);
   virtual boost::asio::awaitable<bool> begin_chunked(int status, Headers headers) = 0;
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
   virtual boost::asio::awaitable<bool> end_chunked(Headers trailers) = 0;

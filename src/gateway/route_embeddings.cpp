@@ -85,28 +85,44 @@ void ledger_embeddings(core::LedgerRecord& r, const exchange::EmbeddingsResult& 
                                      : core::LedgerOutcome::hit;
 }
 
-OutgoingResponse embeddings_answer(Wire wire, const exchange::EmbeddingsResult& result) {
-  std::vector<std::string_view> texts;
-  texts.reserve(result.inputs.size());
-  for (const exchange::EmbeddedInput& in : result.inputs) texts.push_back(in.embedding());
+/// What an answer's body points into: the entries (in `result`) and the JSON around them, kept
+/// alive until the body is written (a hit copies no embedding).
+struct EmbeddingsAnswer {
+  exchange::EmbeddingsResult result;
+  std::string glue;  ///< the JSON around the embeddings
+};
+
+/// The answer's headers: how it went, what it cost and avoided.
+Headers answer_headers_of(const exchange::EmbeddingsResult& result) {
   exchange::ExchangeResult summary;  // what the headers report
   summary.cost_nano_usd = result.cost_nano_usd;
   summary.avoided_nano_usd = result.avoided_nano_usd;
   summary.priced = result.priced;
   if (result.inputs.size() == 1) summary.storage_key = result.inputs.front().storage_key;
-  OutgoingResponse response;
-  response.body = embeddings::answer_body(wire, texts, result.model, result.sent_tokens);
   const char* cache = result.sent > 0        ? "MISS"
                       : result.coalesced > 0 ? "COALESCED"  // another caller's request sent them
                                              : "HIT";
-  response.headers = answer_headers(kJson, cache, summary);
-  std::erase_if(response.headers, [](const auto& h) {
+  Headers headers = answer_headers(kJson, cache, summary);
+  std::erase_if(headers, [](const auto& h) {
     return h.first == "x-llm-cache-key" && h.second.empty();  // several inputs: several keys
   });
-  response.headers.emplace_back("x-llm-cache-inputs",
-                                std::to_string(result.inputs.size() - result.sent) + " cached, " +
-                                    std::to_string(result.sent) + " sent");
-  return response;
+  headers.emplace_back("x-llm-cache-inputs", std::to_string(result.inputs.size() - result.sent) +
+                                                 " cached, " + std::to_string(result.sent) +
+                                                 " sent");
+  return headers;
+}
+
+/// The answer's body as pieces (providers/embeddings_wire.hpp, answer_pieces).
+GatheredBody answer_body_of(Wire wire, std::shared_ptr<EmbeddingsAnswer> answer) {
+  const exchange::EmbeddingsResult& result = answer->result;
+  std::vector<std::string_view> texts;
+  texts.reserve(result.inputs.size());
+  for (const exchange::EmbeddedInput& in : result.inputs) texts.push_back(in.embedding());
+  GatheredBody body;
+  body.pieces =
+      embeddings::answer_pieces(wire, texts, result.model, result.sent_tokens, answer->glue);
+  body.owner = std::move(answer);
+  return body;
 }
 
 }  // namespace
@@ -162,7 +178,6 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
     co_await out.send(std::move(response));
     co_return;
   }
-  OutgoingResponse response = embeddings_answer(wire, *result);
   record.outcome = result->sent > 0 ? Outcome::miss : Outcome::hit;
   record.overhead_applies = result->coalesced == 0 && record.upstream_calls <= 1;
   record.status = 200;
@@ -171,7 +186,11 @@ boost::asio::awaitable<void> Gateway::handle_embeddings(WorkerState& worker,
   record.unpriced = !result->priced;
   if (record.ledger) ledger_embeddings(*record.ledger, *result);
   if (!result->priced) warn_unpriced(result->model);
-  co_await out.send(std::move(response));
+  Headers headers = answer_headers_of(*result);
+  auto answer = std::make_shared<EmbeddingsAnswer>();
+  answer->result = std::move(*result);
+  GatheredBody body = answer_body_of(wire, std::move(answer));
+  co_await out.send_gathered(200, std::move(headers), std::move(body));
 }
 
 }  // namespace llm_caching::gateway

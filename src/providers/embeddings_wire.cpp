@@ -138,34 +138,63 @@ std::string read_answer(Wire wire, std::string_view response, std::size_t count,
   return {};
 }
 
+std::vector<std::string_view> answer_pieces(Wire wire,
+                                            const std::vector<std::string_view>& embeddings,
+                                            std::string_view model, std::int64_t sent_tokens,
+                                            std::string& glue) {
+  const std::size_t count = wire == Wire::gemini_one ? 1 : embeddings.size();
+  // The glue is written first, then cut: glue piece k (before embedding k, or the tail when k
+  // is count) ends at ends[k]. Views are taken once the string no longer grows.
+  glue.clear();
+  glue.reserve(count * 48 + 128 + model.size());
+  std::vector<std::size_t> ends;
+  ends.reserve(count + 1);
+  if (wire == Wire::gemini_one) {
+    glue += R"({"embedding":)";
+    ends.push_back(glue.size());
+    glue += '}';
+  } else if (wire == Wire::gemini_batch) {
+    glue += R"({"embeddings":[)";
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i > 0) glue += ',';
+      ends.push_back(glue.size());
+    }
+    glue += "]}";
+  } else {
+    glue += R"({"object":"list","data":[)";
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i > 0) glue += "},";
+      glue += R"({"object":"embedding","index":)";
+      glue += std::to_string(i);
+      glue += R"(,"embedding":)";
+      ends.push_back(glue.size());
+    }
+    glue += R"(}],"model":)" + json::serialize(json::value(model)) +
+            R"(,"usage":{"prompt_tokens":)" + std::to_string(sent_tokens) + R"(,"total_tokens":)" +
+            std::to_string(sent_tokens) + "}}";
+  }
+  ends.push_back(glue.size());
+  std::vector<std::string_view> pieces;
+  pieces.reserve(2 * count + 1);
+  const std::string_view all(glue);
+  std::size_t start = 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    pieces.push_back(all.substr(start, ends[k] - start));
+    pieces.push_back(embeddings[k]);
+    start = ends[k];
+  }
+  pieces.push_back(all.substr(start, ends[count] - start));
+  return pieces;
+}
+
 std::string answer_body(Wire wire, const std::vector<std::string_view>& embeddings,
                         std::string_view model, std::int64_t sent_tokens) {
+  std::string glue;
+  const std::vector<std::string_view> pieces =
+      answer_pieces(wire, embeddings, model, sent_tokens, glue);
   std::string out;
-  out.reserve(total_size(embeddings) + 128 + model.size());  // megabytes: one allocation
-  if (wire == Wire::gemini_one) {
-    out.append(R"({"embedding":)").append(embeddings.front()).append("}");
-    return out;
-  }
-  if (wire == Wire::gemini_batch) {
-    out += R"({"embeddings":[)";
-    for (std::size_t i = 0; i < embeddings.size(); ++i) {
-      if (i > 0) out += ',';
-      out += embeddings[i];
-    }
-    out += "]}";
-    return out;
-  }
-  out += R"({"object":"list","data":[)";
-  for (std::size_t i = 0; i < embeddings.size(); ++i) {
-    if (i > 0) out += ',';
-    out += R"({"object":"embedding","index":)";
-    out += std::to_string(i);
-    out += R"(,"embedding":)";
-    out += embeddings[i];
-    out += '}';
-  }
-  out += R"(],"model":)" + json::serialize(json::value(model)) + R"(,"usage":{"prompt_tokens":)" +
-         std::to_string(sent_tokens) + R"(,"total_tokens":)" + std::to_string(sent_tokens) + "}}";
+  out.reserve(total_size(pieces));
+  for (std::string_view piece : pieces) out.append(piece);
   return out;
 }
 

@@ -56,7 +56,15 @@ boost::json::object upstream_body(const Request& request,
 std::string read_answer(Wire wire, std::string_view response, std::size_t count,
                         std::vector<std::string>& embeddings, std::string& model);
 
-/// The answer to the caller: every embedding in its order, in the wire's own shape.
+/// The answer to the caller, every embedding in its order in the wire's own shape, as pieces to
+/// write one after the other: the JSON around the embeddings (written into `glue`, which the
+/// pieces point into) and the embeddings themselves, not copied (an answer of 100 embeddings is
+/// megabytes; the gateway writes the pieces with gather I/O).
+std::vector<std::string_view> answer_pieces(Wire wire,
+                                            const std::vector<std::string_view>& embeddings,
+                                            std::string_view model, std::int64_t sent_tokens,
+                                            std::string& glue);
+/// answer_pieces joined into one body.
 std::string answer_body(Wire wire, const std::vector<std::string_view>& embeddings,
                         std::string_view model, std::int64_t sent_tokens);
 

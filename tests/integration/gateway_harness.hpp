@@ -113,6 +113,24 @@ class GatewayProcess {
   std::uint16_t port_;
 };
 
+/// `llm-caching serve` on a free port over the cache at `cache_url`, shared with other processes
+/// (a Redis, one SQLite file): the cross-process single-flight tests.
+class SharedCacheGateway {
+ public:
+  SharedCacheGateway(const llmc_test::FakeProvider& fake, const std::string& cache_url)
+      : process_({kCliPath, "--cache-url", cache_url, "serve", "--listen", "127.0.0.1:0",
+                  "--threads", "2", "--log-level", "warn", "--initial-wait-ms", "20", "--upstream",
+                  "openai=" + fake.base_url() + "/v1"}),
+        port_(port_of(process_.ready_line())) {}
+
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return process_.pid(); }
+
+ private:
+  llmc_test::ChildProcess process_;
+  std::uint16_t port_;
+};
+
 /// One request with our own HTTP client on a private io_context.
 inline HttpResponse send(HttpRequest request) {
   boost::asio::io_context io;

@@ -23,23 +23,6 @@ using namespace gateway_test;
 using llmc_test::FakeProvider;
 using namespace std::chrono_literals;
 
-/// `llm-caching serve` on a free port over the cache at `cache_url` (shared with the others).
-class SharedCacheGateway {
- public:
-  SharedCacheGateway(const FakeProvider& fake, const std::string& cache_url)
-      : process_({kCliPath, "--cache-url", cache_url, "serve", "--listen", "127.0.0.1:0",
-                  "--threads", "2", "--log-level", "warn", "--initial-wait-ms", "20", "--upstream",
-                  "openai=" + fake.base_url() + "/v1"}),
-        port_(port_of(process_.ready_line())) {}
-
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  pid_t pid() const { return process_.pid(); }
-
- private:
-  llmc_test::ChildProcess process_;
-  std::uint16_t port_;
-};
-
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 std::future<HttpResponse> ask_async(const std::string& base_url, const std::string& text,
@@ -160,9 +143,8 @@ TEST(RedisLocks, AWaiterWakesWhenTheHolderReleasesTheLock) {
     run_blocking(waiter.wait_for_unlock("llm-caching:lock:w", std::chrono::hours(1)));
   });
   // The waiter is blocked on the signal (its own connection, seen by the server) ...
-  ASSERT_TRUE(eventually([&] {
-    return redis.cli({"CLIENT", "LIST"}).find("cmd=brpoplpush") != std::string::npos;
-  }));
+  ASSERT_TRUE(eventually(
+      [&] { return redis.cli({"CLIENT", "LIST"}).find("cmd=brpoplpush") != std::string::npos; }));
   EXPECT_EQ(woken.wait_for(0s), std::future_status::timeout);
   // ... and a wrong token's unlock signals nothing.
   run_blocking(waiter.unlock("llm-caching:lock:w", "token-2"));
