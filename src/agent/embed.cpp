@@ -155,6 +155,7 @@ asio::awaitable<EmbedResult> embed(const Embedder& embedder_in,
   agent::apply_run_options(request.settings, options, runtime.options(), model, overrides);
   request.settings.refresh_model = nullptr;  // no stale policies per input
   request.settings.budgets = agent::budget_lines_of(options, task_name);
+  request.settings.task = task_name;  // named by the entries a miss records (DESIGN §4)
   const exchange::EmbeddingsResult ran =
       co_await run_recorded(*shared, *model, std::move(request), options, spec, task_name);
 

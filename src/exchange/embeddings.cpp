@@ -83,6 +83,8 @@ std::vector<std::shared_ptr<core::CacheEntry>> fresh_entries(const EmbeddingsCal
   const std::vector<std::int64_t> tokens = emb::shares(result.entry->usage.input_tokens, weights);
   const std::vector<std::int64_t> costs = emb::shares(result.cost_nano_usd, weights);
   const std::string scope_digest = core::request_scope_digest(request.settings.scope);
+  const std::string task = core::entry_task_name(request.settings.task);
+  const cache::TieredCache& cache = call.exchange.cache();
   std::vector<std::shared_ptr<core::CacheEntry>> entries;
   for (std::size_t j = 0; j < send.size(); ++j) {
     const NativeRequest native = input_request(request.split, send[j]);
@@ -95,11 +97,15 @@ std::vector<std::shared_ptr<core::CacheEntry>> fresh_entries(const EmbeddingsCal
     entry->usage.input_tokens = tokens[j];
     entry->usage.requests = 1;
     entry->cost_nano_usd = costs[j];
-    entry->request =
+    // Scrubbed of LLM_CACHE_REDACT's matches, as a chat entry's (provider_call.cpp).
+    entry->request = cache.stored_request(
         derive_key(native.provider, native.api, native.model, native.body, request.settings.scope)
-            .canonical_request;
-    entry->api = std::string(to_string(native.api));
-    entry->scope_digest = scope_digest;
+            .canonical_request);
+    if (!entry->request.empty()) {
+      entry->api = std::string(to_string(native.api));
+      entry->scope_digest = scope_digest;
+    }
+    entry->task = task;
     entries.push_back(std::move(entry));
   }
   return entries;

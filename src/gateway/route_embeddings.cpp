@@ -48,6 +48,7 @@ exchange::ExchangeRequest settings_for(const EmbeddingsCall& call, const std::st
   exchange::ExchangeRequest r;
   r.scope = scope;
   r.namespace_ = call.controls.namespace_;
+  r.task = call.controls.task;  // x-llm-task: the entries a miss records name it
   r.mode = call.controls.mode;
   r.ttl = call.controls.ttl.value_or(config.default_ttl);
   r.retry = config.retry;

@@ -152,6 +152,13 @@ TEST(EmbeddingsReplayMiss, TheLibraryNamesTheNearestInputAndItsFileShowsTheReque
   const auto listed =
       llmc_test::run_shell("grep -rl '\"a passage about cats\"' " + quoted(dir.file("recorded")));
   EXPECT_THAT(listed.output, HasSubstr("/suite/"));
+  // ... and the task that recorded them (entry format 4), in every file.
+  const auto tasked = llmc_test::run_shell("grep -rL '\"task\": \"index\"' " +
+                                           quoted(dir.file("recorded")) + " --include=*.json");
+  EXPECT_EQ(tasked.output, "");
+  const auto files = llmc_test::run_shell("grep -rl '\"task\": \"index\"' " +
+                                          quoted(dir.file("recorded")) + " | wc -l");
+  EXPECT_EQ(files.output, "2\n");
   EXPECT_EQ(fake.stats().at("embedding_inputs").as_int64(), 2);
 }
 
