@@ -172,6 +172,15 @@ TEST(RedisClusterTls, EntriesAndLocksOverTlsOnEveryMaster) {
   EXPECT_TRUE(run_blocking(backend.try_lock(lock, "t", 60'000ms)));
   run_blocking(backend.unlock(lock, "t"));
   EXPECT_EQ(run_blocking(backend.stats()).entries, 30u);
+  // The replicas are read over TLS too (their sessions READONLY), once they have the entries.
+  cluster.wait_until_healthy();
+  RedisBackend replica_reader(cluster_options(cluster.url() + "&read_from_replicas=true"));
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(run_blocking(replica_reader.get(storage_key("tls", i))),
+              "secret " + std::to_string(i));
+  }
+  EXPECT_EQ(replica_reader.cluster_counters().replica_reads, 30u);
+  EXPECT_EQ(replica_reader.cluster_counters().replica_fallbacks, 0u);
   // Without the CA the nodes' certificates are not trusted: a CacheError saying so.
   RedisBackend untrusted(
       cluster_options("rediss+cluster://127.0.0.1:" + std::to_string(cluster.node(0).port())));
@@ -228,9 +237,14 @@ TEST(RedisClusterFailover, AMasterKilledDuringAThousandCallsLosesNoReplicatedEnt
   }));
 }
 
-TEST(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossSlot) {
+/// The parameter: read_from_replicas (a replica of a moving slot's master answers nil for a key
+/// migrated away, then MOVED: the master answers instead).
+class RedisClusterReshard : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossSlot) {
   RedisCluster cluster;
-  RedisBackend backend(cluster_options(cluster.url()));
+  const std::string query = GetParam() ? "?read_from_replicas=true" : "";
+  RedisBackend backend(cluster_options(cluster.url() + query));
   constexpr int kEntries = 400;
   for (int i = 0; i < kEntries; ++i) {
     run_blocking(backend.put(storage_key("r", i), "v" + std::to_string(i), 0ms));
@@ -289,9 +303,13 @@ TEST(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossSlo
     EXPECT_EQ(run_blocking(backend.get(storage_key("r", i))), "v" + std::to_string(i));
   }
   EXPECT_EQ(run_blocking(backend.get(storage_key("new", calls - 1))), "fresh");
+  if (GetParam()) EXPECT_GT(followed.replica_reads, 0u);
 }
 
-TEST(RedisClusterReshard, AHalfMigratedSlotIsServedThroughAskAndItsScriptsWaitForTheMove) {
+INSTANTIATE_TEST_SUITE_P(ReadFromReplicas, RedisClusterReshard, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Replicas" : "Masters"; });
+
+TEST(RedisClusterMigration, AHalfMigratedSlotIsServedThroughAskAndItsScriptsWaitForTheMove) {
   RedisCluster cluster;
   RedisBackend backend(cluster_options(cluster.url()));
   const std::string key = storage_key("ask", 1);
