@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -43,14 +44,12 @@ std::uint64_t get_calls(const RedisServer& node) {
   return at == std::string::npos ? 0 : std::stoull(stats.substr(at + kField.size()));
 }
 
-/// The live nodes that are replicas now.
-std::vector<std::size_t> replicas(const RedisCluster& cluster, std::vector<std::size_t> masters,
-                                  const std::vector<std::size_t>& dead = {}) {
+/// The nodes that are not among `masters` (before any is killed: the replicas).
+std::vector<std::size_t> replicas(const RedisCluster& cluster,
+                                  const std::vector<std::size_t>& masters) {
   std::vector<std::size_t> out;
   for (std::size_t i = 0; i < cluster.size(); ++i) {
-    const bool master = std::find(masters.begin(), masters.end(), i) != masters.end();
-    const bool gone = std::find(dead.begin(), dead.end(), i) != dead.end();
-    if (!master && !gone) out.push_back(i);
+    if (std::find(masters.begin(), masters.end(), i) == masters.end()) out.push_back(i);
   }
   return out;
 }
