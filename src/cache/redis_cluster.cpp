@@ -33,6 +33,10 @@ constexpr std::chrono::milliseconds kRefreshGap{100};
 /// How long TRYAGAIN (a slot half migrated) and CLUSTERDOWN (a failover under way) are waited
 /// out before the command is sent again.
 constexpr std::chrono::milliseconds kRetryPause{25};
+/// With read_from_replicas the map is read again (off the calls' path) once it is this old:
+/// CLUSTER SLOTS lists a replica only once it has replicated something (a new cluster, a
+/// replica added or resynchronised), and otherwise nothing would ask again.
+constexpr std::chrono::milliseconds kReplicaMapAge{2000};
 
 /// The slot map with a client for each of its masters (same index as SlotMap::shards()), and
 /// with read_from_replicas the replicas of each.
@@ -41,6 +45,7 @@ struct Routing {
   std::vector<std::shared_ptr<RedisClient>> clients;
   std::vector<std::vector<std::shared_ptr<ReplicaNode>>> replicas;
   std::uint64_t generation = 0;
+  std::chrono::steady_clock::time_point installed = std::chrono::steady_clock::now();
 };
 
 asio::awaitable<void> pause(std::chrono::milliseconds duration) {
@@ -60,6 +65,7 @@ struct RedisClusterClient::State {
   /// The replicas read from (apart from `nodes`: their sessions are READONLY). Guarded.
   std::map<std::pair<std::string, std::uint16_t>, std::shared_ptr<ReplicaNode>> replica_nodes;
   std::atomic<std::uint64_t> next_replica{0};  ///< the slots' replicas take turns
+  std::atomic<bool> refreshing{false};         ///< a background map read is under way
   std::string refresh_error;  // guarded by mutex: why the last node asked for the map could not say
   std::atomic<std::uint64_t> moved_count{0};
   std::atomic<std::uint64_t> ask_count{0};
@@ -105,11 +111,12 @@ struct RedisClusterClient::State {
   }
 
   /// The replica of `shard` whose turn it is, skipping resting ones; null when none can serve.
-  std::shared_ptr<ReplicaNode> pick_replica(const Routing& routing, int shard) {
+  std::shared_ptr<ReplicaNode> pick_replica(const Routing& routing, int shard,
+                                            std::chrono::steady_clock::time_point now) {
     const auto& replicas = routing.replicas[static_cast<std::size_t>(shard)];
     if (replicas.empty()) return nullptr;
     return cache::pick_replica(replicas, next_replica.fetch_add(1, std::memory_order_relaxed),
-                               std::chrono::steady_clock::now());
+                               now);
   }
 
   /// Installs `map` (with its masters' and, read_from_replicas, replicas' clients) as the
@@ -273,6 +280,23 @@ asio::awaitable<RedisReply> route(std::shared_ptr<State> state, RedisCommand arg
   }
 }
 
+/// refresh(), then another background refresh may start (also when the frame is destroyed
+/// unfinished, with its io_context).
+asio::awaitable<void> background_refresh(std::shared_ptr<State> state, std::uint64_t seen) {
+  struct Done {
+    std::atomic<bool>& refreshing;
+    ~Done() { refreshing.store(false); }
+  } done{state->refreshing};
+  co_await refresh(state, seen);
+}
+
+/// Reads the map again on the caller's executor, without the caller waiting; one at a time.
+asio::awaitable<void> refresh_in_background(std::shared_ptr<State> state, std::uint64_t seen) {
+  if (state->refreshing.exchange(true)) co_return;
+  const auto executor = co_await asio::this_coro::executor;
+  asio::co_spawn(executor, background_refresh(std::move(state), seen), asio::detached);
+}
+
 /// RedisClusterClient::read: a replica of the key's slot, else (or after it) the master.
 asio::awaitable<RedisReply> read_replica(std::shared_ptr<State> state, RedisCommand args) {
   auto routing = state->current();
@@ -282,9 +306,13 @@ asio::awaitable<RedisReply> read_replica(std::shared_ptr<State> state, RedisComm
   }
   std::shared_ptr<ReplicaNode> replica;
   if (routing) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - routing->installed > kReplicaMapAge) {
+      co_await refresh_in_background(state, routing->generation);
+    }
     const auto key = routing_key(args);
     const int shard = routing->map.shard_of(key ? key_slot(*key) : 0);
-    if (shard >= 0) replica = state->pick_replica(*routing, shard);
+    if (shard >= 0) replica = state->pick_replica(*routing, shard, now);
   }
   if (!replica) co_return co_await route(state, std::move(args), std::nullopt);
   std::optional<RedisReply> reply;
@@ -307,8 +335,7 @@ asio::awaitable<RedisReply> read_replica(std::shared_ptr<State> state, RedisComm
     if (answer == ReplicaAnswer::moved || !reply) {
       // The slot moved, or the replica may be gone (failed, promoted): read the map again, off
       // this call's path (at most every kRefreshGap).
-      const auto executor = co_await asio::this_coro::executor;
-      asio::co_spawn(executor, refresh(state, routing->generation), asio::detached);
+      co_await refresh_in_background(state, routing->generation);
     }
   }
   co_return co_await route(state, std::move(args), std::nullopt);

@@ -221,6 +221,11 @@ TEST(CrossProcessFlight, FourGatewaysSharingARedisClusterMakeOneUpstreamCallForA
 // the master before the lock is taken, and the reads under the lock do the same: still one call.
 TEST(CrossProcessFlight, FourGatewaysReadingClusterReplicasMakeOneUpstreamCallForAHundredRequests) {
   llmc_test::RedisCluster cluster;
+  // A key on each master (slots 3300, 7365, 15495): Redis lists a replica in the slot map only
+  // once it has replicated something.
+  for (const char* key : {"b", "c", "a"}) cluster.cli({"SET", key, "1"});
+  cluster.wait_until_healthy();
+  cluster.wait_until_replicas_listed();
   FakeProvider fake{{.delay = 1000ms}};
   std::vector<std::unique_ptr<SharedCacheGateway>> gateways;
   for (int i = 0; i < 4; ++i) {

@@ -172,8 +172,10 @@ TEST(RedisClusterTls, EntriesAndLocksOverTlsOnEveryMaster) {
   EXPECT_TRUE(run_blocking(backend.try_lock(lock, "t", 60'000ms)));
   run_blocking(backend.unlock(lock, "t"));
   EXPECT_EQ(run_blocking(backend.stats()).entries, 30u);
-  // The replicas are read over TLS too (their sessions READONLY), once they have the entries.
+  // The replicas are read over TLS too (their sessions READONLY), once they have the entries
+  // and the slot map lists them.
   cluster.wait_until_healthy();
+  cluster.wait_until_replicas_listed();
   RedisBackend replica_reader(cluster_options(cluster.url() + "&read_from_replicas=true"));
   for (int i = 0; i < 30; ++i) {
     EXPECT_EQ(run_blocking(replica_reader.get(storage_key("tls", i))),
@@ -243,12 +245,19 @@ class RedisClusterReshard : public ::testing::TestWithParam<bool> {};
 
 TEST_P(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossSlot) {
   RedisCluster cluster;
+  constexpr int kEntries = 400;
+  {
+    RedisBackend writer(cluster_options(cluster.url()));
+    for (int i = 0; i < kEntries; ++i) {
+      run_blocking(writer.put(storage_key("r", i), "v" + std::to_string(i), 0ms));
+    }
+  }
+  if (GetParam()) {  // the replicas have the entries, and the slot map lists them
+    cluster.wait_until_healthy();
+    cluster.wait_until_replicas_listed();
+  }
   const std::string query = GetParam() ? "?read_from_replicas=true" : "";
   RedisBackend backend(cluster_options(cluster.url() + query));
-  constexpr int kEntries = 400;
-  for (int i = 0; i < kEntries; ++i) {
-    run_blocking(backend.put(storage_key("r", i), "v" + std::to_string(i), 0ms));
-  }
   const auto masters = cluster.masters();
   const std::string from = cluster.node(masters[0]).cli({"CLUSTER", "MYID"});
   const std::string to = cluster.node(masters[1]).cli({"CLUSTER", "MYID"});
@@ -292,11 +301,16 @@ TEST_P(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossS
   // The calls did meet the moving slots: they were redirected, and followed.
   const auto followed = backend.cluster_counters();
   EXPECT_GT(followed.moved, 0u);
-  std::printf("reshard: %d calls, %llu MOVED, %llu ASK, %llu retried, %llu slot maps\n", calls,
-              static_cast<unsigned long long>(followed.moved),
-              static_cast<unsigned long long>(followed.ask),
-              static_cast<unsigned long long>(followed.retried),
-              static_cast<unsigned long long>(followed.refreshes));
+  std::printf(
+      "reshard: %d calls, %llu MOVED, %llu ASK, %llu retried, %llu slot maps; replicas: %llu "
+      "reads, %llu misses, %llu fallbacks\n",
+      calls, static_cast<unsigned long long>(followed.moved),
+      static_cast<unsigned long long>(followed.ask),
+      static_cast<unsigned long long>(followed.retried),
+      static_cast<unsigned long long>(followed.refreshes),
+      static_cast<unsigned long long>(followed.replica_reads),
+      static_cast<unsigned long long>(followed.replica_misses),
+      static_cast<unsigned long long>(followed.replica_fallbacks));
   // The slots moved; every entry is still there.
   EXPECT_EQ(cluster.node(masters[0]).cli({"CLUSTER", "COUNTKEYSINSLOT", "0"}), "0");
   for (int i = 0; i < kEntries; ++i) {

@@ -67,14 +67,23 @@ void reset_stats(RedisCluster& cluster, const std::vector<std::size_t>& nodes) {
   for (std::size_t i : nodes) cluster.node(i).cli({"CONFIG", "RESETSTAT"});
 }
 
+/// Writes `count` entries of namespace `ns` (value "value <i>") through a backend of its own,
+/// then waits until every replica has them and is listed in the slot map (Redis lists a replica
+/// only once it has replicated something): a backend opened afterwards reads from all of them.
+void write_and_replicate(RedisCluster& cluster, const std::string& ns, int count) {
+  RedisBackend writer(cluster_options(cluster.url()));
+  for (int i = 0; i < count; ++i) {
+    run_blocking(writer.put(storage_key(ns, i), "value " + std::to_string(i), 0ms));
+  }
+  cluster.wait_until_healthy();
+  cluster.wait_until_replicas_listed();
+}
+
 TEST(RedisClusterReplicas, HitsAreReadOnReplicasAndTheirMissesOnTheMaster) {
   RedisCluster cluster;
-  RedisBackend backend(cluster_options(cluster.url() + "?read_from_replicas=true"));
   constexpr int kEntries = 60;
-  for (int i = 0; i < kEntries; ++i) {
-    run_blocking(backend.put(storage_key("r", i), "value " + std::to_string(i), 60'000ms));
-  }
-  cluster.wait_until_healthy();  // every replica has every entry
+  write_and_replicate(cluster, "r", kEntries);
+  RedisBackend backend(cluster_options(cluster.url() + "?read_from_replicas=true"));
   const auto masters = cluster.masters();
   const auto readers = replicas(cluster, masters);
   ASSERT_EQ(readers.size(), 3u);
@@ -133,13 +142,10 @@ TEST(RedisClusterReplicas, HitsAreReadOnReplicasAndTheirMissesOnTheMaster) {
 
 TEST(RedisClusterReplicas, AReplicaKilledUnderReadsFailsNoneAndTheMasterServesItsHits) {
   RedisCluster cluster;
+  constexpr int kEntries = 200;
+  write_and_replicate(cluster, "k", kEntries);
   RedisBackend backend(
       cluster_options(cluster.url() + "?read_from_replicas=true&socket_timeout=0.5"));
-  constexpr int kEntries = 200;
-  for (int i = 0; i < kEntries; ++i) {
-    run_blocking(backend.put(storage_key("k", i), "value " + std::to_string(i), 0ms));
-  }
-  cluster.wait_until_healthy();
   const std::size_t master = cluster.master_of(cluster_key(storage_key("k", 0)));
   const std::size_t victim = replica_of(cluster, master);
   boost::asio::io_context io;
