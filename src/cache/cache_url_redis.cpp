@@ -134,8 +134,7 @@ void reject_unknown_redis_params(const Params& params, RedisScheme scheme, std::
       fail(fmt::format("'{}' needs a TLS URL: write rediss:// instead of redis://", name), url);
     }
     if (name == "read_from_replicas") {
-      fail("'read_from_replicas' needs a cluster URL (redis+cluster:// or rediss+cluster://)",
-           url);
+      fail("'read_from_replicas' needs a cluster URL (redis+cluster:// or rediss+cluster://)", url);
     }
     fail(fmt::format("unknown query parameter '{}'; accepted here: {}", name,
                      fmt::join(known, ", ")),
@@ -276,11 +275,10 @@ RedisOptions parse_redis_url(std::string_view scheme, std::string_view rest, std
   const auto params = parse_query(query, url);
   if (!path.empty() && params.count("db") != 0)
     fail("the database is given twice (path and ?db=)", url);
-  apply_redis_params(options, params,
-                     RedisScheme{.tls = options.tls.enabled,
-                                 .sentinel = sentinel,
-                                 .cluster = options.cluster},
-                     url);
+  apply_redis_params(
+      options, params,
+      RedisScheme{.tls = options.tls.enabled, .sentinel = sentinel, .cluster = options.cluster},
+      url);
   // A cluster has database 0 only (SELECT is refused there).
   if (options.cluster && options.db != 0) fail("Redis Cluster has only database 0", url);
   if (!options.sentinel_auth_set) {

@@ -115,8 +115,7 @@ struct RedisClusterClient::State {
                                             std::chrono::steady_clock::time_point now) {
     const auto& replicas = routing.replicas[static_cast<std::size_t>(shard)];
     if (replicas.empty()) return nullptr;
-    return cache::pick_replica(replicas, next_replica.fetch_add(1, std::memory_order_relaxed),
-                               now);
+    return cache::pick_replica(replicas, next_replica.fetch_add(1, std::memory_order_relaxed), now);
   }
 
   /// Installs `map` (with its masters' and, read_from_replicas, replicas' clients) as the
@@ -359,9 +358,9 @@ const RedisOptions& RedisClusterClient::options() const noexcept {
 }
 
 RedisClusterClient::Counters RedisClusterClient::counters() const noexcept {
-  return {state_->moved_count.load(),         state_->ask_count.load(),
-          state_->retry_count.load(),         state_->refresh_count.load(),
-          state_->replica_read_count.load(),  state_->replica_miss_count.load(),
+  return {state_->moved_count.load(),           state_->ask_count.load(),
+          state_->retry_count.load(),           state_->refresh_count.load(),
+          state_->replica_read_count.load(),    state_->replica_miss_count.load(),
           state_->replica_fallback_count.load()};
 }
 

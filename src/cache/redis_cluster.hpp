@@ -53,10 +53,10 @@ class RedisClusterClient {
 
   /// What the routing has had to follow so far (for tests and logs).
   struct Counters {
-    std::uint64_t moved = 0;      ///< MOVED replies followed (the slot map patched)
-    std::uint64_t ask = 0;        ///< ASK replies followed (ASKING + the command)
-    std::uint64_t retried = 0;    ///< TRYAGAIN / CLUSTERDOWN waited out, unreachable nodes
-    std::uint64_t refreshes = 0;  ///< slot maps read with CLUSTER SLOTS
+    std::uint64_t moved = 0;              ///< MOVED replies followed (the slot map patched)
+    std::uint64_t ask = 0;                ///< ASK replies followed (ASKING + the command)
+    std::uint64_t retried = 0;            ///< TRYAGAIN / CLUSTERDOWN waited out, unreachable nodes
+    std::uint64_t refreshes = 0;          ///< slot maps read with CLUSTER SLOTS
     std::uint64_t replica_reads = 0;      ///< read() answered by a replica (a value)
     std::uint64_t replica_misses = 0;     ///< a replica's nil, asked again of the master
     std::uint64_t replica_fallbacks = 0;  ///< a replica's error or failure: the master asked

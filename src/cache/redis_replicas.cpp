@@ -7,8 +7,8 @@ namespace llm_caching::cache {
 void ReplicaNode::failed(std::chrono::steady_clock::time_point now) {
   // 1, 2, 4, 8, 16 s: a replica that stays down costs one failed read per rest.
   const int row = std::min(failures_.fetch_add(1, std::memory_order_relaxed), 4);
-  const auto rest = std::min<std::chrono::steady_clock::duration>(kReplicaRest * (1 << row),
-                                                                  kLongestReplicaRest);
+  const auto rest =
+      std::min<std::chrono::steady_clock::duration>(kReplicaRest * (1 << row), kLongestReplicaRest);
   rest_until_.store((now + rest).time_since_epoch().count(), std::memory_order_relaxed);
 }
 

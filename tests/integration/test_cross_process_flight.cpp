@@ -229,8 +229,8 @@ TEST(CrossProcessFlight, FourGatewaysReadingClusterReplicasMakeOneUpstreamCallFo
   FakeProvider fake{{.delay = 1000ms}};
   std::vector<std::unique_ptr<SharedCacheGateway>> gateways;
   for (int i = 0; i < 4; ++i) {
-    gateways.push_back(std::make_unique<SharedCacheGateway>(
-        fake, cluster.url() + "?read_from_replicas=true"));
+    gateways.push_back(
+        std::make_unique<SharedCacheGateway>(fake, cluster.url() + "?read_from_replicas=true"));
   }
   const auto masters = cluster.masters();
   for (std::size_t i = 0; i < cluster.size(); ++i) cluster.node(i).cli({"CONFIG", "RESETSTAT"});

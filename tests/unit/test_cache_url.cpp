@@ -178,15 +178,15 @@ TEST(CacheUrl, RedisClusterTakesSeedNodesCredentialsAndRedisPyParameters) {
   EXPECT_FALSE(tls.tls.verify_peer);
   EXPECT_EQ(std::get<RedisOptions>(parse_cache_url("redis+cluster://h1:7000/0")).db, 0);
   EXPECT_FALSE(options.read_from_replicas);
-  EXPECT_TRUE(std::get<RedisOptions>(
-                  parse_cache_url("redis+cluster://h1:7000?read_from_replicas=true"))
-                  .read_from_replicas);
-  EXPECT_TRUE(std::get<RedisOptions>(
-                  parse_cache_url("rediss+cluster://h1:7000/?read_from_replicas=TRUE"))
-                  .read_from_replicas);
-  EXPECT_FALSE(std::get<RedisOptions>(
-                   parse_cache_url("redis+cluster://h1:7000?read_from_replicas=false"))
-                   .read_from_replicas);
+  EXPECT_TRUE(
+      std::get<RedisOptions>(parse_cache_url("redis+cluster://h1:7000?read_from_replicas=true"))
+          .read_from_replicas);
+  EXPECT_TRUE(
+      std::get<RedisOptions>(parse_cache_url("rediss+cluster://h1:7000/?read_from_replicas=TRUE"))
+          .read_from_replicas);
+  EXPECT_FALSE(
+      std::get<RedisOptions>(parse_cache_url("redis+cluster://h1:7000?read_from_replicas=false"))
+          .read_from_replicas);
   // Reads from replicas or not: two settings, two opened backends.
   EXPECT_NE(backend_identity(parse_cache_url("redis+cluster://h1:7000?read_from_replicas=true")),
             backend_identity(parse_cache_url("redis+cluster://h1:7000")));
@@ -214,10 +214,10 @@ TEST(CacheUrl, RedisClusterErrorsNameTheProblemAndMaskThePassword) {
   EXPECT_THAT(error_of("redis://:hunter2@h1:7000,h2:7001"), HasSubstr("redis+cluster://"));
   // read_from_replicas: true or false, on a cluster URL only, once.
   for (const char* value : {"1", "yes", "on", "", "truee", "%20true"}) {
-    EXPECT_THAT(error_of(("redis+cluster://:hunter2@h1:7000?read_from_replicas=" +
-                          std::string(value))
-                             .c_str()),
-                HasSubstr("read_from_replicas"))
+    EXPECT_THAT(
+        error_of(
+            ("redis+cluster://:hunter2@h1:7000?read_from_replicas=" + std::string(value)).c_str()),
+        HasSubstr("read_from_replicas"))
         << value;
   }
   EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:7000?read_from_replicas=maybe"),
