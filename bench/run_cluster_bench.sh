@@ -117,8 +117,9 @@ fake_port=$port
 for url in "$cluster" "$replicas"; do
   gateway_ports=()
   gateway_pids=()
+  run=$((${run:-0} + 1))  # fresh log files: start() reads the port from them
   for i in 1 2 3 4; do
-    start "$work/gateway$i" "$build/llm-caching" --cache-url "$url" serve --listen 127.0.0.1:0 \
+    start "$work/gateway$run.$i" "$build/llm-caching" --cache-url "$url" serve --listen 127.0.0.1:0 \
       --l1-mb 0 --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1"
     gateway_ports+=("$port")
     gateway_pids+=("${pids[-1]}")
