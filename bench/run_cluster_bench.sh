@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Redis Cluster against one Redis (issue 23), on loopback, no persistence:
 #  1. hit latency with a cold L1 (bench_redis BM_RedisHitColdL1) and 64 coroutines' hits/s
-#     (BM_RedisHitConcurrent64) on one redis-server and on a 6-node cluster (3 masters,
-#     3 replicas), alternating in short rounds; the ratio cluster / one Redis is taken within
-#     each round (target: hit latency <= 1.2x).
+#     (BM_RedisHitConcurrent64) on one redis-server, on a 6-node cluster (3 masters,
+#     3 replicas) and on that cluster with read_from_replicas=true (hits read on the replicas),
+#     alternating in short rounds; the ratios cluster / one Redis are taken within each round
+#     (target: hit latency <= 1.2x).
 #  2. aggregate hit throughput of 1, 2 and 4 `llm-caching serve` processes on that cluster
-#     (--l1-mb 0, so that every hit reads the cluster; one wrk per gateway, all at once).
+#     (--l1-mb 0, so that every hit reads the cluster; one wrk per gateway, all at once), reading
+#     the masters, then the replicas.
 # Usage: bench/run_cluster_bench.sh [build-dir] [rounds] [seconds]   (defaults: build/release, 3, 5)
 set -euo pipefail
 build=${1:-build/release}
@@ -45,6 +47,7 @@ until [[ $(redis-cli -p $((base + 1)) cluster info | tr -d '\r' | grep -c 'clust
 sleep 2  # every node agrees on the slots (redis-cli --cluster check would say so too)
 single="redis://127.0.0.1:$base/0"
 cluster="redis+cluster://127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
+replicas="$cluster/?read_from_replicas=true"
 
 ours() {  # url output-file
   LLMC_BENCH_REDIS_URL="$1" "$build/bench/bench_redis" \
@@ -54,6 +57,13 @@ ours() {  # url output-file
 for round in $(seq "$rounds"); do
   ours "$single" "$work/single.$round.json"
   ours "$cluster" "$work/cluster.$round.json"
+  ours "$replicas" "$work/replicas.$round.json"
+done
+# Where the cluster's GETs ran (the replicas' count comes from the read_from_replicas runs).
+for i in 1 2 3 4 5 6; do
+  role=$(redis-cli -p $((base + i)) role | head -1)
+  gets=$(redis-cli -p $((base + i)) info commandstats | tr -d '\r' | sed -n 's/^cmdstat_get:calls=\([0-9]*\).*/\1/p')
+  echo "node $((base + i)) ($role): ${gets:-0} GETs"
 done
 python3 - "$work" "$rounds" <<'PY'
 import json, statistics, sys
@@ -64,18 +74,27 @@ def us(b):
     return b["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3}[b["time_unit"]]
 rows = []
 for r in range(1, rounds + 1):
-    s, c = load(f"{work}/single.{r}.json"), load(f"{work}/cluster.{r}.json")
-    rows.append(dict(s=us(s["BM_RedisHitColdL1"]), c=us(c["BM_RedisHitColdL1"]),
-                     s64=s["BM_RedisHitConcurrent64"]["items_per_second"],
-                     c64=c["BM_RedisHitConcurrent64"]["items_per_second"]))
-    rows[-1]["r"] = rows[-1]["c"] / rows[-1]["s"]
-    rows[-1]["r64"] = rows[-1]["c64"] / rows[-1]["s64"]
-print("round | hit us, one Redis | hit us, cluster | ratio | 64 hits/s, one Redis | cluster | ratio")
+    s, c, p = (load(f"{work}/{n}.{r}.json") for n in ("single", "cluster", "replicas"))
+    x = dict(s=us(s["BM_RedisHitColdL1"]), c=us(c["BM_RedisHitColdL1"]),
+             p=us(p["BM_RedisHitColdL1"]),
+             s64=s["BM_RedisHitConcurrent64"]["items_per_second"],
+             c64=c["BM_RedisHitConcurrent64"]["items_per_second"],
+             p64=p["BM_RedisHitConcurrent64"]["items_per_second"])
+    x.update(r=x["c"] / x["s"], rp=x["p"] / x["s"], r64=x["c64"] / x["s64"],
+             rp64=x["p64"] / x["s64"])
+    rows.append(x)
+print("round | hit us: one Redis | cluster | ratio | replicas | ratio"
+      " | 64 hits/s: one Redis | cluster | ratio | replicas | ratio")
+def line(label, x):
+    print(f"{label} | {x['s']:.1f} | {x['c']:.1f} | {x['r']:.2f} | {x['p']:.1f} | {x['rp']:.2f}"
+          f" | {x['s64']:,.0f} | {x['c64']:,.0f} | {x['r64']:.2f} | {x['p64']:,.0f} | {x['rp64']:.2f}")
 for i, x in enumerate(rows, 1):
-    print(f"{i} | {x['s']:.1f} | {x['c']:.1f} | {x['r']:.2f} | {x['s64']:,.0f} | {x['c64']:,.0f} | {x['r64']:.2f}")
+    line(str(i), x)
 m = {k: statistics.median(x[k] for x in rows) for k in rows[0]}
-print(f"median | {m['s']:.1f} | {m['c']:.1f} | {m['r']:.2f} | {m['s64']:,.0f} | {m['c64']:,.0f} | {m['r64']:.2f}")
-print(f"cluster hit / one-Redis hit: median {m['r']:.2f} (target <= 1.20) {'MET' if m['r'] <= 1.2 else 'NOT MET'}")
+line("median", m)
+for name, key in (("cluster hit", "r"), ("cluster hit from a replica", "rp")):
+    print(f"{name} / one-Redis hit: median {m[key]:.2f} (target <= 1.20)"
+          f" {'MET' if m[key] <= 1.2 else 'NOT MET'}")
 PY
 
 # 2. Gateways on the cluster.
@@ -95,24 +114,32 @@ start() {  # log cmd... ; sets $port
 }
 start "$work/fake" "$build/tools/fake-provider/llm-caching-fake-provider" --listen 127.0.0.1:0
 fake_port=$port
-gateway_ports=()
-for i in 1 2 3 4; do
-  start "$work/gateway$i" "$build/llm-caching" --cache-url "$cluster" serve --listen 127.0.0.1:0 \
-    --l1-mb 0 --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1"
-  gateway_ports+=("$port")
-done
-for port in "${gateway_ports[@]}"; do  # the first request is the miss; the rest are hits
-  wrk -t1 -c1 -d1s -s "$here/gateway/post_hit.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
-done
-echo "gateways | aggregate hits/s (64 connections in all, one wrk per gateway, ${seconds} s)"
-for n in 1 2 4; do
-  outs=()
-  for i in $(seq 0 $((n - 1))); do
-    wrk -t1 -c$((64 / n)) -d"${seconds}s" -s "$here/gateway/post_hit.lua" \
-      "http://127.0.0.1:${gateway_ports[$i]}/v1/chat/completions" >"$work/wrk.$n.$i" &
-    outs+=($!)
+for url in "$cluster" "$replicas"; do
+  gateway_ports=()
+  gateway_pids=()
+  run=$((${run:-0} + 1))  # fresh log files: start() reads the port from them
+  for i in 1 2 3 4; do
+    start "$work/gateway$run.$i" "$build/llm-caching" --cache-url "$url" serve --listen 127.0.0.1:0 \
+      --l1-mb 0 --log-level warn --upstream "openai=http://127.0.0.1:$fake_port/v1"
+    gateway_ports+=("$port")
+    gateway_pids+=("${pids[-1]}")
   done
-  wait "${outs[@]}"
-  total=$(cat "$work"/wrk.$n.* | awk '/^Requests\/sec/ {s += $2} END {printf "%.0f", s}')
-  echo "$n | $total"
+  for port in "${gateway_ports[@]}"; do  # the first request is the miss; the rest are hits
+    wrk -t1 -c1 -d1s -s "$here/gateway/post_hit.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+  done
+  echo "gateways on $url | aggregate hits/s (64 connections in all, one wrk per gateway, ${seconds} s)"
+  for n in 1 2 4; do
+    outs=()
+    rm -f "$work"/wrk.$n.*
+    for i in $(seq 0 $((n - 1))); do
+      wrk -t1 -c$((64 / n)) -d"${seconds}s" -s "$here/gateway/post_hit.lua" \
+        "http://127.0.0.1:${gateway_ports[$i]}/v1/chat/completions" >"$work/wrk.$n.$i" &
+      outs+=($!)
+    done
+    wait "${outs[@]}"
+    total=$(cat "$work"/wrk.$n.* | awk '/^Requests\/sec/ {s += $2} END {printf "%.0f", s}')
+    echo "$n | $total"
+  done
+  kill "${gateway_pids[@]}" 2>/dev/null || true
+  wait "${gateway_pids[@]}" 2>/dev/null || true
 done

@@ -65,6 +65,9 @@ struct RedisOptions {
   std::vector<RedisEndpoint> endpoints;
   /// Cluster mode: keys are routed to the master serving their hash slot (docs/SCALING.md).
   bool cluster = false;
+  /// Cluster mode (`read_from_replicas=true`): entry reads go to a replica of the key's slot;
+  /// a replica's miss, error or silence is asked again of the master (docs/SCALING.md).
+  bool read_from_replicas = false;
   /// Non-empty: Sentinel mode; the master's name as the sentinels know it.
   std::string sentinel_master;
   std::string username;  ///< ACL user; empty: the default user

@@ -267,12 +267,12 @@ std::string backend_identity(const BackendConfig& config) {
   const auto hash = [](const std::string& s) { return std::hash<std::string>{}(s); };
   return fmt::format(
       "redis:{}{}/{}/{}?user={}&pw={:x}&suser={}&spw={:x}&tls={}&ca={}&cert={}&key={}&verify={}"
-      "&ct={}&st={}&pool={}&name={}",
+      "&ct={}&st={}&pool={}&name={}&replicas={}",
       redis.cluster ? "cluster:" : "", hosts, redis.sentinel_master, redis.db, redis.username,
       hash(redis.password), redis.sentinel_username, hash(redis.sentinel_password),
       redis.tls.enabled, redis.tls.ca_file, redis.tls.cert_file, redis.tls.key_file,
       redis.tls.verify_peer, redis.connect_timeout.count(), redis.command_timeout.count(),
-      redis.pool_size, redis.client_name);
+      redis.pool_size, redis.client_name, redis.read_from_replicas);
 }
 
 }  // namespace llm_caching::cache

@@ -111,19 +111,30 @@ void parse_userinfo(std::string_view userinfo, std::string& user, std::string& p
   if (password.empty() && !user.empty()) fail("the password after 'user:' is empty", url);
 }
 
-/// redis-py's parameter names that `tls` and `sentinel` URLs accept; fails on any other.
-void reject_unknown_redis_params(const Params& params, bool tls, bool sentinel,
-                                 std::string_view url) {
+/// What kind of Redis URL the parameters belong to: which of them it accepts.
+struct RedisScheme {
+  bool tls = false;
+  bool sentinel = false;
+  bool cluster = false;
+};
+
+/// redis-py's parameter names (and read_from_replicas on a cluster) that `scheme` accepts;
+/// fails on any other.
+void reject_unknown_redis_params(const Params& params, RedisScheme scheme, std::string_view url) {
   std::vector<std::string_view> known = {
       "timeout",     "socket_timeout",  "socket_connect_timeout", "db",
       "client_name", "max_connections", "ledger_max_records"};
-  if (tls)
+  if (scheme.tls)
     known.insert(known.end(), {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"});
-  if (sentinel) known.insert(known.end(), {"sentinel_username", "sentinel_password"});
+  if (scheme.sentinel) known.insert(known.end(), {"sentinel_username", "sentinel_password"});
+  if (scheme.cluster) known.push_back("read_from_replicas");
   for (const auto& [name, value] : params) {
     if (std::find(known.begin(), known.end(), name) != known.end()) continue;
-    if (name.starts_with("ssl_") && !tls) {
+    if (name.starts_with("ssl_") && !scheme.tls) {
       fail(fmt::format("'{}' needs a TLS URL: write rediss:// instead of redis://", name), url);
+    }
+    if (name == "read_from_replicas") {
+      fail("'read_from_replicas' needs a cluster URL (redis+cluster:// or rediss+cluster://)", url);
     }
     fail(fmt::format("unknown query parameter '{}'; accepted here: {}", name,
                      fmt::join(known, ", ")),
@@ -131,9 +142,9 @@ void reject_unknown_redis_params(const Params& params, bool tls, bool sentinel,
   }
 }
 
-void apply_redis_params(RedisOptions& options, const Params& params, bool tls, bool sentinel,
+void apply_redis_params(RedisOptions& options, const Params& params, RedisScheme scheme,
                         std::string_view url) {
-  reject_unknown_redis_params(params, tls, sentinel, url);
+  reject_unknown_redis_params(params, scheme, url);
   const auto get = [&](std::string_view name) -> const std::string* {
     auto it = params.find(std::string(name));
     return it == params.end() ? nullptr : &it->second;
@@ -181,6 +192,13 @@ void apply_redis_params(RedisOptions& options, const Params& params, bool tls, b
     } else {
       fail(fmt::format("ssl_cert_reqs must be 'required' or 'none', not '{}'", *v), url);
     }
+  }
+  if (const auto* v = get("read_from_replicas")) {
+    const std::string value = core::lowercase(*v);
+    if (value != "true" && value != "false") {
+      fail(fmt::format("read_from_replicas must be 'true' or 'false', not '{}'", *v), url);
+    }
+    options.read_from_replicas = value == "true";
   }
   if (const auto* v = get("sentinel_username")) {
     options.sentinel_username = *v;
@@ -257,7 +275,10 @@ RedisOptions parse_redis_url(std::string_view scheme, std::string_view rest, std
   const auto params = parse_query(query, url);
   if (!path.empty() && params.count("db") != 0)
     fail("the database is given twice (path and ?db=)", url);
-  apply_redis_params(options, params, options.tls.enabled, sentinel, url);
+  apply_redis_params(
+      options, params,
+      RedisScheme{.tls = options.tls.enabled, .sentinel = sentinel, .cluster = options.cluster},
+      url);
   // A cluster has database 0 only (SELECT is refused there).
   if (options.cluster && options.db != 0) fail("Redis Cluster has only database 0", url);
   if (!options.sentinel_auth_set) {

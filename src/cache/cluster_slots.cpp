@@ -147,6 +147,15 @@ std::optional<ClusterRedirect> parse_redirect(const RedisReply& reply,
   return redirect;
 }
 
+ReplicaAnswer judge_replica_reply(const RedisReply& reply) {
+  if (!reply.is_error()) {
+    return reply.kind == RedisReply::Kind::string ? ReplicaAnswer::served : ReplicaAnswer::absent;
+  }
+  const std::string_view code = reply.error_code();
+  if (code == "MOVED" || code == "ASK") return ReplicaAnswer::moved;
+  return ReplicaAnswer::unavailable;
+}
+
 std::vector<ClusterShard> parse_cluster_slots(const RedisReply& reply,
                                               std::string_view answered_by) {
   if (reply.kind != RedisReply::Kind::array) {

@@ -1,7 +1,7 @@
 // Redis Cluster routing, pure (no I/O; tests/unit/test_cluster_slots.cpp): the CRC16 hash slot
 // of a key, the hash tag that keeps an entry, its lock and its release signal in one slot, which
-// argument of a command is its key, MOVED/ASK replies, and the slot map read from CLUSTER SLOTS.
-// The I/O around it is redis_cluster.cpp.
+// argument of a command is its key, MOVED/ASK replies, the slot map read from CLUSTER SLOTS, and
+// what a replica's answer to a read means. The I/O around it is redis_cluster.cpp.
 #pragma once
 
 #include "cache/redis_protocol.hpp"
@@ -45,6 +45,22 @@ struct ClusterRedirect {
 };
 std::optional<ClusterRedirect> parse_redirect(const RedisReply& reply,
                                               std::string_view answered_by);
+
+/// What a replica's reply to an entry read (GET, `read_from_replicas`) means for the call.
+enum class ReplicaAnswer {
+  /// A value: the answer (at worst a little older than the master's, as replication goes).
+  served,
+  /// Nil: the entry may be written but not replicated yet (lag, a link down): ask the master.
+  /// A replica's miss is never final, so a call that misses there finds what another just wrote.
+  absent,
+  /// MOVED or ASK: the slot is no longer (or not only) this replica's master's: ask the master
+  /// (which redirects as for any command) and read the slot map again.
+  moved,
+  /// Any other error (LOADING while it syncs, MASTERDOWN with its link down and stale reads off,
+  /// CLUSTERDOWN, TRYAGAIN, ...): ask the master, and leave the replica alone for a while.
+  unavailable,
+};
+ReplicaAnswer judge_replica_reply(const RedisReply& reply);
 
 /// A master, its replicas and the slot ranges it serves.
 struct ClusterShard {

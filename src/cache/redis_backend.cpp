@@ -132,6 +132,17 @@ asio::awaitable<RedisReply> RedisBackend::run(RedisCommand command) {
   co_return checked(std::move(reply), name);
 }
 
+asio::awaitable<RedisReply> RedisBackend::run_read(RedisCommand command) {
+  RedisReply reply;
+  try {
+    reply = co_await cluster_->read(std::move(command));
+  } catch (...) {
+    ++errors_;
+    throw;
+  }
+  co_return checked(std::move(reply), "GET");
+}
+
 asio::awaitable<RedisReply> RedisBackend::run_on(std::optional<RedisEndpoint> server,
                                                  RedisCommand command) {
   if (!server) co_return co_await run(std::move(command));
@@ -165,7 +176,12 @@ asio::awaitable<std::vector<std::optional<RedisEndpoint>>> RedisBackend::servers
 
 asio::awaitable<std::optional<std::string>> RedisBackend::get(std::string key) {
   RedisCommand command{"GET", redis_key(std::move(key))};
-  RedisReply reply = co_await run(std::move(command));
+  RedisReply reply;
+  if (cluster_ && cluster_->options().read_from_replicas) {
+    reply = co_await run_read(std::move(command));
+  } else {
+    reply = co_await run(std::move(command));
+  }
   if (reply.kind != RedisReply::Kind::string) {
     ++misses_;
     co_return std::nullopt;

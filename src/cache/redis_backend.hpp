@@ -2,7 +2,8 @@
 // string values with a PX expiry, under the storage keys of DESIGN §3. Redis expires entries
 // itself. On a cluster a key's last part is a hash tag (`llm-caching:v1:<ns>:{<hex>}`,
 // cluster_slots.hpp), so that an entry, its lock and its release signal share a slot; keyless
-// commands (SCAN, DBSIZE, INFO) go to every master.
+// commands (SCAN, DBSIZE, INFO) go to every master. With read_from_replicas, get() reads a
+// replica (RedisClusterClient::read) and everything else stays on the masters.
 #pragma once
 
 #include "cache/backend.hpp"
@@ -24,6 +25,9 @@ class RedisBackend final : public Backend {
   /// that cannot be loaded.
   explicit RedisBackend(RedisOptions options);
 
+  /// GET; with read_from_replicas on a replica of the key's slot, and a miss there asked again
+  /// of the master (so a miss is the master's: the lock path that follows never calls the
+  /// provider for an entry that has already landed).
   asio::awaitable<std::optional<std::string>> get(std::string key) override;
   /// A negative ttl stores nothing (the entry would be expired already).
   asio::awaitable<void> put(std::string key, std::string value,
@@ -87,6 +91,9 @@ class RedisBackend final : public Backend {
  private:
   /// Runs a command; an error reply or an I/O failure becomes CacheError (counted).
   asio::awaitable<RedisReply> run(RedisCommand command);
+  /// Runs a read (GET) through RedisClusterClient::read: on a replica, the master when it
+  /// cannot serve. Failures as run's (only the master's count).
+  asio::awaitable<RedisReply> run_read(RedisCommand command);
   /// Runs a keyless command on one server (nullopt: the one server of a non-cluster URL).
   asio::awaitable<RedisReply> run_on(std::optional<RedisEndpoint> server, RedisCommand command);
   /// Where keyless commands go: each master of a cluster, or {nullopt} for one server.

@@ -85,7 +85,8 @@ struct RedisClient::Impl final : RedisHome {
   using RedisHome::RedisHome;
 };
 
-RedisClient::RedisClient(RedisOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+RedisClient::RedisClient(RedisOptions options, NodeRole role)
+    : impl_(std::make_shared<Impl>(std::move(options), role)) {
   if (impl_->options.endpoints.empty()) throw ConfigurationError("Redis: no host given");
   if (impl_->options.pool_size == 0) impl_->options.pool_size = 1;
   if (impl_->options.tls.enabled) impl_->tls = make_redis_tls_context(impl_->options.tls);
@@ -138,7 +139,7 @@ asio::awaitable<RedisReply> RedisClient::blocking_command(RedisCommand args,
   }
   auto connection = std::make_shared<RedisConnection>(
       co_await asio::this_coro::executor, impl_->tls.get(), impl_->options.tls.verify_peer);
-  co_await open_master_session(*connection, impl_->options, *endpoint);
+  co_await open_master_session(*connection, impl_->options, *endpoint, impl_->role);
   RedisConnection::Events events{
       [](PendingPtr command, RedisReply reply) { command->complete(nullptr, std::move(reply)); },
       [](RedisConnection&, std::deque<PendingPtr> orphans, const std::string& reason, bool) {

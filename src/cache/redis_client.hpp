@@ -6,6 +6,7 @@
 #pragma once
 
 #include "cache/redis_protocol.hpp"
+#include "cache/redis_session.hpp"
 #include "llm_caching/cache_options.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -19,8 +20,9 @@ namespace llm_caching::cache {
 class RedisClient {
  public:
   /// Starts the I/O thread and the first connection attempt; does not wait for it. Throws
-  /// ConfigurationError when the TLS files cannot be loaded.
-  explicit RedisClient(RedisOptions options);
+  /// ConfigurationError when the TLS files cannot be loaded. `role`: a cluster replica's
+  /// connections send READONLY (RedisClusterClient's replica reads).
+  explicit RedisClient(RedisOptions options, NodeRole role = NodeRole::master);
   /// Fails whatever is still pending with CacheError and joins the I/O thread.
   ~RedisClient();
   RedisClient(const RedisClient&) = delete;

@@ -3,9 +3,12 @@
 #include "cache/cluster_slots.hpp"
 #include "cache/redis_client.hpp"
 #include "cache/redis_connection.hpp"
+#include "cache/redis_replicas.hpp"
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -30,12 +33,19 @@ constexpr std::chrono::milliseconds kRefreshGap{100};
 /// How long TRYAGAIN (a slot half migrated) and CLUSTERDOWN (a failover under way) are waited
 /// out before the command is sent again.
 constexpr std::chrono::milliseconds kRetryPause{25};
+/// With read_from_replicas the map is read again (off the calls' path) once it is this old:
+/// CLUSTER SLOTS lists a replica only once it has replicated something (a new cluster, a
+/// replica added or resynchronised), and otherwise nothing would ask again.
+constexpr std::chrono::milliseconds kReplicaMapAge{2000};
 
-/// The slot map with a client for each of its masters (same index as SlotMap::shards()).
+/// The slot map with a client for each of its masters (same index as SlotMap::shards()), and
+/// with read_from_replicas the replicas of each.
 struct Routing {
   SlotMap map;
   std::vector<std::shared_ptr<RedisClient>> clients;
+  std::vector<std::vector<std::shared_ptr<ReplicaNode>>> replicas;
   std::uint64_t generation = 0;
+  std::chrono::steady_clock::time_point installed = std::chrono::steady_clock::now();
 };
 
 asio::awaitable<void> pause(std::chrono::milliseconds duration) {
@@ -52,11 +62,18 @@ struct RedisClusterClient::State {
   std::uint64_t generation = 0;            // guarded by mutex
   std::chrono::steady_clock::time_point last_refresh{};  // guarded by mutex
   std::map<std::pair<std::string, std::uint16_t>, std::shared_ptr<RedisClient>> nodes;  // guarded
+  /// The replicas read from (apart from `nodes`: their sessions are READONLY). Guarded.
+  std::map<std::pair<std::string, std::uint16_t>, std::shared_ptr<ReplicaNode>> replica_nodes;
+  std::atomic<std::uint64_t> next_replica{0};  ///< the slots' replicas take turns
+  std::atomic<bool> refreshing{false};         ///< a background map read is under way
   std::string refresh_error;  // guarded by mutex: why the last node asked for the map could not say
   std::atomic<std::uint64_t> moved_count{0};
   std::atomic<std::uint64_t> ask_count{0};
   std::atomic<std::uint64_t> retry_count{0};
   std::atomic<std::uint64_t> refresh_count{0};
+  std::atomic<std::uint64_t> replica_read_count{0};
+  std::atomic<std::uint64_t> replica_miss_count{0};
+  std::atomic<std::uint64_t> replica_fallback_count{0};
 
   std::shared_ptr<const Routing> current() {
     std::lock_guard lock(mutex);
@@ -80,11 +97,38 @@ struct RedisClusterClient::State {
     return node_locked(endpoint);
   }
 
-  /// Installs `map` (with its masters' clients) as the current routing.
+  /// A replica's pooled client (READONLY sessions), made on first use.
+  std::shared_ptr<ReplicaNode> replica_locked(const RedisEndpoint& endpoint) {
+    auto& replica = replica_nodes[{endpoint.host, endpoint.port}];
+    if (!replica) {
+      RedisOptions node = options;
+      node.cluster = false;
+      node.endpoints = {endpoint};
+      replica = std::make_shared<ReplicaNode>(
+          std::make_shared<RedisClient>(std::move(node), NodeRole::replica));
+    }
+    return replica;
+  }
+
+  /// The replica of `shard` whose turn it is, skipping resting ones; null when none can serve.
+  std::shared_ptr<ReplicaNode> pick_replica(const Routing& routing, int shard,
+                                            std::chrono::steady_clock::time_point now) {
+    const auto& replicas = routing.replicas[static_cast<std::size_t>(shard)];
+    if (replicas.empty()) return nullptr;
+    return cache::pick_replica(replicas, next_replica.fetch_add(1, std::memory_order_relaxed), now);
+  }
+
+  /// Installs `map` (with its masters' and, read_from_replicas, replicas' clients) as the
+  /// current routing.
   void install(SlotMap map) {
     std::lock_guard lock(mutex);
     auto next = std::make_shared<Routing>();
-    for (const auto& shard : map.shards()) next->clients.push_back(node_locked(shard.master));
+    for (const auto& shard : map.shards()) {
+      next->clients.push_back(node_locked(shard.master));
+      auto& replicas = next->replicas.emplace_back();
+      if (!options.read_from_replicas) continue;
+      for (const auto& replica : shard.replicas) replicas.push_back(replica_locked(replica));
+    }
     next->map = std::move(map);
     next->generation = ++generation;
     routing = std::move(next);
@@ -235,6 +279,67 @@ asio::awaitable<RedisReply> route(std::shared_ptr<State> state, RedisCommand arg
   }
 }
 
+/// refresh(), then another background refresh may start (also when the frame is destroyed
+/// unfinished, with its io_context).
+asio::awaitable<void> background_refresh(std::shared_ptr<State> state, std::uint64_t seen) {
+  struct Done {
+    std::atomic<bool>& refreshing;
+    ~Done() { refreshing.store(false); }
+  } done{state->refreshing};
+  co_await refresh(state, seen);
+}
+
+/// Reads the map again on the caller's executor, without the caller waiting; one at a time.
+asio::awaitable<void> refresh_in_background(std::shared_ptr<State> state, std::uint64_t seen) {
+  if (state->refreshing.exchange(true)) co_return;
+  const auto executor = co_await asio::this_coro::executor;
+  asio::co_spawn(executor, background_refresh(std::move(state), seen), asio::detached);
+}
+
+/// RedisClusterClient::read: a replica of the key's slot, else (or after it) the master.
+asio::awaitable<RedisReply> read_replica(std::shared_ptr<State> state, RedisCommand args) {
+  auto routing = state->current();
+  if (!routing) {
+    co_await refresh(state, 0);  // the first command: the map first
+    routing = state->current();
+  }
+  std::shared_ptr<ReplicaNode> replica;
+  if (routing) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - routing->installed > kReplicaMapAge) {
+      co_await refresh_in_background(state, routing->generation);
+    }
+    const auto key = routing_key(args);
+    const int shard = routing->map.shard_of(key ? key_slot(*key) : 0);
+    if (shard >= 0) replica = state->pick_replica(*routing, shard, now);
+  }
+  if (!replica) co_return co_await route(state, std::move(args), std::nullopt);
+  std::optional<RedisReply> reply;
+  try {
+    reply = co_await replica->client().command(args);
+  } catch (const CacheError&) {
+    // Unreachable, or it timed out: the master answers (below).
+  }
+  const ReplicaAnswer answer = reply ? judge_replica_reply(*reply) : ReplicaAnswer::unavailable;
+  if (answer == ReplicaAnswer::served || answer == ReplicaAnswer::absent) replica->answered();
+  if (answer == ReplicaAnswer::served) {
+    ++state->replica_read_count;
+    co_return std::move(*reply);
+  }
+  if (answer == ReplicaAnswer::absent) {
+    ++state->replica_miss_count;
+  } else {
+    ++state->replica_fallback_count;
+    if (answer == ReplicaAnswer::unavailable) replica->failed(std::chrono::steady_clock::now());
+    if (answer == ReplicaAnswer::moved || !reply) {
+      // The slot moved, or the replica may be gone (failed, promoted): read the map again, off
+      // this call's path (at most every kRefreshGap).
+      co_await refresh_in_background(state, routing->generation);
+    }
+  }
+  co_return co_await route(state, std::move(args), std::nullopt);
+}
+
 }  // namespace
 
 RedisClusterClient::RedisClusterClient(RedisOptions options) : state_(std::make_shared<State>()) {
@@ -253,13 +358,20 @@ const RedisOptions& RedisClusterClient::options() const noexcept {
 }
 
 RedisClusterClient::Counters RedisClusterClient::counters() const noexcept {
-  return {state_->moved_count.load(), state_->ask_count.load(), state_->retry_count.load(),
-          state_->refresh_count.load()};
+  return {state_->moved_count.load(),           state_->ask_count.load(),
+          state_->retry_count.load(),           state_->refresh_count.load(),
+          state_->replica_read_count.load(),    state_->replica_miss_count.load(),
+          state_->replica_fallback_count.load()};
 }
 
 // Not coroutines themselves: one coroutine frame less per command.
 asio::awaitable<RedisReply> RedisClusterClient::command(RedisCommand args) {
   return route(state_, std::move(args), std::nullopt);
+}
+
+asio::awaitable<RedisReply> RedisClusterClient::read(RedisCommand args) {
+  if (!state_->options.read_from_replicas) return route(state_, std::move(args), std::nullopt);
+  return read_replica(state_, std::move(args));
 }
 
 asio::awaitable<RedisReply> RedisClusterClient::blocking_command(

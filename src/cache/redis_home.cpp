@@ -28,7 +28,8 @@ std::atomic<std::uint64_t> next_client_id{1};
 
 }  // namespace
 
-RedisHome::RedisHome(RedisOptions o) : options(std::move(o)), id(next_client_id.fetch_add(1)) {}
+RedisHome::RedisHome(RedisOptions o, NodeRole r)
+    : options(std::move(o)), role(r), id(next_client_id.fetch_add(1)) {}
 
 std::string RedisHome::target() const {
   if (!sentinel_mode()) return describe_endpoint(options.endpoints.front());
@@ -179,7 +180,7 @@ asio::awaitable<std::shared_ptr<RedisConnection>> RedisHome::open_master(
   auto connection = new_connection(tls != nullptr);
   std::exception_ptr error;
   try {
-    co_await open_master_session(*connection, options, endpoint);
+    co_await open_master_session(*connection, options, endpoint, role);
   } catch (...) {
     error = std::current_exception();
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "cache/redis_connection.hpp"
+#include "cache/redis_session.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -42,10 +43,11 @@ struct LaneEntry {
 struct RedisHome : std::enable_shared_from_this<RedisHome> {
   enum class State { connecting, up, down };
 
-  explicit RedisHome(RedisOptions o);
+  RedisHome(RedisOptions o, NodeRole r);
 
   // Shared with lanes; set before any lane exists, then read-only.
   RedisOptions options;
+  const NodeRole role;  ///< what every connection is for (a replica's send READONLY)
   std::unique_ptr<asio::ssl::context> tls;
   const std::uint64_t id;  ///< unique per client in the process (lanes are kept by it)
 

@@ -108,7 +108,7 @@ struct Lane : std::enable_shared_from_this<Lane> {
     std::string failure = "no master known yet";
     if (endpoint) {
       try {
-        co_await open_master_session(*fresh, home->options, *endpoint);
+        co_await open_master_session(*fresh, home->options, *endpoint, home->role);
         failure.clear();
       } catch (const std::exception& e) {
         failure = e.what();

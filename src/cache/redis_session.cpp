@@ -16,7 +16,7 @@ RedisCommand auth_command(const std::string& user, const std::string& password) 
   return {"AUTH", user, password};
 }
 
-SessionSetup master_session_setup(const RedisOptions& options) {
+SessionSetup master_session_setup(const RedisOptions& options, NodeRole role) {
   SessionSetup setup;
   if (!options.password.empty()) {
     setup.commands.push_back(auth_command(options.username, options.password));
@@ -34,6 +34,10 @@ SessionSetup master_session_setup(const RedisOptions& options) {
   if (sentinel_mode) {
     setup.commands.push_back({"ROLE"});
     setup.names.push_back("ROLE");
+  }
+  if (role == NodeRole::replica) {
+    setup.commands.push_back({"READONLY"});
+    setup.names.push_back("READONLY");
   }
   return setup;
 }
@@ -71,8 +75,8 @@ std::optional<SessionRefusal> judge_master_session(const SessionSetup& setup,
 
 boost::asio::awaitable<void> open_master_session(RedisConnection& connection,
                                                  const RedisOptions& options,
-                                                 const RedisEndpoint& endpoint) {
-  SessionSetup setup = master_session_setup(options);
+                                                 const RedisEndpoint& endpoint, NodeRole role) {
+  SessionSetup setup = master_session_setup(options, role);
   std::vector<RedisCommand> commands = std::move(setup.commands);
   setup.commands.clear();
   const std::vector<RedisReply> replies =

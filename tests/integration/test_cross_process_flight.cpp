@@ -13,6 +13,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <future>
 #include <set>
 #include <thread>
@@ -194,6 +195,43 @@ TEST(CrossProcessFlight, FourGatewaysSharingARedisClusterMakeOneUpstreamCallForA
   EXPECT_EQ(outcome.misses + outcome.coalesced + outcome.hits, 100);
   EXPECT_EQ(upstream_calls(fake), 1);
   for (std::size_t m : cluster.masters()) {
+    EXPECT_EQ(cluster.node(m).cli({"--scan", "--pattern", "llm-caching:lock:*"}), "");
+  }
+}
+
+// With reads from replicas, a replica's miss (it may lag the holder's write) is asked again of
+// the master before the lock is taken, and the reads under the lock do the same: still one call.
+TEST(CrossProcessFlight, FourGatewaysReadingClusterReplicasMakeOneUpstreamCallForAHundredRequests) {
+  llmc_test::RedisCluster cluster;
+  // A key on each master (slots 3300, 7365, 15495): Redis lists a replica in the slot map only
+  // once it has replicated something.
+  for (const char* key : {"b", "c", "a"}) cluster.cli({"SET", key, "1"});
+  cluster.wait_until_healthy();
+  cluster.wait_until_replicas_listed();
+  FakeProvider fake{{.delay = 1000ms}};
+  std::vector<std::unique_ptr<SharedCacheGateway>> gateways;
+  for (int i = 0; i < 4; ++i) {
+    gateways.push_back(
+        std::make_unique<SharedCacheGateway>(fake, cluster.url() + "?read_from_replicas=true"));
+  }
+  const auto masters = cluster.masters();
+  for (std::size_t i = 0; i < cluster.size(); ++i) cluster.node(i).cli({"CONFIG", "RESETSTAT"});
+  const BurstOutcome outcome = burst(gateways, 100, "one call for four processes on replicas");
+  EXPECT_EQ(outcome.ok, 100);
+  EXPECT_EQ(outcome.bodies.size(), 1u);
+  EXPECT_EQ(outcome.misses, 1);
+  EXPECT_EQ(outcome.misses + outcome.coalesced + outcome.hits, 100);
+  EXPECT_EQ(upstream_calls(fake), 1);
+  // The lookups went to the replicas (a GET there for each gateway's first lookup at least).
+  std::uint64_t replica_gets = 0;
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    if (std::find(masters.begin(), masters.end(), i) != masters.end()) continue;
+    const std::string stats = cluster.node(i).cli({"INFO", "commandstats"});
+    const std::size_t at = stats.find("cmdstat_get:calls=");
+    if (at != std::string::npos) replica_gets += std::stoull(stats.substr(at + 18));
+  }
+  EXPECT_GE(replica_gets, 4u);
+  for (std::size_t m : masters) {
     EXPECT_EQ(cluster.node(m).cli({"--scan", "--pattern", "llm-caching:lock:*"}), "");
   }
 }

@@ -172,6 +172,17 @@ TEST(RedisClusterTls, EntriesAndLocksOverTlsOnEveryMaster) {
   EXPECT_TRUE(run_blocking(backend.try_lock(lock, "t", 60'000ms)));
   run_blocking(backend.unlock(lock, "t"));
   EXPECT_EQ(run_blocking(backend.stats()).entries, 30u);
+  // The replicas are read over TLS too (their sessions READONLY), once they have the entries
+  // and the slot map lists them.
+  cluster.wait_until_healthy();
+  cluster.wait_until_replicas_listed();
+  RedisBackend replica_reader(cluster_options(cluster.url() + "&read_from_replicas=true"));
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(run_blocking(replica_reader.get(storage_key("tls", i))),
+              "secret " + std::to_string(i));
+  }
+  EXPECT_EQ(replica_reader.cluster_counters().replica_reads, 30u);
+  EXPECT_EQ(replica_reader.cluster_counters().replica_fallbacks, 0u);
   // Without the CA the nodes' certificates are not trusted: a CacheError saying so.
   RedisBackend untrusted(
       cluster_options("rediss+cluster://127.0.0.1:" + std::to_string(cluster.node(0).port())));
@@ -228,13 +239,25 @@ TEST(RedisClusterFailover, AMasterKilledDuringAThousandCallsLosesNoReplicatedEnt
   }));
 }
 
-TEST(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossSlot) {
+/// The parameter: read_from_replicas (a replica of a moving slot's master answers nil for a key
+/// migrated away, then MOVED: the master answers instead).
+class RedisClusterReshard : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossSlot) {
   RedisCluster cluster;
-  RedisBackend backend(cluster_options(cluster.url()));
   constexpr int kEntries = 400;
-  for (int i = 0; i < kEntries; ++i) {
-    run_blocking(backend.put(storage_key("r", i), "v" + std::to_string(i), 0ms));
+  {
+    RedisBackend writer(cluster_options(cluster.url()));
+    for (int i = 0; i < kEntries; ++i) {
+      run_blocking(writer.put(storage_key("r", i), "v" + std::to_string(i), 0ms));
+    }
   }
+  if (GetParam()) {  // the replicas have the entries, and the slot map lists them
+    cluster.wait_until_healthy();
+    cluster.wait_until_replicas_listed();
+  }
+  const std::string query = GetParam() ? "?read_from_replicas=true" : "";
+  RedisBackend backend(cluster_options(cluster.url() + query));
   const auto masters = cluster.masters();
   const std::string from = cluster.node(masters[0]).cli({"CLUSTER", "MYID"});
   const std::string to = cluster.node(masters[1]).cli({"CLUSTER", "MYID"});
@@ -278,20 +301,29 @@ TEST(RedisClusterReshard, SlotsMovedDuringAThousandCallsFailNoneAndNeverCrossSlo
   // The calls did meet the moving slots: they were redirected, and followed.
   const auto followed = backend.cluster_counters();
   EXPECT_GT(followed.moved, 0u);
-  std::printf("reshard: %d calls, %llu MOVED, %llu ASK, %llu retried, %llu slot maps\n", calls,
-              static_cast<unsigned long long>(followed.moved),
-              static_cast<unsigned long long>(followed.ask),
-              static_cast<unsigned long long>(followed.retried),
-              static_cast<unsigned long long>(followed.refreshes));
+  std::printf(
+      "reshard: %d calls, %llu MOVED, %llu ASK, %llu retried, %llu slot maps; replicas: %llu "
+      "reads, %llu misses, %llu fallbacks\n",
+      calls, static_cast<unsigned long long>(followed.moved),
+      static_cast<unsigned long long>(followed.ask),
+      static_cast<unsigned long long>(followed.retried),
+      static_cast<unsigned long long>(followed.refreshes),
+      static_cast<unsigned long long>(followed.replica_reads),
+      static_cast<unsigned long long>(followed.replica_misses),
+      static_cast<unsigned long long>(followed.replica_fallbacks));
   // The slots moved; every entry is still there.
   EXPECT_EQ(cluster.node(masters[0]).cli({"CLUSTER", "COUNTKEYSINSLOT", "0"}), "0");
   for (int i = 0; i < kEntries; ++i) {
     EXPECT_EQ(run_blocking(backend.get(storage_key("r", i))), "v" + std::to_string(i));
   }
   EXPECT_EQ(run_blocking(backend.get(storage_key("new", calls - 1))), "fresh");
+  if (GetParam()) EXPECT_GT(followed.replica_reads, 0u);
 }
 
-TEST(RedisClusterReshard, AHalfMigratedSlotIsServedThroughAskAndItsScriptsWaitForTheMove) {
+INSTANTIATE_TEST_SUITE_P(ReadFromReplicas, RedisClusterReshard, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Replicas" : "Masters"; });
+
+TEST(RedisClusterMigration, AHalfMigratedSlotIsServedThroughAskAndItsScriptsWaitForTheMove) {
   RedisCluster cluster;
   RedisBackend backend(cluster_options(cluster.url()));
   const std::string key = storage_key("ask", 1);

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -164,6 +165,30 @@ std::size_t RedisCluster::master_of(const std::string& key) const {
 void RedisCluster::kill(std::size_t i) {
   nodes_[i]->kill();
   alive_[i] = false;
+}
+
+void RedisCluster::wait_until_replicas_listed() const {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  const auto live = static_cast<std::size_t>(std::count(alive_.begin(), alive_.end(), true));
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool listed = true;
+    for (std::size_t i = 0; i < nodes_.size() && listed; ++i) {
+      if (!alive_[i]) continue;
+      // redis-cli prints each element on a line of its own: a node is [host, port, id, {}].
+      last = nodes_[i]->cli({"CLUSTER", "SLOTS"});
+      std::istringstream lines(last);
+      std::size_t ids = 0;
+      for (std::string line; std::getline(lines, line);) {
+        if (line.size() == 40 && line.find_first_not_of("0123456789abcdef") == std::string::npos)
+          ++ids;
+      }
+      listed = ids == live;
+    }
+    if (listed) return;
+    std::this_thread::sleep_for(100ms);
+  }
+  throw std::runtime_error("CLUSTER SLOTS did not list every replica: " + last);
 }
 
 void RedisCluster::wait_until_healthy() const {

@@ -35,6 +35,10 @@ class RedisCluster {
   /// replica's link to its master is up, and each master's replica has all its writes (its
   /// replication offset reached the master's); throws after 30 s.
   void wait_until_healthy() const;
+  /// Polls until CLUSTER SLOTS, asked of every live node, lists every live node (each replica
+  /// beside its master); throws after 30 s. Redis lists a replica there only once it has
+  /// replicated something, so write to every master first (reads from replicas need it).
+  void wait_until_replicas_listed() const;
   /// SIGKILL of node i (a crash); it stays down.
   void kill(std::size_t i);
 

@@ -177,6 +177,19 @@ TEST(CacheUrl, RedisClusterTakesSeedNodesCredentialsAndRedisPyParameters) {
   EXPECT_EQ(tls.tls.ca_file, "/etc/ca.pem");
   EXPECT_FALSE(tls.tls.verify_peer);
   EXPECT_EQ(std::get<RedisOptions>(parse_cache_url("redis+cluster://h1:7000/0")).db, 0);
+  EXPECT_FALSE(options.read_from_replicas);
+  EXPECT_TRUE(
+      std::get<RedisOptions>(parse_cache_url("redis+cluster://h1:7000?read_from_replicas=true"))
+          .read_from_replicas);
+  EXPECT_TRUE(
+      std::get<RedisOptions>(parse_cache_url("rediss+cluster://h1:7000/?read_from_replicas=TRUE"))
+          .read_from_replicas);
+  EXPECT_FALSE(
+      std::get<RedisOptions>(parse_cache_url("redis+cluster://h1:7000?read_from_replicas=false"))
+          .read_from_replicas);
+  // Reads from replicas or not: two settings, two opened backends.
+  EXPECT_NE(backend_identity(parse_cache_url("redis+cluster://h1:7000?read_from_replicas=true")),
+            backend_identity(parse_cache_url("redis+cluster://h1:7000")));
   // A cluster and a single server at the same address are different stores.
   EXPECT_NE(backend_identity(parse_cache_url("redis+cluster://h1:7000")),
             backend_identity(parse_cache_url("redis://h1:7000")));
@@ -199,6 +212,24 @@ TEST(CacheUrl, RedisClusterErrorsNameTheProblemAndMaskThePassword) {
               HasSubstr("needs a TLS URL"));
   EXPECT_THAT(error_of("redis+cluster://:hunter2@/"), HasSubstr("host is missing"));
   EXPECT_THAT(error_of("redis://:hunter2@h1:7000,h2:7001"), HasSubstr("redis+cluster://"));
+  // read_from_replicas: true or false, on a cluster URL only, once.
+  for (const char* value : {"1", "yes", "on", "", "truee", "%20true"}) {
+    EXPECT_THAT(
+        error_of(
+            ("redis+cluster://:hunter2@h1:7000?read_from_replicas=" + std::string(value)).c_str()),
+        HasSubstr("read_from_replicas"))
+        << value;
+  }
+  EXPECT_THAT(error_of("redis+cluster://:hunter2@h1:7000?read_from_replicas=maybe"),
+              HasSubstr("read_from_replicas must be 'true' or 'false', not 'maybe'"));
+  EXPECT_THAT(
+      error_of("redis+cluster://:hunter2@h1:7000?read_from_replicas=true&read_from_replicas=true"),
+      HasSubstr("read_from_replicas"));
+  for (const char* url : {"redis://:hunter2@h1:7000?read_from_replicas=true",
+                          "rediss://:hunter2@h1:7000?read_from_replicas=true",
+                          "redis+sentinel://:hunter2@h1:26379/m?read_from_replicas=true"}) {
+    EXPECT_THAT(error_of(url), HasSubstr("'read_from_replicas' needs a cluster URL")) << url;
+  }
 }
 
 TEST(CacheUrl, ErrorsForOtherSchemesNeverShowThePassword) {

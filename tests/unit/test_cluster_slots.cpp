@@ -1,6 +1,7 @@
 // Redis Cluster routing without a socket: CRC16 slots and hash tags (the values Redis's own
 // CLUSTER KEYSLOT gives), the key names that keep an entry, its lock and its release signal in
-// one slot, which argument is a command's key, MOVED/ASK replies and CLUSTER SLOTS.
+// one slot, which argument is a command's key, MOVED/ASK replies, CLUSTER SLOTS, and what a
+// replica's answer to a read means.
 #include "cache/cluster_slots.hpp"
 
 #include <gtest/gtest.h>
@@ -102,6 +103,22 @@ TEST(ParseRedirect, MovedAndAskWithTheirTargets) {
   EXPECT_FALSE(parse_redirect(error("MOVED 1 h:0"), "x"));
   EXPECT_FALSE(parse_redirect(error("MOVED x h:1"), "x"));
   EXPECT_FALSE(parse_redirect(text("MOVED 1 h:1"), "x"));
+}
+
+TEST(JudgeReplicaReply, OnlyAValueIsServedEverythingElseGoesToTheMaster) {
+  EXPECT_EQ(judge_replica_reply(text("an entry")), ReplicaAnswer::served);
+  EXPECT_EQ(judge_replica_reply(text("")), ReplicaAnswer::served);  // a value, if empty
+  // Nil: maybe not replicated yet. The master decides whether it is a miss.
+  EXPECT_EQ(judge_replica_reply(RedisReply{}), ReplicaAnswer::absent);
+  EXPECT_EQ(judge_replica_reply(error("MOVED 3999 127.0.0.1:6381")), ReplicaAnswer::moved);
+  EXPECT_EQ(judge_replica_reply(error("ASK 3999 127.0.0.1:6381")), ReplicaAnswer::moved);
+  for (const char* reply :
+       {"LOADING Redis is loading the dataset in memory",
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        "CLUSTERDOWN The cluster is down", "TRYAGAIN Multiple keys request during rehashing",
+        "ERR anything else"}) {
+    EXPECT_EQ(judge_replica_reply(error(reply)), ReplicaAnswer::unavailable) << reply;
+  }
 }
 
 TEST(ParseClusterSlots, ShardsWithMergedRangesAndReplicas) {

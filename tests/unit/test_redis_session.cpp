@@ -90,6 +90,22 @@ TEST(RedisSession, ARejectedCommandIsNamed) {
   EXPECT_EQ(refusal->message, "Redis at h:1 rejected SELECT: ERR DB index is out of range");
 }
 
+TEST(RedisSession, AClusterReplicaReadFromSendsReadonlyLast) {
+  RedisOptions options;
+  options.password = "p";
+  const SessionSetup setup = master_session_setup(options, NodeRole::replica);
+  EXPECT_THAT(setup.names, ElementsAre("AUTH", "CLIENT SETNAME", "READONLY"));
+  EXPECT_THAT(setup.commands[2], ElementsAre("READONLY"));
+  // A node that refuses it (not a cluster node) is not used for reads.
+  const auto refusal = judge_master_session(
+      setup, {status("OK"), status("OK"), error("ERR This instance has cluster support disabled")},
+      options, "h:1");
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_EQ(refusal->message,
+            "Redis at h:1 rejected READONLY: ERR This instance has cluster support disabled");
+  EXPECT_THAT(master_session_setup(options).names, Not(::testing::Contains("READONLY")));
+}
+
 TEST(RedisSession, AReplicaIsNotTheMaster) {
   RedisOptions options;
   options.sentinel_master = "mymaster";
