@@ -64,7 +64,6 @@ boost::asio::awaitable<HttpCallResult> cached_http_call(HttpCall call, std::stri
 std::optional<HttpCallResult> cached_http_call_from_memory(const HttpCall& call,
                                                            const RunOptions& options);
 /// The same on its own io_context.
-HttpCallResult cached_http_call_sync(HttpCall call, std::string_view task_name,
-                                     RunOptions options);
+HttpCallResult cached_http_call_sync(HttpCall call, std::string_view task_name, RunOptions options);
 
 }  // namespace llm_caching

@@ -12,8 +12,8 @@
 #include "llm_caching/cache_options.hpp"
 #include "llm_caching/costs.hpp"
 #include "llm_caching/errors.hpp"
-#include "providers/endpoint.hpp"
 #include "providers/embeddings_wire.hpp"
+#include "providers/endpoint.hpp"
 
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
@@ -236,9 +236,9 @@ void add_key_command(CLI::App& cache_cmd) {
     if (api != Api::chat && !request.is_object()) {
       throw ConfigurationError("the request is not a JSON object");
     }
-    const KeyDerivation d =
-        api == Api::chat ? derive_key(provider, model, request, scope)
-                         : derive_key(provider, api, model, request.as_object(), scope);
+    const KeyDerivation d = api == Api::chat
+                                ? derive_key(provider, model, request, scope)
+                                : derive_key(provider, api, model, request.as_object(), scope);
     std::cout << storage_key(args->ns, d.hex) << '\n';
     if (args->explain) {
       std::cout << "provider: " << to_string(provider) << "\nmodel:    " << model

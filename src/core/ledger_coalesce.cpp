@@ -33,8 +33,8 @@ struct GroupHash {
   std::size_t operator()(const GroupOf& g) const noexcept {
     const std::hash<std::string> text;
     std::size_t h = std::hash<std::int64_t>{}(g.second()) ^ static_cast<std::size_t>(g.r->outcome);
-    for (const std::string* field : {&g.r->task, &g.r->namespace_, &g.r->model, &g.r->provider,
-                                     &g.r->tenant, &g.r->tags}) {
+    for (const std::string* field :
+         {&g.r->task, &g.r->namespace_, &g.r->model, &g.r->provider, &g.r->tenant, &g.r->tags}) {
       h = h * 1099511628211ULL ^ text(*field);
     }
     return h;

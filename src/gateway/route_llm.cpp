@@ -5,6 +5,7 @@
 #include "gateway/gateway.hpp"
 
 #include "core/printable.hpp"
+#include "core/prompt_excerpt.hpp"
 #include "gateway/hit_memo.hpp"
 #include "gateway/ledger_record.hpp"
 #include "gateway/route_parts.hpp"
@@ -221,14 +222,20 @@ asio::awaitable<void> run_exchange(exchange::Exchange& exchange, UpstreamModel& 
   }
 }
 
-/// A replay miss names the caller's task (x-llm-task, validated printable), as the library's
-/// names its task_name (docs/TESTING.md); any other failure is returned as it is.
-std::exception_ptr naming_task(std::exception_ptr failure, const std::string& task) {
-  if (task.empty()) return failure;
+/// A replay miss names the caller's task (x-llm-task, validated printable) and its prompt, as the
+/// library's names its task_name and prompt (docs/TESTING.md); any other failure is returned as
+/// it is.
+std::exception_ptr naming_caller(std::exception_ptr failure, const std::string& task,
+                                 std::string_view body) {
   try {
     std::rethrow_exception(failure);
   } catch (const CacheMissError& e) {
-    return std::make_exception_ptr(CacheMissError("task '" + task + "': " + e.what()));
+    std::string who;
+    if (!task.empty()) who = "task '" + task + "'";
+    if (const std::string prompt = core::prompt_excerpt(body); !prompt.empty()) {
+      who += (who.empty() ? "prompt '" : ", prompt '") + prompt + "'";
+    }
+    return who.empty() ? failure : std::make_exception_ptr(CacheMissError(who + ": " + e.what()));
   } catch (...) {
     return failure;
   }
@@ -293,8 +300,8 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
       record.status = 502;  // counted as an error; the client sees a truncated stream
       out.abort();
     } else {
-      OutgoingResponse response =
-          failure_response(route.provider, naming_task(failure, controls.task), model.last_error());
+      OutgoingResponse response = failure_response(
+          route.provider, naming_caller(failure, controls.task, request.body), model.last_error());
       record.status = response.status;
       co_await out.send(std::move(response));
     }

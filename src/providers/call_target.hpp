@@ -16,8 +16,8 @@ struct CallTarget {
   Api api = Api::chat;
   /// What endpoint_url() prepends: OpenAI-style ".../v1", Anthropic's and Gemini's host root.
   std::string base_url;
-  std::string model;  ///< Gemini: from the path; the others name it in the body
-  bool stream = false;  ///< Gemini: :streamGenerateContent with alt=sse; the others: the body
+  std::string model;      ///< Gemini: from the path; the others name it in the body
+  bool stream = false;    ///< Gemini: :streamGenerateContent with alt=sse; the others: the body
   std::string query_key;  ///< Gemini's `?key=`; a secret
 };
 

@@ -144,8 +144,9 @@ TEST(RedisLocks, AWaiterWakesWhenTheHolderReleasesTheLock) {
     run_blocking(waiter.wait_for_unlock("llm-caching:lock:w", std::chrono::hours(1)));
   });
   // The waiter is blocked on the signal (its own connection, seen by the server) ...
-  ASSERT_TRUE(eventually(
-      [&] { return redis.cli({"CLIENT", "LIST"}).find("cmd=brpoplpush") != std::string::npos; }));
+  ASSERT_TRUE(eventually([&] {
+    return redis.cli({"CLIENT", "LIST"}).find("cmd=brpoplpush") != std::string::npos;
+  }));
   EXPECT_EQ(woken.wait_for(0s), std::future_status::timeout);
   // ... and a wrong token's unlock signals nothing.
   run_blocking(waiter.unlock("llm-caching:lock:w", "token-2"));

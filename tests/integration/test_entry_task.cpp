@@ -168,10 +168,11 @@ TEST_F(EntryTask, TheLibraryAndTheGatewayRecordTheirTasksAndARecordAgainChangesN
   const std::string only = "-H 'cache-control: only-if-cached'";
   EXPECT_TRUE(post(replay, body("tasked"), only).ends_with("\n200"));
   EXPECT_TRUE(post(replay, body("untasked"), only).ends_with("\n200"));
-  // A miss names the caller's task, as the library's does.
+  // A miss names the caller's task and prompt, as the library's does.
   const std::string miss = post(replay, body("never recorded"), only + " -H 'x-llm-task: ci'");
   EXPECT_TRUE(miss.ends_with("\n504")) << miss;
-  EXPECT_NE(miss.find("task 'ci': no cached answer"), std::string::npos) << miss;
+  EXPECT_NE(miss.find("task 'ci', prompt 'never recorded': no cached answer"), std::string::npos)
+      << miss;
   EXPECT_EQ(replay.stop(), 0);
   EXPECT_EQ(tree_hashes(root_), before);
 }

@@ -20,8 +20,7 @@ TEST(CallTarget, OpenAiPathsKeepTheBaseUrlUpToTheVersion) {
   EXPECT_EQ(responses->api, Api::responses);
   EXPECT_EQ(responses->base_url, "http://127.0.0.1:8080/openai/v1");
 
-  EXPECT_EQ(recognise_call("POST", "https://api.openai.com/v1/completions")->api,
-            Api::completions);
+  EXPECT_EQ(recognise_call("POST", "https://api.openai.com/v1/completions")->api, Api::completions);
   auto moderation = recognise_call("POST", "https://api.openai.com/v1/moderations");
   EXPECT_EQ(moderation->api, Api::moderations);
   EXPECT_EQ(moderation->model, "omni-moderation-latest");
@@ -39,7 +38,8 @@ TEST(CallTarget, AnthropicBaseUrlIsTheHostRoot) {
 
 TEST(CallTarget, GeminiCarriesModelStreamAndQueryKeyInTheUrl) {
   auto plain = recognise_call(
-      "POST", "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent");
+      "POST",
+      "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent");
   ASSERT_TRUE(plain);
   EXPECT_EQ(plain->provider, Provider::gemini);
   EXPECT_EQ(plain->model, "gemini-2.0-flash");
