@@ -27,7 +27,13 @@ export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
 export TSAN_OPTIONS="log_path=$reports/tsan:second_deadlock_stack=1"
 status=0
-elapsed() { echo "test-sanitizers: $1 took $((SECONDS - $2)) s"; }
+# Each step's time, printed as it ends and again in the summary at the end.
+timings=()
+elapsed() {
+  timings+=("$1: $((SECONDS - $2)) s")
+  echo "test-sanitizers: $1 took $((SECONDS - $2)) s"
+}
+coverage_line=""
 
 if wants asan || wants coverage; then
   start=$SECONDS
@@ -48,12 +54,16 @@ if wants coverage; then
   # Per file, least covered first, then the total (also in build/asan-coverage/coverage.txt).
   gcovr --root "$root" --filter "$root/src/" --object-directory build/asan-coverage \
     -j "$(nproc)" --sort-percentage --print-summary | tee build/asan-coverage/coverage.txt
+  # gcovr's summary line, "lines: 91.2% (12345 out of 13536)", printed again at the end.
+  coverage_line=$(grep -m1 '^lines:' build/asan-coverage/coverage.txt || true)
   elapsed "coverage" "$start"
 fi
 if wants tsan; then
   start=$SECONDS
   cmake --preset tsan >/dev/null
   cmake --build --preset tsan -j "$(nproc)"
+  elapsed "the tsan build" "$start"
+  start=$SECONDS
   ctest --preset tsan || status=1
   elapsed "the concurrency tests under TSan" "$start"
 fi
@@ -74,6 +84,8 @@ if ((${#found[@]} > 0)); then
   done
   status=1
 fi
+echo "test-sanitizers: times: $(IFS=';'; echo "${timings[*]}")"
+[[ -z "$coverage_line" ]] || echo "test-sanitizers: line coverage of src/: $coverage_line"
 if ((status == 0)); then
   echo "test-sanitizers: passed (${steps[*]}), no sanitizer report"
 else

@@ -5,12 +5,14 @@ For each fault: a fresh gateway (release build) on a fresh fake provider, its hi
 then 60 s of load at 500 requests/s (half hits, half misses, bench/faults/load.py) with the fault
 from second 20 to second 40. Printed per fault: requests served, errors by class, recovery time
 (from the fault's end to the start of the last failed request), the gateway's RSS and open file
-descriptors before the load and after it (once the clients have closed), whether it is still
+descriptors before the load, after it (once the clients have closed) and once its idle upstream
+connections have closed (--upstream-idle-timeout-ms, 30 s; waited for at most --idle-wait),
+whether it is still
 running, and a poison check: every text that failed or was asked during the fault is asked again
 afterwards and must get the fake provider's deterministic answer. Loopback only; every loop is
 bounded; every process started here is stopped here.
 
-  bench/faults/faults.py [--build build/release] [--seconds 60] [--rate 500] [FAULT...]
+  bench/faults/faults.py [--build build/release] [--seconds 60] [--rate 500] [--idle-wait 40] [FAULT...]
 
 FAULTs (default all): none redis-kill sentinel-failover upstream-reset upstream-drop upstream-429 upstream-500
 upstream-garbage upstream-truncated upstream-slow stream-drop slow-clients disk-full.
@@ -109,11 +111,12 @@ def tcp_sockets():
     return sockets
 
 
-def gauges(pid, port):
-    """(RSS in MiB, open file descriptors, of which connections from clients to `port`)."""
+def gauges(pid, port, upstream_port=None):
+    """(RSS in MiB, open file descriptors, of which connections from clients to `port`, and of
+    which connections to `upstream_port`)."""
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    fds, clients, sockets = 0, 0, tcp_sockets()
+    fds, clients, upstream, sockets = 0, 0, 0, tcp_sockets()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         fds += 1
         try:
@@ -123,7 +126,8 @@ def gauges(pid, port):
         if target.startswith("socket:["):
             ends = sockets.get(target[8:-1])
             clients += bool(ends and ends[0] == port and ends[1] != 0)
-    return round(rss / 1024, 1), fds, clients
+            upstream += bool(ends and ends[1] == upstream_port)
+    return round(rss / 1024, 1), fds, clients, upstream
 
 
 class Fault:
@@ -255,6 +259,16 @@ async def drive(ctx, fault, gateway_pid):
         if after[2] == 0 or time.time() - settle_start > 20:
             break
     ctx.notes.append(f"client connections closed within {time.time() - settle_start:.1f} s")
+    # The idle upstream connections close after the gateway's --upstream-idle-timeout-ms (30 s):
+    # wait for them (at most --idle-wait seconds), then measure again.
+    idle_start = time.time()
+    while True:
+        idle = gauges(gateway_pid, ctx.port, ctx.fake_port)
+        if idle[3] == 0 or time.time() - idle_start > ctx.args.idle_wait:
+            break
+        await asyncio.sleep(0.5)
+    ctx.notes.append(f"upstream connections closed within {time.time() - idle_start:.1f} s"
+                     f" ({idle[3]} left)")
     # Poison check: what failed, and every miss asked during the fault, asked again now.
     again = sorted({text for t, _, outcome, _, text in load_.results
                     if outcome != "ok" or window[0] <= t < window[1]})
@@ -263,10 +277,10 @@ async def drive(ctx, fault, gateway_pid):
         outcomes = await asyncio.gather(*(load_.ask(text) for text in again[chunk:chunk + 50]))
         recheck.update(outcome for outcome, _ in outcomes)
     load_.close()
-    return load_, before, after, recheck, window
+    return load_, before, after, idle, recheck, window
 
 
-def summarise(name, load_, before, after, recheck, window, alive, notes):
+def summarise(name, load_, before, after, idle, recheck, window, alive, notes):
     results = load_.results
     by_class = collections.Counter(outcome for _, _, outcome, _, _ in results)
     phase = lambda t: "before" if t < window[0] else ("during" if t < window[1] else "after")
@@ -290,6 +304,7 @@ def summarise(name, load_, before, after, recheck, window, alive, notes):
         "client_connections_max": load_.max_open,
         "rss_mib": [before[0], after[0]], "fds": [before[1], after[1]],
         "client_sockets_after": after[2],
+        "rss_mib_idle": idle[0], "fds_idle": idle[1], "upstream_sockets_idle": idle[3],
         "gateway_alive": alive, "recheck": dict(recheck), "notes": notes,
     }
 
@@ -302,12 +317,13 @@ def run_fault(args, name):
         cache_url = fault.cache_url()
         fake = os.path.join(args.build, "tools/fake-provider/llm-caching-fake-provider")
         _, fake_port = ctx.procs.start("fake", [fake, "--listen", "127.0.0.1:0"], "listening on")
+        ctx.fake_port = fake_port
         cli = os.path.join(args.build, "llm-caching")
         gateway, ctx.port = ctx.procs.start(
             "gateway", [cli, "--cache-url", cache_url, "serve", "--listen", "127.0.0.1:0",
                         "--upstream", f"openai=http://127.0.0.1:{fake_port}/v1",
                         "--log-level", "warn"], "listening on")
-        load_, before, after, recheck, window = asyncio.run(drive(ctx, fault, gateway.pid))
+        load_, before, after, idle, recheck, window = asyncio.run(drive(ctx, fault, gateway.pid))
         alive = gateway.poll() is None
         gateway.send_signal(signal.SIGTERM)
         code = gateway.wait(timeout=40)
@@ -315,7 +331,7 @@ def run_fault(args, name):
         with open(os.path.join(work, "gateway.err")) as f:
             log = f.read().splitlines()
         ctx.notes.append(f"gateway log: {len(log)} lines; last: {log[-1][:200] if log else ''}")
-        return summarise(name, load_, before, after, recheck, window, alive, ctx.notes)
+        return summarise(name, load_, before, after, idle, recheck, window, alive, ctx.notes)
     finally:
         ctx.procs.stop_all()
         if ctx.mounted:
@@ -330,6 +346,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--keep", action="store_true", help="keep each fault's work directory")
+    parser.add_argument("--idle-wait", type=float, default=40,
+                        help="seconds to wait, after the load, for idle upstream connections to close")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("faults", nargs="*", metavar="FAULT", help="default: all; " + " ".join(ALL))
     args = parser.parse_args()
@@ -347,17 +365,19 @@ def main():
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     print("| fault | requests | served (right answer) | errors (phase/kind/class: n) | recovery | "
-          "p99 | RSS MiB before → after | FDs before → after (client sockets left) | alive | recheck |")
+          "p99 | RSS MiB before → after → idle | FDs before → after (client sockets left) → idle "
+          "(upstream sockets left) | alive | recheck |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         errors = ", ".join(f"{k}: {n}" for k, n in r["errors"].items()) or "none"
         print(f"| {r['fault']} | {r['requests']} | {r['served_ok']} | {errors} | {r['recovery_s']} s"
-              f" | {r['p99_ms']} ms | {r['rss_mib'][0]} → {r['rss_mib'][1]} | {r['fds'][0]} → "
-              f"{r['fds'][1]} ({r['client_sockets_after']}) | {'yes' if r['gateway_alive'] else 'NO'} | "
+              f" | {r['p99_ms']} ms | {r['rss_mib'][0]} → {r['rss_mib'][1]} → {r['rss_mib_idle']} | "
+              f"{r['fds'][0]} → {r['fds'][1]} ({r['client_sockets_after']}) → {r['fds_idle']} "
+              f"({r['upstream_sockets_idle']}) | {'yes' if r['gateway_alive'] else 'NO'} | "
               f"{', '.join(f'{k}: {n}' for k, n in r['recheck'].items())} |")
     bad = [r["fault"] for r in results
            if not r["gateway_alive"] or r["by_class"].get("wrong") or set(r["recheck"]) - {"ok"}
-           or r["client_sockets_after"]]
+           or r["client_sockets_after"] or r["upstream_sockets_idle"]]
     print("faults: " + ("FAILED: " + ", ".join(bad) if bad else "no crash, no wrong answer, no poisoned entry"))
     return 1 if bad else 0
 

@@ -134,7 +134,10 @@ gateway::ServerOptions make_server_options(const ServeFlags& flags) {
   options.shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms);
   options.upstream.read_timeout = std::chrono::milliseconds(flags.upstream_timeout_ms);
   options.upstream.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
-  options.upstream.max_idle_per_host = 256;
+  // Per worker and upstream host. A burst of misses opens a connection per miss in flight;
+  // those past the cap close as their answers come, the rest once idle for the timeout.
+  options.upstream.max_idle_per_host = 64;
+  options.upstream.idle_timeout = std::chrono::milliseconds(flags.upstream_idle_timeout_ms);
   // As the CLI's ask and the library: the flag, else LLM_CACHING_CA_FILE.
   options.upstream.ca_file = providers::resolve_ca_file(flags.ca_file);
   if (!options.upstream.ca_file.empty() && !std::ifstream(options.upstream.ca_file)) {

@@ -58,6 +58,7 @@ struct ServeFlags {
   std::int64_t initial_wait_ms = 1000;
   std::int64_t upstream_timeout_ms = 600000;
   std::int64_t connect_timeout_ms = 10000;
+  std::int64_t upstream_idle_timeout_ms = 30000;
   std::int64_t request_timeout_ms = 60000;
   std::int64_t shutdown_grace_ms = 30000;
   std::int64_t stale_while_revalidate_seconds = 0;

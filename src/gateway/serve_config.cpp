@@ -139,7 +139,7 @@ struct IntegerField {
 };
 
 constexpr std::int64_t kDay = 24 * 3600;
-const std::array<IntegerField, 20> kIntegerFields = {{
+const std::array<IntegerField, 21> kIntegerFields = {{
     {"threads", &ServeFileSettings::threads, 0, 1024},
     {"body_limit", &ServeFileSettings::body_limit, 1, std::int64_t{1} << 40},
     {"l1_mb", &ServeFileSettings::l1_mb, 0, std::int64_t{1} << 20},
@@ -148,6 +148,8 @@ const std::array<IntegerField, 20> kIntegerFields = {{
     {"initial_wait_ms", &ServeFileSettings::initial_wait_ms, 1, 366 * kDay * 1000},
     {"upstream_timeout_ms", &ServeFileSettings::upstream_timeout_ms, 1, 366 * kDay * 1000},
     {"connect_timeout_ms", &ServeFileSettings::connect_timeout_ms, 1, 366 * kDay * 1000},
+    {"upstream_idle_timeout_ms", &ServeFileSettings::upstream_idle_timeout_ms, 1,
+     366 * kDay * 1000},
     {"request_timeout_ms", &ServeFileSettings::request_timeout_ms, 1, 366 * kDay * 1000},
     {"shutdown_grace_ms", &ServeFileSettings::shutdown_grace_ms, 0, 366 * kDay * 1000},
     {"max_wait_cap_ms", &ServeFileSettings::max_wait_cap_ms, 0, 3'600'000},

@@ -45,6 +45,7 @@ struct ServeFileSettings {
   std::optional<std::int64_t> initial_wait_ms;
   std::optional<std::int64_t> upstream_timeout_ms;
   std::optional<std::int64_t> connect_timeout_ms;
+  std::optional<std::int64_t> upstream_idle_timeout_ms;
   std::optional<std::int64_t> request_timeout_ms;
   std::optional<std::int64_t> shutdown_grace_ms;
   std::optional<std::int64_t> max_wait_cap_ms;

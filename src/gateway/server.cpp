@@ -306,6 +306,9 @@ asio::awaitable<void> Server::Worker::serve_requests(Session& session) {
 void Server::Worker::begin_shutdown() {
   if (draining) return;
   draining = true;
+  // Idle upstream connections (and their timer) would keep the loop running after the last
+  // session; a miss still in flight closes its connection when it ends.
+  client.close_idle();
   error_code ignored;
   if (acceptor) acceptor->close(ignored);
   for (Session* session : sessions) {

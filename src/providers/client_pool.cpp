@@ -21,7 +21,8 @@ namespace {
 bool same_client(const HttpClientOptions& a, const HttpClientOptions& b) {
   return a.connect_timeout == b.connect_timeout && a.read_timeout == b.read_timeout &&
          a.ca_file == b.ca_file && a.verify_peer == b.verify_peer &&
-         a.max_idle_per_host == b.max_idle_per_host && a.max_response_bytes == b.max_response_bytes;
+         a.max_idle_per_host == b.max_idle_per_host && a.idle_timeout == b.idle_timeout &&
+         a.max_response_bytes == b.max_response_bytes;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "core/text.hpp"
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
@@ -13,12 +14,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 
 #include "providers/http_connection.hpp"
+#include "providers/idle_pool.hpp"
 
 namespace llm_caching::providers {
 
@@ -187,7 +189,15 @@ std::string HttpResponse::header(std::string_view name) const {
   return {};
 }
 
-struct HttpClient::Impl {
+struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
+  using Clock = std::chrono::steady_clock;
+  using Pool = detail::IdlePool<Connection>;
+  Impl(asio::any_io_executor executor, HttpClientOptions options)
+      : executor(std::move(executor)),
+        options(std::move(options)),
+        pool(this->options.max_idle_per_host, this->options.idle_timeout),
+        sweeper(this->executor) {}
+
   asio::any_io_executor executor;
   HttpClientOptions options;
   std::shared_ptr<detail::TlsContext> tls;
@@ -195,22 +205,43 @@ struct HttpClient::Impl {
   std::optional<ProxyHop> http_proxy;
   std::string no_proxy;
   std::atomic<std::size_t> opened{0};
-  std::mutex mutex;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+  mutable std::mutex mutex;
+  Pool pool;  // guarded by mutex
+  /// Closes the connections idle for options.idle_timeout. Armed only while one is idle: an
+  /// armed timer keeps the io_context running. Used on the client's executor, under the mutex.
+  asio::steady_timer sweeper;
+  bool sweep_armed = false;
 
   std::unique_ptr<Connection> take_idle(const std::string& key) {
+    std::vector<Pool::Handle> expired;  // closed after the lock is released
     std::lock_guard lock(mutex);
-    auto found = idle.find(key);
-    if (found == idle.end() || found->second.empty()) return nullptr;
-    auto connection = std::move(found->second.back());  // most recently used: least likely stale
-    found->second.pop_back();
-    return connection;
+    return pool.take(key, Clock::now(), expired);
   }
 
   void put_idle(const std::string& key, std::unique_ptr<Connection> connection) {
     std::lock_guard lock(mutex);
-    auto& list = idle[key];
-    if (list.size() < options.max_idle_per_host) list.push_back(std::move(connection));
+    const Clock::time_point now = Clock::now();
+    // Not parked (the pool is full or closed): `connection` closes as it goes.
+    if (pool.put(key, connection, now) && pool.expires() && !sweep_armed) {
+      arm_sweep(now + options.idle_timeout);
+    }
+  }
+
+  /// With the mutex held.
+  void arm_sweep(Clock::time_point at) {
+    sweep_armed = true;
+    sweeper.expires_at(at);
+    sweeper.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;  // cancelled by close_idle()
+      if (auto self = weak.lock()) self->sweep();
+    });
+  }
+
+  void sweep() {
+    std::vector<Pool::Handle> expired;  // closed after the lock is released
+    std::lock_guard lock(mutex);
+    sweep_armed = false;
+    if (const auto next = pool.sweep(Clock::now(), expired)) arm_sweep(*next);
   }
 
   /// A request URL with what send() derives from it. The last one is kept: a client mostly
@@ -300,9 +331,7 @@ asio::awaitable<HttpResponse> send_with_pool(std::shared_ptr<HttpClient::Impl> i
 }  // namespace
 
 HttpClient::HttpClient(asio::any_io_executor executor, HttpClientOptions options)
-    : impl_(std::make_shared<Impl>()) {
-  impl_->executor = std::move(executor);
-  impl_->options = std::move(options);
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {
   impl_->tls = detail::make_tls_context(impl_->options);
   impl_->https_proxy = proxy_from_env({"HTTPS_PROXY", "https_proxy"});
   impl_->http_proxy = proxy_from_env({"HTTP_PROXY", "http_proxy"});
@@ -324,6 +353,19 @@ asio::awaitable<HttpResponse> HttpClient::send_streaming(
 
 std::size_t HttpClient::connections_opened() const noexcept {
   return impl_->opened.load();
+}
+
+std::size_t HttpClient::idle_connections() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->pool.size();
+}
+
+void HttpClient::close_idle() {
+  std::vector<Impl::Pool::Handle> closed;  // closed after the lock is released
+  std::lock_guard lock(impl_->mutex);
+  impl_->pool.close(closed);
+  impl_->sweeper.cancel();
+  impl_->sweep_armed = false;
 }
 
 }  // namespace llm_caching::providers

@@ -29,7 +29,12 @@ struct HttpClientOptions {
   /// Extra CA file (PEM), trusted in addition to the system store.
   std::string ca_file;
   bool verify_peer = true;
+  /// Idle keep-alive connections kept per host for reuse; one coming back to a full pool closes.
   std::size_t max_idle_per_host = 8;
+  /// An idle connection unused this long is closed, by a timer or when the next request finds
+  /// it: after a burst of misses the pool shrinks back to nothing, rather than holding a socket
+  /// per connection the burst opened until the server closes it. Zero or less: never.
+  std::chrono::milliseconds idle_timeout{30000};
   /// Limit on the response body (and on the sum of streamed chunks).
   std::size_t max_response_bytes = std::size_t{64} << 20;
 };
@@ -89,6 +94,14 @@ class HttpClient {
 
   /// Number of TCP connections this client opened so far (for tests and metrics).
   std::size_t connections_opened() const noexcept;
+  /// Connections open and idle in the pool now (for tests and metrics).
+  std::size_t idle_connections() const;
+
+  /// Closes the idle connections and parks none from now on (a connection whose request ends
+  /// later closes then), so that nothing of the client's keeps its io_context running: for
+  /// the end of a loop that runs until it has no work left (the gateway's shutdown). Call it on
+  /// the client's executor.
+  void close_idle();
 
   struct Impl;  // opaque; shared with in-flight requests so they outlive nothing they use
 

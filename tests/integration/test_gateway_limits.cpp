@@ -1,16 +1,19 @@
 // The limits a public-facing gateway needs (issue 25, docs/SECURITY-MODEL.md): request line
-// length, head size, a head that trickles in (slowloris), upstream answers over the size limit.
+// length, head size, a head that trickles in (slowloris), upstream answers over the size limit,
+// upstream connections left idle by a burst of misses.
 // Each over real sockets against `llm-caching serve` and the fake provider: the status the client
 // sees, the connection closed, the refusal counted in llmc_gateway_refused_total{reason}.
 // (--max-connections and --max-header-fields: test_gateway_security.cpp.)
 #include <gtest/gtest.h>
 
 #include "integration/gateway_harness.hpp"
+#include "support/sockets.hpp"
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -151,6 +154,49 @@ TEST(GatewayLimits, AStreamedAnswerOverTheLimitIsCutAndCounted) {
   EXPECT_TRUE(r.starts_with("HTTP/1.1 502") || r.find("[DONE]") == std::string::npos) << r;
   EXPECT_EQ(r.find("0\r\n\r\n"), std::string::npos) << "a cut stream must not end cleanly: " << r;
   EXPECT_EQ(refusals(gateway, "upstream_too_large"), 1);
+}
+
+TEST(GatewayLimits, UpstreamConnectionsABurstLeftIdleCloseAfterTheIdleTimeout) {
+  FakeProvider fake;
+  GatewayProcess gateway(fake, {"--upstream-idle-timeout-ms", "300"});
+  // Slow misses at once: each holds an upstream connection of its own while it waits.
+  std::vector<std::thread> callers;
+  std::vector<int> statuses(6, 0);
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    callers.emplace_back([&, i] {
+      statuses[i] = send(post(gateway.base_url() + "/v1/chat/completions",
+                              openai_body("burst " + std::to_string(i)),
+                              {{"authorization", "Bearer k"}, {"x-fake-behavior", "delay-500"}}))
+                        .status;
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  for (const int status : statuses) EXPECT_EQ(status, 200);
+  // Kept for reuse, then closed once idle for 300 ms: wait for it (bounded).
+  const auto held = [&] { return llmc_test::open_sockets_to(gateway.pid(), fake.port()); };
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  while (held() > 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(held(), 0u);
+  // The next miss opens a fresh connection.
+  EXPECT_EQ(send(post(gateway.base_url() + "/v1/chat/completions", openai_body("after the burst"),
+                      {{"authorization", "Bearer k"}}))
+                .status,
+            200);
+  EXPECT_EQ(upstream_calls(fake), 7);
+}
+
+TEST(GatewayLimits, AnIdleUpstreamConnectionDoesNotHoldUpTheShutdown) {
+  FakeProvider fake;
+  GatewayProcess gateway(fake);  // the default idle timeout: 30 s
+  EXPECT_EQ(send(post(gateway.base_url() + "/v1/chat/completions", openai_body("one miss"),
+                      {{"authorization", "Bearer k"}}))
+                .status,
+            200);
+  EXPECT_EQ(llmc_test::open_sockets_to(gateway.pid(), fake.port()), 1u);  // kept for reuse
+  // SIGTERM: the worker closes it and ends now (stop() kills after 5 s: exit code 137).
+  EXPECT_EQ(gateway.stop(), 0);
 }
 
 }  // namespace

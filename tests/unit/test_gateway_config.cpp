@@ -28,7 +28,7 @@ TEST(GatewayConfigFile, ReadsEveryServeSetting) {
     "share_cache_across_keys": true, "reject_unpriced": true, "threads": 3,
     "body_limit": 1024, "l1_mb": 16, "ttl": 60, "max_wait_ms": 0, "initial_wait_ms": 5,
     "upstream_timeout_ms": 1000, "connect_timeout_ms": 200, "request_timeout_ms": 3000,
-    "shutdown_grace_ms": 0,
+    "shutdown_grace_ms": 0, "upstream_idle_timeout_ms": 250,
     "upstreams": {"openai": {"base_url": "http://127.0.0.1:11434/v1/"},
                   "anthropic": {"base_url": "https://example.test", "api_key": "sk-ant-x"}}
   })",
@@ -44,6 +44,7 @@ TEST(GatewayConfigFile, ReadsEveryServeSetting) {
   EXPECT_EQ(s.ttl, 60);
   EXPECT_EQ(s.max_wait_ms, 0);
   EXPECT_EQ(s.shutdown_grace_ms, 0);
+  EXPECT_EQ(s.upstream_idle_timeout_ms, 250);
   ASSERT_TRUE(s.upstreams[0]);
   EXPECT_EQ(s.upstreams[0]->base_url, "http://127.0.0.1:11434/v1");
   ASSERT_TRUE(s.upstreams[1]);
