@@ -227,8 +227,7 @@ void apply_file(const gateway::ServeFileSettings& file, GlobalOptions& global, S
   take("--initial-wait-ms", file.initial_wait_ms, flags.initial_wait_ms);
   take("--upstream-timeout-ms", file.upstream_timeout_ms, flags.upstream_timeout_ms);
   take("--connect-timeout-ms", file.connect_timeout_ms, flags.connect_timeout_ms);
-  take("--upstream-idle-timeout-ms", file.upstream_idle_timeout_ms,
-       flags.upstream_idle_timeout_ms);
+  take("--upstream-idle-timeout-ms", file.upstream_idle_timeout_ms, flags.upstream_idle_timeout_ms);
   take("--request-timeout-ms", file.request_timeout_ms, flags.request_timeout_ms);
   take("--shutdown-grace-ms", file.shutdown_grace_ms, flags.shutdown_grace_ms);
   take("--stale-while-revalidate", file.stale_while_revalidate,

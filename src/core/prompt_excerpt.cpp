@@ -18,8 +18,8 @@ constexpr std::array<std::string_view, 4> kPromptKeys = {"content", "text", "inp
 
 /// What the caller did not write as its prompt: instructions, tool definitions, settings.
 constexpr std::array<std::string_view, 8> kSkippedKeys = {
-    "system",     "systemInstruction", "system_instruction", "instructions",
-    "tools",      "tool_choice",       "response_format",    "generationConfig"};
+    "system", "systemInstruction", "system_instruction", "instructions",
+    "tools",  "tool_choice",       "response_format",    "generationConfig"};
 
 bool is_skipped_key(std::string_view key) {
   for (std::string_view k : kSkippedKeys) {
@@ -42,7 +42,8 @@ void find_last(const json::value& v, bool under_prompt_key, std::string_view& la
   if (v.is_string()) {
     if (under_prompt_key && !v.get_string().empty()) last = v.get_string();
   } else if (v.is_array()) {
-    for (const json::value& item : v.get_array()) find_last(item, under_prompt_key, last, depth + 1);
+    for (const json::value& item : v.get_array())
+      find_last(item, under_prompt_key, last, depth + 1);
   } else if (v.is_object()) {
     for (const auto& field : v.get_object()) {
       if (is_skipped_key(field.key())) continue;

@@ -9,10 +9,11 @@ using llm_caching::core::prompt_excerpt;
 
 TEST(PromptExcerpt, TheLastMessageOfEveryProvidersFormat) {
   // OpenAI chat, a system message first.
-  EXPECT_EQ(prompt_excerpt(R"({"model":"m","messages":[{"role":"system","content":"be brief"},)"
-                           R"({"role":"user","content":"first"},{"role":"assistant","content":"ok"},)"
-                           R"({"role":"user","content":"the question"}]})"),
-            "the question");
+  EXPECT_EQ(
+      prompt_excerpt(R"({"model":"m","messages":[{"role":"system","content":"be brief"},)"
+                     R"({"role":"user","content":"first"},{"role":"assistant","content":"ok"},)"
+                     R"({"role":"user","content":"the question"}]})"),
+      "the question");
   // Content parts.
   EXPECT_EQ(prompt_excerpt(R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},)"
                            R"({"type":"image_url","image_url":{"url":"http://x"}},)"
@@ -27,8 +28,9 @@ TEST(PromptExcerpt, TheLastMessageOfEveryProvidersFormat) {
                            R"("systemInstruction":{"parts":[{"text":"rules"}]}})"),
             "hi gemini");
   // Responses, embeddings, legacy completions; tools are not the prompt.
-  EXPECT_EQ(prompt_excerpt(R"({"input":"what is 2+2","instructions":"x","tools":[{"description":"d"}]})"),
-            "what is 2+2");
+  EXPECT_EQ(
+      prompt_excerpt(R"({"input":"what is 2+2","instructions":"x","tools":[{"description":"d"}]})"),
+      "what is 2+2");
   EXPECT_EQ(prompt_excerpt(R"({"input":["one","two"]})"), "two");
   EXPECT_EQ(prompt_excerpt(R"({"prompt":"Once upon a time"})"), "Once upon a time");
 }
