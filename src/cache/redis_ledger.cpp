@@ -61,9 +61,7 @@ using Counters = std::map<std::pair<std::string, std::string>, std::int64_t>;
 
 void count(Counters& counters, const core::LedgerRecord& r) {
   const std::string hash = std::string(kDayPrefix) + core::utc_day(r.time_ms);
-  const bool hit = r.outcome == core::LedgerOutcome::hit ||
-                   r.outcome == core::LedgerOutcome::stale ||
-                   r.outcome == core::LedgerOutcome::coalesced;
+  const bool hit = core::served_from_cache(r.outcome);
   const std::pair<std::string_view, std::string_view> dims[] = {
       {"total", ""},
       {"task", r.task},

@@ -20,6 +20,12 @@ namespace llm_caching::core {
 enum class LedgerOutcome { miss, hit, coalesced, stale, failed, refresh };
 
 std::string_view outcome_name(LedgerOutcome outcome) noexcept;
+/// Answered without a provider call of its own (hit, coalesced, stale): what reports count as
+/// hits and what coalesce_served_records folds.
+constexpr bool served_from_cache(LedgerOutcome outcome) noexcept {
+  return outcome == LedgerOutcome::hit || outcome == LedgerOutcome::coalesced ||
+         outcome == LedgerOutcome::stale;
+}
 std::optional<LedgerOutcome> outcome_from_name(std::string_view name) noexcept;
 
 struct LedgerRecord {

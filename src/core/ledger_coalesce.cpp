@@ -9,10 +9,8 @@ namespace llm_caching::core {
 
 namespace {
 
-bool served_without_provider_call(const LedgerRecord& r) noexcept {
-  return (r.outcome == LedgerOutcome::hit || r.outcome == LedgerOutcome::coalesced ||
-          r.outcome == LedgerOutcome::stale) &&
-         r.cost_nano_usd == 0;
+bool foldable(const LedgerRecord& r) noexcept {
+  return served_from_cache(r.outcome) && r.cost_nano_usd == 0;
 }
 
 /// What two records must share to be folded: every dimension a report groups by, and the second.
@@ -61,7 +59,7 @@ std::vector<LedgerRecord> coalesce_served_records(std::vector<LedgerRecord>& rec
   // resized.
   std::unordered_map<GroupOf, std::size_t, GroupHash> groups;
   for (LedgerRecord& r : records) {
-    if (!served_without_provider_call(r)) {
+    if (!foldable(r)) {
       out.push_back(std::move(r));
       continue;
     }

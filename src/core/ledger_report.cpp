@@ -23,10 +23,7 @@ constexpr std::array<std::string_view, 9> kByNames = {
 
 void add(ReportRow& row, const LedgerRecord& r) {
   row.calls += r.calls;
-  if (r.outcome == LedgerOutcome::hit || r.outcome == LedgerOutcome::stale ||
-      r.outcome == LedgerOutcome::coalesced) {
-    row.hits += r.calls;
-  }
+  if (served_from_cache(r.outcome)) row.hits += r.calls;
   if (r.outcome == LedgerOutcome::failed) row.failed += r.calls;
   row.spent_nano_usd += r.cost_nano_usd;
   row.avoided_nano_usd += r.avoided_nano_usd;

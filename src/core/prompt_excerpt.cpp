@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace llm_caching::core {
@@ -21,33 +22,22 @@ constexpr std::array<std::string_view, 8> kSkippedKeys = {
     "system", "systemInstruction", "system_instruction", "instructions",
     "tools",  "tool_choice",       "response_format",    "generationConfig"};
 
-bool is_skipped_key(std::string_view key) {
-  for (std::string_view k : kSkippedKeys) {
-    if (key == k) return true;
-  }
-  return false;
-}
-
-bool is_prompt_key(std::string_view key) {
-  for (std::string_view k : kPromptKeys) {
-    if (key == k) return true;
-  }
-  return false;
+bool listed(const auto& keys, std::string_view key) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
 /// Depth first, in document order: the last string under a prompt key (or inside an array or
-/// object under one) wins, so the conversation's last message is the one shown.
-void find_last(const json::value& v, bool under_prompt_key, std::string_view& last, int depth) {
-  if (depth > 64) return;  // a request nests a few levels; a hostile one is not followed down
+/// object under one) wins, so the conversation's last message is the one shown. The recursion
+/// is bounded by the parser, which refuses a body nested deeper than 32 levels.
+void find_last(const json::value& v, bool under_prompt_key, std::string_view& last) {
   if (v.is_string()) {
     if (under_prompt_key && !v.get_string().empty()) last = v.get_string();
   } else if (v.is_array()) {
-    for (const json::value& item : v.get_array())
-      find_last(item, under_prompt_key, last, depth + 1);
+    for (const json::value& item : v.get_array()) find_last(item, under_prompt_key, last);
   } else if (v.is_object()) {
     for (const auto& field : v.get_object()) {
-      if (is_skipped_key(field.key())) continue;
-      find_last(field.value(), under_prompt_key || is_prompt_key(field.key()), last, depth + 1);
+      if (listed(kSkippedKeys, field.key())) continue;
+      find_last(field.value(), under_prompt_key || listed(kPromptKeys, field.key()), last);
     }
   }
 }
@@ -59,7 +49,7 @@ std::string prompt_excerpt(std::string_view body, std::size_t limit) {
   const json::value parsed = json::parse(body, ec);
   if (ec) return {};
   std::string_view last;
-  find_last(parsed, false, last, 0);
+  find_last(parsed, false, last);
   return last.empty() ? std::string() : printable(last, limit);
 }
 
