@@ -16,14 +16,14 @@ asio::awaitable<bool> Gateway::answer_from_memo(WorkerState& worker, const Incom
                                                 ResponseStream& out, RequestRecord& record) {
   const HitMemo::HitPtr hit = worker.hits.find(request.target, request.body);
   if (!hit) co_return false;
-  if (!config_.share_across_keys) {
+  // The caller's scope (its key's one-way hash). Valid until the worker's next request asks.
+  const auto caller_scope = [&]() -> const std::string& {
     const std::string query_key = hit->provider == Provider::gemini
                                       ? match_route(request.method, request.target).query_key
                                       : std::string();
-    if (worker.scopes(caller_identity(hit->provider, request.headers, query_key)) != hit->scope) {
-      co_return false;
-    }
-  }
+    return worker.scopes(caller_identity(hit->provider, request.headers, query_key));
+  };
+  if (!config_.share_across_keys && caller_scope() != hit->scope) co_return false;
   const auto remembered = hit->entry.lock();
   if (!remembered) co_return false;
   // The tiers decide: only the very entry the response was prepared from may be served (an L1
@@ -42,12 +42,11 @@ asio::awaitable<bool> Gateway::answer_from_memo(WorkerState& worker, const Incom
   record.avoided_nano_usd = hit->avoided_nano_usd;
   record.unpriced = !hit->priced;
   if (exchange_->ledger() != nullptr) {
-    const std::string query_key = hit->provider == Provider::gemini
-                                      ? match_route(request.method, request.target).query_key
-                                      : std::string();
-    record.ledger = ledger_request(
-        request, hit->provider, remembered->model, namespace_of_key(hit->storage_key),
-        worker.scopes(caller_identity(hit->provider, request.headers, query_key)));
+    // Unless keys share answers, the check above found the caller's scope equal to the hit's:
+    // the tenant is that, not computed again.
+    record.ledger = ledger_request(request, hit->provider, remembered->model,
+                                   namespace_of_key(hit->storage_key),
+                                   config_.share_across_keys ? caller_scope() : hit->scope);
     ledger_memo_hit(*record.ledger, *remembered, hit->avoided_nano_usd);
   }
   co_await out.send_prepared(hit->response);
