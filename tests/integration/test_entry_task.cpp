@@ -14,6 +14,7 @@
 #include "core/sha256.hpp"
 #include "support/child_process.hpp"
 #include "support/fake_provider.hpp"
+#include "support/files.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_env.hpp"
 
@@ -28,35 +29,16 @@
 namespace llm_caching {
 namespace {
 
+using llmc_test::quote;
+using llmc_test::slurp;
+using llmc_test::tree_hashes;
+
 namespace fs = std::filesystem;
 using llmc_test::ScopedEnv;
 
 constexpr const char* kKey = "sk-task-test-4242";
 constexpr const char* kSecret = "tok-31415926";  // in a system prompt: the fake echoes only
                                                  // the last user message, never this
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::map<std::string, std::string> tree_hashes(const fs::path& root) {
-  std::map<std::string, std::string> out;
-  for (const auto& f : fs::recursive_directory_iterator(root)) {
-    if (f.is_regular_file()) {
-      out[fs::relative(f.path(), root).string()] = core::sha256_hex(slurp(f.path()));
-    }
-  }
-  return out;
-}
 
 class EntryTask : public ::testing::Test {
  protected:

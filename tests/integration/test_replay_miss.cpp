@@ -7,6 +7,7 @@
 
 #include "support/child_process.hpp"
 #include "support/fake_provider.hpp"
+#include "support/files.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_env.hpp"
 
@@ -22,18 +23,14 @@
 namespace llm_caching {
 namespace {
 
+using llmc_test::quote;
+
 namespace fs = std::filesystem;
 using llmc_test::ScopedEnv;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kSecret = "sk-replay-secret-4242";
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 std::string all_text(const fs::path& root) {
   std::string text;

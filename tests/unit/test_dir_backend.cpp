@@ -10,6 +10,7 @@
 #include "llm_caching/cache_key.hpp"
 #include "llm_caching/errors.hpp"
 
+#include "support/files.hpp"
 #include "support/test_env.hpp"
 
 #include <gtest/gtest.h>
@@ -23,6 +24,9 @@
 
 namespace llm_caching::cache {
 namespace {
+
+using llmc_test::slurp;
+using llmc_test::tree_hashes;
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
@@ -42,24 +46,6 @@ core::CacheEntry sample_entry() {
   entry.usage.output_tokens = 2;
   entry.cost_nano_usd = 1950;
   return entry;
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-/// Every file of the tree (relative path -> sha256 of its bytes), hidden ones included.
-std::map<std::string, std::string> tree_hashes(const fs::path& root) {
-  std::map<std::string, std::string> out;
-  for (const auto& f : fs::recursive_directory_iterator(root)) {
-    if (f.is_regular_file()) {
-      out[fs::relative(f.path(), root).string()] = core::sha256_hex(slurp(f.path()));
-    }
-  }
-  return out;
 }
 
 core::CacheEntry decoded(const std::optional<std::string>& bytes) {

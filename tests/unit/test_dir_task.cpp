@@ -11,6 +11,7 @@
 #include "core/entry_signature.hpp"
 #include "llm_caching/cache_key.hpp"
 
+#include "support/files.hpp"
 #include "support/test_env.hpp"
 
 #include <gtest/gtest.h>
@@ -20,6 +21,8 @@
 
 namespace llm_caching::cache {
 namespace {
+
+using llmc_test::slurp;
 
 namespace fs = std::filesystem;
 
@@ -36,13 +39,6 @@ core::CacheEntry answer(std::string task, std::string content = "Paris.") {
   e.api = "chat";
   e.task = std::move(task);
   return e;
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 core::CacheEntry read_back(std::string_view document) {
