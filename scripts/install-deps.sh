@@ -23,6 +23,8 @@ packages=(
   nodejs
   # the libFuzzer targets (scripts/fuzz.sh): Debian's clang and its fuzzer runtime
   clang-14 libclang-rt-14-dev
+  # scripts/format.sh (the repo's .clang-format)
+  clang-format
 )
 
 missing=()
