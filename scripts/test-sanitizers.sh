@@ -11,12 +11,24 @@
 # Usage: scripts/test-sanitizers.sh [asan] [coverage] [tsan] [fuzz]   (no argument: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
+scripts/install-deps.sh
+# The instrumented builds are configured and built through one fixed path, a symlink to this
+# tree, so that ccache shares their objects between clones in different folders (CI's fresh
+# clone reuses the objects of a run in another clone on the same machine): `--coverage` objects
+# embed the absolute path of their .gcda file and -g1 ones their build folder, which ccache hashes.
+# CMake and ccache keep the path as given ($PWD), not the symlink's target.
+tree=${LLMC_SANITIZE_TREE:-/tmp/llm-caching-sanitize-tree}
+ln -sfn "$PWD" "$tree"
+cd "$tree"
+export PWD="$tree"
+root=$tree
+export CCACHE_NOHASHDIR=1
+# Room for the Release, instrumented and fuzz objects together (ccache's default is 5 GB).
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-20G}
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=(asan coverage tsan fuzz)
 wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 
-scripts/install-deps.sh
 export CCACHE_BASEDIR="$root"
 reports="$root/build/sanitizer-reports"
 rm -rf "$reports"
