@@ -68,6 +68,15 @@ void take_usage(LedgerRecord& record, const Usage& usage) noexcept;
 /// nothing to store.
 std::vector<LedgerRecord> coalesce_served_records(std::vector<LedgerRecord>& records);
 
+/// The fold of coalesce_served_records for one pair: when `into` and `record` are both calls
+/// served from the cache, of one group and UTC second, `record` is added to `into` (true).
+/// Otherwise nothing changes (false).
+bool fold_served_into(LedgerRecord& into, const LedgerRecord& record) noexcept;
+/// The same for one more call like `like` that ended at `time_ms` after `latency_us` (its own
+/// time and latency are not read).
+bool fold_served_into(LedgerRecord& into, const LedgerRecord& like, std::int64_t time_ms,
+                      std::int64_t latency_us) noexcept;
+
 /// One record as one line of JSON (no newline): the Redis stream's value and the spill file's
 /// line. decode_ledger_line returns nullopt for a line it cannot read in full (a spill file cut
 /// by a crash ends in one).

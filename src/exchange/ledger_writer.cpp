@@ -14,8 +14,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <system_error>
 
 namespace llm_caching::exchange {
@@ -23,6 +25,8 @@ namespace llm_caching::exchange {
 namespace fs = std::filesystem;
 
 namespace {
+
+std::atomic<std::uint64_t> next_writer_id{1};
 
 std::uint64_t calls_in(const std::vector<core::LedgerRecord>& records) {
   std::uint64_t calls = 0;
@@ -83,7 +87,7 @@ std::vector<core::LedgerRecord> decode_lines(std::string_view text, const fs::pa
 }  // namespace
 
 LedgerWriter::LedgerWriter(std::shared_ptr<cache::Backend> backend, LedgerOptions options)
-    : backend_(std::move(backend)), options_(std::move(options)) {
+    : backend_(std::move(backend)), options_(std::move(options)), id_(next_writer_id++) {
   if (!options_.spill_dir.empty()) {
     spill_file_ = options_.spill_dir /
                   fmt::format("{}{}.jsonl", spill_prefix(*backend_), static_cast<long>(::getpid()));
@@ -101,14 +105,73 @@ LedgerWriter::~LedgerWriter() {
   if (spill_fd_ >= 0) ::close(spill_fd_);
 }
 
-void LedgerWriter::record(core::LedgerRecord record) {
-  bool full = false;
+LedgerWriter::Shard& LedgerWriter::shard() {
+  struct Slot {
+    std::uint64_t writer = 0;
+    std::shared_ptr<Shard> shard;
+  };
+  // This thread's shards of the writers it recorded to last: a process has one writer, tests
+  // make a few in turn. A slot given up (the thread ended, or the slot went to a fifth writer)
+  // leaves its shard to the writer, which takes its records and drops it.
+  thread_local std::array<Slot, 4> slots;
+  thread_local std::size_t replaced = 0;
+  for (const Slot& slot : slots) {
+    if (slot.writer == id_) return *slot.shard;
+  }
+  auto made = std::make_shared<Shard>();
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(record));
-    full = queue_.size() >= options_.batch_limit;
+    shards_.push_back(made);
   }
-  if (full) wake_.notify_one();
+  Slot& slot = slots.at(replaced++ % slots.size());
+  slot = Slot{id_, std::move(made)};
+  return *slot.shard;
+}
+
+void LedgerWriter::wake_if_full(std::size_t queued) {
+  if (queued < options_.batch_limit) return;
+  full_.store(true, std::memory_order_relaxed);
+  wake_.notify_one();
+}
+
+void LedgerWriter::record(core::LedgerRecord record) {
+  Shard& own = shard();
+  std::size_t queued = 0;
+  {
+    std::lock_guard lock(own.mutex);
+    if (!own.queue.empty() && core::fold_served_into(own.queue.back(), record)) return;
+    own.queue.push_back(std::move(record));
+    queued = own.queue.size();
+  }
+  wake_if_full(queued);
+}
+
+void LedgerWriter::record_like(const core::LedgerRecord& like, std::int64_t time_ms,
+                               std::int64_t latency_us) {
+  Shard& own = shard();
+  std::size_t queued = 0;
+  {
+    std::lock_guard lock(own.mutex);
+    if (!own.queue.empty() && core::fold_served_into(own.queue.back(), like, time_ms, latency_us)) {
+      return;
+    }
+    own.queue.push_back(like);
+    own.queue.back().time_ms = time_ms;
+    own.queue.back().latency_us = latency_us;
+    queued = own.queue.size();
+  }
+  wake_if_full(queued);
+}
+
+void LedgerWriter::take_shards(std::vector<core::LedgerRecord>& batch) {
+  std::erase_if(shards_, [&batch](const std::shared_ptr<Shard>& shard) {
+    // Read before the records are taken: a thread that gave its shard up adds none after.
+    const bool given_up = shard.use_count() == 1;
+    std::lock_guard lock(shard->mutex);
+    std::move(shard->queue.begin(), shard->queue.end(), std::back_inserter(batch));
+    shard->queue.clear();  // its capacity stays: the thread's next records need no allocation
+    return given_up;
+  });
 }
 
 void LedgerWriter::flush() {
@@ -123,21 +186,23 @@ void LedgerWriter::flush() {
 
 LedgerWriter::Stats LedgerWriter::stats() const {
   std::lock_guard lock(mutex_);
-  return stats_;
+  Stats stats = stats_;
+  stats.shards = shards_.size();
+  return stats;
 }
 
 void LedgerWriter::run() {
   core::name_this_thread("llmc-ledger");
+  std::vector<core::LedgerRecord> batch;  // keeps its capacity from round to round
   std::unique_lock lock(mutex_);
   while (true) {
     wake_.wait_for(lock, options_.flush_interval, [&] {
-      return stopping_ || flush_asked_ > 0 || queue_.size() >= options_.batch_limit;
+      return stopping_ || flush_asked_ > 0 || full_.load(std::memory_order_relaxed);
     });
     ++rounds_started_;
-    // The queue takes the spare's capacity, so that the callers' pushes do not grow it again.
-    std::vector<core::LedgerRecord> batch;
-    batch.swap(queue_);
-    queue_.swap(spare_);
+    full_.store(false, std::memory_order_relaxed);
+    batch.clear();
+    take_shards(batch);
     const bool urgent = stopping_ || flush_asked_ > 0;
     const bool stop = stopping_;
     lock.unlock();
@@ -154,10 +219,9 @@ void LedgerWriter::run() {
                                             std::make_move_iterator(last)));
     }
     lock.lock();
-    if (batch.capacity() > spare_.capacity()) spare_.swap(batch);
     ++rounds_finished_;
     flushed_.notify_all();
-    if (stop && queue_.empty()) return;
+    if (stop && rows.empty()) return;
   }
 }
 

@@ -48,8 +48,13 @@ class LedgerWriter {
   LedgerWriter(const LedgerWriter&) = delete;
   LedgerWriter& operator=(const LedgerWriter&) = delete;
 
-  /// Queues one record (a lock and a move: the hot path's share).
+  /// Queues one record in the calling thread's shard (a lock no other caller takes, and a
+  /// move). A call served from the cache of the group and UTC second of the last record this
+  /// thread queued folds into that record instead (core::fold_served_into).
   void record(core::LedgerRecord record);
+  /// The same for one more call like `like`, a record the caller keeps (a memoized hit's), that
+  /// ended at `time_ms` and took `latency_us`: copied only when it does not fold.
+  void record_like(const core::LedgerRecord& like, std::int64_t time_ms, std::int64_t latency_us);
   /// Returns once every record recorded before the call is stored or spilled, and (when the
   /// backend answers) the spill files are replayed. For tests and `costs` in the same process.
   void flush();
@@ -60,6 +65,9 @@ class LedgerWriter {
     std::uint64_t spilled = 0;   ///< calls written to a spill file
     std::uint64_t replayed = 0;  ///< calls moved from spill files to the backend
     std::uint64_t dropped = 0;   ///< calls lost (no spill dir, or the spill file failed)
+    /// Calling threads with a queue of their own; one that ended is dropped once its records
+    /// are taken.
+    std::size_t shards = 0;
   };
   Stats stats() const;
   /// This process's spill file (empty without a spill dir).
@@ -83,16 +91,32 @@ class LedgerWriter {
   bool spill_pending_ = true;  ///< writer thread only; true at start: look for leftovers
   std::chrono::steady_clock::time_point next_replay_{};
 
+  /// One calling thread's queue. Threads never share one: a hit on one core does not pull
+  /// another core's cache line. The writer thread takes every shard's records each round.
+  struct Shard {
+    std::mutex mutex;
+    std::vector<core::LedgerRecord> queue;  // guarded by mutex
+  };
+  /// The calling thread's shard of this writer (made on its first record).
+  Shard& shard();
+  /// Moves every shard's records into `batch`; drops the shards of threads that ended.
+  void take_shards(std::vector<core::LedgerRecord>& batch);
+  /// Wakes the writer when `queued` records reached a batch.
+  void wake_if_full(std::size_t queued);
+
+  /// Tells this writer's shards from those of a writer destroyed before at the same address.
+  const std::uint64_t id_;
+
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable flushed_;
-  std::vector<core::LedgerRecord> queue_;  // guarded by mutex_
-  std::vector<core::LedgerRecord> spare_;  // guarded by mutex_: empty, a batch's capacity
-  std::uint64_t rounds_started_ = 0;       // guarded by mutex_
-  std::uint64_t rounds_finished_ = 0;      // guarded by mutex_
-  std::uint64_t flush_asked_ = 0;          // guarded by mutex_
-  bool stopping_ = false;                  // guarded by mutex_
-  Stats stats_;                            // guarded by mutex_
+  std::vector<std::shared_ptr<Shard>> shards_;  // guarded by mutex_
+  std::atomic<bool> full_{false};      ///< a shard holds a batch's worth: write without waiting
+  std::uint64_t rounds_started_ = 0;   // guarded by mutex_
+  std::uint64_t rounds_finished_ = 0;  // guarded by mutex_
+  std::uint64_t flush_asked_ = 0;      // guarded by mutex_
+  bool stopping_ = false;              // guarded by mutex_
+  Stats stats_;                        // guarded by mutex_
   std::thread thread_;
 };
 

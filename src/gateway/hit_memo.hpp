@@ -7,12 +7,14 @@
 #pragma once
 
 #include "core/entry.hpp"
+#include "core/ledger.hpp"
 #include "gateway/http_types.hpp"
 #include "llm_caching/cache_key.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,6 +31,9 @@ class HitMemo {
     std::shared_ptr<const PreparedResponse> response;
     std::int64_t avoided_nano_usd = 0;
     bool priced = true;
+    /// With the ledger on: the record of a call this hit answers, but its time and latency (the
+    /// record of the call it was memoized from, which had the same caller, request and entry).
+    std::optional<core::LedgerRecord> ledger;
   };
   /// Shared, so a caller keeps it while the memo changes under a suspended coroutine.
   using HitPtr = std::shared_ptr<const Hit>;

@@ -38,19 +38,4 @@ core::LedgerRecord ledger_request(const IncomingRequest& request, Provider provi
   return r;
 }
 
-void ledger_memo_hit(core::LedgerRecord& r, const core::CacheEntry& entry,
-                     std::int64_t avoided_nano_usd) {
-  core::take_usage(r, entry.usage);
-  r.avoided_nano_usd = avoided_nano_usd;
-  r.outcome = core::LedgerOutcome::hit;
-}
-
-std::string_view namespace_of_key(std::string_view storage_key) {
-  constexpr std::string_view kPrefix = "llm-caching:v1:";
-  if (!storage_key.starts_with(kPrefix)) return {};
-  storage_key.remove_prefix(kPrefix.size());
-  const std::size_t colon = storage_key.rfind(':');
-  return colon == std::string_view::npos ? std::string_view() : storage_key.substr(0, colon);
-}
-
 }  // namespace llm_caching::gateway

@@ -3,7 +3,6 @@
 // fill RequestRecord::ledger with it and Gateway::handle hands it to the exchange's writer.
 #pragma once
 
-#include "core/entry.hpp"
 #include "core/ledger.hpp"
 #include "exchange/exchange.hpp"
 #include "gateway/http_types.hpp"
@@ -18,11 +17,7 @@ namespace llm_caching::gateway {
 core::LedgerRecord ledger_request(const IncomingRequest& request, Provider provider,
                                   std::string_view model, std::string_view namespace_,
                                   std::string_view tenant_scope);
-// The outcome, tokens and money of a finished exchange: exchange::record_result.
-/// A hit answered from the worker's memo of `entry`, avoiding `avoided_nano_usd`.
-void ledger_memo_hit(core::LedgerRecord& record, const core::CacheEntry& entry,
-                     std::int64_t avoided_nano_usd);
-/// The namespace part of a storage key llm-caching:v1:<namespace>:<hex>.
-std::string_view namespace_of_key(std::string_view storage_key);
+// The outcome, tokens and money of a finished exchange: exchange::record_result. A hit answered
+// from the worker's memo reuses the record of the call it was memoized from (HitMemo::Hit).
 
 }  // namespace llm_caching::gateway

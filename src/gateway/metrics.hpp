@@ -55,6 +55,8 @@ struct RequestRecord {
   /// Set by a provider route when the ledger is on: the record to write once the request ends
   /// (its latency is filled in then).
   std::optional<core::LedgerRecord> ledger;
+  /// Or, for a memoized hit: the memo's record of such a call, which the ledger copies or folds.
+  std::shared_ptr<const core::LedgerRecord> ledger_like;
 };
 
 class Metrics {

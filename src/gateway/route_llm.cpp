@@ -153,6 +153,7 @@ std::shared_ptr<const PreparedResponse> memoize_hit(WorkerState& worker,
                                                     const IncomingRequest& request,
                                                     Provider provider, const std::string& scope,
                                                     const exchange::ExchangeResult& result,
+                                                    const std::optional<core::LedgerRecord>& ledger,
                                                     OutgoingResponse response) {
   auto hit = std::make_shared<HitMemo::Hit>();
   hit->provider = provider;
@@ -162,6 +163,7 @@ std::shared_ptr<const PreparedResponse> memoize_hit(WorkerState& worker,
   hit->response = prepare_response(std::move(response));
   hit->avoided_nano_usd = result.avoided_nano_usd;
   hit->priced = result.priced;
+  hit->ledger = ledger;
   worker.hits.remember(request.target, request.body, hit);
   return hit->response;
 }
@@ -325,7 +327,7 @@ asio::awaitable<void> Gateway::handle_llm(WorkerState& worker, Call& call, Respo
     // The memo checks the caller's tenant partition alone (route_memo.cpp): the rest of the
     // scope (the upstream, no shaping headers) is the same for every request it answers.
     co_await out.send_prepared(memoize_hit(worker, request, route.provider,
-                                           worker.scopes(llm.identity), *result,
+                                           worker.scopes(llm.identity), *result, record.ledger,
                                            std::move(response)));
     co_return;
   }

@@ -5,7 +5,6 @@
 
 #include "gateway/controls.hpp"
 #include "gateway/hit_memo.hpp"
-#include "gateway/ledger_record.hpp"
 #include "gateway/worker_state.hpp"
 
 namespace llm_caching::gateway {
@@ -41,13 +40,16 @@ asio::awaitable<bool> Gateway::answer_from_memo(WorkerState& worker, const Incom
   record.status = 200;
   record.avoided_nano_usd = hit->avoided_nano_usd;
   record.unpriced = !hit->priced;
-  if (exchange_->ledger() != nullptr) {
-    // Unless keys share answers, the check above found the caller's scope equal to the hit's:
-    // the tenant is that, not computed again.
-    record.ledger = ledger_request(request, hit->provider, remembered->model,
-                                   namespace_of_key(hit->storage_key),
-                                   config_.share_across_keys ? caller_scope() : hit->scope);
-    ledger_memo_hit(*record.ledger, *remembered, hit->avoided_nano_usd);
+  if (exchange_->ledger() != nullptr && hit->ledger) {
+    // A memoized request has no x-llm-* header: this call's record is the one the memo kept,
+    // for the caller it was memoized from. Unless keys share answers, the check above found this
+    // caller's scope to be that one: the writer copies or folds the memo's record.
+    if (config_.share_across_keys) {
+      record.ledger = *hit->ledger;
+      record.ledger->tenant = caller_scope();
+    } else {
+      record.ledger_like = std::shared_ptr<const core::LedgerRecord>(hit, &*hit->ledger);
+    }
   }
   co_await out.send_prepared(hit->response);
   co_return true;

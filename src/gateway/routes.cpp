@@ -72,12 +72,16 @@ void Gateway::warn_unpriced(const std::string& model) {
 }
 
 void Gateway::write_ledger(RequestRecord& record) {
-  if (!record.ledger) return;
   exchange::LedgerWriter* ledger = exchange_->ledger();
-  if (ledger == nullptr) return;
-  record.ledger->time_ms = exchange::system_now_ms();
-  record.ledger->latency_us =
+  if (ledger == nullptr || (!record.ledger && !record.ledger_like)) return;
+  const std::int64_t latency_us =
       std::chrono::duration_cast<std::chrono::microseconds>(record.latency).count();
+  if (record.ledger_like) {
+    ledger->record_like(*record.ledger_like, exchange::system_now_ms(), latency_us);
+    return;
+  }
+  record.ledger->time_ms = exchange::system_now_ms();
+  record.ledger->latency_us = latency_us;
   ledger->record(std::move(*record.ledger));
 }
 

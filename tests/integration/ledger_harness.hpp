@@ -21,28 +21,10 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 /// `llm-caching serve` over `cache_url`, its ledger spilling into `spill_dir`.
 class LedgerGateway {
  public:
+  /// `serve_flags` go after serve's own (e.g. --share-cache-across-keys).
   LedgerGateway(const FakeProvider& fake, const std::string& cache_url,
-                const std::string& spill_dir)
-      : process_({kCliPath,
-                  "--cache-url",
-                  cache_url,
-                  "serve",
-                  "--listen",
-                  "127.0.0.1:0",
-                  "--threads",
-                  "2",
-                  "--log-level",
-                  "error",
-                  "--initial-wait-ms",
-                  "20",
-                  "--upstream",
-                  "openai=" + fake.base_url() + "/v1",
-                  "--upstream",
-                  "anthropic=" + fake.base_url(),
-                  "--upstream",
-                  "gemini=" + fake.base_url(),
-                  "--ledger-spill-dir",
-                  spill_dir}),
+                const std::string& spill_dir, const std::vector<std::string>& serve_flags = {})
+      : process_(command(fake, cache_url, spill_dir, serve_flags)),
         port_(port_of(process_.ready_line())) {}
 
   std::string url(const std::string& path) const {
@@ -51,6 +33,33 @@ class LedgerGateway {
   int stop() { return process_.stop(); }
 
  private:
+  static std::vector<std::string> command(const FakeProvider& fake, const std::string& cache_url,
+                                          const std::string& spill_dir,
+                                          const std::vector<std::string>& serve_flags) {
+    std::vector<std::string> args = {kCliPath,
+                                     "--cache-url",
+                                     cache_url,
+                                     "serve",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--threads",
+                                     "2",
+                                     "--log-level",
+                                     "error",
+                                     "--initial-wait-ms",
+                                     "20",
+                                     "--upstream",
+                                     "openai=" + fake.base_url() + "/v1",
+                                     "--upstream",
+                                     "anthropic=" + fake.base_url(),
+                                     "--upstream",
+                                     "gemini=" + fake.base_url(),
+                                     "--ledger-spill-dir",
+                                     spill_dir};
+    args.insert(args.end(), serve_flags.begin(), serve_flags.end());
+    return args;
+  }
+
   llmc_test::ChildProcess process_;
   std::uint16_t port_;
 };

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <future>
+#include <map>
 #include <thread>
 
 namespace {
@@ -61,6 +62,54 @@ TEST(Ledger, MixedGatewayCallsOnRedisSumExactlyInCostsJson) {
   // The per-day counters beside the stream hold the same totals.
   EXPECT_EQ(day_counter(redis, "total::calls", started_ms), sent.calls);
   EXPECT_EQ(day_counter(redis, "total::spent_nano_usd", started_ms), sent.cost_nano_usd);
+}
+
+TEST(Ledger, MemoizedHitsAreEachRecordedForTheirCallersTenant) {
+  // Plain repeats (no x-llm-* header) are answered from the workers' memo of prepared hits,
+  // whose ledger record is kept with it and folded per second: every call still counts, for
+  // the tenant of its own key, also when keys share answers.
+  for (const bool shared : {false, true}) {
+    SCOPED_TRACE(shared ? "--share-cache-across-keys" : "partitioned by key");
+    FakeProvider fake;
+    llmc_test::TempDir dir;
+    const std::string cache_url = "sqlite://" + (dir.path() / "cache.db").string();
+    LedgerGateway gateway(fake, cache_url, (dir.path() / "spill").string(),
+                          shared ? std::vector<std::string>{"--share-cache-across-keys"}
+                                 : std::vector<std::string>{});
+    std::map<std::int64_t, std::int64_t> avoided_by_hits;  // per key: hits -> avoided nano-USD
+    for (const std::string key : {"sk-memo-a", "sk-memo-b"}) {
+      std::int64_t hits = 0;
+      std::int64_t avoided = 0;
+      for (int i = 0; i < 60; ++i) {
+        const HttpResponse r =
+            send(post(gateway.url("/v1/chat/completions"), openai_body("a memoized question"),
+                      {{"authorization", "Bearer " + key}}));
+        ASSERT_EQ(r.status, 200) << r.body;
+        if (r.header("x-llm-cache") == "HIT") {
+          ++hits;
+          avoided += nano_usd_of(r.header("x-llm-avoided-usd"));
+        }
+      }
+      avoided_by_hits[hits] = avoided;
+    }
+    // Partitioned: each key's first call is its own miss. Shared: the second key's are all hits.
+    ASSERT_EQ(avoided_by_hits.size(), shared ? 2u : 1u);
+    EXPECT_EQ(avoided_by_hits.begin()->first, 59);
+    EXPECT_GT(avoided_by_hits.begin()->second, 0);
+    const HttpResponse report = get(gateway.url("/costs?since=1h&by=tenant"));
+    ASSERT_EQ(report.status, 200) << report.body;
+    const json::object costs = costs_json(report.body);
+    EXPECT_EQ(costs.at("total").as_object().at("calls").as_int64(), 120);
+    const json::array& rows = costs.at("rows").as_array();
+    ASSERT_EQ(rows.size(), 2u) << report.body;  // one tenant per key
+    for (const json::value& row : rows) {
+      EXPECT_EQ(row.at("calls").as_int64(), 60) << report.body;
+      const std::int64_t hits = row.at("hits").as_int64();
+      ASSERT_TRUE(avoided_by_hits.contains(hits)) << report.body;
+      EXPECT_EQ(row.at("avoided_nano_usd").as_int64(), avoided_by_hits.at(hits)) << report.body;
+    }
+    EXPECT_EQ(gateway.stop(), 0);
+  }
 }
 
 TEST(Ledger, RecordsWrittenWhileRedisIsDownReachItOnceItIsBack) {

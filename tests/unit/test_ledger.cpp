@@ -1,10 +1,9 @@
-// The ledger (docs/COSTS.md): a record's line, the report's sums and formats, the SQLite table,
-// and the writer's spill file while the backend fails, replayed when it answers again.
+// The ledger (docs/COSTS.md): a record's line, folding, the report's sums and formats, and the
+// SQLite table. The writer's tests: test_ledger_writer.cpp.
 #include "cache/run_blocking.hpp"
 #include "cache/sqlite_backend.hpp"
 #include "core/ledger.hpp"
-#include "exchange/ledger_writer.hpp"
-#include "llm_caching/errors.hpp"
+#include "support/ledger_records.hpp"
 #include "support/memory_backed_backend.hpp"
 #include "support/test_env.hpp"
 
@@ -12,8 +11,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-
-#include <atomic>
+#include <array>
 #include <filesystem>
 #include <fstream>
 
@@ -22,27 +20,9 @@ namespace {
 using namespace llm_caching;
 using core::LedgerOutcome;
 using core::LedgerRecord;
-
-constexpr std::int64_t kDay = 86'400'000;
-constexpr std::int64_t kDec1 = 1'796'083'200'000;  // 2026-12-01T00:00:00Z
-
-LedgerRecord record(std::int64_t time_ms, std::string task, LedgerOutcome outcome,
-                    std::int64_t cost, std::int64_t avoided = 0, std::string tags = {}) {
-  LedgerRecord r;
-  r.time_ms = time_ms;
-  r.task = std::move(task);
-  r.model = "gpt-4o-mini";
-  r.provider = "openai";
-  r.tenant = "key:0123";
-  r.tags = std::move(tags);
-  r.input_tokens = 10;
-  r.output_tokens = 5;
-  r.cost_nano_usd = cost;
-  r.avoided_nano_usd = avoided;
-  r.latency_us = 1234;
-  r.outcome = outcome;
-  return r;
-}
+using llmc_test::kDay;
+using llmc_test::kDec1;
+using llmc_test::record;
 
 TEST(LedgerLine, RoundTripsEveryField) {
   LedgerRecord r = record(kDec1 + 5, "nightly \"eval\"", LedgerOutcome::coalesced, 0, 5550, "a,b");
@@ -142,6 +122,65 @@ TEST(LedgerCoalesce, EveryReportIsTheSameFoldedOrNot) {
     // A window that starts within the folded seconds: a folded row's time is its earliest call's.
     EXPECT_EQ(core::build_report(rows, kDec1, kDec1 + kDay, by).total.calls,
               core::build_report(records, kDec1, kDec1 + kDay, by).total.calls);
+  }
+}
+
+TEST(LedgerCoalesce, FoldServedIntoFoldsOnlyServedCallsOfOneGroupAndSecond) {
+  LedgerRecord into = record(kDec1 + 500, "a", LedgerOutcome::hit, 0, 10);
+  EXPECT_TRUE(core::fold_served_into(into, record(kDec1 + 200, "a", LedgerOutcome::hit, 0, 10)));
+  EXPECT_EQ(into.calls, 2);
+  EXPECT_EQ(into.time_ms, kDec1 + 200);
+  EXPECT_EQ(into.avoided_nano_usd, 20);
+  const LedgerRecord before = into;
+  for (const LedgerRecord& other : {
+           record(kDec1 + 1000, "a", LedgerOutcome::hit, 0, 10),   // the next second
+           record(kDec1 + 300, "b", LedgerOutcome::hit, 0, 10),    // another task
+           record(kDec1 + 300, "a", LedgerOutcome::stale, 0, 10),  // another outcome
+           record(kDec1 + 300, "a", LedgerOutcome::miss, 10),      // spent
+           record(kDec1 + 300, "a", LedgerOutcome::failed, 0),     // failed
+       }) {
+    EXPECT_FALSE(core::fold_served_into(into, other));
+    EXPECT_EQ(into, before);
+  }
+  LedgerRecord miss = record(kDec1 + 300, "a", LedgerOutcome::miss, 10);
+  EXPECT_FALSE(core::fold_served_into(miss, before));  // into a record that spent: never
+}
+
+TEST(LedgerCoalesce, FoldingEachRecordIntoTheLastOfItsThreadChangesNoReport) {
+  // How the ledger's writer queues records: per calling thread, a served call of the same group
+  // and second as that thread's last record folds into it. Three threads, 3,000 calls in runs
+  // of repeats, as a cache under load sees them: every report is what the calls make unfolded.
+  std::vector<LedgerRecord> calls;
+  std::array<std::vector<LedgerRecord>, 3> threads;
+  std::uint64_t seed = 7;
+  const auto next = [&seed](std::uint64_t n) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (seed >> 33) % n;
+  };
+  LedgerRecord current = record(kDec1 - 3000, "task-0", LedgerOutcome::hit, 0, 10);
+  for (int i = 0; i < 3000; ++i) {
+    if (next(8) == 0) {  // a new kind of call
+      const std::array<LedgerOutcome, 4> outcomes = {
+          LedgerOutcome::hit, LedgerOutcome::miss, LedgerOutcome::coalesced, LedgerOutcome::stale};
+      const LedgerOutcome outcome = outcomes.at(next(4));
+      current = record(current.time_ms, "task-" + std::to_string(next(3)), outcome,
+                       outcome == LedgerOutcome::miss ? 1000 : 0, 10, next(2) == 0 ? "" : "a,b");
+      current.tenant = next(2) == 0 ? "key:0123" : "user:ann";
+    }
+    current.time_ms += static_cast<std::int64_t>(next(5));  // crosses seconds and midnight
+    calls.push_back(current);
+    std::vector<LedgerRecord>& queue = threads.at(next(3));
+    if (queue.empty() || !core::fold_served_into(queue.back(), current)) queue.push_back(current);
+  }
+  std::vector<LedgerRecord> queued;
+  for (auto& queue : threads) queued.insert(queued.end(), queue.begin(), queue.end());
+  EXPECT_LT(queued.size(), calls.size() / 2);
+  for (const core::ReportBy by :
+       {core::ReportBy::total, core::ReportBy::task, core::ReportBy::tenant, core::ReportBy::day,
+        core::ReportBy::tag, core::ReportBy::outcome}) {
+    EXPECT_EQ(core::report_json(core::build_report(queued, kDec1 - kDay, kDec1 + kDay, by)),
+              core::report_json(core::build_report(calls, kDec1 - kDay, kDec1 + kDay, by)))
+        << core::report_by_name(by);
   }
 }
 
@@ -287,105 +326,6 @@ TEST(SqliteLedger, ATableFromBeforeFoldedRecordsGainsTheCallsColumn) {
   EXPECT_EQ(read[0].task, "old");
   EXPECT_EQ(read[0].calls, 1);
   EXPECT_EQ(read[1], folded);
-}
-
-/// A ledger that fails while `down` is set, as a store that is unreachable.
-class FlakyLedger : public llmc_test::MemoryBackedBackend {
- public:
-  std::atomic<bool> down{false};
-  bool keeps_ledger() const noexcept override { return true; }
-  boost::asio::awaitable<void> ledger_append(std::vector<LedgerRecord> records) override {
-    if (down) throw CacheError("the ledger is down");
-    co_await store.ledger_append(std::move(records));
-  }
-  boost::asio::awaitable<std::vector<LedgerRecord>> ledger_read(std::int64_t since,
-                                                                std::int64_t until) override {
-    co_return co_await store.ledger_read(since, until);
-  }
-  /// The calls the stored records stand for.
-  std::int64_t count() {
-    std::int64_t calls = 0;
-    for (const LedgerRecord& r : cache::run_blocking(store.ledger_read(0, INT64_MAX))) {
-      calls += r.calls;
-    }
-    return calls;
-  }
-};
-
-TEST(LedgerWriter, SpillsWhileTheStoreIsDownAndReplaysInOrderWhenItIsBack) {
-  llmc_test::TempDir dir;
-  auto backend = std::make_shared<FlakyLedger>();
-  exchange::LedgerOptions options{.enabled = true, .spill_dir = dir.path() / "spill"};
-  exchange::LedgerWriter writer(backend, options);
-  for (int i = 0; i < 10; ++i) writer.record(record(kDec1 + i, "up", LedgerOutcome::miss, 1));
-  writer.flush();
-  EXPECT_EQ(backend->count(), 10);
-
-  backend->down = true;
-  for (int i = 10; i < 30; ++i) writer.record(record(kDec1 + i, "down", LedgerOutcome::miss, 1));
-  writer.flush();
-  EXPECT_EQ(backend->count(), 10);
-  EXPECT_EQ(writer.stats().spilled, 20u);
-  ASSERT_TRUE(std::filesystem::exists(writer.spill_file()));
-
-  backend->down = false;
-  writer.record(record(kDec1 + 30, "back", LedgerOutcome::miss, 1));
-  writer.flush();  // replays the spill first, then the new record
-  const auto stored = cache::run_blocking(backend->ledger_read(0, INT64_MAX));
-  ASSERT_EQ(stored.size(), 31u);
-  for (int i = 0; i < 31; ++i) EXPECT_EQ(stored[i].time_ms, kDec1 + i);
-  EXPECT_EQ(writer.stats().replayed, 20u);
-  EXPECT_FALSE(std::filesystem::exists(writer.spill_file()));
-}
-
-TEST(LedgerWriter, FoldsTheHitsOfABatchAndCountsTheirCalls) {
-  llmc_test::TempDir dir;
-  auto backend = std::make_shared<FlakyLedger>();
-  // Written only when flushed: the 1,000 hits are one batch.
-  exchange::LedgerOptions options{
-      .enabled = true, .spill_dir = dir.path() / "spill", .flush_interval = std::chrono::hours(1)};
-  exchange::LedgerWriter writer(backend, options);
-  for (int i = 0; i < 1000; ++i) writer.record(record(kDec1 + i % 100, "t", LedgerOutcome::hit, 0));
-  writer.record(record(kDec1, "t", LedgerOutcome::miss, 3));
-  writer.flush();
-  const auto stored = cache::run_blocking(backend->ledger_read(0, INT64_MAX));
-  ASSERT_EQ(stored.size(), 2u);
-  EXPECT_EQ(stored[0].calls, 1000);
-  EXPECT_EQ(stored[1].calls, 1);
-  EXPECT_EQ(writer.stats().stored, 1001u);
-  backend->down = true;
-  for (int i = 0; i < 10; ++i) writer.record(record(kDec1, "t", LedgerOutcome::hit, 0));
-  writer.flush();
-  EXPECT_EQ(writer.stats().spilled, 10u);
-  backend->down = false;
-  writer.flush();
-  EXPECT_EQ(writer.stats().replayed, 10u);
-  EXPECT_EQ(backend->count(), 1011);
-}
-
-TEST(LedgerWriter, FlushesEverythingOnDestructionAndReplaysAnotherProcesssLeftovers) {
-  llmc_test::TempDir dir;
-  auto backend = std::make_shared<FlakyLedger>();
-  exchange::LedgerOptions options{.enabled = true, .spill_dir = dir.path() / "spill"};
-  std::filesystem::path left_behind;
-  {
-    backend->down = true;
-    exchange::LedgerWriter writer(backend, options);
-    for (int i = 0; i < 5; ++i) writer.record(record(kDec1 + i, "t", LedgerOutcome::miss, 1));
-    left_behind = writer.spill_file();
-  }  // the store is down: the records wait in the spill file
-  ASSERT_TRUE(std::filesystem::exists(left_behind));
-  // As if its process had ended: another pid's name, nobody holds it.
-  const auto orphan = left_behind.parent_path() / (left_behind.stem().string() + "0.jsonl");
-  std::filesystem::rename(left_behind, orphan);
-  std::ofstream(orphan, std::ios::app) << R"({"t":1,"o":"mis)";  // a line cut by a crash
-  backend->down = false;
-  {
-    exchange::LedgerWriter writer(backend, options);
-    for (int i = 5; i < 8; ++i) writer.record(record(kDec1 + i, "t", LedgerOutcome::hit, 0));
-  }
-  EXPECT_EQ(backend->count(), 8);
-  EXPECT_FALSE(std::filesystem::exists(orphan));
 }
 
 }  // namespace
