@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import _core
-from ._transport import captured, current_run, record_call
+from ._transport import captured, current_run, record_call, run_steps
 
 #: Answers remembered per SDK method of a client (the oldest is forgotten first).
 MEMO_LIMIT = 256
@@ -96,6 +96,10 @@ class FastCreate:
                                        recorded.headers, recorded.body)
             if result is not None and result.status == 200 and result.body == recorded.answer:
                 scope.calls.append(record_call(result))
+                steps = run_steps.get()
+                if steps is not None:
+                    steps.append((recorded.method, recorded.url, recorded.headers, recorded.body,
+                                  result))
                 return recorded.parsed
         return await self._through_sdk(fingerprint, kwargs)
 
