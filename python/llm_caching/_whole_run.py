@@ -38,6 +38,7 @@ from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from . import _core
+from ._fresh_copy import fresh_result
 from ._transport import RunScope, call_core
 
 #: Runs remembered in this process (the oldest is forgotten first).
@@ -64,10 +65,9 @@ class _Record:
     shape: tuple
     keep: tuple  # the objects whose ids are in the shape, alive while the record is
     steps: tuple[_Step, ...]
-    adapter: Any  # TypeAdapter(AgentRunResult[output type])
-    result_json: bytes  # the result as a hit would give it (costs 0)
-    #: (message index, field, value): what JSON cannot carry (provider_details' datetimes)
-    fixes: tuple[tuple[int, str, Any], ...]
+    #: The result as a hit gives it (the run's responses priced 0), rebuilt from pydantic_ai's
+    #: JSON of the run's result; each hit returns a fresh copy (_fresh_copy.py).
+    template: Any
     model_name: str
 
 
@@ -125,7 +125,15 @@ def _changes_runs(agent: Any) -> bool:
         or any(agent._event_hooks._registry.values())
         or any(type(c).__name__ not in _PLAIN_CAPABILITIES
                for c in agent._root_capability.capabilities)
-        or any(getattr(agent, name).get() is not None for name in _overrides))
+        or _overridden(agent))
+
+
+def _overridden(agent: Any) -> bool:
+    """An ``agent.override(...)`` is in effect in this context."""
+    for name in _overrides:
+        if getattr(agent, name).get() is not None:
+            return True
+    return False
 
 
 def agent_shape(agent: Any) -> tuple[tuple, tuple] | None:
@@ -149,15 +157,19 @@ def agent_shape(agent: Any) -> tuple[tuple, tuple] | None:
             return None
         settings = (agent.model_settings, agent._cap_model_settings, agent._metadata)
         settings = _plain_json(settings) if any(item is not None for item in settings) else ""
-        shape = (id(model), model.model_name, str(getattr(model, "base_url", "")), instructions,
+        # The client's base URL object (OpenAI's and Anthropic's SDKs make a new one when it is
+        # set): the endpoint the recorded requests went to.
+        endpoint = getattr(getattr(model, "client", None), "base_url", None)
+        shape = (id(model), model.model_name, id(endpoint), instructions,
                  from_capabilities, agent._system_prompts, id(output_type),
                  tuple((name, id(tool)) for name, tool in tools.items()),
                  tuple(id(tool) for tool in agent._cap_native_tools), settings,
                  agent.end_strategy, agent._max_tool_retries, agent._max_output_retries,
                  agent._tool_timeout)
-    except (AttributeError, _NotPlain, ValueError, TypeError):  # another pydantic_ai: no path
+    except Exception:  # another pydantic_ai, a property that needs what is not there: no path
         return None
-    return shape, (model, output_type, tuple(tools.values()), tuple(agent._cap_native_tools))
+    return shape, (model, endpoint, output_type, tuple(tools.values()),
+                   tuple(agent._cap_native_tools))
 
 
 def role_and_content(message: Any) -> tuple[Any, Any]:
@@ -230,15 +242,7 @@ async def replay(found: Fingerprint, agent: Any, options: Any, lookup: Any | Non
                    for step in record.steps]
         if any(a.status != 200 or a.body != s.answer for a, s in zip(answers, record.steps)):
             return None
-    return _rebuilt(record.adapter, record.result_json, record.fixes), answers, record.model_name
-
-
-def _rebuilt(adapter: Any, result_json: bytes, fixes: tuple[tuple[int, str, Any], ...]) -> Any:
-    result = adapter.validate_json(result_json)
-    messages = result.all_messages()
-    for index, name, value in fixes:
-        setattr(messages[index], name, copy.deepcopy(value))
-    return result
+    return fresh_result(record.template), answers, record.model_name
 
 
 def _adapter(output_type: Any) -> Any:
@@ -280,23 +284,29 @@ def _fixes(rebuilt: Any, result: Any) -> list[tuple[int, str, Any]] | None:
     return fixes
 
 
-def _as_a_hit(adapter: Any, result: Any) -> tuple[bytes, tuple] | None:
-    """The result's JSON as a hit gives it (each response of the run priced 0, as
-    HitPricedModel prices a response the cache answered) and the fixes that make the result
-    rebuilt from it equal to ``result``; None when no fixes can (an output type pydantic cannot
-    rebuild from JSON, parts that come back different)."""
+def _as_a_hit(adapter: Any, result: Any) -> Any | None:
+    """The template of the result a hit gives: the result rebuilt from pydantic_ai's JSON, with
+    the values JSON cannot carry (a datetime in provider_details comes back a string) put back,
+    and each response of the run priced 0, as HitPricedModel prices a response the cache
+    answered; None when it cannot equal ``result`` (an output type pydantic cannot rebuild from
+    JSON, parts that come back different)."""
     from pydantic_ai.messages import ModelResponse
-    rebuilt = adapter.validate_json(adapter.dump_json(result))
-    if type(rebuilt.output) is not type(result.output) or rebuilt.output != result.output:
+    template = adapter.validate_json(adapter.dump_json(result))
+    if type(template.output) is not type(result.output) or template.output != result.output:
         return None
-    fixes = _fixes(rebuilt, result)
+    fixes = _fixes(template, result)
     if fixes is None:
         return None
-    for message in rebuilt.new_messages():
+    messages = template.all_messages()
+    for index, name, value in fixes:
+        setattr(messages[index], name, value)
+    if messages != result.all_messages():
+        return None
+    for message in template.new_messages():
         if isinstance(message, ModelResponse):
             message.usage.cost = Decimal(0)
-    rebuilt.usage.cost = Decimal(0)
-    return adapter.dump_json(rebuilt), tuple(fixes)
+    template.usage.cost = Decimal(0)
+    return template
 
 
 def remember(found: Fingerprint, agent: Any, model_name: str,
@@ -311,18 +321,22 @@ def remember(found: Fingerprint, agent: Any, model_name: str,
         return
     try:
         adapter = _adapter(agent._output_type)
-        as_a_hit = _as_a_hit(adapter, result)
+        template = _as_a_hit(adapter, result)
+        if template is None:
+            return
+        fresh_result(template)  # a template that cannot be copied is none
     except Exception:  # a result pydantic cannot write or read back: agent.run each time
         return
-    if as_a_hit is None:
-        return
-    while _memo and found.key not in _memo and len(_memo) >= MEMO_LIMIT:
-        del _memo[next(iter(_memo))]
+    while found.key not in _memo and len(_memo) >= MEMO_LIMIT:
+        try:  # another thread's event loop may be forgetting the same one
+            del _memo[next(iter(_memo))]
+        except (KeyError, RuntimeError, StopIteration):
+            pass
     _memo[found.key] = _Record(
         weakref.ref(agent), found.shape, found.keep,
         tuple(_Step(method, url, headers, body, answer.body)
               for method, url, headers, body, answer in steps),
-        adapter, *as_a_hit, model_name)
+        template, model_name)
 
 
 def forget_all() -> None:

@@ -11,7 +11,7 @@ import copy
 import json
 import subprocess
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelResponse
 
 from llm_caching import ModelCosts, _core, _whole_run, cached_agent_run
+from llm_caching._fresh_copy import fresh
 
 
 def run(coro):
@@ -88,7 +89,14 @@ def test_typed_output_comes_back_typed_and_equal(fake_provider):
     assert isinstance(second.output, Profile) and second.output == first.output
     assert second.output is not first.output
     assert second.all_messages() == priced_zero(first)
-    assert fake_provider.calls() == 1
+    # Changing one hit's result leaves the next one alone.
+    second.output.age += 1
+    second.response.provider_details["changed"] = True
+    second.usage.input_tokens += 1
+    third = run(cached_agent_run(agent, "Who is John?", "whole"))
+    assert third.output == first.output and third.all_messages() == priced_zero(first)
+    assert third.usage.input_tokens == first.usage.input_tokens
+    assert runs == ["Who is John?"] and fake_provider.calls() == 1
 
 
 def test_a_history_is_part_of_the_fingerprint(fake_provider):
@@ -293,3 +301,28 @@ def test_concurrent_whole_run_hits_are_each_their_own_result(fake_provider):
     assert runs == [] and fake_provider.calls() == 1
     assert len({id(r.output) for r in results}) == 20
     assert all(r.output == results[0].output and r.llm_cache.cache_hit for r in results)
+
+
+def test_a_fresh_copy_shares_only_what_never_changes():
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Part:
+        text: str
+        details: dict = field(default_factory=dict)
+
+    class Opaque:
+        def __init__(self) -> None:
+            self.items = [1]
+
+    stamp = datetime.now(timezone.utc)
+    value = {"parts": [Part("a", {"when": stamp, "list": [1, 2]})], "pair": (Part("b"), 1),
+             "opaque": Opaque(), "cost": Decimal("0.5"), "name": "x"}
+    copied = fresh(value)
+    assert copied["parts"] == value["parts"] and copied["parts"][0] is not value["parts"][0]
+    assert copied["parts"][0].details is not value["parts"][0].details
+    assert copied["parts"][0].details["list"] is not value["parts"][0].details["list"]
+    assert copied["parts"][0].details["when"] is stamp and copied["cost"] is value["cost"]
+    assert copied["pair"][0] is not value["pair"][0] and copied["pair"][0] == value["pair"][0]
+    assert copied["opaque"] is not value["opaque"]  # copy.deepcopy
+    assert copied["opaque"].items == [1] and copied["opaque"].items is not value["opaque"].items
