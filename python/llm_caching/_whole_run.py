@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from . import _core
-from ._fresh_copy import fresh_result
+from ._fresh_copy import ResultCopier
 from ._transport import RunScope, call_core
 
 #: Runs remembered in this process (the oldest is forgotten first).
@@ -65,9 +65,9 @@ class _Record:
     shape: tuple
     keep: tuple  # the objects whose ids are in the shape, alive while the record is
     steps: tuple[_Step, ...]
-    #: The result as a hit gives it (the run's responses priced 0), rebuilt from pydantic_ai's
-    #: JSON of the run's result; each hit returns a fresh copy (_fresh_copy.py).
-    template: Any
+    #: Copies of the result as a hit gives it (the run's responses priced 0), rebuilt from
+    #: pydantic_ai's JSON of the run's result: each hit returns a new one (_fresh_copy.py).
+    new_result: ResultCopier
     model_name: str
 
 
@@ -242,7 +242,7 @@ async def replay(found: Fingerprint, agent: Any, options: Any, lookup: Any | Non
                    for step in record.steps]
         if any(a.status != 200 or a.body != s.answer for a, s in zip(answers, record.steps)):
             return None
-    return fresh_result(record.template), answers, record.model_name
+    return record.new_result(), answers, record.model_name
 
 
 def _adapter(output_type: Any) -> Any:
@@ -324,7 +324,8 @@ def remember(found: Fingerprint, agent: Any, model_name: str,
         template = _as_a_hit(adapter, result)
         if template is None:
             return
-        fresh_result(template)  # a template that cannot be copied is none
+        new_result = ResultCopier(template)
+        new_result()  # a template that cannot be copied is none
     except Exception:  # a result pydantic cannot write or read back: agent.run each time
         return
     while found.key not in _memo and len(_memo) >= MEMO_LIMIT:
@@ -336,7 +337,7 @@ def remember(found: Fingerprint, agent: Any, model_name: str,
         weakref.ref(agent), found.shape, found.keep,
         tuple(_Step(method, url, headers, body, answer.body)
               for method, url, headers, body, answer in steps),
-        template, model_name)
+        new_result, model_name)
 
 
 def forget_all() -> None:

@@ -20,7 +20,7 @@ from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelResponse
 
 from llm_caching import ModelCosts, _core, _whole_run, cached_agent_run
-from llm_caching._fresh_copy import fresh
+from llm_caching._fresh_copy import plan
 
 
 def run(coro):
@@ -318,7 +318,7 @@ def test_a_fresh_copy_shares_only_what_never_changes():
     stamp = datetime.now(timezone.utc)
     value = {"parts": [Part("a", {"when": stamp, "list": [1, 2]})], "pair": (Part("b"), 1),
              "opaque": Opaque(), "cost": Decimal("0.5"), "name": "x"}
-    copied = fresh(value)
+    copied = plan(value)(value)
     assert copied["parts"] == value["parts"] and copied["parts"][0] is not value["parts"][0]
     assert copied["parts"][0].details is not value["parts"][0].details
     assert copied["parts"][0].details["list"] is not value["parts"][0].details["list"]
@@ -326,3 +326,4 @@ def test_a_fresh_copy_shares_only_what_never_changes():
     assert copied["pair"][0] is not value["pair"][0] and copied["pair"][0] == value["pair"][0]
     assert copied["opaque"] is not value["opaque"]  # copy.deepcopy
     assert copied["opaque"].items == [1] and copied["opaque"].items is not value["opaque"].items
+    assert plan("text") is None and plan((1, "a", stamp)) is None  # shared: never changed
