@@ -106,6 +106,35 @@ async def alternate(cases) -> None:
                   f"{cpu[case] / cpu[baseline]:.2f} cpu")
 
 
+async def agent_hits(agent):
+    """The two hits of cached_agent_run: whole (run_hit) and step by step (cached_run)."""
+    async def run_hit():
+        result = await cached_agent_run(agent, "Hello", "bench", cache_url="memory://")
+        assert result.llm_cache.cache_hit
+
+    async def cached_run():
+        _whole_run.ENABLED = False
+        try:
+            result = await cached_agent_run(agent, "Hello", "bench", cache_url="memory://")
+        finally:
+            _whole_run.ENABLED = True
+        assert result.llm_cache.cache_hit
+
+    runs = []
+    original_run = agent.run
+
+    async def counted_run(*args, **kwargs):
+        runs.append(1)
+        return await original_run(*args, **kwargs)
+
+    agent.run = counted_run
+    await run_hit()  # recorded (a hit step by step: the first run in main was another agent's)
+    await run_hit()
+    assert len(runs) == 1, "the whole-run hit was not taken"
+    del agent.run  # the agent's own method again
+    return run_hit, cached_run
+
+
 async def main() -> None:
     answer = (await cached_agent_run(Agent("openai:gpt-4o-mini"), "Hello", "bench",
                                      cache_url="memory://")).output
@@ -127,31 +156,7 @@ async def main() -> None:
     async def seed_redis():
         pickle.loads(await redis.command(b"GET", b"seed:key"))
 
-    async def run_hit():
-        result = await cached_agent_run(cached_agent, "Hello", "bench", cache_url="memory://")
-        assert result.llm_cache.cache_hit
-
-    async def cached_run():
-        _whole_run.ENABLED = False
-        try:
-            result = await cached_agent_run(cached_agent, "Hello", "bench",
-                                            cache_url="memory://")
-        finally:
-            _whole_run.ENABLED = True
-        assert result.llm_cache.cache_hit
-
-    runs = []
-    original_run = cached_agent.run
-
-    async def counted_run(*args, **kwargs):
-        runs.append(1)
-        return await original_run(*args, **kwargs)
-
-    cached_agent.run = counted_run
-    await run_hit()  # recorded (a hit step by step: the first run above was another agent's)
-    await run_hit()
-    assert len(runs) == 1, "the whole-run hit was not taken"
-    del cached_agent.run  # the agent's own method again
+    run_hit, cached_run = await agent_hits(cached_agent)
 
     # The request the SDK sent for that run, replayed at the transport.
     captured: list[httpx2.Request] = []

@@ -218,13 +218,10 @@ async def cached_agent_run(
     history = (message_converter or default_message_converter)(list(transcript_history or []))
     whole = _whole_run.fingerprint(agent, prompt, history, run_kwargs)
     if whole is not None:
-        # A run with a ledger reads the core's memory without writing it first (module text).
-        lookup = _make_options(settings[:11] + [False] + settings[12:]) if ledger else None
-        replayed = await _whole_run.replay(whole, agent, options, lookup, task_name)
-        if replayed is not None:
-            result, answers, model_name = replayed
-            return await _finish(result, RunInfo(tuple(record_call(a) for a in answers)),
-                                 expense_recorder, model_name, task_name)
+        result = await _answered_whole(whole, agent, settings, options, task_name,
+                                       expense_recorder)
+        if result is not None:
+            return result
     model = _resolved_model(agent)
     from ._hit_priced import HitPricedModel  # imports pydantic_ai, as agent.run will
     scope = RunScope(options, task_name)
@@ -248,6 +245,21 @@ async def cached_agent_run(
         _whole_run.remember(whole, agent, model_name, steps, result)
     return await _finish(result, RunInfo(tuple(scope.calls)), expense_recorder, model_name,
                          task_name)
+
+
+async def _answered_whole(whole: _whole_run.Fingerprint, agent: Any, settings: list[Any],
+                          options: Any, task_name: str,
+                          recorder: ExpenseRecorder | None) -> Any | None:
+    """The whole-run hit's result (llm_caching/_whole_run.py), or None: run agent.run."""
+    ledger = settings[11]
+    # A run with a ledger reads the core's memory without writing it first (_whole_run.replay).
+    lookup = _make_options(settings[:11] + [False] + settings[12:]) if ledger else None
+    replayed = await _whole_run.replay(whole, agent, options, lookup, task_name)
+    if replayed is None:
+        return None
+    result, answers, model_name = replayed
+    return await _finish(result, RunInfo(tuple(record_call(a) for a in answers)), recorder,
+                         model_name, task_name)
 
 
 def _make_options(settings: list[Any]) -> Any:
