@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelResponse
@@ -140,11 +141,12 @@ def test_a_run_that_called_a_tool_runs_the_tool_again(fake_provider):
     assert results[2].output == results[0].output and fake_provider.calls() == 2
 
 
-def test_an_agent_with_a_dynamic_system_prompt_runs_agent_run(fake_provider):
+@pytest.mark.parametrize("decorator", ["system_prompt", "instructions"])
+def test_an_agent_with_a_dynamic_system_prompt_runs_agent_run(fake_provider, decorator):
     agent = Agent("openai:gpt-4o-mini")
     runs = count_runs(agent)
 
-    @agent.system_prompt
+    @getattr(agent, decorator)
     def today() -> str:
         return "Today is a fine day."
 
@@ -194,6 +196,30 @@ def test_an_entry_the_core_no_longer_holds_is_not_replayed_whole(fake_provider):
     bypassed = run(cached_agent_run(agent, "Expiring", "whole", cache_url=url, mode="bypass"))
     assert not bypassed.llm_cache.cache_hit and fake_provider.calls() == 4
     assert len(runs) == 4
+
+
+def test_a_cache_cleared_by_another_process_is_not_replayed_whole(fake_provider, tmp_path):
+    agent = Agent("openai:gpt-4o-mini")
+    runs = count_runs(agent)
+    url = f"sqlite:///{tmp_path}/cleared.db"
+    first = run(cached_agent_run(agent, "Cleared", "whole", cache_url=url))
+    assert run(cached_agent_run(agent, "Cleared", "whole", cache_url=url)).llm_cache.cache_hit
+    assert len(runs) == 1  # the second ran whole
+    cli = str(Path(__file__).resolve().parents[2] / "build" / "release" / "llm-caching")
+    subprocess.run([cli, "cache", "clear", "--cache-url", url], check=True, capture_output=True)
+    (step,) = next(record.steps for key, record in _whole_run._memo.items()
+                   if key[1] == "Cleared")
+    options = _core.make_options(url, None, "", 60.0, 10.0, 1.0, False, True, None, None, {},
+                                 False, "", [], [])
+    # This process's memory drops the cleared entries once it reads the store's clear mark
+    # (every 250 ms): wait for that (bounded).
+    deadline = time.monotonic() + 30
+    while _core.from_memory(options, step.method, step.url, step.headers, step.body) is not None:
+        assert time.monotonic() < deadline, "the clear never reached this process"
+        time.sleep(0.05)
+    third = run(cached_agent_run(agent, "Cleared", "whole", cache_url=url))
+    assert len(runs) == 2 and not third.llm_cache.cache_hit
+    assert third.output == first.output and fake_provider.calls() == 2
 
 
 def test_namespaces_and_caches_never_share_a_whole_run(fake_provider, tmp_path):
