@@ -22,7 +22,7 @@ stay the core's, and the request the core sees is byte for byte the one the SDK 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import _core
@@ -36,7 +36,7 @@ MEMO_LIMIT = 256
 class _Recorded:
     method: str
     url: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]] = field(repr=False)  # the credential: never in a repr
     body: bytes
     answer: bytes  # the response body the SDK parsed
     parsed: Any  # what the SDK's create returned for it

@@ -33,7 +33,7 @@ import dataclasses
 import json
 import typing
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
@@ -54,9 +54,9 @@ _PLAIN_CAPABILITIES = frozenset({"ToolSearch", "PendingMessageDrainCapability"})
 class _Step:
     method: str
     url: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    answer: bytes  # the bytes of the core's answer when the run was recorded
+    headers: list[tuple[str, str]] = field(repr=False)  # the credential: never in a repr
+    body: bytes = field(repr=False)
+    answer: bytes = field(repr=False)  # the bytes of the core's answer when it was recorded
 
 
 @dataclass(frozen=True)
@@ -275,12 +275,12 @@ def _fixes(rebuilt: Any, result: Any) -> list[tuple[int, str, Any]] | None:
             continue
         if type(message) is not type(original):
             return None
-        for field in dataclasses.fields(original):
-            value = getattr(original, field.name)
-            if getattr(message, field.name) != value:
-                if field.name in ("usage", "parts"):
+        for member in dataclasses.fields(original):
+            value = getattr(original, member.name)
+            if getattr(message, member.name) != value:
+                if member.name in ("usage", "parts"):
                     return None
-                fixes.append((index, field.name, copy.deepcopy(value)))
+                fixes.append((index, member.name, copy.deepcopy(value)))
     return fixes
 
 

@@ -180,6 +180,7 @@ def test_an_entry_the_core_no_longer_holds_is_not_replayed_whole(fake_provider):
     first = run(cached_agent_run(agent, "Expiring", "whole", cache_url=url, ttl=0.2))
     (step,) = next(record.steps for key, record in _whole_run._memo.items()
                    if key[1] == "Expiring")
+    assert "sk-test" not in repr(_whole_run._memo)  # the credential is never in a repr
     options = _core.make_options(url, None, "", 0.2, 10.0, 1.0, False, True, None, None, {},
                                  False, "", [], [])
     # Wait (bounded) until the entry has expired in the core's memory.
