@@ -12,16 +12,17 @@ A later call with the same fingerprint hands each recorded request to the core
 (``_core.from_memory``, as the hit fast path does): the key, the entry, the mode, the tenant,
 the namespace, the TTL, the signing and the costs stay the core's, and nothing is decided here.
 When every answer's bytes are the recorded ones, ``agent.run`` would replay to the recorded
-result, so a new result object is rebuilt from the JSON (never the same mutable object twice).
-Anything else (an answer not in the core's memory, another answer, an error) runs ``agent.run``.
+result, so a new result object is returned: a copy (_fresh_copy.py) of the result rebuilt once
+from the JSON, never the same mutable object twice. Anything else (an answer not in the core's
+memory, another answer, an error) runs ``agent.run``.
 
 The fingerprint: the agent object and its shape (its model object, model name and base URL, its
 literal instructions and system prompts, its tools, its output type, model settings, metadata,
 retries), the prompt, the history, and the keyword arguments for ``agent.run`` (plain JSON only).
 Runs whose replay could differ from their record are never remembered (``agent_shape``,
 ``remember``): an agent with system prompt or instruction functions, toolsets other than its own
-function tools, tools with a prepare function, output validators, output functions, capabilities
-of its own, event hooks, instrumentation or an active ``override``; a run that called one of the
+function tools, tools with a prepare function, output validators, an output type that is not
+a type (output functions, ToolOutput, ...), capabilities of its own, event hooks, instrumentation or an active ``override``; a run that called one of the
 agent's function tools (a tool has side effects: such runs replay step by step, and the tool
 runs again); a run with a request the cache did not handle, a streamed answer or an error.
 """
@@ -46,8 +47,6 @@ MEMO_LIMIT = 256
 #: False: every run runs agent.run (the step-by-step replay); for tests and benchmarks of it.
 ENABLED = True
 
-#: The capabilities pydantic_ai gives every agent; an agent with any other runs agent.run.
-_PLAIN_CAPABILITIES = frozenset({"ToolSearch", "PendingMessageDrainCapability"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,8 @@ _overrides: tuple[str, ...] | None = None
 _adapters: dict[int, tuple[Any, Any]] = {}
 _Agent: Any = None  # pydantic_ai's Agent and Model, imported on first use
 _Model: Any = None
+#: The capabilities pydantic_ai gives every agent; an agent with any other runs agent.run.
+_plain_capabilities: tuple[type, ...] = ()
 
 
 class _NotPlain(TypeError):
@@ -123,8 +124,7 @@ def _changes_runs(agent: Any) -> bool:
         or agent._validation_context is not None
         or callable(agent.model_settings) or callable(agent._metadata)
         or any(agent._event_hooks._registry.values())
-        or any(type(c).__name__ not in _PLAIN_CAPABILITIES
-               for c in agent._root_capability.capabilities)
+        or any(type(c) not in _plain_capabilities for c in agent._root_capability.capabilities)
         or _overridden(agent))
 
 
@@ -138,8 +138,14 @@ def _overridden(agent: Any) -> bool:
 
 def agent_shape(agent: Any) -> tuple[tuple, tuple] | None:
     """(shape, objects it names by id), or None when a run of this agent must run agent.run."""
-    global _Agent, _Model
+    global _Agent, _Model, _plain_capabilities
     if _Agent is None:
+        try:
+            from pydantic_ai.capabilities._pending_messages import PendingMessageDrainCapability
+            from pydantic_ai.capabilities._tool_search import ToolSearch
+            _plain_capabilities = (ToolSearch, PendingMessageDrainCapability)
+        except ImportError:  # another pydantic_ai: its agents' capabilities are unknown here
+            pass
         from pydantic_ai import Agent as _Agent
         from pydantic_ai.models import Model as _Model
     if type(agent) is not _Agent:
