@@ -354,3 +354,44 @@ def test_a_fresh_copy_shares_only_what_never_changes():
     assert copied["opaque"] is not value["opaque"]  # copy.deepcopy
     assert copied["opaque"].items == [1] and copied["opaque"].items is not value["opaque"].items
     assert plan("text") is None and plan((1, "a", stamp)) is None  # shared: never changed
+
+
+def _agents_not_answered_whole():
+    from pydantic_ai import NativeOutput, ToolOutput
+
+    validated = Agent("openai:gpt-4o-mini", output_type=Profile)
+    validated.output_validator(lambda output: output)
+    overridden = Agent("openai:gpt-4o-mini")
+    prepared = Agent("openai:gpt-4o-mini")
+
+    async def only_sometimes(ctx, definition):
+        return definition
+
+    @prepared.tool_plain(prepare=only_sometimes)
+    def sometimes() -> str:
+        """A tool whose definition a function prepares for each run."""
+        return "x"
+
+    return {
+        "an output validator": (validated, {}),
+        "ToolOutput": (Agent("openai:gpt-4o-mini", output_type=ToolOutput(Profile)), {}),
+        "NativeOutput": (Agent("openai:gpt-4o-mini", output_type=NativeOutput(Profile)), {}),
+        "a list of outputs": (Agent("openai:gpt-4o-mini", output_type=[Profile, str]), {}),
+        "a prepared tool": (prepared, {}),
+        "an override": (overridden, {}),
+        "metadata from a function": (Agent("openai:gpt-4o-mini", metadata=lambda ctx: {}), {}),
+        "deps": (Agent("openai:gpt-4o-mini"), {"deps": object()}),
+        "a subclass of Agent": (type("MyAgent", (Agent,), {})("openai:gpt-4o-mini"), {}),
+    }
+
+
+def test_what_the_whole_run_hit_does_not_take(fake_provider):
+    cases = _agents_not_answered_whole()
+    overridden = cases["an override"][0]
+    with overridden.override(instructions="Overridden."):
+        for name, (agent, kwargs) in cases.items():
+            assert _whole_run.fingerprint(agent, "Hi", [], kwargs) is None, name
+    assert _whole_run.fingerprint(overridden, "Hi", [], {}) is not None  # once it is over
+    assert _whole_run.fingerprint(Agent("openai:gpt-4o-mini"), ["Hi"], [], {}) is None
+    plain = Agent("openai:gpt-4o-mini", output_type=list[int], model_settings={"seed": 1})
+    assert _whole_run.fingerprint(plain, "Hi", [], {"model_settings": {"top_p": 1}}) is not None
