@@ -5,19 +5,24 @@
   seed_redis      the original library's hit: an asyncio Redis GET of the pickled result and
                   pickle.loads (over a raw asyncio socket: cheaper than redis-py, so a
                   conservative baseline);
-  cached_run      cached_agent_run() answered from the cache (its L1), the agent run for real:
-                  the SDK builds its request, the core answers it, the SDK parses the answer;
+  run_hit         cached_agent_run() answered whole (llm_caching/_whole_run.py): the core
+                  answers the run's recorded request from its memory with the recorded bytes,
+                  and the result is rebuilt from the first run's JSON; agent.run does not run;
+  cached_run      cached_agent_run() answered step by step (the whole-run hit switched off, as
+                  for a run that called a tool): agent.run runs for real, each provider request
+                  answered by the core from its L1 (the hit fast path);
   transport_hit   the cache's own share of that: the SDK's HTTP request in, the recorded HTTP
                   response out (CachingTransport.handle_async_request alone).
 
 Usage: bench/python/run.sh [BUILD_DIR] (starts the fake provider and a redis-server).
-Prints per-call medians over ROUNDS rounds of N calls, and the ratios; then the same two agent
-runs alternated call by call (ALTERNATE calls each, default N * ROUNDS), in wall and CPU time.
+Prints per-call medians over ROUNDS rounds of N calls, and the ratios; then function_model,
+cached_run, seed_redis and run_hit alternated call by call (ALTERNATE calls each, default
+N * ROUNDS), in wall and CPU time.
 
 Rounds of N calls of one case let each case run with its own code and data in the CPU's caches;
-function_model, the smallest, gains most from that. Alternating call by call puts the two agent
-runs on the same footing, as in a program whose hits come between other work, and the thread's
-CPU time leaves out the time the process waits for a CPU on a loaded machine (in rounds, a case
+function_model, the smallest, gains most from that. Alternating call by call puts the cases on
+the same footing, as in a program whose hits come between other work, and the thread's CPU
+time leaves out the time the process waits for a CPU on a loaded machine (in rounds, a case
 that follows one that slept on a socket runs on the scheduler's credit, the next one does not:
 on a machine at load 10 that alone moves a round's wall figure 3-5x)."""
 
@@ -37,7 +42,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 import httpx2
 
 from llm_caching import CachingTransport, cached_agent_run
-from llm_caching import _core
+from llm_caching import _core, _whole_run
 from llm_caching._transport import RunScope
 
 N = int(os.environ.get("N", "500"))
@@ -94,9 +99,40 @@ async def alternate(cases) -> None:
     for name in cases:
         print(f"alternating {name:15s} wall {wall[name] / calls * 1e6:8.1f} us/call  "
               f"cpu {cpu[name] / calls * 1e6:8.1f} us/call")
-    print(f"alternating cached_run / function_model = "
-          f"{wall['cached_run'] / wall['function_model']:.2f} wall, "
-          f"{cpu['cached_run'] / cpu['function_model']:.2f} cpu")
+    for case, baseline in (("cached_run", "function_model"), ("run_hit", "seed_redis"),
+                           ("run_hit", "function_model")):
+        if case in cases and baseline in cases:
+            print(f"alternating {case} / {baseline} = {wall[case] / wall[baseline]:.2f} wall, "
+                  f"{cpu[case] / cpu[baseline]:.2f} cpu")
+
+
+async def agent_hits(agent):
+    """The two hits of cached_agent_run: whole (run_hit) and step by step (cached_run)."""
+    async def run_hit():
+        result = await cached_agent_run(agent, "Hello", "bench", cache_url="memory://")
+        assert result.llm_cache.cache_hit
+
+    async def cached_run():
+        _whole_run.ENABLED = False
+        try:
+            result = await cached_agent_run(agent, "Hello", "bench", cache_url="memory://")
+        finally:
+            _whole_run.ENABLED = True
+        assert result.llm_cache.cache_hit
+
+    runs = []
+    original_run = agent.run
+
+    async def counted_run(*args, **kwargs):
+        runs.append(1)
+        return await original_run(*args, **kwargs)
+
+    agent.run = counted_run
+    await run_hit()  # recorded (a hit step by step: the first run in main was another agent's)
+    await run_hit()
+    assert len(runs) == 1, "the whole-run hit was not taken"
+    del agent.run  # the agent's own method again
+    return run_hit, cached_run
 
 
 async def main() -> None:
@@ -120,9 +156,7 @@ async def main() -> None:
     async def seed_redis():
         pickle.loads(await redis.command(b"GET", b"seed:key"))
 
-    async def cached_run():
-        result = await cached_agent_run(cached_agent, "Hello", "bench", cache_url="memory://")
-        assert result.llm_cache.cache_hit
+    run_hit, cached_run = await agent_hits(cached_agent)
 
     # The request the SDK sent for that run, replayed at the transport.
     captured: list[httpx2.Request] = []
@@ -146,21 +180,22 @@ async def main() -> None:
     async def transport_hit():
         await transport.handle_async_request(request)
 
-    figures: dict[str, list[float]] = {"function_model": [], "seed_redis": [], "cached_run": [],
-                                       "transport_hit": []}
-    for _ in range(ROUNDS):  # interleaved, so the machine's noise falls on all three alike
-        figures["function_model"].append(await per_call(function_model))
-        figures["seed_redis"].append(await per_call(seed_redis))
-        figures["cached_run"].append(await per_call(cached_run))
-        figures["transport_hit"].append(await per_call(transport_hit))
+    cases = {"function_model": function_model, "seed_redis": seed_redis, "run_hit": run_hit,
+             "cached_run": cached_run, "transport_hit": transport_hit}
+    figures: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(ROUNDS):  # interleaved, so the machine's noise falls on all cases alike
+        for name, fn in cases.items():
+            figures[name].append(await per_call(fn))
     medians = {name: statistics.median(values) for name, values in figures.items()}
     for name, values in figures.items():
         print(f"{name:15s} median {medians[name]:8.1f} us/call  rounds "
               + " ".join(f"{v:.1f}" for v in values))
-    print(f"cached_run / function_model = {medians['cached_run'] / medians['function_model']:.2f}")
-    print(f"cached_run / seed_redis     = {medians['cached_run'] / medians['seed_redis']:.2f}")
-    print(f"transport_hit / seed_redis  = {medians['transport_hit'] / medians['seed_redis']:.2f}")
-    await alternate({"function_model": function_model, "cached_run": cached_run})
+    for case, baseline in (("run_hit", "seed_redis"), ("run_hit", "function_model"),
+                           ("cached_run", "function_model"), ("cached_run", "seed_redis"),
+                           ("transport_hit", "seed_redis")):
+        print(f"{case} / {baseline} = {medians[case] / medians[baseline]:.2f}")
+    await alternate({"function_model": function_model, "cached_run": cached_run,
+                     "seed_redis": seed_redis, "run_hit": run_hit})
     writer.close()
 
 

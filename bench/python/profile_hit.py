@@ -4,8 +4,9 @@ asyncio, ...), then the functions with the most self time and the most cumulativ
 
 Usage: bench/python/run.sh [BUILD_DIR] with BENCH_SCRIPT=profile_hit.py (the same fake provider
 and environment as bench_hit.py). N hits (default 300) after 50 warm-up runs; PROFILE_TOP
-functions in each list (default 25). The profiler's own overhead inflates the absolute times
-(about 2x); the shares are what to read."""
+functions in each list (default 25). The hits are whole-run hits (llm_caching/_whole_run.py);
+WHOLE_RUN=0 profiles the step-by-step replay of agent.run instead. The profiler's own overhead
+inflates the absolute times (about 2x); the shares are what to read."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections import defaultdict
 
 from pydantic_ai import Agent
 
-from llm_caching import cached_agent_run
+from llm_caching import _whole_run, cached_agent_run
 
 N = int(os.environ.get("N", "300"))
 TOP = int(os.environ.get("PROFILE_TOP", "25"))
@@ -38,6 +39,7 @@ def package_of(filename: str) -> str:
 
 
 async def main() -> None:
+    _whole_run.ENABLED = os.environ.get("WHOLE_RUN", "1") != "0"
     agent = Agent("openai:gpt-4o-mini")
     for _ in range(50):
         result = await cached_agent_run(agent, "Hello", "profile", cache_url="memory://")

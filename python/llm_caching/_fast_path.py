@@ -22,11 +22,11 @@ stay the core's, and the request the core sees is byte for byte the one the SDK 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import _core
-from ._transport import captured, current_run, record_call
+from ._transport import captured, current_run, record_call, run_steps
 
 #: Answers remembered per SDK method of a client (the oldest is forgotten first).
 MEMO_LIMIT = 256
@@ -36,7 +36,7 @@ MEMO_LIMIT = 256
 class _Recorded:
     method: str
     url: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]] = field(repr=False)  # the credential: never in a repr
     body: bytes
     answer: bytes  # the response body the SDK parsed
     parsed: Any  # what the SDK's create returned for it
@@ -96,6 +96,10 @@ class FastCreate:
                                        recorded.headers, recorded.body)
             if result is not None and result.status == 200 and result.body == recorded.answer:
                 scope.calls.append(record_call(result))
+                steps = run_steps.get()
+                if steps is not None:
+                    steps.append((recorded.method, recorded.url, recorded.headers, recorded.body,
+                                  result))
                 return recorded.parsed
         return await self._through_sdk(fingerprint, kwargs)
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
-from . import _core, _fast_path
-from ._transport import CallRecord, RunScope, _reachable, current_run, install
+from . import _core, _fast_path, _whole_run
+from ._transport import (CallRecord, RunScope, _reachable, current_run, install, record_call,
+                         run_steps)
 from .exceptions import ConfigurationError, Error
 from .types import ModelCosts, ModelMessage
 
@@ -111,11 +112,7 @@ def _message_history(items: Sequence[Any]) -> list[Any]:
         if isinstance(message, (ModelRequest, ModelResponse)):
             history.append(message)
             continue
-        role = getattr(message, "role", None) or (message.get("role") if isinstance(
-            message, Mapping) else None) or "user"
-        content = getattr(message, "content", None)
-        if content is None and isinstance(message, Mapping):
-            content = message.get("content", "")
+        role, content = _whole_run.role_and_content(message)
         if role == "assistant":
             history.append(ModelResponse(parts=[TextPart(content=str(content))]))
         elif role == "system":
@@ -208,23 +205,28 @@ async def cached_agent_run(
     whose worst case would pass one, with BudgetExceededError, before the provider is called."""
     if not task_name:
         raise ConfigurationError("task_name must be a non-empty string")
-    url = cache_url or redis_url or _defaults["cache_url"] or ""
-    try:
-        options = _core.make_options(
-            url, mode or _defaults["mode"], namespace if namespace is not None else
-            (_defaults["namespace"] or ""), _seconds(ttl, "ttl"), _seconds(max_wait, "max_wait"),
-            _seconds(initial_wait, "initial_wait"), strict_cache, coalesce,
-            _seconds(stale_while_revalidate, "stale_while_revalidate"),
-            _seconds(stale_if_error, "stale_if_error"),
-            {name: _rates(costs, name) for name, costs in (custom_costs or {}).items()},
-            ledger, tenant, list(tags), list(budgets))
-    except RuntimeError as error:  # the core's ConfigurationError: names the setting
-        raise ConfigurationError(str(error)) from None
+    settings = [
+        cache_url or redis_url or _defaults["cache_url"] or "", mode or _defaults["mode"],
+        namespace if namespace is not None else (_defaults["namespace"] or ""),
+        _seconds(ttl, "ttl"), _seconds(max_wait, "max_wait"),
+        _seconds(initial_wait, "initial_wait"), strict_cache, coalesce,
+        _seconds(stale_while_revalidate, "stale_while_revalidate"),
+        _seconds(stale_if_error, "stale_if_error"),
+        {name: _rates(costs, name) for name, costs in (custom_costs or {}).items()},
+        ledger, tenant, list(tags), list(budgets)]
+    options = _make_options(settings)
+    history = (message_converter or default_message_converter)(list(transcript_history or []))
+    whole = _whole_run.fingerprint(agent, prompt, history, run_kwargs)
+    if whole is not None:
+        result = await _answered_whole(whole, agent, settings, options, task_name,
+                                       expense_recorder)
+        if result is not None:
+            return result
     model = _resolved_model(agent)
     from ._hit_priced import HitPricedModel  # imports pydantic_ai, as agent.run will
-    history = (message_converter or default_message_converter)(list(transcript_history or []))
     scope = RunScope(options, task_name)
-    token = current_run.set(scope)
+    steps: list | None = [] if whole is not None else None
+    token, steps_token = current_run.set(scope), run_steps.set(steps)
     try:
         result = await agent.run(prompt, message_history=_message_history(history) or None,
                                  model=HitPricedModel(model), **run_kwargs)
@@ -236,12 +238,42 @@ async def cached_agent_run(
             raise ours from exc
         raise
     finally:
+        run_steps.reset(steps_token)
         current_run.reset(token)
-    info = RunInfo(tuple(scope.calls))
+    model_name = getattr(model, "model_name", str(model))
+    if whole is not None:
+        _whole_run.remember(whole, agent, model_name, steps, result)
+    return await _finish(result, RunInfo(tuple(scope.calls)), expense_recorder, model_name,
+                         task_name)
+
+
+async def _answered_whole(whole: _whole_run.Fingerprint, agent: Any, settings: list[Any],
+                          options: Any, task_name: str,
+                          recorder: ExpenseRecorder | None) -> Any | None:
+    """The whole-run hit's result (llm_caching/_whole_run.py), or None: run agent.run."""
+    ledger = settings[11]
+    # A run with a ledger reads the core's memory without writing it first (_whole_run.replay).
+    lookup = _make_options(settings[:11] + [False] + settings[12:]) if ledger else None
+    replayed = await _whole_run.replay(whole, agent, options, lookup, task_name)
+    if replayed is None:
+        return None
+    result, answers, model_name = replayed
+    return await _finish(result, RunInfo(tuple(record_call(a) for a in answers)), recorder,
+                         model_name, task_name)
+
+
+def _make_options(settings: list[Any]) -> Any:
+    try:
+        return _core.make_options(*settings)
+    except RuntimeError as error:  # the core's ConfigurationError: names the setting
+        raise ConfigurationError(str(error)) from None
+
+
+async def _finish(result: Any, info: RunInfo, recorder: ExpenseRecorder | None, model_name: str,
+                  task_name: str) -> Any:
     try:
         result.llm_cache = info
     except AttributeError:  # a result type without attributes of its own
         pass
-    await _record_expense(expense_recorder, getattr(model, "model_name", str(model)), task_name,
-                          info.cost)
+    await _record_expense(recorder, model_name, task_name, info.cost)
     return result

@@ -54,6 +54,12 @@ current_run: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar(
 captured: contextvars.ContextVar[list[tuple[str, str, list, bytes, Any]] | None] = (
     contextvars.ContextVar("llm_caching_captured", default=None))
 
+#: Set by cached_agent_run while a run it may remember whole (_whole_run.py) is in progress: each
+#: provider request of the run in order, as (method, url, headers, body, result); None for a
+#: request the cache did not handle (the run then cannot be replayed whole).
+run_steps: contextvars.ContextVar[list[tuple[str, str, list, bytes, Any] | None] | None] = (
+    contextvars.ContextVar("llm_caching_run_steps", default=None))
+
 
 def record_call(result: Any) -> CallRecord:
     """The CallRecord of one of the core's answers (a _core.CallResult)."""
@@ -114,12 +120,15 @@ class CachingTransport(httpx2.AsyncBaseTransport):
         result = _core.from_memory(scope.options, method, url, headers, body)
         if result is None:
             result = await call_core(scope, method, url, headers, body)
+        steps = run_steps.get()
         if not result.handled:
+            if steps is not None:
+                steps.append(None)
             return await self.inner.handle_async_request(request)
         scope.calls.append(record_call(result))
-        seen = captured.get()
-        if seen is not None:
-            seen.append((method, url, headers, body, result))
+        for seen in (captured.get(), steps):
+            if seen is not None:
+                seen.append((method, url, headers, body, result))
         response_headers = [("content-type", result.content_type),
                             ("x-llm-cache", _cache_status(result))]
         if result.status >= 400:

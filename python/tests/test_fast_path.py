@@ -1,7 +1,7 @@
 """The hit fast path (llm_caching/_fast_path.py) and the price of a hit, against the fake provider
 over real sockets: a repeated SDK call the cache holds in memory sends no HTTP request through
 the SDK's client, keys exactly as the wire request did, and gives the same result; anything the
-cache does not answer from memory takes the SDK's path."""
+cache does not answer from memory takes the SDK's path. The whole-run hit is switched off here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import pytest
 from pydantic import BaseModel
 from pydantic_ai import Agent
 
-from llm_caching import ModelCosts, _fast_path, cached_agent_run
+from llm_caching import ModelCosts, _fast_path, _whole_run, cached_agent_run
+
+
+@pytest.fixture(autouse=True)
+def step_by_step(monkeypatch):
+    """These tests are about a hit that runs agent.run: no run is answered whole
+    (test_whole_run.py tests that)."""
+    monkeypatch.setattr(_whole_run, "ENABLED", False)
 
 
 def run(coro):

@@ -12,7 +12,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 namespace llm_caching::cache {
@@ -20,7 +19,8 @@ namespace llm_caching::cache {
 class ClearWatch {
  public:
   struct Callbacks {
-    std::function<void()> on_change;   ///< the mark moved (or was read for the first time)
+    /// The mark differs from the last one read; before the first read, from 0 (never cleared).
+    std::function<void()> on_change;
     std::function<void()> on_failure;  ///< a read of the mark failed (called from the catch)
   };
   /// Starts the thread; its first read comes at once. interval must be positive.
@@ -39,7 +39,10 @@ class ClearWatch {
   std::shared_ptr<Backend> backend_;
   const std::chrono::milliseconds interval_;
   Callbacks callbacks_;
-  std::optional<std::uint64_t> last_;  // only the thread touches it
+  // Only the thread touches it. 0 to begin with, the mark of a store never cleared
+  // (new_clear_mark is never 0): a first read of 0 is no clear, so it does not drop what the L1
+  // took in since the cache opened (a miss's answer, stored before the thread's first read came).
+  std::uint64_t last_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mutex_
