@@ -336,6 +336,11 @@ std::string caller_identity(std::string credential, const Headers& headers) {
 std::string answer_shaping_headers(const Headers& headers) {
   static constexpr std::array<std::string_view, 3> kNames = {"anthropic-beta", "anthropic-version",
                                                              "openai-beta"};
+  // Most requests have none of them: one pass says so (a memoized hit asks on every request).
+  const bool any = std::any_of(headers.begin(), headers.end(), [](const auto& header) {
+    return std::find(kNames.begin(), kNames.end(), header.first) != kNames.end();
+  });
+  if (!any) return {};
   std::string out;
   for (const std::string_view name : kNames) {
     std::vector<std::string> values;
