@@ -63,8 +63,10 @@ fi
 if wants coverage; then
   start=$SECONDS
   echo "test-sanitizers: line coverage of src/ (gcovr)"
-  # Per file, least covered first, then the total (also in build/asan-coverage/coverage.txt).
-  gcovr --root "$root" --filter "$root/src/" --object-directory build/asan-coverage \
+  # Per file, the least covered last, then the total (also in build/asan-coverage/coverage.txt).
+  # gcovr matches its filter against the sources' real paths, not the symlinked tree's.
+  real_root=$(pwd -P)
+  gcovr --root "$real_root" --filter "$real_root/src/" --object-directory build/asan-coverage \
     -j "$(nproc)" --sort-percentage --print-summary | tee build/asan-coverage/coverage.txt
   # gcovr's summary line, "lines: 91.2% (12345 out of 13536)", printed again at the end.
   coverage_line=$(grep -m1 '^lines:' build/asan-coverage/coverage.txt || true)
