@@ -4,6 +4,7 @@
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <cstdint>
@@ -75,6 +76,9 @@ const RuntimeOptions& Runtime::options() const noexcept {
 }
 
 Runtime& Runtime::default_runtime() {
+  // spdlog's registry made first, so destroyed after the runtime at exit: the runtime's threads
+  // (Redis clients, the ledger's writer) log until they are joined in its destructor.
+  spdlog::default_logger_raw();
   // A throwing initialiser leaves it unmade: the next call reads the environment again.
   static Runtime runtime(RuntimeOptions::from_environment());
   return runtime;

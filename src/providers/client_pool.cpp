@@ -2,6 +2,7 @@
 
 #include "core/thread_name.hpp"
 
+#include <openssl/ssl.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -53,6 +54,10 @@ struct ClientPool::Impl {
 };
 
 ClientPool::ClientPool() : impl_(std::make_unique<Impl>()) {
+  // OpenSSL's exit handler registered now, before the pool's owner's (a static runtime's): at
+  // exit it runs after the pool's thread is joined, whose thread-local OpenSSL state (error
+  // queue, random generator) its own end then frees. The other way round it was left behind.
+  OPENSSL_init_ssl(0, nullptr);
   impl_->thread = std::thread([impl = impl_.get()] {
     core::name_this_thread("llmc-http");
     impl->io.run();
