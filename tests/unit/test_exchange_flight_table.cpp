@@ -237,7 +237,8 @@ TEST(Flight, EachWaiterResumesOnItsOwnExecutor) {
   constexpr int kContexts = 3;
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<Wait> waits(2 * kContexts);
-  std::vector<bool> on_its_own(waits.size(), false);
+  // Not vector<bool>: its bits share words, which waiters on different threads would both write.
+  std::vector<char> on_its_own(waits.size(), 0);
   for (int c = 0; c < kContexts; ++c) contexts.push_back(std::make_unique<asio::io_context>());
   for (std::size_t i = 0; i < waits.size(); ++i) {
     asio::io_context& io = *contexts[i % kContexts];
@@ -247,7 +248,7 @@ TEST(Flight, EachWaiterResumesOnItsOwnExecutor) {
         asio::bind_executor(io, [&, i](boost::system::error_code ec, FlightOutcome outcome) {
           waits[i].ec = ec;
           waits[i].outcome = outcome;
-          on_its_own[i] = io.get_executor().running_in_this_thread();
+          on_its_own[i] = io.get_executor().running_in_this_thread() ? 1 : 0;
         }));
   }
   // Each io_context runs on its own thread; a waiter's tracked work keeps its context running
@@ -259,7 +260,7 @@ TEST(Flight, EachWaiterResumesOnItsOwnExecutor) {
   for (std::size_t i = 0; i < waits.size(); ++i) {
     ASSERT_TRUE(waits[i].ec) << i;
     EXPECT_EQ(waits[i].outcome, FlightOutcome::answered) << i;
-    EXPECT_TRUE(on_its_own[i]) << i;
+    EXPECT_EQ(on_its_own[i], 1) << i;
   }
 }
 
