@@ -45,14 +45,23 @@ boost::asio::awaitable<EmbeddingsPlan> plan_embeddings(EmbeddingsCall& call,
   FlightTable& flights = call.exchange.flights();
   const bool across = locks_across_processes(call);
   const std::string token = across ? new_lock_token() : std::string();
+  // Every input's flight is joined before the first suspension: a request that comes while
+  // this one looks its inputs up finds all of them in flight, not some (which would split the
+  // inputs between two upstream calls).
+  std::vector<std::pair<std::size_t, std::unique_ptr<FlightGuard>>> led;
   for (std::size_t i : missing) {
-    EmbeddedInput& in = call.result.inputs[i];
-    std::pair<std::shared_ptr<Flight>, bool> joined = flights.join(in.storage_key);
-    if (!joined.second) {
+    const std::string& key = call.result.inputs[i].storage_key;
+    std::pair<std::shared_ptr<Flight>, bool> joined = flights.join(key);
+    if (joined.second) {
+      led.emplace_back(i, std::make_unique<FlightGuard>(flights, std::move(joined.first), key));
+    } else {
       out.waits.emplace_back(i, std::move(joined.first));
-      continue;
     }
-    auto guard = std::make_unique<FlightGuard>(flights, std::move(joined.first), in.storage_key);
+  }
+  for (auto& leading : led) {
+    const std::size_t i = leading.first;
+    std::unique_ptr<FlightGuard>& guard = leading.second;
+    EmbeddedInput& in = call.result.inputs[i];
     std::shared_ptr<const core::CacheEntry> found = co_await cache.get(in.storage_key, call.now);
     if (found) {
       guard->finish(found, nullptr, true);
