@@ -185,25 +185,13 @@ std::optional<HeadRefusal> check_head(const http::request_header<>& head,
   return std::nullopt;
 }
 
-namespace {
-
-/// A header name in lowercase. Not core::lowercase: its std::tolower is a library call per byte,
-/// and the names of a hit's headers are a fair part of all it costs (docs/PERFORMANCE.md).
-std::string lowercase_name(std::string_view name) {
-  std::string out(name);
-  for (char& c : out) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-  return out;
-}
-
-}  // namespace
-
 IncomingRequest head_of(const http::request_header<>& head) {
   IncomingRequest request;
   request.method = std::string(head.method_string());
   request.target = std::string(head.target());
   request.headers.reserve(static_cast<std::size_t>(std::distance(head.begin(), head.end())));
   for (const auto& field : head) {
-    request.headers.emplace_back(lowercase_name(field.name_string()), std::string(field.value()));
+    request.headers.emplace_back(core::lowercase(field.name_string()), std::string(field.value()));
   }
   return request;
 }
