@@ -134,20 +134,9 @@ void LedgerWriter::wake_if_full(std::size_t queued) {
   wake_.notify_one();
 }
 
-void LedgerWriter::record(core::LedgerRecord record) {
-  Shard& own = shard();
-  std::size_t queued = 0;
-  {
-    std::lock_guard lock(own.mutex);
-    if (!own.queue.empty() && core::fold_served_into(own.queue.back(), record)) return;
-    own.queue.push_back(std::move(record));
-    queued = own.queue.size();
-  }
-  wake_if_full(queued);
-}
-
-void LedgerWriter::record_like(const core::LedgerRecord& like, std::int64_t time_ms,
-                               std::int64_t latency_us) {
+template <class MakeRecord>
+void LedgerWriter::queue(const core::LedgerRecord& like, std::int64_t time_ms,
+                         std::int64_t latency_us, MakeRecord make_record) {
   Shard& own = shard();
   std::size_t queued = 0;
   {
@@ -155,12 +144,24 @@ void LedgerWriter::record_like(const core::LedgerRecord& like, std::int64_t time
     if (!own.queue.empty() && core::fold_served_into(own.queue.back(), like, time_ms, latency_us)) {
       return;
     }
-    own.queue.push_back(like);
-    own.queue.back().time_ms = time_ms;
-    own.queue.back().latency_us = latency_us;
+    own.queue.push_back(make_record());
     queued = own.queue.size();
   }
   wake_if_full(queued);
+}
+
+void LedgerWriter::record(core::LedgerRecord record) {
+  queue(record, record.time_ms, record.latency_us, [&record] { return std::move(record); });
+}
+
+void LedgerWriter::record_like(const core::LedgerRecord& like, std::int64_t time_ms,
+                               std::int64_t latency_us) {
+  queue(like, time_ms, latency_us, [&] {
+    core::LedgerRecord copy = like;
+    copy.time_ms = time_ms;
+    copy.latency_us = latency_us;
+    return copy;
+  });
 }
 
 void LedgerWriter::take_shards(std::vector<core::LedgerRecord>& batch) {

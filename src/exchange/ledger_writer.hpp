@@ -101,6 +101,11 @@ class LedgerWriter {
   Shard& shard();
   /// Moves every shard's records into `batch`; drops the shards of threads that ended.
   void take_shards(std::vector<core::LedgerRecord>& batch);
+  /// record and record_like: folds a call like `like` (ended at `time_ms` after `latency_us`)
+  /// into the calling thread's last record, else queues the record `make_record()` returns.
+  template <class MakeRecord>
+  void queue(const core::LedgerRecord& like, std::int64_t time_ms, std::int64_t latency_us,
+             MakeRecord make_record);
   /// Wakes the writer when `queued` records reached a batch.
   void wake_if_full(std::size_t queued);
 
