@@ -76,9 +76,9 @@ const RuntimeOptions& Runtime::options() const noexcept {
 }
 
 Runtime& Runtime::default_runtime() {
-  // spdlog's registry made first, so destroyed after the runtime at exit: the runtime's threads
-  // (Redis clients, the ledger's writer) log until they are joined in its destructor.
-  spdlog::default_logger_raw();
+  // spdlog's registry made first (once), so destroyed after the runtime at exit: the runtime's
+  // threads (Redis clients, the ledger's writer) log until they are joined in its destructor.
+  [[maybe_unused]] static const bool registry_first = spdlog::default_logger_raw() != nullptr;
   // A throwing initialiser leaves it unmade: the next call reads the environment again.
   static Runtime runtime(RuntimeOptions::from_environment());
   return runtime;
