@@ -122,6 +122,18 @@ def test_a_history_is_part_of_the_fingerprint(fake_provider):
     assert not other.llm_cache.cache_hit and fake_provider.calls() == 2
 
 
+def wait_until_not_in_memory(url: str, ttl: float, prompt: str, why: str) -> None:
+    """Waits (bounded) until the core's memory no longer answers the one recorded step of the
+    whole run remembered for `prompt`."""
+    (step,) = next(record.steps for key, record in _whole_run._memo.items() if key[1] == prompt)
+    options = _core.make_options(url, None, "", ttl, 10.0, 1.0, False, True, None, None, {},
+                                 False, "", [], [])
+    deadline = time.monotonic() + 30
+    while _core.from_memory(options, step.method, step.url, step.headers, step.body) is not None:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
 def test_a_run_that_called_a_tool_runs_the_tool_again(fake_provider):
     agent = Agent("openai:gpt-4o-mini+tool-first")
     runs = count_runs(agent)
@@ -178,16 +190,8 @@ def test_an_entry_the_core_no_longer_holds_is_not_replayed_whole(fake_provider):
     runs = count_runs(agent)
     url = "memory://"
     first = run(cached_agent_run(agent, "Expiring", "whole", cache_url=url, ttl=0.2))
-    (step,) = next(record.steps for key, record in _whole_run._memo.items()
-                   if key[1] == "Expiring")
     assert "sk-test" not in repr(_whole_run._memo)  # the credential is never in a repr
-    options = _core.make_options(url, None, "", 0.2, 10.0, 1.0, False, True, None, None, {},
-                                 False, "", [], [])
-    # Wait (bounded) until the entry has expired in the core's memory.
-    deadline = time.monotonic() + 30
-    while _core.from_memory(options, step.method, step.url, step.headers, step.body) is not None:
-        assert time.monotonic() < deadline, "the entry never expired"
-        time.sleep(0.05)
+    wait_until_not_in_memory(url, 0.2, "Expiring", "the entry never expired")
     second = run(cached_agent_run(agent, "Expiring", "whole", cache_url=url))
     assert runs == ["Expiring", "Expiring"]
     assert not second.llm_cache.cache_hit and second.llm_cache.cost > 0
@@ -208,16 +212,9 @@ def test_a_cache_cleared_by_another_process_is_not_replayed_whole(fake_provider,
     assert len(runs) == 1  # the second ran whole
     cli = str(Path(__file__).resolve().parents[2] / "build" / "release" / "llm-caching")
     subprocess.run([cli, "cache", "clear", "--cache-url", url], check=True, capture_output=True)
-    (step,) = next(record.steps for key, record in _whole_run._memo.items()
-                   if key[1] == "Cleared")
-    options = _core.make_options(url, None, "", 60.0, 10.0, 1.0, False, True, None, None, {},
-                                 False, "", [], [])
     # This process's memory drops the cleared entries once it reads the store's clear mark
-    # (every 250 ms): wait for that (bounded).
-    deadline = time.monotonic() + 30
-    while _core.from_memory(options, step.method, step.url, step.headers, step.body) is not None:
-        assert time.monotonic() < deadline, "the clear never reached this process"
-        time.sleep(0.05)
+    # (every 250 ms).
+    wait_until_not_in_memory(url, 60.0, "Cleared", "the clear never reached this process")
     third = run(cached_agent_run(agent, "Cleared", "whole", cache_url=url))
     assert len(runs) == 2 and not third.llm_cache.cache_hit
     assert third.output == first.output and fake_provider.calls() == 2
