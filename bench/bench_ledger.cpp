@@ -53,7 +53,10 @@ class DiscardingLedger final : public cache::Backend {
   asio::awaitable<cache::BackendStats> stats() override { co_return cache::BackendStats{}; }
   std::string describe() const override { return "discard://"; }
   bool keeps_ledger() const noexcept override { return true; }
-  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord>) override { co_return; }
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord>,
+                                      core::LedgerBatchId) override {
+    co_return;
+  }
 };
 
 void BM_LedgerHandOver(benchmark::State& state) {

@@ -31,8 +31,9 @@ asio::awaitable<Backend::KeyPage> Backend::list_keys(std::string prefix, std::st
   co_return KeyPage{};
 }
 
-asio::awaitable<void> Backend::ledger_append(std::vector<core::LedgerRecord> records) {
-  (void)records;
+asio::awaitable<void> Backend::ledger_append(std::vector<core::LedgerRecord> records,
+                                             core::LedgerBatchId batch) {
+  (void)records, (void)batch;
   throw CacheError("the cache backend " + describe() + " keeps no ledger");
   co_return;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/ledger.hpp"
+#include "core/ledger_batch.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -111,10 +112,13 @@ class Backend {
 
   /// true: ledger_append and ledger_read work on this backend.
   virtual bool keeps_ledger() const noexcept { return false; }
-  /// Stores the records, as one write where the backend can. Throws CacheError (then none or
-  /// some are stored: the writer spills the batch and replays it, so a record may be doubled
-  /// by a failure between the two, never lost).
-  virtual asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records);
+  /// Stores the batch `batch` names, as one write (one Redis script, one SQLite transaction).
+  /// A named batch whose writer stored it (or a later one) already is skipped: a batch sent
+  /// again after its reply was lost, or replayed twice from a spill file, counts once. Throws
+  /// CacheError (none of the batch stored, or, on Redis, perhaps all of it: the writer spills
+  /// it, and its replay under the same name is skipped).
+  virtual asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records,
+                                              core::LedgerBatchId batch);
   /// The stored records with since_ms <= time_ms < until_ms, in no set order. Throws
   /// CacheError.
   virtual asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,

@@ -32,7 +32,8 @@ class MemoryBackend final : public Backend {
   asio::awaitable<void> unlock(std::string lock_key, std::string token) override;
   /// The ledger in this process's memory, like the entries (unbounded: a test's or a demo's).
   bool keeps_ledger() const noexcept override { return true; }
-  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records,
+                                      core::LedgerBatchId batch) override;
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
                                                                std::int64_t until_ms) override;
   /// Budget counters in this process's memory (TTLs ignored).
@@ -64,9 +65,11 @@ class MemoryBackend final : public Backend {
     std::string token;
     std::int64_t expires_at = 0;
   };
-  std::unordered_map<std::string, Lock> locks_;            // guarded by mutex_
-  std::vector<core::LedgerRecord> ledger_;                 // guarded by mutex_
-  std::unordered_map<std::string, std::int64_t> budgets_;  // guarded by mutex_
+  std::unordered_map<std::string, Lock> locks_;  // guarded by mutex_
+  std::vector<core::LedgerRecord> ledger_;       // guarded by mutex_
+  /// The last batch stored per writer (core::LedgerBatchId).
+  std::unordered_map<std::string, std::uint64_t> ledger_batches_;  // guarded by mutex_
+  std::unordered_map<std::string, std::int64_t> budgets_;          // guarded by mutex_
 };
 
 }  // namespace llm_caching::cache

@@ -76,7 +76,8 @@ class RedisBackend final : public Backend {
   /// RedisOptions::ledger_max_records records) and per-day counter hashes
   /// llm-caching:{ledger}:day:<YYYY-MM-DD>, written by one script per batch.
   bool keeps_ledger() const noexcept override { return true; }
-  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records,
+                                      core::LedgerBatchId batch) override;
   /// XRANGE from since_ms (a record's stream id is never before its time), filtered by time.
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
                                                                std::int64_t until_ms) override;

@@ -2,13 +2,17 @@
 // capped at about RedisOptions::ledger_max_records (XADD MAXLEN ~), and per-day counters (calls,
 // hits, spent, avoided: in total and by task, model, tenant and outcome) in the hashes
 // llm-caching:{ledger}:day:<YYYY-MM-DD>, kept 400 days, for dashboards that outlive the stream.
-// One script per batch: the batch is stored whole or not at all. The names carry the hash tag
+// One script per batch: the batch is stored whole or not at all, and once: the script keeps the
+// last batch each writer stored (llm-caching:{ledger}:writer:<name>, kept 30 days) and skips a
+// batch not above it, as one sent again after its reply was lost (core/ledger_batch.hpp). The
+// names carry the hash tag
 // {ledger} (the budget counters {budget}): on a cluster, what one script touches lies in one slot.
 #include "cache/redis_backend.hpp"
 
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <utility>
@@ -19,16 +23,24 @@ namespace {
 
 constexpr const char* kLedgerStream = "llm-caching:{ledger}";
 constexpr std::string_view kDayPrefix = "llm-caching:{ledger}:day:";
+constexpr std::string_view kWriterPrefix = "llm-caching:{ledger}:writer:";
 constexpr std::int64_t kCounterSeconds = 400LL * 86'400;
+/// How long a writer's last batch is remembered: longer than any spill waits for its replay
+/// (the writer tries every second; another process replays a dead one's file when it starts).
+constexpr std::int64_t kWriterSeconds = 30LL * 86'400;
 constexpr std::size_t kReadPage = 5000;
 
-/// ARGV: record count n, MAXLEN, counter TTL (s), the n record lines, then triples of
-/// (hash, field, increment).
+/// KEYS: the stream, the writer's last batch. ARGV: record count n, MAXLEN, counter TTL (s),
+/// the batch's sequence (0: unnamed, never skipped), the writer key's TTL (s), the n record
+/// lines, then triples of (hash, field, increment). Returns n, or -1 for a batch skipped.
 constexpr const char* kAppendScript =
-    "local n = tonumber(ARGV[1]) "
-    "for i = 1, n do redis.call('xadd', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'r', ARGV[3 + i]) "
+    "local n = tonumber(ARGV[1]) local seq = tonumber(ARGV[4]) "
+    "if seq > 0 then "
+    "if seq <= tonumber(redis.call('get', KEYS[2]) or '0') then return -1 end "
+    "redis.call('set', KEYS[2], ARGV[4], 'EX', ARGV[5]) end "
+    "for i = 1, n do redis.call('xadd', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'r', ARGV[5 + i]) "
     "end "
-    "local i = 4 + n local seen = {} "
+    "local i = 6 + n local seen = {} "
     "while i <= #ARGV do redis.call('hincrby', ARGV[i], ARGV[i + 1], ARGV[i + 2]) "
     "if not seen[ARGV[i]] then seen[ARGV[i]] = true redis.call('expire', ARGV[i], ARGV[3]) end "
     "i = i + 3 end return n";
@@ -81,15 +93,19 @@ void count(Counters& counters, const core::LedgerRecord& r) {
 
 }  // namespace
 
-asio::awaitable<void> RedisBackend::ledger_append(std::vector<core::LedgerRecord> records) {
+asio::awaitable<void> RedisBackend::ledger_append(std::vector<core::LedgerRecord> records,
+                                                  core::LedgerBatchId batch) {
   if (records.empty()) co_return;
   RedisCommand command{"EVAL",
                        kAppendScript,
-                       "1",
+                       "2",
                        kLedgerStream,
+                       std::string(kWriterPrefix) + batch.writer,
                        std::to_string(records.size()),
                        std::to_string(options().ledger_max_records),
-                       std::to_string(kCounterSeconds)};
+                       std::to_string(kCounterSeconds),
+                       std::to_string(batch.named() ? batch.sequence : 0),
+                       std::to_string(kWriterSeconds)};
   Counters counters;
   for (const core::LedgerRecord& record : records) {
     command.push_back(core::encode_ledger_line(record));
@@ -100,7 +116,11 @@ asio::awaitable<void> RedisBackend::ledger_append(std::vector<core::LedgerRecord
     command.push_back(where.second);
     command.push_back(std::to_string(amount));
   }
-  co_await run(std::move(command));
+  const RedisReply reply = co_await run(std::move(command));
+  if (reply.kind == RedisReply::Kind::integer && reply.integer < 0) {
+    spdlog::info("ledger: batch {} of writer {} was stored before (its reply was lost); skipped",
+                 batch.sequence, batch.writer);
+  }
 }
 
 asio::awaitable<std::vector<core::LedgerRecord>> RedisBackend::ledger_read(std::int64_t since_ms,

@@ -80,7 +80,8 @@ class SqliteBackend final : public Backend {
   /// The ledger is the table `ledger` of the same file (sqlite_ledger.cpp), created on first
   /// use; one transaction per batch.
   bool keeps_ledger() const noexcept override { return true; }
-  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records) override;
+  asio::awaitable<void> ledger_append(std::vector<core::LedgerRecord> records,
+                                      core::LedgerBatchId batch) override;
   asio::awaitable<std::vector<core::LedgerRecord>> ledger_read(std::int64_t since_ms,
                                                                std::int64_t until_ms) override;
   /// Budget counters: the table `budgets` of the same file (sqlite_ledger.cpp), checked and
@@ -91,7 +92,8 @@ class SqliteBackend final : public Backend {
   asio::awaitable<void> budget_adjust(std::vector<BudgetCharge> charges,
                                       std::int64_t delta) override;
   BudgetVerdict budget_reserve_now(const std::vector<BudgetCharge>& charges, std::int64_t amount);
-  void ledger_append_now(const std::vector<core::LedgerRecord>& records);
+  void ledger_append_now(const std::vector<core::LedgerRecord>& records,
+                         const core::LedgerBatchId& batch = {});
   std::vector<core::LedgerRecord> ledger_read_now(std::int64_t since_ms, std::int64_t until_ms);
 
   // The same operations without a coroutine frame; SQLite calls block (local file, short locks).
@@ -155,6 +157,9 @@ class SqliteBackend final : public Backend {
   bool ledger_table_ready_ = false;  // guarded by mutex_
   /// Under mutex_: creates the ledger table once per backend (CREATE TABLE IF NOT EXISTS).
   void ensure_ledger_table();
+  /// In a write transaction: false when `batch`'s writer stored it (or a later one) already;
+  /// else notes it as the writer's last. An unnamed batch: true.
+  bool mark_ledger_batch(const core::LedgerBatchId& batch);
 };
 
 }  // namespace llm_caching::cache

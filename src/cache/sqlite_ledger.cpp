@@ -23,7 +23,17 @@ constexpr const char* kCreateLedger =
     "calls INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX IF NOT EXISTS ledger_time ON ledger(time_ms);"
     "CREATE TABLE IF NOT EXISTS budgets (key TEXT PRIMARY KEY, used INTEGER NOT NULL, "
-    "expires_at INTEGER NOT NULL);";
+    "expires_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ledger_writers (writer TEXT PRIMARY KEY, "
+    "sequence INTEGER NOT NULL, seen_ms INTEGER NOT NULL);";
+
+/// The last batch each writer stored (core/ledger_batch.hpp): a batch replayed twice from a
+/// spill file (the process died before it could cut the file) is skipped. A writer's row goes
+/// 30 days after its last batch, longer than any spill file waits.
+constexpr const char* kLastBatch = "SELECT sequence FROM ledger_writers WHERE writer = ?1";
+constexpr const char* kMarkBatch = "INSERT OR REPLACE INTO ledger_writers VALUES (?1, ?2, ?3)";
+constexpr const char* kForgetWriters = "DELETE FROM ledger_writers WHERE seen_ms < ?1";
+constexpr std::int64_t kWriterMs = 30LL * 86'400'000;
 
 constexpr const char* kSelectBudget = "SELECT used, expires_at FROM budgets WHERE key = ?1";
 constexpr const char* kWriteBudget = "INSERT OR REPLACE INTO budgets VALUES (?1, ?2, ?3)";
@@ -123,7 +133,30 @@ void SqliteBackend::ensure_ledger_table() {
   ledger_table_ready_ = true;
 }
 
-void SqliteBackend::ledger_append_now(const std::vector<core::LedgerRecord>& records) {
+bool SqliteBackend::mark_ledger_batch(const core::LedgerBatchId& batch) {
+  if (!batch.named()) return true;
+  SqliteConnection& db = *db_;
+  const std::int64_t now = now_ms_();
+  const Statement last{db.prepare(kLastBatch)};
+  db.bind_text(last.stmt, 1, batch.writer);
+  if (!db.step(last.stmt, "reading a ledger writer's last batch")) {
+    // A writer's first batch here: the time to forget the writers long gone.
+    const Statement forget{db.prepare(kForgetWriters)};
+    db.bind_int(forget.stmt, 1, now - kWriterMs);
+    db.step(forget.stmt, "forgetting old ledger writers");
+  } else if (batch.sequence <= static_cast<std::uint64_t>(sqlite3_column_int64(last.stmt, 0))) {
+    return false;
+  }
+  const Statement mark{db.prepare(kMarkBatch)};
+  db.bind_text(mark.stmt, 1, batch.writer);
+  db.bind_int(mark.stmt, 2, static_cast<std::int64_t>(batch.sequence));
+  db.bind_int(mark.stmt, 3, now);
+  db.step(mark.stmt, "marking a ledger writer's last batch");
+  return true;
+}
+
+void SqliteBackend::ledger_append_now(const std::vector<core::LedgerRecord>& records,
+                                      const core::LedgerBatchId& batch) {
   if (records.empty()) return;
   std::lock_guard lock(mutex_);
   try {
@@ -133,6 +166,7 @@ void SqliteBackend::ledger_append_now(const std::vector<core::LedgerRecord>& rec
     const Statement many{full > 0 ? db.prepare(insert_sql(kRowsPerInsert).c_str()) : nullptr};
     const Statement one{db.prepare(insert_sql(1).c_str())};
     db.write_transaction([&] {
+      if (!mark_ledger_batch(batch)) return;  // stored before
       for (std::size_t i = 0; i < records.size();) {
         const bool whole_rows = i < full;
         sqlite3_stmt* stmt = whole_rows ? many.stmt : one.stmt;
@@ -217,8 +251,9 @@ asio::awaitable<void> SqliteBackend::budget_adjust(std::vector<BudgetCharge> cha
   co_return;
 }
 
-asio::awaitable<void> SqliteBackend::ledger_append(std::vector<core::LedgerRecord> records) {
-  ledger_append_now(records);
+asio::awaitable<void> SqliteBackend::ledger_append(std::vector<core::LedgerRecord> records,
+                                                   core::LedgerBatchId batch) {
+  ledger_append_now(records, batch);
   co_return;
 }
 

@@ -63,27 +63,6 @@ std::string read_all(int fd) {
   return out;
 }
 
-std::vector<core::LedgerRecord> decode_lines(std::string_view text, const fs::path& file) {
-  std::vector<core::LedgerRecord> out;
-  std::size_t unreadable = 0;
-  while (!text.empty()) {
-    const std::size_t end = text.find('\n');
-    const std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    if (line.empty()) continue;
-    if (auto record = core::decode_ledger_line(line)) {
-      out.push_back(std::move(*record));
-    } else {
-      ++unreadable;  // a line cut by a crash
-    }
-  }
-  if (unreadable != 0) {
-    spdlog::warn("ledger: {} unreadable lines in the spill file {} skipped", unreadable,
-                 file.string());
-  }
-  return out;
-}
-
 }  // namespace
 
 LedgerWriter::LedgerWriter(std::shared_ptr<cache::Backend> backend, LedgerOptions options)
@@ -228,23 +207,24 @@ void LedgerWriter::run() {
 
 void LedgerWriter::write(std::vector<core::LedgerRecord> batch) {
   if (batch.empty()) return;
-  // Behind a pending spill, records join it: they reach the backend in order, after it.
+  const core::LedgerBatchId id{batch_writer_, ++last_sequence_};
+  // Behind a pending spill, batches join it: they reach the backend in order, after it.
   const std::uint64_t calls = calls_in(batch);
-  if (!spill_pending_ && store(batch)) {
+  if (!spill_pending_ && store(batch, id)) {
     std::lock_guard lock(mutex_);
     stats_.stored += calls;
     return;
   }
-  spill(batch);
+  spill(batch, id);
   if (!spill_pending_) {
     spill_pending_ = true;
     next_replay_ = std::chrono::steady_clock::now() + options_.retry_interval;
   }
 }
 
-bool LedgerWriter::store(std::vector<core::LedgerRecord> batch) {
+bool LedgerWriter::store(std::vector<core::LedgerRecord> batch, core::LedgerBatchId id) {
   try {
-    cache::run_blocking(backend_->ledger_append(std::move(batch)));
+    cache::run_blocking(backend_->ledger_append(std::move(batch), std::move(id)));
     return true;
   } catch (const std::exception& e) {
     spdlog::warn(
@@ -255,7 +235,8 @@ bool LedgerWriter::store(std::vector<core::LedgerRecord> batch) {
   }
 }
 
-void LedgerWriter::spill(const std::vector<core::LedgerRecord>& batch) {
+void LedgerWriter::spill(const std::vector<core::LedgerRecord>& batch,
+                         const core::LedgerBatchId& id) {
   bool written = false;
   if (!spill_file_.empty()) {
     if (spill_fd_ < 0) {
@@ -265,9 +246,7 @@ void LedgerWriter::spill(const std::vector<core::LedgerRecord>& batch) {
       // Held while this process lives: another process replays only files nobody holds.
       if (spill_fd_ >= 0) ::flock(spill_fd_, LOCK_EX);
     }
-    std::string lines;
-    for (const core::LedgerRecord& record : batch) lines += core::encode_ledger_line(record) + "\n";
-    written = spill_fd_ >= 0 && write_all(spill_fd_, lines);
+    written = spill_fd_ >= 0 && write_all(spill_fd_, core::encode_spill_batch(id, batch));
   }
   const std::uint64_t calls = calls_in(batch);
   std::lock_guard lock(mutex_);
@@ -304,26 +283,18 @@ bool LedgerWriter::replay_file(const fs::path& file, bool own) {
     ::close(fd);
     return true;  // its process still runs, and replays it itself
   }
-  std::vector<core::LedgerRecord> records = decode_lines(read_all(fd), file);
-  std::size_t stored = 0;
-  std::uint64_t stored_calls = 0;
-  bool ok = true;
-  while (stored < records.size()) {
-    const std::size_t end = std::min(records.size(), stored + options_.batch_limit);
-    std::vector<core::LedgerRecord> chunk(records.begin() + static_cast<std::ptrdiff_t>(stored),
-                                          records.begin() + static_cast<std::ptrdiff_t>(end));
-    const std::uint64_t calls = calls_in(chunk);
-    if (!store(std::move(chunk))) {
-      ok = false;
-      break;
-    }
-    stored = end;
-    stored_calls += calls;
+  core::SpillText spilled = core::decode_spill_text(read_all(fd));
+  if (spilled.unreadable != 0) {
+    spdlog::warn("ledger: {} unreadable lines in the spill file {} skipped", spilled.unreadable,
+                 file.string());
   }
-  // What was stored leaves the file, so that no record is written twice; the rest stays.
+  std::uint64_t stored_calls = 0;
+  const std::size_t stored = replay_batches(spilled.batches, stored_calls);
+  const bool ok = stored == spilled.batches.size();
+  // What was stored leaves the file; the rest stays, each batch under its name.
   std::string rest;
-  for (std::size_t i = stored; i < records.size(); ++i) {
-    rest += core::encode_ledger_line(records[i]) + "\n";
+  for (std::size_t i = stored; i < spilled.batches.size(); ++i) {
+    rest += core::encode_spill_batch(spilled.batches[i].id, spilled.batches[i].records);
   }
   if (::ftruncate(fd, 0) != 0 || !write_all(fd, rest)) {
     spdlog::error("ledger: cannot rewrite the spill file {}: {}", file.string(),
@@ -337,11 +308,35 @@ bool LedgerWriter::replay_file(const fs::path& file, bool own) {
     stats_.stored += stored_calls;
     stats_.replayed += stored_calls;
   }
-  if (stored != 0) {
+  if (stored_calls != 0) {
     spdlog::info("ledger: the records of {} calls replayed from {} into {}", stored_calls,
                  file.string(), backend_->describe());
   }
   return ok;
+}
+
+std::size_t LedgerWriter::replay_batches(std::vector<core::SpillBatch>& batches,
+                                         std::uint64_t& stored_calls) {
+  for (std::size_t done = 0; done < batches.size(); ++done) {
+    core::SpillBatch& batch = batches[done];
+    if (batch.id.named()) {
+      const std::uint64_t calls = calls_in(batch.records);
+      if (!store(batch.records, batch.id)) return done;
+      stored_calls += calls;
+      continue;
+    }
+    // Unnamed: stored a piece at a time, each piece leaving the batch once stored.
+    while (!batch.records.empty()) {
+      const auto end = batch.records.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                   batch.records.size(), options_.batch_limit));
+      std::vector<core::LedgerRecord> piece(batch.records.begin(), end);
+      const std::uint64_t calls = calls_in(piece);
+      if (!store(std::move(piece), {})) return done;
+      batch.records.erase(batch.records.begin(), end);
+      stored_calls += calls;
+    }
+  }
+  return batches.size();
 }
 
 void record_result(core::LedgerRecord& r, const ExchangeResult& result) {

@@ -1,11 +1,14 @@
 // The ledger's writer (docs/COSTS.md, "The ledger"): callers hand it a record and go on; a
 // thread of its own stores the records in batches in the backend (Backend::ledger_append). While
-// the backend fails, batches go to a spill file, replayed in order once it answers again. The
-// destructor stores (or spills) every record handed over: a clean shutdown loses none.
+// the backend fails, batches go to a spill file, replayed in order once it answers again, each
+// under the name it was first sent with (core/ledger_batch.hpp): a batch the store ran before
+// its reply was lost is not stored twice. The destructor stores (or spills) every record handed
+// over: a clean shutdown loses none.
 #pragma once
 
 #include "cache/backend.hpp"
 #include "core/ledger.hpp"
+#include "core/ledger_batch.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -22,7 +25,8 @@ namespace llm_caching::exchange {
 struct LedgerOptions {
   /// Off: no writer, no record.
   bool enabled = false;
-  /// Where a batch the backend refused waits (ledger-<store>-<pid>.jsonl, one record a line).
+  /// Where a batch the backend refused waits (ledger-<store>-<pid>.jsonl: per batch a line
+  /// with its name, then one record a line).
   /// Spill files of processes that ended before replaying theirs are replayed too. Empty: such a
   /// batch is logged and dropped.
   std::filesystem::path spill_dir;
@@ -75,14 +79,17 @@ class LedgerWriter {
 
  private:
   void run();
-  /// Writes one batch: to the backend, else to the spill file (also while a spill is pending,
-  /// so that records keep their order).
+  /// Names one batch and writes it: to the backend, else to the spill file (also while a spill
+  /// is pending, so that batches keep their order).
   void write(std::vector<core::LedgerRecord> batch);
   /// Moves this store's spill files to the backend; false when the backend failed.
   bool replay_spills();
   bool replay_file(const std::filesystem::path& file, bool own);
-  void spill(const std::vector<core::LedgerRecord>& batch);
-  bool store(std::vector<core::LedgerRecord> batch);
+  /// Stores the spilled batches in order, under their names; an unnamed one (a file from before
+  /// batch names) in pieces of batch_limit. Returns how many were stored before a failure.
+  std::size_t replay_batches(std::vector<core::SpillBatch>& batches, std::uint64_t& stored_calls);
+  void spill(const std::vector<core::LedgerRecord>& batch, const core::LedgerBatchId& id);
+  bool store(std::vector<core::LedgerRecord> batch, core::LedgerBatchId id);
 
   std::shared_ptr<cache::Backend> backend_;
   LedgerOptions options_;
@@ -90,6 +97,9 @@ class LedgerWriter {
   int spill_fd_ = -1;  ///< open (and flock'ed) while the spill file exists; writer thread only
   bool spill_pending_ = true;  ///< writer thread only; true at start: look for leftovers
   std::chrono::steady_clock::time_point next_replay_{};
+  /// This writer's name in its batches' names (random: processes sharing a store never collide).
+  const std::string batch_writer_ = core::new_ledger_writer_name();
+  std::uint64_t last_sequence_ = 0;  ///< writer thread only
 
   /// One calling thread's queue. Threads never share one: a hit on one core does not pull
   /// another core's cache line. The writer thread takes every shard's records each round.

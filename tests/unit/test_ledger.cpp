@@ -328,4 +328,29 @@ TEST(SqliteLedger, ATableFromBeforeFoldedRecordsGainsTheCallsColumn) {
   EXPECT_EQ(read[1], folded);
 }
 
+TEST(SqliteLedger, ANamedBatchReplayedTwiceIsStoredOnceAndItsWriterGoesAfterThirtyDays) {
+  llmc_test::TempDir dir;
+  SqliteOptions options;
+  options.path = dir.file("cache.db");
+  std::int64_t now = kDec1;
+  cache::SqliteBackend backend(options, [&now] { return now; });
+  const std::vector<LedgerRecord> records = {record(kDec1, "a", LedgerOutcome::miss, 7),
+                                             record(kDec1 + 1, "b", LedgerOutcome::miss, 8)};
+  const core::LedgerBatchId first{"00000000000000aa", 1};
+  backend.ledger_append_now(records, first);
+  backend.ledger_append_now(records, first);  // a spill file replayed again after a crash
+  EXPECT_EQ(backend.ledger_read_now(0, INT64_MAX).size(), 2u);
+  backend.ledger_append_now({records[0]}, {"00000000000000aa", 2});
+  backend.ledger_append_now(records, first);  // late: the writer is past it
+  backend.ledger_append_now({records[1]}, {"00000000000000bb", 1});
+  backend.ledger_append_now({records[1]}, {});  // unnamed: stored each time
+  backend.ledger_append_now({records[1]}, {});
+  EXPECT_EQ(backend.ledger_read_now(0, INT64_MAX).size(), 6u);
+  // 31 days on, a new writer's first batch forgets both: "aa" 1 is stored again.
+  now += 31 * kDay;
+  backend.ledger_append_now({records[0]}, {"00000000000000cc", 1});
+  backend.ledger_append_now(records, first);
+  EXPECT_EQ(backend.ledger_read_now(0, INT64_MAX).size(), 9u);
+}
+
 }  // namespace

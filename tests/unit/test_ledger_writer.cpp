@@ -27,14 +27,24 @@ using llmc_test::kDay;
 using llmc_test::kDec1;
 using llmc_test::record;
 
-/// A ledger that fails while `down` is set, as a store that is unreachable.
+/// A ledger that fails while `down` is set, as a store that is unreachable, and that stores the
+/// next `lose_replies` batches before it fails, as Redis killed between a script and its reply.
+/// The memory store under it skips a named batch it has stored, as Redis does.
 class FlakyLedger : public llmc_test::MemoryBackedBackend {
  public:
   std::atomic<bool> down{false};
+  std::atomic<int> lose_replies{0};
+  std::vector<core::LedgerBatchId> sent;  ///< every batch's name, in the order sent
   bool keeps_ledger() const noexcept override { return true; }
-  boost::asio::awaitable<void> ledger_append(std::vector<LedgerRecord> records) override {
+  boost::asio::awaitable<void> ledger_append(std::vector<LedgerRecord> records,
+                                             core::LedgerBatchId batch) override {
+    sent.push_back(batch);
     if (down) throw CacheError("the ledger is down");
-    co_await store.ledger_append(std::move(records));
+    co_await store.ledger_append(std::move(records), std::move(batch));
+    if (lose_replies > 0) {
+      --lose_replies;
+      throw CacheError("the connection dropped before the reply");
+    }
   }
   boost::asio::awaitable<std::vector<LedgerRecord>> ledger_read(std::int64_t since,
                                                                 std::int64_t until) override {
@@ -74,6 +84,39 @@ TEST(LedgerWriter, SpillsWhileTheStoreIsDownAndReplaysInOrderWhenItIsBack) {
   for (int i = 0; i < 31; ++i) EXPECT_EQ(stored[i].time_ms, kDec1 + i);
   EXPECT_EQ(writer.stats().replayed, 20u);
   EXPECT_FALSE(std::filesystem::exists(writer.spill_file()));
+}
+
+TEST(LedgerWriter, ABatchStoredBeforeItsReplyWasLostIsReplayedUnderItsNameAndStoredOnce) {
+  llmc_test::TempDir dir;
+  auto backend = std::make_shared<FlakyLedger>();
+  exchange::LedgerOptions options{.enabled = true, .spill_dir = dir.path() / "spill"};
+  exchange::LedgerWriter writer(backend, options);
+  writer.record(record(kDec1, "first", LedgerOutcome::miss, 1));
+  writer.flush();
+  backend->lose_replies = 1;
+  for (int i = 1; i < 11; ++i) writer.record(record(kDec1 + i, "lost", LedgerOutcome::miss, 1));
+  writer.flush();
+  // Stored, but the writer saw a failure: the batch waits in the spill file, under its name.
+  EXPECT_EQ(backend->count(), 11);
+  EXPECT_EQ(writer.stats().spilled, 10u);
+  ASSERT_TRUE(std::filesystem::exists(writer.spill_file()));
+
+  writer.record(record(kDec1 + 11, "after", LedgerOutcome::miss, 1));
+  writer.flush();  // replays the batch (skipped: stored already), then stores the new one
+  EXPECT_EQ(backend->count(), 12);
+  const auto stored = cache::run_blocking(backend->ledger_read(0, INT64_MAX));
+  ASSERT_EQ(stored.size(), 12u);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(stored[i].time_ms, kDec1 + i);
+  EXPECT_FALSE(std::filesystem::exists(writer.spill_file()));
+  // One writer's names, in order; the lost batch sent twice under one name.
+  ASSERT_GE(backend->sent.size(), 4u);
+  const auto& sent = backend->sent;
+  EXPECT_EQ(sent[1], sent[2]);
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(sent[i].writer, sent[0].writer);
+    EXPECT_TRUE(sent[i].named());
+    if (i > 0 && i != 2) EXPECT_EQ(sent[i].sequence, sent[i - 1].sequence + 1) << i;
+  }
 }
 
 TEST(LedgerWriter, FoldsTheHitsOfABatchAndCountsTheirCalls) {
@@ -163,6 +206,31 @@ TEST(LedgerWriter, FlushesEverythingOnDestructionAndReplaysAnotherProcesssLeftov
   }
   EXPECT_EQ(backend->count(), 8);
   EXPECT_FALSE(std::filesystem::exists(orphan));
+}
+
+TEST(LedgerWriter, ASpillFileFromBeforeBatchNamesIsReplayedWhole) {
+  llmc_test::TempDir dir;
+  auto backend = std::make_shared<FlakyLedger>();
+  exchange::LedgerOptions options{
+      .enabled = true, .spill_dir = dir.path() / "spill", .batch_limit = 2};
+  std::filesystem::path orphan;
+  {
+    exchange::LedgerWriter writer(backend, options);
+    orphan = writer.spill_file().parent_path() / (writer.spill_file().stem().string() + "0.jsonl");
+  }
+  std::filesystem::create_directories(orphan.parent_path());
+  {
+    std::ofstream file(orphan);  // one record a line, no batch line: the old format
+    for (int i = 0; i < 5; ++i) {
+      file << core::encode_ledger_line(record(kDec1 + i, "old", LedgerOutcome::miss, 1)) << "\n";
+    }
+  }
+  { exchange::LedgerWriter writer(backend, options); }
+  EXPECT_EQ(backend->count(), 5);
+  EXPECT_FALSE(std::filesystem::exists(orphan));
+  // Unnamed (never skipped), in pieces of batch_limit.
+  ASSERT_EQ(backend->sent.size(), 3u);
+  for (const core::LedgerBatchId& id : backend->sent) EXPECT_FALSE(id.named());
 }
 
 }  // namespace
