@@ -19,16 +19,6 @@ namespace {
 using namespace llm_caching;
 using namespace llm_caching::cache;
 using core::LedgerBatchId;
-using core::LedgerOutcome;
-using core::LedgerRecord;
-
-std::vector<LedgerRecord> batch_of(int first, int count) {
-  std::vector<LedgerRecord> out;
-  for (int i = first; i < first + count; ++i) {
-    out.push_back(record(kDec1 + i, "redis", LedgerOutcome::miss, 100 + i));
-  }
-  return out;
-}
 
 /// The calls the stream holds, and the day's counted calls.
 struct Stored {
@@ -44,24 +34,24 @@ TEST(RedisLedger, ANamedBatchSentAgainIsStoredOnceAndAnUnnamedOneEachTime) {
   RedisServer server;
   RedisBackend backend(std::get<RedisOptions>(parse_cache_url(server.url())));
   const LedgerBatchId first{"00000000000000aa", 1};
-  run_blocking(backend.ledger_append(batch_of(0, 3), first));
+  run_blocking(backend.ledger_append(misses(0, 3), first));
   EXPECT_EQ(stored(backend, server).stream, 3u);
   // Sent again (the reply of the first send was lost): skipped, counters untouched.
-  run_blocking(backend.ledger_append(batch_of(0, 3), first));
+  run_blocking(backend.ledger_append(misses(0, 3), first));
   Stored now = stored(backend, server);
   EXPECT_EQ(now.stream, 3u);
   EXPECT_EQ(now.day_calls, "3");
   // The writer's next batch is stored; one before it, late, is not.
-  run_blocking(backend.ledger_append(batch_of(3, 2), {"00000000000000aa", 2}));
-  run_blocking(backend.ledger_append(batch_of(0, 3), first));
+  run_blocking(backend.ledger_append(misses(3, 2), {"00000000000000aa", 2}));
+  run_blocking(backend.ledger_append(misses(0, 3), first));
   // Another writer's first batch is its own.
-  run_blocking(backend.ledger_append(batch_of(5, 1), {"00000000000000bb", 1}));
+  run_blocking(backend.ledger_append(misses(5, 1), {"00000000000000bb", 1}));
   now = stored(backend, server);
   EXPECT_EQ(now.stream, 6u);
   EXPECT_EQ(now.day_calls, "6");
   // Unnamed: stored every time it is sent.
-  run_blocking(backend.ledger_append(batch_of(6, 1), {}));
-  run_blocking(backend.ledger_append(batch_of(6, 1), {}));
+  run_blocking(backend.ledger_append(misses(6, 1), {}));
+  run_blocking(backend.ledger_append(misses(6, 1), {}));
   now = stored(backend, server);
   EXPECT_EQ(now.stream, 8u);
   EXPECT_EQ(now.day_calls, "8");

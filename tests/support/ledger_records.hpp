@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace llmc_test {
 
@@ -30,6 +31,16 @@ inline llm_caching::core::LedgerRecord record(std::int64_t time_ms, std::string 
   r.latency_us = 1234;
   r.outcome = outcome;
   return r;
+}
+
+/// `count` misses, one a millisecond from kDec1 + `first`: task "t<i>", cost i nano-USD.
+inline std::vector<llm_caching::core::LedgerRecord> misses(int first, int count) {
+  std::vector<llm_caching::core::LedgerRecord> out;
+  for (int i = first; i < first + count; ++i) {
+    out.push_back(
+        record(kDec1 + i, "t" + std::to_string(i), llm_caching::core::LedgerOutcome::miss, i));
+  }
+  return out;
 }
 
 }  // namespace llmc_test

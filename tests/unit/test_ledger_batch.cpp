@@ -16,15 +16,8 @@ using core::LedgerBatchId;
 using core::LedgerOutcome;
 using core::LedgerRecord;
 using llmc_test::kDec1;
+using llmc_test::misses;
 using llmc_test::record;
-
-std::vector<LedgerRecord> records(int first, int count) {
-  std::vector<LedgerRecord> out;
-  for (int i = first; i < first + count; ++i) {
-    out.push_back(record(kDec1 + i, "t" + std::to_string(i), LedgerOutcome::miss, i));
-  }
-  return out;
-}
 
 TEST(LedgerBatch, WriterNamesAreSixteenHexDigitsAndDiffer) {
   std::set<std::string> names;
@@ -40,32 +33,32 @@ TEST(LedgerBatch, WriterNamesAreSixteenHexDigitsAndDiffer) {
 TEST(LedgerBatch, SpilledBatchesComeBackInOrderUnderTheirNames) {
   const LedgerBatchId first{"00ff00ff00ff00ff", 7};
   const LedgerBatchId second{"00ff00ff00ff00ff", 8};
-  const std::string text = core::encode_spill_batch(first, records(0, 3)) +
-                           core::encode_spill_batch(second, records(3, 2));
+  const std::string text = core::encode_spill_batch(first, misses(0, 3)) +
+                           core::encode_spill_batch(second, misses(3, 2));
   EXPECT_TRUE(text.starts_with("#batch 00ff00ff00ff00ff 7\n")) << text;
   const core::SpillText read = core::decode_spill_text(text);
   EXPECT_EQ(read.unreadable, 0u);
   ASSERT_EQ(read.batches.size(), 2u);
   EXPECT_EQ(read.batches[0].id, first);
-  EXPECT_EQ(read.batches[0].records, records(0, 3));
+  EXPECT_EQ(read.batches[0].records, misses(0, 3));
   EXPECT_EQ(read.batches[1].id, second);
-  EXPECT_EQ(read.batches[1].records, records(3, 2));
+  EXPECT_EQ(read.batches[1].records, misses(3, 2));
 }
 
 TEST(LedgerBatch, RecordsBeforeAnyBatchLineAreOneUnnamedBatch) {
   std::string text;
-  for (const LedgerRecord& r : records(0, 4)) text += core::encode_ledger_line(r) + "\n";
-  EXPECT_EQ(core::encode_spill_batch({}, records(0, 4)), text);  // unnamed: no batch line
-  text += core::encode_spill_batch({"0123456789abcdef", 1}, records(4, 1));
+  for (const LedgerRecord& r : misses(0, 4)) text += core::encode_ledger_line(r) + "\n";
+  EXPECT_EQ(core::encode_spill_batch({}, misses(0, 4)), text);  // unnamed: no batch line
+  text += core::encode_spill_batch({"0123456789abcdef", 1}, misses(4, 1));
   const core::SpillText read = core::decode_spill_text(text);
   ASSERT_EQ(read.batches.size(), 2u);
   EXPECT_FALSE(read.batches[0].id.named());
-  EXPECT_EQ(read.batches[0].records, records(0, 4));
+  EXPECT_EQ(read.batches[0].records, misses(0, 4));
   EXPECT_TRUE(read.batches[1].id.named());
 }
 
 TEST(LedgerBatch, CutLinesAreCountedAndACutBatchLineStartsAnUnnamedBatch) {
-  std::string text = core::encode_spill_batch({"0123456789abcdef", 1}, records(0, 2));
+  std::string text = core::encode_spill_batch({"0123456789abcdef", 1}, misses(0, 2));
   text += "#batch 0123456789abcdef\n";  // cut before its sequence
   text += core::encode_ledger_line(record(kDec1 + 9, "after-cut", LedgerOutcome::hit, 0)) + "\n";
   text += "#batch NOT-HEX 3\n#batch 0123456789abcdef 12x\n";
