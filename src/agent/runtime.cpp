@@ -4,7 +4,6 @@
 #include "llm_caching/errors.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <cstdint>
@@ -76,9 +75,8 @@ const RuntimeOptions& Runtime::options() const noexcept {
 }
 
 Runtime& Runtime::default_runtime() {
-  // spdlog's registry made first (once), so destroyed after the runtime at exit: the runtime's
-  // threads (Redis clients, the ledger's writer) log until they are joined in its destructor.
-  [[maybe_unused]] static const bool registry_first = spdlog::default_logger_raw() != nullptr;
+  // spdlog's registry, which the runtime's threads log through until its destructor joins them,
+  // was made before main (core/thread_name.cpp), so it outlives the runtime at exit.
   // A throwing initialiser leaves it unmade: the next call reads the environment again.
   static Runtime runtime(RuntimeOptions::from_environment());
   return runtime;

@@ -59,10 +59,14 @@ class HandlerCommand final : public PendingCommand {
 
   void complete(std::exception_ptr error, RedisReply reply) override {
     auto executor = work_.get_executor();
-    asio::post(executor,
-               [handler = std::move(handler_), error, reply = std::move(reply)]() mutable {
-                 std::move(handler)(error, std::move(reply));
-               });
+    // The error is moved, not copied, into the handler: this thread (home's, often) keeps no
+    // reference, so the exception is freed by the handler's thread, the last to read it. Were it
+    // freed here after the handler's thread read it, the order between the two would be the
+    // exception_ptr's count, kept inside libstdc++, which ThreadSanitizer does not see.
+    asio::post(executor, [handler = std::move(handler_), error = std::move(error),
+                          reply = std::move(reply)]() mutable {
+      std::move(handler)(std::move(error), std::move(reply));
+    });
     work_.reset();
   }
 

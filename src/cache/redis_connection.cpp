@@ -1,4 +1,5 @@
 #include "cache/redis_connection.hpp"
+#include "cache/redis_session.hpp"
 
 #include "llm_caching/errors.hpp"
 
@@ -267,8 +268,7 @@ void RedisConnection::drop(const std::string& reason, bool retryable) {
   if (started_ && events_.on_dropped) {
     events_.on_dropped(*this, std::move(orphans), reason, retryable);
   } else {
-    for (auto& command : orphans)
-      command->complete(std::make_exception_ptr(CacheError(reason)), {});
+    for (auto& command : orphans) fail_command(*command, reason);
   }
 }
 

@@ -8,7 +8,13 @@
 namespace llm_caching::cache {
 
 void fail_command(PendingCommand& command, const std::string& reason) {
-  command.complete(std::make_exception_ptr(CacheError(reason)), {});
+  // The exception copies the temporary CacheError, and with it shares the message's
+  // reference-counted buffer (libstdc++'s runtime_error): the temporary dies here, before the
+  // exception goes to the thread that reads its message. Dying after, it could be the one that
+  // frees the buffer, ordered after that read only by a count kept inside libstdc++, which
+  // ThreadSanitizer does not see. (HandlerCommand::complete moves the exception on, for the same.)
+  std::exception_ptr error = std::make_exception_ptr(CacheError(reason));
+  command.complete(std::move(error), {});
 }
 
 RedisCommand auth_command(const std::string& user, const std::string& password) {

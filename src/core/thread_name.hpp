@@ -6,16 +6,14 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include <string>
 #include <string_view>
 
 namespace llm_caching::core {
 
 /// Names the calling thread. Linux keeps 15 bytes of a name: longer ones are cut.
-inline void name_this_thread(std::string_view name) {
-  const std::string kept(name.substr(0, 15));
-  pthread_setname_np(pthread_self(), kept.c_str());
-}
+/// Every thread the library starts calls it first, so its TU (thread_name.cpp) is in every program
+/// that starts one: that TU also makes spdlog's registry before main (see there why).
+void name_this_thread(std::string_view name);
 
 /// Whether make_this_thread_idle moved the calling thread to SCHED_IDLE.
 inline thread_local bool this_thread_is_idle = false;

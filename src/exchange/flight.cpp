@@ -78,6 +78,12 @@ void Flight::finish(std::shared_ptr<const core::CacheEntry> e, std::exception_pt
   const Outcome result = outcome;
   for (auto& batch : batches) {
     asio::any_io_executor executor = batch.executor;
+    // Work of this thread's own on that executor, until the post has returned: a post signals
+    // the io_context's condition variable after it made the waiters runnable, and an io_context
+    // that ends as soon as they resume must not end, and be destroyed, before. Released below,
+    // it ends that io_context's run() through the io_context's lock (stop()), after the post.
+    const asio::any_io_executor posting =
+        asio::prefer(executor, asio::execution::outstanding_work.tracked);
     asio::post(executor, [waiters = std::move(batch.waiters), result]() mutable {
       for (auto& w : waiters) resume(*w, {}, result);
       // The waiters themselves (parked requests, handlers, tracked work) go with the vector,

@@ -251,9 +251,13 @@ TEST(CrossProcessFlight, TwoGatewaysSharingOneSqliteFileMakeOneUpstreamCall) {
 }
 
 TEST(CrossProcessFlight, AHolderKilledMidCallIsReplacedAfterItsLockExpires) {
-  // A short lock so the test takes seconds; the waiters may wait four times that in total.
-  llmc_test::ScopedEnv lock_ttl("LLM_CACHE_LOCK_TTL_MS", "1500");
-  llmc_test::ScopedEnv lock_wait("LLM_CACHE_LOCK_WAIT_MS", "6000");
+  // The lock's time to live is what the waiters wait out for the dead holder, and also all the
+  // time the waiter that takes the lock next has for its own call, its entry's write and its
+  // unlock: should that outrun the lock (a sanitizer build on a loaded machine), another waiter
+  // takes the lock and calls too. 5 s: the test takes seconds, and the replacing call has room.
+  // The waiters' wait is a hang guard, far beyond the lock's expiry.
+  llmc_test::ScopedEnv lock_ttl("LLM_CACHE_LOCK_TTL_MS", "5000");
+  llmc_test::ScopedEnv lock_wait("LLM_CACHE_LOCK_WAIT_MS", "60000");
   llmc_test::RedisServer redis;
   FakeProvider fake;
   auto holder = std::make_unique<SharedCacheGateway>(fake, redis.url());
@@ -265,10 +269,13 @@ TEST(CrossProcessFlight, AHolderKilledMidCallIsReplacedAfterItsLockExpires) {
   // The holder's upstream call is slow (the behaviour header does not change the cache key).
   const std::string text = "the holder dies";
   auto doomed = ask_async(holder->base_url(), text, {{"x-fake-behavior", "delay-60000"}});
-  ASSERT_TRUE(eventually([&] {
-    return !redis.cli({"--scan", "--pattern", "llm-caching:lock:*"}).empty() &&
-           upstream_calls(fake) == 1;
-  })) << "the holder never took the lock and called upstream";
+  ASSERT_TRUE(eventually(
+      [&] {
+        return !redis.cli({"--scan", "--pattern", "llm-caching:lock:*"}).empty() &&
+               upstream_calls(fake) == 1;
+      },
+      3000))
+      << "the holder never took the lock and called upstream";
 
   const BurstOutcome outcome = [&] {
     std::vector<std::future<HttpResponse>> pending;

@@ -1,11 +1,14 @@
 // core::name_this_thread: the name a thread shows in `top -H`, `ps -L` and /proc; and
-// core::make_this_thread_idle, which marks the thread for yield_if_idle.
+// core::make_this_thread_idle, which marks the thread for yield_if_idle. Its TU also makes
+// spdlog's registry before main (core/thread_name.cpp).
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <pthread.h>
 #include <sched.h>
 
 #include <array>
+#include <atomic>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -56,6 +59,27 @@ TEST(IdleThread, OnlyAThreadMadeIdleIsIdleAndYields) {
   // This thread, and any other not made idle, keeps its policy and does not yield.
   EXPECT_FALSE(llm_caching::core::this_thread_is_idle);
   EXPECT_NE(sched_getscheduler(0), SCHED_IDLE);
+}
+
+// Each test runs in a process of its own (ctest), so these logs are the process's first. Made
+// lazily by the first of two threads, spdlog's registry was a data race under ThreadSanitizer
+// (the tsan preset runs this test): the order the static's guard gives is checked inside
+// libspdlog, which TSan does not instrument. Made before main, it is ordered before both.
+TEST(LogRegistry, IsMadeBeforeMainSoThreadsWhoseLogsAreTheFirstNeedNoOrder) {
+  std::atomic<int> arrived{0};
+  std::array<spdlog::logger*, 2> seen{};
+  auto log_first = [&](std::size_t i) {
+    arrived.fetch_add(1);
+    while (arrived.load() < 2) std::this_thread::yield();  // both log at once
+    spdlog::debug("below the default level: checked, not printed");
+    seen[i] = spdlog::default_logger_raw();
+  };
+  std::thread first(log_first, 0);
+  std::thread second(log_first, 1);
+  first.join();
+  second.join();
+  ASSERT_NE(seen[0], nullptr);
+  EXPECT_EQ(seen[0], seen[1]);
 }
 
 }  // namespace
