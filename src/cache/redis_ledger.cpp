@@ -5,8 +5,8 @@
 // One script per batch: the batch is stored whole or not at all, and once: the script keeps the
 // last batch each writer stored (llm-caching:{ledger}:writer:<name>, kept 30 days) and skips a
 // batch not above it, as one sent again after its reply was lost (core/ledger_batch.hpp). The
-// names carry the hash tag
-// {ledger} (the budget counters {budget}): on a cluster, what one script touches lies in one slot.
+// names carry the hash tag {ledger} (the budget counters {budget}): on a cluster, what one
+// script touches lies in one slot.
 #include "cache/redis_backend.hpp"
 
 #include "llm_caching/errors.hpp"
@@ -25,9 +25,6 @@ constexpr const char* kLedgerStream = "llm-caching:{ledger}";
 constexpr std::string_view kDayPrefix = "llm-caching:{ledger}:day:";
 constexpr std::string_view kWriterPrefix = "llm-caching:{ledger}:writer:";
 constexpr std::int64_t kCounterSeconds = 400LL * 86'400;
-/// How long a writer's last batch is remembered: longer than any spill waits for its replay
-/// (the writer tries every second; another process replays a dead one's file when it starts).
-constexpr std::int64_t kWriterSeconds = 30LL * 86'400;
 constexpr std::size_t kReadPage = 5000;
 
 /// KEYS: the stream, the writer's last batch. ARGV: record count n, MAXLEN, counter TTL (s),
@@ -105,7 +102,7 @@ asio::awaitable<void> RedisBackend::ledger_append(std::vector<core::LedgerRecord
                        std::to_string(options().ledger_max_records),
                        std::to_string(kCounterSeconds),
                        std::to_string(batch.named() ? batch.sequence : 0),
-                       std::to_string(kWriterSeconds)};
+                       std::to_string(std::chrono::seconds(core::kLedgerWriterKept).count())};
   Counters counters;
   for (const core::LedgerRecord& record : records) {
     command.push_back(core::encode_ledger_line(record));

@@ -29,11 +29,10 @@ constexpr const char* kCreateLedger =
 
 /// The last batch each writer stored (core/ledger_batch.hpp): a batch replayed twice from a
 /// spill file (the process died before it could cut the file) is skipped. A writer's row goes
-/// 30 days after its last batch, longer than any spill file waits.
+/// core::kLedgerWriterKept after its last batch.
 constexpr const char* kLastBatch = "SELECT sequence FROM ledger_writers WHERE writer = ?1";
 constexpr const char* kMarkBatch = "INSERT OR REPLACE INTO ledger_writers VALUES (?1, ?2, ?3)";
 constexpr const char* kForgetWriters = "DELETE FROM ledger_writers WHERE seen_ms < ?1";
-constexpr std::int64_t kWriterMs = 30LL * 86'400'000;
 
 constexpr const char* kSelectBudget = "SELECT used, expires_at FROM budgets WHERE key = ?1";
 constexpr const char* kWriteBudget = "INSERT OR REPLACE INTO budgets VALUES (?1, ?2, ?3)";
@@ -142,7 +141,7 @@ bool SqliteBackend::mark_ledger_batch(const core::LedgerBatchId& batch) {
   if (!db.step(last.stmt, "reading a ledger writer's last batch")) {
     // A writer's first batch here: the time to forget the writers long gone.
     const Statement forget{db.prepare(kForgetWriters)};
-    db.bind_int(forget.stmt, 1, now - kWriterMs);
+    db.bind_int(forget.stmt, 1, now - std::chrono::milliseconds(core::kLedgerWriterKept).count());
     db.step(forget.stmt, "forgetting old ledger writers");
   } else if (batch.sequence <= static_cast<std::uint64_t>(sqlite3_column_int64(last.stmt, 0))) {
     return false;

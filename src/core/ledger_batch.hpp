@@ -8,6 +8,7 @@
 
 #include "core/ledger.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -25,6 +26,11 @@ struct LedgerBatchId {
   bool named() const noexcept { return !writer.empty() && sequence != 0; }
   friend bool operator==(const LedgerBatchId&, const LedgerBatchId&) = default;
 };
+
+/// How long a store remembers a writer's last batch after it: longer than any spill file waits
+/// for its replay (a writer retries every second; the next process on the store replays a dead
+/// one's file when it starts). Redis's key TTL and SQLite's row lifetime alike.
+inline constexpr std::chrono::days kLedgerWriterKept{30};
 
 /// A fresh writer name (16 hex digits from std::random_device).
 std::string new_ledger_writer_name();
