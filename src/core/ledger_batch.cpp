@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <charconv>
-#include <random>
 
 namespace llm_caching::core {
 
@@ -29,12 +28,6 @@ LedgerBatchId parse_batch_line(std::string_view rest) {
 }
 
 }  // namespace
-
-std::string new_ledger_writer_name() {
-  std::random_device device;
-  const std::uint64_t high = device();
-  return fmt::format("{:016x}", (high << 32) | device());
-}
 
 std::string encode_spill_batch(const LedgerBatchId& id, const std::vector<LedgerRecord>& records) {
   std::string text;

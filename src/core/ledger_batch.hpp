@@ -17,8 +17,8 @@
 namespace llm_caching::core {
 
 struct LedgerBatchId {
-  /// 16 hex digits, random per writer; empty: unnamed (a spill file from before batch names),
-  /// never skipped.
+  /// 16 hex digits, random per writer (exchange::new_ledger_writer_name); empty: unnamed (a spill
+  /// file from before batch names), never skipped.
   std::string writer;
   /// 1, 2, 3... in the order the writer formed its batches.
   std::uint64_t sequence = 0;
@@ -31,9 +31,6 @@ struct LedgerBatchId {
 /// for its replay (a writer retries every second; the next process on the store replays a dead
 /// one's file when it starts). Redis's key TTL and SQLite's row lifetime alike.
 inline constexpr std::chrono::days kLedgerWriterKept{30};
-
-/// A fresh writer name (16 hex digits from std::random_device).
-std::string new_ledger_writer_name();
 
 /// One batch as spill-file text: a line "#batch <writer> <sequence>" (none when unnamed), then
 /// a line per record (encode_ledger_line), each ending in a newline.

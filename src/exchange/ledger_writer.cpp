@@ -6,6 +6,7 @@
 #include "cache/fnv1a.hpp"
 #include "cache/run_blocking.hpp"
 #include "core/thread_name.hpp"
+#include "exchange/cross_process_lock.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -64,6 +65,10 @@ std::string read_all(int fd) {
 }
 
 }  // namespace
+
+std::string new_ledger_writer_name() {
+  return new_lock_token().substr(0, 16);
+}
 
 LedgerWriter::LedgerWriter(std::shared_ptr<cache::Backend> backend, LedgerOptions options)
     : backend_(std::move(backend)), options_(std::move(options)), id_(next_writer_id++) {

@@ -22,6 +22,9 @@
 
 namespace llm_caching::exchange {
 
+/// A fresh ledger writer name: 16 hex digits of the kernel's random bits (new_lock_token).
+std::string new_ledger_writer_name();
+
 struct LedgerOptions {
   /// Off: no writer, no record.
   bool enabled = false;
@@ -98,7 +101,7 @@ class LedgerWriter {
   bool spill_pending_ = true;  ///< writer thread only; true at start: look for leftovers
   std::chrono::steady_clock::time_point next_replay_{};
   /// This writer's name in its batches' names (random: processes sharing a store never collide).
-  const std::string batch_writer_ = core::new_ledger_writer_name();
+  const std::string batch_writer_ = new_ledger_writer_name();
   std::uint64_t last_sequence_ = 0;  ///< writer thread only
 
   /// One calling thread's queue. Threads never share one: a hit on one core does not pull

@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <set>
 #include <string>
 #include <vector>
 
@@ -18,17 +17,6 @@ using core::LedgerRecord;
 using llmc_test::kDec1;
 using llmc_test::misses;
 using llmc_test::record;
-
-TEST(LedgerBatch, WriterNamesAreSixteenHexDigitsAndDiffer) {
-  std::set<std::string> names;
-  for (int i = 0; i < 100; ++i) {
-    const std::string name = core::new_ledger_writer_name();
-    EXPECT_EQ(name.size(), 16u);
-    EXPECT_EQ(name.find_first_not_of("0123456789abcdef"), std::string::npos) << name;
-    names.insert(name);
-  }
-  EXPECT_EQ(names.size(), 100u);
-}
 
 TEST(LedgerBatch, SpilledBatchesComeBackInOrderUnderTheirNames) {
   const LedgerBatchId first{"00ff00ff00ff00ff", 7};

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +60,17 @@ class FlakyLedger : public llmc_test::MemoryBackedBackend {
     return calls;
   }
 };
+
+TEST(LedgerWriter, NamesAreSixteenHexDigitsAndDiffer) {
+  std::set<std::string> names;
+  for (int i = 0; i < 100; ++i) {
+    const std::string name = exchange::new_ledger_writer_name();
+    EXPECT_EQ(name.size(), 16u);
+    EXPECT_EQ(name.find_first_not_of("0123456789abcdef"), std::string::npos) << name;
+    names.insert(name);
+  }
+  EXPECT_EQ(names.size(), 100u);
+}
 
 TEST(LedgerWriter, SpillsWhileTheStoreIsDownAndReplaysInOrderWhenItIsBack) {
   llmc_test::TempDir dir;
