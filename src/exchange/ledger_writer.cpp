@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -161,12 +162,11 @@ void LedgerWriter::take_shards(std::vector<core::LedgerRecord>& batch) {
 
 void LedgerWriter::flush() {
   std::unique_lock lock(mutex_);
-  const std::uint64_t round = rounds_started_;
-  ++flush_asked_;
+  // The next round to start sees the queue as it is now, and tries the spill files.
+  const std::uint64_t round = rounds_started_ + 1;
+  flush_round_ = std::max(flush_round_, round);
   wake_.notify_one();
-  // The round after this call started saw the queue as it is now, and tried the spill files.
-  flushed_.wait(lock, [&] { return rounds_finished_ > round; });
-  --flush_asked_;
+  flushed_.wait(lock, [&] { return rounds_finished_ >= round; });
 }
 
 LedgerWriter::Stats LedgerWriter::stats() const {
@@ -182,13 +182,13 @@ void LedgerWriter::run() {
   std::unique_lock lock(mutex_);
   while (true) {
     wake_.wait_for(lock, options_.flush_interval, [&] {
-      return stopping_ || flush_asked_ > 0 || full_.load(std::memory_order_relaxed);
+      return stopping_ || rounds_started_ < flush_round_ || full_.load(std::memory_order_relaxed);
     });
     ++rounds_started_;
     full_.store(false, std::memory_order_relaxed);
     batch.clear();
     take_shards(batch);
-    const bool urgent = stopping_ || flush_asked_ > 0;
+    const bool urgent = stopping_ || rounds_started_ <= flush_round_;
     const bool stop = stopping_;
     lock.unlock();
     if (spill_pending_ && (urgent || std::chrono::steady_clock::now() >= next_replay_)) {

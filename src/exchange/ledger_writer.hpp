@@ -132,9 +132,12 @@ class LedgerWriter {
   std::atomic<bool> full_{false};      ///< a shard holds a batch's worth: write without waiting
   std::uint64_t rounds_started_ = 0;   // guarded by mutex_
   std::uint64_t rounds_finished_ = 0;  // guarded by mutex_
-  std::uint64_t flush_asked_ = 0;      // guarded by mutex_
-  bool stopping_ = false;              // guarded by mutex_
-  Stats stats_;                        // guarded by mutex_
+  /// The last round a flush waits for; rounds up to it are urgent. A round number, not a count
+  /// of waiting flushes: a count still held when its round ended started a needless urgent round,
+  /// which replayed a spill at once.
+  std::uint64_t flush_round_ = 0;  // guarded by mutex_
+  bool stopping_ = false;          // guarded by mutex_
+  Stats stats_;                    // guarded by mutex_
   std::thread thread_;
 };
 
