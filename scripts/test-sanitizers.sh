@@ -23,8 +23,10 @@ cd "$tree"
 export PWD="$tree"
 root=$tree
 export CCACHE_NOHASHDIR=1
-# Room for the Release, instrumented and fuzz objects together (ccache's default is 5 GB).
-export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-20G}
+# Room for the Release, tsan and fuzz objects together, and no more: the cache shares the disk
+# with the builds. (ccache 4.7 never caches the asan-coverage objects: it calls
+# -fprofile-update=atomic unsupported.)
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-6G}
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=(asan coverage tsan fuzz)
 wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
@@ -39,12 +41,20 @@ export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
 export TSAN_OPTIONS="log_path=$reports/tsan:second_deadlock_stack=1"
 status=0
-# Each step's time, printed as it ends and again in the summary at the end.
+# Each step's time, printed as it ends and again in the summary at the end, with the disk space
+# left: a full disk stops a build midway (it did stop CI once, docs/RELIABILITY.md).
 timings=()
+free_space() { df -h --output=avail . | tail -1 | tr -d ' '; }
 elapsed() {
   timings+=("$1: $((SECONDS - $2)) s")
-  echo "test-sanitizers: $1 took $((SECONDS - $2)) s"
+  echo "test-sanitizers: $1 took $((SECONDS - $2)) s; $(free_space) free on disk"
 }
+# The three builds take about 4 GB together (the figures: docs/RELIABILITY.md).
+free_gb=$(df -BG --output=avail . | tail -1 | tr -dc '0-9')
+if ((free_gb < 6)); then
+  echo "test-sanitizers: warning: only ${free_gb} GB free on disk here; the builds need about" \
+       "4 GB and ccache up to CCACHE_MAXSIZE ($CCACHE_MAXSIZE)" >&2
+fi
 coverage_line=""
 
 if wants asan || wants coverage; then
