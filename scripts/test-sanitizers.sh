@@ -49,7 +49,8 @@ elapsed() {
   timings+=("$1: $((SECONDS - $2)) s")
   echo "test-sanitizers: $1 took $((SECONDS - $2)) s; $(free_space) free on disk"
 }
-# The three builds take about 4 GB together (the figures: docs/RELIABILITY.md).
+# These three builds and scripts/test.sh's Release one take about 4 GB together (the figures:
+# docs/RELIABILITY.md, "CI's whole run").
 free_gb=$(df -BG --output=avail . | tail -1 | tr -dc '0-9')
 if ((free_gb < 6)); then
   echo "test-sanitizers: warning: only ${free_gb} GB free on disk here; the builds need about" \
