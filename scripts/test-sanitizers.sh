@@ -52,7 +52,7 @@ elapsed() {
 # These three builds and scripts/test.sh's Release one take about 4 GB together (the figures:
 # docs/RELIABILITY.md, "CI's whole run").
 free_gb=$(df -BG --output=avail . | tail -1 | tr -dc '0-9')
-if ((free_gb < 6)); then
+if [[ -n "$free_gb" ]] && ((free_gb < 6)); then
   echo "test-sanitizers: warning: only ${free_gb} GB free on disk here; the builds need about" \
        "4 GB and ccache up to CCACHE_MAXSIZE ($CCACHE_MAXSIZE)" >&2
 fi
