@@ -51,7 +51,7 @@ elapsed() {
 }
 # These three builds and scripts/test.sh's Release one take about 4 GB together (the figures:
 # docs/RELIABILITY.md, "CI's whole run").
-free_gb=$(df -BG --output=avail . | tail -1 | tr -dc '0-9')
+free_gb=$(df -BG --output=avail . 2>/dev/null | tail -1 | tr -dc '0-9' || true)
 if [[ -n "$free_gb" ]] && ((free_gb < 6)); then
   echo "test-sanitizers: warning: only ${free_gb} GB free on disk here; the builds need about" \
        "4 GB and ccache up to CCACHE_MAXSIZE ($CCACHE_MAXSIZE)" >&2
