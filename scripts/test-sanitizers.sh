@@ -44,14 +44,15 @@ status=0
 # Each step's time, printed as it ends and again in the summary at the end, with the disk space
 # left: a full disk stops a build midway (it did stop CI once, docs/RELIABILITY.md).
 timings=()
-free_space() { df -h --output=avail . | tail -1 | tr -d ' '; }
+# Whole GB free on this disk; nothing when df prints no figure.
+free_gb() { df -BG --output=avail . 2>/dev/null | tail -1 | tr -dc '0-9' || true; }
 elapsed() {
   timings+=("$1: $((SECONDS - $2)) s")
-  echo "test-sanitizers: $1 took $((SECONDS - $2)) s; $(free_space) free on disk"
+  echo "test-sanitizers: $1 took $((SECONDS - $2)) s; $(free_gb) GB free on disk"
 }
 # These three builds and scripts/test.sh's Release one take about 4 GB together (the figures:
 # docs/RELIABILITY.md, "CI's whole run").
-free_gb=$(df -BG --output=avail . 2>/dev/null | tail -1 | tr -dc '0-9' || true)
+free_gb=$(free_gb)
 if [[ -n "$free_gb" ]] && ((free_gb < 6)); then
   echo "test-sanitizers: warning: only ${free_gb} GB free on disk here; the builds need about" \
        "4 GB and ccache up to CCACHE_MAXSIZE ($CCACHE_MAXSIZE)" >&2
